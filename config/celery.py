@@ -1,0 +1,11 @@
+"""The Celery application; broker from REDIS_URL, or a local filesystem transport."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("modelgate")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,85 @@
+"""Per-model grants (guardian's direct foreign-key tables), audit events and API tokens."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from registry.models import RegisteredModel
+
+USER = settings.AUTH_USER_MODEL
+
+
+class RegisteredModelUserPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
+                                       related_name="user_grants")
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = "per-model user permission"
+
+    def __str__(self) -> str:
+        return f"{self.user} may {self.permission.codename} on {self.content_object}"
+
+
+class RegisteredModelGroupPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
+                                       related_name="group_grants")
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        verbose_name = "per-model group permission"
+
+    def __str__(self) -> str:
+        return f"group {self.group} may {self.permission.codename} on {self.content_object}"
+
+
+class AuditEvent(models.Model):
+    """Append-only record of a change or a refused access, written in the change's transaction."""
+
+    class Channel(models.TextChoices):
+        WEB = "web", "Web"
+        API = "api", "API"
+        ADMIN = "admin", "Admin"
+        WORKER = "worker", "Worker"
+        CLI = "cli", "CLI"
+
+    occurred_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="audit_events")
+    actor_label = models.CharField(max_length=150, blank=True, default="")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_label = models.CharField(max_length=300, blank=True, default="")
+    # Kept as a plain id and name, not a foreign key: purging a model keeps its history.
+    registered_model_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    registered_model_name = models.CharField(max_length=256, blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only a SHA-256 digest is stored; the secret is shown once."""
+
+    user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

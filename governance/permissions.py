@@ -1,0 +1,178 @@
+"""The one place that decides access to registered models and everything under them.
+
+A user may act on a registered model if they are an active superuser, if a role group grants
+the permission globally, or if a per-model grant (to the user or one of their groups) does.
+Versions, artifacts, aliases, deployments, cards and jobs inherit their model's grants.
+
+Invisible means 404 (missing and forbidden look the same); visible but not allowed means 403.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from django.contrib.auth.models import AnonymousUser, Group, Permission, User
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model, Q, QuerySet
+
+from governance.models import RegisteredModelGroupPermission, RegisteredModelUserPermission
+from registry.errors import Forbidden, NotFound
+from registry.models import (
+    Alias,
+    Artifact,
+    Deployment,
+    ModelVersion,
+    ModelVersionMetric,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelTag,
+)
+
+M = TypeVar("M", bound=Model)
+AnyUser = User | AnonymousUser | None
+
+
+class Perm(StrEnum):
+    VIEW = "view_registeredmodel"
+    CHANGE = "change_registeredmodel"
+    DELETE = "delete_registeredmodel"
+    REQUEST_PROMOTION = "request_promotion"
+    APPROVE_PROMOTION = "approve_promotion"
+    MANAGE_ACCESS = "manage_access"
+
+
+_VERBS = {
+    Perm.VIEW: "view",
+    Perm.CHANGE: "change",
+    Perm.DELETE: "delete",
+    Perm.REQUEST_PROMOTION: "request promotions of",
+    Perm.APPROVE_PROMOTION: "approve promotions of",
+    Perm.MANAGE_ACCESS: "manage access to",
+}
+
+# How each child model reaches its registered model, and its version (for soft deletion).
+_PATHS: dict[type[Model], tuple[str, str | None]] = {
+    RegisteredModel: ("", None),
+    RegisteredModelTag: ("registered_model", None),
+    ModelVersion: ("registered_model", ""),
+    Alias: ("registered_model", "version"),
+    ModelVersionTag: ("version__registered_model", "version"),
+    ModelVersionMetric: ("version__registered_model", "version"),
+    Artifact: ("version__registered_model", "version"),
+    Deployment: ("version__registered_model", "version"),
+}
+
+
+def _active(user: AnyUser) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def _global_codenames(user: User) -> set[str]:
+    # Django's ModelBackend caches this on the user object: at most two queries per request.
+    return {p.split(".", 1)[1] for p in user.get_all_permissions() if p.startswith("registry.")}
+
+
+def has_global(user: AnyUser, codename: str) -> bool:
+    """A role-wide grant (from the user's groups or the user), not tied to one model."""
+    if not _active(user):
+        return False
+    return user.is_superuser or codename in _global_codenames(user)
+
+
+def _grant_rows(user: User, codename: str | None = None) -> tuple[QuerySet, QuerySet]:
+    user_rows = RegisteredModelUserPermission.objects.filter(user=user)
+    group_rows = RegisteredModelGroupPermission.objects.filter(group__user=user)
+    if codename is not None:
+        user_rows = user_rows.filter(permission__codename=codename)
+        group_rows = group_rows.filter(permission__codename=codename)
+    return user_rows, group_rows
+
+
+def visible_models(user: AnyUser) -> QuerySet[RegisteredModel]:
+    """Registered models (not deleted) the user may view: one SQL query, however many grants."""
+    qs = RegisteredModel.objects.filter(deleted_at__isnull=True)
+    if not _active(user):
+        return qs.none()
+    if has_global(user, Perm.VIEW):
+        return qs
+    user_rows, group_rows = _grant_rows(user, Perm.VIEW)
+    return qs.filter(Q(pk__in=user_rows.values("content_object_id"))
+                     | Q(pk__in=group_rows.values("content_object_id")))
+
+
+def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
+    """Restrict a queryset of registry objects to what the user may view (soft-deleted hidden)."""
+    model_path, version_path = _PATHS[queryset.model]
+    if not model_path:
+        return queryset.filter(pk__in=visible_models(user).values("pk"))
+    qs = queryset.filter(**{f"{model_path}__in": visible_models(user).values("pk")})
+    if version_path is not None:
+        qs = qs.filter(**{f"{version_path + '__' if version_path else ''}deleted_at__isnull": True})
+    return qs
+
+
+def _object_codenames(user: User, registered_model: RegisteredModel) -> set[str]:
+    cache: dict[int, set[str]] = user.__dict__.setdefault("_modelgate_grants", {})
+    if registered_model.pk not in cache:
+        user_rows, group_rows = _grant_rows(user)
+        user_rows = user_rows.filter(content_object_id=registered_model.pk)
+        group_rows = group_rows.filter(content_object_id=registered_model.pk)
+        cache[registered_model.pk] = set(
+            user_rows.values_list("permission__codename", flat=True).union(
+                group_rows.values_list("permission__codename", flat=True)))
+    return cache[registered_model.pk]
+
+
+def has(user: AnyUser, perm: Perm, registered_model: RegisteredModel) -> bool:
+    if not _active(user) or registered_model.is_deleted:
+        return False
+    if has_global(user, perm):
+        return True
+    return perm in _object_codenames(user, registered_model)
+
+
+def require(user: AnyUser, perm: Perm, registered_model: RegisteredModel) -> None:
+    """Raise NotFound if the model is invisible to the user, Forbidden if not allowed."""
+    if not has(user, Perm.VIEW, registered_model):
+        raise NotFound(f"Registered model '{registered_model.name}' not found.",
+                       code="registered_model_not_found")
+    if perm != Perm.VIEW and not has(user, perm, registered_model):
+        raise Forbidden(f"You may not {_VERBS[perm]} registered model '{registered_model.name}'.",
+                        code="permission_denied")
+
+
+def require_global(user: AnyUser, codename: str, what: str) -> None:
+    """For actions not tied to one model (create a model, record lineage)."""
+    if not has_global(user, codename):
+        raise Forbidden(f"You may not {what}.", code="permission_denied")
+
+
+def invalidate(user: User) -> None:
+    """Forget cached grants on this user object (after grants change within a request)."""
+    user.__dict__.pop("_modelgate_grants", None)
+    for attr in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(attr, None)
+
+
+def _permission(perm: Perm) -> Permission:
+    return Permission.objects.get(content_type=ContentType.objects.get_for_model(RegisteredModel),
+                                  codename=str(perm))
+
+
+def grant(perm: Perm, registered_model: RegisteredModel, *, user: User | None = None,
+          group: Group | None = None) -> bool:
+    """Add a per-model grant; True if it was new. Callers audit the change."""
+    if (user is None) == (group is None):
+        raise ValueError("Grant to exactly one of user or group.")
+    if user is not None and not user.is_authenticated:
+        raise ValueError("Anonymous users are never granted anything.")
+    permission = _permission(perm)
+    if user is not None:
+        _, created = RegisteredModelUserPermission.objects.get_or_create(
+            user=user, permission=permission, content_object=registered_model)
+        invalidate(user)
+    else:
+        _, created = RegisteredModelGroupPermission.objects.get_or_create(
+            group=group, permission=permission, content_object=registered_model)
+    return created

@@ -1,0 +1,49 @@
+"""Roles are groups holding global (all-model) permissions; per-model grants add to them."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+from governance import audit
+from governance.actors import Actor
+
+_LINEAGE_ADD = ["registry.add_featuresource", "registry.add_logicalfeature",
+                "registry.add_dataset", "registry.add_coderef", "registry.add_trainingrun"]
+
+VIEWER = ["registry.view_registeredmodel"]
+DATA_SCIENTIST = [*VIEWER, "registry.change_registeredmodel", "registry.add_registeredmodel",
+                  *_LINEAGE_ADD]
+ML_ENGINEER = [*DATA_SCIENTIST, "registry.request_promotion"]
+REVIEWER = [*VIEWER, "registry.approve_promotion"]
+ADMIN = [*ML_ENGINEER, "registry.approve_promotion", "registry.delete_registeredmodel",
+         "registry.manage_access"]
+
+ROLES: dict[str, list[str]] = {
+    "viewer": VIEWER,
+    "data scientist": DATA_SCIENTIST,
+    "ml engineer": ML_ENGINEER,
+    "reviewer": REVIEWER,
+    "admin": ADMIN,
+}
+
+
+@transaction.atomic
+def roles_sync(*, actor: Actor) -> dict[str, Group]:
+    """Create the role groups and set their global permissions to the defaults above."""
+    groups = {}
+    for role, perms in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for label in perms:
+            app, codename = label.split(".")
+            wanted.append(Permission.objects.get(content_type__app_label=app, codename=codename))
+        before = set(group.permissions.values_list("codename", flat=True))
+        group.permissions.set(wanted)
+        after = {p.codename for p in wanted}
+        if before != after:
+            audit.record(actor=actor, action="role.synced", target=group,
+                         details={"role": role, "added": sorted(after - before),
+                                  "removed": sorted(before - after)})
+        groups[role] = group
+    return groups

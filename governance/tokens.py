@@ -1,0 +1,79 @@
+"""Personal API tokens: random secrets shown once, stored as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from governance import audit
+from governance.actors import Actor
+from governance.models import ApiToken
+from registry.errors import Forbidden, ValidationFailed
+
+TOKEN_PREFIX = "mg_"
+# Writing last_used_at on every request would turn each read into a write; a minute is enough.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(*, actor: Actor, user: User, name: str,
+                 expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """Create a token for `user`; returns the row and the secret, which is never stored."""
+    if actor.user_id != user.pk and not (actor.user is not None and actor.user.is_superuser):
+        raise Forbidden("You may only create tokens for yourself.", code="permission_denied")
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed("Name must be 1–100 characters.", field="name")
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise ValidationFailed("Expiry must be in the future.", field="expires_at")
+    body = secrets.token_urlsafe(32)
+    raw = f"{TOKEN_PREFIX}{body}"
+    token = ApiToken.objects.create(user=user, name=name, prefix=body[:8], digest=_digest(raw),
+                                    created_at=now, expires_at=expires_at)
+    audit.record(actor=actor, action="token.created", target=token,
+                 details={"user": user.get_username(), "name": name,
+                          "expires_at": expires_at.isoformat() if expires_at else None})
+    return token, raw
+
+
+@transaction.atomic
+def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
+    if actor.user_id != token.user_id and not (actor.user is not None and actor.user.is_superuser):
+        raise Forbidden("You may only revoke your own tokens.", code="permission_denied")
+    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now())
+    token.refresh_from_db()
+    if updated:
+        audit.record(actor=actor, action="token.revoked", target=token,
+                     details={"user": token.user.get_username(), "name": token.name})
+    return token
+
+
+def token_authenticate(raw: str) -> User | None:
+    """The active user owning a valid, unexpired, unrevoked token, else None."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    digest = _digest(raw)
+    token = (ApiToken.objects.select_related("user").filter(digest=digest).first())
+    # The lookup is by digest, so timing reveals nothing of the secret; compare anyway.
+    if token is None or not hmac.compare_digest(token.digest, digest):
+        return None
+    now = timezone.now()
+    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+        return None
+    if not token.user.is_active:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

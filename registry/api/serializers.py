@@ -1,0 +1,428 @@
+"""API shapes. Input serializers check shape and types and never save; services decide the
+rest. Output serializers render what selectors return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.urls import reverse
+from rest_framework import serializers
+
+from registry.errors import ValidationFailed
+from registry.models import (
+    Artifact,
+    CodeRef,
+    Dataset,
+    Deployment,
+    FeatureSource,
+    LogicalFeature,
+    ModelVersion,
+    RegisteredModel,
+    TrainingRun,
+)
+
+# Fields the server owns: a client that sends them is told so instead of being ignored.
+SERVER_OWNED = frozenset({
+    "id", "version", "stage", "stage_changed_at", "sha256", "storage_key", "size", "created_by",
+    "created_at", "updated_by", "updated_at", "deleted_at", "deleted_by", "last_version_number",
+    "format", "deployed_by", "deployed_at", "retired_at", "retired_by", "aliases", "artifacts",
+    "latest_versions", "latest_version",
+})
+
+
+class StrictInput(serializers.Serializer):
+    """Refuses unknown keys and server-owned fields, and non-object bodies."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValidationFailed("The body must be a JSON object.", code="invalid_payload")
+        owned = {k: ["Set by the server; it cannot be written."] for k in data
+                 if k not in self.fields and k in SERVER_OWNED}
+        if owned:
+            raise ValidationFailed(f"{', '.join(owned)} cannot be written.",
+                                   code="read_only_field", fields=owned)
+        unknown = {k: ["Unknown field."] for k in data if k not in self.fields}
+        if unknown:
+            raise ValidationFailed(f"Unknown field: {', '.join(unknown)}.", code="unknown_field",
+                                   fields=unknown)
+        return super().to_internal_value(data)
+
+    def create(self, validated_data: Any) -> Any:  # pragma: no cover - never saves
+        raise NotImplementedError
+
+    def update(self, instance: Any, validated_data: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _text(**kw: Any) -> serializers.CharField:
+    return serializers.CharField(allow_blank=True, trim_whitespace=False, **kw)
+
+
+class AnyJSON(serializers.JSONField):
+    pass
+
+
+class RegisteredModelCreateIn(StrictInput):
+    name = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    description = _text(required=False, default="")
+    owner = serializers.SlugRelatedField(slug_field="username", required=False, allow_null=True,
+                                         queryset=User.objects.filter(is_active=True))
+    team = serializers.SlugRelatedField(slug_field="name", required=False, allow_null=True,
+                                        queryset=Group.objects.all())
+    risk_tier = serializers.ChoiceField(choices=RegisteredModel.RiskTier.choices, required=False,
+                                        default=RegisteredModel.RiskTier.MEDIUM)
+    tags = serializers.DictField(child=serializers.CharField(allow_blank=True,
+                                                             trim_whitespace=False),
+                                 required=False, default=dict)
+
+
+class RegisteredModelUpdateIn(StrictInput):
+    name = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
+    description = _text(required=False)
+    owner = serializers.SlugRelatedField(slug_field="username", required=False, allow_null=True,
+                                         queryset=User.objects.filter(is_active=True))
+    team = serializers.SlugRelatedField(slug_field="name", required=False, allow_null=True,
+                                        queryset=Group.objects.all())
+    risk_tier = serializers.ChoiceField(choices=RegisteredModel.RiskTier.choices, required=False)
+
+
+class TagValueIn(StrictInput):
+    value = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class VersionCreateIn(StrictInput):
+    description = _text(required=False, default="")
+    source = _text(required=False, default="")
+    run_id = _text(required=False, default="")
+    run_link = _text(required=False, default="")
+    flavor = _text(required=False, default="")
+    params = serializers.DictField(required=False, default=dict)
+    metrics = AnyJSON(required=False, default=dict)
+    signature = serializers.DictField(required=False, allow_null=True, default=None)
+    input_example = AnyJSON(required=False, allow_null=True, default=None)
+    pip_requirements = serializers.ListField(child=serializers.CharField(), required=False,
+                                             default=list)
+    python_version = _text(required=False, default="")
+    tags = serializers.DictField(child=serializers.CharField(allow_blank=True,
+                                                             trim_whitespace=False),
+                                 required=False, default=dict)
+    training_run = serializers.SlugRelatedField(slug_field="run_id", required=False,
+                                                allow_null=True, default=None,
+                                                queryset=TrainingRun.objects.all())
+    status = serializers.ChoiceField(choices=[ModelVersion.Status.READY,
+                                              ModelVersion.Status.PENDING_REGISTRATION],
+                                     required=False, default=ModelVersion.Status.READY)
+
+
+class VersionUpdateIn(StrictInput):
+    description = _text(required=False)
+    run_link = _text(required=False)
+    flavor = _text(required=False)
+    status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False)
+    status_message = _text(required=False)
+    signature = serializers.DictField(required=False, allow_null=True)
+    input_example = AnyJSON(required=False, allow_null=True)
+    pip_requirements = serializers.ListField(child=serializers.CharField(), required=False)
+    python_version = _text(required=False)
+    training_run = serializers.SlugRelatedField(slug_field="run_id", required=False,
+                                                allow_null=True,
+                                                queryset=TrainingRun.objects.all())
+
+
+class StageIn(StrictInput):
+    stage = serializers.ChoiceField(choices=ModelVersion.Stage.choices)
+    archive_existing = serializers.BooleanField(required=False, default=False)
+
+
+class MetricsIn(StrictInput):
+    metrics = AnyJSON()
+
+
+class AliasIn(StrictInput):
+    version = serializers.IntegerField(min_value=1)
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+def _username(user: User | None) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+class RegisteredModelOut(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    owner = serializers.SerializerMethodField()
+    team = serializers.SerializerMethodField()
+    risk_tier = serializers.CharField()
+    tags = serializers.SerializerMethodField()
+    aliases = serializers.SerializerMethodField()
+    latest_versions = serializers.SerializerMethodField()
+    last_version_number = serializers.IntegerField()
+    created_by = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    updated_by = serializers.SerializerMethodField()
+    updated_at = serializers.DateTimeField()
+    url = serializers.SerializerMethodField()
+
+    def get_owner(self, obj: RegisteredModel) -> str | None:
+        return _username(obj.owner)
+
+    def get_team(self, obj: RegisteredModel) -> str | None:
+        return obj.team.name if obj.team else None
+
+    def get_tags(self, obj: RegisteredModel) -> dict[str, str]:
+        return {t.key: t.value for t in obj.tags.all()}
+
+    def get_aliases(self, obj: RegisteredModel) -> dict[str, int]:
+        return {a.name: a.version.version for a in obj.aliases.all()}
+
+    def get_latest_versions(self, obj: RegisteredModel) -> dict[str, int]:
+        """The newest version per live stage (staging, production)."""
+        out: dict[str, int] = {}
+        for v in getattr(obj, "live_stage_versions", []):
+            out[v.stage] = max(out.get(v.stage, 0), v.version)
+        return out
+
+    def get_created_by(self, obj: RegisteredModel) -> str | None:
+        return _username(obj.created_by)
+
+    def get_updated_by(self, obj: RegisteredModel) -> str | None:
+        return _username(obj.updated_by)
+
+    def get_url(self, obj: RegisteredModel) -> str:
+        return reverse("registry-api:model-detail", args=[obj.name])
+
+
+class MetricOut(serializers.Serializer):
+    name = serializers.CharField()
+    value = serializers.FloatField()
+    dataset = serializers.CharField()
+    split = serializers.CharField()
+
+
+class ArtifactOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    filename = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    media_type = serializers.CharField()
+    format = serializers.CharField()
+    derived_from = serializers.IntegerField(source="derived_from_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+    download_url = serializers.SerializerMethodField()
+
+    def get_download_url(self, obj: Artifact) -> str:
+        version = obj.version
+        return reverse("registry-api:artifact-download",
+                       args=[version.registered_model.name, version.version, obj.pk])
+
+
+class VersionOut(serializers.Serializer):
+    name = serializers.CharField(source="registered_model.name")
+    version = serializers.IntegerField()
+    description = serializers.CharField()
+    source = serializers.CharField()
+    run_id = serializers.CharField()
+    run_link = serializers.CharField()
+    flavor = serializers.CharField()
+    params = serializers.JSONField()
+    metrics = MetricOut(many=True)
+    signature = serializers.JSONField()
+    input_example = serializers.JSONField()
+    pip_requirements = serializers.JSONField()
+    python_version = serializers.CharField()
+    status = serializers.CharField()
+    status_message = serializers.CharField()
+    stage = serializers.CharField()
+    stage_changed_at = serializers.DateTimeField()
+    aliases = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+    artifacts = ArtifactOut(many=True)
+    training_run = serializers.SerializerMethodField()
+    created_by = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    url = serializers.SerializerMethodField()
+
+    def get_aliases(self, obj: ModelVersion) -> list[str]:
+        return sorted(a.name for a in obj.aliases.all())
+
+    def get_tags(self, obj: ModelVersion) -> dict[str, str]:
+        return {t.key: t.value for t in obj.tags.all()}
+
+    def get_training_run(self, obj: ModelVersion) -> str | None:
+        return obj.training_run.run_id if obj.training_run else None
+
+    def get_created_by(self, obj: ModelVersion) -> str | None:
+        return _username(obj.created_by)
+
+    def get_url(self, obj: ModelVersion) -> str:
+        return reverse("registry-api:version-detail",
+                       args=[obj.registered_model.name, obj.version])
+
+
+class AliasOut(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField(source="version.version")
+    updated_at = serializers.DateTimeField()
+
+
+class ResolveOut(serializers.Serializer):
+    name = serializers.CharField(source="registered_model.name")
+    version = serializers.IntegerField()
+    stage = serializers.CharField()
+    aliases = serializers.SerializerMethodField()
+    source = serializers.CharField()
+    artifacts = ArtifactOut(many=True)
+    signature = serializers.JSONField()
+
+    def get_aliases(self, obj: ModelVersion) -> list[str]:
+        return sorted(a.name for a in obj.aliases.all())
+
+
+class ValidateIn(serializers.Serializer):
+    rows = serializers.ListField(required=False)
+    dataframe_records = serializers.ListField(required=False)
+    dataframe_split = serializers.DictField(required=False)
+    instances = serializers.ListField(required=False)
+    inputs = serializers.ListField(required=False)
+
+
+class ValidateOut(serializers.Serializer):
+    valid = serializers.BooleanField()
+    rows = serializers.IntegerField()
+    errors = serializers.ListField(child=serializers.DictField())
+
+
+# --- Lineage --------------------------------------------------------------------------------
+
+class FeatureSourceIn(StrictInput):
+    name = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=FeatureSource.Kind.choices, required=False,
+                                   default=FeatureSource.Kind.TABLE)
+    uri = _text(required=False, default="")
+    description = _text(required=False, default="")
+
+
+class FeatureSourceOut(serializers.ModelSerializer):
+    class Meta:
+        model = FeatureSource
+        fields = ["id", "name", "kind", "uri", "description", "created_at"]
+
+
+class LogicalFeatureIn(StrictInput):
+    source = serializers.PrimaryKeyRelatedField(queryset=FeatureSource.objects.all())
+    name = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    dtype = _text(required=False, default="")
+    description = _text(required=False, default="")
+
+
+class LogicalFeatureOut(serializers.ModelSerializer):
+    class Meta:
+        model = LogicalFeature
+        fields = ["id", "source", "name", "dtype", "description", "created_at"]
+
+
+class DatasetIn(StrictInput):
+    name = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    version = serializers.CharField(required=False, default="1")
+    uri = _text(required=False, default="")
+    digest = _text(required=False, default="")
+    description = _text(required=False, default="")
+    features = serializers.PrimaryKeyRelatedField(queryset=LogicalFeature.objects.all(),
+                                                  many=True, required=False, default=list)
+
+
+class DatasetOut(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "version", "uri", "digest", "description", "features",
+                  "created_at"]
+
+
+class CodeRefIn(StrictInput):
+    repository = serializers.CharField()
+    commit = serializers.CharField()
+    path = _text(required=False, default="")
+
+
+class CodeRefOut(serializers.ModelSerializer):
+    class Meta:
+        model = CodeRef
+        fields = ["id", "repository", "commit", "path", "created_at"]
+
+
+class RunDatasetIn(serializers.Serializer):
+    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    role = serializers.ChoiceField(choices=["training", "validation", "test"],
+                                   required=False, default="training")
+
+
+class TrainingRunIn(StrictInput):
+    run_id = serializers.CharField()
+    name = _text(required=False, default="")
+    code_ref = serializers.PrimaryKeyRelatedField(queryset=CodeRef.objects.all(), required=False,
+                                                  allow_null=True, default=None)
+    datasets = RunDatasetIn(many=True, required=False, default=list)
+    params = serializers.DictField(required=False, default=dict)
+    status = serializers.ChoiceField(choices=TrainingRun.Status.choices, required=False,
+                                     default=TrainingRun.Status.FINISHED)
+    started_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    ended_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class TrainingRunOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    run_id = serializers.CharField()
+    name = serializers.CharField()
+    code_ref = CodeRefOut(allow_null=True)
+    datasets = serializers.SerializerMethodField()
+    params = serializers.JSONField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField()
+    model_versions = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_datasets(self, obj: TrainingRun) -> list[dict[str, Any]]:
+        return [{"id": link.dataset_id, "name": link.dataset.name,
+                 "version": link.dataset.version, "role": link.role}
+                for link in obj.dataset_links.all()]
+
+    def get_model_versions(self, obj: TrainingRun) -> list[dict[str, Any]]:
+        return [{"name": v.registered_model.name, "version": v.version}
+                for v in getattr(obj, "visible_versions", [])]
+
+
+class DeploymentIn(StrictInput):
+    name = serializers.CharField(trim_whitespace=False)
+    version = serializers.IntegerField(min_value=1)
+    environment = serializers.CharField()
+    target = serializers.CharField()
+    notes = _text(required=False, default="")
+
+
+class DeploymentOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(source="version.registered_model.name")
+    version = serializers.IntegerField(source="version.version")
+    environment = serializers.CharField()
+    target = serializers.CharField()
+    status = serializers.CharField()
+    notes = serializers.CharField()
+    deployed_by = serializers.SerializerMethodField()
+    deployed_at = serializers.DateTimeField()
+    retired_at = serializers.DateTimeField()
+
+    def get_deployed_by(self, obj: Deployment) -> str | None:
+        return _username(obj.deployed_by)
+
+
+class VersionRefOut(serializers.Serializer):
+    name = serializers.CharField(source="registered_model.name")
+    version = serializers.IntegerField()
+    stage = serializers.CharField()
+
+
+

@@ -1,0 +1,62 @@
+from django.urls import path, register_converter
+
+from registry.api import lineage_views as lv
+from registry.api import views as v
+
+
+class ModelNameConverter:
+    """Registered model names: anything but '/', as the name rules allow."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ModelNameConverter, "mname")
+
+app_name = "registry-api"
+M = "models/<mname:name>"
+V = f"{M}/versions/<int:number>"
+urlpatterns = [
+    path("models/", v.ModelListView.as_view(), name="model-list"),
+    path(f"{M}/", v.ModelDetailView.as_view(), name="model-detail"),
+    path(f"{M}/tags/<str:key>/", v.ModelTagView.as_view(), name="model-tag"),
+    path(f"{M}/aliases/", v.AliasListView.as_view(), name="alias-list"),
+    path(f"{M}/aliases/<str:alias>/", v.AliasDetailView.as_view(), name="alias-detail"),
+    path(f"{M}/compare/", v.ModelCompareView.as_view(), name="model-compare"),
+    path(f"{M}/resolve/", v.ModelResolveView.as_view(), name="model-resolve"),
+    path(f"{M}/versions/", v.VersionListView.as_view(), name="version-list"),
+    path(f"{V}/", v.VersionDetailView.as_view(), name="version-detail"),
+    path(f"{V}/stage/", v.VersionStageView.as_view(), name="version-stage"),
+    path(f"{V}/tags/<str:key>/", v.VersionTagView.as_view(), name="version-tag"),
+    path(f"{V}/metrics/", v.VersionMetricsView.as_view(), name="version-metrics"),
+    path(f"{V}/validate/", v.VersionValidateView.as_view(), name="version-validate"),
+    path(f"{V}/artifacts/", v.ArtifactListView.as_view(), name="artifact-list"),
+    path(f"{V}/artifacts/<int:artifact_id>/", v.ArtifactDetailView.as_view(),
+         name="artifact-detail"),
+    path(f"{V}/artifacts/<int:artifact_id>/download/", v.ArtifactDownloadView.as_view(),
+         name="artifact-download"),
+    path("versions/", v.VersionSearchView.as_view(), name="version-search"),
+    path("feature-sources/", lv.FeatureSourceListView.as_view(), name="feature-source-list"),
+    path("feature-sources/<int:pk>/", lv.FeatureSourceDetailView.as_view(),
+         name="feature-source-detail"),
+    path("features/", lv.LogicalFeatureListView.as_view(), name="feature-list"),
+    path("features/<int:pk>/", lv.LogicalFeatureDetailView.as_view(), name="feature-detail"),
+    path("datasets/", lv.DatasetListView.as_view(), name="dataset-list"),
+    path("datasets/<int:pk>/", lv.DatasetDetailView.as_view(), name="dataset-detail"),
+    path("datasets/<int:pk>/model-versions/", lv.DatasetModelsView.as_view(),
+         name="dataset-models"),
+    path("code-refs/", lv.CodeRefListView.as_view(), name="code-ref-list"),
+    path("code-refs/<int:pk>/", lv.CodeRefDetailView.as_view(), name="code-ref-detail"),
+    path("training-runs/", lv.TrainingRunListView.as_view(), name="training-run-list"),
+    path("training-runs/<int:pk>/", lv.TrainingRunDetailView.as_view(),
+         name="training-run-detail"),
+    path("deployments/", lv.DeploymentListView.as_view(), name="deployment-list"),
+    path("deployments/<int:pk>/", lv.DeploymentDetailView.as_view(), name="deployment-detail"),
+    path("deployments/<int:pk>/retire/", lv.DeploymentRetireView.as_view(),
+         name="deployment-retire"),
+]

@@ -1,0 +1,160 @@
+"""A realistic demo data set, created through the services so every invariant holds
+(version numbers, grants, audit trail)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+import random
+from datetime import timedelta
+
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from django.utils import timezone
+
+from governance import permissions
+from governance.actors import Actor
+from governance.permissions import Perm
+from governance.roles import roles_sync
+from registry import services
+from registry.models import RegisteredModel
+from registry.services.artifacts import read_chunks
+
+logger = logging.getLogger(__name__)
+
+DEMO_PASSWORD = "modelgate-demo"
+DEMO_USERS = [
+    # username, role group, superuser, what they show
+    ("admin", "admin", True, "administrator: everything, including the admin site"),
+    ("alice", "data scientist", False, "data scientist: registers models and versions"),
+    ("bob", "ml engineer", False, "ML engineer: also requests promotions"),
+    ("carol", "reviewer", False, "reviewer: approves promotions"),
+    ("dave", "reviewer", False, "second reviewer, for high-risk models"),
+    ("victor", "viewer", False, "viewer: reads everything, changes nothing"),
+    ("olivia", None, False, "outsider: sees only churn-predictor, granted per model"),
+]
+
+_TABULAR = [("age", "long"), ("income", "double"), ("debt_ratio", "double"),
+            ("employment_years", "long"), ("region", "string")]
+
+DEMO_MODELS = [
+    ("credit-risk-classifier", "high", "risk", "Probability of default for retail credit "
+     "applications. Used by the **loan origination** service.", "sklearn", 6,
+     {"team": "risk", "domain": "lending"}),
+    ("fraud-detector", "critical", "payments", "Flags card transactions for manual review "
+     "within 50 ms.", "xgboost", 5, {"team": "payments", "domain": "fraud"}),
+    ("churn-predictor", "medium", "growth", "Monthly churn propensity per subscriber.",
+     "sklearn", 4, {"team": "growth"}),
+    ("demand-forecaster", "low", "supply", "Daily demand per store and product family.",
+     "lightgbm", 3, {"team": "supply", "cadence": "daily"}),
+    ("support-ticket-router", "medium", "support", "Routes incoming tickets to the right "
+     "queue.", "pytorch", 4, {"team": "support", "modality": "text"}),
+    ("image-defect-detector", "high", "manufacturing", "Detects surface defects on the "
+     "assembly line cameras.", "onnx", 3, {"team": "manufacturing", "modality": "vision"}),
+]
+
+
+def _tiny_model_file(seed: int) -> bytes:
+    """Stand-in model bytes: a pickle the server stores and hashes but never loads."""
+    rng = random.Random(seed)
+    return pickle.dumps({"coef": [rng.random() for _ in range(64)], "intercept": rng.random()},
+                        protocol=4)
+
+
+def demo_exists() -> bool:
+    return RegisteredModel.objects.filter(name=DEMO_MODELS[0][0]).exists()
+
+
+def demo_load() -> list[tuple[str, str, str]]:
+    """Create users, roles, models, versions in every stage, lineage and deployments.
+    Returns the logins as (username, password, description)."""
+    roles_sync(actor=Actor.system("cli"))
+    users: dict[str, User] = {}
+    for username, role, superuser, _ in DEMO_USERS:
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@example.com",
+                                         "is_staff": superuser, "is_superuser": superuser})
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            user.save(update_fields=["password"])
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        users[username] = user
+    if not demo_exists():
+        _load_models(users)
+    return [(u, DEMO_PASSWORD, what) for u, _, _, what in DEMO_USERS]
+
+
+def _load_models(users: dict[str, User]) -> None:
+    admin = Actor.system("cli", user=users["admin"])
+    alice = Actor.system("cli", user=users["alice"])
+    rng = random.Random(42)
+    now = timezone.now()
+    teams = {name: Group.objects.get_or_create(name=f"team-{name}")[0]
+             for name in {m[2] for m in DEMO_MODELS}}
+    source = services.feature_source_create(actor=alice, name="warehouse.customers",
+                                            kind="table", uri="postgres://dwh/customers")
+    features = [services.logical_feature_create(actor=alice, source=source, name=n, dtype=t)
+                for n, t in _TABULAR]
+    code = services.code_ref_create(actor=alice, repository="git@example.com:ml/models.git",
+                                    commit="3f9c2ab51e7d4c0a9b8f6e5d4c3b2a1908f7e6d5",
+                                    path="train.py")
+    for m_i, (name, tier, team, description, flavor, n_versions, tags) in enumerate(DEMO_MODELS):
+        with transaction.atomic():
+            rm = services.registered_model_create(
+                actor=alice, name=name, description=description, owner=users["alice"],
+                team=teams[team], risk_tier=tier, tags=tags)
+            dataset = services.dataset_create(
+                actor=alice, name=f"{name}-training", version="2026-10",
+                uri=f"s3://datasets/{name}/2026-10/", digest=f"sha256:{rng.getrandbits(128):032x}",
+                features=features)
+            auc = 0.70 + rng.random() * 0.05
+            for n in range(1, n_versions + 1):
+                auc = min(0.99, auc + rng.random() * 0.03)
+                run = services.training_run_create(
+                    actor=alice, run_id=f"{name}-run-{n}", name=f"{name} training #{n}",
+                    code_ref=code, datasets=[(dataset, "training")],
+                    params={"max_depth": 4 + n, "learning_rate": round(0.1 / n, 4)},
+                    started_at=now - timedelta(days=40 - n * 5, hours=2),
+                    ended_at=now - timedelta(days=40 - n * 5))
+                version, _ = services.version_create(
+                    actor=alice, registered_model=rm, description=f"Retrained on the "
+                    f"{2026}-{n + 4:02d} snapshot.", source=f"s3://models/{name}/{n}/",
+                    run_id=run.run_id, flavor=flavor, training_run=run,
+                    params={"max_depth": 4 + n, "learning_rate": round(0.1 / n, 4),
+                            "n_estimators": 100 * n},
+                    metrics=[{"name": "auc", "value": round(auc, 4), "dataset": dataset.name,
+                              "split": "test"},
+                             {"name": "accuracy", "value": round(auc - 0.05, 4)},
+                             {"name": "latency_ms", "value": round(8 + rng.random() * 4, 2)}],
+                    signature={"inputs": [{"name": c, "type": t} for c, t in _TABULAR],
+                               "outputs": [{"name": "score", "type": "double"}]},
+                    input_example=[{"age": 41, "income": 52000.0, "debt_ratio": 0.31,
+                                    "employment_years": 7, "region": "north"}],
+                    pip_requirements=["scikit-learn==1.9.0", "numpy>=2"],
+                    python_version="3.11.7", tags={"trained_by": "pipeline"})
+                services.artifact_upload(
+                    actor=alice, version=version, filename="model.pkl",
+                    chunks=read_chunks(io.BytesIO(_tiny_model_file(m_i * 100 + n))))
+            _stage_versions(admin, rm, n_versions)
+        if name == "churn-predictor":
+            permissions.grant(Perm.VIEW, rm, user=users["olivia"])
+
+
+def _stage_versions(admin: Actor, rm: RegisteredModel, n_versions: int) -> None:
+    """Older versions archived, the second newest in production, the newest in staging."""
+    versions = {v.version: v for v in rm.versions.all()}
+    production = n_versions - 1
+    for number in range(1, production):
+        services.version_stage_set(actor=admin, version=versions[number], stage="production")
+        services.version_stage_set(actor=admin, version=versions[number], stage="archived")
+    services.version_stage_set(actor=admin, version=versions[production], stage="production",
+                               archive_existing=True)
+    services.version_stage_set(actor=admin, version=versions[n_versions], stage="staging")
+    services.alias_set(actor=admin, registered_model=rm, name="champion",
+                       version=versions[production])
+    services.alias_set(actor=admin, registered_model=rm, name="challenger",
+                       version=versions[n_versions])
+    services.deployment_create(actor=admin, version=versions[production], environment="prod",
+                               target=f"https://serving.example.com/{rm.name}")

@@ -1,0 +1,54 @@
+"""The project's domain exceptions. Each carries a stable snake_case ``code``.
+
+Edges translate them: the API exception handler (``config/api.py``) to a JSON body with the
+status below, pages to a message. Other apps import or subclass these.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status_code = 400
+    default_code = "invalid"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        fields: dict[str, list[str]] | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.fields = dict(fields or {})
+        if field:
+            self.fields.setdefault(field, []).append(message)
+        self.extra = dict(extra or {})
+
+
+class ValidationFailed(DomainError):
+    status_code = 400
+    default_code = "validation_failed"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    default_code = "not_found"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    default_code = "forbidden"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    default_code = "conflict"
+
+
+class TooLarge(DomainError):
+    status_code = 413
+    default_code = "too_large"

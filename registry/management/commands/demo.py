@@ -1,0 +1,32 @@
+"""Migrate, load the demo data set, print how to log in, and serve the dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from registry.demo import demo_load
+
+
+class Command(BaseCommand):
+    help = "Prepare the embedded database with demo data and serve http://127.0.0.1:8000"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--no-serve", action="store_true",
+                            help="Load the data and exit (for scripts and tests).")
+
+    def handle(self, *args: Any, addrport: str, no_serve: bool, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        logins = demo_load()
+        self.stdout.write(self.style.SUCCESS("\nModelgate demo data is ready."))
+        self.stdout.write(f"Open http://{addrport}/ and log in as one of (password for all: "
+                          f"{logins[0][1]}):")
+        for username, _, what in logins:
+            self.stdout.write(f"  {username:<8} {what}")
+        self.stdout.write(f"API docs: http://{addrport}/api/docs/   Admin: http://{addrport}"
+                          "/admin/ (as admin)\n")
+        if not no_serve:
+            call_command("runserver", addrport, use_reloader=False)

@@ -1,0 +1,24 @@
+from registry.models.catalog import (
+    Alias,
+    Artifact,
+    ModelVersion,
+    ModelVersionMetric,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelTag,
+)
+from registry.models.lineage import (
+    CodeRef,
+    Dataset,
+    Deployment,
+    FeatureSource,
+    LogicalFeature,
+    TrainingRun,
+    TrainingRunDataset,
+)
+
+__all__ = [
+    "Alias", "Artifact", "CodeRef", "Dataset", "Deployment", "FeatureSource", "LogicalFeature",
+    "ModelVersion", "ModelVersionMetric", "ModelVersionTag", "RegisteredModel",
+    "RegisteredModelTag", "TrainingRun", "TrainingRunDataset",
+]

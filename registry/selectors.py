@@ -1,0 +1,270 @@
+"""The registry's read side: querysets already restricted to what the user may see, with a
+constant number of queries however many rows they return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Prefetch, QuerySet
+
+from governance import permissions
+from registry import search
+from registry.errors import NotFound, ValidationFailed
+from registry.models import (
+    Alias,
+    Artifact,
+    CodeRef,
+    Dataset,
+    Deployment,
+    FeatureSource,
+    LogicalFeature,
+    ModelVersion,
+    ModelVersionMetric,
+    RegisteredModel,
+    TrainingRun,
+)
+
+AnyUser = User | AnonymousUser
+
+
+@dataclass(frozen=True)
+class ModelFilters:
+    name_contains: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    stage: str | None = None
+    owner: str | None = None
+    team: str | None = None
+    risk_tier: str | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionFilters:
+    registered_model: RegisteredModel | None = None
+    name_contains: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    stage: str | None = None
+    status: str | None = None
+    owner: str | None = None
+    run_id: str | None = None
+    q: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _live_versions() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.filter(deleted_at__isnull=True)
+
+
+def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
+                          ) -> QuerySet[RegisteredModel]:
+    filters = filters or ModelFilters()
+    qs = permissions.visible_models(user)
+    if filters.name_contains:
+        qs = qs.filter(name__icontains=filters.name_contains)
+    for key, value in filters.tags:
+        qs = qs.filter(tags__key=key, tags__value=value)
+    if filters.stage:
+        qs = qs.filter(pk__in=_live_versions().filter(stage=filters.stage)
+                       .values("registered_model_id"))
+    if filters.owner:
+        qs = qs.filter(owner__username=filters.owner)
+    if filters.team:
+        qs = qs.filter(team__name=filters.team)
+    if filters.risk_tier:
+        qs = qs.filter(risk_tier=filters.risk_tier)
+    if filters.q:
+        qs = qs.filter(search.to_q(filters.q, target="model"))
+    return qs.select_related("owner", "team").prefetch_related(
+        "tags",
+        Prefetch("aliases", queryset=Alias.objects.select_related("version")),
+        Prefetch("versions", queryset=_live_versions().exclude(stage=ModelVersion.Stage.NONE)
+                 .exclude(stage=ModelVersion.Stage.ARCHIVED).only(
+                     "pk", "registered_model_id", "version", "stage"),
+                 to_attr="live_stage_versions"),
+    )
+
+
+def registered_model_get(*, user: AnyUser, name: str) -> RegisteredModel:
+    rm = registered_model_list(user=user).filter(name=name).first()
+    if rm is None:
+        raise NotFound(f"Registered model '{name}' not found.", code="registered_model_not_found")
+    return rm
+
+
+def _version_queryset() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related(
+        "registered_model", "created_by", "training_run").prefetch_related(
+        "tags", "metrics", "aliases",
+        Prefetch("artifacts", queryset=Artifact.objects.order_by("filename")))
+
+
+def version_list(*, user: AnyUser, filters: VersionFilters | None = None
+                 ) -> QuerySet[ModelVersion]:
+    filters = filters or VersionFilters()
+    qs = permissions.visible(user, _version_queryset())
+    if filters.registered_model is not None:
+        qs = qs.filter(registered_model=filters.registered_model)
+    if filters.name_contains:
+        qs = qs.filter(registered_model__name__icontains=filters.name_contains)
+    for key, value in filters.tags:
+        qs = qs.filter(tags__key=key, tags__value=value)
+    if filters.stage:
+        qs = qs.filter(stage=filters.stage)
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.owner:
+        qs = qs.filter(registered_model__owner__username=filters.owner)
+    if filters.run_id:
+        qs = qs.filter(run_id=filters.run_id)
+    if filters.q:
+        qs = qs.filter(search.to_q(filters.q, target="version"))
+    return qs
+
+
+def version_get(*, user: AnyUser, registered_model: RegisteredModel, number: int) -> ModelVersion:
+    version = version_list(user=user, filters=VersionFilters(
+        registered_model=registered_model)).filter(version=number).first()
+    if version is None:
+        raise NotFound(f"Version {number} of '{registered_model.name}' not found.",
+                       code="version_not_found")
+    return version
+
+
+def version_resolve(*, user: AnyUser, registered_model: RegisteredModel,
+                    stage: str | None = None, alias: str | None = None) -> ModelVersion:
+    """The version a stage or an alias points at right now (the newest, for a stage)."""
+    if (stage is None) == (alias is None):
+        raise ValidationFailed("Give exactly one of stage or alias.", code="invalid_resolve")
+    qs = version_list(user=user, filters=VersionFilters(registered_model=registered_model))
+    if alias is not None:
+        version = qs.filter(aliases__name=alias, aliases__registered_model=registered_model).first()
+        if version is None:
+            raise NotFound(f"Alias '{alias}' of '{registered_model.name}' not found.",
+                           code="alias_not_found")
+        return version
+    if stage not in ModelVersion.Stage.values:
+        raise ValidationFailed(f"Stage must be one of {', '.join(ModelVersion.Stage.values)}.",
+                               field="stage")
+    version = qs.filter(stage=stage).order_by("-version").first()
+    if version is None:
+        raise NotFound(f"'{registered_model.name}' has no version in {stage}.",
+                       code="version_not_found")
+    return version
+
+
+MAX_COMPARE = 20
+
+
+def version_compare(*, user: AnyUser, registered_model: RegisteredModel,
+                    numbers: list[int]) -> dict[str, Any]:
+    """Params and metrics of two or more versions side by side. Changes are against the first
+    version listed (the baseline): absolute difference and percentage (None when the baseline
+    is zero)."""
+    if not 2 <= len(numbers) <= MAX_COMPARE or len(set(numbers)) != len(numbers):
+        raise ValidationFailed(f"Compare 2–{MAX_COMPARE} distinct versions.", field="versions")
+    found = {v.version: v for v in version_list(
+        user=user, filters=VersionFilters(registered_model=registered_model)).filter(
+        version__in=numbers)}
+    missing = [n for n in numbers if n not in found]
+    if missing:
+        raise NotFound(f"Version {missing[0]} of '{registered_model.name}' not found.",
+                       code="version_not_found")
+    versions = [found[n] for n in numbers]
+    param_keys = sorted({k for v in versions for k in v.params})
+    params = [{"name": key, "values": [v.params.get(key) for v in versions],
+               "differs": len({repr(v.params.get(key)) for v in versions}) > 1}
+              for key in param_keys]
+    metric_maps = [{_metric_label(m): m.value for m in v.metrics.all()} for v in versions]
+    metrics = []
+    for label in sorted({k for mm in metric_maps for k in mm}):
+        values = [mm.get(label) for mm in metric_maps]
+        base = values[0]
+        changes = []
+        for value in values[1:]:
+            if base is None or value is None:
+                changes.append({"absolute": None, "percent": None})
+            else:
+                changes.append({"absolute": value - base,
+                                "percent": None if base == 0 else (value - base) / abs(base) * 100})
+        metrics.append({"name": label, "values": values, "changes": changes,
+                        "differs": len(set(values)) > 1})
+    return {"registered_model": registered_model.name, "baseline": numbers[0],
+            "versions": versions, "params": params, "metrics": metrics}
+
+
+def _metric_label(metric: ModelVersionMetric) -> str:
+    scope = "/".join(p for p in (metric.dataset, metric.split) if p)
+    return f"{metric.name} [{scope}]" if scope else metric.name
+
+
+def alias_list(*, user: AnyUser, registered_model: RegisteredModel) -> QuerySet[Alias]:
+    return permissions.visible(user, Alias.objects.filter(registered_model=registered_model)
+                               ).select_related("version")
+
+
+def artifact_get(*, user: AnyUser, version: ModelVersion, artifact_id: int) -> Artifact:
+    artifact = permissions.visible(user, Artifact.objects.filter(version=version, pk=artifact_id)
+                                   ).select_related("version__registered_model").first()
+    if artifact is None:
+        raise NotFound("Artifact not found.", code="artifact_not_found")
+    return artifact
+
+
+def deployment_list(*, user: AnyUser, version: ModelVersion | None = None,
+                    status: str | None = None) -> QuerySet[Deployment]:
+    qs = permissions.visible(user, Deployment.objects.all())
+    if version is not None:
+        qs = qs.filter(version=version)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.select_related("version__registered_model", "deployed_by", "retired_by")
+
+
+def deployment_get(*, user: AnyUser, pk: int) -> Deployment:
+    deployment = deployment_list(user=user).filter(pk=pk).first()
+    if deployment is None:
+        raise NotFound("Deployment not found.", code="deployment_not_found")
+    return deployment
+
+
+# Lineage catalogue entries are shared metadata: visible to every signed-in user. The model
+# versions they lead to are still filtered by permission.
+
+def feature_source_list() -> QuerySet[FeatureSource]:
+    return FeatureSource.objects.select_related("created_by")
+
+
+def logical_feature_list() -> QuerySet[LogicalFeature]:
+    return LogicalFeature.objects.select_related("source", "created_by")
+
+
+def dataset_list() -> QuerySet[Dataset]:
+    return Dataset.objects.select_related("created_by").prefetch_related("features")
+
+
+def code_ref_list() -> QuerySet[CodeRef]:
+    return CodeRef.objects.select_related("created_by")
+
+
+def training_run_list(*, user: AnyUser) -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.select_related("code_ref", "created_by").prefetch_related(
+        "dataset_links__dataset",
+        Prefetch("model_versions",
+                 queryset=permissions.visible(user, ModelVersion.objects.all())
+                 .select_related("registered_model"), to_attr="visible_versions"))
+
+
+def catalog_get(queryset: QuerySet[Any], pk: int, what: str) -> Any:
+    obj = queryset.filter(pk=pk).first()
+    if obj is None:
+        raise NotFound(f"{what.replace('_', ' ').capitalize()} not found.",
+                       code=f"{what}_not_found")
+    return obj
+
+
+def models_trained_on(*, user: AnyUser, dataset: Dataset) -> QuerySet[ModelVersion]:
+    """Which versions (the user may see) were trained on this dataset?"""
+    return permissions.visible(user, _version_queryset()).filter(
+        training_run__dataset_links__dataset=dataset).distinct()

@@ -1,0 +1,53 @@
+"""Aliases: movable names pointing at one version of a model."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from governance import audit, permissions
+from governance.actors import Actor
+from governance.permissions import Perm
+from registry import validation
+from registry.errors import NotFound, ValidationFailed
+from registry.models import Alias, ModelVersion, RegisteredModel
+
+
+@transaction.atomic
+def alias_set(*, actor: Actor, registered_model: RegisteredModel, name: str,
+              version: ModelVersion) -> Alias:
+    """Point `name` at `version`: one audited, atomic update (creating the alias if new)."""
+    permissions.require(actor.user, Perm.CHANGE, registered_model)
+    name = validation.alias_name(name)
+    if version.registered_model_id != registered_model.pk:
+        raise ValidationFailed("That version belongs to another model.", field="version")
+    if version.is_deleted:
+        raise ValidationFailed("A deleted version cannot carry an alias.", field="version")
+    now = timezone.now()
+    user = actor.user if actor.user_id is not None else None
+    alias, created = Alias.objects.select_for_update().get_or_create(
+        registered_model=registered_model, name=name,
+        defaults={"version": version, "updated_by": user, "created_at": now, "updated_at": now})
+    previous = None if created else alias.version.version
+    if not created:
+        if alias.version_id == version.pk:
+            return alias
+        alias.version, alias.updated_by, alias.updated_at = version, user, now
+        alias.save(update_fields=["version", "updated_by", "updated_at"])
+    audit.record(actor=actor, action="alias.moved" if not created else "alias.created",
+                 target=alias, registered_model=registered_model,
+                 details={"name": name, "from": previous, "to": version.version})
+    return alias
+
+
+@transaction.atomic
+def alias_delete(*, actor: Actor, registered_model: RegisteredModel, name: str) -> None:
+    permissions.require(actor.user, Perm.CHANGE, registered_model)
+    alias = (Alias.objects.select_for_update().select_related("version")
+             .filter(registered_model=registered_model, name=name).first())
+    if alias is None:
+        raise NotFound(f"Alias '{name}' not found.", code="alias_not_found")
+    audit.record(actor=actor, action="alias.deleted", target=alias,
+                 registered_model=registered_model,
+                 details={"name": name, "version": alias.version.version})
+    alias.delete()

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from registry import views
+from registry.api.urls import ModelNameConverter  # noqa: F401  (registers "mname")
+
+app_name = "registry"
+urlpatterns = [
+    path("", views.model_list, name="home"),
+    path("models/<mname:name>/", views.model_detail, name="model-detail"),
+    path("models/<mname:name>/versions/<int:number>/", views.version_detail,
+         name="version-detail"),
+    path("models/<mname:name>/versions/<int:number>/artifacts/<int:artifact_id>/",
+         views.artifact_download, name="artifact-download"),
+]

@@ -1,0 +1,84 @@
+"""Server-rendered pages: a selector (404 if invisible), then a template."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from governance.actors import Actor
+from registry import selectors, services
+from registry.errors import Forbidden, NotFound, ValidationFailed
+from registry.models import ModelVersion, RegisteredModel
+
+
+def page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed-in users only; domain NotFound/Forbidden become Django's 404/403."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.message) from None
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from None
+
+    return wrapper
+
+
+@page
+def model_list(request: HttpRequest) -> HttpResponse:
+    params = request.GET
+    filters = selectors.ModelFilters(
+        name_contains=params.get("name") or None,
+        stage=params.get("stage") if params.get("stage") in ModelVersion.Stage.values else None,
+        risk_tier=params.get("risk_tier") if params.get("risk_tier") in
+        RegisteredModel.RiskTier.values else None,
+        q=params.get("q") or None)
+    try:
+        queryset = selectors.registered_model_list(user=request.user, filters=filters)
+        page_obj = Paginator(queryset, 25).get_page(params.get("page"))
+    except ValidationFailed as exc:
+        messages.error(request, exc.message)
+        page_obj = Paginator(RegisteredModel.objects.none(), 25).get_page(1)
+    return render(request, "registry/model_list.html", {
+        "page_obj": page_obj, "params": params, "stages": ModelVersion.Stage.choices,
+        "risk_tiers": RegisteredModel.RiskTier.choices})
+
+
+@page
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    rm = selectors.registered_model_get(user=request.user, name=name)
+    versions = selectors.version_list(user=request.user,
+                                      filters=selectors.VersionFilters(registered_model=rm))
+    return render(request, "registry/model_detail.html", {
+        "registered_model": rm, "versions": versions.order_by("-version")[:200]})
+
+
+@page
+def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    rm = selectors.registered_model_get(user=request.user, name=name)
+    version = selectors.version_get(user=request.user, registered_model=rm, number=number)
+    return render(request, "registry/version_detail.html", {
+        "registered_model": rm, "version": version,
+        "deployments": selectors.deployment_list(user=request.user, version=version)})
+
+
+@page
+def artifact_download(request: HttpRequest, name: str, number: int,
+                      artifact_id: int) -> FileResponse:
+    rm = selectors.registered_model_get(user=request.user, name=name)
+    version = selectors.version_get(user=request.user, registered_model=rm, number=number)
+    artifact = selectors.artifact_get(user=request.user, version=version, artifact_id=artifact_id)
+    handle = services.artifact_open(actor=Actor.from_request(request), artifact=artifact)
+    return FileResponse(handle, as_attachment=True, filename=artifact.filename,
+                        content_type=artifact.media_type)

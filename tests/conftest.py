@@ -1,0 +1,95 @@
+"""The role cast and API clients shared by every test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from rest_framework.test import APIClient
+
+from governance.actors import Actor
+from governance.roles import roles_sync
+from tests.factories import UserFactory
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://…)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _artifact_root(tmp_path: Path, settings: object) -> Iterator[None]:
+    """Each test stores artifacts in its own folder; passwords hash fast."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    root = tmp_path / "artifacts"
+    settings.STORAGES = {**settings.STORAGES, "artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(root)}}}
+    settings.UPLOAD_SPOOL_DIR = tmp_path / "spool"
+    yield
+
+
+@pytest.fixture
+def roles(db: None) -> dict[str, Group]:
+    return roles_sync(actor=Actor.system("cli"))
+
+
+def _member(username: str, role: str | None, roles: dict[str, Group]) -> User:
+    user = UserFactory(username=username)
+    if role:
+        user.groups.add(roles[role])
+    return user
+
+
+@pytest.fixture
+def viewer(roles: dict[str, Group]) -> User:
+    return _member("victor", "viewer", roles)
+
+
+@pytest.fixture
+def data_scientist(roles: dict[str, Group]) -> User:
+    return _member("alice", "data scientist", roles)
+
+
+@pytest.fixture
+def ml_engineer(roles: dict[str, Group]) -> User:
+    return _member("bob", "ml engineer", roles)
+
+
+@pytest.fixture
+def reviewer(roles: dict[str, Group]) -> User:
+    return _member("carol", "reviewer", roles)
+
+
+@pytest.fixture
+def admin_user(roles: dict[str, Group]) -> User:
+    return User.objects.create_superuser("root", "root@example.com", "pw")
+
+
+@pytest.fixture
+def outsider(roles: dict[str, Group]) -> User:
+    return _member("olivia", None, roles)
+
+
+@pytest.fixture
+def api() -> Callable[[User | None], APIClient]:
+    def client(user: User | None = None) -> APIClient:
+        c = APIClient()
+        if user is not None:
+            c.force_authenticate(user)
+        return c
+
+    return client
+
+
+@pytest.fixture
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"

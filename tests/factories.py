@@ -1,0 +1,61 @@
+"""Factories for plain rows; anything with invariants (numbers, grants, audit) goes through
+the services via the builders below."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import factory
+from django.contrib.auth.models import Group, User
+
+from governance.actors import Actor
+from registry import services
+from registry.models import Artifact, ModelVersion, RegisteredModel
+from registry.services.artifacts import read_chunks
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("pw")
+
+
+class GroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Group
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"group{n}")
+
+
+SIGNATURE = {"inputs": [{"name": "age", "type": "long"}, {"name": "income", "type": "double"},
+                        {"name": "region", "type": "string"}],
+             "outputs": [{"name": "score", "type": "double"}]}
+
+
+def actor_for(user: User, channel: str = "api") -> Actor:
+    return Actor(user=user, channel=channel)
+
+
+def make_model(user: User, name: str = "credit-risk", **kwargs: Any) -> RegisteredModel:
+    return services.registered_model_create(actor=actor_for(user), name=name, **kwargs)
+
+
+def make_version(user: User, registered_model: RegisteredModel, **kwargs: Any) -> ModelVersion:
+    kwargs.setdefault("metrics", {"auc": 0.9})
+    kwargs.setdefault("params", {"max_depth": 4})
+    version, _ = services.version_create(actor=actor_for(user),
+                                         registered_model=registered_model, **kwargs)
+    return version
+
+
+def make_artifact(user: User, version: ModelVersion, data: bytes = b"\x80\x04K\x01.",
+                  filename: str = "model.pkl") -> Artifact:
+    return services.artifact_upload(actor=actor_for(user), version=version, filename=filename,
+                                    chunks=read_chunks(io.BytesIO(data)))

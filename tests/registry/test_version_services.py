@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import pytest
+
+from governance.models import AuditEvent
+from registry import services
+from registry.errors import Conflict, Forbidden, ValidationFailed
+from registry.models import Alias, ModelVersion
+from tests.factories import SIGNATURE, actor_for, make_model, make_version
+
+pytestmark = pytest.mark.django_db
+
+
+def test_versions_are_numbered_per_model(data_scientist):
+    a, b = make_model(data_scientist, "a"), make_model(data_scientist, "b")
+    assert [make_version(data_scientist, a).version for _ in range(3)] == [1, 2, 3]
+    assert make_version(data_scientist, b).version == 1
+    assert AuditEvent.objects.filter(action="version.created").count() == 4
+
+
+def test_create_stores_metrics_params_signature_and_tags(data_scientist):
+    rm = make_model(data_scientist)
+    v = make_version(data_scientist, rm, params={"depth": 3, "lr": 0.1},
+                     metrics=[{"name": "auc", "value": 0.91, "dataset": "holdout",
+                               "split": "test"}, {"name": "auc", "value": 0.95}],
+                     signature=SIGNATURE, input_example=[{"age": 3, "income": 1.0,
+                                                          "region": "n"}],
+                     tags={"k": "v"}, source="s3://b/m", run_id="r1")
+    assert v.params == {"depth": 3, "lr": 0.1}
+    assert sorted((m.name, m.dataset, m.value) for m in v.metrics.all()) == [
+        ("auc", "", 0.95), ("auc", "holdout", 0.91)]
+    assert v.signature["inputs"][0] == {"name": "age", "type": "long", "required": True}
+    assert v.status == "ready" and v.stage == "none" and v.created_by == data_scientist
+
+
+@pytest.mark.parametrize("field,value", [
+    ("metrics", {"auc": "high"}),
+    ("metrics", {"auc": float("nan")}),
+    ("params", {"k": {"nested": 1}}),
+    ("signature", {"inputs": [{"name": "a", "type": "bogus"}]}),
+    ("signature", {"inputs": [{"name": "a", "type": "long"}, {"name": "a", "type": "long"}]}),
+    ("signature", {"inputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32",
+                                                                  "shape": [-1, 0]}}]}),
+    ("signature", {"outputs": []}),
+    ("pip_requirements", ["ok", 3]),
+])
+def test_create_refuses_malformed_fields_and_writes_nothing(data_scientist, field, value):
+    rm = make_model(data_scientist)
+    with pytest.raises(ValidationFailed) as exc:
+        make_version(data_scientist, rm, **{field: value})
+    assert field in exc.value.fields
+    assert not ModelVersion.objects.exists()
+    rm.refresh_from_db()
+    assert rm.last_version_number == 0
+
+
+def test_input_example_must_match_signature(data_scientist):
+    rm = make_model(data_scientist)
+    with pytest.raises(ValidationFailed) as exc:
+        make_version(data_scientist, rm, signature=SIGNATURE,
+                     input_example=[{"age": "old", "income": 1.0, "region": "n"}])
+    assert exc.value.fields == {"input_example": [exc.value.message]}
+
+
+def test_idempotency_key_returns_the_first_version(data_scientist):
+    rm = make_model(data_scientist)
+    actor = actor_for(data_scientist)
+    first, created = services.version_create(actor=actor, registered_model=rm, source="s3://x",
+                                             idempotency_key="abc")
+    again, created_again = services.version_create(actor=actor, registered_model=rm,
+                                                   source="s3://x", idempotency_key="abc")
+    assert created and not created_again and first.pk == again.pk
+    assert ModelVersion.objects.count() == 1
+    with pytest.raises(Conflict) as exc:
+        services.version_create(actor=actor, registered_model=rm, source="s3://other",
+                                idempotency_key="abc")
+    assert exc.value.code == "idempotency_key_reused"
+
+
+def test_viewer_cannot_create_versions(data_scientist, viewer):
+    rm = make_model(data_scientist)
+    with pytest.raises(Forbidden):
+        make_version(viewer, rm)
+
+
+def test_stage_to_production_needs_approve_permission(data_scientist, reviewer):
+    rm = make_model(data_scientist)
+    v = make_version(data_scientist, rm)
+    with pytest.raises(Forbidden):
+        services.version_stage_set(actor=actor_for(data_scientist), version=v, stage="production")
+    services.version_stage_set(actor=actor_for(data_scientist), version=v, stage="staging")
+    services.version_stage_set(actor=actor_for(reviewer), version=v, stage="production")
+    v.refresh_from_db()
+    assert v.stage == "production"
+    event = AuditEvent.objects.filter(action="version.stage_changed").latest("pk")
+    assert event.details == {"from": "staging", "to": "production", "archived_versions": []}
+
+
+def test_archive_existing_leaves_one_production_version(data_scientist, reviewer):
+    rm = make_model(data_scientist)
+    v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
+    services.version_stage_set(actor=actor_for(reviewer), version=v1, stage="production")
+    services.version_stage_set(actor=actor_for(reviewer), version=v2, stage="production",
+                               archive_existing=True)
+    assert dict(rm.versions.values_list("version", "stage")) == {1: "archived", 2: "production"}
+
+
+def test_pending_versions_cannot_be_promoted(data_scientist, reviewer):
+    rm = make_model(data_scientist)
+    v = make_version(data_scientist, rm, status="pending_registration")
+    with pytest.raises(Conflict) as exc:
+        services.version_stage_set(actor=actor_for(reviewer), version=v, stage="production")
+    assert exc.value.code == "version_not_ready"
+
+
+def test_signature_is_frozen_once_staged(data_scientist):
+    rm = make_model(data_scientist)
+    v = make_version(data_scientist, rm, signature=SIGNATURE)
+    services.version_stage_set(actor=actor_for(data_scientist), version=v, stage="staging")
+    with pytest.raises(Conflict) as exc:
+        services.version_update(actor=actor_for(data_scientist), version=v, signature=None)
+    assert exc.value.code == "version_frozen"
+    services.version_update(actor=actor_for(data_scientist), version=v, description="ok")
+    v.refresh_from_db()
+    assert v.signature is not None and v.description == "ok"
+
+
+def test_delete_refuses_staged_and_deployed_versions(data_scientist):
+    rm = make_model(data_scientist)
+    actor = actor_for(data_scientist)
+    staged, deployed = make_version(data_scientist, rm), make_version(data_scientist, rm)
+    services.version_stage_set(actor=actor, version=staged, stage="staging")
+    services.deployment_create(actor=actor, version=deployed, environment="prod", target="t")
+    for v in (staged, deployed):
+        with pytest.raises(Conflict) as exc:
+            services.version_delete(actor=actor, version=v)
+        assert exc.value.code == "version_in_use"
+    assert not ModelVersion.objects.filter(deleted_at__isnull=False).exists()
+
+
+def test_delete_removes_aliases_and_numbers_are_never_reused(data_scientist, admin_user):
+    rm = make_model(data_scientist)
+    v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
+    services.alias_set(actor=actor_for(data_scientist), registered_model=rm, name="champion",
+                       version=v2)
+    services.version_delete(actor=actor_for(data_scientist), version=v2)
+    assert not Alias.objects.exists()
+    event = AuditEvent.objects.get(action="version.deleted")
+    assert event.details == {"removed_aliases": ["champion"]}
+    services.version_purge(actor=actor_for(admin_user), version=v2)
+    assert make_version(data_scientist, rm).version == 3
+    assert v1.version == 1
+
+
+def test_metrics_log_upserts_and_is_frozen_after_staging(data_scientist):
+    rm = make_model(data_scientist)
+    v = make_version(data_scientist, rm, metrics={"auc": 0.8})
+    actor = actor_for(data_scientist)
+    services.version_metrics_log(actor=actor, version=v, metrics={"auc": 0.85, "f1": 0.7})
+    assert dict(v.metrics.values_list("name", "value")) == {"auc": 0.85, "f1": 0.7}
+    services.version_stage_set(actor=actor, version=v, stage="staging")
+    with pytest.raises(Conflict):
+        services.version_metrics_log(actor=actor, version=v, metrics={"auc": 0.99})
+
+
+def test_alias_moves_atomically_and_is_audited(data_scientist):
+    rm = make_model(data_scientist)
+    v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
+    actor = actor_for(data_scientist)
+    services.alias_set(actor=actor, registered_model=rm, name="champion", version=v1)
+    services.alias_set(actor=actor, registered_model=rm, name="champion", version=v2)
+    assert Alias.objects.get().version == v2
+    moved = AuditEvent.objects.get(action="alias.moved")
+    assert moved.details == {"name": "champion", "from": 1, "to": 2}
+    for bad in ("latest", "v3", "has space", ""):
+        with pytest.raises(ValidationFailed):
+            services.alias_set(actor=actor, registered_model=rm, name=bad, version=v1)
+
+
+def test_alias_refuses_a_version_of_another_model(data_scientist):
+    a, b = make_model(data_scientist, "a"), make_model(data_scientist, "b")
+    vb = make_version(data_scientist, b)
+    with pytest.raises(ValidationFailed):
+        services.alias_set(actor=actor_for(data_scientist), registered_model=a, name="x",
+                           version=vb)
