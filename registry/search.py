@@ -248,14 +248,14 @@ def like_regex(pattern: str) -> str:
 
 def _lookup(path: str, node: Compare, *, numeric: bool) -> Q:
     op, value = node.op, node.value
+    if numeric and op in ("like", "ilike"):
+        raise SearchError(f"LIKE does not apply to '{_label(node)}'", node.pos)
     values = value if op == "in" else (value,)
     for v in values:
         if numeric and isinstance(v, str | bool):
             raise SearchError(f"'{_label(node)}' compares with numbers, not text", node.pos)
         if not numeric and not isinstance(v, str) and op in ("like", "ilike"):
             raise SearchError("LIKE needs a quoted pattern", node.pos)
-    if numeric and op in ("like", "ilike"):
-        raise SearchError(f"LIKE does not apply to '{_label(node)}'", node.pos)
     if not numeric:
         values = tuple(str(v) for v in values)
     if op == "like":

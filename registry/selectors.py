@@ -76,7 +76,7 @@ def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
         qs = qs.filter(risk_tier=filters.risk_tier)
     if filters.q:
         qs = qs.filter(search.to_q(filters.q, target="model"))
-    return qs.select_related("owner", "team").prefetch_related(
+    return qs.select_related("owner", "team", "created_by", "updated_by").prefetch_related(
         "tags",
         Prefetch("aliases", queryset=Alias.objects.select_related("version")),
         Prefetch("versions", queryset=_live_versions().exclude(stage=ModelVersion.Stage.NONE)

@@ -8,7 +8,7 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FileUploadParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -316,7 +316,7 @@ class ArtifactListView(RegistryView):
     """GET lists a version's files. POST uploads one: either the raw bytes as the body with
     ``?filename=``, or a multipart form with a ``file`` field."""
 
-    parser_classes = [FileUploadParser, MultiPartParser, JSONParser]
+    parser_classes = [MultiPartParser]  # raw bodies are read from the socket, not parsed
 
     @extend_schema(responses=s.ArtifactOut(many=True))
     def get(self, request: Request, name: str, number: int) -> Response:

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.admin.sites import site
+from django.core.management import call_command
+from django.urls import reverse
+
+from governance import permissions
+from governance.permissions import Perm
+from registry.models import ModelVersion, RegisteredModel
+from tests.factories import make_artifact, make_model, make_version
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo(db, settings):
+    call_command("demo", "--no-serve", stdout=io.StringIO())
+
+
+def test_demo_data_has_every_stage_users_and_is_idempotent(demo):
+    assert RegisteredModel.objects.count() == 6
+    assert set(ModelVersion.objects.values_list("stage", flat=True)) == {
+        "production", "staging", "archived"}
+    call_command("demo", "--no-serve", stdout=io.StringIO())
+    assert RegisteredModel.objects.count() == 6
+    for model in RegisteredModel.objects.all():
+        assert model.versions.filter(stage="production").count() == 1
+
+
+def test_demo_outsider_sees_only_the_granted_model(demo, client):
+    assert client.login(username="olivia", password="modelgate-demo")
+    page = client.get("/")
+    assert b"churn-predictor" in page.content and b"fraud-detector" not in page.content
+    assert client.get("/models/fraud-detector/").status_code == 404
+
+
+def test_pages_render_with_bounded_queries(client, data_scientist,
+                                           django_assert_max_num_queries):
+    rm = make_model(data_scientist, "m", description="<script>alert(1)</script> **bold**")
+    for _ in range(5):
+        make_artifact(data_scientist, make_version(data_scientist, rm, metrics={"auc": 0.9}))
+    client.force_login(data_scientist)
+    for url in ("/", "/models/m/", "/models/m/versions/5/"):
+        with django_assert_max_num_queries(20):
+            r = client.get(url)
+        assert r.status_code == 200, url
+    detail = client.get("/models/m/").content
+    assert b"<script>alert" not in detail and b"<strong>bold</strong>" in detail
+
+
+def test_pages_need_login_and_hide_ungranted_models(client, data_scientist, outsider):
+    make_model(data_scientist, "m")
+    assert client.get("/").status_code == 302
+    client.force_login(outsider)
+    assert client.get("/models/m/").status_code == 404
+    assert b"m</a>" not in client.get("/").content
+
+
+def test_page_artifact_download(client, data_scientist, outsider):
+    rm = make_model(data_scientist, "m")
+    artifact = make_artifact(data_scientist, make_version(data_scientist, rm), b"abc")
+    url = f"/models/m/versions/1/artifacts/{artifact.pk}/"
+    client.force_login(data_scientist)
+    assert b"".join(client.get(url).streaming_content) == b"abc"
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
+
+
+def test_bad_search_on_page_shows_a_message_not_a_500(client, data_scientist):
+    client.force_login(data_scientist)
+    r = client.get("/", {"q": "name = "})
+    assert r.status_code == 200 and b"position" in r.content
+
+
+def test_every_admin_changelist_and_change_page_loads(client, demo):
+    client.login(username="admin", password="modelgate-demo")
+    for model in site._registry:
+        opts = model._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        assert client.get(url).status_code == 200, url
+        obj = model.objects.first()
+        if obj is not None:
+            change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            assert client.get(change).status_code == 200, change
+        search = client.get(url, {"q": "a"})
+        assert search.status_code == 200, url
+
+
+def test_admin_actions_go_through_services(client, data_scientist, admin_user):
+    rm = make_model(data_scientist, "m")
+    v = make_version(data_scientist, rm)
+    from registry import services
+    from tests.factories import actor_for
+    services.version_stage_set(actor=actor_for(admin_user), version=v, stage="production")
+    client.force_login(admin_user)
+    url = reverse("admin:registry_registeredmodel_changelist")
+    r = client.post(url, {"action": "soft_delete", "_selected_action": [rm.pk]}, follow=True)
+    assert b"version 1 is in production" in r.content
+    rm.refresh_from_db()
+    assert rm.deleted_at is None
+    services.version_stage_set(actor=actor_for(admin_user), version=v, stage="archived")
+    client.post(url, {"action": "soft_delete", "_selected_action": [rm.pk]})
+    rm.refresh_from_db()
+    assert rm.deleted_at is not None
+    client.post(url, {"action": "restore", "_selected_action": [rm.pk]})
+    rm.refresh_from_db()
+    assert rm.deleted_at is None
+
+
+def test_admin_edit_of_risk_tier_is_audited(client, data_scientist, admin_user):
+    from governance.models import AuditEvent
+    rm = make_model(data_scientist, "m")
+    client.force_login(admin_user)
+    url = reverse("admin:registry_registeredmodel_change", args=[rm.pk])
+    r = client.post(url, {"description": "", "risk_tier": "critical", "owner": data_scientist.pk,
+                          "team": "", "tags-TOTAL_FORMS": "0", "tags-INITIAL_FORMS": "0"})
+    assert r.status_code == 302, r.content[:2000]
+    rm.refresh_from_db()
+    assert rm.risk_tier == "critical"
+    event = AuditEvent.objects.get(action="registered_model.updated")
+    assert event.channel == "admin" and event.actor == admin_user
+    assert permissions.has(admin_user, Perm.VIEW, rm)
