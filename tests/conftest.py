@@ -8,12 +8,18 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.servers.basehttp import WSGIServer
 from django.db import connection
 from rest_framework.test import APIClient
 
 from governance.actors import Actor
 from governance.roles import roles_sync
 from tests.factories import UserFactory
+
+# Django's test server listens with a backlog of 10, so 50 clients connecting at once overflow
+# it and the kernel resets connections before the application sees them. Production serves
+# with gunicorn (backlog 2048); give the live test server a comparable queue.
+WSGIServer.request_queue_size = 256
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,0 +1,133 @@
+"""Real concurrency and real streaming, through a live HTTP server.
+
+These run on the embedded SQLite default (a file database, so every server thread has its
+own connection and its own lock waits) and on PostgreSQL in CI's second run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import threading
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+
+from governance.actors import Actor
+from governance.tokens import token_create
+from registry.models import Artifact, ModelVersion
+from registry.services.artifacts import artifact_storage
+from tests.factories import make_model, make_version
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _request(live_server, token: str, method: str, path: str, body=None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    url = urlsplit(live_server.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+    try:
+        conn.request(method, path, body=body, headers={"Authorization": f"Bearer {token}",
+                                                       **(headers or {})})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def test_fifty_concurrent_version_creations_get_exactly_1_to_50(live_server, data_scientist):
+    make_model(data_scientist, "busy")
+    _, token = token_create(actor=Actor.system("cli", user=data_scientist), user=data_scientist,
+                            name="load")
+    start = threading.Barrier(50)
+
+    def create(i: int) -> tuple[int, dict]:
+        start.wait()
+        return _request(live_server, token, "POST", "/api/v1/models/busy/versions/",
+                        json.dumps({"source": f"s3://runs/{i}", "metrics": {"auc": i / 100}}),
+                        {"Content-Type": "application/json"})
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(create, range(50)))
+    assert [status for status, _ in results] == [201] * 50, results
+    assert sorted(body["version"] for _, body in results) == list(range(1, 51))
+    assert sorted(ModelVersion.objects.values_list("version", flat=True)) == list(range(1, 51))
+    assert len({body["source"] for _, body in results}) == 50
+
+
+def test_concurrent_retries_with_one_idempotency_key_create_one_version(live_server,
+                                                                         data_scientist):
+    make_model(data_scientist, "retry")
+    _, token = token_create(actor=Actor.system("cli", user=data_scientist), user=data_scientist,
+                            name="retry")
+    start = threading.Barrier(10)
+
+    def create(_: int) -> tuple[int, dict]:
+        start.wait()
+        return _request(live_server, token, "POST", "/api/v1/models/retry/versions/",
+                        json.dumps({"source": "s3://same"}),
+                        {"Content-Type": "application/json", "Idempotency-Key": "k-1"})
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(create, range(10)))
+    assert sorted(status for status, _ in results) == [200] * 9 + [201]
+    assert {body["version"] for _, body in results} == {1}
+    assert ModelVersion.objects.count() == 1
+
+
+def test_200_mb_upload_streams_with_bounded_memory(live_server, data_scientist):
+    rm = make_model(data_scientist, "big")
+    make_version(data_scientist, rm)
+    _, token = token_create(actor=Actor.system("cli", user=data_scientist), user=data_scientist,
+                            name="upload")
+    size, chunk = 200 * 1024 * 1024, 1024 * 1024
+    expected = hashlib.sha256()
+    block = bytes(range(256)) * (chunk // 256)
+
+    def body():
+        for i in range(size // chunk):
+            piece = i.to_bytes(8, "big") + block[8:]
+            expected.update(piece)
+            yield piece
+
+    tracemalloc.start()
+    try:
+        status, result = _request(live_server, token, "POST",
+                                  "/api/v1/models/big/versions/1/artifacts/?filename=big.bin",
+                                  body(), {"Content-Type": "application/octet-stream",
+                                           "Content-Length": str(size)})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status == 201, result
+    assert peak < 50 * 1024 * 1024, f"peak Python allocation {peak / 2**20:.1f} MiB"
+    assert result["size"] == size and result["sha256"] == expected.hexdigest()
+    artifact = Artifact.objects.get()
+    assert artifact_storage().size(artifact.storage_key) == size
+
+
+def test_concurrent_promotions_leave_exactly_one_production_version(data_scientist, reviewer):
+    from django.db import connection
+
+    from registry import services
+    from tests.factories import actor_for
+
+    rm = make_model(data_scientist, "race")
+    versions = [make_version(data_scientist, rm) for _ in range(6)]
+    start = threading.Barrier(len(versions))
+
+    def promote(version: ModelVersion) -> None:
+        try:
+            start.wait()
+            services.version_stage_set(actor=actor_for(reviewer), version=version,
+                                       stage="production", archive_existing=True)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=len(versions)) as pool:
+        list(pool.map(promote, versions))
+    stages = list(ModelVersion.objects.filter(registered_model=rm).values_list("stage", flat=True))
+    assert stages.count("production") == 1 and stages.count("archived") == 5
