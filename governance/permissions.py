@@ -69,8 +69,15 @@ def _active(user: AnyUser) -> bool:
 
 
 def _global_codenames(user: User) -> set[str]:
-    # Django's ModelBackend caches this on the user object: at most two queries per request.
-    return {p.split(".", 1)[1] for p in user.get_all_permissions() if p.startswith("registry.")}
+    """Registry permissions granted to the user directly or through groups (roles): one
+    query, remembered on the user object for the rest of the request."""
+    cached = user.__dict__.get("_modelgate_global")
+    if cached is None:
+        cached = set(Permission.objects.filter(
+            Q(user=user) | Q(group__user=user), content_type__app_label="registry",
+        ).values_list("codename", flat=True).distinct())
+        user.__dict__["_modelgate_global"] = cached
+    return cached
 
 
 def has_global(user: AnyUser, codename: str) -> bool:
@@ -151,6 +158,7 @@ def require_global(user: AnyUser, codename: str, what: str) -> None:
 def invalidate(user: User) -> None:
     """Forget cached grants on this user object (after grants change within a request)."""
     user.__dict__.pop("_modelgate_grants", None)
+    user.__dict__.pop("_modelgate_global", None)
     for attr in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
         user.__dict__.pop(attr, None)
 

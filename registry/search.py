@@ -239,13 +239,6 @@ def parse(text: str) -> Any:
 _RANGE = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
 
-def like_regex(pattern: str) -> str:
-    out = []
-    for ch in pattern:
-        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
-    return "^" + "".join(out) + "$"
-
-
 def _lookup(path: str, node: Compare, *, numeric: bool) -> Q:
     op, value = node.op, node.value
     if numeric and op in ("like", "ilike"):
@@ -259,9 +252,9 @@ def _lookup(path: str, node: Compare, *, numeric: bool) -> Q:
     if not numeric:
         values = tuple(str(v) for v in values)
     if op == "like":
-        q = Q(**{f"{path}__regex": like_regex(value)})
+        q = Q(**{f"{path}__mg_like": value})
     elif op == "ilike":
-        q = Q(**{f"{path}__iregex": like_regex(value)})
+        q = Q(**{f"{path}__mg_ilike": value})
     elif op == "in":
         q = Q(**{f"{path}__in": list(values)})
     elif op in ("=", "!="):

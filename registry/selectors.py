@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 
 from governance import permissions
 from registry import search
@@ -22,7 +22,9 @@ from registry.models import (
     LogicalFeature,
     ModelVersion,
     ModelVersionMetric,
+    ModelVersionTag,
     RegisteredModel,
+    RegisteredModelTag,
     TrainingRun,
 )
 
@@ -53,10 +55,6 @@ class VersionFilters:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _live_versions() -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.filter(deleted_at__isnull=True)
-
-
 def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
                           ) -> QuerySet[RegisteredModel]:
     filters = filters or ModelFilters()
@@ -66,8 +64,8 @@ def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
     for key, value in filters.tags:
         qs = qs.filter(tags__key=key, tags__value=value)
     if filters.stage:
-        qs = qs.filter(pk__in=_live_versions().filter(stage=filters.stage)
-                       .values("registered_model_id"))
+        qs = qs.filter(pk__in=ModelVersion.objects.filter(
+            stage=filters.stage, deleted_at__isnull=True).values("registered_model_id"))
     if filters.owner:
         qs = qs.filter(owner__username=filters.owner)
     if filters.team:
@@ -76,13 +74,25 @@ def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
         qs = qs.filter(risk_tier=filters.risk_tier)
     if filters.q:
         qs = qs.filter(search.to_q(filters.q, target="model"))
-    return qs.select_related("owner", "team", "created_by", "updated_by").prefetch_related(
-        "tags",
-        Prefetch("aliases", queryset=Alias.objects.select_related("version")),
-        Prefetch("versions", queryset=_live_versions().exclude(stage=ModelVersion.Stage.NONE)
-                 .exclude(stage=ModelVersion.Stage.ARCHIVED).only(
-                     "pk", "registered_model_id", "version", "stage"),
-                 to_attr="live_stage_versions"),
+    return _with_model_details(qs)
+
+
+def _with_model_details(qs: QuerySet[RegisteredModel]) -> QuerySet[RegisteredModel]:
+    """What every model row shows, in a fixed number of queries. Names arrive as annotations
+    and children as plain lists (``to_attr``): building User objects and a related manager per
+    row costs more than the SQL itself."""
+    return qs.annotate(
+        owner_name=F("owner__username"), team_name=F("team__name"),
+        created_by_name=F("created_by__username"), updated_by_name=F("updated_by__username"),
+    ).prefetch_related(
+        Prefetch("tags", queryset=RegisteredModelTag.objects.only(
+            "registered_model_id", "key", "value"), to_attr="tag_list"),
+        Prefetch("aliases", queryset=Alias.objects.annotate(version_number=F("version__version"))
+                 .only("registered_model_id", "name"), to_attr="alias_list"),
+        Prefetch("versions", queryset=ModelVersion.objects.filter(
+            stage__in=[ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION],
+            deleted_at__isnull=True).only("registered_model_id", "version", "stage"),
+            to_attr="live_stage_versions"),
     )
 
 
@@ -94,10 +104,16 @@ def registered_model_get(*, user: AnyUser, name: str) -> RegisteredModel:
 
 
 def _version_queryset() -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.select_related(
-        "registered_model", "created_by", "training_run").prefetch_related(
-        "tags", "metrics", "aliases",
-        Prefetch("artifacts", queryset=Artifact.objects.order_by("filename")))
+    return ModelVersion.objects.select_related("registered_model").annotate(
+        created_by_name=F("created_by__username"), training_run_ref=F("training_run__run_id"),
+    ).prefetch_related(
+        Prefetch("tags", queryset=ModelVersionTag.objects.only("version_id", "key", "value"),
+                 to_attr="tag_list"),
+        Prefetch("metrics", queryset=ModelVersionMetric.objects.all(), to_attr="metric_list"),
+        Prefetch("aliases", queryset=Alias.objects.only("version_id", "name"),
+                 to_attr="alias_list"),
+        Prefetch("artifacts", queryset=Artifact.objects.order_by("filename"),
+                 to_attr="artifact_list"))
 
 
 def version_list(*, user: AnyUser, filters: VersionFilters | None = None
@@ -176,7 +192,7 @@ def version_compare(*, user: AnyUser, registered_model: RegisteredModel,
     params = [{"name": key, "values": [v.params.get(key) for v in versions],
                "differs": len({repr(v.params.get(key)) for v in versions}) > 1}
               for key in param_keys]
-    metric_maps = [{_metric_label(m): m.value for m in v.metrics.all()} for v in versions]
+    metric_maps = [{_metric_label(m): m.value for m in v.metric_list} for v in versions]
     metrics = []
     for label in sorted({k for mm in metric_maps for k in mm}):
         values = [mm.get(label) for mm in metric_maps]
@@ -219,7 +235,7 @@ def deployment_list(*, user: AnyUser, version: ModelVersion | None = None,
         qs = qs.filter(version=version)
     if status:
         qs = qs.filter(status=status)
-    return qs.select_related("version__registered_model", "deployed_by", "retired_by")
+    return qs.select_related("version__registered_model", "deployed_by")
 
 
 def deployment_get(*, user: AnyUser, pk: int) -> Deployment:

@@ -149,49 +149,47 @@ def _username(user: User | None) -> str | None:
     return user.get_username() if user is not None else None
 
 
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 class RegisteredModelOut(serializers.Serializer):
+    """A registered model as selectors return it (annotated names, prefetched lists). The
+    fields are declared for the schema; rendering is explicit because lists render many."""
+
     name = serializers.CharField()
     description = serializers.CharField()
-    owner = serializers.SerializerMethodField()
-    team = serializers.SerializerMethodField()
+    owner = serializers.CharField(allow_null=True)
+    team = serializers.CharField(allow_null=True)
     risk_tier = serializers.CharField()
-    tags = serializers.SerializerMethodField()
-    aliases = serializers.SerializerMethodField()
-    latest_versions = serializers.SerializerMethodField()
+    tags = serializers.DictField(child=serializers.CharField())
+    aliases = serializers.DictField(child=serializers.IntegerField())
+    latest_versions = serializers.DictField(child=serializers.IntegerField(),
+                                            help_text="Newest version per live stage")
     last_version_number = serializers.IntegerField()
-    created_by = serializers.SerializerMethodField()
+    created_by = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
-    updated_by = serializers.SerializerMethodField()
+    updated_by = serializers.CharField(allow_null=True)
     updated_at = serializers.DateTimeField()
-    url = serializers.SerializerMethodField()
+    url = serializers.CharField()
 
-    def get_owner(self, obj: RegisteredModel) -> str | None:
-        return _username(obj.owner)
-
-    def get_team(self, obj: RegisteredModel) -> str | None:
-        return obj.team.name if obj.team else None
-
-    def get_tags(self, obj: RegisteredModel) -> dict[str, str]:
-        return {t.key: t.value for t in obj.tags.all()}
-
-    def get_aliases(self, obj: RegisteredModel) -> dict[str, int]:
-        return {a.name: a.version.version for a in obj.aliases.all()}
-
-    def get_latest_versions(self, obj: RegisteredModel) -> dict[str, int]:
-        """The newest version per live stage (staging, production)."""
-        out: dict[str, int] = {}
-        for v in getattr(obj, "live_stage_versions", []):
-            out[v.stage] = max(out.get(v.stage, 0), v.version)
-        return out
-
-    def get_created_by(self, obj: RegisteredModel) -> str | None:
-        return _username(obj.created_by)
-
-    def get_updated_by(self, obj: RegisteredModel) -> str | None:
-        return _username(obj.updated_by)
-
-    def get_url(self, obj: RegisteredModel) -> str:
-        return reverse("registry-api:model-detail", args=[obj.name])
+    def to_representation(self, obj: RegisteredModel) -> dict[str, Any]:
+        latest: dict[str, int] = {}
+        for v in obj.live_stage_versions:
+            latest[v.stage] = max(latest.get(v.stage, 0), v.version)
+        return {
+            "name": obj.name, "description": obj.description, "owner": obj.owner_name,
+            "team": obj.team_name, "risk_tier": obj.risk_tier,
+            "tags": {t.key: t.value for t in obj.tag_list},
+            "aliases": {a.name: a.version_number for a in obj.alias_list},
+            "latest_versions": latest, "last_version_number": obj.last_version_number,
+            "created_by": obj.created_by_name, "created_at": _iso(obj.created_at),
+            "updated_by": obj.updated_by_name, "updated_at": _iso(obj.updated_at),
+            "url": reverse("registry-api:model-detail", args=[obj.name]),
+        }
 
 
 class MetricOut(serializers.Serializer):
@@ -201,6 +199,14 @@ class MetricOut(serializers.Serializer):
     split = serializers.CharField()
 
 
+def artifact_data(obj: Artifact, model_name: str, number: int) -> dict[str, Any]:
+    return {"id": obj.pk, "filename": obj.filename, "size": obj.size, "sha256": obj.sha256,
+            "media_type": obj.media_type, "format": obj.format,
+            "derived_from": obj.derived_from_id, "created_at": _iso(obj.created_at),
+            "download_url": reverse("registry-api:artifact-download",
+                                    args=[model_name, number, obj.pk])}
+
+
 class ArtifactOut(serializers.Serializer):
     id = serializers.IntegerField()
     filename = serializers.CharField()
@@ -208,18 +214,19 @@ class ArtifactOut(serializers.Serializer):
     sha256 = serializers.CharField()
     media_type = serializers.CharField()
     format = serializers.CharField()
-    derived_from = serializers.IntegerField(source="derived_from_id", allow_null=True)
+    derived_from = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()
-    download_url = serializers.SerializerMethodField()
+    download_url = serializers.CharField()
 
-    def get_download_url(self, obj: Artifact) -> str:
+    def to_representation(self, obj: Artifact) -> dict[str, Any]:
         version = obj.version
-        return reverse("registry-api:artifact-download",
-                       args=[version.registered_model.name, version.version, obj.pk])
+        return artifact_data(obj, version.registered_model.name, version.version)
 
 
 class VersionOut(serializers.Serializer):
-    name = serializers.CharField(source="registered_model.name")
+    """A version as selectors return it (annotated names, prefetched lists)."""
+
+    name = serializers.CharField()
     version = serializers.IntegerField()
     description = serializers.CharField()
     source = serializers.CharField()
@@ -230,36 +237,40 @@ class VersionOut(serializers.Serializer):
     metrics = MetricOut(many=True)
     signature = serializers.JSONField()
     input_example = serializers.JSONField()
-    pip_requirements = serializers.JSONField()
+    pip_requirements = serializers.ListField(child=serializers.CharField())
     python_version = serializers.CharField()
     status = serializers.CharField()
     status_message = serializers.CharField()
     stage = serializers.CharField()
-    stage_changed_at = serializers.DateTimeField()
-    aliases = serializers.SerializerMethodField()
-    tags = serializers.SerializerMethodField()
+    stage_changed_at = serializers.DateTimeField(allow_null=True)
+    aliases = serializers.ListField(child=serializers.CharField())
+    tags = serializers.DictField(child=serializers.CharField())
     artifacts = ArtifactOut(many=True)
-    training_run = serializers.SerializerMethodField()
-    created_by = serializers.SerializerMethodField()
+    training_run = serializers.CharField(allow_null=True)
+    created_by = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-    url = serializers.SerializerMethodField()
+    url = serializers.CharField()
 
-    def get_aliases(self, obj: ModelVersion) -> list[str]:
-        return sorted(a.name for a in obj.aliases.all())
-
-    def get_tags(self, obj: ModelVersion) -> dict[str, str]:
-        return {t.key: t.value for t in obj.tags.all()}
-
-    def get_training_run(self, obj: ModelVersion) -> str | None:
-        return obj.training_run.run_id if obj.training_run else None
-
-    def get_created_by(self, obj: ModelVersion) -> str | None:
-        return _username(obj.created_by)
-
-    def get_url(self, obj: ModelVersion) -> str:
-        return reverse("registry-api:version-detail",
-                       args=[obj.registered_model.name, obj.version])
+    def to_representation(self, obj: ModelVersion) -> dict[str, Any]:
+        name = obj.registered_model.name
+        return {
+            "name": name, "version": obj.version, "description": obj.description,
+            "source": obj.source, "run_id": obj.run_id, "run_link": obj.run_link,
+            "flavor": obj.flavor, "params": obj.params,
+            "metrics": [{"name": m.name, "value": m.value, "dataset": m.dataset,
+                         "split": m.split} for m in obj.metric_list],
+            "signature": obj.signature, "input_example": obj.input_example,
+            "pip_requirements": obj.pip_requirements, "python_version": obj.python_version,
+            "status": obj.status, "status_message": obj.status_message, "stage": obj.stage,
+            "stage_changed_at": _iso(obj.stage_changed_at),
+            "aliases": sorted(a.name for a in obj.alias_list),
+            "tags": {t.key: t.value for t in obj.tag_list},
+            "artifacts": [artifact_data(a, name, obj.version) for a in obj.artifact_list],
+            "training_run": obj.training_run_ref, "created_by": obj.created_by_name,
+            "created_at": _iso(obj.created_at), "updated_at": _iso(obj.updated_at),
+            "url": reverse("registry-api:version-detail", args=[name, obj.version]),
+        }
 
 
 class AliasOut(serializers.Serializer):
@@ -268,17 +279,8 @@ class AliasOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class ResolveOut(serializers.Serializer):
-    name = serializers.CharField(source="registered_model.name")
-    version = serializers.IntegerField()
-    stage = serializers.CharField()
-    aliases = serializers.SerializerMethodField()
-    source = serializers.CharField()
-    artifacts = ArtifactOut(many=True)
-    signature = serializers.JSONField()
-
-    def get_aliases(self, obj: ModelVersion) -> list[str]:
-        return sorted(a.name for a in obj.aliases.all())
+class ResolveOut(VersionOut):
+    """The version a stage or alias resolves to, in the same shape as a version."""
 
 
 class ValidateIn(serializers.Serializer):

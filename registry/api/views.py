@@ -321,7 +321,7 @@ class ArtifactListView(RegistryView):
     @extend_schema(responses=s.ArtifactOut(many=True))
     def get(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
-        return Response(s.ArtifactOut(version.artifacts.all(), many=True).data)
+        return Response([s.artifact_data(a, name, number) for a in version.artifact_list])
 
     @extend_schema(request={"application/octet-stream": OpenApiTypes.BINARY,
                             "multipart/form-data": OpenApiTypes.OBJECT},

@@ -178,7 +178,9 @@ class ModelVersionMetric(models.Model):
         ordering = ["name", "dataset", "split"]
         constraints = [models.UniqueConstraint(fields=["version", "name", "dataset", "split"],
                                                name="model_version_metric_unique")]
-        indexes = [models.Index(fields=["name", "value"], name="mv_metric_name_value_idx")]
+        # No (name, value) index on purpose: searches test metrics per model or version, and
+        # the unique (version, name, …) index answers that; a (name, value) index tempts the
+        # planner into scanning every matching metric for each candidate row.
 
     def __str__(self) -> str:
         scope = "/".join(p for p in (self.dataset, self.split) if p)

@@ -45,8 +45,28 @@ def test_deep_nesting_is_refused_not_a_crash():
         search.parse("(" * 200 + "name = 'a'" + ")" * 200)
 
 
-def test_like_regex_escapes_everything_but_wildcards():
-    assert search.like_regex("a.b%_") == r"^a\.b.*.$"
+NAMES = ("a.b", "a.bc", "axb", "a*b", "a[b", "a\\b", "A.B")
+
+
+@pytest.mark.parametrize("pattern,matches", [
+    ("a.b%", ["a.b", "a.bc"]),
+    ("a_b", ["a.b", "axb", "a*b", "a[b", "a\\b"]),
+    ("a*b", ["a*b"]),
+    ("a[b", ["a[b"]),
+    ("a\\\\b", ["a\\b"]),  # the query text holds a\\b: an escaped, literal backslash
+    ("%", list(NAMES)),
+])
+def test_like_treats_only_percent_and_underscore_as_wildcards(data_scientist, pattern, matches):
+    for name in NAMES:
+        make_model(data_scientist, name)
+    for op, expected in (("LIKE", matches), ("ILIKE", None)):
+        found = selectors.registered_model_list(
+            user=data_scientist, filters=selectors.ModelFilters(q=f"name {op} '{pattern}'"))
+        if expected is not None:
+            assert sorted(m.name for m in found) == sorted(expected)
+        else:  # ILIKE adds the upper-case twin where the lower-case name matched
+            names = sorted(m.name for m in found)
+            assert ("A.B" in names) == ("a.b" in names)
 
 
 @pytest.fixture
