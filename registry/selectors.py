@@ -3,14 +3,16 @@ constant number of queries however many rows they return."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 
 from governance import permissions
 from registry import search
+from registry.aggregates import json_object_of
 from registry.errors import NotFound, ValidationFailed
 from registry.models import (
     Alias,
@@ -58,7 +60,7 @@ class VersionFilters:
 def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
                           ) -> QuerySet[RegisteredModel]:
     filters = filters or ModelFilters()
-    qs = permissions.visible_models(user)
+    qs = permissions.visible(user, _model_details())
     if filters.name_contains:
         qs = qs.filter(name__icontains=filters.name_contains)
     for key, value in filters.tags:
@@ -74,25 +76,32 @@ def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
         qs = qs.filter(risk_tier=filters.risk_tier)
     if filters.q:
         qs = qs.filter(search.to_q(filters.q, target="model"))
-    return _with_model_details(qs)
+    return qs
 
 
-def _with_model_details(qs: QuerySet[RegisteredModel]) -> QuerySet[RegisteredModel]:
-    """What every model row shows, in a fixed number of queries. Names arrive as annotations
-    and children as plain lists (``to_attr``): building User objects and a related manager per
-    row costs more than the SQL itself."""
-    return qs.annotate(
+@functools.cache
+def _model_details() -> QuerySet[RegisteredModel]:
+    """What every model row shows, in the row's own query: names as annotations, tags,
+    aliases and the newest staging/production versions as JSON objects aggregated by
+    correlated subqueries. One query per page, however many rows and children.
+
+    Built once per process and cloned by every caller (querysets are copied on filter, never
+    changed in place): resolving these subqueries costs more than running them."""
+    live = ModelVersion.objects.filter(deleted_at__isnull=True, stage__in=[
+        ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION])
+    newest_per_stage = (live.filter(registered_model=OuterRef(OuterRef("pk")),
+                                    stage=OuterRef("stage"))
+                        .order_by("-version").values("version")[:1])
+    return RegisteredModel.objects.annotate(
         owner_name=F("owner__username"), team_name=F("team__name"),
         created_by_name=F("created_by__username"), updated_by_name=F("updated_by__username"),
-    ).prefetch_related(
-        Prefetch("tags", queryset=RegisteredModelTag.objects.only(
-            "registered_model_id", "key", "value"), to_attr="tag_list"),
-        Prefetch("aliases", queryset=Alias.objects.annotate(version_number=F("version__version"))
-                 .only("registered_model_id", "name"), to_attr="alias_list"),
-        Prefetch("versions", queryset=ModelVersion.objects.filter(
-            stage__in=[ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION],
-            deleted_at__isnull=True).only("registered_model_id", "version", "stage"),
-            to_attr="live_stage_versions"),
+        tag_map=json_object_of(RegisteredModelTag.objects.all(), parent="registered_model",
+                               key="key", value="value"),
+        alias_map=json_object_of(Alias.objects.all(), parent="registered_model", key="name",
+                                 value="version__version"),
+        latest_versions=json_object_of(
+            live.filter(version=Subquery(newest_per_stage)), parent="registered_model",
+            key="stage", value="version"),
     )
 
 

@@ -177,15 +177,13 @@ class RegisteredModelOut(serializers.Serializer):
     url = serializers.CharField()
 
     def to_representation(self, obj: RegisteredModel) -> dict[str, Any]:
-        latest: dict[str, int] = {}
-        for v in obj.live_stage_versions:
-            latest[v.stage] = max(latest.get(v.stage, 0), v.version)
         return {
             "name": obj.name, "description": obj.description, "owner": obj.owner_name,
             "team": obj.team_name, "risk_tier": obj.risk_tier,
-            "tags": {t.key: t.value for t in obj.tag_list},
-            "aliases": {a.name: a.version_number for a in obj.alias_list},
-            "latest_versions": latest, "last_version_number": obj.last_version_number,
+            "tags": dict(sorted((obj.tag_map or {}).items())),
+            "aliases": dict(sorted((obj.alias_map or {}).items())),
+            "latest_versions": obj.latest_versions or {},
+            "last_version_number": obj.last_version_number,
             "created_by": obj.created_by_name, "created_at": _iso(obj.created_at),
             "updated_by": obj.updated_by_name, "updated_at": _iso(obj.updated_at),
             "url": reverse("registry-api:model-detail", args=[obj.name]),

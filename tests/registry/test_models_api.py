@@ -200,3 +200,27 @@ def test_openapi_schema_and_docs_are_served(api, viewer):
     assert "/api/v1/models/{name}/versions/{number}/validate/" in paths
     assert "/api/v1/models/{name}/resolve/" in paths
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_model_shows_tags_aliases_and_newest_version_per_live_stage(api, data_scientist,
+                                                                    reviewer):
+    from registry import services
+    from tests.factories import actor_for
+    rm = make_model(data_scientist, "m", tags={"b": "2", "a": "1"})
+    v1, v2, v3, v4 = (make_version(data_scientist, rm) for _ in range(4))
+    approve = actor_for(reviewer)
+    services.version_stage_set(actor=approve, version=v1, stage="production")
+    services.version_stage_set(actor=approve, version=v2, stage="production")
+    services.version_stage_set(actor=actor_for(data_scientist), version=v3, stage="staging")
+    services.version_stage_set(actor=actor_for(data_scientist), version=v4, stage="archived")
+    services.alias_set(actor=actor_for(data_scientist), registered_model=rm,
+                       name="champion", version=v2)
+    for body in (api(data_scientist).get(URL + "m/").json(),
+                 api(data_scientist).get(URL).json()["results"][0]):
+        assert body["tags"] == {"a": "1", "b": "2"}
+        assert body["aliases"] == {"champion": 2}
+        assert body["latest_versions"] == {"production": 2, "staging": 3}
+    bare = make_model(data_scientist, "bare")
+    assert bare.pk
+    body = api(data_scientist).get(URL + "bare/").json()
+    assert (body["tags"], body["aliases"], body["latest_versions"]) == ({}, {}, {})
