@@ -100,6 +100,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # write lock when a transaction begins (so a read-then-write never has to upgrade its lock
     # and deadlock), the busy timeout makes waiting writers retry, and WAL lets readers carry on
     # while one writer holds the lock.
+    # Writers also queue on a file lock beside the database (see config/sqlite3/base.py).
+    _db["ENGINE"] = "config.sqlite3"
     _db["CONN_MAX_AGE"] = 0 if _db["NAME"] == ":memory:" else _db["CONN_MAX_AGE"]
     _db["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",

@@ -20,6 +20,22 @@ class JSONObjectAgg(Aggregate):
         return super().as_sql(compiler, connection, function="JSONB_OBJECT_AGG", **extra)
 
 
+class JSONArrayAgg(Aggregate):
+    function = "JSON_GROUP_ARRAY"
+    output_field = JSONField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        return super().as_sql(compiler, connection, function="JSONB_AGG", **extra)
+
+
+def json_array_of(queryset: QuerySet, *, parent: str, value: Any) -> Subquery:
+    """A subquery yielding a JSON array of `value` over rows whose `parent` is the outer row.
+    The order of elements is unspecified; callers sort."""
+    rows = (queryset.filter(**{parent: OuterRef("pk")}).order_by().values(parent)
+            .annotate(_json=JSONArrayAgg(value)).values("_json"))
+    return Subquery(rows, output_field=JSONField())
+
+
 def json_object_of(queryset: QuerySet, *, parent: str, key: str, value: str) -> Subquery:
     """A subquery yielding {key: value} over `queryset` rows whose `parent` is the outer row."""
     rows = (queryset.filter(**{parent: OuterRef("pk")}).order_by().values(parent)

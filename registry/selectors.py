@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import JSONObject
 
 from governance import permissions
 from registry import search
-from registry.aggregates import json_object_of
+from registry.aggregates import json_array_of, json_object_of
 from registry.errors import NotFound, ValidationFailed
 from registry.models import (
     Alias,
@@ -105,24 +107,58 @@ def _model_details() -> QuerySet[RegisteredModel]:
     )
 
 
-def registered_model_get(*, user: AnyUser, name: str) -> RegisteredModel:
-    rm = registered_model_list(user=user).filter(name=name).first()
+def registered_model_get(*, user: AnyUser, name: str, details: bool = True) -> RegisteredModel:
+    """The visible model named `name`. Without `details`, just the row (for write paths,
+    which hand it to a service and re-read what they show)."""
+    base = _model_details() if details else RegisteredModel.objects.all()
+    rm = permissions.visible(user, base).filter(name=name).first()
     if rm is None:
         raise NotFound(f"Registered model '{name}' not found.", code="registered_model_not_found")
     return rm
 
 
+@functools.cache
 def _version_queryset() -> QuerySet[ModelVersion]:
+    """What every version row shows, in the row's own query (see `_model_details`)."""
     return ModelVersion.objects.select_related("registered_model").annotate(
         created_by_name=F("created_by__username"), training_run_ref=F("training_run__run_id"),
-    ).prefetch_related(
-        Prefetch("tags", queryset=ModelVersionTag.objects.only("version_id", "key", "value"),
-                 to_attr="tag_list"),
-        Prefetch("metrics", queryset=ModelVersionMetric.objects.all(), to_attr="metric_list"),
-        Prefetch("aliases", queryset=Alias.objects.only("version_id", "name"),
-                 to_attr="alias_list"),
-        Prefetch("artifacts", queryset=Artifact.objects.order_by("filename"),
-                 to_attr="artifact_list"))
+        tag_map=json_object_of(ModelVersionTag.objects.all(), parent="version", key="key",
+                               value="value"),
+        metric_rows=json_array_of(ModelVersionMetric.objects.all(), parent="version",
+                                  value=JSONObject(name="name", value="value",
+                                                   dataset="dataset", split="split")),
+        alias_names=json_array_of(Alias.objects.all(), parent="version", value="name"),
+        artifact_rows=json_array_of(Artifact.objects.all(), parent="version", value=JSONObject(
+            id="id", filename="filename", size="size", sha256="sha256",
+            media_type="media_type", format="format", derived_from="derived_from_id",
+            created_at="created_at")),
+    )
+
+
+@dataclass(frozen=True)
+class VersionChildren:
+    tags: dict[str, str]
+    metrics: list[dict[str, Any]]
+    aliases: list[str]
+    artifacts: list[dict[str, Any]]
+
+
+def _utc(value: str | None) -> datetime | None:
+    """Timestamps inside JSON come back as text (naive UTC on SQLite)."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def version_children(version: ModelVersion) -> VersionChildren:
+    """A version's tags, metrics, aliases and artifacts from its aggregated columns, sorted."""
+    metrics = sorted(({**m, "value": float(m["value"])} for m in version.metric_rows or []),
+                     key=lambda m: (m["name"], m["dataset"], m["split"]))
+    artifacts = sorted(({**a, "created_at": _utc(a["created_at"])}
+                        for a in version.artifact_rows or []), key=lambda a: a["filename"])
+    return VersionChildren(tags=dict(sorted((version.tag_map or {}).items())), metrics=metrics,
+                           aliases=sorted(version.alias_names or []), artifacts=artifacts)
 
 
 def version_list(*, user: AnyUser, filters: VersionFilters | None = None
@@ -201,7 +237,8 @@ def version_compare(*, user: AnyUser, registered_model: RegisteredModel,
     params = [{"name": key, "values": [v.params.get(key) for v in versions],
                "differs": len({repr(v.params.get(key)) for v in versions}) > 1}
               for key in param_keys]
-    metric_maps = [{_metric_label(m): m.value for m in v.metric_list} for v in versions]
+    metric_maps = [{_metric_label(m): m["value"] for m in version_children(v).metrics}
+                   for v in versions]
     metrics = []
     for label in sorted({k for mm in metric_maps for k in mm}):
         values = [mm.get(label) for mm in metric_maps]
@@ -219,9 +256,9 @@ def version_compare(*, user: AnyUser, registered_model: RegisteredModel,
             "versions": versions, "params": params, "metrics": metrics}
 
 
-def _metric_label(metric: ModelVersionMetric) -> str:
-    scope = "/".join(p for p in (metric.dataset, metric.split) if p)
-    return f"{metric.name} [{scope}]" if scope else metric.name
+def _metric_label(metric: dict[str, Any]) -> str:
+    scope = "/".join(p for p in (metric["dataset"], metric["split"]) if p)
+    return f"{metric['name']} [{scope}]" if scope else metric["name"]
 
 
 def alias_list(*, user: AnyUser, registered_model: RegisteredModel) -> QuerySet[Alias]:

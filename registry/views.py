@@ -70,6 +70,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     version = selectors.version_get(user=request.user, registered_model=rm, number=number)
     return render(request, "registry/version_detail.html", {
         "registered_model": rm, "version": version,
+        "children": selectors.version_children(version),
         "deployments": selectors.deployment_list(user=request.user, version=version)})
 
 

@@ -21,6 +21,7 @@ from registry.models import (
     RegisteredModel,
     TrainingRun,
 )
+from registry.selectors import version_children
 
 # Fields the server owns: a client that sends them is told so instead of being ignored.
 SERVER_OWNED = frozenset({
@@ -197,12 +198,11 @@ class MetricOut(serializers.Serializer):
     split = serializers.CharField()
 
 
-def artifact_data(obj: Artifact, model_name: str, number: int) -> dict[str, Any]:
-    return {"id": obj.pk, "filename": obj.filename, "size": obj.size, "sha256": obj.sha256,
-            "media_type": obj.media_type, "format": obj.format,
-            "derived_from": obj.derived_from_id, "created_at": _iso(obj.created_at),
+def artifact_data(row: dict[str, Any], model_name: str, number: int) -> dict[str, Any]:
+    """An artifact as the API shows it, from the row shape `version_children` returns."""
+    return {**row, "created_at": _iso(row["created_at"]),
             "download_url": reverse("registry-api:artifact-download",
-                                    args=[model_name, number, obj.pk])}
+                                    args=[model_name, number, row["id"]])}
 
 
 class ArtifactOut(serializers.Serializer):
@@ -218,7 +218,10 @@ class ArtifactOut(serializers.Serializer):
 
     def to_representation(self, obj: Artifact) -> dict[str, Any]:
         version = obj.version
-        return artifact_data(obj, version.registered_model.name, version.version)
+        row = {"id": obj.pk, "filename": obj.filename, "size": obj.size, "sha256": obj.sha256,
+               "media_type": obj.media_type, "format": obj.format,
+               "derived_from": obj.derived_from_id, "created_at": obj.created_at}
+        return artifact_data(row, version.registered_model.name, version.version)
 
 
 class VersionOut(serializers.Serializer):
@@ -252,19 +255,18 @@ class VersionOut(serializers.Serializer):
 
     def to_representation(self, obj: ModelVersion) -> dict[str, Any]:
         name = obj.registered_model.name
+        children = version_children(obj)
         return {
             "name": name, "version": obj.version, "description": obj.description,
             "source": obj.source, "run_id": obj.run_id, "run_link": obj.run_link,
             "flavor": obj.flavor, "params": obj.params,
-            "metrics": [{"name": m.name, "value": m.value, "dataset": m.dataset,
-                         "split": m.split} for m in obj.metric_list],
+            "metrics": children.metrics,
             "signature": obj.signature, "input_example": obj.input_example,
             "pip_requirements": obj.pip_requirements, "python_version": obj.python_version,
             "status": obj.status, "status_message": obj.status_message, "stage": obj.stage,
             "stage_changed_at": _iso(obj.stage_changed_at),
-            "aliases": sorted(a.name for a in obj.alias_list),
-            "tags": {t.key: t.value for t in obj.tag_list},
-            "artifacts": [artifact_data(a, name, obj.version) for a in obj.artifact_list],
+            "aliases": children.aliases, "tags": children.tags,
+            "artifacts": [artifact_data(a, name, obj.version) for a in children.artifacts],
             "training_run": obj.training_run_ref, "created_by": obj.created_by_name,
             "created_at": _iso(obj.created_at), "updated_at": _iso(obj.updated_at),
             "url": reverse("registry-api:version-detail", args=[name, obj.version]),

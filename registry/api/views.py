@@ -35,6 +35,12 @@ class RegistryView(APIView):
         return Actor.from_request(self.request, channel="api")
 
     def registered_model(self, name: str) -> RegisteredModel:
+        # Reads show the model, so they need its display columns; writes only pass it on.
+        return selectors.registered_model_get(user=self.request.user, name=name,
+                                              details=self.request.method in ("GET", "HEAD"))
+
+    def shown_model(self, name: str) -> RegisteredModel:
+        """The model with its display columns, to answer a write with what it changed."""
         return selectors.registered_model_get(user=self.request.user, name=name)
 
     def version(self, name: str, number: int) -> ModelVersion:
@@ -104,7 +110,7 @@ class ModelListView(RegistryView):
     def post(self, request: Request) -> Response:
         data = self.valid(s.RegisteredModelCreateIn)
         rm = services.registered_model_create(actor=self.actor(), **data)
-        return Response(s.RegisteredModelOut(self.registered_model(rm.name)).data,
+        return Response(s.RegisteredModelOut(self.shown_model(rm.name)).data,
                         status=status.HTTP_201_CREATED)
 
 
@@ -118,7 +124,7 @@ class ModelDetailView(RegistryView):
         rm = self.registered_model(name)
         data = self.valid(s.RegisteredModelUpdateIn, partial=True)
         rm = services.registered_model_update(actor=self.actor(), registered_model=rm, **data)
-        return Response(s.RegisteredModelOut(self.registered_model(rm.name)).data)
+        return Response(s.RegisteredModelOut(self.shown_model(rm.name)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str) -> Response:
@@ -133,7 +139,7 @@ class ModelTagView(RegistryView):
         rm = self.registered_model(name)
         services.registered_model_tag_set(actor=self.actor(), registered_model=rm, key=key,
                                           **self.valid(s.TagValueIn))
-        return Response(s.RegisteredModelOut(self.registered_model(name)).data)
+        return Response(s.RegisteredModelOut(self.shown_model(name)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str, key: str) -> Response:
@@ -321,7 +327,8 @@ class ArtifactListView(RegistryView):
     @extend_schema(responses=s.ArtifactOut(many=True))
     def get(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
-        return Response([s.artifact_data(a, name, number) for a in version.artifact_list])
+        return Response([s.artifact_data(a, name, number)
+                         for a in selectors.version_children(version).artifacts])
 
     @extend_schema(request={"application/octet-stream": OpenApiTypes.BINARY,
                             "multipart/form-data": OpenApiTypes.OBJECT},

@@ -42,6 +42,9 @@ def test_raw_upload_stores_content_addressed_and_audits(api, data_scientist, ver
     assert artifact_storage().open(artifact.storage_key).read() == data
     event = AuditEvent.objects.get(action="artifact.uploaded")
     assert event.details["sha256"] == sha
+    # The same artifact rendered from the version's aggregated row matches the upload reply.
+    assert api(data_scientist).get(f"{V}/").json()["artifacts"] == [body]
+    assert api(data_scientist).get(f"{V}/artifacts/").json() == [body]
 
 
 def test_multipart_upload(api, data_scientist, version):
