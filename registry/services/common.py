@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import Manager, Model
 
 from governance.actors import Actor
-from registry.errors import Conflict, Forbidden
+from registry import validation
+from registry.errors import Conflict, Forbidden, ValidationFailed
 
 
 class _Unset:
@@ -46,6 +47,26 @@ def insert_or_conflict(create: Any, message: str, code: str) -> Any:
             return create()
     except IntegrityError:
         raise Conflict(message, code=code) from None
+
+
+def tag_upsert(tags: Manager, *, key: str, value: str) -> tuple[bool, str | None]:
+    """Set `key` to `value` among an object's tags (a related manager), with the per-object
+    limit. Returns (changed, previous value). Runs inside the caller's transaction."""
+    key = validation.tag_key(key, field="key")
+    value = validation.tag_value(value, field="value")
+    tag = tags.select_for_update().filter(key=key).first()
+    if tag is None:
+        insert_or_conflict(lambda: tags.create(key=key, value=value),
+                           f"Tag '{key}' was set by another request at the same time; retry.",
+                           "tag_conflict")
+        if tags.count() > validation.MAX_TAGS:
+            raise ValidationFailed(f"At most {validation.MAX_TAGS} tags.", field="key")
+        return True, None
+    if tag.value == value:
+        return False, value
+    previous, tag.value = tag.value, value
+    tag.save(update_fields=["value"])
+    return True, previous
 
 
 def require_admin(actor: Actor, what: str) -> None:

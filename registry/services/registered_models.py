@@ -13,7 +13,13 @@ from registry import validation
 from registry.errors import Conflict, ValidationFailed
 from registry.models import Deployment, ModelVersion, RegisteredModel, RegisteredModelTag
 from registry.services.artifacts import blobs_release
-from registry.services.common import UNSET, apply_changes, insert_or_conflict, require_admin
+from registry.services.common import (
+    UNSET,
+    apply_changes,
+    insert_or_conflict,
+    require_admin,
+    tag_upsert,
+)
 
 # What the creator of a registered model may do with it. Approving promotions is deliberately
 # left out: nobody approves their own work by default.
@@ -109,24 +115,14 @@ def registered_model_update(*, actor: Actor, registered_model: RegisteredModel,
 
 @transaction.atomic
 def registered_model_tag_set(*, actor: Actor, registered_model: RegisteredModel, key: str,
-                             value: str) -> RegisteredModelTag:
+                             value: str) -> None:
     permissions.require(actor.user, Perm.CHANGE, registered_model)
-    key, value = validation.tag_key(key, field="key"), validation.tag_value(value, field="value")
-    tag, created = RegisteredModelTag.objects.select_for_update().get_or_create(
-        registered_model=registered_model, key=key, defaults={"value": value})
-    previous = None
-    if created:
-        if registered_model.tags.count() > validation.MAX_TAGS:
-            raise ValidationFailed(f"At most {validation.MAX_TAGS} tags.", field="key")
-    elif tag.value == value:
-        return tag
-    else:
-        previous, tag.value = tag.value, value
-        tag.save(update_fields=["value"])
+    changed, previous = tag_upsert(registered_model.tags, key=key, value=value)
+    if not changed:
+        return
     audit.record(actor=actor, action="registered_model.tag_set", target=registered_model,
                  registered_model=registered_model,
                  details={"key": key, "from": previous, "to": value})
-    return tag
 
 
 @transaction.atomic

@@ -24,7 +24,7 @@ from registry.models import (
     TrainingRun,
 )
 from registry.services.artifacts import blobs_release
-from registry.services.common import UNSET, apply_changes, require_admin
+from registry.services.common import UNSET, apply_changes, require_admin, tag_upsert
 from registry.services.registered_models import _refuse_if_serving
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -179,18 +179,9 @@ def version_update(*, actor: Actor, version: ModelVersion, description: str = UN
 @transaction.atomic
 def version_tag_set(*, actor: Actor, version: ModelVersion, key: str, value: str) -> None:
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
-    key, value = validation.tag_key(key, field="key"), validation.tag_value(value, field="value")
-    tag, created = ModelVersionTag.objects.select_for_update().get_or_create(
-        version=version, key=key, defaults={"value": value})
-    previous = None
-    if created:
-        if version.tags.count() > validation.MAX_TAGS:
-            raise ValidationFailed(f"At most {validation.MAX_TAGS} tags.", field="key")
-    elif tag.value == value:
+    changed, previous = tag_upsert(version.tags, key=key, value=value)
+    if not changed:
         return
-    else:
-        previous, tag.value = tag.value, value
-        tag.save(update_fields=["value"])
     audit.record(actor=actor, action="version.tag_set", target=version,
                  registered_model=version.registered_model,
                  details={"key": key, "from": previous, "to": value})

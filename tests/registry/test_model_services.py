@@ -127,3 +127,18 @@ def test_purge_needs_soft_delete_first_and_removes_rows_and_grants(data_scientis
     assert not rm.user_grants.exists()
     assert AuditEvent.objects.filter(action="registered_model.purged",
                                      registered_model_id=rm.pk).exists()
+
+
+def test_tag_limit_is_enforced_for_models_and_versions(data_scientist):
+    rm = make_model(data_scientist, "m", tags={f"k{i}": "v" for i in range(100)})
+    actor = actor_for(data_scientist)
+    with pytest.raises(ValidationFailed):
+        services.registered_model_tag_set(actor=actor, registered_model=rm, key="one-more",
+                                          value="v")
+    assert rm.tags.count() == 100
+    services.registered_model_tag_set(actor=actor, registered_model=rm, key="k1", value="new")
+    assert rm.tags.get(key="k1").value == "new"
+    version = make_version(data_scientist, rm, tags={f"k{i}": "v" for i in range(100)})
+    with pytest.raises(ValidationFailed):
+        services.version_tag_set(actor=actor, version=version, key="one-more", value="v")
+    assert version.tags.count() == 100
