@@ -10,13 +10,14 @@ Invisible means 404 (missing and forbidden look the same); visible but not allow
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, Q, QuerySet
+from django.db.models import JSONField, Model, OuterRef, Q, QuerySet, Subquery, Value
 
 from governance.models import RegisteredModelGroupPermission, RegisteredModelUserPermission
+from registry.aggregates import JSONArrayAgg
 from registry.errors import Forbidden, NotFound
 from registry.models import (
     Alias,
@@ -68,16 +69,32 @@ def _active(user: AnyUser) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
+def _global_permissions(user: Any) -> QuerySet[Permission]:
+    return Permission.objects.filter(Q(user=user) | Q(group__user=user),
+                                     content_type__app_label="registry")
+
+
 def _global_codenames(user: User) -> set[str]:
     """Registry permissions granted to the user directly or through groups (roles): one
     query, remembered on the user object for the rest of the request."""
     cached = user.__dict__.get("_modelgate_global")
     if cached is None:
-        cached = set(Permission.objects.filter(
-            Q(user=user) | Q(group__user=user), content_type__app_label="registry",
-        ).values_list("codename", flat=True).distinct())
+        cached = set(_global_permissions(user).values_list("codename", flat=True).distinct())
         user.__dict__["_modelgate_global"] = cached
     return cached
+
+
+def global_codenames_column(user_ref: OuterRef) -> Subquery:
+    """A subquery column with the JSON array of a user's global registry codenames, so code
+    that loads a user anyway (token authentication) gets them in the same query. Hand the
+    value to `remember_global`."""
+    return Subquery(_global_permissions(user_ref).order_by().annotate(_one=Value(1))
+                    .values("_one").annotate(_json=JSONArrayAgg("codename")).values("_json"),
+                    output_field=JSONField())
+
+
+def remember_global(user: User, codenames: list[str] | None) -> None:
+    user.__dict__["_modelgate_global"] = set(codenames or [])
 
 
 def has_global(user: AnyUser, codename: str) -> bool:

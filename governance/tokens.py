@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import OuterRef
 from django.utils import timezone
 
-from governance import audit
+from governance import audit, permissions
 from governance.actors import Actor
 from governance.models import ApiToken
 from registry.errors import Forbidden, ValidationFailed
@@ -65,7 +66,9 @@ def token_authenticate(raw: str) -> User | None:
     if not raw.startswith(TOKEN_PREFIX):
         return None
     digest = _digest(raw)
-    token = (ApiToken.objects.select_related("user").filter(digest=digest).first())
+    token = (ApiToken.objects.select_related("user").filter(digest=digest)
+             .annotate(registry_codenames=permissions.global_codenames_column(
+                 OuterRef("user_id"))).first())
     # The lookup is by digest, so timing reveals nothing of the secret; compare anyway.
     if token is None or not hmac.compare_digest(token.digest, digest):
         return None
@@ -74,6 +77,7 @@ def token_authenticate(raw: str) -> User | None:
         return None
     if not token.user.is_active:
         return None
+    permissions.remember_global(token.user, token.registry_codenames)
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user

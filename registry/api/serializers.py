@@ -4,6 +4,7 @@ rest. Output serializers render what selectors return."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
@@ -150,6 +151,37 @@ def _username(user: User | None) -> str | None:
     return user.get_username() if user is not None else None
 
 
+# reverse() per row cost more than the row itself (thread-local URLconf lookups on every
+# call), so a response reverses the collection URL once and appends the quoted parts, with the
+# same quoting reverse() applies. tests/registry/test_models_api.py pins the two together.
+_URL_SAFE = "!$&'()*+,;=~:@"
+
+
+class Links:
+    """URLs of registry objects, from one reverse() per response."""
+
+    def __init__(self) -> None:
+        self.models = reverse("registry-api:model-list")
+
+    def model(self, name: str) -> str:
+        return f"{self.models}{quote(name, safe=_URL_SAFE)}/"
+
+    def version(self, name: str, number: int) -> str:
+        return f"{self.model(name)}versions/{number}/"
+
+    def download(self, name: str, number: int, artifact_id: int) -> str:
+        return f"{self.version(name, number)}artifacts/{artifact_id}/download/"
+
+
+class LinkedSerializer(serializers.Serializer):
+    @property
+    def links(self) -> Links:
+        # One per serializer; a list's rows share their child serializer, hence its Links.
+        if "_links" not in self.__dict__:
+            self.__dict__["_links"] = Links()
+        return self.__dict__["_links"]
+
+
 def _iso(value: Any) -> str | None:
     if value is None:
         return None
@@ -157,7 +189,7 @@ def _iso(value: Any) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-class RegisteredModelOut(serializers.Serializer):
+class RegisteredModelOut(LinkedSerializer):
     """A registered model as selectors return it (annotated names, prefetched lists). The
     fields are declared for the schema; rendering is explicit because lists render many."""
 
@@ -187,7 +219,7 @@ class RegisteredModelOut(serializers.Serializer):
             "last_version_number": obj.last_version_number,
             "created_by": obj.created_by_name, "created_at": _iso(obj.created_at),
             "updated_by": obj.updated_by_name, "updated_at": _iso(obj.updated_at),
-            "url": reverse("registry-api:model-detail", args=[obj.name]),
+            "url": self.links.model(obj.name),
         }
 
 
@@ -198,11 +230,12 @@ class MetricOut(serializers.Serializer):
     split = serializers.CharField()
 
 
-def artifact_data(row: dict[str, Any], model_name: str, number: int) -> dict[str, Any]:
+def artifact_data(row: dict[str, Any], model_name: str, number: int,
+                  links: Links | None = None) -> dict[str, Any]:
     """An artifact as the API shows it, from the row shape `version_children` returns."""
+    links = links or Links()
     return {**row, "created_at": _iso(row["created_at"]),
-            "download_url": reverse("registry-api:artifact-download",
-                                    args=[model_name, number, row["id"]])}
+            "download_url": links.download(model_name, number, row["id"])}
 
 
 class ArtifactOut(serializers.Serializer):
@@ -224,7 +257,7 @@ class ArtifactOut(serializers.Serializer):
         return artifact_data(row, version.registered_model.name, version.version)
 
 
-class VersionOut(serializers.Serializer):
+class VersionOut(LinkedSerializer):
     """A version as selectors return it (annotated names, prefetched lists)."""
 
     name = serializers.CharField()
@@ -266,10 +299,11 @@ class VersionOut(serializers.Serializer):
             "status": obj.status, "status_message": obj.status_message, "stage": obj.stage,
             "stage_changed_at": _iso(obj.stage_changed_at),
             "aliases": children.aliases, "tags": children.tags,
-            "artifacts": [artifact_data(a, name, obj.version) for a in children.artifacts],
+            "artifacts": [artifact_data(a, name, obj.version, self.links)
+                          for a in children.artifacts],
             "training_run": obj.training_run_ref, "created_by": obj.created_by_name,
             "created_at": _iso(obj.created_at), "updated_at": _iso(obj.updated_at),
-            "url": reverse("registry-api:version-detail", args=[name, obj.version]),
+            "url": self.links.version(name, obj.version),
         }
 
 

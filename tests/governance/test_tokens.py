@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from governance.actors import Actor
-from governance.models import ApiToken, AuditEvent
+from governance.models import ApiToken, AuditEvent, RegisteredModelUserPermission
 from governance.tokens import token_create, token_revoke
 from registry.errors import Forbidden
 
@@ -59,3 +59,27 @@ def test_token_create_command_prints_a_working_token(client, data_scientist, cap
     call_command("token_create", "alice", "--name", "cli")
     raw = capsys.readouterr().out.strip()
     assert _get(client, raw).status_code == 200
+
+
+def test_token_requests_get_their_role_permissions_and_lose_them_at_once(client, roles,
+                                                                        data_scientist, viewer):
+    from tests.factories import make_model
+    make_model(data_scientist, "m")
+    url = "/api/v1/models/m/versions/"
+    _, ds_raw = token_create(actor=Actor.system("cli", user=data_scientist),
+                             user=data_scientist, name="ds")
+    _, viewer_raw = token_create(actor=Actor.system("cli", user=viewer), user=viewer, name="v")
+
+    def post(raw):
+        return client.post(url, {}, content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    assert post(viewer_raw).status_code == 403
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {viewer_raw}").status_code == 200
+    assert post(ds_raw).status_code == 201
+    # The creator's per-model grants still allow it; with them and the role gone, the very
+    # next request is refused: nothing is cached across requests.
+    RegisteredModelUserPermission.objects.filter(user=data_scientist).delete()
+    assert post(ds_raw).status_code == 201
+    data_scientist.groups.remove(roles["data scientist"])
+    assert post(ds_raw).status_code == 404

@@ -224,3 +224,22 @@ def test_model_shows_tags_aliases_and_newest_version_per_live_stage(api, data_sc
     assert bare.pk
     body = api(data_scientist).get(URL + "bare/").json()
     assert (body["tags"], body["aliases"], body["latest_versions"]) == ({}, {}, {})
+
+
+@pytest.mark.parametrize("name", ["plain", "with space", "ünï-cødé", "50%:off", "a+b=c&d"])
+def test_links_match_the_url_configuration(api, data_scientist, name):
+    from django.urls import reverse
+    rm = make_model(data_scientist, name)
+    make_version(data_scientist, rm)
+    from registry.models import ModelVersion
+    from tests.factories import make_artifact
+    artifact = make_artifact(data_scientist, ModelVersion.objects.get())
+    client = api(data_scientist)
+    model_url = reverse("registry-api:model-detail", args=[name])
+    body = client.get(model_url).json()
+    assert body["url"] == model_url
+    version = client.get(reverse("registry-api:version-detail", args=[name, 1])).json()
+    assert version["url"] == reverse("registry-api:version-detail", args=[name, 1])
+    download = reverse("registry-api:artifact-download", args=[name, 1, artifact.pk])
+    assert version["artifacts"][0]["download_url"] == download
+    assert client.get(download).status_code == 200
