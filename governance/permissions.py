@@ -128,13 +128,14 @@ def visible_models(user: AnyUser) -> QuerySet[RegisteredModel]:
 def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     """Restrict a queryset of registry objects to what the user may view (soft-deleted hidden)."""
     model_path, version_path = _PATHS[queryset.model]
-    if not model_path:
-        if has_global(user, Perm.VIEW):  # no per-row test needed: skip the subquery
-            return queryset.filter(deleted_at__isnull=True)
-        return queryset.filter(pk__in=visible_models(user).values("pk"))
-    qs = queryset.filter(**{f"{model_path}__in": visible_models(user).values("pk")})
+    to_model = f"{model_path}__" if model_path else ""
+    if has_global(user, Perm.VIEW):  # every live model is visible: no subquery needed
+        qs = queryset.filter(**{f"{to_model}deleted_at__isnull": True})
+    else:
+        qs = queryset.filter(**{f"{to_model}pk__in": visible_models(user).values("pk")})
     if version_path is not None:
-        qs = qs.filter(**{f"{version_path + '__' if version_path else ''}deleted_at__isnull": True})
+        to_version = f"{version_path}__" if version_path else ""
+        qs = qs.filter(**{f"{to_version}deleted_at__isnull": True})
     return qs
 
 

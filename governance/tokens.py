@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import OuterRef
+from django.db.models import OuterRef, QuerySet
 from django.utils import timezone
 
 from governance import audit, permissions
@@ -61,14 +62,19 @@ def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
     return token
 
 
+@functools.cache
+def _token_lookup() -> QuerySet[ApiToken]:
+    """Built once per process (every request authenticates), cloned per call."""
+    return ApiToken.objects.select_related("user").annotate(
+        registry_codenames=permissions.global_codenames_column(OuterRef("user_id")))
+
+
 def token_authenticate(raw: str) -> User | None:
     """The active user owning a valid, unexpired, unrevoked token, else None."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
     digest = _digest(raw)
-    token = (ApiToken.objects.select_related("user").filter(digest=digest)
-             .annotate(registry_codenames=permissions.global_codenames_column(
-                 OuterRef("user_id"))).first())
+    token = _token_lookup().filter(digest=digest).first()
     # The lookup is by digest, so timing reveals nothing of the secret; compare anyway.
     if token is None or not hmac.compare_digest(token.digest, digest):
         return None
