@@ -166,3 +166,12 @@ def _safetensors() -> bytes:
 ])
 def test_format_is_detected_without_loading(data_scientist, version, filename, data, fmt):
     assert make_artifact(data_scientist, version, data, filename).format == fmt
+
+
+def test_an_html_upload_is_served_as_a_download_never_inline(api, data_scientist, version):
+    r = api(data_scientist).post(f"{V}/artifacts/?filename=page.html",
+                                 data=b"<script>alert(1)</script>", content_type="text/html")
+    assert r.status_code == 201
+    download = api(data_scientist).get(r.json()["download_url"])
+    assert download["Content-Disposition"].startswith("attachment;")
+    assert download["X-Content-Type-Options"] == "nosniff"
