@@ -16,13 +16,14 @@ from registry.errors import DomainError
 
 
 def _run(request: HttpRequest, queryset: QuerySet, service: Any, what: str,
-         **kwargs: Any) -> None:
-    """Apply a service to each selected row; report successes and refusals."""
+         param: str = "registered_model") -> None:
+    """Apply a service to each selected row (passed as `param`); report successes and
+    refusals."""
     actor = Actor.from_request(request, channel="admin")
     done = 0
     for obj in queryset:
         try:
-            service(actor=actor, **{kwargs.pop("param", "registered_model"): obj})
+            service(actor=actor, **{param: obj})
             done += 1
         except DomainError as exc:
             messages.error(request, f"{obj}: {exc.message}")

@@ -123,3 +123,14 @@ def test_admin_edit_of_risk_tier_is_audited(client, data_scientist, admin_user):
     event = AuditEvent.objects.get(action="registered_model.updated")
     assert event.channel == "admin" and event.actor == admin_user
     assert permissions.has(admin_user, Perm.VIEW, rm)
+
+
+def test_admin_version_actions_apply_to_every_selected_row(client, data_scientist, admin_user):
+    rm = make_model(data_scientist, "m")
+    versions = [make_version(data_scientist, rm) for _ in range(3)]
+    client.force_login(admin_user)
+    url = reverse("admin:registry_modelversion_changelist")
+    client.post(url, {"action": "soft_delete", "_selected_action": [v.pk for v in versions]})
+    assert ModelVersion.objects.filter(deleted_at__isnull=False).count() == 3
+    client.post(url, {"action": "restore", "_selected_action": [v.pk for v in versions]})
+    assert ModelVersion.objects.filter(deleted_at__isnull=True).count() == 3
