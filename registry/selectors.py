@@ -4,7 +4,7 @@ constant number of queries however many rows they return."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +56,6 @@ class VersionFilters:
     owner: str | None = None
     run_id: str | None = None
     q: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
