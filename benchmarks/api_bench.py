@@ -189,6 +189,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--only", default="", help="Run only operations whose label contains "
+                        "this text (e.g. 'search').")
+    parser.add_argument("--concurrency", default="1,8", help="Comma-separated levels.")
     parser.add_argument("--reuse", action="store_true",
                         help="Keep the seeded database of an earlier run (migrating it).")
     args = parser.parse_args()
@@ -205,8 +208,11 @@ def main() -> None:
     server = start_server(env, args.workers, args.threads)
     rows = []
     try:
+        levels = [int(c) for c in args.concurrency.split(",")]
         for label, op in operations(args.models).items():
-            for concurrency in (1, 8):
+            if args.only not in label:
+                continue
+            for concurrency in levels:
                 result = measure(token, op, concurrency, args.requests)
                 rows.append((label, concurrency, result))
                 print(f"{label:<26} c={concurrency}  {result['rps']:7.0f} req/s  p50 "
