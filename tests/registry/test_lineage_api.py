@@ -82,3 +82,22 @@ def test_deployments_record_and_retire(api, data_scientist, viewer):
                                                    "environment": "prod", "target": "t"},
                           format="json")
     assert missing.status_code == 404
+
+
+def test_catalogue_detail_endpoints(api, data_scientist):
+    client = api(data_scientist)
+    source = client.post("/api/v1/feature-sources/", {"name": "s"}, format="json").json()
+    feature = client.post("/api/v1/features/", {"source": source["id"], "name": "f"},
+                          format="json").json()
+    code = client.post("/api/v1/code-refs/", {"repository": "r", "commit": "c"},
+                       format="json").json()
+    for url, body in ((f"/api/v1/feature-sources/{source['id']}/", source),
+                      (f"/api/v1/features/{feature['id']}/", feature),
+                      (f"/api/v1/code-refs/{code['id']}/", code)):
+        assert client.get(url).json() == body
+    assert client.get("/api/v1/features/999/").json()["code"] == "feature_not_found"
+    listed = client.get("/api/v1/feature-sources/").json()
+    assert [s["name"] for s in listed["results"]] == ["s"]
+    bad_kind = client.post("/api/v1/feature-sources/", {"name": "x", "kind": "lake"},
+                           format="json")
+    assert bad_kind.status_code == 400 and "kind" in bad_kind.json()["fields"]

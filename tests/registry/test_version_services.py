@@ -183,3 +183,49 @@ def test_alias_refuses_a_version_of_another_model(data_scientist):
     with pytest.raises(ValidationFailed):
         services.alias_set(actor=actor_for(data_scientist), registered_model=a, name="x",
                            version=vb)
+
+
+def test_purge_keeps_versions_with_deployment_records_and_restore_brings_back(data_scientist,
+                                                                               admin_user):
+    rm = make_model(data_scientist)
+    v = make_version(data_scientist, rm)
+    admin = actor_for(admin_user)
+    deployment = services.deployment_create(actor=admin, version=v, environment="prod",
+                                            target="t")
+    services.deployment_retire(actor=admin, deployment=deployment)
+    services.version_delete(actor=admin, version=v)
+    with pytest.raises(Conflict) as exc:
+        services.version_purge(actor=admin, version=v)
+    assert exc.value.code == "version_in_use"
+    with pytest.raises(Forbidden):
+        services.version_restore(actor=actor_for(data_scientist), version=v)
+    services.version_restore(actor=admin, version=v)
+    v.refresh_from_db()
+    assert v.deleted_at is None
+    assert AuditEvent.objects.filter(action="version.restored").count() == 1
+
+
+def test_model_purge_removes_deployment_records_but_keeps_the_audit_trail(data_scientist,
+                                                                         admin_user):
+    from registry.models import Deployment, RegisteredModel
+    rm = make_model(data_scientist)
+    v = make_version(data_scientist, rm)
+    admin = actor_for(admin_user)
+    services.deployment_retire(actor=admin, deployment=services.deployment_create(
+        actor=admin, version=v, environment="prod", target="t"))
+    services.registered_model_delete(actor=admin, registered_model=rm)
+    services.registered_model_purge(actor=admin, registered_model=rm)
+    assert not RegisteredModel.objects.exists() and not Deployment.objects.exists()
+    assert AuditEvent.objects.filter(registered_model_id=rm.pk,
+                                     action="deployment.created").exists()
+
+
+def test_version_status_can_be_marked_failed_with_a_message(data_scientist):
+    rm = make_model(data_scientist)
+    v = make_version(data_scientist, rm, status="pending_registration")
+    services.version_update(actor=actor_for(data_scientist), version=v,
+                            status="failed_registration", status_message="copy failed")
+    v.refresh_from_db()
+    assert (v.status, v.status_message) == ("failed_registration", "copy failed")
+    with pytest.raises(ValidationFailed):
+        services.version_update(actor=actor_for(data_scientist), version=v, status="bogus")

@@ -213,3 +213,10 @@ def test_version_list_query_count_is_constant(api, data_scientist, rm, rows,
     with django_assert_max_num_queries(12):
         r = client.get(f"{M}/versions/", {"page_size": 100})
     assert len(r.json()["results"]) == rows
+
+
+def test_validate_rejects_a_ragged_dataframe_split(api, data_scientist, rm):
+    make_version(data_scientist, rm, signature=SIGNATURE)
+    r = api(data_scientist).post(f"{M}/versions/1/validate/", {"dataframe_split": {
+        "columns": ["age", "income"], "data": [[1, 2.0], [3]]}}, format="json")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_payload"
