@@ -38,20 +38,29 @@ def _request(live_server, token: str, method: str, path: str, body=None,
         conn.close()
 
 
+def _all_at_once(count: int, call) -> list:
+    """Run call(i) for i in range(count) on `count` threads released together."""
+    start = threading.Barrier(count)
+
+    def run(i: int):
+        start.wait()
+        return call(i)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def _token(user) -> str:
+    return token_create(actor=Actor.system("cli", user=user), user=user, name="test")[1]
+
+
 def test_fifty_concurrent_version_creations_get_exactly_1_to_50(live_server, data_scientist):
     make_model(data_scientist, "busy")
-    _, token = token_create(actor=Actor.system("cli", user=data_scientist), user=data_scientist,
-                            name="load")
-    start = threading.Barrier(50)
-
-    def create(i: int) -> tuple[int, dict]:
-        start.wait()
-        return _request(live_server, token, "POST", "/api/v1/models/busy/versions/",
-                        json.dumps({"source": f"s3://runs/{i}", "metrics": {"auc": i / 100}}),
-                        {"Content-Type": "application/json"})
-
-    with ThreadPoolExecutor(max_workers=50) as pool:
-        results = list(pool.map(create, range(50)))
+    token = _token(data_scientist)
+    results = _all_at_once(50, lambda i: _request(
+        live_server, token, "POST", "/api/v1/models/busy/versions/",
+        json.dumps({"source": f"s3://runs/{i}", "metrics": {"auc": i / 100}}),
+        {"Content-Type": "application/json"}))
     assert [status for status, _ in results] == [201] * 50, results
     assert sorted(body["version"] for _, body in results) == list(range(1, 51))
     assert sorted(ModelVersion.objects.values_list("version", flat=True)) == list(range(1, 51))
@@ -61,18 +70,11 @@ def test_fifty_concurrent_version_creations_get_exactly_1_to_50(live_server, dat
 def test_concurrent_retries_with_one_idempotency_key_create_one_version(live_server,
                                                                          data_scientist):
     make_model(data_scientist, "retry")
-    _, token = token_create(actor=Actor.system("cli", user=data_scientist), user=data_scientist,
-                            name="retry")
-    start = threading.Barrier(10)
-
-    def create(_: int) -> tuple[int, dict]:
-        start.wait()
-        return _request(live_server, token, "POST", "/api/v1/models/retry/versions/",
-                        json.dumps({"source": "s3://same"}),
-                        {"Content-Type": "application/json", "Idempotency-Key": "k-1"})
-
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        results = list(pool.map(create, range(10)))
+    token = _token(data_scientist)
+    results = _all_at_once(10, lambda _: _request(
+        live_server, token, "POST", "/api/v1/models/retry/versions/",
+        json.dumps({"source": "s3://same"}),
+        {"Content-Type": "application/json", "Idempotency-Key": "k-1"}))
     assert sorted(status for status, _ in results) == [200] * 9 + [201]
     assert {body["version"] for _, body in results} == {1}
     assert ModelVersion.objects.count() == 1
@@ -81,8 +83,7 @@ def test_concurrent_retries_with_one_idempotency_key_create_one_version(live_ser
 def test_200_mb_upload_streams_with_bounded_memory(live_server, data_scientist):
     rm = make_model(data_scientist, "big")
     make_version(data_scientist, rm)
-    _, token = token_create(actor=Actor.system("cli", user=data_scientist), user=data_scientist,
-                            name="upload")
+    token = _token(data_scientist)
     size, chunk = 200 * 1024 * 1024, 1024 * 1024
     expected = hashlib.sha256()
     block = bytes(range(256)) * (chunk // 256)
@@ -117,17 +118,14 @@ def test_concurrent_promotions_leave_exactly_one_production_version(data_scienti
 
     rm = make_model(data_scientist, "race")
     versions = [make_version(data_scientist, rm) for _ in range(6)]
-    start = threading.Barrier(len(versions))
 
-    def promote(version: ModelVersion) -> None:
+    def promote(i: int) -> None:
         try:
-            start.wait()
-            services.version_stage_set(actor=actor_for(reviewer), version=version,
+            services.version_stage_set(actor=actor_for(reviewer), version=versions[i],
                                        stage="production", archive_existing=True)
         finally:
             connection.close()
 
-    with ThreadPoolExecutor(max_workers=len(versions)) as pool:
-        list(pool.map(promote, versions))
+    _all_at_once(len(versions), promote)
     stages = list(ModelVersion.objects.filter(registered_model=rm).values_list("stage", flat=True))
     assert stages.count("production") == 1 and stages.count("archived") == 5
