@@ -324,6 +324,12 @@ class ArtifactListView(RegistryView):
 
     parser_classes = [MultiPartParser]  # raw bodies are read from the socket, not parsed
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Before authentication: session auth's CSRF check reads a form token from a
+        # multipart body, and that first parse must already go through the size limit.
+        request._request.upload_handlers = [LimitedTemporaryFileUploadHandler(request._request)]
+        super().initial(request, *args, **kwargs)
+
     @extend_schema(responses=s.ArtifactOut(many=True))
     def get(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
@@ -341,7 +347,6 @@ class ArtifactListView(RegistryView):
         content_type = request.content_type or ""
         if content_type.startswith("multipart/form-data"):
             check_declared_size(declared_size)
-            request._request.upload_handlers = [LimitedTemporaryFileUploadHandler(request)]
             upload = request.data.get("file")
             if upload is None or isinstance(upload, str):
                 raise ValidationFailed("Send the file in a field named 'file'.", field="file")

@@ -175,3 +175,25 @@ def test_an_html_upload_is_served_as_a_download_never_inline(api, data_scientist
     download = api(data_scientist).get(r.json()["download_url"])
     assert download["Content-Disposition"].startswith("attachment;")
     assert download["X-Content-Type-Options"] == "nosniff"
+
+
+def test_session_upload_with_form_csrf_token_is_still_size_limited(data_scientist, version,
+                                                                   settings):
+    """The CSRF check reads a form token from the body, so it must parse through the limit."""
+    from django.middleware.csrf import _get_new_csrf_string
+    from rest_framework.test import APIClient
+
+    settings.ARTIFACT_MAX_UPLOAD_SIZE = 1000
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(data_scientist)
+    token = _get_new_csrf_string()
+    client.cookies["csrftoken"] = token
+    big = SimpleUploadedFile("big.bin", b"x" * 5000)
+    r = client.post(f"{V}/artifacts/", {"file": big, "csrfmiddlewaretoken": token},
+                    format="multipart")
+    assert r.status_code == 413 and r.json()["code"] == "upload_too_large"
+    small = SimpleUploadedFile("small.bin", b"x" * 10)
+    ok = client.post(f"{V}/artifacts/", {"file": small, "csrfmiddlewaretoken": token},
+                     format="multipart")
+    assert ok.status_code == 201, ok.content
+    assert Artifact.objects.get().filename == "small.bin"
