@@ -20,7 +20,6 @@ from registry.api import serializers as s
 from registry.errors import ValidationFailed
 from registry.models import ModelVersion, RegisteredModel
 from registry.services.artifacts import CHUNK, check_declared_size, read_chunks
-from registry.services.common import UNSET
 from registry.uploads import LimitedTemporaryFileUploadHandler
 
 
@@ -207,7 +206,7 @@ class VersionDetailView(RegistryView):
         version = self.version(name, number)
         data = self.valid(s.VersionUpdateIn, partial=True)
         services.version_update(actor=self.actor(), version=version,
-                                **{k: data.get(k, UNSET) for k in data})
+                                **data)
         return Response(s.VersionOut(self.version(name, number)).data)
 
     @extend_schema(responses={204: None})
