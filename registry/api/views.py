@@ -332,7 +332,8 @@ class ArtifactListView(RegistryView):
     @extend_schema(responses=s.ArtifactOut(many=True))
     def get(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
-        return Response([s.artifact_data(a, name, number)
+        links = s.Links()
+        return Response([s.artifact_data(a, name, number, links)
                          for a in selectors.version_children(version).artifacts])
 
     @extend_schema(request={"application/octet-stream": OpenApiTypes.BINARY,
