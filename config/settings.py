@@ -114,6 +114,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # the concurrency tests exercise real SQLite locking instead of one shared connection.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["ENGINE"] = "config.postgresql"  # knows the audit table's triggers (flush in tests)
     _db.setdefault("OPTIONS", {})
     _db["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _db}
@@ -225,6 +226,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# --- Audit, notifications --------------------------------------------------------------------
+# `manage.py audit_checkpoint` signs the chain head with this key; keep the key and the
+# checkpoints outside the database. Without it, a key derived from SECRET_KEY is used.
+AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
+# Lets `flush` empty the append-only audit table on PostgreSQL. For test suites only.
+AUDIT_ALLOW_FLUSH = env_bool("AUDIT_ALLOW_FLUSH", False)
 
 # --- I18N, static ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

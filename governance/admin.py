@@ -13,8 +13,8 @@ from registry.admin import ReadOnlyAdmin
 
 @admin.register(m.AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["occurred_at", "actor_label", "channel", "action", "registered_model_name",
-                    "target_label"]
+    list_display = ["sequence", "occurred_at", "actor_label", "channel", "action",
+                    "registered_model_name", "target_label"]
     list_filter = ["action", "channel"]
     search_fields = ["actor_label", "action", "registered_model_name", "target_label",
                      "request_id"]

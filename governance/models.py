@@ -43,9 +43,13 @@ class AuditEvent(models.Model):
         WORKER = "worker", "Worker"
         CLI = "cli", "CLI"
 
+    # Position in the hash chain: gapless, assigned under the chain lock (see governance.audit).
+    sequence = models.PositiveBigIntegerField(unique=True)
     occurred_at = models.DateTimeField(db_index=True)
-    actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="audit_events")
+    # No database constraint and no cascade: rows are never updated (PostgreSQL triggers refuse
+    # it), so deleting a user keeps their events, with the name in actor_label.
+    actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.DO_NOTHING,
+                              db_constraint=False, related_name="audit_events")
     actor_label = models.CharField(max_length=150, blank=True, default="")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     request_id = models.CharField(max_length=64, blank=True, default="")
@@ -55,12 +59,16 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64, blank=True, default="")
     target_label = models.CharField(max_length=300, blank=True, default="")
     # Kept as a plain id and name, not a foreign key: purging a model keeps its history.
-    registered_model_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    registered_model_id = models.BigIntegerField(null=True, blank=True)
     registered_model_name = models.CharField(max_length=256, blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
 
     class Meta:
-        ordering = ["-occurred_at", "-pk"]
+        ordering = ["-sequence"]
+        indexes = [models.Index(fields=["registered_model_id", "-sequence"],
+                                name="audit_model_seq")]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

@@ -31,6 +31,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _audit_flush_allowed() -> None:
+    """Transactional tests end with a flush; on PostgreSQL the audit table's trigger refuses
+    TRUNCATE unless this is on (see config/postgresql/base.py)."""
+    settings.AUDIT_ALLOW_FLUSH = True
+
+
 @pytest.fixture(autouse=True)
 def _artifact_root(tmp_path: Path, settings: object) -> Iterator[None]:
     """Each test stores artifacts in its own folder; passwords hash fast."""

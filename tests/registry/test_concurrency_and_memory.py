@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import threading
 import tracemalloc
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,6 +18,7 @@ from governance.actors import Actor
 from governance.tokens import token_create
 from registry.models import Artifact, ModelVersion
 from registry.services.artifacts import artifact_storage
+from tests.concurrency import all_at_once
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,18 +37,6 @@ def _request(live_server, token: str, method: str, path: str, body=None,
         conn.close()
 
 
-def _all_at_once(count: int, call) -> list:
-    """Run call(i) for i in range(count) on `count` threads released together."""
-    start = threading.Barrier(count)
-
-    def run(i: int):
-        start.wait()
-        return call(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def _token(user) -> str:
     return token_create(actor=Actor.system("cli", user=user), user=user, name="test")[1]
 
@@ -57,7 +44,7 @@ def _token(user) -> str:
 def test_fifty_concurrent_version_creations_get_exactly_1_to_50(live_server, data_scientist):
     make_model(data_scientist, "busy")
     token = _token(data_scientist)
-    results = _all_at_once(50, lambda i: _request(
+    results = all_at_once(50, lambda i: _request(
         live_server, token, "POST", "/api/v1/models/busy/versions/",
         json.dumps({"source": f"s3://runs/{i}", "metrics": {"auc": i / 100}}),
         {"Content-Type": "application/json"}))
@@ -71,7 +58,7 @@ def test_concurrent_retries_with_one_idempotency_key_create_one_version(live_ser
                                                                          data_scientist):
     make_model(data_scientist, "retry")
     token = _token(data_scientist)
-    results = _all_at_once(10, lambda _: _request(
+    results = all_at_once(10, lambda _: _request(
         live_server, token, "POST", "/api/v1/models/retry/versions/",
         json.dumps({"source": "s3://same"}),
         {"Content-Type": "application/json", "Idempotency-Key": "k-1"}))
@@ -111,8 +98,6 @@ def test_200_mb_upload_streams_with_bounded_memory(live_server, data_scientist):
 
 
 def test_concurrent_promotions_leave_exactly_one_production_version(data_scientist, reviewer):
-    from django.db import connection
-
     from registry import services
     from tests.factories import actor_for
 
@@ -120,12 +105,9 @@ def test_concurrent_promotions_leave_exactly_one_production_version(data_scienti
     versions = [make_version(data_scientist, rm) for _ in range(6)]
 
     def promote(i: int) -> None:
-        try:
-            services.version_stage_set(actor=actor_for(reviewer), version=versions[i],
-                                       stage="production", archive_existing=True)
-        finally:
-            connection.close()
+        services.version_stage_set(actor=actor_for(reviewer), version=versions[i],
+                                   stage="production", archive_existing=True)
 
-    _all_at_once(len(versions), promote)
+    all_at_once(len(versions), promote, close_connections=True)
     stages = list(ModelVersion.objects.filter(registered_model=rm).values_list("stage", flat=True))
     assert stages.count("production") == 1 and stages.count("archived") == 5
