@@ -234,6 +234,19 @@ AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
 # Lets `flush` empty the append-only audit table on PostgreSQL. For test suites only.
 AUDIT_ALLOW_FLUSH = env_bool("AUDIT_ALLOW_FLUSH", False)
 
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")  # for links in e-mails and webhooks
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "modelgate@localhost")
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_BACKOFF_BASE = 30  # seconds; attempt n waits about base * 2**n, at most the maximum
+WEBHOOK_BACKOFF_MAX = 6 * 3600
+
 # --- I18N, static ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

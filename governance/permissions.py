@@ -14,9 +14,14 @@ from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import JSONField, Model, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Exists, JSONField, Model, OuterRef, Q, QuerySet, Subquery, Value
 
-from governance.models import RegisteredModelGroupPermission, RegisteredModelUserPermission
+from governance.models import (
+    PromotionRequest,
+    RegisteredModelGroupPermission,
+    RegisteredModelUserPermission,
+    StageHistory,
+)
 from registry.aggregates import JSONArrayAgg
 from registry.errors import Forbidden, NotFound
 from registry.models import (
@@ -62,6 +67,8 @@ _PATHS: dict[type[Model], tuple[str, str | None]] = {
     ModelVersionMetric: ("version__registered_model", "version"),
     Artifact: ("version__registered_model", "version"),
     Deployment: ("version__registered_model", "version"),
+    PromotionRequest: ("registered_model", None),
+    StageHistory: ("registered_model", None),
 }
 
 
@@ -113,16 +120,28 @@ def _grant_rows(user: User, codename: str | None = None) -> tuple[QuerySet, Quer
     return user_rows, group_rows
 
 
-def visible_models(user: AnyUser) -> QuerySet[RegisteredModel]:
-    """Registered models (not deleted) the user may view: one SQL query, however many grants."""
+def models_with(user: AnyUser, perm: Perm) -> QuerySet[RegisteredModel]:
+    """Registered models (not deleted) on which the user holds `perm`: one SQL query, however
+    many grants."""
     qs = RegisteredModel.objects.filter(deleted_at__isnull=True)
     if not _active(user):
         return qs.none()
-    if has_global(user, Perm.VIEW):
+    if has_global(user, perm):
         return qs
-    user_rows, group_rows = _grant_rows(user, Perm.VIEW)
+    user_rows, group_rows = _grant_rows(user, perm)
     return qs.filter(Q(pk__in=user_rows.values("content_object_id"))
                      | Q(pk__in=group_rows.values("content_object_id")))
+
+
+def visible_models(user: AnyUser) -> QuerySet[RegisteredModel]:
+    return models_with(user, Perm.VIEW)
+
+
+def may_read_whole_audit_log(user: AnyUser) -> bool:
+    """Administrators and auditors (holders of governance.view_auditevent) read every event;
+    everyone else reads the events of the models they may view."""
+    return _active(user) and (user.is_superuser or
+                              user.has_perm("governance.view_auditevent"))
 
 
 def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
@@ -204,3 +223,19 @@ def grant(perm: Perm, registered_model: RegisteredModel, *, user: User | None = 
         _, created = RegisteredModelGroupPermission.objects.get_or_create(
             group=group, permission=permission, content_object=registered_model)
     return created
+
+
+def holders(perm: Perm, registered_model: RegisteredModel) -> QuerySet[User]:
+    """Active users who may `perm` on the model: superusers, role (global) holders and per-model
+    grantees, directly or through a group. One query."""
+    global_perm = Q(content_type__app_label="registry", codename=str(perm))
+    direct = Permission.objects.filter(global_perm, user=OuterRef("pk"))
+    via_group = Permission.objects.filter(global_perm, group__user=OuterRef("pk"))
+    user_rows = RegisteredModelUserPermission.objects.filter(
+        content_object=registered_model, permission__codename=str(perm))
+    group_rows = RegisteredModelGroupPermission.objects.filter(
+        content_object=registered_model, permission__codename=str(perm))
+    return User.objects.filter(is_active=True).filter(
+        Q(is_superuser=True) | Exists(direct) | Exists(via_group)
+        | Q(pk__in=user_rows.values("user_id"))
+        | Q(pk__in=group_rows.values("group__user"))).order_by("username")

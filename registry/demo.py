@@ -13,12 +13,13 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
-from governance import permissions
+from governance import permissions, promotions
 from governance.actors import Actor
+from governance.models import PromotionRequest
 from governance.permissions import Perm
 from governance.roles import roles_sync
 from registry import services
-from registry.models import RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 from registry.services.artifacts import read_chunks
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,6 @@ def demo_load() -> list[tuple[str, str, str]]:
 
 
 def _load_models(users: dict[str, User]) -> None:
-    admin = Actor.system("cli", user=users["admin"])
     alice = Actor.system("cli", user=users["alice"])
     rng = random.Random(42)
     now = timezone.now()
@@ -137,21 +137,38 @@ def _load_models(users: dict[str, User]) -> None:
                 services.artifact_upload(
                     actor=alice, version=version, filename="model.pkl",
                     chunks=read_chunks(io.BytesIO(_tiny_model_file(m_i * 100 + n))))
-            _stage_versions(admin, rm, n_versions)
+            _stage_versions(users, rm, n_versions)
         if name == "churn-predictor":
             permissions.grant(Perm.VIEW, rm, user=users["olivia"])
 
 
-def _stage_versions(admin: Actor, rm: RegisteredModel, n_versions: int) -> None:
-    """Older versions archived, the second newest in production, the newest in staging."""
+def _promote(users: dict[str, User], version: ModelVersion, target: str) -> None:
+    """Bob asks, the reviewers (and the administrator, where the policy wants one) approve."""
+    request = promotions.request_create(
+        actor=Actor.system("cli", user=users["bob"]), version=version, target_stage=target,
+        justification=f"Version {version.version} beats the current one on the hold-out set.")
+    for reviewer in ("carol", "dave", "admin"):
+        request.refresh_from_db()
+        if request.status != PromotionRequest.Status.PENDING:
+            break
+        promotions.review_submit(actor=Actor.system("cli", user=users[reviewer]),
+                                 request=request, decision="approve", comment="Looks good.")
+
+
+def _stage_versions(users: dict[str, User], rm: RegisteredModel, n_versions: int) -> None:
+    """Every version but the newest went through production in turn (so the older ones are
+    archived); the newest is in staging; churn-predictor's newest waits for a reviewer."""
+    admin = Actor.system("cli", user=users["admin"])
     versions = {v.version: v for v in rm.versions.all()}
     production = n_versions - 1
-    for number in range(1, production):
-        services.version_stage_set(actor=admin, version=versions[number], stage="production")
-        services.version_stage_set(actor=admin, version=versions[number], stage="archived")
-    services.version_stage_set(actor=admin, version=versions[production], stage="production",
-                               archive_existing=True)
-    services.version_stage_set(actor=admin, version=versions[n_versions], stage="staging")
+    for number in range(1, production + 1):
+        _promote(users, versions[number], "production")
+    _promote(users, versions[n_versions], "staging")
+    if rm.name == "churn-predictor":
+        promotions.request_create(
+            actor=Actor.system("cli", user=users["bob"]), version=versions[n_versions],
+            target_stage="production", justification="Staging shadow traffic for a week: "
+            "churn recall up 3 points, latency unchanged.")
     services.alias_set(actor=admin, registered_model=rm, name="champion",
                        version=versions[production])
     services.alias_set(actor=admin, registered_model=rm, name="challenger",

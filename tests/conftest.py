@@ -12,6 +12,7 @@ from django.core.servers.basehttp import WSGIServer
 from django.db import connection
 from rest_framework.test import APIClient
 
+from config.celery import app as celery_app
 from governance.actors import Actor
 from governance.roles import roles_sync
 from tests.factories import UserFactory
@@ -32,10 +33,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _audit_flush_allowed() -> None:
+def _test_configuration() -> None:
     """Transactional tests end with a flush; on PostgreSQL the audit table's trigger refuses
-    TRUNCATE unless this is on (see config/postgresql/base.py)."""
+    TRUNCATE unless AUDIT_ALLOW_FLUSH is on (see config/postgresql/base.py). Celery tasks run
+    in-process, after the commit that enqueues them, so tests see their effects."""
     settings.AUDIT_ALLOW_FLUSH = True
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
 
 
 @pytest.fixture(autouse=True)

@@ -59,3 +59,24 @@ def make_artifact(user: User, version: ModelVersion, data: bytes = b"\x80\x04K\x
                   filename: str = "model.pkl") -> Artifact:
     return services.artifact_upload(actor=actor_for(user), version=version, filename=filename,
                                     chunks=read_chunks(io.BytesIO(data)))
+
+
+def superuser() -> User:
+    return User.objects.filter(username="root").first() or User.objects.create_superuser(
+        "root", "root@example.com", "pw")
+
+
+def no_approval(registered_model: RegisteredModel, **fields: Any) -> None:
+    """Give the model a policy under which stages and protected aliases move directly."""
+    from governance import policies
+
+    policies.policy_override_set(actor=actor_for(superuser()), registered_model=registered_model,
+                                 production_approvals=0, staging_approvals=0, **fields)
+
+
+def place(version: ModelVersion, stage: str, *, archive_existing: bool = False) -> ModelVersion:
+    """Put a version in a stage as an administrator would under a no-approval policy: for
+    tests about what happens to versions in a stage, not about how they got there."""
+    no_approval(version.registered_model)
+    return services.version_stage_set(actor=actor_for(superuser()), version=version,
+                                      stage=stage, archive_existing=archive_existing)

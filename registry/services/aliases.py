@@ -1,15 +1,18 @@
-"""Aliases: movable names pointing at one version of a model."""
+"""Aliases: movable names pointing at one version of a model. Aliases the model's policy
+protects move only through promotion requests (unless the policy needs no approval)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from governance import audit, permissions
+from governance import audit, history, permissions, policies
 from governance.actors import Actor
 from governance.permissions import Perm
 from registry import validation
-from registry.errors import NotFound, ValidationFailed
+from registry.errors import Forbidden, NotFound, ValidationFailed
 from registry.models import Alias, ModelVersion, RegisteredModel
 
 
@@ -19,6 +22,20 @@ def alias_set(*, actor: Actor, registered_model: RegisteredModel, name: str,
     """Point `name` at `version`: one audited, atomic update (creating the alias if new)."""
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     name = validation.alias_name(name)
+    policy = policies.policy_for(registered_model)
+    if name in policy.protected_aliases and policy.production_approvals:
+        raise Forbidden(f"Alias '{name}' is protected by the {policies.describe(policy)}: open "
+                        "a promotion request (POST /api/v1/promotion-requests) to move it.",
+                        code="approval_required")
+    RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
+    return alias_point(actor=actor, registered_model=registered_model, name=name,
+                       version=version)
+
+
+def alias_point(*, actor: Actor, registered_model: RegisteredModel, name: str,
+                version: ModelVersion, request: Any = None) -> Alias:
+    """The move itself, for callers that checked permission and policy and hold the model's
+    row lock."""
     if version.registered_model_id != registered_model.pk:
         raise ValidationFailed("That version belongs to another model.", field="version")
     if version.is_deleted:
@@ -34,19 +51,26 @@ def alias_set(*, actor: Actor, registered_model: RegisteredModel, name: str,
             return alias
         alias.version, alias.updated_by, alias.updated_at = version, user, now
         alias.save(update_fields=["version", "updated_by", "updated_at"])
+    history.alias_moved(registered_model=registered_model, name=name, version=version, at=now,
+                        user=user, request=request)
     audit.record(actor=actor, action="alias.moved" if not created else "alias.created",
                  target=alias, registered_model=registered_model,
-                 details={"name": name, "from": previous, "to": version.version})
+                 details={"name": name, "from": previous, "to": version.version,
+                          "promotion_request": request.pk if request else None})
     return alias
 
 
 @transaction.atomic
 def alias_delete(*, actor: Actor, registered_model: RegisteredModel, name: str) -> None:
+    """Removing an alias (protected or not) needs only `change`: taking a model out of
+    service is never blocked."""
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     alias = (Alias.objects.select_for_update().select_related("version")
              .filter(registered_model=registered_model, name=name).first())
     if alias is None:
         raise NotFound(f"Alias '{name}' not found.", code="alias_not_found")
+    history.alias_moved(registered_model=registered_model, name=name, version=None,
+                        at=timezone.now(), user=actor.user if actor.user_id is not None else None)
     audit.record(actor=actor, action="alias.deleted", target=alias,
                  registered_model=registered_model,
                  details={"name": name, "version": alias.version.version})

@@ -10,11 +10,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from governance import audit, permissions
+from governance import audit, history, permissions, policies
 from governance.actors import Actor
 from governance.permissions import Perm
 from registry import validation
-from registry.errors import Conflict, ValidationFailed
+from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import (
     Alias,
     ModelVersion,
@@ -218,19 +218,38 @@ def version_metrics_log(*, actor: Actor, version: ModelVersion, metrics: Any) ->
 @transaction.atomic
 def version_stage_set(*, actor: Actor, version: ModelVersion, stage: str,
                       archive_existing: bool = False) -> ModelVersion:
-    """Move a version to another stage in one transaction.
+    """Move a version to another stage directly.
 
-    Production needs `approve_promotion`; other stages need `change`. With
-    `archive_existing`, versions already in the target stage are archived, and the model row
-    lock makes two concurrent moves to production queue rather than both succeed.
+    Archiving or clearing the stage needs `change`: taking a model out of service is never
+    blocked. Staging and production go through promotion requests unless the model's policy
+    needs no approval for that stage; then holders of `request_promotion` may move directly.
     """
     if stage not in ModelVersion.Stage.values:
         raise ValidationFailed(f"Stage must be one of {', '.join(ModelVersion.Stage.values)}.",
                                field="stage")
     registered_model = version.registered_model
-    needed = Perm.APPROVE_PROMOTION if stage == ModelVersion.Stage.PRODUCTION else Perm.CHANGE
-    permissions.require(actor.user, needed, registered_model)
+    if stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
+        permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
+        policy = policies.policy_for(registered_model)
+        needed = policy.approvals_for(stage)
+        if needed:
+            raise Forbidden(
+                f"Under the {policies.describe(policy)}, {stage} needs {needed} approval(s): "
+                "open a promotion request (POST /api/v1/promotion-requests) instead.",
+                code="approval_required")
+    else:
+        permissions.require(actor.user, Perm.CHANGE, registered_model)
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
+    return stage_move(actor=actor, version=version, stage=stage,
+                      archive_existing=archive_existing)
+
+
+def stage_move(*, actor: Actor, version: ModelVersion, stage: str, archive_existing: bool,
+               request: Any = None) -> ModelVersion:
+    """The move itself, for callers that checked permission and policy and hold the model's
+    row lock (so two concurrent moves to production queue rather than both succeed). With
+    `archive_existing`, versions already in the target stage are archived."""
+    registered_model = version.registered_model
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.is_deleted:
         raise Conflict("A deleted version cannot change stage.", code="version_deleted")
@@ -238,20 +257,28 @@ def version_stage_set(*, actor: Actor, version: ModelVersion, stage: str,
         raise Conflict(f"Version {version.version} is {version.status}; only ready versions "
                        "can be staged or promoted.", code="version_not_ready")
     previous = version.stage
-    archived: list[int] = []
+    archived: list[ModelVersion] = []
     now = timezone.now()
+    user = actor.user if actor.user_id is not None else None
     if archive_existing and stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
-        others = ModelVersion.objects.select_for_update().filter(
+        archived = list(ModelVersion.objects.select_for_update().filter(
             registered_model=registered_model, stage=stage, deleted_at__isnull=True,
-        ).exclude(pk=version.pk)
-        archived = list(others.values_list("version", flat=True))
-        others.update(stage=ModelVersion.Stage.ARCHIVED, stage_changed_at=now, updated_at=now)
+        ).exclude(pk=version.pk))
+        ModelVersion.objects.filter(pk__in=[v.pk for v in archived]).update(
+            stage=ModelVersion.Stage.ARCHIVED, stage_changed_at=now, updated_at=now)
+        history.stages_moved(versions=archived, stage=ModelVersion.Stage.ARCHIVED, at=now,
+                             user=user, request=request)
     if previous != stage or archived:
         version.stage, version.stage_changed_at, version.updated_at = stage, now, now
         version.save(update_fields=["stage", "stage_changed_at", "updated_at"])
+        if previous != stage:
+            history.stages_moved(versions=[version], stage=stage, at=now, user=user,
+                                 request=request)
         audit.record(actor=actor, action="version.stage_changed", target=version,
                      registered_model=registered_model,
-                     details={"from": previous, "to": stage, "archived_versions": archived})
+                     details={"from": previous, "to": stage,
+                              "archived_versions": [v.version for v in archived],
+                              "promotion_request": request.pk if request else None})
     return version
 
 
@@ -264,7 +291,11 @@ def version_delete(*, actor: Actor, version: ModelVersion) -> ModelVersion:
     _refuse_if_serving([version], f"version {version.version}")
     aliases = list(Alias.objects.filter(version=version).values_list("name", flat=True))
     Alias.objects.filter(version=version).delete()
-    version.deleted_at = timezone.now()
+    now = timezone.now()
+    for name in aliases:
+        history.alias_moved(registered_model=version.registered_model, name=name, version=None,
+                            at=now, user=actor.user if actor.user_id is not None else None)
+    version.deleted_at = now
     version.deleted_by = actor.user if actor.user_id is not None else None
     version.save(update_fields=["deleted_at", "deleted_by"])
     audit.record(actor=actor, action="version.deleted", target=version,

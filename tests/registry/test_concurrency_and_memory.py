@@ -97,15 +97,17 @@ def test_200_mb_upload_streams_with_bounded_memory(live_server, data_scientist):
     assert artifact_storage().size(artifact.storage_key) == size
 
 
-def test_concurrent_promotions_leave_exactly_one_production_version(data_scientist, reviewer):
+def test_concurrent_direct_moves_leave_exactly_one_production_version(data_scientist,
+                                                                     ml_engineer):
     from registry import services
-    from tests.factories import actor_for
+    from tests.factories import actor_for, no_approval
 
     rm = make_model(data_scientist, "race")
+    no_approval(rm)
     versions = [make_version(data_scientist, rm) for _ in range(6)]
 
     def promote(i: int) -> None:
-        services.version_stage_set(actor=actor_for(reviewer), version=versions[i],
+        services.version_stage_set(actor=actor_for(ml_engineer), version=versions[i],
                                    stage="production", archive_existing=True)
 
     all_at_once(len(versions), promote, close_connections=True)

@@ -8,7 +8,7 @@ from governance.permissions import Perm
 from registry import services
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.models import RegisteredModel
-from tests.factories import actor_for, make_model, make_version
+from tests.factories import actor_for, make_model, make_version, place
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +96,7 @@ def test_tag_set_overwrites_and_delete_removes(data_scientist):
 def test_delete_is_refused_while_a_version_is_in_production(data_scientist, admin_user):
     rm = make_model(data_scientist, "m")
     v = make_version(data_scientist, rm)
-    services.version_stage_set(actor=actor_for(admin_user), version=v, stage="production")
+    place(v, "production")
     with pytest.raises(Conflict) as exc:
         services.registered_model_delete(actor=actor_for(admin_user), registered_model=rm)
     assert exc.value.code == "version_in_use"

@@ -6,7 +6,7 @@ from governance import permissions
 from governance.models import AuditEvent
 from governance.permissions import Perm
 from registry.models import RegisteredModel
-from tests.factories import make_model, make_version
+from tests.factories import make_model, make_version, place
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/models/"
@@ -107,13 +107,11 @@ def test_list_hides_models_without_grant(api, data_scientist, outsider):
 
 
 def test_list_filters(api, data_scientist, reviewer):
-    from registry import services
-    from tests.factories import actor_for
     a = make_model(data_scientist, "credit-a", risk_tier="high", tags={"team": "risk"})
     make_model(data_scientist, "credit-b", tags={"team": "growth"})
     make_model(data_scientist, "other", risk_tier="high")
     v = make_version(data_scientist, a)
-    services.version_stage_set(actor=actor_for(reviewer), version=v, stage="production")
+    place(v, "production")
     client = api(data_scientist)
 
     def names(**params):
@@ -208,11 +206,10 @@ def test_model_shows_tags_aliases_and_newest_version_per_live_stage(api, data_sc
     from tests.factories import actor_for
     rm = make_model(data_scientist, "m", tags={"b": "2", "a": "1"})
     v1, v2, v3, v4 = (make_version(data_scientist, rm) for _ in range(4))
-    approve = actor_for(reviewer)
-    services.version_stage_set(actor=approve, version=v1, stage="production")
-    services.version_stage_set(actor=approve, version=v2, stage="production")
-    services.version_stage_set(actor=actor_for(data_scientist), version=v3, stage="staging")
-    services.version_stage_set(actor=actor_for(data_scientist), version=v4, stage="archived")
+    place(v1, "production")
+    place(v2, "production")
+    place(v3, "staging")
+    place(v4, "archived")
     services.alias_set(actor=actor_for(data_scientist), registered_model=rm,
                        name="champion", version=v2)
     for body in (api(data_scientist).get(URL + "m/").json(),

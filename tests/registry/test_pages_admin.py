@@ -93,8 +93,8 @@ def test_admin_actions_go_through_services(client, data_scientist, admin_user):
     rm = make_model(data_scientist, "m")
     v = make_version(data_scientist, rm)
     from registry import services
-    from tests.factories import actor_for
-    services.version_stage_set(actor=actor_for(admin_user), version=v, stage="production")
+    from tests.factories import actor_for, place
+    place(v, "production")
     client.force_login(admin_user)
     url = reverse("admin:registry_registeredmodel_changelist")
     r = client.post(url, {"action": "soft_delete", "_selected_action": [rm.pk]}, follow=True)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from registry import search, selectors, services
+from registry import search, selectors
 from registry.search import SearchError
-from tests.factories import actor_for, make_model, make_version
+from tests.factories import make_model, make_version, place
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ def catalog(data_scientist, reviewer):
     churn = make_model(data_scientist, "churn", tags={"team": "growth"})
     make_version(data_scientist, credit, metrics={"auc": 0.85})
     v = make_version(data_scientist, churn, metrics={"auc": 0.93})
-    services.version_stage_set(actor=actor_for(reviewer), version=v, stage="production")
+    place(v, "production")
 
 
 @pytest.mark.parametrize("query,expected", [

@@ -6,7 +6,14 @@ from governance.models import AuditEvent
 from registry import services
 from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import Alias, ModelVersion
-from tests.factories import SIGNATURE, actor_for, make_model, make_version
+from tests.factories import (
+    SIGNATURE,
+    actor_for,
+    make_model,
+    make_version,
+    no_approval,
+    place,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -83,25 +90,43 @@ def test_viewer_cannot_create_versions(data_scientist, viewer):
         make_version(viewer, rm)
 
 
-def test_stage_to_production_needs_approve_permission(data_scientist, reviewer):
+def test_direct_moves_to_staging_or_production_need_a_no_approval_policy(
+        data_scientist, ml_engineer, viewer):
     rm = make_model(data_scientist)
     v = make_version(data_scientist, rm)
-    with pytest.raises(Forbidden):
-        services.version_stage_set(actor=actor_for(data_scientist), version=v, stage="production")
-    services.version_stage_set(actor=actor_for(data_scientist), version=v, stage="staging")
-    services.version_stage_set(actor=actor_for(reviewer), version=v, stage="production")
+    with pytest.raises(Forbidden) as exc:  # no request_promotion at all
+        services.version_stage_set(actor=actor_for(viewer), version=v, stage="staging")
+    assert exc.value.code == "permission_denied"
+    for stage in ("staging", "production"):
+        with pytest.raises(Forbidden) as exc:
+            services.version_stage_set(actor=actor_for(ml_engineer), version=v, stage=stage)
+        assert exc.value.code == "approval_required"
+        assert "medium-risk policy" in exc.value.message
+        assert "promotion-requests" in exc.value.message
+    v.refresh_from_db()
+    assert v.stage == "none"
+    no_approval(rm)
+    services.version_stage_set(actor=actor_for(ml_engineer), version=v, stage="production")
     v.refresh_from_db()
     assert v.stage == "production"
     event = AuditEvent.objects.filter(action="version.stage_changed").latest("pk")
-    assert event.details == {"from": "staging", "to": "production", "archived_versions": []}
+    assert event.details == {"from": "none", "to": "production", "archived_versions": [],
+                             "promotion_request": None}
 
 
-def test_archive_existing_leaves_one_production_version(data_scientist, reviewer):
+def test_archiving_needs_only_change_permission(data_scientist):
+    rm = make_model(data_scientist)
+    v = place(make_version(data_scientist, rm), "production")
+    services.version_stage_set(actor=actor_for(data_scientist), version=v, stage="archived")
+    v.refresh_from_db()
+    assert v.stage == "archived"
+
+
+def test_archive_existing_leaves_one_production_version(data_scientist):
     rm = make_model(data_scientist)
     v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
-    services.version_stage_set(actor=actor_for(reviewer), version=v1, stage="production")
-    services.version_stage_set(actor=actor_for(reviewer), version=v2, stage="production",
-                               archive_existing=True)
+    place(v1, "production")
+    place(v2, "production", archive_existing=True)
     assert dict(rm.versions.values_list("version", "stage")) == {1: "archived", 2: "production"}
 
 
@@ -109,14 +134,14 @@ def test_pending_versions_cannot_be_promoted(data_scientist, reviewer):
     rm = make_model(data_scientist)
     v = make_version(data_scientist, rm, status="pending_registration")
     with pytest.raises(Conflict) as exc:
-        services.version_stage_set(actor=actor_for(reviewer), version=v, stage="production")
+        place(v, "production")
     assert exc.value.code == "version_not_ready"
 
 
 def test_signature_is_frozen_once_staged(data_scientist):
     rm = make_model(data_scientist)
     v = make_version(data_scientist, rm, signature=SIGNATURE)
-    services.version_stage_set(actor=actor_for(data_scientist), version=v, stage="staging")
+    place(v, "staging")
     with pytest.raises(Conflict) as exc:
         services.version_update(actor=actor_for(data_scientist), version=v, signature=None)
     assert exc.value.code == "version_frozen"
@@ -129,7 +154,7 @@ def test_delete_refuses_staged_and_deployed_versions(data_scientist):
     rm = make_model(data_scientist)
     actor = actor_for(data_scientist)
     staged, deployed = make_version(data_scientist, rm), make_version(data_scientist, rm)
-    services.version_stage_set(actor=actor, version=staged, stage="staging")
+    place(staged, "staging")
     services.deployment_create(actor=actor, version=deployed, environment="prod", target="t")
     for v in (staged, deployed):
         with pytest.raises(Conflict) as exc:
@@ -158,7 +183,7 @@ def test_metrics_log_upserts_and_is_frozen_after_staging(data_scientist):
     actor = actor_for(data_scientist)
     services.version_metrics_log(actor=actor, version=v, metrics={"auc": 0.85, "f1": 0.7})
     assert dict(v.metrics.values_list("name", "value")) == {"auc": 0.85, "f1": 0.7}
-    services.version_stage_set(actor=actor, version=v, stage="staging")
+    place(v, "staging")
     with pytest.raises(Conflict):
         services.version_metrics_log(actor=actor, version=v, metrics={"auc": 0.99})
 
@@ -171,7 +196,7 @@ def test_alias_moves_atomically_and_is_audited(data_scientist):
     services.alias_set(actor=actor, registered_model=rm, name="champion", version=v2)
     assert Alias.objects.get().version == v2
     moved = AuditEvent.objects.get(action="alias.moved")
-    assert moved.details == {"name": "champion", "from": 1, "to": 2}
+    assert moved.details == {"name": "champion", "from": 1, "to": 2, "promotion_request": None}
     for bad in ("latest", "v3", "has space", ""):
         with pytest.raises(ValidationFailed):
             services.alias_set(actor=actor, registered_model=rm, name=bad, version=v1)

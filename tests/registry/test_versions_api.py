@@ -6,7 +6,15 @@ from governance import permissions
 from governance.permissions import Perm
 from registry import services
 from registry.models import ModelVersion
-from tests.factories import SIGNATURE, actor_for, make_artifact, make_model, make_version
+from tests.factories import (
+    SIGNATURE,
+    actor_for,
+    make_artifact,
+    make_model,
+    make_version,
+    no_approval,
+    place,
+)
 
 pytestmark = pytest.mark.django_db
 M = "/api/v1/models/credit-risk"
@@ -69,14 +77,17 @@ def test_signature_errors_name_the_field(api, data_scientist, rm):
     assert r.status_code == 400 and "signature" in r.json()["fields"]
 
 
-def test_patch_and_stage_endpoints(api, data_scientist, reviewer, rm):
+def test_patch_and_stage_endpoints(api, data_scientist, ml_engineer, viewer, rm):
     make_version(data_scientist, rm)
     client = api(data_scientist)
     r = client.patch(f"{M}/versions/1/", {"description": "better"}, format="json")
     assert r.json()["description"] == "better"
-    r = client.post(f"{M}/versions/1/stage/", {"stage": "production"}, format="json")
+    r = api(viewer).post(f"{M}/versions/1/stage/", {"stage": "production"}, format="json")
     assert r.status_code == 403 and r.json()["code"] == "permission_denied"
-    r = api(reviewer).post(f"{M}/versions/1/stage/", {"stage": "production"}, format="json")
+    r = api(ml_engineer).post(f"{M}/versions/1/stage/", {"stage": "production"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "approval_required"
+    no_approval(rm)
+    r = api(ml_engineer).post(f"{M}/versions/1/stage/", {"stage": "production"}, format="json")
     assert r.status_code == 200 and r.json()["stage"] == "production"
     r = client.delete(f"{M}/versions/1/")
     assert r.status_code == 409 and r.json()["code"] == "version_in_use"
@@ -160,7 +171,7 @@ def test_resolve_stage_and_alias(api, data_scientist, reviewer, rm):
     v1 = make_version(data_scientist, rm)
     make_artifact(data_scientist, v1, b"weights")
     make_version(data_scientist, rm)
-    services.version_stage_set(actor=actor_for(reviewer), version=v1, stage="production")
+    place(v1, "production")
     services.alias_set(actor=actor_for(data_scientist), registered_model=rm, name="champion",
                        version=v1)
     client = api(data_scientist)

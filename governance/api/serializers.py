@@ -1,0 +1,188 @@
+"""API shapes for promotion requests, reviews, policies, history and the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from governance.models import AuditEvent, Policy, PromotionRequest, Review
+from governance.promotions import Evaluation
+from registry.api.serializers import Links, StrictInput, _iso, _username
+
+# --- Input ----------------------------------------------------------------------------------
+
+
+class PromotionRequestIn(StrictInput):
+    model = serializers.CharField()
+    version = serializers.IntegerField(min_value=1)
+    target_stage = serializers.ChoiceField(choices=["staging", "production"], required=False,
+                                           default="")
+    target_alias = serializers.CharField(required=False, default="", allow_blank=True)
+    justification = serializers.CharField(required=False, default="", allow_blank=True,
+                                          trim_whitespace=False)
+
+
+class ReviewIn(StrictInput):
+    decision = serializers.ChoiceField(choices=Review.Decision.choices)
+    comment = serializers.CharField(required=False, default="", allow_blank=True,
+                                    trim_whitespace=False)
+
+
+class CancelIn(StrictInput):
+    reason = serializers.CharField(required=False, default="", allow_blank=True)
+
+
+class RollbackIn(StrictInput):
+    justification = serializers.CharField(allow_blank=True)
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+
+class ReviewOut(serializers.Serializer):
+    reviewer = serializers.CharField(allow_null=True)
+    decision = serializers.CharField()
+    comment = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, obj: Review) -> dict[str, Any]:
+        return {"reviewer": _username(obj.reviewer), "decision": obj.decision,
+                "comment": obj.comment, "created_at": _iso(obj.created_at)}
+
+
+class PromotionRequestOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    model = serializers.CharField()
+    version = serializers.IntegerField()
+    kind = serializers.CharField()
+    target_stage = serializers.CharField(allow_null=True)
+    target_alias = serializers.CharField(allow_null=True)
+    justification = serializers.CharField()
+    status = serializers.CharField()
+    status_message = serializers.CharField()
+    requested_by = serializers.CharField(allow_null=True)
+    approvals = serializers.IntegerField(required=False)
+    created_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+    applied_at = serializers.DateTimeField(allow_null=True)
+    url = serializers.CharField()
+    version_url = serializers.CharField()
+
+    def to_representation(self, obj: PromotionRequest) -> dict[str, Any]:
+        links = self.context.setdefault("links", Links())
+        base = self.context.setdefault("requests_url",
+                                       reverse("governance-api:promotion-request-list"))
+        out = {
+            "id": obj.pk, "model": obj.registered_model.name, "version": obj.version.version,
+            "kind": obj.kind, "target_stage": obj.target_stage or None,
+            "target_alias": obj.target_alias or None, "justification": obj.justification,
+            "status": obj.status, "status_message": obj.status_message,
+            "requested_by": _username(obj.requested_by),
+            "created_at": _iso(obj.created_at), "decided_at": _iso(obj.decided_at),
+            "applied_at": _iso(obj.applied_at), "url": f"{base}{obj.pk}/",
+            "version_url": links.version(obj.registered_model.name, obj.version.version),
+        }
+        if hasattr(obj, "approvals"):
+            out["approvals"] = obj.approvals
+        return out
+
+
+def evaluation_data(evaluation: Evaluation) -> dict[str, Any]:
+    current = evaluation.current
+    return {
+        "policy": policy_data(evaluation.policy),
+        "approvals_needed": evaluation.needed,
+        "admin_approval_needed": evaluation.admin_needed,
+        "admin_approved": evaluation.admin_approved,
+        "fast_track": evaluation.fast_track,
+        "approved_by": [u.username for u in evaluation.approvers],
+        "changes_requested_by": [u.username for u in evaluation.changes_requested_by],
+        "ready_to_approve": not evaluation.blocking,
+        "checks": [{**asdict(c), "blocking": c.blocking} for c in evaluation.checks],
+        "current_version": current.version if current is not None else None,
+        "schema_diff": evaluation.schema_diff,
+    }
+
+
+class PromotionRequestDetailOut(PromotionRequestOut):
+    reviews = ReviewOut(many=True)
+    evaluation = serializers.JSONField(help_text="Policy, approvals and readiness checks, "
+                                                 "computed now")
+    you_may_review = serializers.BooleanField()
+    why_not = serializers.CharField(allow_null=True)
+    replaced_version = serializers.IntegerField(allow_null=True)
+    applied_by = serializers.CharField(allow_null=True)
+
+    def to_representation(self, obj: PromotionRequest) -> dict[str, Any]:
+        out = super().to_representation(obj)
+        refusal = self.context["refusal"]
+        out.update(reviews=[ReviewOut(r).data for r in obj.reviews.select_related("reviewer")],
+                   evaluation=evaluation_data(self.context["evaluation"]),
+                   you_may_review=refusal is None, why_not=refusal,
+                   replaced_version=obj.replaced_version.version if obj.replaced_version
+                   else None, applied_by=_username(obj.applied_by))
+        return out
+
+
+class PolicyOut(serializers.Serializer):
+    scope = serializers.CharField()
+    production_approvals = serializers.IntegerField()
+    staging_approvals = serializers.IntegerField()
+    admin_approval_required = serializers.BooleanField()
+    required_checks = serializers.ListField(child=serializers.CharField())
+    archive_previous = serializers.BooleanField()
+    auto_apply = serializers.BooleanField()
+    rollback_fast_track = serializers.BooleanField()
+    protected_aliases = serializers.ListField(child=serializers.CharField())
+
+    def to_representation(self, obj: Policy) -> dict[str, Any]:
+        return policy_data(obj)
+
+
+def policy_data(policy: Policy) -> dict[str, Any]:
+    return {"scope": "model" if policy.registered_model_id else f"{policy.risk_tier} risk tier",
+            "production_approvals": policy.production_approvals,
+            "staging_approvals": policy.staging_approvals,
+            "admin_approval_required": policy.admin_approval_required,
+            "required_checks": list(policy.required_checks),
+            "archive_previous": policy.archive_previous, "auto_apply": policy.auto_apply,
+            "rollback_fast_track": policy.rollback_fast_track,
+            "protected_aliases": list(policy.protected_aliases)}
+
+
+class AuditEventOut(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    occurred_at = serializers.DateTimeField()
+    actor = serializers.CharField()
+    channel = serializers.CharField()
+    action = serializers.CharField()
+    target_type = serializers.CharField()
+    target_id = serializers.CharField()
+    target_label = serializers.CharField()
+    model = serializers.CharField(allow_null=True)
+    details = serializers.JSONField()
+    request_id = serializers.CharField()
+    client_address = serializers.CharField(allow_null=True)
+    prev_hash = serializers.CharField()
+    hash = serializers.CharField()
+
+    def to_representation(self, obj: AuditEvent) -> dict[str, Any]:
+        return audit_event_data(obj)
+
+
+AUDIT_COLUMNS = ("sequence", "occurred_at", "actor", "channel", "action", "target_type",
+                 "target_id", "target_label", "model", "details", "request_id",
+                 "client_address", "prev_hash", "hash")
+
+
+def audit_event_data(obj: AuditEvent) -> dict[str, Any]:
+    return {"sequence": obj.sequence, "occurred_at": _iso(obj.occurred_at),
+            "actor": obj.actor_label, "channel": obj.channel, "action": obj.action,
+            "target_type": obj.target_type, "target_id": obj.target_id,
+            "target_label": obj.target_label, "model": obj.registered_model_name or None,
+            "details": obj.details, "request_id": obj.request_id,
+            "client_address": obj.client_address, "prev_hash": obj.prev_hash,
+            "hash": obj.hash}

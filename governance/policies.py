@@ -1,0 +1,98 @@
+"""Which review a model's promotions need: its own policy if it has one, else its tier's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from governance import audit, readiness
+from governance.actors import Actor
+from governance.models import Policy
+from registry import validation
+from registry.errors import ValidationFailed
+from registry.models import RegisteredModel
+from registry.services.common import apply_changes, require_admin
+
+EDITABLE = ("production_approvals", "staging_approvals", "admin_approval_required",
+            "required_checks", "archive_previous", "auto_apply", "rollback_fast_track",
+            "protected_aliases")
+MAX_APPROVALS = 10
+
+
+def policy_for(registered_model: RegisteredModel) -> Policy:
+    """The policy in force. Two indexed lookups at most; remembered on the model instance."""
+    cached = registered_model.__dict__.get("_modelgate_policy")
+    if cached is not None:
+        return cached
+    policy = (Policy.objects.filter(registered_model=registered_model).first()
+              or Policy.objects.filter(risk_tier=registered_model.risk_tier).first()
+              or Policy(risk_tier=registered_model.risk_tier))  # a tier row was deleted
+    registered_model.__dict__["_modelgate_policy"] = policy
+    return policy
+
+
+def forget(registered_model: RegisteredModel) -> None:
+    registered_model.__dict__.pop("_modelgate_policy", None)
+
+
+def describe(policy: Policy) -> str:
+    if policy.registered_model_id:
+        return f"policy of model '{policy.registered_model.name}'"
+    return f"{policy.risk_tier}-risk policy"
+
+
+def validate(values: dict[str, Any]) -> dict[str, Any]:
+    """Check policy fields; raise ValidationFailed naming the field."""
+    for key in ("production_approvals", "staging_approvals"):
+        if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)
+                              or not 0 <= values[key] <= MAX_APPROVALS):
+            raise ValidationFailed(f"Must be a whole number from 0 to {MAX_APPROVALS}.",
+                                   field=key)
+    if "required_checks" in values:
+        checks = values["required_checks"]
+        unknown = [c for c in checks if c not in readiness.CHECKS] if isinstance(
+            checks, list) else ["(not a list)"]
+        if unknown:
+            raise ValidationFailed(f"Unknown readiness checks: {', '.join(map(str, unknown))}. "
+                                   f"Known: {', '.join(readiness.CHECKS)}.",
+                                   field="required_checks")
+    if "protected_aliases" in values:
+        aliases = values["protected_aliases"]
+        if not isinstance(aliases, list):
+            raise ValidationFailed("Must be a list of alias names.", field="protected_aliases")
+        values["protected_aliases"] = [validation.alias_name(a) for a in aliases]
+    return values
+
+
+@transaction.atomic
+def policy_save(*, actor: Actor, policy: Policy, **changes: Any) -> Policy:
+    """Create or edit a policy (tier default or model override). Administrators only."""
+    require_admin(actor, "change review policies")
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ValidationFailed(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
+    validate(changes)
+    created = policy.pk is None
+    diff = apply_changes(policy, changes)
+    if created or diff:
+        policy.save()
+        audit.record(actor=actor, action="policy.created" if created else "policy.changed",
+                     target=policy, registered_model=policy.registered_model,
+                     details={"policy": str(policy), "changes": diff})
+    if policy.registered_model is not None:
+        forget(policy.registered_model)
+    return policy
+
+
+@transaction.atomic
+def policy_override_set(*, actor: Actor, registered_model: RegisteredModel,
+                        **fields: Any) -> Policy:
+    """Give one model its own policy, starting from its tier's values."""
+    existing = Policy.objects.filter(registered_model=registered_model).first()
+    if existing is None:
+        base = policy_for(registered_model)
+        existing = Policy(registered_model=registered_model,
+                          **{f: getattr(base, f) for f in EDITABLE})
+        fields = {**{f: getattr(base, f) for f in EDITABLE}, **fields}
+    return policy_save(actor=actor, policy=existing, **fields)

@@ -1,0 +1,370 @@
+"""The promotion workflow: request, review, apply, cancel, roll back.
+
+Every write locks the registered model's row first, so requests, reviews and applies on one
+model run one after another: two approvals cannot both be "the last one", and two applies
+cannot both put a version in production. Anything acting on a request that is no longer
+open is refused with 409.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from governance import audit, notifications, permissions, policies, readiness
+from governance.actors import Actor
+from governance.models import Policy, PromotionRequest, Review, StageHistory
+from governance.permissions import AnyUser, Perm
+from registry import validation
+from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from registry.models import Alias, ModelVersion, RegisteredModel
+from registry.services.aliases import alias_point
+from registry.services.versions import stage_move
+
+MAX_TEXT = 5000
+Status = PromotionRequest.Status
+
+
+def current_holder(registered_model: RegisteredModel, *, stage: str = "",
+                   alias: str = "") -> ModelVersion | None:
+    """The version that holds a stage (the newest placed there) or an alias right now."""
+    if alias:
+        found = Alias.objects.filter(registered_model=registered_model, name=alias).first()
+        return found.version if found else None
+    return (ModelVersion.objects.filter(registered_model=registered_model, stage=stage,
+                                        deleted_at__isnull=True)
+            .order_by("-stage_changed_at", "-version").first())
+
+
+@dataclass
+class Evaluation:
+    """Where a request stands under the policy in force: what a request page shows."""
+
+    policy: Policy
+    needed: int
+    admin_needed: bool
+    approvers: list[User]
+    changes_requested_by: list[User]
+    checks: list[readiness.Outcome]
+    current: ModelVersion | None
+    schema_diff: dict[str, Any] | None
+    fast_track: bool = False
+    admin_approved: bool = False
+    blocking: list[readiness.Outcome] = field(default_factory=list)
+
+    @property
+    def approved(self) -> bool:
+        return (len(self.approvers) >= self.needed and not self.changes_requested_by
+                and (self.admin_approved or not self.admin_needed))
+
+
+def _latest_decisions(request: PromotionRequest) -> dict[int, Review]:
+    latest: dict[int, Review] = {}
+    for review in request.reviews.select_related("reviewer").order_by("created_at", "pk"):
+        if review.reviewer_id is not None:
+            latest[review.reviewer_id] = review
+    return latest
+
+
+def _was_approved_for_production(version: ModelVersion) -> bool:
+    return PromotionRequest.objects.filter(version=version, target_stage="production",
+                                           status=Status.APPLIED).exists()
+
+
+def evaluate(request: PromotionRequest) -> Evaluation:
+    registered_model = request.registered_model
+    policy = policies.policy_for(registered_model)
+    needed = policy.approvals_for(request.target_stage or "production")
+    fast_track = (request.kind == PromotionRequest.Kind.ROLLBACK and policy.rollback_fast_track
+                  and needed > 1 and _was_approved_for_production(request.version))
+    if fast_track:
+        needed = 1
+    latest = _latest_decisions(request)
+    approvers = [r.reviewer for r in latest.values() if r.decision == Review.Decision.APPROVE]
+    current = current_holder(registered_model, stage=request.target_stage,
+                             alias=request.target_alias)
+    checks = readiness.evaluate(request.version, current, policy.required_checks)
+    return Evaluation(
+        policy=policy, needed=needed, admin_needed=policy.admin_approval_required,
+        approvers=approvers,
+        changes_requested_by=[r.reviewer for r in latest.values()
+                              if r.decision == Review.Decision.REQUEST_CHANGES],
+        checks=checks, current=current, fast_track=fast_track,
+        schema_diff=readiness.schema_diff(current.signature, request.version.signature)
+        if current is not None and current.pk != request.version_id else None,
+        admin_approved=any(permissions.has(u, Perm.MANAGE_ACCESS, registered_model)
+                           for u in approvers),
+        blocking=[c for c in checks if c.blocking],
+    )
+
+
+def review_refusal(user: AnyUser, request: PromotionRequest) -> str | None:
+    """Why `user` may not review this request, or None if they may (for pages to hide the
+    buttons; the services enforce the same rules)."""
+    if not permissions.has(user, Perm.APPROVE_PROMOTION, request.registered_model):
+        return "You may not approve promotions of this model."
+    if request.requested_by_id == user.pk:
+        return "You requested this promotion; another reviewer must decide it."
+    if request.version.created_by_id == user.pk:
+        return (f"You created version {request.version.version}; another reviewer must "
+                "decide it.")
+    if not request.is_open or request.status != Status.PENDING:
+        return f"This request is {request.status}."
+    return None
+
+
+def _locked(request: PromotionRequest) -> PromotionRequest:
+    """Lock the model row, then the request row; return the request as committed."""
+    RegisteredModel.objects.select_for_update().get(pk=request.registered_model_id)
+    return (PromotionRequest.objects.select_for_update(of=("self",))
+            .select_related("registered_model", "version", "version__registered_model",
+                            "requested_by").get(pk=request.pk))
+
+
+def _not_pending(request: PromotionRequest, doing: str) -> Conflict:
+    return Conflict(f"Request #{request.pk} is {request.status}; it can no longer be {doing}.",
+                    code="request_not_pending", extra={"status": request.status})
+
+
+def _text(value: Any, field_name: str, *, required: bool = False) -> str:
+    text = validation.text(value if value is not None else "", field=field_name,
+                           max_length=MAX_TEXT).strip()
+    if required and not text:
+        raise ValidationFailed("Say why.", field=field_name)
+    return text
+
+
+@transaction.atomic
+def request_create(*, actor: Actor, version: ModelVersion, target_stage: str = "",
+                   target_alias: str = "", justification: str = "",
+                   kind: str = PromotionRequest.Kind.PROMOTION) -> PromotionRequest:
+    """Ask for `version` to be moved into a stage or an alias. If the policy needs no
+    approval, the request is approved and applied at once (and recorded all the same)."""
+    registered_model = version.registered_model
+    permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
+    if bool(target_stage) == bool(target_alias):
+        raise ValidationFailed("Give exactly one of target_stage or target_alias.",
+                               field="target_stage")
+    if target_stage and target_stage not in ("staging", "production"):
+        raise ValidationFailed("target_stage must be staging or production.",
+                               field="target_stage")
+    if target_alias:
+        target_alias = validation.alias_name(target_alias)
+    justification = _text(justification, "justification",
+                          required=kind == PromotionRequest.Kind.ROLLBACK)
+    RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
+    version = ModelVersion.objects.get(pk=version.pk)
+    if version.is_deleted:
+        raise Conflict("A deleted version cannot be promoted.", code="version_deleted")
+    if version.status != ModelVersion.Status.READY:
+        raise Conflict(f"Version {version.version} is {version.status}; only ready versions "
+                       "can be promoted.", code="version_not_ready")
+    holder = current_holder(registered_model, stage=target_stage, alias=target_alias)
+    if holder is not None and holder.pk == version.pk or (
+            target_stage and version.stage == target_stage):
+        raise Conflict(f"Version {version.version} is already in {target_stage or target_alias}.",
+                       code="already_in_target")
+    duplicate = PromotionRequest.objects.filter(
+        version=version, target_stage=target_stage, target_alias=target_alias,
+        status__in=PromotionRequest.OPEN).first()
+    if duplicate is not None:
+        raise Conflict(f"Request #{duplicate.pk} for this version and target is still open.",
+                       code="duplicate_request", extra={"request": duplicate.pk})
+    now = timezone.now()
+    request = PromotionRequest.objects.create(
+        registered_model=registered_model, version=version, kind=kind,
+        target_stage=target_stage, target_alias=target_alias, justification=justification,
+        requested_by=actor.user if actor.user_id is not None else None,
+        created_at=now, updated_at=now)
+    audit.record(actor=actor, action="promotion.requested", target=request,
+                 registered_model=registered_model,
+                 details={"version": version.version, "target": request.target, "kind": kind,
+                          "justification": justification[:500]})
+    evaluation = evaluate(request)
+    if evaluation.needed == 0 and not evaluation.admin_needed:
+        if evaluation.blocking:
+            raise Conflict(_blocking_message(evaluation), code="checks_failing",
+                           extra={"checks": [c.name for c in evaluation.blocking]})
+        _approve(actor, request, evaluation, note="the policy needs no approval")
+    else:
+        notifications.request_waiting(request)
+    return request
+
+
+def _blocking_message(evaluation: Evaluation) -> str:
+    return "Required readiness checks fail: " + "; ".join(
+        f"{c.title}: {c.message}" for c in evaluation.blocking)
+
+
+def _approve(actor: Actor, request: PromotionRequest, evaluation: Evaluation, note: str) -> None:
+    now = timezone.now()
+    request.status, request.decided_at, request.updated_at = Status.APPROVED, now, now
+    request.save(update_fields=["status", "decided_at", "updated_at"])
+    audit.record(actor=actor, action="promotion.approved", target=request,
+                 registered_model=request.registered_model,
+                 details={"approvers": [u.username for u in evaluation.approvers],
+                          "needed": evaluation.needed, "note": note,
+                          "policy": policies.describe(evaluation.policy)})
+    if evaluation.policy.auto_apply:
+        _apply(actor, request, evaluation.policy)
+    else:
+        notifications.request_decided(request)
+
+
+@transaction.atomic
+def review_submit(*, actor: Actor, request: PromotionRequest, decision: str,
+                  comment: str = "") -> PromotionRequest:
+    """Approve, reject or request changes. The requester and the version's author may not
+    review; a reviewer's latest decision is the one that counts; a request is approved when
+    enough distinct reviewers approve, nobody's latest word is "request changes", the
+    policy's admin rule holds and every required readiness check passes."""
+    registered_model = request.registered_model
+    permissions.require(actor.user, Perm.APPROVE_PROMOTION, registered_model)
+    if decision not in Review.Decision.values:
+        raise ValidationFailed(f"decision must be one of {', '.join(Review.Decision.values)}.",
+                               field="decision")
+    comment = _text(comment, "comment", required=decision != Review.Decision.APPROVE)
+    request = _locked(request)
+    if request.status != Status.PENDING:
+        raise _not_pending(request, "reviewed")
+    refusal = review_refusal(actor.user, request)
+    if refusal is not None:
+        raise Forbidden(refusal, code="separation_of_duties")
+    latest = _latest_decisions(request).get(actor.user_id)
+    if latest is not None and latest.decision == decision:
+        raise Conflict(f"You already chose '{decision}' on this request.",
+                       code="already_reviewed")
+    evaluation = evaluate(request)
+    if decision == Review.Decision.APPROVE and evaluation.blocking:
+        raise Conflict(_blocking_message(evaluation), code="checks_failing",
+                       extra={"checks": [c.name for c in evaluation.blocking]})
+    now = timezone.now()
+    review = Review.objects.create(request=request, reviewer=actor.user, decision=decision,
+                                   comment=comment, created_at=now)
+    audit.record(actor=actor, action="promotion.reviewed", target=request,
+                 registered_model=registered_model,
+                 details={"decision": decision, "comment": comment[:500], "review": review.pk})
+    if decision == Review.Decision.REJECT:
+        request.status, request.decided_at, request.updated_at = Status.REJECTED, now, now
+        request.save(update_fields=["status", "decided_at", "updated_at"])
+        audit.record(actor=actor, action="promotion.rejected", target=request,
+                     registered_model=registered_model, details={"comment": comment[:500]})
+        notifications.request_decided(request)
+        return request
+    evaluation = evaluate(request)
+    if decision == Review.Decision.APPROVE and evaluation.approved:
+        _approve(actor, request, evaluation, note="approvals reached")
+    else:
+        request.updated_at = now
+        request.save(update_fields=["updated_at"])
+        notifications.request_reviewed(request, review)
+    return request
+
+
+@transaction.atomic
+def request_apply(*, actor: Actor, request: PromotionRequest) -> PromotionRequest:
+    """Apply an approved request (for policies that do not apply on approval)."""
+    registered_model = request.registered_model
+    permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
+    request = _locked(request)
+    if request.status != Status.APPROVED:
+        if request.status == Status.PENDING:
+            raise Conflict(f"Request #{request.pk} is not approved yet.",
+                           code="request_not_approved")
+        raise _not_pending(request, "applied")
+    _apply(actor, request, policies.policy_for(request.registered_model))
+    return request
+
+
+def _apply(actor: Actor, request: PromotionRequest, policy: Policy) -> None:
+    """Move the version, archive what it replaces, supersede competing requests, record it.
+    The caller holds the model's row lock."""
+    evaluation = evaluate(request)
+    if evaluation.blocking:  # something changed since approval (a job failed, a card reopened)
+        raise Conflict(_blocking_message(evaluation), code="checks_failing",
+                       extra={"checks": [c.name for c in evaluation.blocking]})
+    registered_model = request.registered_model
+    replaced = evaluation.current
+    if request.target_stage:
+        stage_move(actor=actor, version=request.version, stage=request.target_stage,
+                   archive_existing=policy.archive_previous and request.target_stage
+                   == ModelVersion.Stage.PRODUCTION, request=request)
+    else:
+        alias_point(actor=actor, registered_model=registered_model, name=request.target_alias,
+                    version=request.version, request=request)
+    now = timezone.now()
+    request.status, request.applied_at, request.updated_at = Status.APPLIED, now, now
+    request.applied_by = actor.user if actor.user_id is not None else None
+    request.replaced_version = replaced
+    request.save(update_fields=["status", "applied_at", "updated_at", "applied_by",
+                                "replaced_version"])
+    audit.record(actor=actor, action="promotion.applied", target=request,
+                 registered_model=registered_model,
+                 details={"version": request.version.version, "target": request.target,
+                          "replaced_version": replaced.version if replaced else None,
+                          "approvers": [u.username for u in evaluation.approvers]})
+    competing = list(PromotionRequest.objects.select_for_update().filter(
+        registered_model=registered_model, target_stage=request.target_stage,
+        target_alias=request.target_alias, status__in=PromotionRequest.OPEN,
+    ).exclude(pk=request.pk))
+    for other in competing:
+        other.status, other.updated_at = Status.SUPERSEDED, now
+        other.status_message = f"Superseded by request #{request.pk}."
+        other.save(update_fields=["status", "updated_at", "status_message"])
+        audit.record(actor=actor, action="promotion.superseded", target=other,
+                     registered_model=registered_model, details={"by": request.pk})
+    notifications.request_applied(request)
+
+
+@transaction.atomic
+def request_cancel(*, actor: Actor, request: PromotionRequest,
+                   reason: str = "") -> PromotionRequest:
+    """The requester, or whoever manages access to the model, withdraws an open request."""
+    registered_model = request.registered_model
+    permissions.require(actor.user, Perm.VIEW, registered_model)
+    if actor.user_id != request.requested_by_id and not permissions.has(
+            actor.user, Perm.MANAGE_ACCESS, registered_model):
+        raise Forbidden("Only the requester or a manager of this model may cancel it.",
+                        code="permission_denied")
+    reason = _text(reason, "reason")
+    request = _locked(request)
+    if not request.is_open:
+        raise _not_pending(request, "cancelled")
+    now = timezone.now()
+    request.status, request.decided_at, request.updated_at = Status.CANCELLED, now, now
+    request.status_message = reason[:500]
+    request.save(update_fields=["status", "decided_at", "updated_at", "status_message"])
+    audit.record(actor=actor, action="promotion.cancelled", target=request,
+                 registered_model=registered_model, details={"reason": reason[:500]})
+    return request
+
+
+def rollback_candidate(registered_model: RegisteredModel) -> ModelVersion:
+    """The version that was in production before the current one (still present, ready)."""
+    current = current_holder(registered_model, stage=ModelVersion.Stage.PRODUCTION)
+    rows = (StageHistory.objects.filter(registered_model=registered_model,
+                                        kind=StageHistory.Kind.STAGE, name="production",
+                                        ended_at__isnull=False,
+                                        version__deleted_at__isnull=True,
+                                        version__status=ModelVersion.Status.READY)
+            .select_related("version").order_by("-ended_at", "-pk"))
+    if current is not None:
+        rows = rows.exclude(version=current)
+    row = rows.first()
+    if row is None:
+        raise NotFound(f"'{registered_model.name}' has no earlier production version to roll "
+                       "back to.", code="no_rollback_target")
+    return row.version
+
+
+def rollback_request(*, actor: Actor, registered_model: RegisteredModel,
+                     justification: str) -> PromotionRequest:
+    """Request that the previous production version return to production."""
+    permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
+    return request_create(actor=actor, version=rollback_candidate(registered_model),
+                          target_stage=ModelVersion.Stage.PRODUCTION,
+                          justification=justification, kind=PromotionRequest.Kind.ROLLBACK)

@@ -1,0 +1,98 @@
+"""Permission-filtered reads for governance records: a constant number of queries per list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Q, QuerySet
+
+from governance import permissions
+from governance.models import AuditEvent, PromotionRequest
+from governance.permissions import AnyUser, Perm
+from registry.errors import NotFound
+
+
+@dataclass(frozen=True)
+class RequestFilters:
+    model: str | None = None
+    status: str | None = None
+    target: str | None = None
+    requested_by_me: bool = False
+    awaiting_my_review: bool = False
+
+
+def promotion_request_list(*, user: AnyUser, filters: RequestFilters = RequestFilters()
+                           ) -> QuerySet[PromotionRequest]:
+    qs = permissions.visible(user, PromotionRequest.objects.all()).select_related(
+        "registered_model", "version", "requested_by").annotate(
+        approvals=Count("reviews__reviewer", filter=Q(reviews__decision="approve"),
+                        distinct=True))
+    if filters.model:
+        qs = qs.filter(registered_model__name=filters.model)
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.target:
+        qs = qs.filter(Q(target_stage=filters.target) | Q(target_alias=filters.target))
+    if filters.requested_by_me:
+        qs = qs.filter(requested_by=user.pk)
+    if filters.awaiting_my_review:
+        qs = awaiting_review(user, qs)
+    return qs
+
+
+def awaiting_review(user: AnyUser, qs: QuerySet[PromotionRequest]) -> QuerySet[PromotionRequest]:
+    """Pending requests the user may decide and has not reviewed (separation of duties
+    applied): the reviewer's inbox."""
+    qs = qs.filter(status=PromotionRequest.Status.PENDING).exclude(requested_by=user.pk) \
+        .exclude(version__created_by=user.pk).exclude(reviews__reviewer=user.pk)
+    if permissions.has_global(user, Perm.APPROVE_PROMOTION):
+        return qs
+    return qs.filter(registered_model__in=permissions.models_with(user, Perm.APPROVE_PROMOTION)
+                     .values("pk"))
+
+
+def promotion_request_get(*, user: AnyUser, pk: int) -> PromotionRequest:
+    found = (permissions.visible(user, PromotionRequest.objects.all())
+             .select_related("registered_model", "version", "version__registered_model",
+                             "version__created_by", "requested_by", "applied_by",
+                             "replaced_version").filter(pk=pk).first())
+    if found is None:
+        raise NotFound(f"Promotion request #{pk} not found.", code="promotion_request_not_found")
+    return found
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    model: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def audit_events_visible(user: AnyUser) -> QuerySet[AuditEvent]:
+    """Everything for administrators and holders of governance.view_auditevent; otherwise the
+    events of the models the user may view."""
+    qs = AuditEvent.objects.all()
+    if permissions.may_read_whole_audit_log(user):
+        return qs
+    return qs.filter(registered_model_id__in=permissions.visible_models(user).values("pk"))
+
+
+def audit_event_list(*, user: AnyUser, filters: AuditFilters = AuditFilters()
+                     ) -> QuerySet[AuditEvent]:
+    qs = audit_events_visible(user)
+    if filters.model:
+        qs = qs.filter(registered_model_name=filters.model)
+    if filters.actor:
+        qs = qs.filter(actor_label=filters.actor)
+    if filters.action:
+        # "promotion." matches every promotion event; anything else matches exactly.
+        qs = (qs.filter(action__startswith=filters.action) if filters.action.endswith(".")
+              else qs.filter(action=filters.action))
+    if filters.since:
+        qs = qs.filter(occurred_at__gte=filters.since)
+    if filters.until:
+        qs = qs.filter(occurred_at__lt=filters.until)
+    return qs

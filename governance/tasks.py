@@ -1,0 +1,24 @@
+"""Celery tasks of the governance app. They take ids, never model instances."""
+
+from __future__ import annotations
+
+import smtplib
+
+from celery import shared_task
+from django.core.mail import send_mail
+
+from governance import webhooks
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(smtplib.SMTPException, OSError),
+             retry_backoff=30, retry_backoff_max=3600, max_retries=8)
+def send_email(self: object, subject: str, body: str, recipients: list[str]) -> int:
+    from django.conf import settings
+
+    return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def deliver_webhook(self: object, delivery_id: int) -> None:
+    if webhooks.attempt(delivery_id):
+        raise self.retry(countdown=webhooks.backoff(self.request.retries))
