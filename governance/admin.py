@@ -1,14 +1,39 @@
-"""Admin for governance records. Audit events are read-only; tokens show no secret."""
+"""Access management and governance records in the admin.
+
+Every change with governance meaning goes through a service, so it is checked and audited the
+same way as through the API: per-model grants, API tokens (the secret is shown once, on the
+page that answers the creation, and never stored), policies, users' roles and flags, and the
+permissions of role groups. Audit events, promotion requests and history are read-only.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, Permission, User
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
+from governance import access, audit, permissions, policies, webhooks
 from governance import models as m
+from governance.actors import Actor
+from governance.permissions import Perm
+from governance.tokens import token_create, token_revoke
 from registry.admin import ReadOnlyAdmin
+from registry.errors import DomainError
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.from_request(request, channel="admin")
+
+
+def _refused(request: HttpRequest, exc: DomainError) -> None:
+    messages.error(request, exc.message)
 
 
 @admin.register(m.AuditEvent)
@@ -20,31 +45,332 @@ class AuditEventAdmin(ReadOnlyAdmin):
                      "request_id"]
     date_hierarchy = "occurred_at"
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        from governance.selectors import audit_events_visible
+
+        return audit_events_visible(request.user)
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+class TokenForm(forms.ModelForm):
+    class Meta:
+        model = m.ApiToken
+        fields = ["user", "name", "expires_at"]
+
 
 @admin.register(m.ApiToken)
-class ApiTokenAdmin(ReadOnlyAdmin):
+class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["name", "user", "prefix", "created_at", "expires_at", "last_used_at",
                     "revoked_at"]
     list_select_related = ["user"]
     search_fields = ["name", "user__username", "prefix"]
     list_filter = ["revoked_at", "expires_at"]
-    exclude = ["digest"]
+    autocomplete_fields = ["user"]
+    actions = ["revoke"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at",
+                       "revoked_at"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = TokenForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self.readonly_fields if obj is not None else ["user", "name", "expires_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # tokens are created and revoked, never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the row stays for the audit trail
+
+    def save_model(self, request: HttpRequest, obj: m.ApiToken, form: Any,
+                   change: bool) -> None:
+        token, secret = token_create(actor=_actor(request), user=form.cleaned_data["user"],
+                                     name=form.cleaned_data["name"],
+                                     expires_at=form.cleaned_data["expires_at"])
+        obj.pk = token.pk
+        request._modelgate_new_token = (token, secret)  # type: ignore[attr-defined]
+
+    def response_add(self, request: HttpRequest, obj: m.ApiToken,
+                     post_url_continue: str | None = None) -> HttpResponse:
+        token, secret = request._modelgate_new_token  # type: ignore[attr-defined]
+        return TemplateResponse(request, "admin/governance/token_created.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": "API token created", "token": token, "secret": secret})
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for token in queryset.select_related("user"):
+            token_revoke(actor=_actor(request), token=token)
+        messages.success(request, f"Revoked: {queryset.count()}.")
 
 
-class _GrantAdmin(ReadOnlyAdmin):
+# --- Per-model grants -----------------------------------------------------------------------
+
+def _model_permissions() -> QuerySet[Permission]:
+    return Permission.objects.filter(content_type__app_label="registry",
+                                     content_type__model="registeredmodel",
+                                     codename__in=[str(p) for p in Perm])
+
+
+class _GrantAdmin(admin.ModelAdmin):
+    """Add and delete only (a grant is a fact, not a record to edit); both through
+    governance.access, which checks 'manage access' on the model and audits the change."""
+
     list_filter = ["permission"]
+    autocomplete_fields = ["content_object"]
+    grantee = "user"
 
-    def get_list_select_related(self, request: HttpRequest) -> Any:
-        return ["content_object", "permission"]
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request).select_related("content_object", "permission",
+                                                          self.grantee)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(content_object__in=permissions.models_with(request.user,
+                                                                    Perm.MANAGE_ACCESS))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest,
+                                 **kwargs: Any) -> Any:
+        if db_field.name == "permission":
+            kwargs["queryset"] = _model_permissions()
+        if db_field.name == "content_object" and not request.user.is_superuser:
+            kwargs["queryset"] = permissions.models_with(request.user, Perm.MANAGE_ACCESS)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _grant(self, request: HttpRequest, obj: Any, add: bool) -> bool:
+        service = access.grant_add if add else access.grant_remove
+        try:
+            return service(actor=_actor(request), registered_model=obj.content_object,
+                           perm=Perm(obj.permission.codename),
+                           **{self.grantee: getattr(obj, self.grantee)})
+        except DomainError as exc:
+            _refused(request, exc)
+            return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self._grant(request, obj, add=True)
+        found = type(obj).objects.filter(content_object=obj.content_object,
+                                         permission=obj.permission,
+                                         **{self.grantee: getattr(obj, self.grantee)}).first()
+        obj.pk = found.pk if found else None
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._grant(request, obj, add=False)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            self._grant(request, obj, add=False)
 
 
 @admin.register(m.RegisteredModelUserPermission)
 class UserGrantAdmin(_GrantAdmin):
     list_display = ["content_object", "user", "permission"]
     search_fields = ["content_object__name", "user__username"]
+    autocomplete_fields = ["content_object", "user"]
+    grantee = "user"
 
 
 @admin.register(m.RegisteredModelGroupPermission)
 class GroupGrantAdmin(_GrantAdmin):
     list_display = ["content_object", "group", "permission"]
     search_fields = ["content_object__name", "group__name"]
+    autocomplete_fields = ["content_object", "group"]
+    grantee = "group"
+
+
+# --- Users and role groups: the same admin pages, with every access change audited ---------
+
+_USER_FLAGS = ("is_active", "is_staff", "is_superuser")
+
+
+def _names(values: Any) -> list[str]:
+    """Group names or permission codenames, sorted, for before/after comparisons."""
+    return sorted(str(getattr(v, "codename", None) or getattr(v, "name", v)) for v in values)
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(UserAdmin):
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        before = User.objects.filter(pk=obj.pk).values(*_USER_FLAGS).first() or {}
+        super().save_model(request, obj, form, change)
+        flags = {f: {"from": before.get(f), "to": getattr(obj, f)} for f in _USER_FLAGS
+                 if before.get(f) != getattr(obj, f)}
+        if not change:
+            audit.record(actor=_actor(request), action="user.created", target=obj,
+                         details={"user": obj.username})
+        elif flags:
+            audit.record(actor=_actor(request), action="user.access_changed", target=obj,
+                         details={"user": obj.username, "changes": flags})
+        request._modelgate_user_before = (  # type: ignore[attr-defined]
+            _names(obj.groups.all()) if change else [],
+            _names(obj.user_permissions.all()) if change else [])
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any,
+                     change: bool) -> None:
+        groups_before, perms_before = request._modelgate_user_before  # type: ignore
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        groups, perms = _names(user.groups.all()), _names(user.user_permissions.all())
+        details: dict[str, Any] = {}
+        if groups != groups_before:
+            details["roles"] = {"added": sorted(set(groups) - set(groups_before)),
+                                "removed": sorted(set(groups_before) - set(groups))}
+        if perms != perms_before:
+            details["permissions"] = {"added": sorted(set(perms) - set(perms_before)),
+                                      "removed": sorted(set(perms_before) - set(perms))}
+        if details:
+            audit.record(actor=_actor(request), action="user.access_changed", target=user,
+                         details={"user": user.username, **details})
+        permissions.invalidate(user)
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(GroupAdmin):
+    def save_model(self, request: HttpRequest, obj: Group, form: Any, change: bool) -> None:
+        request._modelgate_group_before = (  # type: ignore[attr-defined]
+            _names(obj.permissions.all()) if change else [])
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any,
+                     change: bool) -> None:
+        before = request._modelgate_group_before  # type: ignore[attr-defined]
+        super().save_related(request, form, formsets, change)
+        after = _names(form.instance.permissions.all())
+        if after != before:
+            audit.record(actor=_actor(request), action="group.permissions_changed",
+                         target=form.instance,
+                         details={"group": form.instance.name,
+                                  "added": sorted(set(after) - set(before)),
+                                  "removed": sorted(set(before) - set(after))})
+
+    def delete_model(self, request: HttpRequest, obj: Group) -> None:
+        with transaction.atomic():
+            audit.record(actor=_actor(request), action="group.deleted", target=obj,
+                         details={"group": obj.name})
+            super().delete_model(request, obj)
+
+
+# --- Policies -------------------------------------------------------------------------------
+
+class PolicyForm(forms.ModelForm):
+    class Meta:
+        model = m.Policy
+        fields = ["risk_tier", "registered_model", *policies.EDITABLE]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:
+            policies.validate({k: v for k, v in data.items() if k in policies.EDITABLE})
+        except DomainError as exc:
+            raise forms.ValidationError({exc.fields and next(iter(exc.fields)) or None:
+                                         exc.message}) from None
+        if bool(data.get("risk_tier")) == bool(data.get("registered_model")):
+            raise forms.ValidationError("A policy is for one risk tier or one model.")
+        return data
+
+
+@admin.register(m.Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    form = PolicyForm
+    list_display = ["__str__", "production_approvals", "staging_approvals",
+                    "admin_approval_required", "auto_apply", "updated_at"]
+    list_select_related = ["registered_model"]
+    autocomplete_fields = ["registered_model"]
+
+    def save_model(self, request: HttpRequest, obj: m.Policy, form: Any, change: bool) -> None:
+        policy = m.Policy.objects.get(pk=obj.pk) if change else m.Policy(
+            risk_tier=obj.risk_tier or None, registered_model=obj.registered_model)
+        saved = policies.policy_save(actor=_actor(request), policy=policy,
+                                     **{f: form.cleaned_data[f] for f in policies.EDITABLE})
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: m.Policy) -> None:
+        with transaction.atomic():
+            audit.record(actor=_actor(request), action="policy.deleted", target=obj,
+                         registered_model=obj.registered_model, details={"policy": str(obj)})
+            super().delete_model(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser  # as policies.policy_save requires
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
+# --- Promotion records, history, webhooks ---------------------------------------------------
+
+class ReviewInline(admin.TabularInline):
+    model = m.Review
+    extra = 0
+    can_delete = False
+    readonly_fields = ["reviewer", "decision", "comment", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(m.PromotionRequest)
+class PromotionRequestAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "registered_model", "version", "target_stage", "target_alias",
+                    "status", "requested_by", "created_at"]
+    list_filter = ["status", "target_stage", "kind"]
+    list_select_related = ["registered_model", "version__registered_model", "requested_by"]
+    search_fields = ["registered_model__name", "requested_by__username", "justification"]
+    inlines = [ReviewInline]
+
+
+@admin.register(m.StageHistory)
+class StageHistoryAdmin(ReadOnlyAdmin):
+    list_display = ["registered_model", "version", "kind", "name", "started_at", "started_by",
+                    "ended_at", "promotion_request"]
+    list_filter = ["kind", "name"]
+    list_select_related = ["registered_model", "version__registered_model", "started_by",
+                           "promotion_request"]
+    search_fields = ["registered_model__name", "name"]
+
+
+class WebhookForm(forms.ModelForm):
+    url = forms.URLField(max_length=1000, assume_scheme="https")
+
+    class Meta:
+        model = m.Webhook
+        fields = ["name", "url", "secret", "registered_model", "events", "active"]
+        widgets = {"secret": forms.PasswordInput(render_value=True)}
+
+
+@admin.register(m.Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookForm
+    list_display = ["name", "url", "registered_model", "active", "created_at"]
+    list_filter = ["active"]
+    autocomplete_fields = ["registered_model"]
+
+
+@admin.register(m.WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "webhook", "event", "status", "attempts", "response_status",
+                    "delivered_at"]
+    list_filter = ["status", "event", "webhook"]
+    list_select_related = ["webhook"]
+    actions = ["replay"]
+
+    @admin.action(description="Replay selected deliveries")
+    def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for delivery in queryset.select_related("webhook"):
+            webhooks.replay(delivery)
+        messages.success(request, f"Queued again: {queryset.count()}.")

@@ -72,6 +72,11 @@ _PATHS: dict[type[Model], tuple[str, str | None]] = {
 }
 
 
+def is_model_scoped(model: type[Model]) -> bool:
+    """Whether rows of `model` belong to one registered model (and inherit its grants)."""
+    return model in _PATHS
+
+
 def _active(user: AnyUser) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 

@@ -19,6 +19,19 @@ EDITABLE = ("production_approvals", "staging_approvals", "admin_approval_require
             "protected_aliases")
 MAX_APPROVALS = 10
 
+_BASIC_CHECKS = ["artifact", "signature", "signature_compatible", "metrics"]
+# What each tier requires out of the box (migration 0005 seeds the same rows, editable in the
+# admin). Used as well when a tier's row has been deleted: never less strict than shipped.
+TIER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "low": {"production_approvals": 1, "required_checks": ["artifact"]},
+    "medium": {"production_approvals": 1, "required_checks": _BASIC_CHECKS},
+    "high": {"production_approvals": 2,
+             "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"]},
+    "critical": {"production_approvals": 2, "admin_approval_required": True,
+                 "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"],
+                 "rollback_fast_track": False},
+}
+
 
 def policy_for(registered_model: RegisteredModel) -> Policy:
     """The policy in force. Two indexed lookups at most; remembered on the model instance."""
@@ -27,7 +40,8 @@ def policy_for(registered_model: RegisteredModel) -> Policy:
         return cached
     policy = (Policy.objects.filter(registered_model=registered_model).first()
               or Policy.objects.filter(risk_tier=registered_model.risk_tier).first()
-              or Policy(risk_tier=registered_model.risk_tier))  # a tier row was deleted
+              or Policy(risk_tier=registered_model.risk_tier,
+                        **TIER_DEFAULTS[registered_model.risk_tier]))
     registered_model.__dict__["_modelgate_policy"] = policy
     return policy
 

@@ -19,6 +19,11 @@ def send_email(self: object, subject: str, body: str, recipients: list[str]) -> 
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
-def deliver_webhook(self: object, delivery_id: int) -> None:
+def deliver_webhook(self: object, delivery_id: int) -> object:
+    """One attempt; a transient failure schedules the next one after a backoff. The delivery
+    row counts attempts and decides when to give up (WEBHOOK_MAX_ATTEMPTS)."""
     if webhooks.attempt(delivery_id):
-        raise self.retry(countdown=webhooks.backoff(self.request.retries))
+        # throw=False: the next attempt is queued and this one ends normally; in eager mode
+        # Celery runs the returned retry in place.
+        return self.retry(countdown=webhooks.backoff(self.request.retries), throw=False)
+    return None

@@ -7,8 +7,13 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
+from governance import compliance, permissions
 from governance.actors import Actor
 from registry import models as m
 from registry import services
@@ -29,6 +34,17 @@ def _run(request: HttpRequest, queryset: QuerySet, service: Any, what: str,
             messages.error(request, f"{obj}: {exc.message}")
     if done:
         messages.success(request, f"{what}: {done}.")
+
+
+class ModelScoped(admin.ModelAdmin):
+    """Staff who are not superusers see only rows of models they may view, decided by
+    governance.permissions like everywhere else (deleted rows stay hidden from them)."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)
+        if request.user.is_superuser or not permissions.is_model_scoped(qs.model):
+            return qs
+        return permissions.visible(request.user, qs)
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -57,9 +73,9 @@ class RegisteredModelTagInline(admin.TabularInline):
 
 
 @admin.register(m.RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(ModelScoped):
     list_display = ["name", "owner", "team", "risk_tier", "last_version_number", "updated_at",
-                    "deleted_at"]
+                    "deleted_at", "compliance_link"]
     list_filter = [DeletedFilter, "risk_tier", "team"]
     list_select_related = ["owner", "team"]
     search_fields = ["name", "description", "owner__username"]
@@ -72,6 +88,28 @@ class RegisteredModelAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # create through the API or the dashboard, where the rules live
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        if obj is None or request.user.is_superuser:
+            return allowed
+        return allowed and permissions.has(request.user, permissions.Perm.CHANGE, obj)
+
+    def get_urls(self) -> list[Any]:
+        return [path("<int:pk>/compliance/", self.admin_site.admin_view(self.compliance_view),
+                     name="registry_registeredmodel_compliance"), *super().get_urls()]
+
+    @admin.display(description="compliance")
+    def compliance_link(self, obj: m.RegisteredModel) -> str:
+        return format_html('<a href="{}">report</a>',
+                           reverse("admin:registry_registeredmodel_compliance", args=[obj.pk]))
+
+    def compliance_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        registered_model = get_object_or_404(self.get_queryset(request), pk=pk)
+        return TemplateResponse(request, "admin/registry/compliance.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": f"Compliance report: {registered_model.name}",
+            "original": registered_model, "report": compliance.report(registered_model)})
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # use the actions: soft delete first, purge only what is deleted
@@ -119,7 +157,7 @@ class ArtifactInline(admin.TabularInline):
 
 
 @admin.register(m.ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ModelScoped):
     list_display = ["__str__", "stage", "status", "created_by", "created_at", "deleted_at"]
     list_filter = [DeletedFilter, "stage", "status", "flavor"]
     list_select_related = ["registered_model", "created_by"]
@@ -147,7 +185,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         _run(request, queryset, services.version_purge, "Purged", param="version")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelScoped):
     """Records whose changes go through services: browse and search here."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

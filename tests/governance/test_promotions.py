@@ -371,3 +371,12 @@ def test_compliance_report(rm, data_scientist, ml_engineer, reviewer, api):
     report = api(reviewer).get("/api/v1/models/churn/compliance/").json()
     assert report["findings"][0]["severity"] == "warning"
     assert "without a promotion request" in report["findings"][0]["message"]
+
+
+def test_seeded_tier_policies_match_the_shipped_defaults():
+    for tier, fields in policies.TIER_DEFAULTS.items():
+        row = Policy.objects.get(risk_tier=tier)
+        assert {f: getattr(row, f) for f in fields} == fields
+    Policy.objects.filter(risk_tier="critical").delete()
+    fallback = policies.policy_for(make_model(superuser(), "crit", risk_tier="critical"))
+    assert fallback.admin_approval_required and fallback.production_approvals == 2

@@ -1,0 +1,152 @@
+"""Access management in the admin: grants, tokens, roles, policies — each change audited, each
+page scoped by governance.permissions."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from governance.models import (
+    ApiToken,
+    AuditEvent,
+    Policy,
+    RegisteredModelUserPermission,
+)
+from governance.permissions import Perm
+from governance.tokens import token_authenticate
+from tests.factories import UserFactory, make_model
+
+pytestmark = pytest.mark.django_db
+A = "/admin/governance/"
+
+
+@pytest.fixture
+def root(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def _view_perm():
+    return Permission.objects.get(codename="view_registeredmodel")
+
+
+def test_granting_and_revoking_in_the_admin_is_audited_and_takes_effect(
+        root, api, data_scientist, outsider):
+    rm = make_model(data_scientist, "churn")
+    assert api(outsider).get("/api/v1/models/churn/").status_code == 404
+    r = root.post(f"{A}registeredmodeluserpermission/add/",
+                  {"content_object": rm.pk, "user": outsider.pk, "permission": _view_perm().pk})
+    assert r.status_code == 302, r.content
+    grant = RegisteredModelUserPermission.objects.get(user=outsider)
+    event = AuditEvent.objects.get(action="access.granted")
+    assert event.details == {"user": "olivia", "permission": "view_registeredmodel"}
+    assert event.channel == "admin" and event.actor_label == "root"
+    assert api(outsider).get("/api/v1/models/churn/").status_code == 200
+
+    r = root.post(f"{A}registeredmodeluserpermission/{grant.pk}/delete/", {"post": "yes"})
+    assert r.status_code == 302
+    assert not RegisteredModelUserPermission.objects.filter(user=outsider).exists()
+    assert AuditEvent.objects.filter(action="access.revoked").count() == 1
+    assert api(outsider).get("/api/v1/models/churn/").status_code == 404
+
+
+def test_grant_pages_are_scoped_to_models_the_staff_member_manages(client, data_scientist,
+                                                                   outsider):
+    mine, theirs = make_model(data_scientist, "mine"), make_model(data_scientist, "theirs")
+    staff = UserFactory(username="steward", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_registeredmodeluserpermission", "add_registeredmodeluserpermission",
+                      "delete_registeredmodeluserpermission"]))
+    from governance import permissions
+    permissions.grant(Perm.VIEW, mine, user=staff)
+    permissions.grant(Perm.MANAGE_ACCESS, mine, user=staff)
+    permissions.grant(Perm.VIEW, theirs, user=outsider)
+    client.force_login(staff)
+    page = client.get(f"{A}registeredmodeluserpermission/").content.decode()
+    assert "mine" in page and "theirs" not in page
+    r = client.post(f"{A}registeredmodeluserpermission/add/",
+                    {"content_object": theirs.pk, "user": staff.pk,
+                     "permission": _view_perm().pk})
+    assert r.status_code == 200  # the form refuses a model outside the manager's reach
+    assert not RegisteredModelUserPermission.objects.filter(user=staff,
+                                                            content_object=theirs).exists()
+
+
+def test_token_secret_is_shown_once_and_only_its_digest_is_stored(root, viewer):
+    r = root.post(f"{A}apitoken/add/", {"user": viewer.pk, "name": "ci", "expires_at": ""})
+    assert r.status_code == 200
+    page = r.content.decode()
+    token = ApiToken.objects.get()
+    secret = page.split('id="secret"')[1].split('value="')[1].split('"')[0]
+    assert secret.startswith("mg_") and "shown only on this page" in page
+    assert token_authenticate(secret) == viewer
+    assert secret not in str(list(ApiToken.objects.values()))
+    assert secret not in root.get(f"{A}apitoken/{token.pk}/change/").content.decode()
+    assert AuditEvent.objects.filter(action="token.created").exists()
+
+    root.post(f"{A}apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is not None and token_authenticate(secret) is None
+    assert AuditEvent.objects.filter(action="token.revoked").count() == 1
+
+
+def test_role_and_flag_changes_on_users_are_audited(root, roles, viewer):
+    form = {"username": viewer.username, "email": viewer.email, "is_active": "on",
+            "is_superuser": "on", "groups": [roles["reviewer"].pk, roles["viewer"].pk],
+            "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00",
+            "initial-date_joined_0": "2026-01-01", "initial-date_joined_1": "00:00:00"}
+    r = root.post(f"/admin/auth/user/{viewer.pk}/change/", form)
+    assert r.status_code == 302, r.content.decode()[:2000]
+    events = {e.details.get("changes") and "flags" or "roles": e.details
+              for e in AuditEvent.objects.filter(action="user.access_changed")}
+    assert events["flags"]["changes"]["is_superuser"] == {"from": False, "to": True}
+    assert events["roles"]["roles"] == {"added": ["reviewer"], "removed": []}
+
+
+def test_group_permission_changes_are_audited(root, roles):
+    group = roles["viewer"]
+    approve = Permission.objects.get(codename="approve_promotion")
+    r = root.post(f"/admin/auth/group/{group.pk}/change/",
+                  {"name": "viewer", "permissions": [
+                      *group.permissions.values_list("pk", flat=True), approve.pk]})
+    assert r.status_code == 302
+    event = AuditEvent.objects.get(action="group.permissions_changed")
+    assert event.details["added"] == ["approve_promotion"]
+
+
+def test_policy_admin_validates_and_audits(root):
+    policy = Policy.objects.get(risk_tier="low")
+    form = {"risk_tier": "low", "production_approvals": 2, "staging_approvals": 1,
+            "required_checks": '["artifact", "vibes"]', "protected_aliases": "[]",
+            "archive_previous": "on", "auto_apply": "on", "rollback_fast_track": "on"}
+    r = root.post(f"{A}policy/{policy.pk}/change/", form)
+    assert r.status_code == 200 and "Unknown readiness checks: vibes" in r.content.decode()
+    assert not AuditEvent.objects.filter(action__startswith="policy.").exists()
+    r = root.post(f"{A}policy/{policy.pk}/change/", {**form,
+                                                     "required_checks": '["artifact"]'})
+    assert r.status_code == 302
+    policy.refresh_from_db()
+    assert policy.production_approvals == 2
+    event = AuditEvent.objects.get(action="policy.changed")
+    assert event.details["changes"]["production_approvals"] == {"from": 1, "to": 2}
+
+
+def test_compliance_report_page_and_scoped_changelists(root, client, data_scientist):
+    from governance import permissions
+    from tests.factories import make_version
+
+    rm = make_model(data_scientist, "churn")
+    hidden = make_model(data_scientist, "secret-model")
+    page = root.get(f"/admin/registry/registeredmodel/{rm.pk}/compliance/").content.decode()
+    assert "Compliance report: churn" in page and "Never in production" in page
+    make_version(data_scientist, rm)
+    make_version(data_scientist, hidden)
+    # Admin access to versions is a Django permission; which versions is governance's call.
+    staff = UserFactory(username="limited", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
+    permissions.grant(Perm.VIEW, rm, user=staff)
+    client.force_login(staff)
+    listing = client.get("/admin/registry/modelversion/").content.decode()
+    assert "churn v1" in listing and "secret-model" not in listing
+    assert client.get(f"/admin/registry/registeredmodel/{hidden.pk}/compliance/"
+                      ).status_code in (302, 403, 404)

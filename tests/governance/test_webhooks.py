@@ -1,0 +1,160 @@
+"""Webhooks: signed bodies a receiver can verify, retries with backoff on transient errors
+only, every attempt recorded, replay from the admin."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from governance import webhooks
+from governance.models import Webhook, WebhookDelivery
+from tests.factories import make_model, superuser
+from tests.governance.test_promotions import ask, decide, ready_version
+
+pytestmark = pytest.mark.django_db
+
+
+class Receiver:
+    """A real HTTP endpoint answering with a script of status codes."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses, self.received = list(statuses), []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b'{"ok": true}' if status < 300 else b"try later")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made: list[Receiver] = []
+
+    def make(*statuses: int) -> Receiver:
+        made.append(Receiver(list(statuses)))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def _promote(data_scientist, ml_engineer, reviewer, capture) -> None:
+    rm = make_model(data_scientist, "churn")
+    with capture(execute=True):
+        request = ask(ml_engineer, ready_version(data_scientist, rm))
+    with capture(execute=True):
+        decide(reviewer, request)
+
+
+def test_applied_promotion_is_delivered_signed(receiver, data_scientist, ml_engineer, reviewer,
+                                              django_capture_on_commit_callbacks):
+    endpoint = receiver()
+    Webhook.objects.create(name="deployer", url=endpoint.url, secret="s3cret",
+                           events=["promotion.applied"])
+    _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
+    assert len(endpoint.received) == 1
+    headers, body = endpoint.received[0]
+    expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Modelgate-Signature"], expected)
+    payload = json.loads(body)
+    assert payload["event"] == "promotion.applied" == headers["X-Modelgate-Event"]
+    assert payload["model"] == "churn" and payload["version"] == 1
+    assert payload["target"] == {"stage": "production", "alias": None}
+    assert payload["request"]["approved_by"] == ["carol"]
+    assert payload["artifacts"][0]["sha256"]
+    assert payload["delivery"] == headers["X-Modelgate-Delivery"]
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "succeeded" and delivery.attempts == 1
+    assert delivery.response_status == 200 and delivery.response_body == '{"ok": true}'
+
+
+def test_transient_failures_are_retried_then_succeed(receiver, data_scientist, ml_engineer,
+                                                    reviewer, django_capture_on_commit_callbacks):
+    endpoint = receiver(503, 500)
+    Webhook.objects.create(name="ci", url=endpoint.url, secret="k",
+                           events=["promotion.applied"])
+    _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "succeeded" and delivery.attempts == 3
+    assert len(endpoint.received) == 3
+    ids = {h["X-Modelgate-Delivery"] for h, _ in endpoint.received}
+    assert len(ids) == 1  # the receiver can tell a retry from a new event
+
+
+def test_client_errors_fail_at_once_and_unreachable_hosts_give_up(receiver, data_scientist,
+                                                                  ml_engineer, reviewer,
+                                                                  settings,
+                                                                  django_capture_on_commit_callbacks):
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    endpoint = receiver(410)
+    Webhook.objects.create(name="gone", url=endpoint.url, secret="k",
+                           events=["promotion.applied"])
+    Webhook.objects.create(name="down", url="http://127.0.0.1:9/hook", secret="k",
+                           events=["promotion.applied"])
+    _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
+    gone = WebhookDelivery.objects.get(webhook__name="gone")
+    assert gone.status == "failed" and gone.attempts == 1 and gone.response_status == 410
+    down = WebhookDelivery.objects.get(webhook__name="down")
+    assert down.status == "failed" and down.attempts == 3
+    assert down.response_status is None and "Connection" in down.error
+
+
+def test_only_matching_webhooks_receive_events(data_scientist, ml_engineer, reviewer):
+    other = make_model(data_scientist, "other")
+    Webhook.objects.create(name="other-model", url="http://127.0.0.1:9/", secret="k",
+                           registered_model=other)
+    Webhook.objects.create(name="inactive", url="http://127.0.0.1:9/", secret="k",
+                           active=False)
+    Webhook.objects.create(name="requests-only", url="http://127.0.0.1:9/", secret="k",
+                           events=["promotion.requested"])
+    rm = make_model(data_scientist, "churn")
+    decide(reviewer, ask(ml_engineer, ready_version(data_scientist, rm)))
+    assert list(WebhookDelivery.objects.values_list("webhook__name", "event")) == [
+        ("requests-only", "promotion.requested")]
+
+
+def test_backoff_grows_exponentially_and_is_capped(settings):
+    settings.WEBHOOK_BACKOFF_BASE, settings.WEBHOOK_BACKOFF_MAX = 10, 100
+    for attempt, ceiling in ((0, 10), (1, 20), (3, 80), (6, 100)):
+        for _ in range(20):
+            assert ceiling / 2 <= webhooks.backoff(attempt) <= ceiling
+
+
+def test_admin_replays_a_delivery(receiver, client, data_scientist, ml_engineer, reviewer,
+                                  django_capture_on_commit_callbacks):
+    endpoint = receiver(404)
+    Webhook.objects.create(name="ci", url=endpoint.url, secret="k",
+                           events=["promotion.applied"])
+    _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
+    failed = WebhookDelivery.objects.get()
+    assert failed.status == "failed"
+    client.force_login(superuser())
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post("/admin/governance/webhookdelivery/",
+                        {"action": "replay", "_selected_action": [failed.pk]}, follow=True)
+    assert r.status_code == 200
+    replay = WebhookDelivery.objects.get(replay_of=failed)
+    assert replay.status == "succeeded" and replay.payload == failed.payload
+    assert replay.delivery_id != failed.delivery_id
