@@ -59,6 +59,10 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
+        if exc.refusal and context.get("request") is not None:
+            from governance.refusals import refused
+
+            refused(context["request"], exc)
         return Response(error_body(exc.code, exc.message, exc.fields, **exc.extra),
                         status=exc.status_code)
     if isinstance(exc, Http404):

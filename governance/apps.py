@@ -6,4 +6,4 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        from governance import schema  # noqa: F401  (registers the token scheme with the schema)
+        from governance import refusals, schema  # noqa: F401  (signal receivers, token scheme)

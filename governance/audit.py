@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -126,3 +127,31 @@ def checkpoint_verify(doc: dict[str, object]) -> tuple[bool, str]:
         return False, f"Event {sequence} is not the event the checkpoint saw."
     return True, (f"{verdict} — extends the checkpoint of {created_at} (event {sequence}) "
                   f"by {verdict.head_sequence - sequence} events")
+
+
+# Refusals and failed logins can be provoked at will; record the first of a burst from one
+# address and count the rest into the next event, so a scan cannot flood the chain.
+REFUSAL_WINDOW = 60
+
+
+def record_refusal(*, actor: Actor, action: str, details: dict[str, object],
+                   registered_model: RegisteredModel | None = None) -> AuditEvent | None:
+    """Record a refused access or a failed login, in a transaction of its own (the refused
+    request's changes, if any, were rolled back). At most one event per address, user, action
+    and model per REFUSAL_WINDOW seconds; the suppressed ones are counted in the next event."""
+    model_id = registered_model.pk if registered_model is not None else ""
+    key = f"modelgate:refusal:{action}:{actor.client_address}:{actor.user_id}:{model_id}"
+    if not cache.add(key, 1, REFUSAL_WINDOW):
+        try:
+            cache.incr(f"{key}:suppressed")
+        except ValueError:  # first suppressed one
+            cache.set(f"{key}:suppressed", 1, None)
+        return None
+    suppressed = cache.get(f"{key}:suppressed") or 0
+    if suppressed:
+        cache.delete(f"{key}:suppressed")
+    with transaction.atomic():
+        return record(actor=actor, action=action, target=None,
+                      registered_model=registered_model,
+                      details={**details, "suppressed_before": suppressed} if suppressed
+                      else details)

@@ -6,6 +6,7 @@ from django.contrib.auth.models import User
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from governance.refusals import token_rejected
 from governance.tokens import token_authenticate
 
 
@@ -24,6 +25,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Malformed token.") from None
         user = token_authenticate(raw)
         if user is None:
+            token_rejected(request, raw)
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         return user, None
 

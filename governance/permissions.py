@@ -187,10 +187,12 @@ def require(user: AnyUser, perm: Perm, registered_model: RegisteredModel) -> Non
     """Raise NotFound if the model is invisible to the user, Forbidden if not allowed."""
     if not has(user, Perm.VIEW, registered_model):
         raise NotFound(f"Registered model '{registered_model.name}' not found.",
-                       code="registered_model_not_found")
+                       code="registered_model_not_found").refusing(
+            registered_model.pk, registered_model.name, str(perm))
     if perm != Perm.VIEW and not has(user, perm, registered_model):
         raise Forbidden(f"You may not {_VERBS[perm]} registered model '{registered_model.name}'.",
-                        code="permission_denied")
+                        code="permission_denied").refusing(
+            registered_model.pk, registered_model.name, str(perm))
 
 
 def require_global(user: AnyUser, codename: str, what: str) -> None:

@@ -27,6 +27,15 @@ class DomainError(Exception):
         if field:
             self.fields.setdefault(field, []).append(message)
         self.extra = dict(extra or {})
+        # Set when the error refuses access to something that exists (an invisible model, a
+        # missing permission): the edge records it in the audit log after the rollback.
+        self.refusal: dict[str, object] | None = None
+
+    def refusing(self, registered_model_id: int, registered_model_name: str,
+                 wanted: str) -> DomainError:
+        self.refusal = {"registered_model_id": registered_model_id,
+                        "registered_model_name": registered_model_name, "wanted": wanted}
+        return self
 
 
 class ValidationFailed(DomainError):

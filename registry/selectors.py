@@ -112,7 +112,14 @@ def registered_model_get(*, user: AnyUser, name: str, details: bool = True) -> R
     base = _model_details() if details else RegisteredModel.objects.all()
     rm = permissions.visible(user, base).filter(name=name).first()
     if rm is None:
-        raise NotFound(f"Registered model '{name}' not found.", code="registered_model_not_found")
+        error = NotFound(f"Registered model '{name}' not found.",
+                         code="registered_model_not_found")
+        # Only on this error path: does it exist, invisible to the user? (for the audit log)
+        hidden = RegisteredModel.objects.filter(name=name, deleted_at__isnull=True).values_list(
+            "pk", flat=True).first()
+        if hidden is not None:
+            error.refusing(hidden, name, str(permissions.Perm.VIEW))
+        raise error
     return rm
 
 

@@ -14,6 +14,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from governance.actors import Actor
+from governance.refusals import refused
 from registry import selectors, services
 from registry.errors import Forbidden, NotFound, ValidationFailed
 from registry.models import ModelVersion, RegisteredModel
@@ -28,8 +29,10 @@ def page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         try:
             return view(request, *args, **kwargs)
         except NotFound as exc:
+            refused(request, exc)
             raise Http404(exc.message) from None
         except Forbidden as exc:
+            refused(request, exc)
             raise PermissionDenied(exc.message) from None
 
     return wrapper

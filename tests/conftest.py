@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.cache import cache
 from django.core.servers.basehttp import WSGIServer
 from django.db import connection
 from rest_framework.test import APIClient
@@ -51,6 +52,7 @@ def _artifact_root(tmp_path: Path, settings: object) -> Iterator[None]:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(root)}}}
     settings.UPLOAD_SPOOL_DIR = tmp_path / "spool"
+    cache.clear()  # refusal throttling and other counters start fresh
     yield
 
 
