@@ -1,0 +1,49 @@
+"""Permission-filtered lists cost a constant number of queries, however many models, versions
+and grants (to the user and to their groups) there are."""
+
+from __future__ import annotations
+
+import pytest
+
+from governance import permissions
+from governance.permissions import Perm
+from tests.factories import GroupFactory, make_model, make_version
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("models", [2, 24])
+def test_lists_with_per_model_grants_cost_constant_queries(
+        api, data_scientist, outsider, models, django_assert_max_num_queries):
+    team = GroupFactory(name="team-x")
+    outsider.groups.add(team)
+    for i in range(models):
+        rm = make_model(data_scientist, f"m{i}")
+        make_version(data_scientist, rm)
+        make_version(data_scientist, rm)
+        if i % 3 == 0:
+            permissions.grant(Perm.VIEW, rm, user=outsider)
+        elif i % 3 == 1:
+            permissions.grant(Perm.VIEW, rm, group=team)
+        # every third model stays hidden
+    client = api(outsider)
+    visible = len([i for i in range(models) if i % 3 != 2])
+    for url, expected in (("/api/v1/models/", visible), ("/api/v1/versions/", 2 * visible),
+                          ("/api/v1/audit/events/", None)):
+        with django_assert_max_num_queries(9):
+            body = client.get(url, {"page_size": 200}).json()
+        if expected is not None:
+            assert len(body["results"]) == expected, url
+        names = {row.get("name") or row.get("model") for row in body["results"]}
+        assert not any(n and int(n[1:]) % 3 == 2 for n in names), url
+
+
+def test_holders_answers_in_one_query(data_scientist, reviewer, outsider,
+                                      django_assert_num_queries):
+    rm = make_model(data_scientist, "m")
+    team = GroupFactory(name="approvers")
+    outsider.groups.add(team)
+    permissions.grant(Perm.APPROVE_PROMOTION, rm, group=team)
+    with django_assert_num_queries(1):
+        names = [u.username for u in permissions.holders(Perm.APPROVE_PROMOTION, rm)]
+    assert "carol" in names and "olivia" in names and "alice" not in names

@@ -1,0 +1,405 @@
+"""The permission matrix: every route and method of the project × every role × a model the
+user was granted and one they were not → the expected outcome, written down here independently
+of governance/permissions.py. A route or method missing from MATRIX fails
+`test_every_route_is_in_the_matrix`, so an endpoint cannot land without a permission row.
+
+Users: for each role, one holding the role's permissions *per model* on "granted" only; an
+outsider with nothing; an administrator (superuser); and anonymous. Rows that need a global
+permission also run with users holding each role globally (the role groups).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
+
+from governance import permissions, promotions
+from governance.actors import Actor
+from governance.permissions import Perm
+from governance.roles import ROLES
+from registry import services
+from registry.models import RegisteredModel
+from registry.services.artifacts import read_chunks
+from tests.factories import SIGNATURE, UserFactory, superuser
+
+pytestmark = pytest.mark.django_db
+
+ROLE_PERMS: dict[str, set[Perm]] = {
+    "viewer": {Perm.VIEW},
+    "data scientist": {Perm.VIEW, Perm.CHANGE},
+    "ml engineer": {Perm.VIEW, Perm.CHANGE, Perm.REQUEST_PROMOTION},
+    "reviewer": {Perm.VIEW, Perm.APPROVE_PROMOTION},
+    "admin": set(Perm),
+}
+MODELS = ("granted", "hidden")
+# A 404 an allowed user may legitimately get (the thing asked for does not exist in the world).
+LEGIT_404 = {"no_rollback_target"}
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    route: str
+    # model:<perm>  — on the model in the URL or body; hidden → 404, lacking perm → 403
+    # global:<codename> — a role-wide permission (role groups); per-model grants do not count
+    # list          — any signed-in user; results never name a model they may not view
+    # cancel        — the requester or a manager of the model
+    # public        — anyone, signed in or not
+    # staff         — Django's admin site (staff login; model rows scoped by ModelScoped)
+    rule: str
+    body: dict[str, Any] | None = None
+    page: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+V = "api/v1/models/<mname:name>/versions/<int:number>/"
+M = "api/v1/models/<mname:name>/"
+MATRIX = [
+    Row("*", "admin/", "staff"),
+    Row("GET", "login/", "public", page=True),
+    Row("POST", "login/", "public", page=True),
+    Row("PUT", "login/", "public", page=True),  # Django form views answer PUT like POST
+    Row("POST", "logout/", "public", page=True),
+    Row("GET", "api/schema/", "public"),  # the API description holds no data
+    Row("GET", "api/docs/", "public"),
+    Row("GET", "", "list", page=True),
+    Row("GET", "models/<mname:name>/", "model:view_registeredmodel", page=True),
+    Row("GET", "models/<mname:name>/versions/<int:number>/", "model:view_registeredmodel",
+        page=True),
+    Row("GET", "models/<mname:name>/versions/<int:number>/artifacts/<int:artifact_id>/",
+        "model:view_registeredmodel", page=True),
+    Row("GET", "api/v1/models/", "list"),
+    Row("POST", "api/v1/models/", "global:add_registeredmodel", {"name": "brand-new"}),
+    Row("GET", M, "model:view_registeredmodel"),
+    Row("PATCH", M, "model:change_registeredmodel", {"description": "new"}),
+    Row("DELETE", M, "model:delete_registeredmodel"),
+    Row("PUT", f"{M}tags/<str:key>/", "model:change_registeredmodel", {"value": "v"}),
+    Row("DELETE", f"{M}tags/<str:key>/", "model:change_registeredmodel"),
+    Row("GET", f"{M}aliases/", "model:view_registeredmodel"),
+    Row("PUT", f"{M}aliases/<str:alias>/", "model:change_registeredmodel", {"version": 1}),
+    Row("DELETE", f"{M}aliases/<str:alias>/", "model:change_registeredmodel"),
+    Row("GET", f"{M}compare/", "model:view_registeredmodel", extra={"versions": "1,2"}),
+    Row("GET", f"{M}resolve/", "model:view_registeredmodel", extra={"alias": "champion"}),
+    Row("GET", f"{M}versions/", "model:view_registeredmodel"),
+    Row("POST", f"{M}versions/", "model:change_registeredmodel", {"description": "v"}),
+    Row("GET", V, "model:view_registeredmodel"),
+    Row("PATCH", V, "model:change_registeredmodel", {"description": "better"}),
+    Row("DELETE", V, "model:delete_registeredmodel"),
+    Row("POST", f"{V}stage/", "model:change_registeredmodel", {"stage": "archived"}),
+    Row("PUT", f"{V}tags/<str:key>/", "model:change_registeredmodel", {"value": "v"}),
+    Row("DELETE", f"{V}tags/<str:key>/", "model:change_registeredmodel"),
+    Row("POST", f"{V}metrics/", "model:change_registeredmodel", {"metrics": {"f1": 0.5}}),
+    Row("POST", f"{V}validate/", "model:view_registeredmodel",
+        {"dataframe_records": [{"age": 1, "income": 2.0, "region": "x"}]}),
+    Row("GET", f"{V}artifacts/", "model:view_registeredmodel"),
+    Row("POST", f"{V}artifacts/", "model:change_registeredmodel", extra={"upload": True}),
+    Row("GET", f"{V}artifacts/<int:artifact_id>/", "model:view_registeredmodel"),
+    Row("GET", f"{V}artifacts/<int:artifact_id>/download/", "model:view_registeredmodel"),
+    Row("GET", "api/v1/versions/", "list"),
+    Row("GET", "api/v1/feature-sources/", "list"),
+    Row("POST", "api/v1/feature-sources/", "global:add_featuresource", {"name": "t2"}),
+    Row("GET", "api/v1/feature-sources/<int:pk>/", "list"),
+    Row("GET", "api/v1/features/", "list"),
+    Row("POST", "api/v1/features/", "global:add_logicalfeature", {"name": "f2", "source": 0}),
+    Row("GET", "api/v1/features/<int:pk>/", "list"),
+    Row("GET", "api/v1/datasets/", "list"),
+    Row("POST", "api/v1/datasets/", "global:add_dataset", {"name": "d2"}),
+    Row("GET", "api/v1/datasets/<int:pk>/", "list"),
+    Row("GET", "api/v1/datasets/<int:pk>/model-versions/", "list"),
+    Row("GET", "api/v1/code-refs/", "list"),
+    Row("POST", "api/v1/code-refs/", "global:add_coderef",
+        {"repository": "git@x:y.git", "commit": "a" * 40}),
+    Row("GET", "api/v1/code-refs/<int:pk>/", "list"),
+    Row("GET", "api/v1/training-runs/", "list"),
+    Row("POST", "api/v1/training-runs/", "global:add_trainingrun", {"run_id": "r2"}),
+    Row("GET", "api/v1/training-runs/<int:pk>/", "list"),
+    Row("GET", "api/v1/deployments/", "list"),
+    Row("POST", "api/v1/deployments/", "model:change_registeredmodel",
+        {"version": 1, "environment": "staging", "target": "t"}),
+    Row("GET", "api/v1/deployments/<int:pk>/", "model:view_registeredmodel"),
+    Row("POST", "api/v1/deployments/<int:pk>/retire/", "model:change_registeredmodel"),
+    Row("GET", "api/v1/promotion-requests/", "list"),
+    Row("POST", "api/v1/promotion-requests/", "model:request_promotion",
+        {"version": 1, "target_stage": "staging"}),
+    Row("GET", "api/v1/promotion-requests/<int:pk>/", "model:view_registeredmodel"),
+    Row("POST", "api/v1/promotion-requests/<int:pk>/reviews/", "model:approve_promotion",
+        {"decision": "reject", "comment": "no"}),
+    Row("POST", "api/v1/promotion-requests/<int:pk>/apply/", "model:request_promotion"),
+    Row("POST", "api/v1/promotion-requests/<int:pk>/cancel/", "cancel"),
+    Row("POST", f"{M}rollback/", "model:request_promotion", {"justification": "why"}),
+    Row("GET", f"{M}policy/", "model:view_registeredmodel"),
+    Row("GET", f"{M}history/", "model:view_registeredmodel"),
+    Row("GET", f"{M}compliance/", "model:view_registeredmodel"),
+    Row("GET", f"{M}my-permissions/", "model:view_registeredmodel"),
+    Row("GET", "api/v1/audit/events/", "list"),
+    Row("GET", "api/v1/audit/events/export.<str:file_format>", "list"),
+]
+
+
+# --- The routes that exist ------------------------------------------------------------------
+
+def _routes(patterns: list[Any], prefix: str = "") -> list[tuple[str, Any]]:
+    found = []
+    for p in patterns:
+        route = prefix + str(p.pattern)
+        if isinstance(p, URLResolver):
+            if route == "admin/":
+                found.append((route, None))
+            else:
+                found.extend(_routes(p.url_patterns, route))
+        elif isinstance(p, URLPattern):
+            found.append((route, p.callback))
+    return found
+
+
+def _methods(callback: Any) -> list[str]:
+    if callback is None:
+        return ["*"]
+    view = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+    if view is None:
+        return ["GET"]  # function pages
+    return sorted(m.upper() for m in view.http_method_names
+                  if m not in ("options", "head", "trace") and hasattr(view, m))
+
+
+def test_every_route_is_in_the_matrix():
+    existing = {(m, route) for route, cb in _routes(get_resolver().url_patterns)
+                for m in _methods(cb)}
+    rows = {(r.method, r.route) for r in MATRIX}
+    assert sorted(existing - rows) == [], "routes without a permission row (add them to MATRIX)"
+    assert sorted(rows - existing) == [], "rows for routes that no longer exist"
+    assert len(rows) == len(MATRIX), "duplicate rows"
+
+
+# --- The world ------------------------------------------------------------------------------
+
+@dataclass
+class World:
+    ids: dict[str, dict[str, int]]
+    dataset: int
+    feature_source: int
+    feature: int
+    code_ref: int
+    run: int
+    requester: User
+    cast: dict[str, User]      # per-model role holders, outsider, admin
+    global_cast: dict[str, User]
+
+
+def _build(roles: dict[str, Any]) -> World:
+    root = superuser()
+    act = Actor(user=root, channel="cli")
+    author = UserFactory(username="author")
+    author.groups.add(roles["data scientist"])
+    requester = UserFactory(username="requester")
+    requester.groups.add(roles["ml engineer"])
+    source = services.feature_source_create(actor=act, name="t1", kind="table")
+    feature = services.logical_feature_create(actor=act, source=source, name="f1")
+    dataset = services.dataset_create(actor=act, name="d1", features=[feature])
+    code = services.code_ref_create(actor=act, repository="git@x:y.git", commit="b" * 40)
+    run = services.training_run_create(actor=act, run_id="r1", code_ref=code,
+                                       datasets=[(dataset, "training")])
+    ids: dict[str, dict[str, int]] = {}
+    for name in MODELS:
+        rm = services.registered_model_create(actor=act, name=f"{name}-model",
+                                              tags={"team": "x"})
+        version, _ = services.version_create(
+            actor=Actor(user=author, channel="cli"), registered_model=rm, signature=SIGNATURE,
+            metrics={"auc": 0.9}, tags={"team": "x"}, training_run=run)
+        services.version_create(actor=act, registered_model=rm, metrics={"auc": 0.8})
+        artifact = services.artifact_upload(actor=act, version=version, filename="m.pkl",
+                                            chunks=read_chunks(io.BytesIO(name.encode())))
+        services.alias_set(actor=act, registered_model=rm, name="champion", version=version)
+        deployment = services.deployment_create(actor=act, version=version, environment="prod",
+                                                target="t")
+        request = promotions.request_create(actor=Actor(user=requester, channel="cli"),
+                                            version=version, target_stage="production")
+        ids[name] = {"model": rm.pk, "artifact": artifact.pk, "deployment": deployment.pk,
+                     "request": request.pk}
+    cast: dict[str, User] = {}
+    model = RegisteredModel.objects.get(name="granted-model")
+    for role, perms in ROLE_PERMS.items():
+        user = UserFactory(username=f"pm-{role.replace(' ', '-')}")
+        for perm in perms:
+            permissions.grant(perm, model, user=user)
+        cast[role] = user
+    cast["outsider"] = UserFactory(username="nobody")
+    cast["administrator"] = root
+    global_cast = {}
+    for role in ROLES:
+        user = UserFactory(username=f"global-{role.replace(' ', '-')}")
+        user.groups.add(roles[role])
+        global_cast[role] = user
+    return World(ids, dataset.pk, source.pk, feature.pk, code.pk, run.pk, requester, cast,
+                 global_cast)
+
+
+def _url(row: Row, world: World, model: str) -> str:
+    ids = world.ids[model]
+    values = {"name": f"{model}-model", "number": "1", "key": "team", "alias": "champion",
+              "artifact_id": str(ids["artifact"]), "file_format": "jsonl"}
+    route = row.route
+    if "<int:pk>" in route:
+        pk = {"feature-sources": world.feature_source, "features": world.feature,
+              "datasets": world.dataset, "code-refs": world.code_ref,
+              "training-runs": world.run, "deployments": ids["deployment"],
+              "promotion-requests": ids["request"]}[route.split("/")[2]]
+        route = route.replace("<int:pk>", str(pk))
+    route = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], route)
+    return "/" + route
+
+
+def _body(row: Row, world: World, model: str) -> dict[str, Any] | None:
+    if row.body is None:
+        return None
+    body = dict(row.body)
+    if row.route in ("api/v1/deployments/",):
+        body["name"] = f"{model}-model"
+    if row.route == "api/v1/promotion-requests/":
+        body["model"] = f"{model}-model"
+    if row.route == "api/v1/features/":
+        body["source"] = world.feature_source
+    return body
+
+
+# --- Expectations ---------------------------------------------------------------------------
+
+def _perms_on(who: str, model: str) -> set[Perm]:
+    if who == "administrator":
+        return set(Perm)
+    if who in ROLE_PERMS and model == "granted":
+        return ROLE_PERMS[who]
+    return set()
+
+
+def _expected(row: Row, who: str, model: str, global_role: str | None = None) -> str:
+    if who == "anonymous":
+        return "public" if row.rule == "public" else "unauthenticated"
+    if row.rule in ("public", "list"):
+        return "allowed"
+    if global_role is not None:
+        perms = {Perm(p.split(".")[1]) for p in ROLES[global_role]
+                 if p.split(".")[1] in Perm._value2member_map_}
+        codenames = {p.split(".")[1] for p in ROLES[global_role]}
+    else:
+        perms = _perms_on(who, model)
+        codenames = {"*"} if who == "administrator" else set()
+    kind, _, needed = row.rule.partition(":")
+    if kind == "global":
+        return "allowed" if "*" in codenames or needed in codenames else "forbidden"
+    if Perm.VIEW not in perms:
+        return "hidden"
+    if kind == "cancel":
+        return "allowed" if Perm.MANAGE_ACCESS in perms else "forbidden"
+    return "allowed" if Perm(needed) in perms else "forbidden"
+
+
+def _outcome(response: Any, page: bool) -> tuple[str, str]:
+    status = response.status_code
+    code = ""
+    if not page and "json" in response.get("Content-Type", "") and not response.streaming:
+        data = response.json()
+        code = data.get("code", "") if isinstance(data, dict) else ""
+    return str(status), code
+
+
+def _matches(expected: str, response: Any, row: Row) -> bool:
+    status, code = _outcome(response, row.page)
+    status_code = int(status)
+    if status_code >= 500:
+        return False
+    if expected == "unauthenticated":
+        if row.page:
+            return status_code == 302 and "/login/" in response["Location"]
+        return status_code in (401, 403) and code in ("not_authenticated",
+                                                      "authentication_failed")
+    if expected == "hidden":
+        return status_code == 404
+    if expected == "forbidden":
+        return status_code == 403 and (row.page or code == "permission_denied")
+    # allowed: anything but a refusal
+    if status_code == 404:
+        return code in LEGIT_404
+    if status_code in (401, 403):
+        return status_code == 403 and code not in ("permission_denied", "not_authenticated")
+    return True
+
+
+def _send(row: Row, world: World, user: User | None, model: str) -> Any:
+    url, body = _url(row, world, model), _body(row, world, model)
+    if row.page:
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        return client.generic(row.method, url) if row.method != "GET" else client.get(url)
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(User.objects.get(pk=user.pk))  # fresh: no cached grants
+    if row.extra.get("upload"):
+        return client.post(url, data=b"weights", content_type="application/octet-stream",
+                           HTTP_CONTENT_DISPOSITION='attachment; filename="w.bin"')
+    params = {k: v for k, v in row.extra.items() if k != "upload"}
+    if row.method == "GET":
+        return client.get(url, params)
+    return client.generic(row.method, url, json.dumps(body or {}),
+                          content_type="application/json")
+
+
+def _leaks(response: Any, who: str, global_role: str | None) -> list[str]:
+    text = b"".join(response.streaming_content) if response.streaming else response.content
+    text = text.decode(errors="replace")
+    if who == "administrator" or global_role is not None:
+        return []
+    return [f"{m}-model" for m in MODELS
+            if Perm.VIEW not in _perms_on(who, m) and f"{m}-model" in text]
+
+
+ROWS = [r for r in MATRIX if r.rule != "staff"]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r.method} /{r.route}" for r in ROWS])
+def test_permission_matrix(row: Row, roles: dict[str, Any]) -> None:
+    world = _build(roles)
+    failures = []
+    runs: list[tuple[str, User | None, str | None]] = [
+        (who, user, None) for who, user in world.cast.items()]
+    runs.append(("anonymous", None, None))
+    if row.rule.startswith("global") or row.rule == "list":
+        runs += [(f"global {role}", user, role) for role, user in world.global_cast.items()]
+    models = ("granted",) if row.rule in ("list", "public") or row.rule.startswith(
+        "global") else MODELS
+    for who, user, global_role in runs:
+        for model in models:
+            expected = _expected(row, who, model, global_role)
+            with transaction.atomic():
+                response = _send(row, world, user, model)
+                leaks = _leaks(response, who, global_role) if row.rule == "list" else []
+                transaction.set_rollback(True)
+            if expected == "public":
+                ok = int(response.status_code) < 500
+            else:
+                ok = _matches(expected, response, row)
+            if not ok or leaks:
+                failures.append(f"{who:>22} on {model:<8} expected {expected:<15} got "
+                                f"{_outcome(response, row.page)} leaks={leaks}")
+    assert not failures, f"{row.method} /{row.route}\n" + "\n".join(failures)
+
+
+def test_admin_site_is_for_staff_only(client: Client, roles: dict[str, Any]) -> None:
+    world = _build(roles)
+    for who, user in world.cast.items():
+        client.force_login(user)
+        r = client.get("/admin/")
+        assert (r.status_code == 200) == user.is_staff, who
+    client.logout()
+    assert client.get("/admin/").status_code == 302
