@@ -153,10 +153,16 @@ def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     """Restrict a queryset of registry objects to what the user may view (soft-deleted hidden)."""
     model_path, version_path = _PATHS[queryset.model]
     to_model = f"{model_path}__" if model_path else ""
-    if has_global(user, Perm.VIEW):  # every live model is visible: no subquery needed
-        qs = queryset.filter(**{f"{to_model}deleted_at__isnull": True})
-    else:
-        qs = queryset.filter(**{f"{to_model}pk__in": visible_models(user).values("pk")})
+    qs = queryset.filter(**{f"{to_model}deleted_at__isnull": True})
+    if not _active(user):
+        return qs.none()
+    if not has_global(user, Perm.VIEW):
+        # The grant subqueries apply to the model key directly (no second pass over the model
+        # table), so PostgreSQL can walk an ordered index and stop at the page's end.
+        user_rows, group_rows = _grant_rows(user, Perm.VIEW)
+        key = f"{to_model}pk__in"
+        qs = qs.filter(Q(**{key: user_rows.values("content_object_id")})
+                       | Q(**{key: group_rows.values("content_object_id")}))
     if version_path is not None:
         to_version = f"{version_path}__" if version_path else ""
         qs = qs.filter(**{f"{to_version}deleted_at__isnull": True})
