@@ -37,7 +37,8 @@ def configure(database: str) -> None:
                        "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"})
     os.environ.pop("REDIS_URL", None)
     if database == "postgres":
-        for sql in (f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)", f"CREATE DATABASE {DB_NAME}"):
+        for sql in (f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
+                    f"CREATE DATABASE {DB_NAME}"):
             subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc",
                             sql], check=True)
         os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"

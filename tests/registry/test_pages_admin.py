@@ -30,6 +30,26 @@ def test_demo_data_has_every_stage_users_and_is_idempotent(demo):
         assert model.versions.filter(stage="production").count() == 1
 
 
+def test_demo_reviewer_approves_the_waiting_request_as_the_readme_says(demo, client):
+    """README: sign in as carol, find the waiting request, approve it in the browsable API."""
+    from governance import audit
+
+    assert client.login(username="carol", password="modelgate-demo")
+    inbox = client.get("/api/v1/promotion-requests/?awaiting_my_review=true",
+                       HTTP_ACCEPT="application/json").json()["results"]
+    assert [(r["model"], r["version"], r["target_stage"]) for r in inbox] == [
+        ("churn-predictor", 4, "production")]
+    page = client.get(inbox[0]["url"], HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and b"signature_compatible" in page.content
+    r = client.post(inbox[0]["url"] + "reviews/", {"decision": "approve", "comment": "ok"},
+                    content_type="application/json", HTTP_ACCEPT="application/json")
+    assert r.status_code == 200 and r.json()["status"] == "applied", r.content
+    stages = dict(RegisteredModel.objects.get(name="churn-predictor").versions.values_list(
+        "version", "stage"))
+    assert stages[4] == "production" and stages[3] == "archived"
+    assert audit.verify().ok
+
+
 def test_demo_outsider_sees_only_the_granted_model(demo, client):
     assert client.login(username="olivia", password="modelgate-demo")
     page = client.get("/")
