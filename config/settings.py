@@ -138,6 +138,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     else {"data_folder_in": str(CELERY_QUEUE_DIR), "data_folder_out": str(CELERY_QUEUE_DIR),
           "processed_folder": str(VAR_DIR / "queue-processed"), "store_processed": False}
 )
+if not REDIS_URL:
+    for _folder in (CELERY_QUEUE_DIR, VAR_DIR / "queue-processed"):
+        _folder.mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

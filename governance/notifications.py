@@ -5,9 +5,9 @@ through Celery, so a slow mail server never holds a transaction or a web request
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
 from django.urls import reverse
 
+from config.celery import enqueue_on_commit
 from governance import permissions
 from governance.models import PromotionRequest, Review
 from governance.permissions import Perm
@@ -28,7 +28,7 @@ def _send(subject: str, body: str, recipients: list[str]) -> None:
         return
     from governance.tasks import send_email
 
-    transaction.on_commit(lambda: send_email.delay(subject, body, recipients))
+    enqueue_on_commit(send_email, subject, body, recipients)
 
 
 def _event(event: str, request: PromotionRequest) -> None:

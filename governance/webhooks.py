@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.celery import enqueue_on_commit
 from governance.models import PromotionRequest, Webhook, WebhookDelivery
 
 RESPONSE_KEEP = 2000
@@ -55,7 +56,7 @@ def payload(event: str, request: PromotionRequest) -> dict[str, Any]:
 def _enqueue(delivery: WebhookDelivery) -> None:
     from governance.tasks import deliver_webhook
 
-    transaction.on_commit(lambda: deliver_webhook.delay(delivery.pk))
+    enqueue_on_commit(deliver_webhook, delivery.pk)
 
 
 def emit(event: str, request: PromotionRequest) -> list[WebhookDelivery]:

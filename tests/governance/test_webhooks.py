@@ -158,3 +158,19 @@ def test_admin_replays_a_delivery(receiver, client, data_scientist, ml_engineer,
     replay = WebhookDelivery.objects.get(replay_of=failed)
     assert replay.status == "succeeded" and replay.payload == failed.payload
     assert replay.delivery_id != failed.delivery_id
+
+
+def test_a_broker_outage_does_not_undo_or_fail_the_committed_change(
+        monkeypatch, data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks):
+    from governance import tasks
+
+    def down(*args: object) -> None:
+        raise OSError("broker unreachable")
+
+    monkeypatch.setattr(tasks.deliver_webhook, "delay", down)
+    monkeypatch.setattr(tasks.send_email, "delay", down)
+    Webhook.objects.create(name="ci", url="http://127.0.0.1:9/", secret="k")
+    _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
+    assert WebhookDelivery.objects.filter(status="pending").count() >= 1  # replayable
+    from registry.models import ModelVersion
+    assert ModelVersion.objects.get().stage == "production"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from registry.demo import demo_load
+from registry.demo import demo_exists, demo_load
 
 
 class Command(BaseCommand):
@@ -17,9 +20,13 @@ class Command(BaseCommand):
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--no-serve", action="store_true",
                             help="Load the data and exit (for scripts and tests).")
+        parser.add_argument("--no-worker", action="store_true",
+                            help="Do not start the local Celery worker beside the server.")
 
-    def handle(self, *args: Any, addrport: str, no_serve: bool, **options: Any) -> None:
+    def handle(self, *args: Any, addrport: str, no_serve: bool, no_worker: bool,
+               **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
+        fresh = not demo_exists()
         logins = demo_load()
         self.stdout.write(self.style.SUCCESS("\nModelgate demo data is ready."))
         self.stdout.write(f"Open http://{addrport}/ and log in as one of (password for all: "
@@ -28,5 +35,18 @@ class Command(BaseCommand):
             self.stdout.write(f"  {username:<8} {what}")
         self.stdout.write(f"API docs: http://{addrport}/api/docs/   Admin: http://{addrport}"
                           "/admin/ (as admin)\n")
-        if not no_serve:
+        if no_serve:
+            return
+        # E-mail and webhooks leave through Celery; on the embedded default a single worker
+        # on the filesystem queue under var/ takes them, so the web process never waits.
+        # Loading the demo queued e-mails about its own history; nobody is waiting for those.
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+                   "--loglevel", "WARNING", "--hostname", "demo@%h", *(["--purge"] if fresh
+                                                                        else [])]
+        worker = None if no_worker else subprocess.Popen(command, env=os.environ.copy())
+        try:
             call_command("runserver", addrport, use_reloader=False)
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=30)
