@@ -76,10 +76,11 @@ def at_instant(registered_model: RegisteredModel, at: datetime) -> dict[str, Any
 
 
 def timeline(registered_model: RegisteredModel, *, kind: str | None = None,
-             name: str | None = None) -> list[dict[str, Any]]:
+             name: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    """The newest `limit` placements, newest first."""
     rows = _rows(registered_model)
     if kind:
         rows = rows.filter(kind=kind)
     if name:
         rows = rows.filter(name=name)
-    return [describe(r) for r in rows.order_by("-started_at", "-pk")]
+    return [describe(r) for r in rows.order_by("-started_at", "-pk")[:limit]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
 from functools import wraps
 from typing import Any
 
@@ -12,7 +13,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.dateparse import parse_datetime
 
+from governance import history, policies
 from governance.actors import Actor
 from governance.refusals import refused
 from registry import selectors, services
@@ -63,8 +66,20 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     rm = selectors.registered_model_get(user=request.user, name=name)
     versions = selectors.version_list(user=request.user,
                                       filters=selectors.VersionFilters(registered_model=rm))
+    at_text, at_state, at_error = request.GET.get("at", "").strip(), None, ""
+    if at_text:
+        moment = parse_datetime(at_text)
+        if moment is None:
+            at_error = "Give a date and time like 2026-03-01 12:00 (UTC)."
+        else:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            at_state = history.at_instant(rm, moment)
     return render(request, "registry/model_detail.html", {
-        "registered_model": rm, "versions": versions.order_by("-version")[:200]})
+        "registered_model": rm, "versions": versions.order_by("-version")[:200],
+        "policy": policies.policy_for(rm),
+        "production_history": history.timeline(rm, kind="stage", name="production", limit=20),
+        "at_text": at_text, "at_state": at_state, "at_error": at_error})
 
 
 @page

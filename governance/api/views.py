@@ -22,7 +22,7 @@ from governance.api import serializers as s
 from governance.models import PromotionRequest
 from governance.permissions import Perm
 from registry.api.views import RegistryView, _choice
-from registry.errors import ValidationFailed
+from registry.errors import NotFound, ValidationFailed
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -224,6 +224,8 @@ class AuditExportView(RegistryView):
         (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR),
         (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)})
     def get(self, request: Request, file_format: str) -> StreamingHttpResponse:
+        if file_format not in ("jsonl", "csv"):
+            raise NotFound("Export as export.jsonl or export.csv.", code="unknown_format")
         rows = (selectors.audit_event_list(user=request.user, filters=_audit_filters(request))
                 .order_by("sequence").iterator(chunk_size=2000))
         if file_format == "csv":

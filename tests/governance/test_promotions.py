@@ -380,3 +380,23 @@ def test_seeded_tier_policies_match_the_shipped_defaults():
     Policy.objects.filter(risk_tier="critical").delete()
     fallback = policies.policy_for(make_model(superuser(), "crit", risk_tier="critical"))
     assert fallback.admin_approval_required and fallback.production_approvals == 2
+
+
+def test_model_page_shows_policy_production_history_and_a_point_in_time(
+        client, rm, data_scientist, ml_engineer, reviewer, django_assert_max_num_queries):
+    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
+    decide(reviewer, ask(ml_engineer, v1))
+    between = timezone.now()
+    decide(reviewer, ask(ml_engineer, v2))
+    client.force_login(reviewer)
+    with django_assert_max_num_queries(20):
+        page = client.get("/models/churn/").content.decode()
+    assert "medium-risk policy: 1 approval for production" in page
+    history = page.split("Production history")[1].split("At a point in time")[0]
+    assert history.index("v2") < history.index("v1") and "carol" in history
+    at = between.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    page = client.get("/models/churn/", {"at": at}).content.decode()
+    table = page.split('id="at"')[1]
+    assert "<td>production</td><td>v1</td>" in table and "v2" not in table
+    page = client.get("/models/churn/", {"at": "soon"})
+    assert page.status_code == 200 and "Give a date and time" in page.content.decode()
