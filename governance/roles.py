@@ -16,14 +16,17 @@ DATA_SCIENTIST = [*VIEWER, "registry.change_registeredmodel", "registry.add_regi
                   *_LINEAGE_ADD]
 ML_ENGINEER = [*DATA_SCIENTIST, "registry.request_promotion"]
 REVIEWER = [*VIEWER, "registry.approve_promotion"]
+# Auditors read every model and the whole audit log (events tied to no model included).
+AUDITOR = [*VIEWER, "governance.view_auditevent"]
 ADMIN = [*ML_ENGINEER, "registry.approve_promotion", "registry.delete_registeredmodel",
-         "registry.manage_access"]
+         "registry.manage_access", "governance.view_auditevent"]
 
 ROLES: dict[str, list[str]] = {
     "viewer": VIEWER,
     "data scientist": DATA_SCIENTIST,
     "ml engineer": ML_ENGINEER,
     "reviewer": REVIEWER,
+    "auditor": AUDITOR,
     "admin": ADMIN,
 }
 

@@ -47,3 +47,27 @@ def test_holders_answers_in_one_query(data_scientist, reviewer, outsider,
     with django_assert_num_queries(1):
         names = [u.username for u in permissions.holders(Perm.APPROVE_PROMOTION, rm)]
     assert "carol" in names and "olivia" in names and "alice" not in names
+
+
+def test_nothing_is_ever_granted_to_anonymous_users(data_scientist):
+    from django.contrib.auth.models import AnonymousUser, User
+
+    rm = make_model(data_scientist, "m")
+    with pytest.raises(ValueError):
+        permissions.grant(Perm.VIEW, rm, user=AnonymousUser())
+    assert not User.objects.filter(username="AnonymousUser").exists()  # guardian's is not made
+    assert not permissions.has(AnonymousUser(), Perm.VIEW, rm)
+    assert not permissions.visible_models(AnonymousUser()).exists()
+
+
+def test_auditors_read_the_whole_log_and_admins_role_too(api, roles, data_scientist):
+    from tests.factories import UserFactory
+
+    make_model(data_scientist, "m")
+    auditor = UserFactory(username="audrey")
+    auditor.groups.add(roles["auditor"])
+    actions = {r["action"] for r in api(auditor).get("/api/v1/audit/events/",
+                                                     {"page_size": 500}).json()["results"]}
+    assert "role.synced" in actions  # an event tied to no model
+    assert api(auditor).patch("/api/v1/models/m/", {"description": "x"},
+                              format="json").status_code == 403
