@@ -16,7 +16,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from governance import access, audit, permissions, policies, webhooks
@@ -78,6 +78,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self.readonly_fields if obj is not None else []
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest,
+                                 **kwargs: Any) -> Any:
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = User.objects.filter(pk=request.user.pk)  # as token_create says
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self.readonly_fields if obj is not None else ["user", "name", "expires_at"]
@@ -161,6 +167,12 @@ class _GrantAdmin(admin.ModelAdmin):
                                          permission=obj.permission,
                                          **{self.grantee: getattr(obj, self.grantee)}).first()
         obj.pk = found.pk if found else None
+
+    def response_add(self, request: HttpRequest, obj: Any,
+                     post_url_continue: str | None = None) -> HttpResponse:
+        if obj.pk is None:  # refused: the message says why; nothing was saved
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         self._grant(request, obj, add=False)

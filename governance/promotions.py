@@ -164,7 +164,7 @@ def request_create(*, actor: Actor, version: ModelVersion, target_stage: str = "
         raise Conflict(f"Version {version.version} is {version.status}; only ready versions "
                        "can be promoted.", code="version_not_ready")
     holder = current_holder(registered_model, stage=target_stage, alias=target_alias)
-    if holder is not None and holder.pk == version.pk or (
+    if (holder is not None and holder.pk == version.pk) or (
             target_stage and version.stage == target_stage):
         raise Conflict(f"Version {version.version} is already in {target_stage or target_alias}.",
                        code="already_in_target")

@@ -150,3 +150,24 @@ def test_compliance_report_page_and_scoped_changelists(root, client, data_scient
     assert "churn v1" in listing and "secret-model" not in listing
     assert client.get(f"/admin/registry/registeredmodel/{hidden.pk}/compliance/"
                       ).status_code in (302, 403, 404)
+
+
+def test_a_refused_grant_shows_why_and_saves_nothing(root, data_scientist, outsider):
+    rm = make_model(data_scientist, "churn")
+    outsider.is_active = False
+    outsider.save()
+    r = root.post(f"{A}registeredmodeluserpermission/add/",
+                  {"content_object": rm.pk, "user": outsider.pk,
+                   "permission": _view_perm().pk}, follow=True)
+    assert r.status_code == 200 and "That user is inactive." in r.content.decode()
+    assert not RegisteredModelUserPermission.objects.filter(user=outsider).exists()
+
+
+def test_staff_create_tokens_only_for_themselves(client, viewer):
+    staff = UserFactory(username="staffer", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="add_apitoken"))
+    client.force_login(staff)
+    r = client.post(f"{A}apitoken/add/", {"user": viewer.pk, "name": "x", "expires_at": ""})
+    assert r.status_code == 200 and not ApiToken.objects.exists()  # invalid choice
+    r = client.post(f"{A}apitoken/add/", {"user": staff.pk, "name": "x", "expires_at": ""})
+    assert r.status_code == 200 and ApiToken.objects.get().user == staff
