@@ -123,6 +123,9 @@ class Policy(models.Model):
     protected_aliases = models.JSONField(
         default=list, blank=True, help_text="Aliases that move only through a promotion "
                                             "request, like production.")
+    card_required_sections = models.JSONField(
+        default=list, blank=True, help_text="Model card sections that must be written before "
+                                            "a card can be submitted for review.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -16,6 +16,7 @@ from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, JSONField, Model, OuterRef, Q, QuerySet, Subquery, Value
 
+from cards.models import ModelCard
 from governance.models import (
     PromotionRequest,
     RegisteredModelGroupPermission,
@@ -68,6 +69,7 @@ _PATHS: dict[type[Model], tuple[str, str | None]] = {
     Artifact: ("version__registered_model", "version"),
     Deployment: ("version__registered_model", "version"),
     PromotionRequest: ("registered_model", None),
+    ModelCard: ("registered_model", "version"),
     StageHistory: ("registered_model", None),
 }
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from cards import content as card_content
 from governance import audit, readiness
 from governance.actors import Actor
 from governance.models import Policy
@@ -16,7 +17,7 @@ from registry.services.common import apply_changes, require_admin
 
 EDITABLE = ("production_approvals", "staging_approvals", "admin_approval_required",
             "required_checks", "archive_previous", "auto_apply", "rollback_fast_track",
-            "protected_aliases")
+            "protected_aliases", "card_required_sections")
 MAX_APPROVALS = 10
 
 _BASIC_CHECKS = ["artifact", "signature", "signature_compatible", "metrics"]
@@ -31,6 +32,8 @@ TIER_DEFAULTS: dict[str, dict[str, Any]] = {
                  "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"],
                  "rollback_fast_track": False},
 }
+for _tier, _sections in card_content.REQUIRED_BY_TIER.items():
+    TIER_DEFAULTS[_tier]["card_required_sections"] = list(_sections)
 
 
 def policy_for(registered_model: RegisteredModel) -> Policy:
@@ -71,6 +74,14 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
             raise ValidationFailed(f"Unknown readiness checks: {', '.join(map(str, unknown))}. "
                                    f"Known: {', '.join(readiness.CHECKS)}.",
                                    field="required_checks")
+    if "card_required_sections" in values:
+        sections = values["card_required_sections"]
+        unknown = [s for s in sections if s not in card_content.SECTION_KEYS] if isinstance(
+            sections, list) else ["(not a list)"]
+        if unknown:
+            raise ValidationFailed(f"Unknown card sections: {', '.join(map(str, unknown))}. "
+                                   f"Known: {', '.join(card_content.SECTION_KEYS)}.",
+                                   field="card_required_sections")
     if "protected_aliases" in values:
         aliases = values["protected_aliases"]
         if not isinstance(aliases, list):

@@ -141,6 +141,18 @@ MATRIX = [
     Row("GET", f"{M}history/", "model:view_registeredmodel"),
     Row("GET", f"{M}compliance/", "model:view_registeredmodel"),
     Row("GET", f"{M}my-permissions/", "model:view_registeredmodel"),
+    Row("GET", f"{V}card/", "model:view_registeredmodel"),
+    Row("PATCH", f"{V}card/", "model:change_registeredmodel",
+        {"sections": {"intended_use": "For scoring."}}),
+    Row("GET", f"{V}card/revisions/", "model:view_registeredmodel"),
+    Row("POST", f"{V}card/revisions/<int:revision>/restore/", "model:change_registeredmodel"),
+    Row("GET", f"{V}card/diff/", "model:view_registeredmodel", extra={"from": 1, "to": 1}),
+    Row("POST", f"{V}card/submit/", "model:change_registeredmodel"),
+    Row("POST", f"{V}card/reviews/", "model:approve_promotion", {"decision": "approve"}),
+    Row("POST", f"{V}card/import/", "model:change_registeredmodel",
+        {"readme": "## Intended use\n\nScoring."}),
+    Row("GET", f"{V}card/export.<str:file_format>", "model:view_registeredmodel"),
+    Row("POST", "api/v1/markdown/preview/", "list", {"text": "**bold**"}),
     Row("GET", "api/v1/audit/events/", "list"),
     Row("GET", "api/v1/audit/events/export.<str:file_format>", "list"),
 ]
@@ -247,7 +259,8 @@ def _build(roles: dict[str, Any]) -> World:
 def _url(row: Row, world: World, model: str) -> str:
     ids = world.ids[model]
     values = {"name": f"{model}-model", "number": "1", "key": "team", "alias": "champion",
-              "artifact_id": str(ids["artifact"]), "file_format": "jsonl"}
+              "artifact_id": str(ids["artifact"]), "revision": "1",
+              "file_format": "hf" if "card/" in row.route else "jsonl"}
     route = row.route
     if "<int:pk>" in route:
         pk = {"feature-sources": world.feature_source, "features": world.feature,

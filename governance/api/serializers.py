@@ -137,6 +137,7 @@ class PolicyOut(serializers.Serializer):
     auto_apply = serializers.BooleanField()
     rollback_fast_track = serializers.BooleanField()
     protected_aliases = serializers.ListField(child=serializers.CharField())
+    card_required_sections = serializers.ListField(child=serializers.CharField())
 
     def to_representation(self, obj: Policy) -> dict[str, Any]:
         return policy_data(obj)
@@ -150,7 +151,8 @@ def policy_data(policy: Policy) -> dict[str, Any]:
             "required_checks": list(policy.required_checks),
             "archive_previous": policy.archive_previous, "auto_apply": policy.auto_apply,
             "rollback_fast_track": policy.rollback_fast_track,
-            "protected_aliases": list(policy.protected_aliases)}
+            "protected_aliases": list(policy.protected_aliases),
+            "card_required_sections": list(policy.card_required_sections)}
 
 
 class AuditEventOut(serializers.Serializer):

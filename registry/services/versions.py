@@ -13,7 +13,7 @@ from django.utils import timezone
 from governance import audit, history, permissions, policies
 from governance.actors import Actor
 from governance.permissions import Perm
-from registry import validation
+from registry import signals, validation
 from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import (
     Alias,
@@ -118,6 +118,7 @@ def version_create(*, actor: Actor, registered_model: RegisteredModel, descripti
                  registered_model=locked,
                  details={"version": version.version, "source": version.source,
                           "run_id": version.run_id, "status": status})
+    signals.version_created.send(sender=ModelVersion, version=version, actor=actor)
     return version, True
 
 

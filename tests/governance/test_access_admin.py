@@ -118,6 +118,7 @@ def test_policy_admin_validates_and_audits(root):
     policy = Policy.objects.get(risk_tier="low")
     form = {"risk_tier": "low", "production_approvals": 2, "staging_approvals": 1,
             "required_checks": '["artifact", "vibes"]', "protected_aliases": "[]",
+            "card_required_sections": '["intended_use"]',
             "archive_previous": "on", "auto_apply": "on", "rollback_fast_track": "on"}
     r = root.post(f"{A}policy/{policy.pk}/change/", form)
     assert r.status_code == 200 and "Unknown readiness checks: vibes" in r.content.decode()

@@ -15,6 +15,7 @@ from tests.factories import (
     SIGNATURE,
     UserFactory,
     actor_for,
+    approve_card,
     make_artifact,
     make_model,
     make_version,
@@ -30,6 +31,7 @@ def ready_version(author, rm, **kwargs) -> ModelVersion:
     kwargs.setdefault("signature", SIGNATURE)
     version = make_version(author, rm, **kwargs)
     make_artifact(author, version, data=f"weights {version.version}".encode())
+    approve_card(version)
     return version
 
 

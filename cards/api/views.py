@@ -1,0 +1,192 @@
+"""REST endpoints for model cards: read, edit, revisions, diff, restore, review, export,
+import, and a markdown preview for editors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import renderers, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cards import content as card_content
+from cards import formats, selectors, services
+from cards.models import CardReview, ModelCard
+from registry.api.serializers import StrictInput, _iso, _username
+from registry.api.views import RegistryView
+from registry.errors import NotFound, ValidationFailed
+from registry.templatetags.modelgate import render_markdown
+
+
+class CardIn(StrictInput):
+    base_revision = serializers.IntegerField(min_value=1, required=False,
+                                             help_text="The revision you edited; a newer "
+                                                       "save by someone else is then a 409")
+    model_details = serializers.DictField(required=False)
+    sections = serializers.DictField(required=False)
+    metadata = serializers.DictField(required=False)
+    note = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+
+
+class CardReviewIn(StrictInput):
+    decision = serializers.ChoiceField(choices=CardReview.Decision.choices)
+    comment = serializers.CharField(required=False, default="", allow_blank=True,
+                                    trim_whitespace=False)
+
+
+class ImportIn(StrictInput):
+    readme = serializers.CharField(allow_blank=False, trim_whitespace=False,
+                                   max_length=formats.MAX_IMPORT)
+    base_revision = serializers.IntegerField(min_value=1, required=False)
+
+
+class PreviewIn(StrictInput):
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False,
+                                 max_length=card_content.MAX_SECTION)
+
+
+def card_data(card: ModelCard, user: Any) -> dict[str, Any]:
+    required = services.required_sections(card)
+    done = card_content.completeness(card.content, required)
+    approvers, needed, admin_needed = services.approvals(card)
+    return {
+        **formats.to_json(card),
+        "model": card.registered_model.name, "version": card.version.version,
+        "last_edited_by": _username(card.last_edited_by), "updated_at": _iso(card.updated_at),
+        "submitted_by": _username(card.submitted_by), "approved_at": _iso(card.approved_at),
+        "completeness": {"required": required, "missing": done.missing,
+                         "percent": done.percent, "filled": done.filled, "total": done.total},
+        "review": {"approved_by": [u.username for u in approvers], "approvals_needed": needed,
+                   "admin_approval_needed": admin_needed,
+                   "why_you_may_not_review": services.review_refusal(user, card)},
+    }
+
+
+class CardView(RegistryView):
+    def card(self, name: str, number: int) -> ModelCard:
+        return selectors.card_get(user=self.request.user, version=self.version(name, number))
+
+    def answer(self, name: str, number: int, **extra: Any) -> Response:
+        return Response({**card_data(self.card(name, number), self.request.user), **extra})
+
+
+class CardDetailView(CardView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, number: int) -> Response:
+        return self.answer(name, number)
+
+    @extend_schema(request=CardIn, responses=OpenApiTypes.OBJECT)
+    def patch(self, request: Request, name: str, number: int) -> Response:
+        data = self.valid(CardIn)
+        base, note = data.pop("base_revision", None), data.pop("note", "")
+        services.card_update(actor=self.actor(), card=self.card(name, number), changes=data,
+                             base_revision=base, note=note)
+        return self.answer(name, number)
+
+
+class CardRevisionsView(CardView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, number: int) -> Response:
+        card = self.card(name, number)
+        return Response({"revisions": [
+            {"number": r.number, "author": _username(r.author), "note": r.note,
+             "created_at": _iso(r.created_at)} for r in selectors.revisions(card)]})
+
+
+class CardDiffView(CardView):
+    @extend_schema(parameters=[OpenApiParameter("from", int), OpenApiParameter("to", int)],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, number: int) -> Response:
+        card = self.card(name, number)
+        try:
+            a = int(request.query_params.get("from", card.revision - 1))
+            b = int(request.query_params.get("to", card.revision))
+        except ValueError:
+            raise ValidationFailed("from and to are revision numbers.", field="from") from None
+        return Response({"from": a, "to": b, "changes": services.diff(card, a, b)})
+
+
+class CardRestoreView(CardView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, name: str, number: int, revision: int) -> Response:
+        services.card_restore(actor=self.actor(), card=self.card(name, number), number=revision)
+        return self.answer(name, number)
+
+
+class CardSubmitView(CardView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, name: str, number: int) -> Response:
+        services.card_submit(actor=self.actor(), card=self.card(name, number))
+        return self.answer(name, number)
+
+
+class CardReviewView(CardView):
+    @extend_schema(request=CardReviewIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, name: str, number: int) -> Response:
+        services.card_review(actor=self.actor(), card=self.card(name, number),
+                             **self.valid(CardReviewIn))
+        return self.answer(name, number)
+
+
+class CardImportView(CardView):
+    @extend_schema(request=ImportIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, name: str, number: int) -> Response:
+        data = self.valid(ImportIn)
+        changes, report = formats.from_hf_readme(data["readme"])
+        services.card_update(actor=self.actor(), card=self.card(name, number), changes=changes,
+                             base_revision=data.get("base_revision"),
+                             note="Imported from a Hugging Face README")
+        return self.answer(name, number, import_report=report)
+
+
+class _TextRenderer(renderers.BaseRenderer):
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None,
+               renderer_context: Any = None) -> bytes:
+        return json.dumps(data).encode()
+
+
+class MarkdownRenderer(_TextRenderer):
+    media_type, format = "text/markdown", "md"
+
+
+EXPORTS = {"json": ("application/json", "json"), "md": ("text/markdown; charset=utf-8", "md"),
+           "hf": ("text/markdown; charset=utf-8", "md")}
+
+
+def export_response(card: ModelCard, file_format: str) -> HttpResponse:
+    """The card as a download; shared by the API and the pages."""
+    if file_format not in EXPORTS:
+        raise NotFound("Export as export.json, export.md or export.hf (a Hugging Face "
+                       "README.md).", code="unknown_format")
+    media_type, suffix = EXPORTS[file_format]
+    body = {"json": lambda: json.dumps(formats.to_json(card), indent=2, default=str),
+            "md": lambda: formats.to_markdown(card),
+            "hf": lambda: formats.to_hf_readme(card)}[file_format]()
+    stem = "README" if file_format == "hf" else (
+        f"{card.registered_model.name}-v{card.version.version}-card")
+    response = HttpResponse(body, content_type=media_type)
+    response["Content-Disposition"] = f'attachment; filename="{stem}.{suffix}"'
+    return response
+
+
+class CardExportView(CardView):
+    renderer_classes = [renderers.JSONRenderer, MarkdownRenderer]
+
+    @extend_schema(responses={(200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT),
+                              (200, "text/markdown"): OpenApiResponse(OpenApiTypes.STR)})
+    def get(self, request: Request, name: str, number: int, file_format: str) -> HttpResponse:
+        return export_response(self.card(name, number), file_format)
+
+
+class MarkdownPreviewView(RegistryView):
+    """Markdown rendered and sanitised exactly as pages show it (for live previews)."""
+
+    @extend_schema(request=PreviewIn, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request) -> Response:
+        return Response({"html": render_markdown(self.valid(PreviewIn)["text"])})

@@ -1,0 +1,206 @@
+"""A card as JSON (schema in cards/schema/), Markdown for people, and a Hugging Face README
+(YAML front matter with model-index results); and a Hugging Face README back into a card."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+import yaml
+
+from cards import content as card_content
+from cards.models import ModelCard
+from registry.errors import ValidationFailed
+
+JSON_FORMAT = 1
+MAX_IMPORT = 256 * 1024
+GENERATED_HEADINGS = {"model details", "metrics"}
+
+
+def metric_groups(card: ModelCard) -> list[dict[str, Any]]:
+    """The version's metrics grouped by dataset and split (what the card reports)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for name, value, dataset, split in card.version.metrics.order_by(
+            "dataset", "split", "name").values_list("name", "value", "dataset", "split"):
+        groups[(dataset, split)].append({"name": name, "value": value})
+    return [{"dataset": d, "split": s, "metrics": m} for (d, s), m in groups.items()]
+
+
+def _details(card: ModelCard) -> dict[str, Any]:
+    version = card.version
+    content = card_content.normalise(card.content)
+    return {"name": card.registered_model.name, "version": version.version,
+            "date": version.created_at.date().isoformat(), "flavor": version.flavor,
+            **content["model_details"]}
+
+
+def to_json(card: ModelCard) -> dict[str, Any]:
+    content = card_content.normalise(card.content)
+    return {
+        "schema": card_content.SCHEMA, "format_version": JSON_FORMAT,
+        "status": card.status, "revision": card.revision,
+        "model_details": _details(card),
+        "sections": content["sections"],
+        "metadata": content["metadata"],
+        "quantitative_analysis": {"performance_metrics": [
+            {"type": m["name"], "value": m["value"], "dataset": g["dataset"] or None,
+             "split": g["split"] or None} for g in metric_groups(card) for m in g["metrics"]]},
+    }
+
+
+def _metrics_table(card: ModelCard) -> list[str]:
+    lines = []
+    for group in metric_groups(card):
+        where = " / ".join(x for x in (group["dataset"], group["split"]) if x) or "unspecified"
+        lines += [f"**{where}**", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {m['name']} | {m['value']:.6g} |" for m in group["metrics"]] + [""]
+    return lines or ["No metrics recorded.", ""]
+
+
+def _body(card: ModelCard, heading: str) -> list[str]:
+    details = _details(card)
+    content = card_content.normalise(card.content)
+    lines = [f"{heading} {details['name']} (version {details['version']})", "",
+             f"{heading}# Model details", "",
+             f"- **Version:** {details['version']}",
+             f"- **Date:** {details['date']}",
+             f"- **Authors:** {', '.join(details['authors'])}",
+             f"- **Model type:** {details['model_type']}",
+             f"- **Architecture:** {details['architecture']}", ""]
+    for section in card_content.SECTIONS:
+        lines += [f"{heading}# {section.title}", "", content["sections"][section.key].strip(), ""]
+    lines += [f"{heading}# Metrics", "", *_metrics_table(card)]
+    return lines
+
+
+def to_markdown(card: ModelCard) -> str:
+    status = card.get_status_display().lower()
+    return "\n".join([*_body(card, "#"), f"_Card revision {card.revision}, {status}._", ""])
+
+
+def _model_index(card: ModelCard, task: str) -> list[dict[str, Any]]:
+    results = []
+    for group in metric_groups(card):
+        dataset = {"name": group["dataset"] or "unspecified", "type": group["dataset"]
+                   or "unspecified"}
+        if group["split"]:
+            dataset["split"] = group["split"]
+        results.append({"task": {"type": task}, "dataset": dataset,
+                        "metrics": [{"type": m["name"], "value": m["value"], "name": m["name"]}
+                                    for m in group["metrics"]]})
+    return [{"name": card.registered_model.name, "results": results}] if results else []
+
+
+def to_hf_readme(card: ModelCard) -> str:
+    """A README.md for the Hugging Face Hub: YAML metadata, then the card in Markdown."""
+    meta = card_content.normalise(card.content)["metadata"]
+    front: dict[str, Any] = {}
+    for ours, theirs in (("license", "license"), ("languages", "language"),
+                         ("datasets", "datasets"), ("tags", "tags"),
+                         ("base_model", "base_model"), ("library_name", "library_name"),
+                         ("pipeline_tag", "pipeline_tag")):
+        if meta[ours]:
+            front[theirs] = meta[ours]
+    index = _model_index(card, meta["pipeline_tag"] or "tabular-classification")
+    if index:
+        front["model-index"] = index
+    header = yaml.safe_dump(front, sort_keys=False, allow_unicode=True) if front else ""
+    return f"---\n{header}---\n\n" + "\n".join(_body(card, "#")) + "\n"
+
+
+_FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n?", re.S)
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_DETAIL = re.compile(r"^-\s+\*\*(.+?):\*\*\s*(.*)$")
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    return [str(v) for v in values if isinstance(v, str | int | float)]
+
+
+def from_hf_readme(text: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Card changes from a Hugging Face README, and a report of what did not map."""
+    if len(text) > MAX_IMPORT:
+        raise ValidationFailed(f"The README is larger than {MAX_IMPORT // 1024} KB.",
+                               field="readme", code="too_large")
+    report: dict[str, list[str]] = {"unmapped_metadata": [], "unmapped_sections": [],
+                                    "skipped_generated": []}
+    changes: dict[str, dict[str, Any]] = {"model_details": {}, "sections": {}, "metadata": {}}
+    match = _FRONT.match(text)
+    if match:
+        try:
+            front = yaml.safe_load(match.group(1)) or {}
+        except yaml.YAMLError as exc:
+            raise ValidationFailed(f"The YAML front matter does not parse: {exc}",
+                                   field="readme") from None
+        if not isinstance(front, dict):
+            raise ValidationFailed("The YAML front matter must be a mapping.", field="readme")
+        text = text[match.end():]
+        mapping = {"license": "license", "language": "languages", "datasets": "datasets",
+                   "tags": "tags", "base_model": "base_model", "library_name": "library_name",
+                   "pipeline_tag": "pipeline_tag"}
+        for key, value in front.items():
+            ours = mapping.get(key)
+            if ours is None:
+                if key != "model-index":  # results come from the version's metrics
+                    report["unmapped_metadata"].append(str(key))
+                continue
+            if ours in card_content.METADATA_LISTS:
+                changes["metadata"][ours] = _as_list(value)
+            else:
+                changes["metadata"][ours] = ", ".join(_as_list(value))
+    by_title = {}
+    for section in card_content.SECTIONS:
+        for name in (section.title.lower(), *section.aliases):
+            by_title.setdefault(name, section.key)
+    current: tuple[str, str | None] | None = None
+    buffer: list[str] = []
+    title_seen, section_level = False, None
+
+    def flush() -> None:
+        if current is None:
+            return
+        kind, key = current
+        body = "\n".join(buffer).strip()
+        if kind == "section":
+            existing = changes["sections"].get(key)
+            changes["sections"][key] = f"{existing}\n\n{body}".strip() if existing else body
+            return
+        for line in buffer:
+            found = _DETAIL.match(line.strip())
+            if not found:
+                continue
+            label, value = found.group(1).lower(), found.group(2).strip()
+            if label == "authors":
+                changes["model_details"]["authors"] = [a.strip() for a in value.split(",")
+                                                       if a.strip()]
+            elif label in ("model type", "architecture"):
+                changes["model_details"][label.replace(" ", "_")] = value
+
+    for line in text.splitlines():
+        heading = _HEADING.match(line)
+        level = len(heading.group(1)) if heading else 0
+        if heading and level == 1 and not title_seen and section_level is None:
+            title_seen = True  # the card's title
+            continue
+        if heading and (section_level is None or level <= section_level):
+            # A section boundary; deeper headings stay inside the section's text.
+            section_level = section_level or level
+            flush()
+            title = heading.group(2).strip().lower()
+            buffer = []
+            if title == "model details":
+                current = ("details", None)
+            elif title in by_title:
+                current = ("section", by_title[title])
+            else:
+                current = None
+                (report["skipped_generated"] if title in GENERATED_HEADINGS
+                 else report["unmapped_sections"]).append(heading.group(2).strip())
+            continue
+        buffer.append(line)
+    flush()
+    return {part: values for part, values in changes.items() if values}, report
