@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("cards.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("cards.urls")),
     path("", include("registry.urls")),
 ]
 

@@ -11,10 +11,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
 from django.utils.dateparse import parse_datetime
 
+from cards.models import ModelCard
 from governance import history, policies
 from governance.actors import Actor
 from governance.refusals import refused
@@ -23,12 +24,18 @@ from registry.errors import Forbidden, NotFound, ValidationFailed
 from registry.models import ModelVersion, RegisteredModel
 
 
-def page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Signed-in users only; domain NotFound/Forbidden become Django's 404/403."""
+def page(view: Callable[..., HttpResponse] | None = None, *,
+         methods: tuple[str, ...] = ("GET",)) -> Any:
+    """Signed-in users only, only the given HTTP methods (405 otherwise; the permission matrix
+    reads them from `wrapper.http_methods`); domain NotFound/Forbidden become 404/403."""
+    if view is None:
+        return lambda v: page(v, methods=methods)
 
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in methods and not (request.method == "HEAD" and "GET" in methods):
+            return HttpResponseNotAllowed(methods)
         try:
             return view(request, *args, **kwargs)
         except NotFound as exc:
@@ -38,6 +45,7 @@ def page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             refused(request, exc)
             raise PermissionDenied(exc.message) from None
 
+    wrapper.http_methods = methods  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -89,6 +97,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     return render(request, "registry/version_detail.html", {
         "registered_model": rm, "version": version,
         "children": selectors.version_children(version),
+        "card": ModelCard.objects.filter(version=version).only("status").first(),
         "deployments": selectors.deployment_list(user=request.user, version=version)})
 
 

@@ -78,6 +78,22 @@ MATRIX = [
         page=True),
     Row("GET", "models/<mname:name>/versions/<int:number>/artifacts/<int:artifact_id>/",
         "model:view_registeredmodel", page=True),
+    Row("GET", "models/<mname:name>/versions/<int:number>/card/", "model:view_registeredmodel",
+        page=True),
+    Row("GET", "models/<mname:name>/versions/<int:number>/card/edit/",
+        "model:change_registeredmodel", page=True),
+    Row("POST", "models/<mname:name>/versions/<int:number>/card/edit/",
+        "model:change_registeredmodel", page=True),
+    Row("GET", "models/<mname:name>/versions/<int:number>/card/history/",
+        "model:view_registeredmodel", page=True),
+    Row("POST", "models/<mname:name>/versions/<int:number>/card/submit/",
+        "model:change_registeredmodel", page=True),
+    Row("POST", "models/<mname:name>/versions/<int:number>/card/review/",
+        "model:approve_promotion", page=True),
+    Row("POST", "models/<mname:name>/versions/<int:number>/card/revisions/<int:revision>/"
+        "restore/", "model:change_registeredmodel", page=True),
+    Row("GET", "models/<mname:name>/versions/<int:number>/card/export.<str:file_format>",
+        "model:view_registeredmodel", page=True),
     Row("GET", "api/v1/models/", "list"),
     Row("POST", "api/v1/models/", "global:add_registeredmodel", {"name": "brand-new"}),
     Row("GET", M, "model:view_registeredmodel"),
@@ -179,7 +195,7 @@ def _methods(callback: Any) -> list[str]:
         return ["*"]
     view = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
     if view is None:
-        return ["GET"]  # function pages
+        return sorted(getattr(callback, "http_methods", ("GET",)))  # function pages
     return sorted(m.upper() for m in view.http_method_names
                   if m not in ("options", "head", "trace") and hasattr(view, m))
 
