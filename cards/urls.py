@@ -11,5 +11,6 @@ urlpatterns = [
     path(f"{C}submit/", views.card_submit, name="card-submit"),
     path(f"{C}review/", views.card_review, name="card-review"),
     path(f"{C}revisions/<int:revision>/restore/", views.card_restore, name="card-restore"),
+    path(f"{C}import/", views.card_import, name="card-import"),
     path(f"{C}export.<str:file_format>", views.card_export, name="card-export"),
 ]

@@ -153,6 +153,26 @@ def card_restore(request: HttpRequest, name: str, number: int, revision: int) ->
         actor=actor, card=card, number=revision), f"Revision {revision} restored.")
 
 
+@page(methods=("POST",))
+def card_import(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """Paste a Hugging Face README: mapped parts become a new revision; the rest is listed."""
+    card = _card(request, name, number)
+    permissions.require(request.user, Perm.CHANGE, card.registered_model)
+    try:
+        changes, report = formats.from_hf_readme(request.POST.get("readme", ""))
+        services.card_update(actor=Actor.from_request(request), card=card, changes=changes,
+                             note="Imported from a Hugging Face README")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return HttpResponseRedirect(_url(card, "card-edit"))
+    messages.success(request, "Imported.")
+    for label, items in (("Metadata not mapped", report["unmapped_metadata"]),
+                         ("Sections not mapped", report["unmapped_sections"])):
+        if items:
+            messages.warning(request, f"{label}: {', '.join(items)}.")
+    return HttpResponseRedirect(_url(card, "card-edit"))
+
+
 @page
 def card_export(request: HttpRequest, name: str, number: int, file_format: str) -> HttpResponse:
     return export_response(_card(request, name, number), file_format)

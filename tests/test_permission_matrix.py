@@ -92,6 +92,8 @@ MATRIX = [
         "model:approve_promotion", page=True),
     Row("POST", "models/<mname:name>/versions/<int:number>/card/revisions/<int:revision>/"
         "restore/", "model:change_registeredmodel", page=True),
+    Row("POST", "models/<mname:name>/versions/<int:number>/card/import/",
+        "model:change_registeredmodel", page=True),
     Row("GET", "models/<mname:name>/versions/<int:number>/card/export.<str:file_format>",
         "model:view_registeredmodel", page=True),
     Row("GET", "api/v1/models/", "list"),

@@ -113,3 +113,14 @@ def test_history_diff_restore_and_exports(client, data_scientist, version):
     assert client.get(f"{url}export.pdf").status_code == 404
     print_css = (Path(__file__).resolve().parents[2] / "static/css/app.css").read_text()
     assert "@media print" in print_css and ".no-print" in print_css
+
+
+def test_import_form_reports_what_did_not_map(client, data_scientist, version):
+    client.force_login(data_scientist)
+    readme = "---\nlicense: mit\nthumbnail: x.png\n---\n## Limitations\n\nSmall.\n## Citation\n\nx"
+    r = client.post("/models/churn/versions/1/card/import/", {"readme": readme}, follow=True)
+    page = r.content.decode()
+    assert "Imported." in page and "Metadata not mapped: thumbnail." in page
+    assert "Sections not mapped: Citation." in page
+    card = ModelCard.objects.get(version=version)
+    assert card.content["sections"]["limitations"] == "Small." and card.revision == 2
