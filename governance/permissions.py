@@ -16,7 +16,7 @@ from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, JSONField, Model, OuterRef, Q, QuerySet, Subquery, Value
 
-from cards.models import ModelCard
+from cards.models import CardReview, ModelCard
 from governance.models import (
     PromotionRequest,
     RegisteredModelGroupPermission,
@@ -70,6 +70,7 @@ _PATHS: dict[type[Model], tuple[str, str | None]] = {
     Deployment: ("version__registered_model", "version"),
     PromotionRequest: ("registered_model", None),
     ModelCard: ("registered_model", "version"),
+    CardReview: ("card__registered_model", "card__version"),
     StageHistory: ("registered_model", None),
 }
 
