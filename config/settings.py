@@ -228,6 +228,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"PackagingJobKindEnum": "registry.models.PackagingJob.Kind",
+                            "FeatureSourceKindEnum": "registry.models.FeatureSource.Kind"},
 }
 
 # --- Audit, notifications --------------------------------------------------------------------

@@ -32,6 +32,7 @@ from registry.models import (
     ModelVersion,
     ModelVersionMetric,
     ModelVersionTag,
+    PackagingJob,
     RegisteredModel,
     RegisteredModelTag,
 )
@@ -68,6 +69,7 @@ _PATHS: dict[type[Model], tuple[str, str | None]] = {
     ModelVersionMetric: ("version__registered_model", "version"),
     Artifact: ("version__registered_model", "version"),
     Deployment: ("version__registered_model", "version"),
+    PackagingJob: ("version__registered_model", "version"),
     PromotionRequest: ("registered_model", None),
     ModelCard: ("registered_model", "version"),
     CardReview: ("card__registered_model", "card__version"),

@@ -27,6 +27,7 @@ from registry.models import (
     ModelVersion,
     ModelVersionMetric,
     ModelVersionTag,
+    PackagingJob,
     RegisteredModel,
     RegisteredModelTag,
     TrainingRun,
@@ -137,7 +138,7 @@ def _version_queryset() -> QuerySet[ModelVersion]:
         artifact_rows=json_array_of(Artifact.objects.all(), parent="version", value=JSONObject(
             id="id", filename="filename", size="size", sha256="sha256",
             media_type="media_type", format="format", derived_from="derived_from_id",
-            created_at="created_at")),
+            safety="safety", created_at="created_at")),
     )
 
 
@@ -336,3 +337,17 @@ def models_trained_on(*, user: AnyUser, dataset: Dataset) -> QuerySet[ModelVersi
     """Which versions (the user may see) were trained on this dataset?"""
     return permissions.visible(user, _version_queryset()).filter(
         training_run__dataset_links__dataset=dataset).distinct()
+
+
+def job_list(*, user: AnyUser, version: ModelVersion) -> list[PackagingJob]:
+    """The version's packaging jobs, newest first (the version was fetched visibly)."""
+    return list(permissions.visible(user, PackagingJob.objects.filter(version=version))
+                .select_related("requested_by")[:200])
+
+
+def job_get(*, user: AnyUser, version: ModelVersion, job_id: int) -> PackagingJob:
+    job = (permissions.visible(user, PackagingJob.objects.filter(version=version, pk=job_id))
+           .select_related("requested_by", "version__registered_model").first())
+    if job is None:
+        raise NotFound(f"Job {job_id} of this version not found.", code="job_not_found")
+    return job

@@ -98,6 +98,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
         "registered_model": rm, "version": version,
         "children": selectors.version_children(version),
         "card": ModelCard.objects.filter(version=version).only("status").first(),
+        "jobs": selectors.job_list(user=request.user, version=version),
         "deployments": selectors.deployment_list(user=request.user, version=version)})
 
 

@@ -123,6 +123,10 @@ MATRIX = [
     Row("POST", f"{V}artifacts/", "model:change_registeredmodel", extra={"upload": True}),
     Row("GET", f"{V}artifacts/<int:artifact_id>/", "model:view_registeredmodel"),
     Row("GET", f"{V}artifacts/<int:artifact_id>/download/", "model:view_registeredmodel"),
+    Row("GET", f"{V}jobs/", "model:view_registeredmodel"),
+    Row("POST", f"{V}jobs/", "model:change_registeredmodel", {"kind": "inspect"}),
+    Row("GET", f"{V}jobs/<int:job_id>/", "model:view_registeredmodel"),
+    Row("POST", f"{V}jobs/<int:job_id>/cancel/", "model:change_registeredmodel"),
     Row("GET", "api/v1/versions/", "list"),
     Row("GET", "api/v1/feature-sources/", "list"),
     Row("POST", "api/v1/feature-sources/", "global:add_featuresource", {"name": "t2"}),
@@ -255,7 +259,7 @@ def _build(roles: dict[str, Any]) -> World:
         request = promotions.request_create(actor=Actor(user=requester, channel="cli"),
                                             version=version, target_stage="production")
         ids[name] = {"model": rm.pk, "artifact": artifact.pk, "deployment": deployment.pk,
-                     "request": request.pk}
+                     "request": request.pk, "job": artifact.jobs.get().pk}
     cast: dict[str, User] = {}
     model = RegisteredModel.objects.get(name="granted-model")
     for role, perms in ROLE_PERMS.items():
@@ -277,7 +281,7 @@ def _build(roles: dict[str, Any]) -> World:
 def _url(row: Row, world: World, model: str) -> str:
     ids = world.ids[model]
     values = {"name": f"{model}-model", "number": "1", "key": "team", "alias": "champion",
-              "artifact_id": str(ids["artifact"]), "revision": "1",
+              "artifact_id": str(ids["artifact"]), "revision": "1", "job_id": str(ids["job"]),
               "file_format": "hf" if "card/" in row.route else "jsonl"}
     route = row.route
     if "<int:pk>" in route:

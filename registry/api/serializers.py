@@ -246,6 +246,7 @@ class ArtifactOut(serializers.Serializer):
     media_type = serializers.CharField()
     format = serializers.CharField()
     derived_from = serializers.IntegerField(allow_null=True)
+    safety = serializers.CharField(help_text="safe, suspicious or unsafe once inspected")
     created_at = serializers.DateTimeField()
     download_url = serializers.CharField()
 
@@ -253,7 +254,8 @@ class ArtifactOut(serializers.Serializer):
         version = obj.version
         row = {"id": obj.pk, "filename": obj.filename, "size": obj.size, "sha256": obj.sha256,
                "media_type": obj.media_type, "format": obj.format,
-               "derived_from": obj.derived_from_id, "created_at": obj.created_at}
+               "derived_from": obj.derived_from_id, "safety": obj.safety,
+               "created_at": obj.created_at}
         return artifact_data(row, version.registered_model.name, version.version)
 
 

@@ -18,7 +18,7 @@ from governance.actors import Actor
 from registry import selectors, services, validation
 from registry.api import serializers as s
 from registry.errors import ValidationFailed
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import ModelVersion, PackagingJob, RegisteredModel
 from registry.services.artifacts import CHUNK, check_declared_size, read_chunks
 from registry.uploads import LimitedTemporaryFileUploadHandler
 
@@ -221,6 +221,60 @@ class VersionStageView(RegistryView):
         version = self.version(name, number)
         services.version_stage_set(actor=self.actor(), version=version, **self.valid(s.StageIn))
         return Response(s.VersionOut(self.version(name, number)).data)
+
+
+class JobIn(s.StrictInput):
+    kind = s.serializers.ChoiceField(choices=PackagingJob.Kind.choices)
+    artifact = s.serializers.IntegerField(min_value=1, required=False, allow_null=True,
+                                          default=None)
+    force = s.serializers.BooleanField(required=False, default=False)
+
+
+def job_data(job: PackagingJob) -> dict[str, Any]:
+    return {"id": job.pk, "kind": job.kind, "status": job.status, "progress": job.progress,
+            "step": job.step, "attempts": job.attempts, "input_sha256": job.input_sha256,
+            "artifact": job.artifact_id, "result": job.result, "error": job.error,
+            "log": job.log, "forced": job.forced,
+            "requested_by": job.requested_by.username if job.requested_by else None,
+            "created_at": s._iso(job.created_at), "started_at": s._iso(job.started_at),
+            "finished_at": s._iso(job.finished_at)}
+
+
+class JobListView(RegistryView):
+    @extend_schema(operation_id="v1_models_versions_jobs_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, number: int) -> Response:
+        version = self.version(name, number)
+        rows = selectors.job_list(user=request.user, version=version)
+        return Response({"results": [job_data(j) for j in rows]})
+
+    @extend_schema(request=JobIn, responses={201: OpenApiTypes.OBJECT,
+                                             200: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str, number: int) -> Response:
+        version = self.version(name, number)
+        data = self.valid(JobIn)
+        artifact = (selectors.artifact_get(user=request.user, version=version,
+                                           artifact_id=data["artifact"])
+                    if data["artifact"] else None)
+        job, created = services.job_start(actor=self.actor(), version=version,
+                                          kind=data["kind"], artifact=artifact,
+                                          force=data["force"])
+        return Response(job_data(job), status=status.HTTP_201_CREATED if created
+                        else status.HTTP_200_OK)
+
+
+class JobDetailView(RegistryView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, number: int, job_id: int) -> Response:
+        return Response(job_data(selectors.job_get(
+            user=request.user, version=self.version(name, number), job_id=job_id)))
+
+
+class JobCancelView(RegistryView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, name: str, number: int, job_id: int) -> Response:
+        job = selectors.job_get(user=request.user, version=self.version(name, number),
+                                job_id=job_id)
+        return Response(job_data(services.job_cancel(actor=self.actor(), job=job)))
 
 
 class VersionTagView(RegistryView):

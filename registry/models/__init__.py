@@ -16,9 +16,10 @@ from registry.models.lineage import (
     TrainingRun,
     TrainingRunDataset,
 )
+from registry.models.packaging import PackagingJob
 
 __all__ = [
     "Alias", "Artifact", "CodeRef", "Dataset", "Deployment", "FeatureSource", "LogicalFeature",
-    "ModelVersion", "ModelVersionMetric", "ModelVersionTag", "RegisteredModel",
+    "ModelVersion", "ModelVersionMetric", "ModelVersionTag", "PackagingJob", "RegisteredModel",
     "RegisteredModelTag", "TrainingRun", "TrainingRunDataset",
 ]

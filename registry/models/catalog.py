@@ -228,6 +228,8 @@ class Artifact(models.Model):
     storage_key = models.CharField(max_length=512, editable=False)
     derived_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="derivatives")
+    # Set by the inspect job: safe, suspicious or unsafe (empty until inspected).
+    safety = models.CharField(max_length=16, blank=True, default="")
     created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="created_artifacts")
     created_at = models.DateTimeField(editable=False)

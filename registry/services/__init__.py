@@ -2,6 +2,7 @@
 
 from registry.services.aliases import alias_delete, alias_set
 from registry.services.artifacts import artifact_open, artifact_upload
+from registry.services.jobs import job_cancel, job_start
 from registry.services.lineage import (
     code_ref_create,
     dataset_create,
@@ -35,6 +36,7 @@ from registry.services.versions import (
 __all__ = [
     "alias_delete", "alias_set", "artifact_open", "artifact_upload", "code_ref_create",
     "dataset_create", "deployment_create", "deployment_retire", "feature_source_create",
+    "job_cancel", "job_start",
     "logical_feature_create", "registered_model_create", "registered_model_delete",
     "registered_model_purge", "registered_model_restore", "registered_model_tag_delete",
     "registered_model_tag_set", "registered_model_update", "training_run_create",

@@ -190,6 +190,10 @@ def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunk
                                         size=size, sha256=sha256, fmt=fmt, key=key,
                                         media_type=_media_type(media_type, fmt),
                                         derived_from=derived_from)
+            # Every upload is inspected by a worker (sha256, format, pickle imports).
+            from registry.services.jobs import job_start
+
+            job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
     except BaseException:
         blobs_release([key])
         raise

@@ -1,0 +1,150 @@
+"""Packaging jobs: start (idempotent per kind and input), cancel, and the worker's side of
+claiming a job, reporting progress and finishing it. The work itself is in
+registry/packaging/; the Celery task is registry.tasks.run_job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.celery import enqueue_on_commit
+from governance import audit, permissions
+from governance.actors import Actor
+from governance.permissions import Perm
+from registry.errors import Conflict, ValidationFailed
+from registry.models import Artifact, ModelVersion, PackagingJob
+from registry.services.common import insert_or_conflict
+
+Status = PackagingJob.Status
+# The kinds a worker can run in this installation.
+AVAILABLE = {PackagingJob.Kind.INSPECT}
+MAX_LOG = 20_000
+
+
+def _input(version: ModelVersion, kind: str, artifact: Artifact | None) -> Artifact | None:
+    if artifact is not None:
+        if artifact.version_id != version.pk:
+            raise ValidationFailed("That artifact belongs to another version.", field="artifact")
+        return artifact
+    # Default input: the version's newest original (not derived) artifact.
+    return (version.artifacts.filter(derived_from__isnull=True).order_by("-created_at", "-pk")
+            .first())
+
+
+@transaction.atomic
+def job_start(*, actor: Actor, version: ModelVersion, kind: str,
+              artifact: Artifact | None = None, force: bool = False
+              ) -> tuple[PackagingJob, bool]:
+    """Queue a job; returns (job, created). Without `force`, the same kind on the same input
+    (by sha256) returns the job already running or the one that already succeeded."""
+    permissions.require(actor.user, Perm.CHANGE, version.registered_model)
+    if kind not in PackagingJob.Kind.values:
+        raise ValidationFailed(f"kind must be one of {', '.join(PackagingJob.Kind.values)}.",
+                               field="kind")
+    if kind not in AVAILABLE:
+        raise Conflict(f"'{kind}' jobs are not available in this installation yet.",
+                       code="job_kind_unavailable")
+    source = _input(version, kind, artifact)
+    if source is None:
+        raise Conflict(f"Version {version.version} has no artifact to {kind}.",
+                       code="no_input_artifact")
+    existing = PackagingJob.objects.filter(version=version, kind=kind,
+                                           input_sha256=source.sha256)
+    active = existing.filter(status__in=(Status.QUEUED, Status.RUNNING)).first()
+    if active is not None:
+        return active, False
+    if not force:
+        done = existing.filter(status=Status.SUCCEEDED).order_by("-finished_at").first()
+        if done is not None:
+            return done, False
+    now = timezone.now()
+    job = insert_or_conflict(lambda: PackagingJob.objects.create(
+        version=version, artifact=source, kind=kind, input_sha256=source.sha256, forced=force,
+        requested_by=actor.user if actor.user_id is not None else None, created_at=now,
+        updated_at=now), "The same job was started at the same moment; retry.", "job_conflict")
+    audit.record(actor=actor, action="job.started", target=job,
+                 registered_model=version.registered_model,
+                 details={"kind": kind, "version": version.version, "artifact": source.filename,
+                          "sha256": source.sha256, "forced": force})
+    from registry.tasks import run_job
+
+    enqueue_on_commit(run_job, job.pk)
+    return job, True
+
+
+@transaction.atomic
+def job_cancel(*, actor: Actor, job: PackagingJob) -> PackagingJob:
+    permissions.require(actor.user, Perm.CHANGE, job.version.registered_model)
+    job = PackagingJob.objects.select_for_update().get(pk=job.pk)
+    if not job.is_active:
+        raise Conflict(f"The job is {job.status}; only a queued or running job can be "
+                       "cancelled.", code="job_not_active")
+    now = timezone.now()
+    job.status, job.finished_at, job.updated_at = Status.CANCELLED, now, now
+    job.save(update_fields=["status", "finished_at", "updated_at"])
+    audit.record(actor=actor, action="job.cancelled", target=job,
+                 registered_model=job.version.registered_model, details={"kind": job.kind})
+    return job
+
+
+# --- The worker's side ----------------------------------------------------------------------
+
+@transaction.atomic
+def job_claim(job_id: int, task_id: str) -> PackagingJob | None:
+    """Mark the job running (again, if a worker died holding it); None if there is nothing to
+    do: the job is gone, finished or cancelled. Redelivered messages are harmless."""
+    job = (PackagingJob.objects.select_for_update(of=("self",))
+           .select_related("version", "version__registered_model", "artifact")
+           .filter(pk=job_id).first())
+    if job is None or not job.is_active:
+        return None
+    now = timezone.now()
+    job.status, job.task_id, job.updated_at = Status.RUNNING, task_id[:64], now
+    job.started_at = job.started_at or now
+    job.attempts += 1
+    job.save(update_fields=["status", "task_id", "updated_at", "started_at", "attempts"])
+    return job
+
+
+class Cancelled(Exception):
+    """The job was cancelled while it ran: stop without writing results."""
+
+
+def job_progress(job: PackagingJob, progress: int, step: str, line: str = "") -> None:
+    """Record progress in its own short transaction (so the UI sees it at once); raise
+    Cancelled if the job was cancelled meanwhile."""
+    now = timezone.now()
+    entry = f"{now:%H:%M:%S} {line or step}\n"
+    updated = PackagingJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+        progress=max(0, min(100, progress)), step=step[:200], updated_at=now)
+    if not updated:
+        raise Cancelled()
+    job.log = (job.log + entry)[-MAX_LOG:]
+    PackagingJob.objects.filter(pk=job.pk).update(log=job.log)
+
+
+@transaction.atomic
+def job_finish(job: PackagingJob, result: dict[str, Any], *, failed: str = "") -> None:
+    locked = PackagingJob.objects.select_for_update().get(pk=job.pk)
+    if locked.status != Status.RUNNING:
+        raise Cancelled()
+    now = timezone.now()
+    locked.status = Status.FAILED if failed else Status.SUCCEEDED
+    locked.result, locked.error, locked.progress = result, failed[:5000], 100 if not failed \
+        else locked.progress
+    locked.finished_at = locked.updated_at = now
+    locked.log = (job.log + f"{now:%H:%M:%S} {'failed: ' + failed if failed else 'done'}\n"
+                  )[-MAX_LOG:]
+    locked.save()
+    audit.record(actor=Actor.system("worker"), action=f"job.{locked.status}", target=locked,
+                 registered_model=job.version.registered_model,
+                 details={"kind": locked.kind, "version": job.version.version,
+                          "error": failed[:300], "attempts": locked.attempts})
+
+
+def set_artifact_safety(artifact: Artifact, verdict: str) -> None:
+    Artifact.objects.filter(pk=artifact.pk).update(safety=verdict)
+
+

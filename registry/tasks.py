@@ -1,0 +1,50 @@
+"""Celery tasks of the registry. They receive ids and load what they need."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import InterfaceError, OperationalError
+
+from registry.models import PackagingJob
+from registry.packaging import inspect
+from registry.services import jobs
+
+logger = logging.getLogger(__name__)
+HANDLERS = {PackagingJob.Kind.INSPECT: inspect.run}
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=5,
+             retry_backoff_max=300, max_retries=5, soft_time_limit=3000, time_limit=3300)
+def run_job(self: Any, job_id: int) -> str:
+    """Run one packaging job. A lost worker's message is redelivered (acks late, reject on
+    worker loss) and the job resumes from the start; database outages retry with backoff;
+    anything else ends the job as failed with its message."""
+    job = jobs.job_claim(job_id, self.request.id or "")
+    if job is None:
+        return "nothing to do"
+    try:
+        result = HANDLERS[job.kind](job)
+    except jobs.Cancelled:
+        return "cancelled"
+    except (OperationalError, InterfaceError):
+        raise
+    except SoftTimeLimitExceeded:
+        jobs.job_finish(job, {}, failed="The job ran out of time.")
+        return "failed"
+    except inspect.JobError as exc:
+        jobs.job_finish(job, {}, failed=str(exc))
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - any other error ends the job, with its class
+        logger.exception("packaging job %s failed", job_id)
+        jobs.job_finish(job, {}, failed=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    try:
+        jobs.job_finish(job, result)
+    except jobs.Cancelled:
+        return "cancelled"
+    return "succeeded"
