@@ -183,6 +183,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "artifacts": _artifact_storage,
 }
+# Model conversion runs in a child process with these limits; parity below these fails it.
+CONVERSION_MEMORY_LIMIT = env_size("CONVERSION_MEMORY_LIMIT", 4 * 1024**3)
+CONVERSION_CPU_SECONDS = env_int("CONVERSION_CPU_SECONDS", 600, minimum=5)
+PARITY_MIN_AGREEMENT = float(env_str("PARITY_MIN_AGREEMENT", "0.99"))
+PARITY_MAX_DIFF = float(env_str("PARITY_MAX_DIFF", "0.001"))
 UPLOAD_SPOOL_DIR = Path(env_str("UPLOAD_SPOOL_DIR", str(VAR_DIR / "spool")))
 FILE_UPLOAD_TEMP_DIR = str(UPLOAD_SPOOL_DIR)
 UPLOAD_SPOOL_DIR.mkdir(parents=True, exist_ok=True)

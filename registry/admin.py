@@ -208,10 +208,16 @@ class AliasAdmin(ReadOnlyAdmin):
 
 @admin.register(m.Artifact)
 class ArtifactAdmin(ReadOnlyAdmin):
-    list_display = ["filename", "version", "format", "size", "sha256", "created_at"]
+    list_display = ["filename", "version", "format", "size", "safety", "trusted_at", "sha256",
+                    "created_at"]
+    actions = ["trust"]
+
+    @admin.action(description="Trust selected files (workers may load them despite the scan)")
+    def trust(self, request: HttpRequest, queryset: QuerySet) -> None:
+        _run(request, queryset, services.artifact_trust, "Trusted", param="artifact")
     list_select_related = ["version__registered_model"]
     search_fields = ["filename", "sha256", "version__registered_model__name"]
-    list_filter = ["format"]
+    list_filter = ["format", "safety"]
 
 
 @admin.register(m.FeatureSource)

@@ -10,11 +10,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
 from registry.models import PackagingJob
-from registry.packaging import inspect
+from registry.packaging import convert, inspect
 from registry.services import jobs
 
 logger = logging.getLogger(__name__)
-HANDLERS = {PackagingJob.Kind.INSPECT: inspect.run}
+HANDLERS = {PackagingJob.Kind.INSPECT: inspect.run, PackagingJob.Kind.CONVERT_ONNX: convert.run}
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,

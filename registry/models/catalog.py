@@ -230,6 +230,10 @@ class Artifact(models.Model):
                                      related_name="derivatives")
     # Set by the inspect job: safe, suspicious or unsafe (empty until inspected).
     safety = models.CharField(max_length=16, blank=True, default="")
+    # An administrator may trust a file the scan did not clear (audited); workers then load it.
+    trusted_at = models.DateTimeField(null=True, blank=True)
+    trusted_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="created_artifacts")
     created_at = models.DateTimeField(editable=False)

@@ -195,12 +195,19 @@ def _itemsize(dtype: Any) -> int | None:
     code = dtype.args[0]
     if not isinstance(code, str) or len(code) > 16:
         return None
-    import numpy  # building a dtype from a short type code imports and runs nothing else
+    return _code_itemsize(code)
 
-    try:
-        return numpy.dtype(code).itemsize
-    except TypeError:
+
+def _code_itemsize(code: str) -> int | None:
+    """Bytes per element of a numpy type code like '<f8', 'u1', '?', 'U10' or 'M8[ns]',
+    without numpy (the web process and a base install need not have it)."""
+    code = code.lstrip("<>|=").split("[", 1)[0]
+    if code == "?":
+        return 1
+    kind, digits = code[:1], code[1:]
+    if not digits.isdigit() or kind not in "biufcmMSUV":
         return None
+    return int(digits) * (4 if kind == "U" else 1)
 
 
 def _is_object_dtype(dtype: Any) -> bool:

@@ -1,7 +1,7 @@
 """The registry's write side: every state change goes through one of these functions."""
 
 from registry.services.aliases import alias_delete, alias_set
-from registry.services.artifacts import artifact_open, artifact_upload
+from registry.services.artifacts import artifact_open, artifact_trust, artifact_upload
 from registry.services.jobs import job_cancel, job_start
 from registry.services.lineage import (
     code_ref_create,
@@ -34,7 +34,8 @@ from registry.services.versions import (
 )
 
 __all__ = [
-    "alias_delete", "alias_set", "artifact_open", "artifact_upload", "code_ref_create",
+    "alias_delete", "alias_set", "artifact_open", "artifact_trust", "artifact_upload",
+    "code_ref_create",
     "dataset_create", "deployment_create", "deployment_retire", "feature_source_create",
     "job_cancel", "job_start",
     "logical_feature_create", "registered_model_create", "registered_model_delete",

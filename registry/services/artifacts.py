@@ -27,6 +27,7 @@ from governance.permissions import Perm
 from registry import validation
 from registry.errors import Conflict, TooLarge, ValidationFailed
 from registry.models import Artifact, ModelVersion
+from registry.services.common import require_admin
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def _media_type(given: str | None, fmt: str) -> str:
 
 def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunks: Iterable[bytes],
                     media_type: str | None = None, declared_size: int | None = None,
-                    derived_from: Artifact | None = None) -> Artifact:
+                    derived_from: Artifact | None = None, inspect: bool = True) -> Artifact:
     """Store a file for `version`.
 
     The bytes stream to a spool file (never whole in memory) while the sha256 is computed;
@@ -190,10 +191,14 @@ def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunk
                                         size=size, sha256=sha256, fmt=fmt, key=key,
                                         media_type=_media_type(media_type, fmt),
                                         derived_from=derived_from)
-            # Every upload is inspected by a worker (sha256, format, pickle imports).
+            # Every upload is inspected by a worker (sha256, format, pickle imports); files a
+            # worker derived itself are inert formats it has just checked.
             from registry.services.jobs import job_start
 
-            job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
+            if inspect:
+                job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
+            elif fmt in (Artifact.Format.ONNX, Artifact.Format.SAFETENSORS):
+                Artifact.objects.filter(pk=artifact.pk).update(safety="safe")
     except BaseException:
         blobs_release([key])
         raise
@@ -246,3 +251,17 @@ def blobs_release(keys: list[str]) -> None:
     transaction.on_commit(release)
 
 
+
+
+@transaction.atomic
+def artifact_trust(*, actor: Actor, artifact: Artifact) -> Artifact:
+    """An administrator vouches for a file the scan did not clear, so workers may load it."""
+    require_admin(actor, "trust an artifact")
+    now = timezone.now()
+    Artifact.objects.filter(pk=artifact.pk).update(trusted_at=now, trusted_by=actor.user)
+    artifact.refresh_from_db()
+    audit.record(actor=actor, action="artifact.trusted", target=artifact,
+                 registered_model=artifact.version.registered_model,
+                 details={"filename": artifact.filename, "sha256": artifact.sha256,
+                          "safety": artifact.safety})
+    return artifact

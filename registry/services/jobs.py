@@ -19,7 +19,7 @@ from registry.services.common import insert_or_conflict
 
 Status = PackagingJob.Status
 # The kinds a worker can run in this installation.
-AVAILABLE = {PackagingJob.Kind.INSPECT}
+AVAILABLE = {PackagingJob.Kind.INSPECT, PackagingJob.Kind.CONVERT_ONNX}
 MAX_LOG = 20_000
 
 

@@ -1,0 +1,146 @@
+"""The convert-to-ONNX job: refuse what the scan did not clear, run the conversion in a limited
+child process (registry/packaging/child.py), check parity, store the ONNX file as a derived
+artifact of the same version."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from governance.actors import Actor
+from registry import validation
+from registry.models import Artifact, PackagingJob
+from registry.packaging.inspect import JobError
+from registry.packaging.scan import scan
+from registry.services import artifacts as artifact_services
+from registry.services import jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_ROWS = 64
+
+
+def _rows(job: PackagingJob) -> list[list[float]]:
+    """Rows to compare predictions on: the version's input example, else rows generated from
+    its signature's numeric columns."""
+    version = job.version
+    signature = version.signature or {}
+    columns = [c.get("name") for c in signature.get("inputs", []) if isinstance(c, dict)]
+    example = version.input_example
+    if example is not None:
+        records = example if isinstance(example, list) else [example]
+        rows = []
+        for record in records:
+            if isinstance(record, dict):
+                rows.append([record.get(c) for c in columns] if columns else list(record.values()))
+            elif isinstance(record, list):
+                rows.append(record)
+        try:
+            return [[float(v) for v in row] for row in rows]
+        except (TypeError, ValueError):
+            raise JobError("The input example has non-numeric values; ONNX parity needs "
+                           "numbers.") from None
+    numeric = [c for c in signature.get("inputs", []) if isinstance(c, dict) and c.get("type")
+               in ("double", "float", "long", "integer", "boolean")]
+    if numeric and len(numeric) == len(signature.get("inputs", [])):
+        import random
+
+        rng = random.Random(job.pk)
+        return [[rng.gauss(0, 1) for _ in numeric] for _ in range(SAMPLE_ROWS)]
+    raise JobError("Conversion needs an input example or a signature of numeric columns to "
+                   "check the ONNX model's answers against; the version has neither.")
+
+
+def _limits() -> None:  # runs in the child between fork and exec
+    memory = settings.CONVERSION_MEMORY_LIMIT
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    cpu = settings.CONVERSION_CPU_SECONDS
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    os.setsid()
+
+
+def _child_env(workdir: Path) -> dict[str, str]:
+    """Only what Python needs: no database URL, no secrets, no cloud credentials."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8",
+            "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
+def run(job: PackagingJob) -> dict[str, Any]:
+    artifact = job.artifact
+    if artifact is None:
+        raise JobError("The input artifact was deleted.")
+    if artifact.format not in (Artifact.Format.PICKLE, Artifact.Format.JOBLIB):
+        raise JobError(f"Only scikit-learn pickle or joblib files convert; this is "
+                       f"{artifact.format}.")
+    storage = artifact_services.artifact_storage()
+    trusted = artifact.trusted_at is not None
+    jobs.job_progress(job, 5, "checking the file", "scanning imports before loading anything")
+    with storage.open(artifact.storage_key, "rb") as handle:
+        report = scan(handle)
+    if report.verdict != "safe" and not trusted:
+        raise JobError(f"The file is {report.verdict}: "
+                       f"{', '.join(report.dangerous or report.unknown or report.problems)}. "
+                       "Only files whose imports are all on the allow-list are loaded, unless "
+                       "an administrator trusts this artifact.")
+    rows = _rows(job)
+    workdir = Path(tempfile.mkdtemp(prefix="modelgate-convert-"))
+    try:
+        with storage.open(artifact.storage_key, "rb") as source, \
+                (workdir / "model.bin").open("wb") as target:
+            shutil.copyfileobj(source, target, 1024 * 1024)
+        (workdir / "rows.json").write_text(json.dumps(rows))
+        (workdir / "job.json").write_text(json.dumps({"format": artifact.format,
+                                                      "trusted": trusted}))
+        jobs.job_progress(job, 20, "converting in a limited process",
+                          f"{len(rows)} rows for the parity check")
+        try:
+            completed = subprocess.run(
+                [sys.executable, "-m", "registry.packaging.child", str(workdir)], cwd=workdir,
+                env=_child_env(workdir), preexec_fn=_limits, capture_output=True,
+                timeout=settings.CONVERSION_CPU_SECONDS * 2 + 30, check=False)
+        except subprocess.TimeoutExpired:
+            raise JobError("The conversion took too long and was stopped.") from None
+        if completed.returncode != 0:
+            error_file = workdir / "error.json"
+            message = (json.loads(error_file.read_text())["error"] if error_file.exists()
+                       else f"the conversion process ended with status "
+                            f"{completed.returncode}: {completed.stderr.decode()[-500:]}")
+            raise JobError(f"Conversion failed: {message}")
+        result = json.loads((workdir / "result.json").read_text())
+        jobs.job_progress(job, 80, "checking parity",
+                          f"label agreement {result['label_agreement']:.4f}, max difference "
+                          f"{result['max_abs_diff']}")
+        parity_ok = (result["label_agreement"] >= settings.PARITY_MIN_AGREEMENT
+                     and (result["max_abs_diff"] is None
+                          or result["max_abs_diff"] <= settings.PARITY_MAX_DIFF))
+        result["thresholds"] = {"label_agreement": settings.PARITY_MIN_AGREEMENT,
+                                "max_abs_diff": settings.PARITY_MAX_DIFF}
+        if not parity_ok:
+            raise JobError(f"The ONNX model disagrees with scikit-learn: label agreement "
+                           f"{result['label_agreement']:.4f}, max difference "
+                           f"{result['max_abs_diff']} (thresholds {result['thresholds']}).")
+        jobs.job_progress(job, 90, "storing the ONNX file")
+        stem = validation.text(Path(artifact.filename).stem, field="filename")[:200]
+        name = f"{stem}.onnx"
+        if job.version.artifacts.filter(filename=name).exists():
+            name = f"{stem}-job{job.pk}.onnx"
+        actor = Actor(user=job.requested_by, channel="worker")
+        data = (workdir / "model.onnx").read_bytes()
+        onnx_artifact = artifact_services.artifact_upload(
+            actor=actor, version=job.version, filename=name,
+            chunks=artifact_services.read_chunks(io.BytesIO(data)),
+            media_type="application/onnx", derived_from=artifact, inspect=False)
+        result["onnx_artifact"] = {"id": onnx_artifact.pk, "filename": name,
+                                   "sha256": onnx_artifact.sha256, "size": onnx_artifact.size}
+        return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
