@@ -133,7 +133,9 @@ else:
 CELERY_QUEUE_DIR = VAR_DIR / "queue"
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
-    {"visibility_timeout": 4 * 3600}
+    # A message a dead worker had taken comes back after this many seconds; longer than any
+    # task's time limit, so a slow but living worker never sees its job run twice.
+    {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600, minimum=1)}
     if REDIS_URL
     else {"data_folder_in": str(CELERY_QUEUE_DIR), "data_folder_out": str(CELERY_QUEUE_DIR),
           "processed_folder": str(VAR_DIR / "queue-processed"), "store_processed": False}

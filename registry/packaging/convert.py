@@ -4,6 +4,7 @@ artifact of the same version."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -129,16 +130,21 @@ def run(job: PackagingJob) -> dict[str, Any]:
                            f"{result['label_agreement']:.4f}, max difference "
                            f"{result['max_abs_diff']} (thresholds {result['thresholds']}).")
         jobs.job_progress(job, 90, "storing the ONNX file")
-        stem = validation.text(Path(artifact.filename).stem, field="filename")[:200]
-        name = f"{stem}.onnx"
-        if job.version.artifacts.filter(filename=name).exists():
-            name = f"{stem}-job{job.pk}.onnx"
-        actor = Actor(user=job.requested_by, channel="worker")
         data = (workdir / "model.onnx").read_bytes()
-        onnx_artifact = artifact_services.artifact_upload(
-            actor=actor, version=job.version, filename=name,
-            chunks=artifact_services.read_chunks(io.BytesIO(data)),
-            media_type="application/onnx", derived_from=artifact, inspect=False)
+        # A rerun after a worker died between storing and finishing finds its own file.
+        onnx_artifact = job.version.artifacts.filter(
+            derived_from=artifact, format=Artifact.Format.ONNX,
+            sha256=hashlib.sha256(data).hexdigest()).first()
+        if onnx_artifact is None:
+            stem = validation.text(Path(artifact.filename).stem, field="filename")[:200]
+            name = f"{stem}.onnx"
+            if job.version.artifacts.filter(filename=name).exists():
+                name = f"{stem}-job{job.pk}.onnx"
+            onnx_artifact = artifact_services.artifact_upload(
+                actor=Actor(user=job.requested_by, channel="worker"), version=job.version,
+                filename=name, chunks=artifact_services.read_chunks(io.BytesIO(data)),
+                media_type="application/onnx", derived_from=artifact, inspect=False)
+        name = onnx_artifact.filename
         result["onnx_artifact"] = {"id": onnx_artifact.pk, "filename": name,
                                    "sha256": onnx_artifact.sha256, "size": onnx_artifact.size}
         return result

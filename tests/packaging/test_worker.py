@@ -5,6 +5,7 @@ pointed at the test database and the test's artifact folder."""
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import subprocess
@@ -32,38 +33,99 @@ def _database_url() -> str:
     return f"sqlite:///{db['NAME']}"
 
 
-@pytest.fixture
-def worker():
+def _start_worker(name: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
            "ARTIFACT_ROOT": settings.STORAGES["artifacts"]["OPTIONS"]["location"],
-           "CELERY_TASK_ALWAYS_EAGER": "false"}
+           "CELERY_TASK_ALWAYS_EAGER": "false", "CELERY_VISIBILITY_TIMEOUT": "5"}
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--loglevel", "WARNING", "--hostname", f"test-{os.getpid()}@%h"],
+         "--loglevel", "WARNING", "--hostname", f"{name}-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    celery_app.conf.task_always_eager = False
     deadline = time.monotonic() + 60
     while not celery_app.control.ping(timeout=0.5) and time.monotonic() < deadline:
         assert process.poll() is None, process.stdout.read()
+    return process
+
+
+@pytest.fixture
+def workers():
+    started: list[subprocess.Popen] = []
+    celery_app.conf.task_always_eager = False
+
+    def start(name: str) -> subprocess.Popen:
+        started.append(_start_worker(name))
+        return started[-1]
+
     try:
-        yield process
+        yield start
     finally:
         celery_app.conf.task_always_eager = True
-        process.terminate()
-        process.wait(timeout=30)
+        for process in started:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+
+
+@pytest.fixture
+def worker(workers):
+    return workers("test")
+
+
+def _wait(job: PackagingJob, until, seconds: float = 90) -> PackagingJob:
+    deadline = time.monotonic() + seconds
+    while not until(job) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job.refresh_from_db()
+    return job
 
 
 def test_a_real_worker_inspects_an_upload(worker, data_scientist):
     version = make_version(data_scientist, make_model(data_scientist, "churn"))
     artifact = make_artifact(data_scientist, version, pickle.dumps({"weights": [1, 2, 3]}),
                              "model.pkl")
-    deadline = time.monotonic() + 60
-    job = PackagingJob.objects.get(artifact=artifact)
-    while job.status in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.3)
-        job.refresh_from_db()
+    job = _wait(PackagingJob.objects.get(artifact=artifact),
+                lambda j: j.status not in ("queued", "running"), 60)
     output = b"" if worker.poll() is None else worker.stdout.read()
     assert job.status == "succeeded", (job.status, job.error, output[-2000:])
     assert job.result["scan"]["verdict"] == "safe" and job.task_id
     artifact.refresh_from_db()
     assert artifact.safety == "safe"
+
+
+def test_a_killed_worker_s_conversion_completes_exactly_once_on_a_new_worker(workers,
+                                                                           data_scientist):
+    import signal
+
+    import joblib
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    from registry.models import Artifact
+    from registry.services import job_start
+    from tests.factories import actor_for
+
+    X, y = make_classification(n_samples=3000, n_features=10, random_state=0)
+    forest = RandomForestClassifier(n_estimators=300, random_state=0).fit(X, y)
+    buffer = io.BytesIO()
+    joblib.dump(forest, buffer)
+    signature = {"inputs": [{"name": f"f{i}", "type": "double"} for i in range(10)]}
+    version = make_version(data_scientist, make_model(data_scientist, "churn"),
+                           signature=signature)
+    first = workers("first")
+    artifact = make_artifact(data_scientist, version, buffer.getvalue(), "forest.joblib")
+    inspect = _wait(PackagingJob.objects.get(artifact=artifact, kind="inspect"),
+                    lambda j: j.status == "succeeded")
+    assert inspect.status == "succeeded", inspect.error
+    job, _ = job_start(actor=actor_for(data_scientist), version=version, kind="convert_onnx")
+    job = _wait(job, lambda j: j.step.startswith("converting"), 60)
+    assert job.status == "running", (job.status, job.error)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    time.sleep(6)  # past the visibility timeout: the unacknowledged message comes back
+    workers("second")
+    job = _wait(job, lambda j: j.status in ("succeeded", "failed"), 180)
+    assert job.status == "succeeded", (job.status, job.error, job.log)
+    assert job.attempts == 2
+    assert Artifact.objects.filter(version=version, format="onnx").count() == 1
+    from governance.models import AuditEvent
+    assert AuditEvent.objects.filter(action="job.succeeded", target_id=str(job.pk)).count() == 1
