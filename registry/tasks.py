@@ -14,7 +14,8 @@ from registry.packaging import convert, inspect
 from registry.services import jobs
 
 logger = logging.getLogger(__name__)
-HANDLERS = {PackagingJob.Kind.INSPECT: inspect.run, PackagingJob.Kind.CONVERT_ONNX: convert.run}
+HANDLERS = {PackagingJob.Kind.INSPECT: inspect.run, PackagingJob.Kind.CONVERT_ONNX: convert.run,
+            PackagingJob.Kind.INFER_SIGNATURE: convert.infer_signature}
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,

@@ -100,10 +100,28 @@ def convert(workdir: Path) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 3)}
 
 
+def predict(workdir: Path) -> dict[str, Any]:
+    """Only run the model on the rows and describe its output (for signature inference)."""
+    import numpy as np
+    from sklearn.base import BaseEstimator
+
+    job = json.loads((workdir / "job.json").read_text())
+    model = load(workdir / "model.bin", job["format"], job.get("trusted", False))
+    if not isinstance(model, BaseEstimator):
+        raise ValueError(f"The file holds a {type(model).__name__}, not a scikit-learn model.")
+    rows = np.asarray(json.loads((workdir / "rows.json").read_text()), dtype=np.float64)
+    output = np.asarray(model.predict(rows))
+    kind = {"b": "boolean", "i": "long", "u": "long", "f": "double"}.get(output.dtype.kind,
+                                                                         "string")
+    return {"estimator": type(model).__name__, "output_type": kind,
+            "output_columns": 1 if output.ndim == 1 else int(output.shape[1])}
+
+
 def main() -> int:
     workdir = Path(sys.argv[1])
+    mode = json.loads((workdir / "job.json").read_text()).get("mode", "convert")
     try:
-        result = convert(workdir)
+        result = convert(workdir) if mode == "convert" else predict(workdir)
     except MemoryError:
         (workdir / "error.json").write_text(json.dumps({"error": "The model needs more "
                                                         "memory than the conversion limit."}))

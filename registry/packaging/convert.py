@@ -75,48 +75,61 @@ def _child_env(workdir: Path) -> dict[str, str]:
             "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 
-def run(job: PackagingJob) -> dict[str, Any]:
+def _cleared(job: PackagingJob) -> tuple[Artifact, bool]:
+    """The input artifact, if a worker may load it: a scikit-learn pickle or joblib file whose
+    imports the scan cleared, or one an administrator trusted. Returns (artifact, trusted)."""
     artifact = job.artifact
     if artifact is None:
         raise JobError("The input artifact was deleted.")
     if artifact.format not in (Artifact.Format.PICKLE, Artifact.Format.JOBLIB):
-        raise JobError(f"Only scikit-learn pickle or joblib files convert; this is "
+        raise JobError(f"Only scikit-learn pickle or joblib files can be loaded; this is "
                        f"{artifact.format}.")
-    storage = artifact_services.artifact_storage()
     trusted = artifact.trusted_at is not None
     jobs.job_progress(job, 5, "checking the file", "scanning imports before loading anything")
-    with storage.open(artifact.storage_key, "rb") as handle:
+    with artifact_services.artifact_storage().open(artifact.storage_key, "rb") as handle:
         report = scan(handle)
     if report.verdict != "safe" and not trusted:
         raise JobError(f"The file is {report.verdict}: "
                        f"{', '.join(report.dangerous or report.unknown or report.problems)}. "
                        "Only files whose imports are all on the allow-list are loaded, unless "
                        "an administrator trusts this artifact.")
+    return artifact, trusted
+
+
+def _run_child(artifact: Artifact, workdir: Path, rows: list[list[float]], *, mode: str,
+               trusted: bool) -> dict[str, Any]:
+    """Copy the file into `workdir` and run the limited child process on it."""
+    with artifact_services.artifact_storage().open(artifact.storage_key, "rb") as source, \
+            (workdir / "model.bin").open("wb") as target:
+        shutil.copyfileobj(source, target, 1024 * 1024)
+    (workdir / "rows.json").write_text(json.dumps(rows))
+    (workdir / "job.json").write_text(json.dumps({"format": artifact.format, "mode": mode,
+                                                  "trusted": trusted}))
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "registry.packaging.child", str(workdir)], cwd=workdir,
+            env=_child_env(workdir), preexec_fn=_limits, capture_output=True,
+            timeout=settings.CONVERSION_CPU_SECONDS * 2 + 30, check=False)
+    except subprocess.TimeoutExpired:
+        raise JobError("The model process took too long and was stopped.") from None
+    if completed.returncode != 0:
+        error_file = workdir / "error.json"
+        message = (json.loads(error_file.read_text())["error"] if error_file.exists()
+                   else f"the model process ended with status {completed.returncode}: "
+                        f"{completed.stderr.decode()[-500:]}")
+        raise JobError(f"{'Conversion' if mode == 'convert' else 'Prediction'} failed: "
+                       f"{message}")
+    return json.loads((workdir / "result.json").read_text())
+
+
+def run(job: PackagingJob) -> dict[str, Any]:
+    artifact, trusted = _cleared(job)
     rows = _rows(job)
     workdir = Path(tempfile.mkdtemp(prefix="modelgate-convert-"))
     try:
-        with storage.open(artifact.storage_key, "rb") as source, \
-                (workdir / "model.bin").open("wb") as target:
-            shutil.copyfileobj(source, target, 1024 * 1024)
-        (workdir / "rows.json").write_text(json.dumps(rows))
-        (workdir / "job.json").write_text(json.dumps({"format": artifact.format,
-                                                      "trusted": trusted}))
         jobs.job_progress(job, 20, "converting in a limited process",
                           f"{len(rows)} rows for the parity check")
-        try:
-            completed = subprocess.run(
-                [sys.executable, "-m", "registry.packaging.child", str(workdir)], cwd=workdir,
-                env=_child_env(workdir), preexec_fn=_limits, capture_output=True,
-                timeout=settings.CONVERSION_CPU_SECONDS * 2 + 30, check=False)
-        except subprocess.TimeoutExpired:
-            raise JobError("The conversion took too long and was stopped.") from None
-        if completed.returncode != 0:
-            error_file = workdir / "error.json"
-            message = (json.loads(error_file.read_text())["error"] if error_file.exists()
-                       else f"the conversion process ended with status "
-                            f"{completed.returncode}: {completed.stderr.decode()[-500:]}")
-            raise JobError(f"Conversion failed: {message}")
-        result = json.loads((workdir / "result.json").read_text())
+        result = _run_child(artifact, workdir, rows, mode="convert", trusted=trusted)
         jobs.job_progress(job, 80, "checking parity",
                           f"label agreement {result['label_agreement']:.4f}, max difference "
                           f"{result['max_abs_diff']}")
@@ -150,3 +163,55 @@ def run(job: PackagingJob) -> dict[str, Any]:
         return result
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+_TYPES = {bool: "boolean", int: "long", float: "double", str: "string"}
+
+
+def infer_signature(job: PackagingJob) -> dict[str, Any]:
+    """Fill in a missing signature: input columns and types from the input example, the
+    output type from the model's prediction on it (in the limited child process)."""
+    version = job.version
+    if version.signature:
+        return {"changed": False, "note": "The version already declares a signature; kept."}
+    example = version.input_example
+    records = example if isinstance(example, list) else [example] if example else []
+    if not records:
+        raise JobError("Signature inference needs an input example; the version has none.")
+    if all(isinstance(r, dict) for r in records):
+        names = list(dict.fromkeys(k for r in records for k in r))
+        rows_raw = [[r.get(n) for n in names] for r in records]
+    elif all(isinstance(r, list) for r in records):
+        names = [f"x{i}" for i in range(len(records[0]))]
+        rows_raw = records
+    else:
+        raise JobError("The input example must be a list of records or of rows.")
+    inputs = []
+    for i, name in enumerate(names):
+        seen = {type(row[i]) for row in rows_raw if i < len(row) and row[i] is not None}
+        kind = ("double" if seen <= {int, float} and float in seen
+                else _TYPES.get(next(iter(seen)), "string") if len(seen) == 1 else "string")
+        inputs.append({"name": str(name), "type": kind})
+    artifact, trusted = _cleared(job)
+    try:
+        rows = [[float(v) for v in row] for row in rows_raw]
+    except (TypeError, ValueError):
+        raise JobError("Only numeric input examples can be run to infer the output.") from None
+    workdir = Path(tempfile.mkdtemp(prefix="modelgate-infer-"))
+    try:
+        jobs.job_progress(job, 30, "predicting on the input example in a limited process")
+        predicted = _run_child(artifact, workdir, rows, mode="predict", trusted=trusted)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    signature = {"inputs": inputs,
+                 "outputs": [{"name": "prediction", "type": predicted["output_type"]}]}
+    jobs.job_progress(job, 90, "saving the signature")
+    from registry.errors import DomainError
+    from registry.services.versions import version_update
+
+    try:
+        version_update(actor=Actor(user=job.requested_by, channel="worker"), version=version,
+                       signature=signature)
+    except DomainError as exc:
+        raise JobError(exc.message) from None
+    return {"changed": True, "signature": signature, "estimator": predicted["estimator"]}

@@ -19,7 +19,8 @@ from registry.services.common import insert_or_conflict
 
 Status = PackagingJob.Status
 # The kinds a worker can run in this installation.
-AVAILABLE = {PackagingJob.Kind.INSPECT, PackagingJob.Kind.CONVERT_ONNX}
+AVAILABLE = {PackagingJob.Kind.INSPECT, PackagingJob.Kind.CONVERT_ONNX,
+             PackagingJob.Kind.INFER_SIGNATURE}
 MAX_LOG = 20_000
 
 

@@ -150,3 +150,40 @@ def test_an_administrator_may_trust_a_file_the_scan_did_not_clear(
                                      format="json")
     job = api(data_scientist).get(f"{V}jobs/{r.json()['id']}/").json()
     assert "not a scikit-learn model" in job["error"]  # loaded (trusted), then refused
+
+
+def test_signature_inference_fills_a_missing_signature(api, data_scientist,
+                                                       django_capture_on_commit_callbacks):
+    from registry.models import ModelVersion
+
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y)
+    example = [{"a": 1.5, "b": 2, "c": 0.1, "d": -1.0}, {"a": 0.5, "b": 3, "c": 0.2, "d": 1.0}]
+    make_version(data_scientist, make_model(data_scientist, "churn"), input_example=example)
+    client = api(data_scientist)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"{V}artifacts/?filename=f.joblib", data=_joblib(forest),
+                    content_type="application/octet-stream")
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(f"{V}jobs/", {"kind": "infer_signature"}, format="json")
+    job = client.get(f"{V}jobs/{r.json()['id']}/").json()
+    assert job["status"] == "succeeded", job
+    signature = ModelVersion.objects.get().signature
+    assert [(c["name"], c["type"]) for c in signature["inputs"]] == [
+        ("a", "double"), ("b", "long"), ("c", "double"), ("d", "double")]
+    assert [(c["name"], c["type"]) for c in signature["outputs"]] == [("prediction", "long")]
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(f"{V}jobs/", {"kind": "infer_signature", "force": True}, format="json")
+    assert client.get(f"{V}jobs/{r.json()['id']}/").json()["result"]["changed"] is False
+
+
+def test_signature_inference_without_an_example_fails_clearly(
+        api, data_scientist, django_capture_on_commit_callbacks):
+    make_version(data_scientist, make_model(data_scientist, "churn"))
+    client = api(data_scientist)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"{V}artifacts/?filename=m.pkl", data=pickle.dumps({"a": 1}),
+                    content_type="application/octet-stream")
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(f"{V}jobs/", {"kind": "infer_signature"}, format="json")
+    job = client.get(f"{V}jobs/{r.json()['id']}/").json()
+    assert job["status"] == "failed" and "needs an input example" in job["error"]
