@@ -149,10 +149,8 @@ def review_refusal(user: AnyUser, card: ModelCard) -> str | None:
 def approvals(card: ModelCard) -> tuple[list[Any], int, bool]:
     """(approvers of the current revision, approvals needed, whether an admin is needed)."""
     policy = policies.policy_for(card.registered_model)
-    latest: dict[int, CardReview] = {}
-    for review in card.reviews.filter(revision=card.revision).select_related("reviewer"):
-        if review.reviewer_id is not None:
-            latest[review.reviewer_id] = review
+    latest = policies.latest_decisions(card.reviews.filter(revision=card.revision)
+                                       .select_related("reviewer").order_by("created_at", "pk"))
     approvers = [r.reviewer for r in latest.values() if r.decision == CardReview.Decision.APPROVE]
     return approvers, max(1, policy.production_approvals), policy.admin_approval_required
 
@@ -188,8 +186,7 @@ def card_review(*, actor: Actor, card: ModelCard, decision: str,
         card.status = Status.CHANGES_REQUESTED
     else:
         approvers, needed, admin_needed = approvals(card)
-        admin_ok = not admin_needed or any(
-            permissions.has(u, Perm.MANAGE_ACCESS, card.registered_model) for u in approvers)
+        admin_ok = not admin_needed or policies.admin_among(approvers, card.registered_model)
         if len(approvers) >= needed and admin_ok:
             card.status, card.approved_at = Status.APPROVED, now
             audit.record(actor=actor, action="card.approved", target=card,

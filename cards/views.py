@@ -39,15 +39,15 @@ def _context(request: HttpRequest, card: ModelCard, content: dict[str, Any] | No
     shown back unvalidated so nothing typed is lost)."""
     required = services.required_sections(card)
     content = content or card_content.normalise(card.content)
+    completeness = card_content.completeness(content, required)
     approvers, needed, admin_needed = services.approvals(card)
     return {
         "card": card, "version": card.version, "registered_model": card.registered_model,
         "content": content, "details": formats.to_json(card)["model_details"],
         "sections": [(s, content["sections"][s.key], s.key in required)
                      for s in card_content.SECTIONS],
-        "completeness": card_content.completeness(content, required),
-        "missing_titles": [card_content.TITLES[k] for k in
-                           card_content.completeness(content, required).missing],
+        "completeness": completeness,
+        "missing_titles": [card_content.TITLES[k] for k in completeness.missing],
         "metric_groups": formats.metric_groups(card),
         "approvers": approvers, "approvals_needed": needed, "admin_needed": admin_needed,
         "may_edit": permissions.has(request.user, Perm.CHANGE, card.registered_model),

@@ -5,12 +5,13 @@ Every error leaves as ``{"code": "...", "message": "...", "fields": {...}}`` wit
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, pagination
+from rest_framework import exceptions, pagination, renderers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -129,3 +130,15 @@ class CursorPagination(pagination.CursorPagination):
         except exceptions.NotFound:
             raise ValidationFailed("The cursor is invalid; start again from the first page.",
                                    field="cursor", code="invalid_cursor") from None
+
+
+class DownloadRenderer(renderers.BaseRenderer):
+    """For views that answer a file (CSV, JSON Lines, Markdown) as a plain HttpResponse:
+    content negotiation accepts the file's media type, and error bodies still render as the
+    usual JSON. Subclasses set media_type and format."""
+
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None,
+               renderer_context: Any = None) -> bytes:
+        return json.dumps(data).encode()

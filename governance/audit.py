@@ -68,13 +68,6 @@ def record(*, actor: Actor, action: str, target: Model | None,
     return event
 
 
-def record_standalone(**kwargs: object) -> AuditEvent:
-    """Record an event that is not part of a change (a refused access, a failed login): in a
-    transaction of its own, so it stays even though the refused request rolls back."""
-    with transaction.atomic():
-        return record(**kwargs)  # type: ignore[arg-type]
-
-
 def _fields(event: AuditEvent) -> dict[str, object]:
     return {name: getattr(event, name) for name in chain.FIELDS}
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
 
 from cards import content as card_content
-from governance import audit, readiness
+from governance import audit, permissions, readiness
 from governance.actors import Actor
 from governance.models import Policy
 from registry import validation
@@ -121,3 +122,20 @@ def policy_override_set(*, actor: Actor, registered_model: RegisteredModel,
                           **{f: getattr(base, f) for f in EDITABLE})
         fields = {**{f: getattr(base, f) for f in EDITABLE}, **fields}
     return policy_save(actor=actor, policy=existing, **fields)
+
+
+def latest_decisions(reviews: Iterable[Any]) -> dict[int, Any]:
+    """Each reviewer's latest review, by reviewer id (reviews in time order): the decision that
+    counts, for promotion requests and model cards alike."""
+    latest: dict[int, Any] = {}
+    for review in reviews:
+        if review.reviewer_id is not None:
+            latest[review.reviewer_id] = review
+    return latest
+
+
+def admin_among(approvers: Iterable[Any], registered_model: RegisteredModel) -> bool:
+    """Whether one of the approvers is an administrator of the model (manages its access),
+    as policies with admin_approval_required ask."""
+    return any(permissions.has(u, permissions.Perm.MANAGE_ACCESS, registered_model)
+               for u in approvers)

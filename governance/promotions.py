@@ -63,11 +63,8 @@ class Evaluation:
 
 
 def _latest_decisions(request: PromotionRequest) -> dict[int, Review]:
-    latest: dict[int, Review] = {}
-    for review in request.reviews.select_related("reviewer").order_by("created_at", "pk"):
-        if review.reviewer_id is not None:
-            latest[review.reviewer_id] = review
-    return latest
+    return policies.latest_decisions(
+        request.reviews.select_related("reviewer").order_by("created_at", "pk"))
 
 
 def _was_approved_for_production(version: ModelVersion) -> bool:
@@ -96,8 +93,7 @@ def evaluate(request: PromotionRequest) -> Evaluation:
         checks=checks, current=current, fast_track=fast_track,
         schema_diff=readiness.schema_diff(current.signature, request.version.signature)
         if current is not None and current.pk != request.version_id else None,
-        admin_approved=any(permissions.has(u, Perm.MANAGE_ACCESS, registered_model)
-                           for u in approvers),
+        admin_approved=policies.admin_among(approvers, registered_model),
         blocking=[c for c in checks if c.blocking],
     )
 

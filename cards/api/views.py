@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from cards import content as card_content
 from cards import formats, selectors, services
 from cards.models import CardReview, ModelCard
+from config.api import DownloadRenderer
 from registry.api.serializers import StrictInput, _iso, _username
 from registry.api.views import RegistryView
 from registry.errors import NotFound, ValidationFailed
@@ -143,15 +144,7 @@ class CardImportView(CardView):
         return self.answer(name, number, import_report=report)
 
 
-class _TextRenderer(renderers.BaseRenderer):
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: Any = None) -> bytes:
-        return json.dumps(data).encode()
-
-
-class MarkdownRenderer(_TextRenderer):
+class MarkdownRenderer(DownloadRenderer):
     media_type, format = "text/markdown", "md"
 
 

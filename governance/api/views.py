@@ -17,6 +17,7 @@ from rest_framework import renderers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.api import DownloadRenderer
 from governance import compliance, history, permissions, policies, promotions, selectors
 from governance.api import serializers as s
 from governance.models import PromotionRequest
@@ -178,21 +179,11 @@ class AuditEventListView(RegistryView):
                          s.AuditEventOut)
 
 
-class _StreamRenderer(renderers.BaseRenderer):
-    """Lets content negotiation accept the export's media type; errors still render JSON."""
-
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: Any = None) -> bytes:
-        return json.dumps(data).encode()
-
-
-class JSONLinesRenderer(_StreamRenderer):
+class JSONLinesRenderer(DownloadRenderer):
     media_type, format = "application/x-ndjson", "jsonl"
 
 
-class CSVRenderer(_StreamRenderer):
+class CSVRenderer(DownloadRenderer):
     media_type, format = "text/csv", "csv"
 
 

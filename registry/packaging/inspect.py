@@ -10,7 +10,12 @@ from typing import Any
 from registry.models import Artifact, PackagingJob
 from registry.packaging.scan import scan
 from registry.services import jobs
-from registry.services.artifacts import CHUNK, artifact_storage, detect_format
+from registry.services.artifacts import (
+    CHUNK,
+    artifact_safety_set,
+    artifact_storage,
+    detect_format,
+)
 
 SCANNED = (Artifact.Format.PICKLE, Artifact.Format.JOBLIB)
 # Formats whose loaders execute no code from the file.
@@ -55,6 +60,6 @@ def run(job: PackagingJob) -> dict[str, Any]:
     else:
         verdict = "suspicious"
         result["scan"] = {"verdict": verdict, "note": "unknown format: nothing to vouch for"}
-    jobs.set_artifact_safety(artifact, verdict)
+    artifact_safety_set(artifact, verdict)
     jobs.job_progress(job, 95, "recording the verdict", f"verdict: {verdict}")
     return result

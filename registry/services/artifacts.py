@@ -198,7 +198,7 @@ def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunk
             if inspect:
                 job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
             elif fmt in (Artifact.Format.ONNX, Artifact.Format.SAFETENSORS):
-                Artifact.objects.filter(pk=artifact.pk).update(safety="safe")
+                artifact_safety_set(artifact, "safe")
     except BaseException:
         blobs_release([key])
         raise
@@ -265,3 +265,9 @@ def artifact_trust(*, actor: Actor, artifact: Artifact) -> Artifact:
                  details={"filename": artifact.filename, "sha256": artifact.sha256,
                           "safety": artifact.safety})
     return artifact
+
+
+def artifact_safety_set(artifact: Artifact, verdict: str) -> None:
+    """Record an inspection verdict (safe, suspicious, unsafe) on the artifact."""
+    Artifact.objects.filter(pk=artifact.pk).update(safety=verdict)
+    artifact.safety = verdict

@@ -117,13 +117,12 @@ def job_progress(job: PackagingJob, progress: int, step: str, line: str = "") ->
     """Record progress in its own short transaction (so the UI sees it at once); raise
     Cancelled if the job was cancelled meanwhile."""
     now = timezone.now()
-    entry = f"{now:%H:%M:%S} {line or step}\n"
+    log = (job.log + f"{now:%H:%M:%S} {line or step}\n")[-MAX_LOG:]
     updated = PackagingJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        progress=max(0, min(100, progress)), step=step[:200], updated_at=now)
+        progress=max(0, min(100, progress)), step=step[:200], updated_at=now, log=log)
     if not updated:
         raise Cancelled()
-    job.log = (job.log + entry)[-MAX_LOG:]
-    PackagingJob.objects.filter(pk=job.pk).update(log=job.log)
+    job.log = log
 
 
 @transaction.atomic
@@ -144,8 +143,5 @@ def job_finish(job: PackagingJob, result: dict[str, Any], *, failed: str = "") -
                  details={"kind": locked.kind, "version": job.version.version,
                           "error": failed[:300], "attempts": locked.attempts})
 
-
-def set_artifact_safety(artifact: Artifact, verdict: str) -> None:
-    Artifact.objects.filter(pk=artifact.pk).update(safety=verdict)
 
 
