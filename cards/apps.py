@@ -8,12 +8,29 @@ class CardsConfig(AppConfig):
     verbose_name = "Model cards"
 
     def ready(self) -> None:
-        from registry.signals import version_created
+        from registry.signals import bundle_files, version_created
 
         version_created.connect(_start_card, dispatch_uid="cards.start_card")
+        bundle_files.connect(_card_files, dispatch_uid="cards.bundle_files")
 
 
 def _start_card(sender: Any, version: Any, actor: Any, **kwargs: Any) -> None:
     from cards.services import card_start
 
     card_start(actor=actor, version=version)
+
+
+def _card_files(sender: Any, version: Any, **kwargs: Any) -> list[tuple[str, bytes]]:
+    """The version's card in a bundle, as Markdown and JSON (nothing if it has none)."""
+    import json
+
+    from cards import formats
+    from cards.models import ModelCard
+
+    card = ModelCard.objects.select_related("version", "registered_model").filter(
+        version=version).first()
+    if card is None:
+        return []
+    return [("model_card.md", formats.to_markdown(card).encode()),
+            ("model_card.json", json.dumps(formats.to_json(card), indent=2,
+                                           sort_keys=True).encode())]

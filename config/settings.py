@@ -138,10 +138,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600, minimum=1)}
     if REDIS_URL
     else {"data_folder_in": str(CELERY_QUEUE_DIR), "data_folder_out": str(CELERY_QUEUE_DIR),
-          "processed_folder": str(VAR_DIR / "queue-processed"), "store_processed": False}
+          "processed_folder": str(VAR_DIR / "queue-processed"), "store_processed": False,
+          # Broadcast (remote control) messages; kombu's default is ./control in the cwd.
+          "control_folder": str(VAR_DIR / "queue-control")}
 )
 if not REDIS_URL:
-    for _folder in (CELERY_QUEUE_DIR, VAR_DIR / "queue-processed"):
+    for _folder in (CELERY_QUEUE_DIR, VAR_DIR / "queue-processed", VAR_DIR / "queue-control"):
         _folder.mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -152,6 +154,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_SOFT_TIME_LIMIT = 3000
 CELERY_TASK_TIME_LIMIT = 3300
+# The sweeper (celery beat, every SWEEP_INTERVAL seconds) queues again what a lost message
+# left behind: jobs queued and untouched for SWEEP_AFTER seconds, jobs whose worker died after
+# the hard time limit, webhook deliveries never attempted.
+SWEEP_AFTER = env_int("SWEEP_AFTER", 600, minimum=60)
+SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 300, minimum=10)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+CELERY_BEAT_SCHEDULE = {"sweep": {"task": "registry.tasks.sweep", "schedule": SWEEP_INTERVAL}}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Artifacts ------------------------------------------------------------------------------
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))

@@ -15,6 +15,7 @@ import random
 import urllib.error
 import urllib.request
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -130,3 +131,16 @@ def attempt(delivery_id: int) -> bool:
         delivery.status = WebhookDelivery.Status.FAILED
     delivery.save()
     return delivery.status == WebhookDelivery.Status.PENDING
+
+
+def deliveries_sweep() -> int:
+    """Queue again deliveries never attempted SWEEP_AFTER seconds after they were created (the
+    broker was down or lost the message). Receivers deduplicate by delivery id, so a late
+    original message arriving as well does no harm."""
+    stale = list(WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING, attempts=0,
+        created_at__lt=timezone.now() - timedelta(seconds=settings.SWEEP_AFTER)))
+    for delivery in stale:
+        with transaction.atomic():
+            _enqueue(delivery)
+    return len(stale)

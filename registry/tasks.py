@@ -10,12 +10,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
 from registry.models import PackagingJob
-from registry.packaging import convert, inspect
+from registry.packaging import bundle, convert, inspect
 from registry.services import jobs
 
 logger = logging.getLogger(__name__)
-HANDLERS = {PackagingJob.Kind.INSPECT: inspect.run, PackagingJob.Kind.CONVERT_ONNX: convert.run,
-            PackagingJob.Kind.INFER_SIGNATURE: convert.infer_signature}
+K = PackagingJob.Kind
+HANDLERS = {K.INSPECT: inspect.run, K.CONVERT_ONNX: convert.run,
+            K.INFER_SIGNATURE: convert.infer_signature, K.COMPARE_FORMATS: convert.compare_formats,
+            K.BUNDLE: bundle.run, K.TORCHSCRIPT: convert.torchscript}
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,
@@ -49,3 +51,12 @@ def run_job(self: Any, job_id: int) -> str:
     except jobs.Cancelled:
         return "cancelled"
     return "succeeded"
+
+
+@shared_task(acks_late=True)
+def sweep() -> dict[str, int]:
+    """Run by celery beat every SWEEP_INTERVAL seconds: queue again what lost messages left
+    behind (packaging jobs and webhook deliveries)."""
+    from governance.webhooks import deliveries_sweep
+
+    return {**jobs.jobs_sweep(), "deliveries": deliveries_sweep()}

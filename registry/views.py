@@ -12,16 +12,17 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
 
 from cards.models import ModelCard
-from governance import history, policies
+from governance import history, permissions, policies
 from governance.actors import Actor
+from governance.permissions import Perm
 from governance.refusals import refused
 from registry import selectors, services
-from registry.errors import Forbidden, NotFound, ValidationFailed
-from registry.models import ModelVersion, RegisteredModel
+from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from registry.models import ModelVersion, PackagingJob, RegisteredModel
 
 
 def page(view: Callable[..., HttpResponse] | None = None, *,
@@ -94,12 +95,37 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
     rm = selectors.registered_model_get(user=request.user, name=name)
     version = selectors.version_get(user=request.user, registered_model=rm, number=number)
+    jobs = selectors.job_list(user=request.user, version=version)
+    latest = {}
+    for job in jobs:  # newest first: the first succeeded job of each kind is the one shown
+        if job.status == PackagingJob.Status.SUCCEEDED:
+            latest.setdefault(job.kind, job)
     return render(request, "registry/version_detail.html", {
         "registered_model": rm, "version": version,
         "children": selectors.version_children(version),
         "card": ModelCard.objects.filter(version=version).only("status").first(),
-        "jobs": selectors.job_list(user=request.user, version=version),
+        "jobs": jobs, "job_kinds": PackagingJob.Kind.choices,
+        "may_change": permissions.has(request.user, Perm.CHANGE, rm),
+        "formats": latest.get(PackagingJob.Kind.COMPARE_FORMATS),
+        "parity": latest.get(PackagingJob.Kind.CONVERT_ONNX),
         "deployments": selectors.deployment_list(user=request.user, version=version)})
+
+
+@page(methods=("POST",))
+def version_job_start(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """Start a packaging job from the version page; refusals come back as messages."""
+    rm = selectors.registered_model_get(user=request.user, name=name)
+    version = selectors.version_get(user=request.user, registered_model=rm, number=number)
+    kind = request.POST.get("kind", "")
+    try:
+        job, created = services.job_start(actor=Actor.from_request(request), version=version,
+                                          kind=kind, force=request.POST.get("force") == "on")
+    except (ValidationFailed, Conflict) as exc:  # not allowed at all: the wrapper's 403/404
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{job.get_kind_display()} job #{job.pk} "
+                                  f"{'queued' if created else 'already ' + job.status}.")
+    return redirect(f"{request.path.removesuffix('jobs/')}#jobs")
 
 
 @page

@@ -78,6 +78,8 @@ MATRIX = [
         page=True),
     Row("GET", "models/<mname:name>/versions/<int:number>/artifacts/<int:artifact_id>/",
         "model:view_registeredmodel", page=True),
+    Row("POST", "models/<mname:name>/versions/<int:number>/jobs/",
+        "model:change_registeredmodel", {"kind": "inspect"}, page=True),
     Row("GET", "models/<mname:name>/versions/<int:number>/card/", "model:view_registeredmodel",
         page=True),
     Row("GET", "models/<mname:name>/versions/<int:number>/card/edit/",

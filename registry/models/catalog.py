@@ -217,6 +217,7 @@ class Artifact(models.Model):
         ONNX = "onnx", "ONNX"
         TORCHSCRIPT = "torchscript", "TorchScript"
         SAFETENSORS = "safetensors", "safetensors"
+        MLFLOW = "mlflow", "MLflow model (zip)"
         OTHER = "other", "Other"
 
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="artifacts")

@@ -4,15 +4,15 @@ artifact of the same version."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import io
 import json
-import os
-import resource
 import shutil
-import subprocess
-import sys
+import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,18 @@ from django.conf import settings
 from governance.actors import Actor
 from registry import validation
 from registry.models import Artifact, PackagingJob
-from registry.packaging.inspect import JobError
-from registry.packaging.scan import scan
+from registry.packaging import sandbox
+from registry.packaging.inspect import JobError, scan_artifact
 from registry.services import artifacts as artifact_services
 from registry.services import jobs
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_ROWS = 64
+STEPS = {"convert": "Conversion", "predict": "Prediction", "compare": "Format comparison",
+         "package": "Packaging", "torchscript": "TorchScript validation"}
+LOADABLE = (Artifact.Format.PICKLE, Artifact.Format.JOBLIB, Artifact.Format.SKOPS)
 
 
-def _rows(job: PackagingJob) -> list[list[float]]:
+def rows_for(job: PackagingJob) -> list[list[float]]:
     """Rows to compare predictions on: the version's input example, else rows generated from
     its signature's numeric columns."""
     version = job.version
@@ -61,33 +63,19 @@ def _rows(job: PackagingJob) -> list[list[float]]:
                    "check the ONNX model's answers against; the version has neither.")
 
 
-def _limits() -> None:  # runs in the child between fork and exec
-    memory = settings.CONVERSION_MEMORY_LIMIT
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = settings.CONVERSION_CPU_SECONDS
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    os.setsid()
-
-
-def _child_env(workdir: Path) -> dict[str, str]:
-    """Only what Python needs: no database URL, no secrets, no cloud credentials."""
-    return {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8",
-            "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-
-
-def _cleared(job: PackagingJob) -> tuple[Artifact, bool]:
-    """The input artifact, if a worker may load it: a scikit-learn pickle or joblib file whose
-    imports the scan cleared, or one an administrator trusted. Returns (artifact, trusted)."""
+def cleared(job: PackagingJob) -> tuple[Artifact, bool]:
+    """The input artifact, if a worker may load it: a scikit-learn pickle, joblib or skops
+    file whose imports the scan cleared, or one an administrator trusted. Returns (artifact,
+    trusted)."""
     artifact = job.artifact
     if artifact is None:
         raise JobError("The input artifact was deleted.")
-    if artifact.format not in (Artifact.Format.PICKLE, Artifact.Format.JOBLIB):
-        raise JobError(f"Only scikit-learn pickle or joblib files can be loaded; this is "
-                       f"{artifact.format}.")
+    if artifact.format not in LOADABLE:
+        raise JobError(f"Only scikit-learn pickle, joblib or skops files can be loaded; this "
+                       f"is {artifact.format}.")
     trusted = artifact.trusted_at is not None
     jobs.job_progress(job, 5, "checking the file", "scanning imports before loading anything")
-    with artifact_services.artifact_storage().open(artifact.storage_key, "rb") as handle:
-        report = scan(handle)
+    report = scan_artifact(artifact)
     if report.verdict != "safe" and not trusted:
         raise JobError(f"The file is {report.verdict}: "
                        f"{', '.join(report.dangerous or report.unknown or report.problems)}. "
@@ -96,40 +84,53 @@ def _cleared(job: PackagingJob) -> tuple[Artifact, bool]:
     return artifact, trusted
 
 
-def _run_child(artifact: Artifact, workdir: Path, rows: list[list[float]], *, mode: str,
+@contextlib.contextmanager
+def workdir(purpose: str) -> Iterator[Path]:
+    """A clean, private working directory for one child process, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix=f"modelgate-{purpose}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_child(artifact: Artifact, work: Path, rows: list[list[float]], *, mode: str,
                trusted: bool) -> dict[str, Any]:
-    """Copy the file into `workdir` and run the limited child process on it."""
+    """Copy the file into `work` and run the limited child process on it."""
     with artifact_services.artifact_storage().open(artifact.storage_key, "rb") as source, \
-            (workdir / "model.bin").open("wb") as target:
+            (work / "model.bin").open("wb") as target:
         shutil.copyfileobj(source, target, 1024 * 1024)
-    (workdir / "rows.json").write_text(json.dumps(rows))
-    (workdir / "job.json").write_text(json.dumps({"format": artifact.format, "mode": mode,
+    (work / "rows.json").write_text(json.dumps(rows))
+    (work / "job.json").write_text(json.dumps({"format": artifact.format, "mode": mode,
                                                   "trusted": trusted}))
     try:
-        completed = subprocess.run(
-            [sys.executable, "-m", "registry.packaging.child", str(workdir)], cwd=workdir,
-            env=_child_env(workdir), preexec_fn=_limits, capture_output=True,
-            timeout=settings.CONVERSION_CPU_SECONDS * 2 + 30, check=False)
-    except subprocess.TimeoutExpired:
-        raise JobError("The model process took too long and was stopped.") from None
-    if completed.returncode != 0:
-        error_file = workdir / "error.json"
-        message = (json.loads(error_file.read_text())["error"] if error_file.exists()
-                   else f"the model process ended with status {completed.returncode}: "
-                        f"{completed.stderr.decode()[-500:]}")
-        raise JobError(f"{'Conversion' if mode == 'convert' else 'Prediction'} failed: "
-                       f"{message}")
-    return json.loads((workdir / "result.json").read_text())
+        code = sandbox.run(work, memory=settings.CONVERSION_MEMORY_LIMIT,
+                           cpu=settings.CONVERSION_CPU_SECONDS,
+                           timeout=settings.CONVERSION_CPU_SECONDS * 2 + 30)
+    except sandbox.SandboxError as exc:
+        raise JobError(str(exc)) from None
+    if code != 0:
+        error_file = work / "error.json"
+        if error_file.exists():
+            message = json.loads(error_file.read_text())["error"]
+        elif code in (-signal.SIGXCPU, -signal.SIGKILL):
+            message = (f"the model process used its {settings.CONVERSION_CPU_SECONDS} s of CPU "
+                       "time and was stopped")
+        else:
+            output = work / "output.log"
+            message = (f"the model process ended with status {code}: "
+                       f"{output.read_text(errors='replace')[-500:] if output.exists() else ''}")
+        raise JobError(f"{STEPS[mode]} failed: {message}")
+    return json.loads((work / "result.json").read_text())
 
 
 def run(job: PackagingJob) -> dict[str, Any]:
-    artifact, trusted = _cleared(job)
-    rows = _rows(job)
-    workdir = Path(tempfile.mkdtemp(prefix="modelgate-convert-"))
-    try:
+    artifact, trusted = cleared(job)
+    rows = rows_for(job)
+    with workdir("convert") as work:
         jobs.job_progress(job, 20, "converting in a limited process",
                           f"{len(rows)} rows for the parity check")
-        result = _run_child(artifact, workdir, rows, mode="convert", trusted=trusted)
+        result = run_child(artifact, work, rows, mode="convert", trusted=trusted)
         jobs.job_progress(job, 80, "checking parity",
                           f"label agreement {result['label_agreement']:.4f}, max difference "
                           f"{result['max_abs_diff']}")
@@ -143,7 +144,7 @@ def run(job: PackagingJob) -> dict[str, Any]:
                            f"{result['label_agreement']:.4f}, max difference "
                            f"{result['max_abs_diff']} (thresholds {result['thresholds']}).")
         jobs.job_progress(job, 90, "storing the ONNX file")
-        data = (workdir / "model.onnx").read_bytes()
+        data = (work / "model.onnx").read_bytes()
         # A rerun after a worker died between storing and finishing finds its own file.
         onnx_artifact = job.version.artifacts.filter(
             derived_from=artifact, format=Artifact.Format.ONNX,
@@ -161,8 +162,6 @@ def run(job: PackagingJob) -> dict[str, Any]:
         result["onnx_artifact"] = {"id": onnx_artifact.pk, "filename": name,
                                    "sha256": onnx_artifact.sha256, "size": onnx_artifact.size}
         return result
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 _TYPES = {bool: "boolean", int: "long", float: "double", str: "string"}
@@ -192,17 +191,14 @@ def infer_signature(job: PackagingJob) -> dict[str, Any]:
         kind = ("double" if seen <= {int, float} and float in seen
                 else _TYPES.get(next(iter(seen)), "string") if len(seen) == 1 else "string")
         inputs.append({"name": str(name), "type": kind})
-    artifact, trusted = _cleared(job)
+    artifact, trusted = cleared(job)
     try:
         rows = [[float(v) for v in row] for row in rows_raw]
     except (TypeError, ValueError):
         raise JobError("Only numeric input examples can be run to infer the output.") from None
-    workdir = Path(tempfile.mkdtemp(prefix="modelgate-infer-"))
-    try:
+    with workdir("infer") as work:
         jobs.job_progress(job, 30, "predicting on the input example in a limited process")
-        predicted = _run_child(artifact, workdir, rows, mode="predict", trusted=trusted)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        predicted = run_child(artifact, work, rows, mode="predict", trusted=trusted)
     signature = {"inputs": inputs,
                  "outputs": [{"name": "prediction", "type": predicted["output_type"]}]}
     jobs.job_progress(job, 90, "saving the signature")
@@ -215,3 +211,37 @@ def infer_signature(job: PackagingJob) -> dict[str, Any]:
     except DomainError as exc:
         raise JobError(exc.message) from None
     return {"changed": True, "signature": signature, "estimator": predicted["estimator"]}
+
+
+def compare_formats(job: PackagingJob) -> dict[str, Any]:
+    """Size and save, load and inference time of the model as pickle, joblib, skops and ONNX,
+    measured in the limited child process on the version's rows."""
+    artifact, trusted = cleared(job)
+    rows = rows_for(job)
+    with workdir("compare") as work:
+        jobs.job_progress(job, 20, "timing every format in a limited process",
+                          f"{len(rows)} rows per prediction")
+        result = run_child(artifact, work, rows, mode="compare", trusted=trusted)
+    summary = ", ".join(f"{r['format']} {r['size']:,} B" if "size" in r
+                        else f"{r['format']} failed" for r in result["formats"])
+    jobs.job_progress(job, 95, "recording the table", summary)
+    return result
+
+
+def torchscript(job: PackagingJob) -> dict[str, Any]:
+    """Validate a TorchScript archive: it loads on the CPU in the limited child process and
+    returns finite values for the version's rows. Needs PyTorch on the worker."""
+    if importlib.util.find_spec("torch") is None:
+        raise JobError("PyTorch is not installed on this worker. Install the optional extra "
+                       "(pip install 'modelgate[torch]') on the workers to validate "
+                       "TorchScript files.")
+    artifact = job.artifact
+    if artifact is None:
+        raise JobError("The input artifact was deleted.")
+    if artifact.format != Artifact.Format.TORCHSCRIPT:
+        raise JobError(f"TorchScript validation needs a file saved with torch.jit.save; this "
+                       f"is {artifact.format}.")
+    rows = rows_for(job)
+    with workdir("torchscript") as work:
+        jobs.job_progress(job, 20, "loading and running the module in a limited process")
+        return run_child(artifact, work, rows, mode="torchscript", trusted=False)

@@ -8,7 +8,7 @@ import io
 from typing import Any
 
 from registry.models import Artifact, PackagingJob
-from registry.packaging.scan import scan
+from registry.packaging.scan import Report, scan, scan_skops
 from registry.services import jobs
 from registry.services.artifacts import (
     CHUNK,
@@ -17,13 +17,21 @@ from registry.services.artifacts import (
     detect_format,
 )
 
-SCANNED = (Artifact.Format.PICKLE, Artifact.Format.JOBLIB)
+SCANNED = (Artifact.Format.PICKLE, Artifact.Format.JOBLIB, Artifact.Format.SKOPS)
 # Formats whose loaders execute no code from the file.
 INERT = (Artifact.Format.ONNX, Artifact.Format.SAFETENSORS)
 
 
 class JobError(Exception):
     """A job ends as failed with this message."""
+
+
+def scan_artifact(artifact: Artifact, fmt: str | None = None) -> Report:
+    """What loading the stored file would import or build, read without loading it."""
+    with artifact_storage().open(artifact.storage_key, "rb") as handle:
+        if (fmt or artifact.format) == Artifact.Format.SKOPS:
+            return scan_skops(handle)
+        return scan(handle if hasattr(handle, "seek") else io.BufferedReader(handle))
 
 
 def run(job: PackagingJob) -> dict[str, Any]:
@@ -49,9 +57,9 @@ def run(job: PackagingJob) -> dict[str, Any]:
         fmt = detect_format(head, artifact.filename, handle, size)
     result: dict[str, Any] = {"sha256_verified": True, "size": size, "format": fmt}
     if fmt in SCANNED or head[:1] == b"\x80":
-        jobs.job_progress(job, 50, "scanning the pickle stream", f"format {fmt}; scanning")
-        with storage.open(artifact.storage_key, "rb") as handle:
-            report = scan(handle if hasattr(handle, "seek") else io.BufferedReader(handle))
+        jobs.job_progress(job, 50, "scanning what loading would import", f"format {fmt}; "
+                          "scanning")
+        report = scan_artifact(artifact, fmt)
         result["scan"] = report.as_dict()
         verdict = report.verdict
     elif fmt in INERT:

@@ -9,6 +9,11 @@ sit raw in the middle of the stream, and skip them. Nothing is imported or calle
 joblib files are decompressed as streams. Memory stays bounded by the symbolic stack, not the
 file size (arrays are skipped in chunks).
 
+skops files are zips whose ``schema.json`` names every type the loader would build; the same
+allow-list decides on those names (``scan_skops``). Loading passes skops an explicit
+trusted-types list: the types skops does not trust by default that the allow-list clears
+(recorded in the job result, so approvers see it).
+
 The verdict: *unsafe* if any import is known to run commands, reach the network or evaluate
 code; *suspicious* if any import is outside the allow-list of what scikit-learn models need,
 or the stream could not be followed to the end; otherwise *safe*.
@@ -18,8 +23,10 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import lzma
 import pickletools
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -33,7 +40,15 @@ DANGEROUS_MODULES = frozenset({
     "platform", "tempfile", "glob", "pathlib", "io", "_io", "threading", "ftplib", "smtplib",
     "telnetlib", "xmlrpc", "paramiko", "pydoc", "timeit", "cProfile", "profile", "trace",
     "pdb", "bdb", "dill", "cloudpickle", "torch.hub", "numpy.testing", "operator",
+    # Parts of the allowed libraries that read or write files, fetch data or build code.
+    "numpy.f2py", "numpy.distutils", "numpy.ctypeslib", "numpy.lib.npyio",
+    "numpy.lib._npyio_impl", "numpy.lib.format", "numpy.lib._datasource", "sklearn.datasets",
+    "sklearn.utils._testing", "sklearn.externals", "scipy.io",
 })
+# Single callables of the allowed libraries that touch files.
+DANGEROUS_QUALIFIED = frozenset(f"numpy.{n}" for n in (
+    "load", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile",
+    "fromregex", "memmap", "DataSource", "tofile"))
 DANGEROUS_NAMES = frozenset({
     "eval", "exec", "compile", "open", "__import__", "getattr", "setattr", "delattr",
     "globals", "locals", "vars", "input", "breakpoint", "apply", "execfile", "file",
@@ -105,6 +120,8 @@ def classify(name: str) -> str:
             or any(module.startswith(f"{m}.") for m in DANGEROUS_MODULES if "." in m)):
         return "dangerous"
     if module in ("builtins", "__builtin__") and attr in DANGEROUS_NAMES:
+        return "dangerous"
+    if name in DANGEROUS_QUALIFIED:
         return "dangerous"
     if name in ALLOWED_NAMES or name.startswith(ALLOWED_MODULES):
         return "allowed"
@@ -404,5 +421,64 @@ def scan(file: IO[bytes]) -> Report:
         report.problems.append(f"the stream could not be followed: {exc}"[:300])
     if report.pickles == 0 and not report.problems:
         report.problems.append("no pickle found")
+    return report
+
+
+
+# skops node kinds that name a callable or a type rather than an object to build.
+_SKOPS_REFERENCES = ("FunctionNode", "TypeNode", "MethodNode", "OperatorFuncNode")
+SKOPS_SCHEMA_LIMIT = 64 * 1024 * 1024
+# The types skops itself builds without being told to trust them.
+SKOPS_DEFAULT_TRUSTED = frozenset({
+    *(f"builtins.{n}" for n in ("dict", "list", "set", "tuple", "str", "int", "float", "bool",
+                                "bytes", "bytearray", "complex", "NoneType", "slice", "frozenset",
+                                "type")),
+    "numpy.ndarray", "numpy.dtype", "numpy.random.RandomState", "numpy.random.Generator",
+})
+
+
+def _skops_names(node: Any, found: dict[str, None], depth: int = 0) -> None:
+    if depth > 500:
+        raise ValueError("the schema nests deeper than 500 levels")
+    if isinstance(node, dict):
+        module, cls = node.get("__module__"), node.get("__class__")
+        if isinstance(module, str) and isinstance(cls, str):
+            found.setdefault(f"{module}.{cls}")
+        content = node.get("content")
+        if node.get("__loader__") in _SKOPS_REFERENCES and isinstance(content, dict):
+            module = content.get("module_path") or content.get("__module__")
+            name = content.get("function") or content.get("__class__") or content.get("attr")
+            if isinstance(module, str) and isinstance(name, str):
+                found.setdefault(f"{module}.{name}")
+        for value in node.values():
+            if isinstance(value, dict | list):
+                _skops_names(value, found, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            _skops_names(value, found, depth + 1)
+
+
+def scan_skops(file: IO[bytes]) -> Report:
+    """The types a skops file would build, read from its schema without loading anything."""
+    report = Report()
+    try:
+        with zipfile.ZipFile(file) as archive:
+            info = archive.getinfo("schema.json")
+            if info.file_size > SKOPS_SCHEMA_LIMIT:
+                raise ValueError(f"schema.json is {info.file_size:,} bytes, over the limit")
+            schema = json.loads(archive.read(info))
+        found: dict[str, None] = {}
+        _skops_names(schema, found)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, RecursionError) as exc:
+        report.problems.append(f"the skops schema could not be read: {exc}"[:300])
+        return report
+    report.pickles = 1
+    for name in found:
+        report.imports.append(name)
+        verdict = classify(name)
+        if verdict == "dangerous":
+            report.dangerous.append(name)
+        elif verdict == "unknown" and name not in SKOPS_DEFAULT_TRUSTED:
+            report.unknown.append(name)
     return report
 

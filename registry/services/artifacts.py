@@ -128,6 +128,8 @@ def detect_format(head: bytes, filename: str, file: IO[bytes], size: int) -> str
             return F.OTHER
         finally:
             file.seek(0)
+        if "MLmodel" in names:
+            return F.MLFLOW
         if "schema.json" in names:
             return F.SKOPS
         if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
@@ -150,6 +152,7 @@ _MEDIA_TYPES = {
     "safetensors": "application/octet-stream",
     "skops": "application/zip",
     "torchscript": "application/zip",
+    "mlflow": "application/zip",
 }
 
 

@@ -4,8 +4,10 @@ registry/packaging/; the Celery task is registry.tasks.run_job."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,10 +20,13 @@ from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.services.common import insert_or_conflict
 
 Status = PackagingJob.Status
-# The kinds a worker can run in this installation.
-AVAILABLE = {PackagingJob.Kind.INSPECT, PackagingJob.Kind.CONVERT_ONNX,
-             PackagingJob.Kind.INFER_SIGNATURE}
+Kind = PackagingJob.Kind
+F = Artifact.Format
 MAX_LOG = 20_000
+# The formats each kind works on, to pick its input when the caller names none.
+INPUT_FORMATS = {Kind.TORCHSCRIPT: (F.TORCHSCRIPT,),
+                 **{k: (F.PICKLE, F.JOBLIB, F.SKOPS) for k in (
+                     Kind.CONVERT_ONNX, Kind.COMPARE_FORMATS, Kind.INFER_SIGNATURE, Kind.BUNDLE)}}
 
 
 def _input(version: ModelVersion, kind: str, artifact: Artifact | None) -> Artifact | None:
@@ -29,9 +34,20 @@ def _input(version: ModelVersion, kind: str, artifact: Artifact | None) -> Artif
         if artifact.version_id != version.pk:
             raise ValidationFailed("That artifact belongs to another version.", field="artifact")
         return artifact
-    # Default input: the version's newest original (not derived) artifact.
-    return (version.artifacts.filter(derived_from__isnull=True).order_by("-created_at", "-pk")
-            .first())
+    # Default input: the version's newest original (not derived) artifact, in a format the
+    # kind works on if there is one (else the job says why it cannot use the file).
+    originals = version.artifacts.filter(derived_from__isnull=True).order_by("-created_at", "-pk")
+    formats = INPUT_FORMATS.get(kind)
+    return ((formats and originals.filter(format__in=formats).first()) or originals.first())
+
+
+def _input_digest(version: ModelVersion, kind: str, source: Artifact) -> str:
+    """What makes two jobs the same: the input file, and for a bundle everything it packs."""
+    if kind == Kind.BUNDLE:
+        from registry.packaging.bundle import input_digest
+
+        return input_digest(version, source)
+    return source.sha256
 
 
 @transaction.atomic
@@ -44,15 +60,12 @@ def job_start(*, actor: Actor, version: ModelVersion, kind: str,
     if kind not in PackagingJob.Kind.values:
         raise ValidationFailed(f"kind must be one of {', '.join(PackagingJob.Kind.values)}.",
                                field="kind")
-    if kind not in AVAILABLE:
-        raise Conflict(f"'{kind}' jobs are not available in this installation yet.",
-                       code="job_kind_unavailable")
     source = _input(version, kind, artifact)
     if source is None:
         raise Conflict(f"Version {version.version} has no artifact to {kind}.",
                        code="no_input_artifact")
-    existing = PackagingJob.objects.filter(version=version, kind=kind,
-                                           input_sha256=source.sha256)
+    digest = _input_digest(version, kind, source)
+    existing = PackagingJob.objects.filter(version=version, kind=kind, input_sha256=digest)
     active = existing.filter(status__in=(Status.QUEUED, Status.RUNNING)).first()
     if active is not None:
         return active, False
@@ -62,7 +75,7 @@ def job_start(*, actor: Actor, version: ModelVersion, kind: str,
             return done, False
     now = timezone.now()
     job = insert_or_conflict(lambda: PackagingJob.objects.create(
-        version=version, artifact=source, kind=kind, input_sha256=source.sha256, forced=force,
+        version=version, artifact=source, kind=kind, input_sha256=digest, forced=force,
         requested_by=actor.user if actor.user_id is not None else None, created_at=now,
         updated_at=now), "The same job was started at the same moment; retry.", "job_conflict")
     audit.record(actor=actor, action="job.started", target=job,
@@ -95,11 +108,15 @@ def job_cancel(*, actor: Actor, job: PackagingJob) -> PackagingJob:
 @transaction.atomic
 def job_claim(job_id: int, task_id: str) -> PackagingJob | None:
     """Mark the job running (again, if a worker died holding it); None if there is nothing to
-    do: the job is gone, finished or cancelled. Redelivered messages are harmless."""
+    do: the job is gone, finished or cancelled, or another task runs it (the sweeper queued a
+    second message for a job whose first one was only late). A message redelivered after its
+    worker died carries the same task id and takes the job over."""
     job = (PackagingJob.objects.select_for_update(of=("self",))
            .select_related("version", "version__registered_model", "artifact")
            .filter(pk=job_id).first())
     if job is None or not job.is_active:
+        return None
+    if job.status == Status.RUNNING and job.task_id != task_id[:64]:
         return None
     now = timezone.now()
     job.status, job.task_id, job.updated_at = Status.RUNNING, task_id[:64], now
@@ -145,3 +162,35 @@ def job_finish(job: PackagingJob, result: dict[str, Any], *, failed: str = "") -
 
 
 
+
+
+def jobs_sweep() -> dict[str, int]:
+    """Queue again the jobs a lost message left behind: queued and untouched for SWEEP_AFTER
+    seconds (the broker lost the message or was down when it was sent), or running with no
+    word since the hard time limit passed (its worker died and the broker forgot the message,
+    e.g. a Redis restart). A job that lost its worker JOB_MAX_ATTEMPTS times fails instead."""
+    from registry.tasks import run_job
+
+    now = timezone.now()
+    queued = list(PackagingJob.objects.filter(
+        status=Status.QUEUED, updated_at__lt=now - timedelta(seconds=settings.SWEEP_AFTER))
+        .values_list("pk", flat=True))
+    lost = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + settings.SWEEP_AFTER)
+    failed = 0
+    for job in PackagingJob.objects.filter(status=Status.RUNNING, updated_at__lt=lost):
+        with transaction.atomic():
+            if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+                try:
+                    job_finish(job, {}, failed=f"The job lost its worker {job.attempts} times.")
+                    failed += 1
+                except Cancelled:
+                    pass
+                continue
+            # Queued again with no task: the next message to arrive takes it.
+            if PackagingJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+                    status=Status.QUEUED, task_id="", updated_at=now):
+                queued.append(job.pk)
+    for pk in queued:
+        with transaction.atomic():
+            enqueue_on_commit(run_job, pk)
+    return {"requeued": len(queued), "failed": failed}

@@ -1,5 +1,6 @@
 // Live progress of packaging jobs on the version page: poll the jobs API while any job is
-// queued or running, and update the rows in place. Plain JavaScript; without it the page
+// queued or running, and update the rows in place; when a job finishes, reload the page so its
+// result (downloads, parity, the formats table) shows. Plain JavaScript; without it the page
 // shows the state at load time.
 (function () {
   "use strict";
@@ -20,14 +21,20 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) {
         if (!data) return;
+        var finished = false;
         data.results.forEach(function (job) {
           var row = section.querySelector('tr[data-job="' + job.id + '"]');
           if (!row) { window.location.reload(); return; }
-          row.querySelector(".job-status").textContent = job.status;
+          var status = row.querySelector(".job-status");
+          var was = status.textContent;
+          if ((was === "queued" || was === "running") && job.status !== "queued" &&
+              job.status !== "running") { finished = true; }
+          status.textContent = job.status;
           var bar = row.querySelector(".job-progress");
           bar.value = job.progress; bar.textContent = job.progress + "%";
           row.querySelector(".job-step").textContent = job.error || job.step;
         });
+        if (finished) { window.location.reload(); return; }
         if (active()) setTimeout(refresh, 2000);
       })
       .catch(function () { setTimeout(refresh, 5000); });

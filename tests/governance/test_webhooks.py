@@ -174,3 +174,33 @@ def test_a_broker_outage_does_not_undo_or_fail_the_committed_change(
     assert WebhookDelivery.objects.filter(status="pending").count() >= 1  # replayable
     from registry.models import ModelVersion
     assert ModelVersion.objects.get().stage == "production"
+
+
+def test_the_sweeper_sends_what_a_broker_outage_left_pending(
+        monkeypatch, receiver, settings, data_scientist, ml_engineer, reviewer,
+        django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from governance import tasks
+    from registry.tasks import sweep
+
+    def down(*args: object) -> None:
+        raise OSError("broker unreachable")
+
+    hook = receiver()
+    Webhook.objects.create(name="ci", url=hook.url, secret="k")
+    with monkeypatch.context() as patched:
+        patched.setattr(tasks.deliver_webhook, "delay", down)
+        _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
+    pending = WebhookDelivery.objects.filter(status="pending")
+    assert pending.count() >= 1 and not hook.received
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep.apply().get()["deliveries"] == 0  # too recent: the message may be late
+    pending.update(created_at=timezone.now() - timedelta(seconds=settings.SWEEP_AFTER + 1))
+    count = pending.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep.apply().get()["deliveries"] == count
+    assert not WebhookDelivery.objects.filter(status="pending").exists()
+    assert len(hook.received) == count

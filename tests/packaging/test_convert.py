@@ -187,3 +187,27 @@ def test_signature_inference_without_an_example_fails_clearly(
         r = client.post(f"{V}jobs/", {"kind": "infer_signature"}, format="json")
     job = client.get(f"{V}jobs/{r.json()['id']}/").json()
     assert job["status"] == "failed" and "needs an input example" in job["error"]
+
+
+class Hungry:
+    """Allowed imports only, but loading it asks for 1 GiB."""
+
+    def __reduce__(self):
+        import numpy
+
+        return (numpy.ones, ((2**27,),))
+
+
+def test_the_memory_limit_stops_a_model_that_asks_for_too_much(
+        api, data_scientist, settings, django_capture_on_commit_callbacks):
+    settings.CONVERSION_MEMORY_LIMIT = 1280 * 1024**2
+    _, job = _setup(api, data_scientist, pickle.dumps(Hungry()), "hungry.pkl",
+                    django_capture_on_commit_callbacks, signature=SIGNATURE)
+    assert job["status"] == "failed" and "needs more memory than the conversion limit" in \
+        job["error"], job
+    settings.CONVERSION_MEMORY_LIMIT = 6 * 1024**3  # the same file within a larger limit
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api(data_scientist).post(f"{V}jobs/", {"kind": "convert_onnx", "force": True},
+                                     format="json")
+    job = api(data_scientist).get(f"{V}jobs/{r.json()['id']}/").json()
+    assert "not a scikit-learn model" in job["error"], job

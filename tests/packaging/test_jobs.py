@@ -124,7 +124,6 @@ def test_cancel_and_errors(api, data_scientist, viewer, version):
     from registry.tasks import run_job
     assert run_job.apply(args=[job["id"]]).get() == "nothing to do"  # a late message is inert
     for body, code in (({"kind": "teleport"}, "validation_failed"),
-                       ({"kind": "bundle"}, "job_kind_unavailable"),
                        ({"kind": "inspect", "artifact": 999}, "artifact_not_found")):
         r = client.post(f"{V}jobs/", body, format="json")
         assert r.json()["code"] == code, r.json()

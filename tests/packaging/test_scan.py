@@ -89,6 +89,11 @@ def test_object_arrays_are_scanned_as_nested_pickles():
     ("builtins.set", "allowed"), ("builtins.setattr", "dangerous"),
     ("subprocess.Popen", "dangerous"), ("os.path.join", "dangerous"),
     ("builtins.getattr", "dangerous"), ("pandas.core.frame.DataFrame", "unknown"),
+    # Allowed libraries, but the parts that read or write files or fetch data are not.
+    ("numpy.load", "dangerous"), ("numpy.memmap", "dangerous"),
+    ("numpy.lib.npyio.savetxt", "dangerous"), ("numpy.f2py.compile", "dangerous"),
+    ("sklearn.datasets.fetch_openml", "dangerous"), ("numpy.ones", "allowed"),
+    ("sklearn.utils._testing.assert_no_warnings", "dangerous"),
 ])
 def test_classification(name, kind):
     assert classify(name) == kind

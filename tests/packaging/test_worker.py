@@ -71,6 +71,29 @@ def worker(workers):
     return workers("test")
 
 
+def _parent(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid")))
+
+
+def _children() -> list[int]:
+    """Model processes (zygotes and their jobs) on this machine, but for this test process's
+    own zygote and its jobs (tasks run eagerly in other tests start one here)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"registry.packaging.child" in (
+                    entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    ours = {pid for pid in found if _parent(pid) == os.getpid()}
+    return [pid for pid in found if pid not in ours and _parent(pid) not in ours]
+
+
 def _wait(job: PackagingJob, until, seconds: float = 90) -> PackagingJob:
     deadline = time.monotonic() + seconds
     while not until(job) and time.monotonic() < deadline:
@@ -119,9 +142,12 @@ def test_a_killed_worker_s_conversion_completes_exactly_once_on_a_new_worker(wor
     job, _ = job_start(actor=actor_for(data_scientist), version=version, kind="convert_onnx")
     job = _wait(job, lambda j: j.step.startswith("converting"), 60)
     assert job.status == "running", (job.status, job.error)
+    assert _children(), "the conversion runs in a model process"
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
-    time.sleep(6)  # past the visibility timeout: the unacknowledged message comes back
+    time.sleep(0.5)
+    assert not _children(), "the killed worker's conversion process died with it"
+    time.sleep(5.5)  # past the visibility timeout: the unacknowledged message comes back
     workers("second")
     job = _wait(job, lambda j: j.status in ("succeeded", "failed"), 180)
     assert job.status == "succeeded", (job.status, job.error, job.log)
@@ -129,3 +155,54 @@ def test_a_killed_worker_s_conversion_completes_exactly_once_on_a_new_worker(wor
     assert Artifact.objects.filter(version=version, format="onnx").count() == 1
     from governance.models import AuditEvent
     assert AuditEvent.objects.filter(action="job.succeeded", target_id=str(job.pk)).count() == 1
+
+
+def test_a_real_worker_inspects_converts_and_bundles_an_upload(worker, data_scientist, tmp_path,
+                                                               monkeypatch):
+    import zipfile
+
+    import joblib
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from registry.models import Artifact
+    from registry.services import job_start
+    from registry.services.artifacts import artifact_storage
+    from tests.factories import actor_for
+
+    X, y = make_classification(n_samples=300, n_features=5, random_state=3)
+    columns = [f"f{i}" for i in range(5)]
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer)
+    version = make_version(
+        data_scientist, make_model(data_scientist, "churn"),
+        signature={"inputs": [{"name": c, "type": "double"} for c in columns],
+                   "outputs": [{"name": "label", "type": "long"}]},
+        input_example=[dict(zip(columns, row, strict=True)) for row in X[:16].tolist()])
+    artifact = make_artifact(data_scientist, version, buffer.getvalue(), "pipe.joblib")
+    finished = lambda j: j.status not in ("queued", "running")  # noqa: E731
+    inspect = _wait(PackagingJob.objects.get(artifact=artifact, kind="inspect"), finished)
+    assert inspect.status == "succeeded" and inspect.result["scan"]["verdict"] == "safe"
+    actor = actor_for(data_scientist)
+    convert, _ = job_start(actor=actor, version=version, kind="convert_onnx")
+    convert = _wait(convert, finished)
+    assert convert.status == "succeeded", convert.error
+    assert convert.result["label_agreement"] == 1.0
+    bundle, _ = job_start(actor=actor, version=version, kind="bundle")
+    bundle = _wait(bundle, finished)
+    assert bundle.status == "succeeded", bundle.error
+    assert "onnx" in bundle.result["flavors"] and bundle.attempts == 1
+    stored = Artifact.objects.get(pk=bundle.result["bundle_artifact"]["id"])
+    with artifact_storage().open(stored.storage_key, "rb") as handle, \
+            zipfile.ZipFile(handle) as archive:
+        archive.extractall(tmp_path / "bundle")
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    model = mlflow.pyfunc.load_model(str(tmp_path / "bundle"))
+    predictions = model.predict(pd.DataFrame(X[:40], columns=columns))
+    assert (np.asarray(predictions) == pipeline.predict(X[:40])).all()

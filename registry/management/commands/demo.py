@@ -40,9 +40,10 @@ class Command(BaseCommand):
         # E-mail and webhooks leave through Celery; on the embedded default a single worker
         # on the filesystem queue under var/ takes them, so the web process never waits.
         # Loading the demo queued e-mails about its own history; nobody is waiting for those.
+        # --beat runs the sweeper that queues again what a lost message left behind.
         command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-                   "--loglevel", "WARNING", "--hostname", "demo@%h", *(["--purge"] if fresh
-                                                                        else [])]
+                   "--beat", "--loglevel", "WARNING", "--hostname", "demo@%h",
+                   *(["--purge"] if fresh else [])]
         worker = None if no_worker else subprocess.Popen(command, env=os.environ.copy())
         try:
             call_command("runserver", addrport, use_reloader=False)

@@ -1,0 +1,197 @@
+"""The bundle job: one zip a deployer can take away. It unpacks into an MLflow model directory
+(``MLmodel`` with the python_function, sklearn and, when the version has one, ONNX flavors and
+the signature), with ``requirements.txt``, ``python_env.yaml``, ``conda.yaml``, the version's
+other files under ``artifacts/``, the model card (Markdown and JSON, from the cards app through
+``registry.signals.bundle_files``) and ``modelgate.json``: model, version, flavor, signature,
+requirements, Python version and the sha256 of every file.
+
+The model file is checked in the limited child process (it must load and predict); a joblib
+file is re-saved there as a plain pickle, which is what MLflow's sklearn flavor loads. The zip
+is reproducible (fixed entry times, sorted entries), so a rerun after a lost worker finds the
+file it already stored instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from governance.actors import Actor
+from registry.models import Artifact, ModelVersion, PackagingJob
+from registry.packaging import convert
+from registry.services import artifacts as artifact_services
+from registry.services import jobs
+from registry.signals import bundle_files
+
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+UUID_NAMESPACE = uuid.UUID("6d6f6465-6c67-6174-6562-756e646c6521")
+
+
+def _extras(version: ModelVersion) -> list[tuple[str, bytes]]:
+    files: list[tuple[str, bytes]] = []
+    for _receiver, response in bundle_files.send(sender=ModelVersion, version=version):
+        files.extend(response or [])
+    return files
+
+
+def _included(version: ModelVersion, source: Artifact) -> list[Artifact]:
+    """The version's other files that travel with the model (never an earlier bundle)."""
+    return list(version.artifacts.exclude(pk=source.pk).exclude(format=Artifact.Format.MLFLOW)
+                .order_by("filename"))
+
+
+def input_digest(version: ModelVersion, source: Artifact) -> str:
+    """What a bundle is built from: the same digest means the same bundle, so starting the
+    job again returns the earlier one; a new file, signature or card revision makes a new one."""
+    digest = hashlib.sha256()
+    for part in (source.sha256, *(a.sha256 for a in _included(version, source)),
+                 json.dumps(version.signature, sort_keys=True),
+                 json.dumps(version.pip_requirements), version.python_version):
+        digest.update(str(part).encode() + b"\0")
+    for name, data in _extras(version):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def _requirements(version: ModelVersion, found: dict[str, str], onnx: bool,
+                  skops: bool) -> list[str]:
+    if version.pip_requirements:
+        return [str(r) for r in version.pip_requirements]
+    names = ["scikit-learn", "numpy", "scipy"] + (["skops"] if skops else []) + (
+        ["onnxruntime"] if onnx else [])
+    return [f"{n}=={found[n]}" for n in names if n in found]
+
+
+def _mlmodel(version: ModelVersion, model_file: str, fmt: str, packaged: dict[str, Any],
+             onnx: Artifact | None, python: str) -> dict[str, Any]:
+    found = packaged["versions"]
+    sklearn_flavor: dict[str, Any] = {
+        "pickled_model": model_file, "sklearn_version": found.get("scikit-learn", ""),
+        "serialization_format": "skops" if fmt == Artifact.Format.SKOPS else "pickle",
+        "code": None}
+    if fmt == Artifact.Format.SKOPS:
+        sklearn_flavor["skops_trusted_types"] = packaged["trusted_types"]
+    flavors: dict[str, Any] = {
+        "python_function": {"loader_module": "mlflow.sklearn", "model_path": model_file,
+                            "predict_fn": "predict", "python_version": python,
+                            "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}},
+        "sklearn": sklearn_flavor,
+    }
+    if onnx is not None:
+        flavors["onnx"] = {"data": f"artifacts/{onnx.filename}",
+                           "onnx_version": found.get("onnx", ""),
+                           "providers": ["CPUExecutionProvider"], "code": None}
+    document: dict[str, Any] = {
+        "artifact_path": "model", "flavors": flavors,
+        "model_uuid": uuid.uuid5(UUID_NAMESPACE, f"{version.pk}").hex,
+        "utc_time_created": version.created_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "metadata": {"modelgate_model": version.registered_model.name,
+                     "modelgate_version": version.version},
+    }
+    if version.signature:
+        document["signature"] = {
+            "inputs": json.dumps(version.signature.get("inputs", [])),
+            "outputs": json.dumps(version.signature.get("outputs", [])), "params": None}
+    return document
+
+
+def _write_zip(path: Path, files: dict[str, Path | bytes]) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            content = files[name]
+            if isinstance(content, bytes):
+                archive.writestr(info, content)
+            else:
+                with content.open("rb") as source, archive.open(info, "w") as target:
+                    while chunk := source.read(1024 * 1024):
+                        target.write(chunk)
+
+
+def _sha256(content: Path | bytes) -> tuple[str, int]:
+    if isinstance(content, bytes):
+        return hashlib.sha256(content).hexdigest(), len(content)
+    digest, size = hashlib.sha256(), 0
+    with content.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def run(job: PackagingJob) -> dict[str, Any]:
+    version = job.version
+    source, trusted = convert.cleared(job)
+    rows = convert.rows_for(job)
+    with convert.workdir("bundle") as workdir:
+        jobs.job_progress(job, 20, "checking the model loads and predicts in a limited process")
+        packaged = convert.run_child(source, workdir, rows, mode="package", trusted=trusted)
+        model_file = "model.skops" if source.format == Artifact.Format.SKOPS else "model.pkl"
+        files: dict[str, Path | bytes] = {model_file: workdir / model_file}
+        jobs.job_progress(job, 50, "collecting the version's files")
+        storage = artifact_services.artifact_storage()
+        onnx = None
+        for artifact in _included(version, source):
+            target = workdir / "artifacts" / artifact.filename
+            target.parent.mkdir(exist_ok=True)
+            with storage.open(artifact.storage_key, "rb") as handle, target.open("wb") as out:
+                while chunk := handle.read(1024 * 1024):
+                    out.write(chunk)
+            files[f"artifacts/{artifact.filename}"] = target
+            if artifact.format == Artifact.Format.ONNX and (
+                    onnx is None or artifact.derived_from_id == source.pk):
+                onnx = artifact
+        python = version.python_version or platform.python_version()
+        requirements = _requirements(version, packaged["versions"], onnx is not None,
+                                     source.format == Artifact.Format.SKOPS)
+        files["requirements.txt"] = ("\n".join(requirements) + "\n").encode()
+        files["python_env.yaml"] = yaml.safe_dump(
+            {"python": python, "build_dependencies": ["pip"],
+             "dependencies": ["-r requirements.txt"]}, sort_keys=False).encode()
+        files["conda.yaml"] = yaml.safe_dump(
+            {"channels": ["conda-forge"],
+             "dependencies": [f"python={python}", "pip", {"pip": requirements}],
+             "name": "mlflow-env"}, sort_keys=False).encode()
+        mlmodel = _mlmodel(version, model_file, source.format, packaged, onnx, python)
+        files["MLmodel"] = yaml.safe_dump(mlmodel, sort_keys=False).encode()
+        for name, data in _extras(version):
+            files[name] = data
+        jobs.job_progress(job, 70, "writing the zip", f"{len(files) + 1} files")
+        checksums = {name: dict(zip(("sha256", "size"), _sha256(content), strict=True))
+                     for name, content in sorted(files.items())}
+        metadata = {
+            "format": "modelgate-bundle/1", "model": version.registered_model.name,
+            "version": version.version, "flavor": "sklearn", "model_file": model_file,
+            "estimator": packaged["estimator"], "signature": version.signature,
+            "requirements": requirements, "python_version": python,
+            "source_artifact": {"filename": source.filename, "sha256": source.sha256,
+                                "format": source.format},
+            "skops_trusted_types": packaged["trusted_types"], "files": checksums}
+        files["modelgate.json"] = json.dumps(metadata, indent=2, sort_keys=True).encode()
+        archive = workdir / "bundle.zip"
+        _write_zip(archive, files)
+        sha256, size = _sha256(archive)
+        jobs.job_progress(job, 90, "storing the bundle", f"{size:,} bytes, sha256 {sha256[:12]}…")
+        stored = version.artifacts.filter(format=Artifact.Format.MLFLOW, sha256=sha256).first()
+        if stored is None:
+            name = f"{version.registered_model.name}-v{version.version}-bundle.zip"
+            if version.artifacts.filter(filename=name).exists():
+                name = f"{version.registered_model.name}-v{version.version}-bundle-job{job.pk}.zip"
+            with archive.open("rb") as handle:
+                stored = artifact_services.artifact_upload(
+                    actor=Actor(user=job.requested_by, channel="worker"), version=version,
+                    filename=name, chunks=artifact_services.read_chunks(handle),
+                    media_type="application/zip", derived_from=source, inspect=False)
+    return {"bundle_artifact": {"id": stored.pk, "filename": stored.filename,
+                                "sha256": stored.sha256, "size": stored.size},
+            "files": sorted(files), "flavors": sorted(mlmodel["flavors"]),
+            "requirements": requirements, "estimator": packaged["estimator"]}
