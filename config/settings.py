@@ -140,7 +140,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     else {"data_folder_in": str(CELERY_QUEUE_DIR), "data_folder_out": str(CELERY_QUEUE_DIR),
           "processed_folder": str(VAR_DIR / "queue-processed"), "store_processed": False,
           # Broadcast (remote control) messages; kombu's default is ./control in the cwd.
-          "control_folder": str(VAR_DIR / "queue-control")}
+          "control_folder": str(VAR_DIR / "queue-control"),
+          # The worker looks for new files this often (kombu's default is every second).
+          "polling_interval": 0.1}
 )
 if not REDIS_URL:
     for _folder in (CELERY_QUEUE_DIR, VAR_DIR / "queue-processed", VAR_DIR / "queue-control"):
