@@ -298,13 +298,13 @@ def run(workdir: Path) -> int:
     return 0
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies, so a killed worker leaves nothing
-    running on its own."""
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Linux: send this process `signum` when its parent dies, so a killed worker leaves
+    nothing running on its own."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signum)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -325,7 +325,7 @@ def _job_process(request: dict[str, Any]) -> int:
     import resource
 
     os.setsid()
-    _die_with_parent()
+    die_with_parent()
     workdir = Path(request["workdir"])
     memory, cpu = int(request["memory"]), int(request["cpu"])
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -343,7 +343,7 @@ def serve() -> int:
     """The zygote: started once per worker process with a clean environment, it imports the
     libraries, then forks one limited process per request line on stdin ({"workdir", "memory",
     "cpu"}), answering {"pid"} when it started and {"pid", "exit"} when it ended."""
-    _die_with_parent()
+    die_with_parent()
     _preload()
     protocol = sys.stdout
     for line in sys.stdin:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -11,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from registry.demo import demo_exists, demo_load
+from registry.packaging.child import die_with_parent
 
 
 class Command(BaseCommand):
@@ -44,7 +46,10 @@ class Command(BaseCommand):
         command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
                    "--beat", "--loglevel", "WARNING", "--hostname", "demo@%h",
                    *(["--purge"] if fresh else [])]
-        worker = None if no_worker else subprocess.Popen(command, env=os.environ.copy())
+        # The worker (and its beat) stops with this process even when it is killed rather
+        # than interrupted: it receives SIGTERM, Celery's warm shutdown.
+        worker = None if no_worker else subprocess.Popen(
+            command, env=os.environ.copy(), preexec_fn=lambda: die_with_parent(signal.SIGTERM))
         try:
             call_command("runserver", addrport, use_reloader=False)
         finally:
