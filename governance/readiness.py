@@ -134,16 +134,30 @@ def _optional_model(label: str) -> Any:
         return None
 
 
-@check("packaging", "No failed packaging job")
+@check("packaging", "Files cleared and the latest packaging jobs succeeded")
 def _packaging(version: ModelVersion, current: ModelVersion | None) -> Result:
+    """Fails while a file is flagged unsafe (and not trusted by an administrator) or the
+    newest job of some kind failed (a later success of the same kind clears an old failure).
+    Passing, it names the skops types conversion had to trust, for the approvers to see."""
     job = _optional_model("registry.PackagingJob")
     if job is None:
         return Result(True, "Packaging jobs are not enabled in this installation.")
-    failed = list(job.objects.filter(version=version, status="failed")
-                  .values_list("kind", flat=True).distinct())
-    if failed:
-        return Result(False, f"Failed packaging job(s): {', '.join(sorted(failed))}.")
-    return Result(True, "No packaging job has failed.")
+    unsafe = sorted(version.artifacts.filter(safety="unsafe", trusted_at__isnull=True)
+                    .values_list("filename", flat=True))
+    newest: dict[str, tuple[str, dict[str, Any]]] = {}
+    for kind, status, result in (job.objects.filter(version=version)
+                                 .exclude(status__in=("queued", "running", "cancelled"))
+                                 .order_by("-created_at", "-pk")
+                                 .values_list("kind", "status", "result")):
+        newest.setdefault(kind, (status, result))
+    failed = sorted(kind for kind, (status, _) in newest.items() if status == "failed")
+    problems = ([f"unsafe file(s): {', '.join(unsafe)}"] if unsafe else []) + (
+        [f"failed packaging job(s): {', '.join(failed)}"] if failed else [])
+    if problems:
+        return Result(False, "; ".join(problems).capitalize() + ".")
+    trusted = (newest.get("convert_onnx", ("", {}))[1] or {}).get("trusted_types") or []
+    return Result(True, "No file is flagged unsafe and no packaging job has failed." + (
+        f" Conversion trusted these skops types: {', '.join(trusted)}." if trusted else ""))
 
 
 @check("card_approved", "Model card approved for this version")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import skops.io
 import yaml
+from django.utils import timezone
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -307,3 +308,47 @@ def test_the_version_page_shows_results_and_starts_jobs(setup, tmp_path, client,
     assert "ONNX parity" in html and 'name="kind"' not in html  # reads results, no form
     assert client.post(f"{page}jobs/", {"kind": "bundle"}).status_code == 403
     assert PackagingJob.objects.count() == 5
+
+
+def _packaging_check(user):
+    from governance import promotions
+    from registry.models import ModelVersion
+
+    request = promotions.request_create(actor=actor_for(user), version=ModelVersion.objects.get(),
+                                        target_stage="staging")
+    check = next(c for c in promotions.evaluate(request).checks if c.name == "packaging")
+    request.delete()
+    return check
+
+
+def test_readiness_names_trusted_types_and_blocks_unsafe_files(setup, tmp_path, ml_engineer,
+                                                               admin_user):
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y)
+    _, run = setup(_dump(forest, "skops", tmp_path), "forest.skops")
+    run("convert_onnx")
+    check = _packaging_check(ml_engineer)
+    assert check.passed and "sklearn.tree._tree.Tree" in check.message
+
+    from tests.factories import make_artifact
+    make_artifact(ml_engineer, Artifact.objects.first().version, _evil_skops(tmp_path),
+                  "evil.skops")  # inspected on commit: not yet run here
+    evil = Artifact.objects.get(filename="evil.skops")
+    from registry.packaging.inspect import scan_artifact
+    from registry.services.artifacts import artifact_safety_set
+    artifact_safety_set(evil, scan_artifact(evil).verdict)
+    check = _packaging_check(ml_engineer)
+    assert not check.passed and "Unsafe file(s): evil.skops" in check.message
+    Artifact.objects.filter(pk=evil.pk).update(trusted_at=timezone.now(), trusted_by=admin_user)
+    assert _packaging_check(ml_engineer).passed
+
+
+def test_a_later_success_clears_an_earlier_failure(setup, tmp_path, ml_engineer, settings):
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y)
+    _, run = setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    settings.PARITY_MIN_AGREEMENT = 1.01  # no model can agree that well
+    assert run("convert_onnx")["status"] == "failed"
+    check = _packaging_check(ml_engineer)
+    assert not check.passed and "convert_onnx" in check.message
+    settings.PARITY_MIN_AGREEMENT = 0.99
+    assert run("convert_onnx", force=True)["status"] == "succeeded"
+    assert _packaging_check(ml_engineer).passed
