@@ -257,3 +257,29 @@ def holders(perm: Perm, registered_model: RegisteredModel) -> QuerySet[User]:
         Q(is_superuser=True) | Exists(direct) | Exists(via_group)
         | Q(pk__in=user_rows.values("user_id"))
         | Q(pk__in=group_rows.values("group__user"))).order_by("username")
+
+
+def grant_table(registered_model: RegisteredModel) -> dict[str, Any]:
+    """Who holds what on the model, for its access page: per-model grants to users and groups
+    (revocable there) and the roles whose members hold permissions everywhere. Three queries."""
+    grants: dict[tuple[str, str], list[str]] = {}
+    for username, codename in RegisteredModelUserPermission.objects.filter(
+            content_object=registered_model).values_list("user__username",
+                                                         "permission__codename"):
+        grants.setdefault(("user", username), []).append(codename)
+    for name, codename in RegisteredModelGroupPermission.objects.filter(
+            content_object=registered_model).values_list("group__name", "permission__codename"):
+        grants.setdefault(("group", name), []).append(codename)
+    roles: dict[str, list[str]] = {}
+    for name, codename in Permission.objects.filter(
+            content_type__app_label="registry", codename__in=[str(p) for p in Perm],
+            group__isnull=False).values_list("group__name", "codename"):
+        roles.setdefault(name, []).append(codename)
+    order = [str(p) for p in Perm]
+    return {
+        "grants": [{"kind": kind, "name": name, "who": name if kind == "user" else
+                    f"group:{name}", "perms": sorted(codes, key=order.index)}
+                   for (kind, name), codes in sorted(grants.items())],
+        "roles": [{"name": name, "perms": sorted(codes, key=order.index)}
+                  for name, codes in sorted(roles.items())],
+    }

@@ -5,8 +5,10 @@ from registry.api.urls import ModelNameConverter  # noqa: F401  (registers "mnam
 
 app_name = "registry"
 urlpatterns = [
-    path("", views.model_list, name="home"),
+    path("", views.home, name="home"),
+    path("models/", views.model_list, name="model-list"),
     path("models/<mname:name>/", views.model_detail, name="model-detail"),
+    path("models/<mname:name>/compare/", views.compare, name="compare"),
     path("models/<mname:name>/versions/<int:number>/", views.version_detail,
          name="version-detail"),
     path("models/<mname:name>/versions/<int:number>/jobs/", views.version_job_start,

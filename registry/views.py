@@ -16,13 +16,20 @@ from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
 
 from cards.models import ModelCard
-from governance import history, permissions, policies
+from governance import history, permissions, policies, promotions, readiness
 from governance.actors import Actor
+from governance.models import PromotionRequest
 from governance.permissions import Perm
 from governance.refusals import refused
 from registry import selectors, services
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from registry.models import ModelVersion, PackagingJob, RegisteredModel
+from registry.models import (
+    ModelVersion,
+    PackagingJob,
+    RegisteredModel,
+    TrainingRun,
+    TrainingRunDataset,
+)
 
 
 def page(view: Callable[..., HttpResponse] | None = None, *,
@@ -51,23 +58,74 @@ def page(view: Callable[..., HttpResponse] | None = None, *,
 
 
 @page
+def home(request: HttpRequest) -> HttpResponse:
+    """What needs the user: requests waiting for their review, their own open requests,
+    recent promotions, what is in production, failed jobs. A fixed number of queries."""
+    from governance import selectors as gov
+
+    user = request.user
+    requests = gov.promotion_request_list(user=user).order_by("-created_at", "-pk")
+    awaiting = gov.awaiting_review(user, requests)
+    mine = requests.filter(requested_by=user.pk, status__in=PromotionRequest.OPEN)
+    production = selectors.version_list(
+        user=user, filters=selectors.VersionFilters(stage=ModelVersion.Stage.PRODUCTION))
+    failed_jobs = (permissions.visible(user, PackagingJob.objects.filter(
+        status=PackagingJob.Status.FAILED)).select_related("version__registered_model")
+        .order_by("-finished_at", "-pk"))
+    return render(request, "registry/home.html", {
+        "awaiting": awaiting[:10], "mine": mine[:10],
+        "recent": requests.filter(status=PromotionRequest.Status.APPLIED).order_by(
+            "-applied_at", "-pk")[:10],
+        "production": production.order_by("registered_model__name")[:20],
+        "failed_jobs": failed_jobs[:10],
+        "counts": {"models": permissions.visible_models(user).count(),
+                   "production": production.count(), "awaiting": awaiting.count(),
+                   "open": requests.filter(status__in=PromotionRequest.OPEN).count()}})
+
+
+def _tags(values: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        key, sep, tag_value = value.partition("=")
+        if sep and key:
+            pairs.append((key.strip(), tag_value.strip()))
+    return tuple(pairs)
+
+
+@page
 def model_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
     filters = selectors.ModelFilters(
         name_contains=params.get("name") or None,
+        tags=_tags(params.getlist("tag")),
         stage=params.get("stage") if params.get("stage") in ModelVersion.Stage.values else None,
+        owner=params.get("owner") or None, team=params.get("team") or None,
         risk_tier=params.get("risk_tier") if params.get("risk_tier") in
         RegisteredModel.RiskTier.values else None,
         q=params.get("q") or None)
     try:
         queryset = selectors.registered_model_list(user=request.user, filters=filters)
-        page_obj = Paginator(queryset, 25).get_page(params.get("page"))
+        page_obj = Paginator(queryset.order_by("name"), 25).get_page(params.get("page"))
+        page_obj.object_list = list(page_obj.object_list)  # evaluated here: errors surface
     except ValidationFailed as exc:
         messages.error(request, exc.message)
         page_obj = Paginator(RegisteredModel.objects.none(), 25).get_page(1)
     return render(request, "registry/model_list.html", {
         "page_obj": page_obj, "params": params, "stages": ModelVersion.Stage.choices,
         "risk_tiers": RegisteredModel.RiskTier.choices})
+
+
+def _lineage(versions: list[ModelVersion]) -> dict[int, dict[str, Any]]:
+    """Training run, code and datasets per version: two queries for any number of versions."""
+    run_ids = {v.training_run_id for v in versions if v.training_run_id}
+    runs = {r.pk: r for r in TrainingRun.objects.filter(pk__in=run_ids).select_related(
+        "code_ref")}
+    links: dict[int, list[Any]] = {}
+    for link in TrainingRunDataset.objects.filter(training_run_id__in=run_ids).select_related(
+            "dataset").order_by("role", "dataset__name"):
+        links.setdefault(link.training_run_id, []).append(link)
+    return {v.pk: {"run": runs.get(v.training_run_id),
+                   "datasets": links.get(v.training_run_id, [])} for v in versions}
 
 
 @page
@@ -84,8 +142,14 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             at_state = history.at_instant(rm, moment)
+    shown = list(versions.order_by("-version")[:200])
+    lineage = _lineage(shown[:10])
+    may_manage = permissions.has(request.user, Perm.MANAGE_ACCESS, rm)
     return render(request, "registry/model_detail.html", {
-        "registered_model": rm, "versions": versions.order_by("-version")[:200],
+        "registered_model": rm, "versions": shown,
+        "lineage": [(v, lineage[v.pk]) for v in shown[:10] if lineage[v.pk]["run"]],
+        "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
+        "access": permissions.grant_table(rm) if may_manage else None,
         "policy": policies.policy_for(rm),
         "production_history": history.timeline(rm, kind="stage", name="production", limit=20),
         "at_text": at_text, "at_state": at_state, "at_error": at_error})
@@ -100,8 +164,13 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     for job in jobs:  # newest first: the first succeeded job of each kind is the one shown
         if job.status == PackagingJob.Status.SUCCEEDED:
             latest.setdefault(job.kind, job)
+    policy = policies.policy_for(rm)
+    current = promotions.current_holder(rm, stage=ModelVersion.Stage.PRODUCTION)
     return render(request, "registry/version_detail.html", {
-        "registered_model": rm, "version": version,
+        "registered_model": rm, "version": version, "lineage": _lineage([version])[version.pk],
+        "checks": readiness.evaluate(version, current, policy.required_checks),
+        "production": current,
+        "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
         "children": selectors.version_children(version),
         "card": ModelCard.objects.filter(version=version).only("status").first(),
         "jobs": jobs, "job_kinds": PackagingJob.Kind.choices,
@@ -109,6 +178,53 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
         "formats": latest.get(PackagingJob.Kind.COMPARE_FORMATS),
         "parity": latest.get(PackagingJob.Kind.CONVERT_ONNX),
         "deployments": selectors.deployment_list(user=request.user, version=version)})
+
+
+def _svg_chart(result: dict[str, Any]) -> dict[str, Any]:
+    """Grouped horizontal bars, one group per metric, one bar per version, each scaled to the
+    largest absolute value of its metric (metrics differ in scale)."""
+    width, label_w, bar_h, gap = 640, 200, 14, 10
+    rows, y = [], 0
+    for metric in result["metrics"]:
+        values = [v for v in metric["values"] if v is not None]
+        top = max((abs(v) for v in values), default=0) or 1
+        bars = []
+        for i, value in enumerate(metric["values"]):
+            length = 0 if value is None else abs(value) / top * (width - label_w - 80)
+            bars.append({"y": y + i * bar_h, "width": round(length, 1), "value": value,
+                         "version": result["versions"][i].version, "series": i % 6})
+        rows.append({"name": metric["name"], "y": y, "bars": bars})
+        y += len(metric["values"]) * bar_h + gap
+    return {"rows": rows, "height": max(y, 1), "width": width, "label_w": label_w,
+            "bar_h": bar_h - 2}
+
+
+@page
+def compare(request: HttpRequest, name: str) -> HttpResponse:
+    """Two or more versions side by side: params and metrics, differences highlighted, and a
+    chart of the metrics."""
+    rm = selectors.registered_model_get(user=request.user, name=name)
+    choices = list(selectors.version_list(
+        user=request.user, filters=selectors.VersionFilters(registered_model=rm))
+        .order_by("-version").values_list("version", flat=True)[:200])
+    picked = [v for v in request.GET.getlist("v") if v.isdigit()]
+    if not picked and request.GET.get("versions"):
+        picked = [v for v in request.GET["versions"].split(",") if v.strip().isdigit()]
+    result, error = None, ""
+    if picked:
+        try:
+            result = selectors.version_compare(user=request.user, registered_model=rm,
+                                               numbers=[int(v) for v in picked])
+        except (ValidationFailed, NotFound) as exc:
+            error = exc.message
+    elif len(choices) >= 2:
+        picked = [str(choices[1]), str(choices[0])]
+        result = selectors.version_compare(user=request.user, registered_model=rm,
+                                           numbers=[choices[1], choices[0]])
+    return render(request, "registry/compare.html", {
+        "registered_model": rm, "choices": choices, "picked": picked, "result": result,
+        "error": error, "chart": _svg_chart(result) if result else None},
+        status=400 if error else 200)
 
 
 @page(methods=("POST",))

@@ -73,6 +73,25 @@ MATRIX = [
     Row("GET", "api/schema/", "public"),  # the API description holds no data
     Row("GET", "api/docs/", "public"),
     Row("GET", "", "list", page=True),
+    Row("GET", "models/", "list", page=True),
+    Row("GET", "models/<mname:name>/compare/", "model:view_registeredmodel", page=True),
+    Row("GET", "models/<mname:name>/access/", "model:manage_access", page=True),
+    Row("POST", "models/<mname:name>/access/", "model:manage_access",
+        {"who": "nobody", "perm": "view_registeredmodel", "action": "grant"}, page=True),
+    Row("GET", "inbox/", "list", page=True),
+    Row("GET", "requests/", "list", page=True),
+    Row("GET", "audit/", "list", page=True),
+    Row("GET", "requests/new/", "model:request_promotion", page=True,
+        extra={"model": "{model}"}),
+    Row("POST", "requests/new/", "model:request_promotion",
+        {"model": "{model}", "version": "2", "target": "staging"}, page=True),
+    Row("GET", "requests/new/checks/", "model:view_registeredmodel", page=True,
+        extra={"model": "{model}", "version": "1", "target": "production"}),
+    Row("GET", "requests/<int:pk>/", "model:view_registeredmodel", page=True),
+    Row("POST", "requests/<int:pk>/review/", "model:approve_promotion",
+        {"decision": "approve"}, page=True),
+    Row("POST", "requests/<int:pk>/cancel/", "cancel", page=True),
+    Row("POST", "requests/<int:pk>/apply/", "model:request_promotion", page=True),
     Row("GET", "models/<mname:name>/", "model:view_registeredmodel", page=True),
     Row("GET", "models/<mname:name>/versions/<int:number>/", "model:view_registeredmodel",
         page=True),
@@ -286,6 +305,8 @@ def _url(row: Row, world: World, model: str) -> str:
               "artifact_id": str(ids["artifact"]), "revision": "1", "job_id": str(ids["job"]),
               "file_format": "hf" if "card/" in row.route else "jsonl"}
     route = row.route
+    if "<int:pk>" in route and route.startswith("requests/"):
+        route = route.replace("<int:pk>", str(ids["request"]))
     if "<int:pk>" in route:
         pk = {"feature-sources": world.feature_source, "features": world.feature,
               "datasets": world.dataset, "code-refs": world.code_ref,
@@ -378,7 +399,13 @@ def _send(row: Row, world: World, user: User | None, model: str) -> Any:
         client = Client()
         if user is not None:
             client.force_login(user)
-        return client.generic(row.method, url) if row.method != "GET" else client.get(url)
+
+        def fill(values: dict[str, Any]) -> dict[str, Any]:
+            return {k: f"{model}-model" if v == "{model}" else v for k, v in values.items()}
+        if row.method == "GET":
+            return client.get(url, fill(row.extra))
+        return client.post(url, fill(row.body or {})) if row.method == "POST" \
+            else client.generic(row.method, url)
     client = APIClient()
     if user is not None:
         client.force_authenticate(User.objects.get(pk=user.pk))  # fresh: no cached grants

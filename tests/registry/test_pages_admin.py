@@ -52,7 +52,7 @@ def test_demo_reviewer_approves_the_waiting_request_as_the_readme_says(demo, cli
 
 def test_demo_outsider_sees_only_the_granted_model(demo, client):
     assert client.login(username="olivia", password="modelgate-demo")
-    page = client.get("/")
+    page = client.get("/models/")
     assert b"churn-predictor" in page.content and b"fraud-detector" not in page.content
     assert client.get("/models/fraud-detector/").status_code == 404
 
@@ -63,7 +63,7 @@ def test_pages_render_with_bounded_queries(client, data_scientist,
     for _ in range(5):
         make_artifact(data_scientist, make_version(data_scientist, rm, metrics={"auc": 0.9}))
     client.force_login(data_scientist)
-    for url in ("/", "/models/m/", "/models/m/versions/5/"):
+    for url in ("/", "/models/", "/models/m/", "/models/m/versions/5/", "/models/m/compare/"):
         with django_assert_max_num_queries(20):
             r = client.get(url)
         assert r.status_code == 200, url
@@ -76,7 +76,7 @@ def test_pages_need_login_and_hide_ungranted_models(client, data_scientist, outs
     assert client.get("/").status_code == 302
     client.force_login(outsider)
     assert client.get("/models/m/").status_code == 404
-    assert b"m</a>" not in client.get("/").content
+    assert b"m</a>" not in client.get("/models/").content
 
 
 def test_page_artifact_download(client, data_scientist, outsider):
@@ -91,7 +91,7 @@ def test_page_artifact_download(client, data_scientist, outsider):
 
 def test_bad_search_on_page_shows_a_message_not_a_500(client, data_scientist):
     client.force_login(data_scientist)
-    r = client.get("/", {"q": "name = "})
+    r = client.get("/models/", {"q": "name = "})
     assert r.status_code == 200 and b"position" in r.content
 
 

@@ -1,0 +1,289 @@
+"""Reviewer pages: the promotion request form (with the readiness checklist shown live), the
+request page (review timeline, the decisions the user may take), the review inbox, the audit
+log and a model's access page. Forms post to the services, which decide; refusals come back
+as messages or field errors, never a 500. Buttons a user may not use are not shown, and the
+services refuse them anyway."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.models import Group, User
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+
+from governance import access, permissions, promotions, readiness, selectors
+from governance.actors import Actor
+from governance.models import AuditEvent, PromotionRequest, Review
+from governance.permissions import Perm
+from registry import selectors as registry_selectors
+from registry.errors import Conflict, DomainError, ValidationFailed
+from registry.views import page
+
+TARGETS = [("production", "Production"), ("staging", "Staging")]
+
+
+# --- Promotion requests ---------------------------------------------------------------------
+
+def _checks_for(user: Any, model_name: str, number: str, target: str) -> dict[str, Any]:
+    """What the checklist shows for a would-be request: the checks under the model's policy
+    against the version now in the target."""
+    rm = registry_selectors.registered_model_get(user=user, name=model_name)
+    version = registry_selectors.version_get(user=user, registered_model=rm, number=int(number))
+    stage, alias = (target, "") if target in ("production", "staging") else ("", target)
+    policy = promotions.policies.policy_for(rm)
+    current = promotions.current_holder(rm, stage=stage, alias=alias)
+    return {"checks": readiness.evaluate(version, current, policy.required_checks),
+            "current": current, "policy": policy, "version": version,
+            "needed": policy.approvals_for(stage or "production")}
+
+
+@page(methods=("GET", "POST"))
+def request_new(request: HttpRequest) -> HttpResponse:
+    """Ask for a version to be promoted. The model and version come from the query string (the
+    version page links here); the checklist follows the chosen version and target."""
+    source = request.POST if request.method == "POST" else request.GET
+    model_name = source.get("model", "")
+    rm = registry_selectors.registered_model_get(user=request.user, name=model_name)
+    permissions.require(request.user, Perm.REQUEST_PROMOTION, rm)
+    versions = list(registry_selectors.version_list(
+        user=request.user, filters=registry_selectors.VersionFilters(registered_model=rm))
+        .order_by("-version")[:200])
+    form = {"version": source.get("version") or (str(versions[0].version) if versions else ""),
+            "target": source.get("target", "production"),
+            "justification": source.get("justification", "")}
+    errors: dict[str, str] = {}
+    aliases = sorted(rm.alias_map or {})
+    if request.method == "POST" and form["target"] not in ("production", "staging", *aliases):
+        errors["target"] = "Choose production, staging or one of this model's aliases."
+    elif request.method == "POST":
+        target = form["target"]
+        try:
+            version = registry_selectors.version_get(user=request.user, registered_model=rm,
+                                                     number=int(form["version"] or 0))
+            created = promotions.request_create(
+                actor=Actor.from_request(request), version=version,
+                target_stage=target if target in ("production", "staging") else "",
+                target_alias="" if target in ("production", "staging") else target,
+                justification=form["justification"])
+        except (ValueError, DomainError) as exc:
+            if isinstance(exc, DomainError) and exc.status_code in (403, 404):
+                raise
+            message = getattr(exc, "message", "Choose a version.")
+            field = next(iter(getattr(exc, "fields", {})), "version")
+            errors[{"target_stage": "target", "target_alias": "target"}.get(field, field)
+                   if field in ("target_stage", "target_alias", "justification", "version")
+                   else "form"] = message
+        else:
+            messages.success(request, f"Request #{created.pk} created: "
+                                      f"{created.get_status_display().lower()}.")
+            return redirect("governance:request-detail", pk=created.pk)
+    checklist = None
+    if form["version"].isdigit() and not errors.get("version"):
+        try:
+            checklist = _checks_for(request.user, rm.name, form["version"], form["target"])
+        except DomainError:
+            checklist = None
+    return render(request, "governance/request_new.html", {
+        "registered_model": rm, "versions": versions, "form": form, "errors": errors,
+        "targets": TARGETS, "aliases": aliases, "checklist": checklist},
+        status=400 if errors else 200)
+
+
+@page
+def request_checks(request: HttpRequest) -> HttpResponse:
+    """The checklist alone, for the form's script to refresh as the choice changes."""
+    params = request.GET
+    number = params.get("version", "")
+    checklist = (_checks_for(request.user, params.get("model", ""), number,
+                             params.get("target", "production")) if number.isdigit() else None)
+    return render(request, "governance/_checklist.html", {"checklist": checklist})
+
+
+def _timeline(req: PromotionRequest) -> list[dict[str, Any]]:
+    """The request's story in order: asked, each review, decided, applied or withdrawn."""
+    rows = [{"at": req.created_at, "who": req.requested_by, "what": "requested",
+             "text": req.justification}]
+    for review in req.reviews.select_related("reviewer").order_by("created_at", "pk"):
+        rows.append({"at": review.created_at, "who": review.reviewer,
+                     "what": review.get_decision_display().lower(), "text": review.comment,
+                     "decision": review.decision})
+    if req.applied_at:
+        rows.append({"at": req.applied_at, "who": req.applied_by, "what": "applied",
+                     "text": req.status_message})
+    elif req.decided_at and req.status != PromotionRequest.Status.PENDING:
+        rows.append({"at": req.decided_at, "who": None, "what": req.get_status_display().lower(),
+                     "text": req.status_message})
+    return rows
+
+
+@page
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    req = selectors.promotion_request_get(user=request.user, pk=pk)
+    evaluation = promotions.evaluate(req)
+    refusal = promotions.review_refusal(request.user, req)
+    rm = req.registered_model
+    may_cancel = req.is_open and (request.user.pk == req.requested_by_id or permissions.has(
+        request.user, Perm.MANAGE_ACCESS, rm))
+    may_apply = (req.status == PromotionRequest.Status.APPROVED
+                 and permissions.has(request.user, Perm.REQUEST_PROMOTION, rm))
+    return render(request, "governance/request_detail.html", {
+        "req": req, "evaluation": evaluation, "timeline": _timeline(req),
+        "may_review": refusal is None, "review_refusal": refusal, "may_cancel": may_cancel,
+        "may_apply": may_apply, "decisions": Review.Decision.choices,
+        "comment_error": request.session.pop("comment_error", "")})
+
+
+def _act(request: HttpRequest, pk: int, run: Any, done: str) -> HttpResponse:
+    req = selectors.promotion_request_get(user=request.user, pk=pk)
+    try:
+        run(Actor.from_request(request), req)
+    except (ValidationFailed, Conflict) as exc:  # refusals (403) go to the page wrapper
+        messages.error(request, exc.message)
+        if isinstance(exc, ValidationFailed) and "comment" in exc.fields:
+            request.session["comment_error"] = exc.message
+    else:
+        messages.success(request, done)
+    return redirect("governance:request-detail", pk=pk)
+
+
+@page(methods=("POST",))
+def request_review(request: HttpRequest, pk: int) -> HttpResponse:
+    decision = request.POST.get("decision", "")
+    label = dict(Review.Decision.choices).get(decision, decision)
+    return _act(request, pk, lambda actor, req: promotions.review_submit(
+        actor=actor, request=req, decision=decision, comment=request.POST.get("comment", "")),
+        f"Recorded: {label.lower()}.")
+
+
+@page(methods=("POST",))
+def request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, lambda actor, req: promotions.request_cancel(
+        actor=actor, request=req, reason=request.POST.get("reason", "")), "Request cancelled.")
+
+
+@page(methods=("POST",))
+def request_apply(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, lambda actor, req: promotions.request_apply(
+        actor=actor, request=req), "Applied.")
+
+
+def _requests(request: HttpRequest, *, inbox: bool) -> HttpResponse:
+    params = request.GET
+    status = params.get("status") if params.get("status") in PromotionRequest.Status.values \
+        else None
+    filters = selectors.RequestFilters(
+        model=params.get("model") or None, status=None if inbox else status,
+        requested_by_me=params.get("mine") == "1", awaiting_my_review=inbox)
+    qs = selectors.promotion_request_list(user=request.user, filters=filters).order_by(
+        "-created_at", "-pk")
+    page_obj = Paginator(qs, 25).get_page(params.get("page"))
+    return render(request, "governance/request_list.html", {
+        "page_obj": page_obj, "params": params, "inbox": inbox,
+        "statuses": PromotionRequest.Status.choices})
+
+
+@page
+def request_list(request: HttpRequest) -> HttpResponse:
+    return _requests(request, inbox=False)
+
+
+@page
+def inbox(request: HttpRequest) -> HttpResponse:
+    """Pending requests the user may decide and has not reviewed yet."""
+    return _requests(request, inbox=True)
+
+
+# --- Audit log ------------------------------------------------------------------------------
+
+_VERSION_LABEL = re.compile(r" v(\d+)$")
+
+
+def event_link(event: AuditEvent) -> str:
+    """Where an event's object lives in the dashboard ("" when it has no page)."""
+    name = event.registered_model_name
+    if event.target_type == "governance.promotionrequest" and event.target_id.isdigit():
+        return reverse("governance:request-detail", args=[int(event.target_id)])
+    if event.target_type in ("registry.modelversion", "cards.modelcard") and name:
+        found = _VERSION_LABEL.search(event.target_label)
+        if found:
+            view = "registry:version-detail" if event.target_type == "registry.modelversion" \
+                else "cards:card"
+            return reverse(view, args=[name, int(found.group(1))])
+    if name and event.registered_model_id:
+        return reverse("registry:model-detail", args=[name])
+    return ""
+
+
+@page
+def audit_log(request: HttpRequest) -> HttpResponse:
+    params = request.GET
+    errors: dict[str, str] = {}
+    moments = {}
+    for key in ("since", "until"):
+        text = params.get(key, "").strip()
+        moments[key] = parse_datetime(text) if text else None
+        if text and moments[key] is None:
+            errors[key] = "Give a date and time like 2026-03-01T12:00."
+    filters = selectors.AuditFilters(
+        model=params.get("model") or None, actor=params.get("actor") or None,
+        action=params.get("action") or None, since=moments["since"], until=moments["until"])
+    qs = selectors.audit_event_list(user=request.user, filters=filters).order_by("-sequence")
+    page_obj = Paginator(qs, 50).get_page(params.get("page"))
+    events = list(page_obj.object_list)
+    for event in events:
+        event.link = event_link(event)
+    return render(request, "governance/audit_log.html", {
+        "page_obj": page_obj, "events": events, "params": params, "errors": errors},
+        status=400 if errors else 200)
+
+
+# --- Access ---------------------------------------------------------------------------------
+
+PERMS = [(p.value, p.value.replace("_registeredmodel", "").replace("_", " ")) for p in Perm]
+
+
+@page(methods=("GET", "POST"))
+def model_access(request: HttpRequest, name: str) -> HttpResponse:
+    """Who holds which permission on a model; grant and revoke (managers only)."""
+    rm = registry_selectors.registered_model_get(user=request.user, name=name)
+    permissions.require(request.user, Perm.MANAGE_ACCESS, rm)
+    errors: dict[str, str] = {}
+    form = {"who": request.POST.get("who", "").strip(), "perm": request.POST.get("perm", "")}
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            perm = Perm(form["perm"])
+        except ValueError:
+            perm = None
+            errors["perm"] = "Choose a permission."
+        user = group = None
+        who = form["who"]
+        if who.startswith("group:"):
+            group = Group.objects.filter(name=who.removeprefix("group:")).first()
+        elif who:
+            user = User.objects.filter(username=who, is_active=True).first()
+        if user is None and group is None:
+            errors["who"] = ("No such user or group; write a username, or group:NAME."
+                             if who else "Write a username, or group:NAME.")
+        if not errors and perm is not None:
+            service = access.grant_add if action == "grant" else access.grant_remove
+            try:
+                service(actor=Actor.from_request(request), registered_model=rm, perm=perm,
+                        user=user, group=group)
+            except (ValidationFailed, Conflict) as exc:
+                errors["form"] = exc.message
+            else:
+                messages.success(request, f"{'Granted' if action == 'grant' else 'Revoked'} "
+                                          f"{dict(PERMS)[perm.value]} "
+                                          f"{'to' if action == 'grant' else 'from'} {who}.")
+                return redirect("governance:model-access", name=rm.name)
+    return render(request, "governance/access.html", {
+        "registered_model": rm, "table": permissions.grant_table(rm), "perms": PERMS,
+        "form": form, "errors": errors}, status=400 if errors else 200)
+
