@@ -142,6 +142,8 @@ def _load_models(users: dict[str, User]) -> None:
             _stage_versions(users, rm, n_versions)
         if name == "churn-predictor":
             permissions.grant(Perm.VIEW, rm, user=users["olivia"])
+        if name == "demand-forecaster":  # alice's own model: she may ask for its promotions
+            permissions.grant(Perm.REQUEST_PROMOTION, rm, user=users["alice"])
 
 
 def _card(name: str, description: str, flavor: str) -> dict[str, object]:

@@ -207,7 +207,8 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
     choices = list(selectors.version_list(
         user=request.user, filters=selectors.VersionFilters(registered_model=rm))
         .order_by("-version").values_list("version", flat=True)[:200])
-    picked = [v for v in request.GET.getlist("v") if v.isdigit()]
+    # Ticked boxes compare oldest first (the baseline); ?versions=3,1 keeps the order given.
+    picked = sorted((v for v in request.GET.getlist("v") if v.isdigit()), key=int)
     if not picked and request.GET.get("versions"):
         picked = [v for v in request.GET["versions"].split(",") if v.strip().isdigit()]
     result, error = None, ""

@@ -31,22 +31,25 @@ def test_demo_data_has_every_stage_users_and_is_idempotent(demo):
 
 
 def test_demo_reviewer_approves_the_waiting_request_as_the_readme_says(demo, client):
-    """README: sign in as carol, find the waiting request, approve it in the browsable API."""
+    """README: sign in as carol; Home lists the waiting request; open it, comment, Approve."""
+    import re
+
     from governance import audit
 
     assert client.login(username="carol", password="modelgate-demo")
-    inbox = client.get("/api/v1/promotion-requests/?awaiting_my_review=true",
-                       HTTP_ACCEPT="application/json").json()["results"]
-    assert [(r["model"], r["version"], r["target_stage"]) for r in inbox] == [
-        ("churn-predictor", 4, "production")]
-    page = client.get(inbox[0]["url"], HTTP_ACCEPT="text/html")
-    assert page.status_code == 200 and b"signature_compatible" in page.content
-    r = client.post(inbox[0]["url"] + "reviews/", {"decision": "approve", "comment": "ok"},
-                    content_type="application/json", HTTP_ACCEPT="application/json")
-    assert r.status_code == 200 and r.json()["status"] == "applied", r.content
+    home = client.get("/").content.decode()
+    waiting = home[home.index('id="awaiting"'):home.index('id="mine"')]
+    links = re.findall(r'href="(/requests/\d+/)"', waiting)
+    assert len(links) == 1 and "churn-predictor" in waiting
+    page = client.get(links[0]).content.decode()
+    assert "Readiness checks" in page and 'value="approve"' in page
+    r = client.post(links[0] + "review/", {"decision": "approve", "comment": "ok"}, follow=True)
+    assert "Applied" in r.content.decode()
     stages = dict(RegisteredModel.objects.get(name="churn-predictor").versions.values_list(
         "version", "stage"))
     assert stages[4] == "production" and stages[3] == "archived"
+    history = client.get("/models/churn-predictor/").content.decode()
+    assert "carol" in history[history.index("Production history"):]
     assert audit.verify().ok
 
 

@@ -1,0 +1,170 @@
+"""Journeys through the dashboard in headless Chromium (Playwright driving Debian's chromium),
+on the demo data, against a live server. Each step saves a screenshot under
+test-output/browser/.
+
+Skipped when no chromium is on the PATH, unless MODELGATE_REQUIRE_BROWSER is set (CI sets it,
+after installing Debian's chromium), in which case a missing browser fails the run.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from governance.models import AuditEvent, PromotionRequest
+from registry.models import ModelVersion
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "browser"
+PASSWORD = "modelgate-demo"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium")
+    if executable is None:
+        if os.environ.get("MODELGATE_REQUIRE_BROWSER"):
+            pytest.fail("MODELGATE_REQUIRE_BROWSER is set but no chromium is on the PATH")
+        pytest.skip("needs Debian's chromium on the PATH (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still synchronous and single-threaded.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def demo(live_server):
+    call_command("demo", "--no-serve", stdout=io.StringIO())
+    return live_server.url
+
+
+@pytest.fixture
+def session(browser, demo):
+    """Open a signed-in page for a demo user: session("carol")."""
+    contexts = []
+
+    def open_as(username: str):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{demo}/login/")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{demo}/")
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_request_review_and_audit_journey(session, demo):
+    # A data scientist opens a demo model, compares two versions and asks for the better one.
+    alice = session("alice")
+    alice.get_by_role("link", name="Models", exact=True).click()
+    alice.get_by_role("link", name="demand-forecaster").click()
+    expect(alice.get_by_role("heading", name="demand-forecaster")).to_be_visible()
+    alice.get_by_label("Compare v2").check()
+    alice.get_by_label("Compare v3").check()
+    alice.get_by_role("button", name="Compare selected").click()
+    assert alice.locator("svg[role=img] rect").count() == 6  # three metrics, two versions
+    assert alice.locator("tr.differs").count() >= 3
+    shot(alice, "1-compare")
+    auc_row = alice.locator("table.compare tbody tr").filter(
+        has=alice.locator("th", has_text=re.compile(r"^auc")))
+    auc = [float(auc_row.locator("td.num").nth(i).inner_text()) for i in (0, 1)]
+    better = 3 if auc[1] >= auc[0] else 2
+    assert better == 3, f"the demo's newest version has the best AUC: {auc}"
+    alice.get_by_role("link", name="demand-forecaster").click()
+    alice.get_by_role("link", name="Request promotion").click()
+    alice.get_by_label("Version").select_option(str(better))
+    alice.get_by_label("Target").select_option("production")
+    alice.get_by_label("Justification").fill("Higher AUC on the holdout set.")
+    checklist = alice.locator("#checklist")
+    checklist.get_by_text("Artifact stored with its SHA-256").wait_for()
+    shot(alice, "2-request-form")
+    alice.get_by_role("button", name="Request promotion").click()
+    expect(alice.get_by_text("created: pending")).to_be_visible()
+    request = PromotionRequest.objects.get(registered_model__name="demand-forecaster",
+                                           status="pending")
+    assert request.version.version == better
+
+    # The requester sees no approve button on her own request, and a forged POST is refused.
+    assert alice.get_by_role("button", name="Approve").count() == 0
+    expect(alice.locator("#review-refusal")).to_contain_text("You may not approve")
+    token = alice.locator("input[name=csrfmiddlewaretoken]").first.get_attribute("value")
+    forged = alice.request.post(f"{demo}/requests/{request.pk}/review/",
+                                form={"decision": "approve", "comment": "self-approved",
+                                      "csrfmiddlewaretoken": token},
+                                headers={"Referer": alice.url})
+    assert forged.status == 403
+    assert not request.reviews.exists()
+    shot(alice, "3-requester-sees-no-approve")
+
+    # A reviewer finds it in the inbox, sees the readiness checks and approves.
+    carol = session("carol")
+    expect(carol.locator("#awaiting").get_by_role("link", name=f"#{request.pk}")).to_be_visible()
+    carol.get_by_role("link", name="Review inbox").click()
+    carol.get_by_role("link", name=f"#{request.pk}").click()
+    checks = carol.locator(".checklist li")
+    assert checks.count() >= 5 and carol.locator(".checklist li.fail").count() == 0
+    shot(carol, "4-reviewer-sees-checks")
+    carol.get_by_label("Comment").fill("Metrics and card look right.")
+    carol.get_by_role("button", name="Approve").click()
+    expect(carol.get_by_text("Recorded: approve.")).to_be_visible()
+    expect(carol.locator("#request-status")).to_have_text("Applied")
+    carol.get_by_role("link", name=f"demand-forecaster v{better}").click()
+    expect(carol.locator("h1 .badge")).to_have_text("Production")
+    shot(carol, "5-version-in-production")
+    # The version that was in production before is archived now.
+    assert ModelVersion.objects.get(registered_model__name="demand-forecaster",
+                                    version=2).stage == "archived"
+    carol.get_by_role("link", name="demand-forecaster").click()
+    row = carol.locator("tbody tr", has=carol.get_by_role("link", name="v2", exact=True))
+    assert row.locator(".badge").first.inner_text() == "Archived"
+
+    # The audit page tells the whole story, each event linking to its object.
+    admin = session("admin")
+    admin.goto(f"{demo}/audit/?model=demand-forecaster&action=promotion.")
+    table = admin.locator("table").inner_text()
+    for action in ("promotion.requested", "promotion.reviewed", "promotion.approved",
+                   "promotion.applied"):
+        assert action in table, action
+    assert "alice" in table and "carol" in table
+    assert admin.locator(f'table a[href="/requests/{request.pk}/"]').count() >= 4
+    shot(admin, "6-audit-story")
+    admin.locator(f'table a[href="/requests/{request.pk}/"]').first.click()
+    expect(admin.get_by_text("Metrics and card look right.")).to_be_visible()
+    assert AuditEvent.objects.filter(action="promotion.applied",
+                                     registered_model_name="demand-forecaster").exists()
+
+
+def test_a_viewer_cannot_see_a_model_they_were_not_granted(session, demo):
+    olivia = session("olivia")
+    olivia.get_by_role("link", name="Models", exact=True).click()
+    names = olivia.locator("table tbody").inner_text()
+    assert "churn-predictor" in names and "fraud-detector" not in names
+    response = olivia.goto(f"{demo}/models/fraud-detector/")
+    assert response.status == 404
+    expect(olivia.get_by_role("heading", name="Not found")).to_be_visible()
+    shot(olivia, "7-viewer-404")
