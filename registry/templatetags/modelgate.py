@@ -29,3 +29,11 @@ def markdown_filter(text: str) -> SafeString:
 @register.filter
 def get_item(mapping: dict, key: str) -> object:
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def as_json(value: object) -> str:
+    """Indented JSON for display (autoescaped like any other text)."""
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
