@@ -55,6 +55,7 @@ def test_models_page_filters_and_hides_what_the_user_may_not_see(client, data_sc
     client.force_login(data_scientist)
     html = client.get("/models/", {"tag": "team=risk"}).content.decode()
     assert ">alpha<" in html and ">beta<" not in html
+    assert '<a href="/models/" aria-current="page">Models</a>' in html
     html = client.get("/models/", {"risk_tier": "medium", "owner": data_scientist.username}
                       ).content.decode()
     assert ">beta<" in html and ">alpha<" not in html
@@ -221,3 +222,22 @@ def test_pages_use_a_bounded_number_of_queries(client, data_scientist, ml_engine
     after = {url: _queries(client, url) for url in urls}
     assert after == before
     assert max(after.values()) <= 30
+
+
+def test_request_page_spells_out_schema_changes(client, story, data_scientist, ml_engineer,
+                                                reviewer):
+    rm, *_ = story
+    changed = {"inputs": [{"name": "age", "type": "double"}, {"name": "income", "type": "double"},
+                          {"name": "tenure", "type": "long"}],
+               "outputs": [{"name": "score", "type": "double"}]}
+    v3 = ready_version(data_scientist, rm, signature=changed)
+    request = ask(ml_engineer, v3, target="staging")  # staging is empty: nothing to diff
+    client.force_login(reviewer)
+    assert "Inputs against" not in client.get(f"/requests/{request.pk}/").content.decode()
+    request = ask(ml_engineer, v3)
+    html = client.get(f"/requests/{request.pk}/").content.decode()
+    assert "Inputs against v1" in html
+    assert "Removed: <code>region</code>" in html
+    assert "Added: <code>tenure</code> (required)" in html
+    assert "Changed: <code>age</code> type long → double" in html
+    assert 'class="fail"' in html or 'class="warn"' in html  # signature_compatible fails
