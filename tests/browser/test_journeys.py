@@ -172,3 +172,24 @@ def test_a_viewer_cannot_see_a_model_they_were_not_granted(session, demo):
     assert response.status == 404
     expect(olivia.get_by_role("heading", name="Not found")).to_be_visible()
     shot(olivia, "7-viewer-404")
+
+
+def test_pages_work_on_a_phone_and_by_keyboard(browser, demo):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{demo}/login/")
+    page.get_by_label("Username").fill("carol")
+    page.get_by_label("Password").fill("wrong")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("didn't match")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{demo}/")
+    page.keyboard.press("Tab")  # the first stop is the skip link
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for path in ("/", "/models/", "/models/churn-predictor/", "/audit/"):
+        page.goto(f"{demo}{path}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
+    shot(page, "8-phone-audit")
+    context.close()
