@@ -72,8 +72,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 target_alias="" if target in ("production", "staging") else target,
                 justification=form["justification"])
         except (ValueError, DomainError) as exc:
-            if isinstance(exc, DomainError) and exc.status_code in (403, 404):
-                raise
+            if isinstance(exc, DomainError) and exc.status_code == 403:
+                raise  # not allowed at all: the page wrapper's 403
             message = getattr(exc, "message", "Choose a version.")
             field = next(iter(getattr(exc, "fields", {})), "version")
             errors[{"target_stage": "target", "target_alias": "target"}.get(field, field)
@@ -271,6 +271,8 @@ def model_access(request: HttpRequest, name: str) -> HttpResponse:
         if user is None and group is None:
             errors["who"] = ("No such user or group; write a username, or group:NAME."
                              if who else "Write a username, or group:NAME.")
+        if action not in ("grant", "revoke"):
+            errors["form"] = "Choose Grant or Revoke."
         if not errors and perm is not None:
             service = access.grant_add if action == "grant" else access.grant_remove
             try:

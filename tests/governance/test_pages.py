@@ -95,6 +95,10 @@ def test_request_form_shows_the_checklist_and_field_errors(client, story, ml_eng
     r = client.post("/requests/new/", {"model": "churn", "version": "2", "target": "no way!"})
     html = r.content.decode()
     assert r.status_code == 400 and 'id="target-error"' in html and 'aria-invalid="true"' in html
+    for version in ("99", "two"):
+        r = client.post("/requests/new/", {"model": "churn", "version": version,
+                                            "target": "staging"})
+        assert r.status_code == 400 and 'id="version-error"' in r.content.decode()
     assert PromotionRequest.objects.count() == before
     r = client.post("/requests/new/", {"model": "churn", "version": "2", "target": "staging",
                                         "justification": "Try it in staging"})
@@ -122,6 +126,13 @@ def test_only_eligible_reviewers_see_buttons_and_forged_posts_are_refused(
     client.force_login(reviewer)
     html = client.get(url).content.decode()
     assert 'value="approve"' in html and "Better AUC" in html
+    r = client.post(f"{url}review/", {"decision": "maybe", "comment": "hm"}, follow=True)
+    assert "decision must be one of" in r.content.decode()
+    assert client.post(f"{url}apply/").status_code == 403  # reviewers do not apply
+    client.force_login(ml_engineer)
+    r = client.post(f"{url}apply/", follow=True)  # not approved yet: a message, no 500
+    assert "not approved yet" in r.content.decode()
+    client.force_login(reviewer)
     r = client.post(f"{url}review/", {"decision": "reject", "comment": ""}, follow=True)
     html = r.content.decode()
     assert 'id="comment-error"' in html and not Review.objects.filter(request=pending).exists()
@@ -185,6 +196,9 @@ def test_access_page_grants_and_revokes(client, story, data_scientist, outsider)
     r = client.post("/models/churn/access/", {"who": outsider.username, "perm": "",
                                               "action": "grant"})
     assert r.status_code == 400 and 'id="perm-error"' in r.content.decode()
+    r = client.post("/models/churn/access/", {"who": outsider.username,
+                                              "perm": "view_registeredmodel", "action": "x"})
+    assert r.status_code == 400 and "Choose Grant or Revoke." in r.content.decode()
     r = client.post("/models/churn/access/", {"who": outsider.username,
                                               "perm": "view_registeredmodel", "action": "grant"},
                     follow=True)
