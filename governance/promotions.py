@@ -8,7 +8,7 @@ open is refused with 409.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -80,22 +80,27 @@ def evaluate(request: PromotionRequest) -> Evaluation:
                   and needed > 1 and _was_approved_for_production(request.version))
     if fast_track:
         needed = 1
-    latest = _latest_decisions(request)
-    approvers = [r.reviewer for r in latest.values() if r.decision == Review.Decision.APPROVE]
     current = current_holder(registered_model, stage=request.target_stage,
                              alias=request.target_alias)
     checks = readiness.evaluate(request.version, current, policy.required_checks)
     return Evaluation(
         policy=policy, needed=needed, admin_needed=policy.admin_approval_required,
-        approvers=approvers,
-        changes_requested_by=[r.reviewer for r in latest.values()
-                              if r.decision == Review.Decision.REQUEST_CHANGES],
         checks=checks, current=current, fast_track=fast_track,
         schema_diff=readiness.schema_diff(current.signature, request.version.signature)
         if current is not None and current.pk != request.version_id else None,
-        admin_approved=policies.admin_among(approvers, registered_model),
-        blocking=[c for c in checks if c.blocking],
+        blocking=[c for c in checks if c.blocking], **_tally(request),
     )
+
+
+def _tally(request: PromotionRequest) -> dict[str, Any]:
+    """The part of an evaluation that reviews change: who approved (their latest word), who
+    asked for changes, whether an administrator is among the approvers."""
+    latest = _latest_decisions(request)
+    approvers = [r.reviewer for r in latest.values() if r.decision == Review.Decision.APPROVE]
+    return {"approvers": approvers,
+            "changes_requested_by": [r.reviewer for r in latest.values()
+                                     if r.decision == Review.Decision.REQUEST_CHANGES],
+            "admin_approved": policies.admin_among(approvers, request.registered_model)}
 
 
 def review_refusal(user: AnyUser, request: PromotionRequest) -> str | None:
@@ -251,7 +256,8 @@ def review_submit(*, actor: Actor, request: PromotionRequest, decision: str,
                      registered_model=registered_model, details={"comment": comment[:500]})
         notifications.request_decided(request)
         return request
-    evaluation = evaluate(request)
+    # Only the tally changed with this review; the checks were computed above.
+    evaluation = replace(evaluation, **_tally(request))
     if decision == Review.Decision.APPROVE and evaluation.approved:
         _approve(actor, request, evaluation, note="approvals reached")
     else:
