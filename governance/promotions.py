@@ -72,17 +72,33 @@ def _was_approved_for_production(version: ModelVersion) -> bool:
                                            status=Status.APPLIED).exists()
 
 
-def evaluate(request: PromotionRequest) -> Evaluation:
-    registered_model = request.registered_model
+@dataclass(frozen=True)
+class Preview:
+    """What a request for a version into a target faces now: the policy in force, the version
+    holding the target, the readiness checks against it and the approvals needed."""
+
+    policy: Policy
+    current: ModelVersion | None
+    checks: list[readiness.Outcome]
+    needed: int
+
+
+def preview(version: ModelVersion, *, stage: str = "", alias: str = "") -> Preview:
+    registered_model = version.registered_model
     policy = policies.policy_for(registered_model)
-    needed = policy.approvals_for(request.target_stage or "production")
+    current = current_holder(registered_model, stage=stage, alias=alias)
+    return Preview(policy=policy, current=current,
+                   checks=readiness.evaluate(version, current, policy.required_checks),
+                   needed=policy.approvals_for(stage or "production"))
+
+
+def evaluate(request: PromotionRequest) -> Evaluation:
+    now = preview(request.version, stage=request.target_stage, alias=request.target_alias)
+    policy, needed, current, checks = now.policy, now.needed, now.current, now.checks
     fast_track = (request.kind == PromotionRequest.Kind.ROLLBACK and policy.rollback_fast_track
                   and needed > 1 and _was_approved_for_production(request.version))
     if fast_track:
         needed = 1
-    current = current_holder(registered_model, stage=request.target_stage,
-                             alias=request.target_alias)
-    checks = readiness.evaluate(request.version, current, policy.required_checks)
     return Evaluation(
         policy=policy, needed=needed, admin_needed=policy.admin_approval_required,
         checks=checks, current=current, fast_track=fast_track,
@@ -322,14 +338,20 @@ def _apply(actor: Actor, request: PromotionRequest, policy: Policy) -> None:
     notifications.request_applied(request)
 
 
+def may_cancel(user: AnyUser, request: PromotionRequest) -> bool:
+    """The requester, or whoever manages access to the model (pages hide the button for
+    everyone else; request_cancel refuses them)."""
+    return user.pk == request.requested_by_id or permissions.has(
+        user, Perm.MANAGE_ACCESS, request.registered_model)
+
+
 @transaction.atomic
 def request_cancel(*, actor: Actor, request: PromotionRequest,
                    reason: str = "") -> PromotionRequest:
     """The requester, or whoever manages access to the model, withdraws an open request."""
     registered_model = request.registered_model
     permissions.require(actor.user, Perm.VIEW, registered_model)
-    if actor.user_id != request.requested_by_id and not permissions.has(
-            actor.user, Perm.MANAGE_ACCESS, registered_model):
+    if not may_cancel(actor.user, request):
         raise Forbidden("Only the requester or a manager of this model may cancel it.",
                         code="permission_denied")
     reason = _text(reason, "reason")

@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
-from governance import access, permissions, promotions, readiness, selectors
+from governance import access, permissions, promotions, selectors
 from governance.actors import Actor
 from governance.models import AuditEvent, PromotionRequest, Review
 from governance.permissions import Perm
@@ -26,21 +26,20 @@ from registry.errors import Conflict, DomainError, ValidationFailed
 from registry.views import page
 
 TARGETS = [("production", "Production"), ("staging", "Staging")]
+# Which form field shows a service's error about one of its arguments (else the form's top).
+FORM_FIELDS = {"version": "version", "target_stage": "target", "target_alias": "target",
+               "justification": "justification"}
 
 
 # --- Promotion requests ---------------------------------------------------------------------
 
-def _checks_for(user: Any, model_name: str, number: str, target: str) -> dict[str, Any]:
+def _checks_for(user: Any, model_name: str, number: str, target: str) -> promotions.Preview:
     """What the checklist shows for a would-be request: the checks under the model's policy
     against the version now in the target."""
     rm = registry_selectors.registered_model_get(user=user, name=model_name)
     version = registry_selectors.version_get(user=user, registered_model=rm, number=int(number))
     stage, alias = (target, "") if target in ("production", "staging") else ("", target)
-    policy = promotions.policies.policy_for(rm)
-    current = promotions.current_holder(rm, stage=stage, alias=alias)
-    return {"checks": readiness.evaluate(version, current, policy.required_checks),
-            "current": current, "policy": policy, "version": version,
-            "needed": policy.approvals_for(stage or "production")}
+    return promotions.preview(version, stage=stage, alias=alias)
 
 
 @page(methods=("GET", "POST"))
@@ -74,11 +73,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
         except (ValueError, DomainError) as exc:
             if isinstance(exc, DomainError) and exc.status_code == 403:
                 raise  # not allowed at all: the page wrapper's 403
-            message = getattr(exc, "message", "Choose a version.")
             field = next(iter(getattr(exc, "fields", {})), "version")
-            errors[{"target_stage": "target", "target_alias": "target"}.get(field, field)
-                   if field in ("target_stage", "target_alias", "justification", "version")
-                   else "form"] = message
+            errors[FORM_FIELDS.get(field, "form")] = getattr(exc, "message", "Choose a version.")
         else:
             messages.success(request, f"Request #{created.pk} created: "
                                       f"{created.get_status_display().lower()}.")
@@ -128,8 +124,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     evaluation = promotions.evaluate(req)
     refusal = promotions.review_refusal(request.user, req)
     rm = req.registered_model
-    may_cancel = req.is_open and (request.user.pk == req.requested_by_id or permissions.has(
-        request.user, Perm.MANAGE_ACCESS, rm))
+    may_cancel = req.is_open and promotions.may_cancel(request.user, req)
     may_apply = (req.status == PromotionRequest.Status.APPROVED
                  and permissions.has(request.user, Perm.REQUEST_PROMOTION, rm))
     return render(request, "governance/request_detail.html", {

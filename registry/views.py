@@ -16,7 +16,8 @@ from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
 
 from cards.models import ModelCard
-from governance import history, permissions, policies, promotions, readiness
+from governance import history, permissions, policies, promotions
+from governance import selectors as governance_selectors
 from governance.actors import Actor
 from governance.models import PromotionRequest
 from governance.permissions import Perm
@@ -61,11 +62,10 @@ def page(view: Callable[..., HttpResponse] | None = None, *,
 def home(request: HttpRequest) -> HttpResponse:
     """What needs the user: requests waiting for their review, their own open requests,
     recent promotions, what is in production, failed jobs. A fixed number of queries."""
-    from governance import selectors as gov
-
     user = request.user
-    requests = gov.promotion_request_list(user=user).order_by("-created_at", "-pk")
-    awaiting = gov.awaiting_review(user, requests)
+    requests = governance_selectors.promotion_request_list(user=user).order_by("-created_at",
+                                                                               "-pk")
+    awaiting = governance_selectors.awaiting_review(user, requests)
     mine = requests.filter(requested_by=user.pk, status__in=PromotionRequest.OPEN)
     production = selectors.version_list(
         user=user, filters=selectors.VersionFilters(stage=ModelVersion.Stage.PRODUCTION))
@@ -164,12 +164,10 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     for job in jobs:  # newest first: the first succeeded job of each kind is the one shown
         if job.status == PackagingJob.Status.SUCCEEDED:
             latest.setdefault(job.kind, job)
-    policy = policies.policy_for(rm)
-    current = promotions.current_holder(rm, stage=ModelVersion.Stage.PRODUCTION)
+    production = promotions.preview(version, stage=ModelVersion.Stage.PRODUCTION)
     return render(request, "registry/version_detail.html", {
         "registered_model": rm, "version": version, "lineage": _lineage([version])[version.pk],
-        "checks": readiness.evaluate(version, current, policy.required_checks),
-        "production": current,
+        "checks": production.checks, "production": production.current,
         "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
         "children": selectors.version_children(version),
         "card": ModelCard.objects.filter(version=version).only("status").first(),
