@@ -6,20 +6,23 @@ other files under ``artifacts/``, the model card (Markdown and JSON, from the ca
 requirements, Python version and the sha256 of every file.
 
 The model file is checked in the limited child process (it must load and predict); a joblib
-file is re-saved there as a plain pickle, which is what MLflow's sklearn flavor loads. The zip
-is reproducible (fixed entry times, sorted entries), so a rerun after a lost worker finds the
-file it already stored instead of adding a second one.
+file is re-saved there as a plain pickle, which is what MLflow's sklearn flavor loads. Every
+file is streamed into the zip once (from storage or the work directory) and hashed on the way;
+`modelgate.json`, which lists those hashes, comes last. The zip is reproducible (fixed entry
+times, sorted entries), so a rerun after a lost worker finds the file it already stored
+instead of adding a second one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
 import uuid
 import zipfile
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import yaml
 
@@ -28,6 +31,7 @@ from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.packaging import convert
 from registry.services import artifacts as artifact_services
 from registry.services import jobs
+from registry.services.artifacts import CHUNK
 from registry.signals import bundle_files
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -102,30 +106,32 @@ def _mlmodel(version: ModelVersion, model_file: str, fmt: str, packaged: dict[st
     return document
 
 
-def _write_zip(path: Path, files: dict[str, Path | bytes]) -> None:
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            content = files[name]
-            if isinstance(content, bytes):
-                archive.writestr(info, content)
-            else:
-                with content.open("rb") as source, archive.open(info, "w") as target:
-                    while chunk := source.read(1024 * 1024):
-                        target.write(chunk)
+# An entry's content: bytes made here, or a function opening a file to stream from.
+Content = bytes | Callable[[], IO[bytes]]
 
 
-def _sha256(content: Path | bytes) -> tuple[str, int]:
+def _chunks(content: Content) -> Iterator[bytes]:
     if isinstance(content, bytes):
-        return hashlib.sha256(content).hexdigest(), len(content)
+        yield content
+        return
+    with content() as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def _add(archive: zipfile.ZipFile, name: str, content: Content) -> dict[str, Any]:
+    """Write one entry (fixed time, so the zip is reproducible), hashing it on the way: every
+    file is read once, straight from storage or the work directory."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
     digest, size = hashlib.sha256(), 0
-    with content.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
+    with archive.open(info, "w", force_zip64=not isinstance(content, bytes)) as target:
+        for chunk in _chunks(content):
             digest.update(chunk)
             size += len(chunk)
-    return digest.hexdigest(), size
+            target.write(chunk)
+    return {"sha256": digest.hexdigest(), "size": size}
 
 
 def run(job: PackagingJob) -> dict[str, Any]:
@@ -136,17 +142,14 @@ def run(job: PackagingJob) -> dict[str, Any]:
         jobs.job_progress(job, 20, "checking the model loads and predicts in a limited process")
         packaged = convert.run_child(source, workdir, rows, mode="package", trusted=trusted)
         model_file = "model.skops" if source.format == Artifact.Format.SKOPS else "model.pkl"
-        files: dict[str, Path | bytes] = {model_file: workdir / model_file}
+        files: dict[str, Content] = {
+            model_file: functools.partial((workdir / model_file).open, "rb")}
         jobs.job_progress(job, 50, "collecting the version's files")
         storage = artifact_services.artifact_storage()
         onnx = None
         for artifact in _included(version, source):
-            target = workdir / "artifacts" / artifact.filename
-            target.parent.mkdir(exist_ok=True)
-            with storage.open(artifact.storage_key, "rb") as handle, target.open("wb") as out:
-                while chunk := handle.read(1024 * 1024):
-                    out.write(chunk)
-            files[f"artifacts/{artifact.filename}"] = target
+            files[f"artifacts/{artifact.filename}"] = functools.partial(
+                storage.open, artifact.storage_key, "rb")
             if artifact.format == Artifact.Format.ONNX and (
                     onnx is None or artifact.derived_from_id == source.pk):
                 onnx = artifact
@@ -166,20 +169,22 @@ def run(job: PackagingJob) -> dict[str, Any]:
         for name, data in _extras(version):
             files[name] = data
         jobs.job_progress(job, 70, "writing the zip", f"{len(files) + 1} files")
-        checksums = {name: dict(zip(("sha256", "size"), _sha256(content), strict=True))
-                     for name, content in sorted(files.items())}
-        metadata = {
-            "format": "modelgate-bundle/1", "model": version.registered_model.name,
-            "version": version.version, "flavor": "sklearn", "model_file": model_file,
-            "estimator": packaged["estimator"], "signature": version.signature,
-            "requirements": requirements, "python_version": python,
-            "source_artifact": {"filename": source.filename, "sha256": source.sha256,
-                                "format": source.format},
-            "skops_trusted_types": packaged["trusted_types"], "files": checksums}
-        files["modelgate.json"] = json.dumps(metadata, indent=2, sort_keys=True).encode()
         archive = workdir / "bundle.zip"
-        _write_zip(archive, files)
-        sha256, size = _sha256(archive)
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            checksums = {name: _add(bundle, name, files[name]) for name in sorted(files)}
+            metadata = {
+                "format": "modelgate-bundle/1", "model": version.registered_model.name,
+                "version": version.version, "flavor": "sklearn", "model_file": model_file,
+                "estimator": packaged["estimator"], "signature": version.signature,
+                "requirements": requirements, "python_version": python,
+                "source_artifact": {"filename": source.filename, "sha256": source.sha256,
+                                    "format": source.format},
+                "skops_trusted_types": packaged["trusted_types"], "files": checksums}
+            _add(bundle, "modelgate.json", json.dumps(metadata, indent=2, sort_keys=True).encode())
+        digest = hashlib.sha256()
+        for chunk in _chunks(functools.partial(archive.open, "rb")):
+            digest.update(chunk)
+        sha256, size = digest.hexdigest(), archive.stat().st_size
         jobs.job_progress(job, 90, "storing the bundle", f"{size:,} bytes, sha256 {sha256[:12]}…")
         stored = version.artifacts.filter(format=Artifact.Format.MLFLOW, sha256=sha256).first()
         if stored is None:
@@ -193,5 +198,5 @@ def run(job: PackagingJob) -> dict[str, Any]:
                     media_type="application/zip", derived_from=source, inspect=False)
     return {"bundle_artifact": {"id": stored.pk, "filename": stored.filename,
                                 "sha256": stored.sha256, "size": stored.size},
-            "files": sorted(files), "flavors": sorted(mlmodel["flavors"]),
+            "files": sorted([*files, "modelgate.json"]), "flavors": sorted(mlmodel["flavors"]),
             "requirements": requirements, "estimator": packaged["estimator"]}

@@ -22,7 +22,7 @@ from governance.actors import Actor
 from registry import validation
 from registry.models import Artifact, PackagingJob
 from registry.packaging import sandbox
-from registry.packaging.inspect import JobError, scan_artifact
+from registry.packaging.inspect import JobError, input_artifact, scan_artifact
 from registry.services import artifacts as artifact_services
 from registry.services import jobs
 
@@ -67,9 +67,7 @@ def cleared(job: PackagingJob) -> tuple[Artifact, bool]:
     """The input artifact, if a worker may load it: a scikit-learn pickle, joblib or skops
     file whose imports the scan cleared, or one an administrator trusted. Returns (artifact,
     trusted)."""
-    artifact = job.artifact
-    if artifact is None:
-        raise JobError("The input artifact was deleted.")
+    artifact = input_artifact(job)
     if artifact.format not in LOADABLE:
         raise JobError(f"Only scikit-learn pickle, joblib or skops files can be loaded; this "
                        f"is {artifact.format}.")
@@ -235,9 +233,7 @@ def torchscript(job: PackagingJob) -> dict[str, Any]:
         raise JobError("PyTorch is not installed on this worker. Install the optional extra "
                        "(pip install 'modelgate[torch]') on the workers to validate "
                        "TorchScript files.")
-    artifact = job.artifact
-    if artifact is None:
-        raise JobError("The input artifact was deleted.")
+    artifact = input_artifact(job)
     if artifact.format != Artifact.Format.TORCHSCRIPT:
         raise JobError(f"TorchScript validation needs a file saved with torch.jit.save; this "
                        f"is {artifact.format}.")

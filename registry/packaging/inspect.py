@@ -26,6 +26,13 @@ class JobError(Exception):
     """A job ends as failed with this message."""
 
 
+def input_artifact(job: PackagingJob) -> Artifact:
+    """The file the job works on; the job fails if it was deleted meanwhile."""
+    if job.artifact is None:
+        raise JobError("The input artifact was deleted.")
+    return job.artifact
+
+
 def scan_artifact(artifact: Artifact, fmt: str | None = None) -> Report:
     """What loading the stored file would import or build, read without loading it."""
     with artifact_storage().open(artifact.storage_key, "rb") as handle:
@@ -35,9 +42,7 @@ def scan_artifact(artifact: Artifact, fmt: str | None = None) -> Report:
 
 
 def run(job: PackagingJob) -> dict[str, Any]:
-    artifact = job.artifact
-    if artifact is None:
-        raise JobError("The input artifact was deleted.")
+    artifact = input_artifact(job)
     storage = artifact_storage()
     jobs.job_progress(job, 5, "verifying the stored bytes", f"reading {artifact.filename}")
     digest, size = hashlib.sha256(), 0

@@ -161,9 +161,6 @@ def job_finish(job: PackagingJob, result: dict[str, Any], *, failed: str = "") -
                           "error": failed[:300], "attempts": locked.attempts})
 
 
-
-
-
 def jobs_sweep() -> dict[str, int]:
     """Queue again the jobs a lost message left behind: queued and untouched for SWEEP_AFTER
     seconds (the broker lost the message or was down when it was sent), or running with no
@@ -190,7 +187,6 @@ def jobs_sweep() -> dict[str, int]:
             if PackagingJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
                     status=Status.QUEUED, task_id="", updated_at=now):
                 queued.append(job.pk)
-    for pk in queued:
-        with transaction.atomic():
-            enqueue_on_commit(run_job, pk)
+    for pk in queued:  # outside a transaction: sent now, a broker error logged (robust)
+        enqueue_on_commit(run_job, pk)
     return {"requeued": len(queued), "failed": failed}
