@@ -2,8 +2,9 @@
 
 Every change with governance meaning goes through a service, so it is checked and audited the
 same way as through the API: per-model grants, API tokens (the secret is shown once, on the
-page that answers the creation, and never stored), policies, users' roles and flags, and the
-permissions of role groups. Audit events, promotion requests and history are read-only.
+page that answers the creation, and never stored), policies, webhooks (the secret is
+write-only) and delivery replays, users' roles and flags, and the permissions of role groups.
+Audit events, promotion requests and history are read-only.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from governance import access, audit, permissions, policies, webhooks
 from governance import models as m
 from governance.actors import Actor
 from governance.permissions import Perm
 from governance.tokens import token_create, token_revoke
-from registry.admin import ReadOnlyAdmin
-from registry.errors import DomainError
+from registry.admin import ReadOnlyAdmin, _run
+from registry.errors import DomainError, Forbidden, NotFound
+from registry.services.common import require_admin
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -274,7 +277,100 @@ class AuditedGroupAdmin(GroupAdmin):
             super().delete_model(request, obj)
 
 
-# --- Policies -------------------------------------------------------------------------------
+# --- Policies and webhooks: administrators only, through their services ----------------------
+
+def _administers(request: HttpRequest) -> bool:
+    """The services' own rule (registry.services.common.require_admin), asked before drawing
+    a form or an action the services would refuse."""
+    try:
+        require_admin(_actor(request), "change this")
+    except Forbidden:
+        return False
+    return True
+
+
+def _form_error(form: forms.Form, exc: DomainError) -> forms.ValidationError:
+    """A service's ValidationFailed as a form error on its field (or the form's)."""
+    field = next(iter(exc.fields), None)
+    if field in form.fields:
+        return forms.ValidationError({field: exc.message})
+    return forms.ValidationError(exc.message)
+
+
+class _AdministeredAdmin(admin.ModelAdmin):
+    """Add, change and delete for administrators only (the admin asks the same rule as the
+    service), each object through `_save`/`_delete`, which call the audited services. Bulk
+    deletion deletes one object at a time, one event each. A refusal or an error the form did
+    not catch becomes a message and saves nothing; never a 500."""
+
+    def _save(self, actor: Actor, obj: Any, form: Any, change: bool) -> Any:
+        raise NotImplementedError
+
+    def _delete(self, actor: Actor, obj: Any) -> None:
+        raise NotImplementedError
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _administers(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _administers(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _administers(request)
+
+    def _refuse(self, request: HttpRequest, exc: DomainError) -> None:
+        _refused(request, exc)
+        request._modelgate_refused = True  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _was_refused(request: HttpRequest) -> bool:
+        return getattr(request, "_modelgate_refused", False)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        try:
+            obj.pk = self._save(_actor(request), obj, form, change).pk
+        except DomainError as exc:
+            self._refuse(request, exc)
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return None if self._was_refused(request) else super().log_addition(request, obj,
+                                                                              message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return None if self._was_refused(request) else super().log_change(request, obj,
+                                                                            message)
+
+    def response_add(self, request: HttpRequest, obj: Any,
+                     post_url_continue: str | None = None) -> HttpResponse:
+        if self._was_refused(request):  # the message says why; nothing was saved
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
+        if self._was_refused(request):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        try:
+            self._delete(_actor(request), obj)
+        except DomainError as exc:
+            self._refuse(request, exc)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            try:
+                self._delete(_actor(request), obj)
+            except DomainError as exc:
+                messages.error(request, f"{obj}: {exc.message}")
+
+    def response_delete(self, request: HttpRequest, obj_display: str,
+                        obj_id: Any) -> HttpResponse:
+        if self._was_refused(request):
+            return HttpResponseRedirect(reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+        return super().response_delete(request, obj_display, obj_id)
+
 
 class PolicyForm(forms.ModelForm):
     class Meta:
@@ -286,42 +382,41 @@ class PolicyForm(forms.ModelForm):
         try:
             policies.validate({k: v for k, v in data.items() if k in policies.EDITABLE})
         except DomainError as exc:
-            raise forms.ValidationError({exc.fields and next(iter(exc.fields)) or None:
-                                         exc.message}) from None
-        if bool(data.get("risk_tier")) == bool(data.get("registered_model")):
+            raise _form_error(self, exc) from None
+        # The scope is chosen when the policy is added (read-only afterwards).
+        if "risk_tier" in self.fields and (bool(data.get("risk_tier"))
+                                           == bool(data.get("registered_model"))):
             raise forms.ValidationError("A policy is for one risk tier or one model.")
         return data
 
 
 @admin.register(m.Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(_AdministeredAdmin):
     form = PolicyForm
     list_display = ["__str__", "production_approvals", "staging_approvals",
                     "admin_approval_required", "auto_apply", "updated_at"]
+    list_filter = ["risk_tier", "admin_approval_required", "auto_apply"]
     list_select_related = ["registered_model"]
+    search_fields = ["risk_tier", "registered_model__name"]
     autocomplete_fields = ["registered_model"]
 
-    def save_model(self, request: HttpRequest, obj: m.Policy, form: Any, change: bool) -> None:
-        policy = m.Policy.objects.get(pk=obj.pk) if change else m.Policy(
-            risk_tier=obj.risk_tier or None, registered_model=obj.registered_model)
-        saved = policies.policy_save(actor=_actor(request), policy=policy,
-                                     **{f: form.cleaned_data[f] for f in policies.EDITABLE})
-        obj.pk = saved.pk
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["risk_tier", "registered_model"] if obj is not None else []
 
-    def delete_model(self, request: HttpRequest, obj: m.Policy) -> None:
-        with transaction.atomic():
-            audit.record(actor=_actor(request), action="policy.deleted", target=obj,
-                         registered_model=obj.registered_model, details={"policy": str(obj)})
-            super().delete_model(request, obj)
+    def _save(self, actor: Actor, obj: m.Policy, form: Any, change: bool) -> m.Policy:
+        if change:  # the stored row: the form has already written its values into `obj`
+            policy = m.Policy.objects.select_related("registered_model").filter(
+                pk=obj.pk).first()
+            if policy is None:
+                raise NotFound(f"The {obj} no longer exists.", code="policy_not_found")
+        else:
+            policy = m.Policy(risk_tier=obj.risk_tier or None,
+                              registered_model=obj.registered_model)
+        return policies.policy_save(actor=actor, policy=policy,
+                                    **{f: form.cleaned_data[f] for f in policies.EDITABLE})
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser  # as policies.policy_save requires
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser
+    def _delete(self, actor: Actor, obj: m.Policy) -> None:
+        policies.policy_delete(actor=actor, policy=obj)
 
 
 # --- Promotion records, history, webhooks ---------------------------------------------------
@@ -358,19 +453,71 @@ class StageHistoryAdmin(ReadOnlyAdmin):
 
 class WebhookForm(forms.ModelForm):
     url = forms.URLField(max_length=1000, assume_scheme="https")
+    # Write-only: never rendered, not even back into the form after an error.
+    secret = forms.CharField(max_length=200, strip=False, required=False,
+                             widget=forms.PasswordInput(render_value=False))
 
     class Meta:
         model = m.Webhook
         fields = ["name", "url", "secret", "registered_model", "events", "active"]
-        widgets = {"secret": forms.PasswordInput(render_value=True)}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        secret = self.fields["secret"]
+        if self.instance.pk is None:
+            secret.required = True
+            secret.help_text = ("Shared with the receiver to check the signature. It is not "
+                                "shown again after saving.")
+        else:
+            secret.help_text = ("A secret is set and is never shown. Leave this empty to keep "
+                                "it, or type a new one to replace it.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if "events" in data and data["events"] is None:
+            data["events"] = []
+        values = {k: data[k] for k in webhooks.EDITABLE if k in data}
+        if not values.get("secret"):
+            values.pop("secret", None)  # empty on a change: keep the stored one
+        try:
+            webhooks.webhook_validate(values)
+        except DomainError as exc:
+            raise _form_error(self, exc) from None
+        return data
 
 
 @admin.register(m.Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(_AdministeredAdmin):
     form = WebhookForm
     list_display = ["name", "url", "registered_model", "active", "created_at"]
     list_filter = ["active"]
+    list_select_related = ["registered_model"]
+    search_fields = ["name", "url", "registered_model__name"]
     autocomplete_fields = ["registered_model"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = ["name", "url", "secret", "registered_model", "events", "active"]
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields.remove("secret")  # a read-only page would print the value
+        return fields
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # The delivery log goes with its webhook (webhooks.webhook_delete); deliveries are
+        # read-only on their own, which must not make a webhook with deliveries undeletable.
+        perms_needed = set(perms_needed) - {m.WebhookDelivery._meta.verbose_name}
+        return deleted, counts, perms_needed, protected
+
+    def _save(self, actor: Actor, obj: m.Webhook, form: Any, change: bool) -> m.Webhook:
+        values = {k: form.cleaned_data[k] for k in webhooks.EDITABLE}
+        if not change:
+            return webhooks.webhook_create(actor=actor, **values)
+        if not values["secret"]:
+            del values["secret"]
+        return webhooks.webhook_change(actor=actor, webhook=obj, **values)
+
+    def _delete(self, actor: Actor, obj: m.Webhook) -> None:
+        webhooks.webhook_delete(actor=actor, webhook=obj)
 
 
 @admin.register(m.WebhookDelivery)
@@ -379,10 +526,13 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
                     "delivered_at"]
     list_filter = ["status", "event", "webhook"]
     list_select_related = ["webhook"]
+    search_fields = ["webhook__name", "event", "delivery_id"]
     actions = ["replay"]
 
-    @admin.action(description="Replay selected deliveries")
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return _administers(request)
+
+    @admin.action(description="Replay selected deliveries", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for delivery in queryset.select_related("webhook"):
-            webhooks.replay(delivery)
-        messages.success(request, f"Queued again: {queryset.count()}.")
+        _run(request, queryset.select_related("webhook__registered_model"),
+             webhooks.webhook_delivery_replay, "Queued again", param="delivery")

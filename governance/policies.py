@@ -112,6 +112,26 @@ def policy_save(*, actor: Actor, policy: Policy, **changes: Any) -> Policy:
 
 
 @transaction.atomic
+def policy_delete(*, actor: Actor, policy: Policy) -> bool:
+    """Delete a policy: a model falls back to its tier's policy, a tier to TIER_DEFAULTS. The
+    event keeps the deleted values. Administrators only; False if it was already gone."""
+    require_admin(actor, "change review policies")
+    # Ordered by pk: the default ordering joins the model, and PostgreSQL locks no row on the
+    # nullable side of an outer join.
+    stored = Policy.objects.select_for_update().filter(pk=policy.pk).order_by("pk").first()
+    if stored is None:
+        return False
+    audit.record(actor=actor, action="policy.deleted", target=stored,
+                 registered_model=stored.registered_model,
+                 details={"policy": str(stored),
+                          "values": {f: getattr(stored, f) for f in EDITABLE}})
+    stored.delete()
+    if policy.registered_model_id is not None:
+        forget(policy.registered_model)  # the caller's instance is the one that remembers
+    return True
+
+
+@transaction.atomic
 def policy_override_set(*, actor: Actor, registered_model: RegisteredModel,
                         **fields: Any) -> Policy:
     """Give one model its own policy, starting from its tier's values."""

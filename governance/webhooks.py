@@ -4,6 +4,11 @@ exponential backoff. Every attempt's response is kept; the admin can replay a de
 
 Receivers check ``X-Modelgate-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body under
 the webhook's secret, and may drop repeats by ``X-Modelgate-Delivery``.
+
+Adding, changing and deleting a webhook and replaying a delivery are for administrators and go
+through the services below, which audit them. The secret never leaves this module except in
+signatures: events record that it changed, never its value, and addresses are recorded without
+credentials or query strings (where receivers such as chat services keep their tokens).
 """
 
 from __future__ import annotations
@@ -17,16 +22,29 @@ import urllib.request
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from config.celery import enqueue_on_commit
+from governance import audit
+from governance.actors import Actor
 from governance.models import PromotionRequest, Webhook, WebhookDelivery
+from registry.errors import NotFound, ValidationFailed
+from registry.models import RegisteredModel
+from registry.services.common import apply_changes, require_admin
 
 RESPONSE_KEEP = 2000
+# What governance.notifications emits; a webhook lists some of them, or none for all.
+EVENTS = ("promotion.requested", "promotion.reviewed", "promotion.approved",
+          "promotion.rejected", "promotion.applied")
+EDITABLE = ("name", "url", "secret", "registered_model", "events", "active")
+_check_url = URLValidator(schemes=["http", "https"])
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -77,11 +95,144 @@ def emit(event: str, request: PromotionRequest) -> list[WebhookDelivery]:
     return deliveries
 
 
+def webhook_validate(values: dict[str, Any]) -> dict[str, Any]:
+    """Check any of the EDITABLE fields; raise ValidationFailed naming the field. Returns the
+    values normalised (name stripped, events without repeats)."""
+    if "name" in values:
+        name = values["name"].strip() if isinstance(values["name"], str) else ""
+        if not name or len(name) > Webhook._meta.get_field("name").max_length:
+            raise ValidationFailed("A name of 1 to 100 characters.", field="name")
+        values["name"] = name
+    if "url" in values:
+        url = values["url"]
+        try:
+            _check_url(url)
+        except DjangoValidationError:
+            raise ValidationFailed("An http:// or https:// address.", field="url") from None
+        if len(url) > Webhook._meta.get_field("url").max_length:
+            raise ValidationFailed("At most 1000 characters.", field="url")
+    if "secret" in values:
+        secret = values["secret"]
+        if not isinstance(secret, str) or not secret.strip():
+            raise ValidationFailed("A secret is required to sign the deliveries.",
+                                   field="secret")
+        if len(secret) > Webhook._meta.get_field("secret").max_length:
+            raise ValidationFailed("At most 200 characters.", field="secret")
+    if "events" in values:
+        events = values["events"]
+        unknown = [e for e in events if e not in EVENTS] if isinstance(events, list) else [
+            "(not a list)"]
+        if unknown:
+            raise ValidationFailed(f"Unknown events: {', '.join(map(str, unknown))}. "
+                                   f"Known: {', '.join(EVENTS)}.", field="events")
+        values["events"] = list(dict.fromkeys(events))
+    if "active" in values and not isinstance(values["active"], bool):
+        raise ValidationFailed("Must be true or false.", field="active")
+    if "registered_model" in values and not (
+            values["registered_model"] is None
+            or isinstance(values["registered_model"], RegisteredModel)):
+        raise ValidationFailed("Not a registered model.", field="registered_model")
+    return values
+
+
+def _shown_url(url: str) -> str:
+    """The address without user, password, query or fragment: fit for the audit log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
+
+
+def _described(webhook: Webhook) -> dict[str, Any]:
+    return {"webhook": webhook.name, "url": _shown_url(webhook.url),
+            "registered_model": webhook.registered_model.name if webhook.registered_model
+            else None, "events": list(webhook.events), "active": webhook.active}
+
+
+def _locked(webhook: Webhook) -> Webhook:
+    # No select_related: PostgreSQL locks no row on the nullable side of an outer join.
+    found = Webhook.objects.select_for_update().filter(pk=webhook.pk).first()
+    if found is None:
+        raise NotFound(f"Webhook '{webhook}' no longer exists.", code="webhook_not_found")
+    return found
+
+
 @transaction.atomic
-def replay(delivery: WebhookDelivery) -> WebhookDelivery:
-    copy = WebhookDelivery.objects.create(webhook=delivery.webhook, event=delivery.event,
+def webhook_create(*, actor: Actor, name: str, url: str, secret: str,
+                   registered_model: RegisteredModel | None = None,
+                   events: list[str] | None = None, active: bool = True) -> Webhook:
+    """Add an endpoint (global, or for one model). Administrators only; audited without the
+    secret."""
+    require_admin(actor, "change webhooks")
+    values = webhook_validate({"name": name, "url": url, "secret": secret,
+                               "registered_model": registered_model, "events": events or [],
+                               "active": active})
+    webhook = Webhook.objects.create(**values)
+    audit.record(actor=actor, action="webhook.created", target=webhook,
+                 registered_model=registered_model, details=_described(webhook))
+    return webhook
+
+
+@transaction.atomic
+def webhook_change(*, actor: Actor, webhook: Webhook, **changes: Any) -> Webhook:
+    """Edit any of EDITABLE; a changed secret is recorded as changed, never shown.
+    Administrators only; nothing changed, nothing written."""
+    require_admin(actor, "change webhooks")
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ValidationFailed(f"Unknown webhook fields: {', '.join(sorted(unknown))}.")
+    webhook_validate(changes)
+    webhook = _locked(webhook)
+    secret = changes.pop("secret", None)
+    before_model = webhook.registered_model
+    diff = apply_changes(webhook, changes)
+    if "url" in diff:
+        diff["url"] = {k: _shown_url(v) for k, v in diff["url"].items()}
+    fields = list(diff)
+    if secret is not None and secret != webhook.secret:
+        webhook.secret = secret
+        fields.append("secret")
+    if not fields:
+        return webhook
+    webhook.save(update_fields=fields)
+    details: dict[str, Any] = {"webhook": webhook.name, "changes": diff}
+    if "secret" in fields:
+        details["secret_changed"] = True
+    audit.record(actor=actor, action="webhook.changed", target=webhook,
+                 registered_model=webhook.registered_model or before_model, details=details)
+    return webhook
+
+
+@transaction.atomic
+def webhook_delete(*, actor: Actor, webhook: Webhook) -> None:
+    """Delete an endpoint with its delivery log (the event keeps what it was and how many
+    deliveries went with it). Administrators only."""
+    require_admin(actor, "change webhooks")
+    webhook = _locked(webhook)
+    audit.record(actor=actor, action="webhook.deleted", target=webhook,
+                 registered_model=webhook.registered_model,
+                 details={**_described(webhook),
+                          "deliveries_deleted": webhook.deliveries.count()})
+    webhook.delete()
+
+
+@transaction.atomic
+def webhook_delivery_replay(*, actor: Actor, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Queue a new delivery (a new delivery id) with the same event and payload, sent after
+    the commit. Administrators only; audited."""
+    require_admin(actor, "replay webhook deliveries")
+    webhook = delivery.webhook
+    copy = WebhookDelivery.objects.create(webhook=webhook, event=delivery.event,
                                           delivery_id=uuid.uuid4(), payload=delivery.payload,
                                           created_at=timezone.now(), replay_of=delivery)
+    audit.record(actor=actor, action="webhook.delivery_replayed", target=delivery,
+                 registered_model=webhook.registered_model,
+                 details={"webhook": webhook.name, "event": delivery.event,
+                          "delivery": str(delivery.delivery_id),
+                          "replay": str(copy.delivery_id)})
     _enqueue(copy)
     return copy
 

@@ -1,5 +1,6 @@
 """Webhooks: signed bodies a receiver can verify, retries with backoff on transient errors
-only, every attempt recorded, replay from the admin."""
+only, every attempt recorded, replay from the admin; changes and replays by administrators
+only, audited without the secret (the admin pages: test_admin_audit.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import hashlib
 import hmac
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from governance import webhooks
-from governance.models import Webhook, WebhookDelivery
-from tests.factories import make_model, superuser
+from governance.models import AuditEvent, Webhook, WebhookDelivery
+from tests.factories import UserFactory, make_model, superuser
 from tests.governance.test_promotions import ask, decide, ready_version
 
 pytestmark = pytest.mark.django_db
@@ -158,6 +160,67 @@ def test_admin_replays_a_delivery(receiver, client, data_scientist, ml_engineer,
     replay = WebhookDelivery.objects.get(replay_of=failed)
     assert replay.status == "succeeded" and replay.payload == failed.payload
     assert replay.delivery_id != failed.delivery_id
+    event = AuditEvent.objects.get(action="webhook.delivery_replayed")
+    assert event.actor_label == "root" and event.channel == "admin"
+    assert event.target_id == str(failed.pk) and event.details == {
+        "webhook": "ci", "event": "promotion.applied", "delivery": str(failed.delivery_id),
+        "replay": str(replay.delivery_id)}
+
+
+def test_only_administrators_change_webhooks_or_replay_deliveries(ml_engineer):
+    from django.utils import timezone
+
+    from governance.actors import Actor
+    from registry.errors import Forbidden
+
+    staff = UserFactory(username="steward", is_staff=True)  # staff, not an administrator
+    hook = webhooks.webhook_create(actor=Actor(user=superuser(), channel="cli"), name="ci",
+                                   url="https://ci.example.com/hook", secret="s3cret")
+    delivery = WebhookDelivery.objects.create(webhook=hook, event="promotion.applied",
+                                              delivery_id=uuid.uuid4(), payload={},
+                                              created_at=timezone.now())
+    for user in (staff, ml_engineer, None):
+        actor = Actor(user=user, channel="api")
+        with pytest.raises(Forbidden):
+            webhooks.webhook_create(actor=actor, name="x", url="https://x.example.com/",
+                                    secret="k")
+        with pytest.raises(Forbidden):
+            webhooks.webhook_change(actor=actor, webhook=hook, url="https://evil.example.com/")
+        with pytest.raises(Forbidden):
+            webhooks.webhook_delete(actor=actor, webhook=hook)
+        with pytest.raises(Forbidden):
+            webhooks.webhook_delivery_replay(actor=actor, delivery=delivery)
+    assert list(Webhook.objects.values_list("url", flat=True)) == ["https://ci.example.com/hook"]
+    assert WebhookDelivery.objects.count() == 1
+    assert list(AuditEvent.objects.filter(action__startswith="webhook.")
+                .values_list("action", flat=True)) == ["webhook.created"]
+
+
+def test_webhook_services_validate_and_audit_without_the_secret():
+    from governance.actors import Actor
+    from registry.errors import ValidationFailed
+
+    root = Actor(user=superuser(), channel="cli")
+    for bad, field in (({"url": "ftp://x.example.com/"}, "url"), ({"secret": " "}, "secret"),
+                       ({"events": ["promotion.shipped"]}, "events"), ({"name": ""}, "name"),
+                       ({"events": "promotion.applied"}, "events")):
+        with pytest.raises(ValidationFailed) as refused:
+            webhooks.webhook_create(actor=root, **{"name": "ci", "url": "https://x.example.com/",
+                                                   "secret": "s3cret", **bad})
+        assert field in refused.value.fields
+    assert not Webhook.objects.exists()
+    hook = webhooks.webhook_create(actor=root, name="ci", url="https://x.example.com/",
+                                   secret="s3cret-one", events=["promotion.applied"] * 2)
+    assert hook.events == ["promotion.applied"]
+    webhooks.webhook_change(actor=root, webhook=hook, secret="s3cret-two", active=False)
+    hook.refresh_from_db()
+    assert hook.secret == "s3cret-two" and hook.active is False
+    event = AuditEvent.objects.get(action="webhook.changed")
+    assert event.details == {"webhook": "ci", "secret_changed": True,
+                             "changes": {"active": {"from": True, "to": False}}}
+    assert "s3cret" not in str(list(AuditEvent.objects.values()))
+    with pytest.raises(ValidationFailed):
+        webhooks.webhook_change(actor=root, webhook=hook, secret_hint="x")
 
 
 def test_a_broker_outage_does_not_undo_or_fail_the_committed_change(
