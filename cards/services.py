@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from cards import content as card_content
 from cards.models import CardReview, CardRevision, ModelCard
-from governance import audit, permissions, policies
+from governance import audit, permissions, policies, promotions
 from governance.actors import Actor
 from governance.permissions import AnyUser, Perm
+from governance.refusals import gate_refusal
 from registry import validation
 from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import ModelVersion
@@ -77,6 +78,9 @@ def _save_revision(actor: Actor, card: ModelCard, new: dict[str, Any], note: str
                  details={"version": card.version.version, "revision": card.revision,
                           "changed": changed, "status": {"from": previous_status,
                                                          "to": card.status}})
+    # The card revision is under the version's content digest (when the policy requires an
+    # approved card): approvals given on the old one stop counting.
+    promotions.content_changed(actor=actor, version=card.version)
     return card
 
 
@@ -174,7 +178,8 @@ def card_review(*, actor: Actor, card: ModelCard, decision: str,
                        "can be reviewed.", code="card_not_in_review")
     refusal = review_refusal(actor.user, card)
     if refusal is not None:
-        raise Forbidden(refusal, code="separation_of_duties")
+        raise gate_refusal(Forbidden(refusal, code="separation_of_duties"),
+                           card.registered_model, "review the model card")
     now = timezone.now()
     CardReview.objects.create(card=card, revision=card.revision, reviewer=actor.user,
                               decision=decision, comment=comment, created_at=now)
@@ -195,6 +200,8 @@ def card_review(*, actor: Actor, card: ModelCard, decision: str,
                                   "approvers": [u.username for u in approvers]})
     card.updated_at = now
     card.save(update_fields=["status", "approved_at", "updated_at"])
+    if card.status == Status.APPROVED:
+        promotions.content_changed(actor=actor, version=card.version)
     return card
 
 

@@ -9,7 +9,8 @@ from governance import audit, permissions
 from governance.actors import Actor
 from governance.models import RegisteredModelGroupPermission, RegisteredModelUserPermission
 from governance.permissions import Perm
-from registry.errors import ValidationFailed
+from governance.refusals import gate_refusal
+from registry.errors import Forbidden, ValidationFailed
 from registry.models import RegisteredModel
 
 
@@ -21,13 +22,38 @@ def _grantee(user: User | None, group: Group | None) -> dict[str, str]:
     return {"user": user.get_username()} if user is not None else {"group": group.name}
 
 
+# Granting or revoking these decides who approves promotions and who appoints: only
+# administrators may.
+ADMIN_ONLY = (Perm.APPROVE_PROMOTION, Perm.MANAGE_ACCESS)
+
+
+def _check_grantor(actor: Actor, registered_model: RegisteredModel, perm: Perm,
+                   user: User | None, group: Group | None, doing: str) -> None:
+    """After require(MANAGE_ACCESS): nobody changes their own access, and approval and
+    access management are an administrator's to hand out or take back."""
+    me = actor.user
+    if me is not None and me.is_authenticated and (
+            (user is not None and user.pk == me.pk)
+            or (group is not None and group.user_set.filter(pk=me.pk).exists())):
+        raise gate_refusal(Forbidden(
+            f"You may not {doing} permissions for yourself"
+            f"{' (you are in that group)' if group is not None else ''}; ask an administrator.",
+            code="self_grant"), registered_model, f"{doing} {perm}")
+    if perm in ADMIN_ONLY and not permissions.is_administrator(me):
+        raise gate_refusal(Forbidden(
+            f"Only an administrator may {doing} '{perm}': it decides who approves and who "
+            "appoints.", code="administrator_required"), registered_model, f"{doing} {perm}")
+
+
 @transaction.atomic
 def grant_add(*, actor: Actor, registered_model: RegisteredModel, perm: Perm,
               user: User | None = None, group: Group | None = None) -> bool:
     """Grant `perm` on the model to a user or a group; True if it was new."""
     permissions.require(actor.user, Perm.MANAGE_ACCESS, registered_model)
     who = _grantee(user, group)
-    created = permissions.grant(perm, registered_model, user=user, group=group)
+    _check_grantor(actor, registered_model, perm, user, group, "grant")
+    created = permissions.grant(perm, registered_model, user=user, group=group,
+                                granted_by=actor.user if actor.user_id is not None else None)
     if created:
         audit.record(actor=actor, action="access.granted", target=registered_model,
                      registered_model=registered_model,
@@ -42,6 +68,7 @@ def grant_remove(*, actor: Actor, registered_model: RegisteredModel, perm: Perm,
     managed on the role's group, not here."""
     permissions.require(actor.user, Perm.MANAGE_ACCESS, registered_model)
     who = _grantee(user, group)
+    _check_grantor(actor, registered_model, perm, user, group, "revoke")
     if user is not None:
         rows = RegisteredModelUserPermission.objects.filter(user=user)
     else:

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import Prefetch, Q
 
+from governance import content
 from governance.models import PromotionRequest, Review, StageHistory
 from registry.models import ModelVersion, RegisteredModel
 
@@ -25,7 +26,8 @@ def stages_moved(*, versions: Iterable[ModelVersion], stage: str, at: datetime,
         StageHistory.objects.bulk_create(
             StageHistory(registered_model_id=v.registered_model_id, version=v,
                          kind=StageHistory.Kind.STAGE, name=stage, started_at=at,
-                         started_by=user, promotion_request=request) for v in versions)
+                         started_by=user, promotion_request=request,
+                         content_digest=_digest(v, stage)) for v in versions)
 
 
 def alias_moved(*, registered_model: RegisteredModel, name: str, version: ModelVersion | None,
@@ -37,7 +39,13 @@ def alias_moved(*, registered_model: RegisteredModel, name: str, version: ModelV
     if version is not None:
         StageHistory.objects.create(registered_model=registered_model, version=version,
                                     kind=StageHistory.Kind.ALIAS, name=name, started_at=at,
-                                    started_by=user, promotion_request=request)
+                                    started_by=user, promotion_request=request,
+                                    content_digest=content.digest(version))
+
+
+def _digest(version: ModelVersion, stage: str) -> str:
+    # Archiving needs no digest: nothing is served from the archive without a new request.
+    return "" if stage == ModelVersion.Stage.ARCHIVED else content.digest(version)
 
 
 def _rows(registered_model: RegisteredModel):
@@ -56,6 +64,7 @@ def describe(row: StageHistory) -> dict[str, Any]:
         if row.started_by else None,
         "ended_at": row.ended_at, "ended_by": row.ended_by.username if row.ended_by else None,
         "promotion_request": request.pk if request else None,
+        "content_digest": row.content_digest,
         "approved_by": [{"user": r.reviewer.username if r.reviewer else None,
                          "at": r.created_at} for r in request.approvals] if request else [],
     }

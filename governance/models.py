@@ -11,7 +11,19 @@ from registry.models import RegisteredModel
 USER = settings.AUTH_USER_MODEL
 
 
-class RegisteredModelUserPermission(UserObjectPermissionBase):
+class GrantMeta(models.Model):
+    """Who made a per-model grant, and whether they were an administrator then: only grants
+    an administrator made confer approval (governance/permissions.py)."""
+
+    granted_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    by_administrator = models.BooleanField(default=False)
+
+    class Meta:
+        abstract = True
+
+
+class RegisteredModelUserPermission(UserObjectPermissionBase, GrantMeta):
     content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
                                        related_name="user_grants")
 
@@ -22,7 +34,7 @@ class RegisteredModelUserPermission(UserObjectPermissionBase):
         return f"{self.user} may {self.permission.codename} on {self.content_object}"
 
 
-class RegisteredModelGroupPermission(GroupObjectPermissionBase):
+class RegisteredModelGroupPermission(GroupObjectPermissionBase, GrantMeta):
     content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
                                        related_name="group_grants")
 
@@ -183,6 +195,8 @@ class PromotionRequest(models.Model):
     # What the target pointed at when the request was applied (for history and rollback).
     replaced_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True,
                                          on_delete=models.SET_NULL, related_name="+")
+    # The version's content digest when the request was opened (governance/content.py).
+    content_digest = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -222,6 +236,8 @@ class Review(models.Model):
                                  related_name="promotion_reviews")
     decision = models.CharField(max_length=16, choices=Decision.choices)
     comment = models.TextField(blank=True, default="")
+    # The content digest the reviewer saw: an approval counts only while it is current.
+    content_digest = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField()
 
     class Meta:
@@ -256,6 +272,8 @@ class StageHistory(models.Model):
                                  related_name="+")
     promotion_request = models.ForeignKey(PromotionRequest, null=True, blank=True,
                                           on_delete=models.SET_NULL, related_name="+")
+    # The content digest the version had when it took the stage or alias.
+    content_digest = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         verbose_name_plural = "stage history"

@@ -28,13 +28,18 @@ from registry.errors import Forbidden, NotFound
 from registry.models import (
     Alias,
     Artifact,
+    CodeRef,
+    Dataset,
     Deployment,
+    FeatureSource,
+    LogicalFeature,
     ModelVersion,
     ModelVersionMetric,
     ModelVersionTag,
     PackagingJob,
     RegisteredModel,
     RegisteredModelTag,
+    TrainingRun,
 )
 
 M = TypeVar("M", bound=Model)
@@ -121,9 +126,24 @@ def has_global(user: AnyUser, codename: str) -> bool:
     return user.is_superuser or codename in _global_codenames(user)
 
 
+def is_administrator(user: AnyUser) -> bool:
+    """Administrators: active superusers and holders of the admin role (manage_access on
+    every model). Only they grant approval or access management, change risk tiers and
+    policies, trust files, restore and purge."""
+    return has_global(user, Perm.MANAGE_ACCESS)
+
+
+# Per-model grants of these confer nothing unless an administrator made them (a model's
+# creator manages its access, but cannot appoint its approvers).
+ADMIN_GRANTED = (Perm.APPROVE_PROMOTION,)
+_NOT_BY_ADMIN = Q(permission__codename__in=[str(p) for p in ADMIN_GRANTED],
+                  by_administrator=False)
+
+
 def _grant_rows(user: User, codename: str | None = None) -> tuple[QuerySet, QuerySet]:
-    user_rows = RegisteredModelUserPermission.objects.filter(user=user)
-    group_rows = RegisteredModelGroupPermission.objects.filter(group__user=user)
+    user_rows = RegisteredModelUserPermission.objects.filter(user=user).exclude(_NOT_BY_ADMIN)
+    group_rows = RegisteredModelGroupPermission.objects.filter(group__user=user).exclude(
+        _NOT_BY_ADMIN)
     if codename is not None:
         user_rows = user_rows.filter(permission__codename=codename)
         group_rows = group_rows.filter(permission__codename=codename)
@@ -174,6 +194,32 @@ def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     return qs
 
 
+# How each lineage record reaches the model versions trained from it (registry/models/lineage.py:
+# feature sources → features → datasets → training runs → versions; code refs → training runs).
+_LINEAGE_PATHS: dict[type[Model], str] = {
+    TrainingRun: "model_versions",
+    CodeRef: "training_runs__model_versions",
+    Dataset: "training_runs__model_versions",
+    LogicalFeature: "datasets__training_runs__model_versions",
+    FeatureSource: "features__datasets__training_runs__model_versions",
+}
+
+
+def visible_lineage(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
+    """Restrict lineage records to those leading to a version the user may view. A global
+    (role) view grant is the whole catalogue, orphan records included; per-model grants show
+    only what leads to their models' live versions. One subquery, no extra rows or joins in
+    the caller's query (so no duplicates and no DISTINCT)."""
+    if not _active(user):
+        return queryset.none()
+    if has_global(user, Perm.VIEW):
+        return queryset
+    path = _LINEAGE_PATHS[queryset.model]
+    reachable = queryset.model._default_manager.filter(**{
+        f"{path}__in": visible(user, ModelVersion.objects.all()).values("pk")})
+    return queryset.filter(pk__in=reachable.values("pk"))
+
+
 def _object_codenames(user: User, registered_model: RegisteredModel) -> set[str]:
     cache: dict[int, set[str]] = user.__dict__.setdefault("_modelgate_grants", {})
     if registered_model.pk not in cache:
@@ -192,6 +238,20 @@ def has(user: AnyUser, perm: Perm, registered_model: RegisteredModel) -> bool:
     if has_global(user, perm):
         return True
     return perm in _object_codenames(user, registered_model)
+
+
+def is_model_administrator(user: AnyUser, registered_model: RegisteredModel) -> bool:
+    """An administrator, or someone an administrator made manager of this one model: whose
+    approval satisfies a policy's "administrator approval required". A creator's own
+    manage_access grant does not count."""
+    if not _active(user) or registered_model.is_deleted:
+        return False
+    if is_administrator(user):
+        return True
+    user_rows, group_rows = _grant_rows(user, Perm.MANAGE_ACCESS)
+    return (user_rows.filter(content_object_id=registered_model.pk, by_administrator=True)
+            .exists() or group_rows.filter(content_object_id=registered_model.pk,
+                                           by_administrator=True).exists())
 
 
 def require(user: AnyUser, perm: Perm, registered_model: RegisteredModel) -> None:
@@ -226,20 +286,27 @@ def _permission(perm: Perm) -> Permission:
 
 
 def grant(perm: Perm, registered_model: RegisteredModel, *, user: User | None = None,
-          group: Group | None = None) -> bool:
-    """Add a per-model grant; True if it was new. Callers audit the change."""
+          group: Group | None = None, granted_by: User | None = None) -> bool:
+    """Add a per-model grant, remembering who made it and whether they were an
+    administrator; True if it was new (or newly made by an administrator). Callers check who
+    may grant what and audit the change."""
     if (user is None) == (group is None):
         raise ValueError("Grant to exactly one of user or group.")
     if user is not None and not user.is_authenticated:
         raise ValueError("Anonymous users are never granted anything.")
     permission = _permission(perm)
+    by_administrator = is_administrator(granted_by)
+    table = RegisteredModelUserPermission if user is not None else RegisteredModelGroupPermission
+    row, created = table.objects.get_or_create(
+        permission=permission, content_object=registered_model,
+        **({"user": user} if user is not None else {"group": group}),
+        defaults={"granted_by": granted_by, "by_administrator": by_administrator})
+    if not created and by_administrator and not row.by_administrator:
+        row.granted_by, row.by_administrator = granted_by, True
+        row.save(update_fields=["granted_by", "by_administrator"])
+        created = True
     if user is not None:
-        _, created = RegisteredModelUserPermission.objects.get_or_create(
-            user=user, permission=permission, content_object=registered_model)
         invalidate(user)
-    else:
-        _, created = RegisteredModelGroupPermission.objects.get_or_create(
-            group=group, permission=permission, content_object=registered_model)
     return created
 
 
@@ -250,9 +317,9 @@ def holders(perm: Perm, registered_model: RegisteredModel) -> QuerySet[User]:
     direct = Permission.objects.filter(global_perm, user=OuterRef("pk"))
     via_group = Permission.objects.filter(global_perm, group__user=OuterRef("pk"))
     user_rows = RegisteredModelUserPermission.objects.filter(
-        content_object=registered_model, permission__codename=str(perm))
+        content_object=registered_model, permission__codename=str(perm)).exclude(_NOT_BY_ADMIN)
     group_rows = RegisteredModelGroupPermission.objects.filter(
-        content_object=registered_model, permission__codename=str(perm))
+        content_object=registered_model, permission__codename=str(perm)).exclude(_NOT_BY_ADMIN)
     return User.objects.filter(is_active=True).filter(
         Q(is_superuser=True) | Exists(direct) | Exists(via_group)
         | Q(pk__in=user_rows.values("user_id"))

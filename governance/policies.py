@@ -21,6 +21,8 @@ EDITABLE = ("production_approvals", "staging_approvals", "admin_approval_require
             "protected_aliases", "card_required_sections")
 MAX_APPROVALS = 10
 
+# The serving aliases the shipped high and critical policies protect (migration 0008 too).
+PROTECTED_ALIASES = ("champion", "prod", "production")
 _BASIC_CHECKS = ["artifact", "signature", "signature_compatible", "metrics"]
 # What each tier requires out of the box (migration 0005 seeds the same rows, editable in the
 # admin). Used as well when a tier's row has been deleted: never less strict than shipped.
@@ -28,10 +30,11 @@ TIER_DEFAULTS: dict[str, dict[str, Any]] = {
     "low": {"production_approvals": 1, "required_checks": ["artifact"]},
     "medium": {"production_approvals": 1, "required_checks": _BASIC_CHECKS},
     "high": {"production_approvals": 2,
-             "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"]},
+             "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"],
+             "protected_aliases": list(PROTECTED_ALIASES)},
     "critical": {"production_approvals": 2, "admin_approval_required": True,
                  "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"],
-                 "rollback_fast_track": False},
+                 "rollback_fast_track": False, "protected_aliases": list(PROTECTED_ALIASES)},
 }
 for _tier, _sections in card_content.REQUIRED_BY_TIER.items():
     TIER_DEFAULTS[_tier]["card_required_sections"] = list(_sections)
@@ -48,6 +51,13 @@ def policy_for(registered_model: RegisteredModel) -> Policy:
                         **TIER_DEFAULTS[registered_model.risk_tier]))
     registered_model.__dict__["_modelgate_policy"] = policy
     return policy
+
+
+def is_protected(policy: Policy, alias_name: str) -> bool:
+    """Whether the policy protects the alias: exact names, compared without case (alias names
+    are unique per model without case too, so "Prod" cannot sidestep "prod")."""
+    wanted = alias_name.casefold()
+    return any(wanted == name.casefold() for name in policy.protected_aliases or ())
 
 
 def forget(registered_model: RegisteredModel) -> None:
@@ -155,7 +165,6 @@ def latest_decisions(reviews: Iterable[Any]) -> dict[int, Any]:
 
 
 def admin_among(approvers: Iterable[Any], registered_model: RegisteredModel) -> bool:
-    """Whether one of the approvers is an administrator of the model (manages its access),
-    as policies with admin_approval_required ask."""
-    return any(permissions.has(u, permissions.Perm.MANAGE_ACCESS, registered_model)
-               for u in approvers)
+    """Whether one of the approvers is an administrator of the model (an administrator, or
+    made manager of it by one), as policies with admin_approval_required ask."""
+    return any(permissions.is_model_administrator(u, registered_model) for u in approvers)

@@ -15,10 +15,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from governance import audit, notifications, permissions, policies, readiness
+from governance import audit, content, notifications, permissions, policies, readiness
 from governance.actors import Actor
 from governance.models import Policy, PromotionRequest, Review, StageHistory
 from governance.permissions import AnyUser, Perm
+from governance.refusals import gate_refusal
 from registry import validation
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.models import Alias, ModelVersion, RegisteredModel
@@ -33,7 +34,8 @@ def current_holder(registered_model: RegisteredModel, *, stage: str = "",
                    alias: str = "") -> ModelVersion | None:
     """The version that holds a stage (the newest placed there) or an alias right now."""
     if alias:
-        found = Alias.objects.filter(registered_model=registered_model, name=alias).first()
+        found = Alias.objects.filter(registered_model=registered_model,
+                                     name__iexact=alias).first()
         return found.version if found else None
     return (ModelVersion.objects.filter(registered_model=registered_model, stage=stage,
                                         deleted_at__isnull=True)
@@ -55,6 +57,11 @@ class Evaluation:
     fast_track: bool = False
     admin_approved: bool = False
     blocking: list[readiness.Outcome] = field(default_factory=list)
+    # The version's content digest now; approvals given on another digest, or by reviewers
+    # who may not approve it (any more), are listed here and do not count.
+    digest: str = ""
+    voided: list[Review] = field(default_factory=list)
+    ineligible: list[Review] = field(default_factory=list)
 
     @property
     def approved(self) -> bool:
@@ -67,9 +74,14 @@ def _latest_decisions(request: PromotionRequest) -> dict[int, Review]:
         request.reviews.select_related("reviewer").order_by("created_at", "pk"))
 
 
-def _was_approved_for_production(version: ModelVersion) -> bool:
-    return PromotionRequest.objects.filter(version=version, target_stage="production",
-                                           status=Status.APPLIED).exists()
+def _unchanged_since_production(version: ModelVersion, digest: str) -> bool:
+    """The version went to production through an applied request, and its content is what it
+    was when it last entered production (the stage history keeps that digest)."""
+    last = (StageHistory.objects.filter(version=version, kind=StageHistory.Kind.STAGE,
+                                        name=ModelVersion.Stage.PRODUCTION)
+            .order_by("-started_at", "-pk").values_list("content_digest", flat=True).first())
+    return bool(last) and last == digest and PromotionRequest.objects.filter(
+        version=version, target_stage="production", status=Status.APPLIED).exists()
 
 
 @dataclass(frozen=True)
@@ -95,8 +107,9 @@ def preview(version: ModelVersion, *, stage: str = "", alias: str = "") -> Previ
 def evaluate(request: PromotionRequest) -> Evaluation:
     now = preview(request.version, stage=request.target_stage, alias=request.target_alias)
     policy, needed, current, checks = now.policy, now.needed, now.current, now.checks
+    digest = content.digest(request.version)
     fast_track = (request.kind == PromotionRequest.Kind.ROLLBACK and policy.rollback_fast_track
-                  and needed > 1 and _was_approved_for_production(request.version))
+                  and needed > 1 and _unchanged_since_production(request.version, digest))
     if fast_track:
         needed = 1
     return Evaluation(
@@ -104,19 +117,43 @@ def evaluate(request: PromotionRequest) -> Evaluation:
         checks=checks, current=current, fast_track=fast_track,
         schema_diff=readiness.schema_diff(current.signature, request.version.signature)
         if current is not None and current.pk != request.version_id else None,
-        blocking=[c for c in checks if c.blocking], **_tally(request),
+        blocking=[c for c in checks if c.blocking], digest=digest,
+        **_tally(request, digest),
     )
 
 
-def _tally(request: PromotionRequest) -> dict[str, Any]:
-    """The part of an evaluation that reviews change: who approved (their latest word), who
-    asked for changes, whether an administrator is among the approvers."""
+def _tally(request: PromotionRequest, digest: str) -> dict[str, Any]:
+    """The part of an evaluation that reviews change. An approval counts only if it was
+    given on the version's current content digest, by someone who may approve this model's
+    promotions now (an eligible approver: governance.permissions) and who is neither the
+    requester nor a contributor of the version's content. Each reviewer's latest word is
+    the one that counts."""
     latest = _latest_decisions(request)
-    approvers = [r.reviewer for r in latest.values() if r.decision == Review.Decision.APPROVE]
-    return {"approvers": approvers,
+    barred = _barred(request)
+    approvers, voided, ineligible = [], [], []
+    for review in latest.values():
+        if review.decision != Review.Decision.APPROVE:
+            continue
+        if review.reviewer_id in barred or not permissions.has(
+                review.reviewer, Perm.APPROVE_PROMOTION, request.registered_model):
+            ineligible.append(review)
+        elif review.content_digest != digest:
+            voided.append(review)
+        else:
+            approvers.append(review.reviewer)
+    return {"approvers": approvers, "voided": voided, "ineligible": ineligible,
             "changes_requested_by": [r.reviewer for r in latest.values()
                                      if r.decision == Review.Decision.REQUEST_CHANGES],
             "admin_approved": policies.admin_among(approvers, request.registered_model)}
+
+
+def _barred(request: PromotionRequest) -> set[int]:
+    """Who may not decide this request: the requester and everyone who supplied content of
+    the version (separation of duties)."""
+    barred = content.contributors(request.version)
+    if request.requested_by_id is not None:
+        barred.add(request.requested_by_id)
+    return barred
 
 
 def review_refusal(user: AnyUser, request: PromotionRequest) -> str | None:
@@ -129,6 +166,9 @@ def review_refusal(user: AnyUser, request: PromotionRequest) -> str | None:
     if request.version.created_by_id == user.pk:
         return (f"You created version {request.version.version}; another reviewer must "
                 "decide it.")
+    if user.pk in content.contributors(request.version):
+        return (f"You supplied content of version {request.version.version} (files, "
+                "metadata, metrics or its card); another reviewer must decide it.")
     if not request.is_open or request.status != Status.PENDING:
         return f"This request is {request.status}."
     return None
@@ -174,7 +214,9 @@ def request_create(*, actor: Actor, version: ModelVersion, target_stage: str = "
     justification = _text(justification, "justification",
                           required=kind == PromotionRequest.Kind.ROLLBACK)
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
-    version = ModelVersion.objects.get(pk=version.pk)
+    # The version's row too: edits of its content lock it, so none slips in between the
+    # digest recorded here and the seal the open request puts on it.
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.is_deleted:
         raise Conflict("A deleted version cannot be promoted.", code="version_deleted")
     if version.status != ModelVersion.Status.READY:
@@ -196,25 +238,28 @@ def request_create(*, actor: Actor, version: ModelVersion, target_stage: str = "
         registered_model=registered_model, version=version, kind=kind,
         target_stage=target_stage, target_alias=target_alias, justification=justification,
         requested_by=actor.user if actor.user_id is not None else None,
-        created_at=now, updated_at=now)
+        content_digest=content.digest(version), created_at=now, updated_at=now)
     audit.record(actor=actor, action="promotion.requested", target=request,
                  registered_model=registered_model,
                  details={"version": version.version, "target": request.target, "kind": kind,
-                          "justification": justification[:500]})
+                          "justification": justification[:500],
+                          "content_digest": request.content_digest})
     evaluation = evaluate(request)
     if evaluation.needed == 0 and not evaluation.admin_needed:
         if evaluation.blocking:
-            raise Conflict(_blocking_message(evaluation), code="checks_failing",
-                           extra={"checks": [c.name for c in evaluation.blocking]})
+            raise _checks_failing(evaluation, request)
         _approve(actor, request, evaluation, note="the policy needs no approval")
     else:
         notifications.request_waiting(request)
     return request
 
 
-def _blocking_message(evaluation: Evaluation) -> str:
-    return "Required readiness checks fail: " + "; ".join(
-        f"{c.title}: {c.message}" for c in evaluation.blocking)
+def _checks_failing(evaluation: Evaluation, request: PromotionRequest) -> Conflict:
+    return gate_refusal(Conflict(
+        "Required readiness checks fail: " + "; ".join(
+            f"{c.title}: {c.message}" for c in evaluation.blocking), code="checks_failing",
+        extra={"checks": [c.name for c in evaluation.blocking]}),
+        request.registered_model, f"promote to {request.target}")
 
 
 def _approve(actor: Actor, request: PromotionRequest, evaluation: Evaluation, note: str) -> None:
@@ -225,7 +270,8 @@ def _approve(actor: Actor, request: PromotionRequest, evaluation: Evaluation, no
                  registered_model=request.registered_model,
                  details={"approvers": [u.username for u in evaluation.approvers],
                           "needed": evaluation.needed, "note": note,
-                          "policy": policies.describe(evaluation.policy)})
+                          "policy": policies.describe(evaluation.policy),
+                          "content_digest": evaluation.digest})
     if evaluation.policy.auto_apply:
         _apply(actor, request, evaluation.policy)
     else:
@@ -250,21 +296,23 @@ def review_submit(*, actor: Actor, request: PromotionRequest, decision: str,
         raise _not_pending(request, "reviewed")
     refusal = review_refusal(actor.user, request)
     if refusal is not None:
-        raise Forbidden(refusal, code="separation_of_duties")
+        raise gate_refusal(Forbidden(refusal, code="separation_of_duties"), registered_model,
+                           f"review request #{request.pk}")
     latest = _latest_decisions(request).get(actor.user_id)
     if latest is not None and latest.decision == decision:
         raise Conflict(f"You already chose '{decision}' on this request.",
                        code="already_reviewed")
     evaluation = evaluate(request)
     if decision == Review.Decision.APPROVE and evaluation.blocking:
-        raise Conflict(_blocking_message(evaluation), code="checks_failing",
-                       extra={"checks": [c.name for c in evaluation.blocking]})
+        raise _checks_failing(evaluation, request)
     now = timezone.now()
     review = Review.objects.create(request=request, reviewer=actor.user, decision=decision,
-                                   comment=comment, created_at=now)
+                                   comment=comment, content_digest=evaluation.digest,
+                                   created_at=now)
     audit.record(actor=actor, action="promotion.reviewed", target=request,
                  registered_model=registered_model,
-                 details={"decision": decision, "comment": comment[:500], "review": review.pk})
+                 details={"decision": decision, "comment": comment[:500], "review": review.pk,
+                          "content_digest": evaluation.digest})
     if decision == Review.Decision.REJECT:
         request.status, request.decided_at, request.updated_at = Status.REJECTED, now, now
         request.save(update_fields=["status", "decided_at", "updated_at"])
@@ -273,7 +321,7 @@ def review_submit(*, actor: Actor, request: PromotionRequest, decision: str,
         notifications.request_decided(request)
         return request
     # Only the tally changed with this review; the checks were computed above.
-    evaluation = replace(evaluation, **_tally(request))
+    evaluation = replace(evaluation, **_tally(request, evaluation.digest))
     if decision == Review.Decision.APPROVE and evaluation.approved:
         _approve(actor, request, evaluation, note="approvals reached")
     else:
@@ -303,8 +351,8 @@ def _apply(actor: Actor, request: PromotionRequest, policy: Policy) -> None:
     The caller holds the model's row lock."""
     evaluation = evaluate(request)
     if evaluation.blocking:  # something changed since approval (a job failed, a card reopened)
-        raise Conflict(_blocking_message(evaluation), code="checks_failing",
-                       extra={"checks": [c.name for c in evaluation.blocking]})
+        raise _checks_failing(evaluation, request)
+    _require_unchanged(request, evaluation)
     registered_model = request.registered_model
     replaced = evaluation.current
     if request.target_stage:
@@ -324,7 +372,8 @@ def _apply(actor: Actor, request: PromotionRequest, policy: Policy) -> None:
                  registered_model=registered_model,
                  details={"version": request.version.version, "target": request.target,
                           "replaced_version": replaced.version if replaced else None,
-                          "approvers": [u.username for u in evaluation.approvers]})
+                          "approvers": [u.username for u in evaluation.approvers],
+                          "content_digest": evaluation.digest})
     competing = list(PromotionRequest.objects.select_for_update().filter(
         registered_model=registered_model, target_stage=request.target_stage,
         target_alias=request.target_alias, status__in=PromotionRequest.OPEN,
@@ -336,6 +385,55 @@ def _apply(actor: Actor, request: PromotionRequest, policy: Policy) -> None:
         audit.record(actor=actor, action="promotion.superseded", target=other,
                      registered_model=registered_model, details={"by": request.pk})
     notifications.request_applied(request)
+
+
+def _require_unchanged(request: PromotionRequest, evaluation: Evaluation) -> None:
+    """Applying re-checks, under the model's lock, that the approvals still hold for what
+    the version contains now (409 content_changed) and still come from eligible reviewers
+    in the number the policy asks (409 approvals_insufficient)."""
+    if evaluation.needed == 0 and not evaluation.admin_needed:
+        if not request.content_digest or request.content_digest == evaluation.digest:
+            return
+        code = "content_changed"
+    elif evaluation.approved:
+        return
+    else:
+        code = "content_changed" if evaluation.voided else "approvals_insufficient"
+    why = (f"version {request.version.version} is not what was approved (content digest now "
+           f"{evaluation.digest[:12]}…)" if code == "content_changed" else
+           "some approvals no longer count (their reviewers may not approve it any more)")
+    raise gate_refusal(Conflict(
+        f"Request #{request.pk} cannot be applied: {why}; {len(evaluation.approvers)} of "
+        f"{evaluation.needed} approvals count. Reviewers must approve it again.", code=code,
+        extra={"content_digest": evaluation.digest,
+               "voided_reviews": [r.pk for r in evaluation.voided],
+               "ineligible_reviews": [r.pk for r in evaluation.ineligible]}),
+        request.registered_model, f"apply request #{request.pk}")
+
+
+def content_changed(*, actor: Actor, version: ModelVersion) -> None:
+    """Called, in their transaction, by services that change content under the digest of a
+    version that may have open requests (its card): approvals given on the old content stop
+    counting, and an approved request that no longer has enough goes back to pending. Both
+    are recorded."""
+    for request in PromotionRequest.objects.filter(version=version,
+                                                   status__in=PromotionRequest.OPEN):
+        request = _locked(request)
+        evaluation = evaluate(request)
+        if not evaluation.voided:
+            continue
+        reopened = request.status == Status.APPROVED and not evaluation.approved and not (
+            evaluation.needed == 0 and not evaluation.admin_needed)
+        if reopened:
+            request.status, request.decided_at = Status.PENDING, None
+            request.updated_at = timezone.now()
+            request.save(update_fields=["status", "decided_at", "updated_at"])
+        audit.record(actor=actor, action="promotion.approvals_voided", target=request,
+                     registered_model=request.registered_model,
+                     details={"content_digest": evaluation.digest,
+                              "voided": [r.reviewer.username if r.reviewer else None
+                                         for r in evaluation.voided],
+                              "reopened": reopened})
 
 
 def may_cancel(user: AnyUser, request: PromotionRequest) -> bool:

@@ -13,7 +13,8 @@ from typing import Any
 
 from django.apps import apps
 
-from registry.models import ModelVersion
+from registry.models import ModelVersion, PackagingJob
+from registry.services import jobs
 
 
 @dataclass(frozen=True)
@@ -134,30 +135,32 @@ def _optional_model(label: str) -> Any:
         return None
 
 
-@check("packaging", "Files cleared and the latest packaging jobs succeeded")
+@check("packaging", "Every file inspected and cleared; the latest packaging jobs succeeded")
 def _packaging(version: ModelVersion, current: ModelVersion | None) -> Result:
-    """Fails while a file is flagged unsafe (and not trusted by an administrator) or the
-    newest job of some kind failed (a later success of the same kind clears an old failure).
-    Passing, it names the skops types conversion had to trust, for the approvers to see."""
-    job = _optional_model("registry.PackagingJob")
-    if job is None:
-        return Result(True, "Packaging jobs are not enabled in this installation.")
-    unsafe = sorted(version.artifacts.filter(safety="unsafe", trusted_at__isnull=True)
-                    .values_list("filename", flat=True))
+    """Fails closed: every file, uploaded or derived, needs a completed inspection with the
+    verdict safe (or an administrator's audited trust); a pending, cancelled or failed
+    inspection blocks, naming the file. Also fails while the newest job of some other kind
+    failed (a later success of the same kind clears an old failure). Passing, it names the
+    skops types conversion had to trust, for the approvers to see."""
+    uncleared = [f"{a.filename} ({reason})" for a, reason in jobs.artifacts_clearance(version)
+                 if reason]
     newest: dict[str, tuple[str, dict[str, Any]]] = {}
-    for kind, status, result in (job.objects.filter(version=version)
+    for kind, status, result in (PackagingJob.objects.filter(version=version)
+                                 .exclude(kind=PackagingJob.Kind.INSPECT)
                                  .exclude(status__in=("queued", "running", "cancelled"))
                                  .order_by("-created_at", "-pk")
                                  .values_list("kind", "status", "result")):
         newest.setdefault(kind, (status, result))
     failed = sorted(kind for kind, (status, _) in newest.items() if status == "failed")
-    problems = ([f"unsafe file(s): {', '.join(unsafe)}"] if unsafe else []) + (
+    problems = ([f"file(s) not cleared: {'; '.join(uncleared)}"] if uncleared else []) + (
         [f"failed packaging job(s): {', '.join(failed)}"] if failed else [])
     if problems:
-        return Result(False, "; ".join(problems).capitalize() + ".")
+        return Result(False, "; ".join(problems).capitalize() + ".",
+                      {"uncleared": uncleared, "failed_jobs": failed})
     trusted = (newest.get("convert_onnx", ("", {}))[1] or {}).get("trusted_types") or []
-    return Result(True, "No file is flagged unsafe and no packaging job has failed." + (
-        f" Conversion trusted these skops types: {', '.join(trusted)}." if trusted else ""))
+    return Result(True, "Every file was inspected and cleared and no packaging job has "
+                  "failed." + (f" Conversion trusted these skops types: {', '.join(trusted)}."
+                               if trusted else ""))
 
 
 @check("card_approved", "Model card approved for this version")

@@ -21,11 +21,21 @@ def refused(request: HttpRequest, exc: DomainError) -> None:
         return
     registered_model = RegisteredModel(pk=refusal["registered_model_id"],
                                        name=refusal["registered_model_name"])
-    audit.record_refusal(
-        actor=Actor.from_request(request), action="access.refused",
-        registered_model=registered_model,
-        details={"wanted": refusal["wanted"], "status": exc.status_code, "code": exc.code,
-                 "method": request.method, "path": request.path[:300]})
+    action = str(refusal.get("action") or "access.refused")
+    details: dict[str, object] = {"wanted": refusal["wanted"], "status": exc.status_code,
+                                  "code": exc.code, "method": request.method,
+                                  "path": request.path[:300]}
+    if action != "access.refused":
+        details["reason"] = exc.message[:500]
+    audit.record_refusal(actor=Actor.from_request(request), action=action,
+                         registered_model=registered_model, details=details)
+
+
+def gate_refusal(exc: DomainError, registered_model: RegisteredModel, wanted: str) -> DomainError:
+    """Mark `exc` as a refusal by the governance gate, so the edge audits it (gate.refused,
+    with the reason) after the failed transaction rolled back."""
+    return exc.refusing(registered_model.pk, registered_model.name, wanted,
+                        action="gate.refused")
 
 
 def token_rejected(request: HttpRequest, raw: str) -> None:

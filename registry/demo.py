@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from cards import services as card_services
 from cards.models import ModelCard
-from governance import permissions, promotions
+from governance import permissions, policies, promotions
 from governance.actors import Actor
 from governance.models import PromotionRequest
 from governance.permissions import Perm
@@ -23,6 +23,7 @@ from governance.roles import roles_sync
 from registry import services
 from registry.models import ModelVersion, RegisteredModel
 from registry.services.artifacts import read_chunks
+from registry.tasks import run_job
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +137,12 @@ def _load_models(users: dict[str, User]) -> None:
                                     "employment_years": 7, "region": "north"}],
                     pip_requirements=["scikit-learn==1.9.0", "numpy>=2"],
                     python_version="3.11.7", tags={"trained_by": "pipeline"})
-                services.artifact_upload(
+                artifact = services.artifact_upload(
                     actor=alice, version=version, filename="model.pkl",
                     chunks=read_chunks(io.BytesIO(_tiny_model_file(m_i * 100 + n))))
+                # Promotions need inspected files: inspect here rather than wait for the
+                # worker (its queued message then finds the job done and does nothing).
+                run_job.apply(args=[artifact.jobs.get(kind="inspect").pk])
             _stage_versions(users, rm, n_versions)
         if name == "churn-predictor":
             permissions.grant(Perm.VIEW, rm, user=users["olivia"])
@@ -194,12 +198,14 @@ def _approve_card(users: dict[str, User], version: ModelVersion) -> None:
                                          card=card, decision="approve", comment="Complete.")
 
 
-def _promote(users: dict[str, User], version: ModelVersion, target: str) -> None:
+def _promote(users: dict[str, User], version: ModelVersion, target: str = "",
+             alias: str = "") -> None:
     """Bob asks, the reviewers (and the administrator, where the policy wants one) approve."""
-    if version.card.status != ModelCard.Status.APPROVED:
+    if ModelCard.objects.get(version=version).status != ModelCard.Status.APPROVED:
         _approve_card(users, version)
     request = promotions.request_create(
         actor=Actor.system("cli", user=users["bob"]), version=version, target_stage=target,
+        target_alias=alias,
         justification=f"Version {version.version} beats the current one on the hold-out set.")
     for reviewer in ("carol", "dave", "admin"):
         request.refresh_from_db()
@@ -223,8 +229,12 @@ def _stage_versions(users: dict[str, User], rm: RegisteredModel, n_versions: int
             actor=Actor.system("cli", user=users["bob"]), version=versions[n_versions],
             target_stage="production", justification="Staging shadow traffic for a week: "
             "churn recall up 3 points, latency unchanged.")
-    services.alias_set(actor=admin, registered_model=rm, name="champion",
-                       version=versions[production])
+    # High and critical policies protect "champion": it moves through a request there.
+    if policies.is_protected(policies.policy_for(rm), "champion"):
+        _promote(users, versions[production], alias="champion")
+    else:
+        services.alias_set(actor=admin, registered_model=rm, name="champion",
+                           version=versions[production])
     services.alias_set(actor=admin, registered_model=rm, name="challenger",
                        version=versions[n_versions])
     services.deployment_create(actor=admin, version=versions[production], environment="prod",

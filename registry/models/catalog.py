@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 from registry.models.base import TimeStamped
 
@@ -201,7 +202,11 @@ class Alias(TimeStamped):
         ordering = ["name"]
         verbose_name_plural = "aliases"
         constraints = [models.UniqueConstraint(fields=["registered_model", "name"],
-                                               name="alias_unique_name_per_model")]
+                                               name="alias_unique_name_per_model"),
+                       # "Prod" and "prod" are one alias: protection compares without case,
+                       # so names must be unique without case too.
+                       models.UniqueConstraint(Lower("name"), "registered_model",
+                                               name="alias_unique_name_per_model_ci")]
 
     def __str__(self) -> str:
         return f"{self.registered_model_id}@{self.name}"
@@ -229,6 +234,13 @@ class Artifact(models.Model):
     storage_key = models.CharField(max_length=512, editable=False)
     derived_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="derivatives")
+    # Files Modelgate's own jobs wrote (ONNX, bundle): outside the version's content digest,
+    # so they may be added to a sealed version; recorded with the job and the digest of the
+    # content they were made from.
+    derived = models.BooleanField(default=False)
+    derived_by_job = models.ForeignKey("registry.PackagingJob", null=True, blank=True,
+                                       on_delete=models.SET_NULL, related_name="outputs")
+    input_digest = models.CharField(max_length=64, blank=True, default="")
     # Set by the inspect job: safe, suspicious or unsafe (empty until inspected).
     safety = models.CharField(max_length=16, blank=True, default="")
     # An administrator may trust a file the scan did not clear (audited); workers then load it.

@@ -29,6 +29,7 @@ import yaml
 from governance.actors import Actor
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.packaging import convert
+from registry.packaging.inspect import JobError
 from registry.services import artifacts as artifact_services
 from registry.services import jobs
 from registry.services.artifacts import CHUNK
@@ -137,6 +138,11 @@ def _add(archive: zipfile.ZipFile, name: str, content: Content) -> dict[str, Any
 def run(job: PackagingJob) -> dict[str, Any]:
     version = job.version
     source, trusted = convert.cleared(job)
+    blocked = [f"{a.filename} ({reason})" for a, reason in jobs.artifacts_clearance(
+        version, [source, *_included(version, source)]) if reason]
+    if blocked:
+        raise JobError("A bundle ships only files whose inspection cleared them (or that an "
+                       f"administrator trusted); not cleared: {'; '.join(blocked)}.")
     rows = convert.rows_for(job)
     with convert.workdir("bundle") as workdir:
         jobs.job_progress(job, 20, "checking the model loads and predicts in a limited process")
@@ -195,7 +201,7 @@ def run(job: PackagingJob) -> dict[str, Any]:
                 stored = artifact_services.artifact_upload(
                     actor=Actor(user=job.requested_by, channel="worker"), version=version,
                     filename=name, chunks=artifact_services.read_chunks(handle),
-                    media_type="application/zip", derived_from=source, inspect=False)
+                    media_type="application/zip", derived_from=source, derived_by_job=job)
     return {"bundle_artifact": {"id": stored.pk, "filename": stored.filename,
                                 "sha256": stored.sha256, "size": stored.size},
             "files": sorted([*files, "modelgate.json"]), "flavors": sorted(mlmodel["flavors"]),

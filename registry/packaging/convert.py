@@ -155,7 +155,7 @@ def run(job: PackagingJob) -> dict[str, Any]:
             onnx_artifact = artifact_services.artifact_upload(
                 actor=Actor(user=job.requested_by, channel="worker"), version=job.version,
                 filename=name, chunks=artifact_services.read_chunks(io.BytesIO(data)),
-                media_type="application/onnx", derived_from=artifact, inspect=False)
+                media_type="application/onnx", derived_from=artifact, derived_by_job=job)
         name = onnx_artifact.filename
         result["onnx_artifact"] = {"id": onnx_artifact.pk, "filename": name,
                                    "sha256": onnx_artifact.sha256, "size": onnx_artifact.size}

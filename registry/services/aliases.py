@@ -11,9 +11,11 @@ from django.utils import timezone
 from governance import audit, history, permissions, policies
 from governance.actors import Actor
 from governance.permissions import Perm
+from governance.refusals import gate_refusal
 from registry import validation
 from registry.errors import Forbidden, NotFound, ValidationFailed
 from registry.models import Alias, ModelVersion, RegisteredModel
+from registry.services.common import insert_or_conflict
 
 
 @transaction.atomic
@@ -23,10 +25,11 @@ def alias_set(*, actor: Actor, registered_model: RegisteredModel, name: str,
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     name = validation.alias_name(name)
     policy = policies.policy_for(registered_model)
-    if name in policy.protected_aliases and policy.production_approvals:
-        raise Forbidden(f"Alias '{name}' is protected by the {policies.describe(policy)}: open "
-                        "a promotion request (POST /api/v1/promotion-requests) to move it.",
-                        code="approval_required")
+    if policies.is_protected(policy, name) and policy.production_approvals:
+        raise gate_refusal(Forbidden(
+            f"Alias '{name}' is protected by the {policies.describe(policy)}: open a promotion "
+            "request (POST /api/v1/promotion-requests) to move it.", code="approval_required"),
+            registered_model, f"move alias '{name}'")
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
     return alias_point(actor=actor, registered_model=registered_model, name=name,
                        version=version)
@@ -42,9 +45,17 @@ def alias_point(*, actor: Actor, registered_model: RegisteredModel, name: str,
         raise ValidationFailed("A deleted version cannot carry an alias.", field="version")
     now = timezone.now()
     user = actor.user if actor.user_id is not None else None
-    alias, created = Alias.objects.select_for_update().get_or_create(
-        registered_model=registered_model, name=name,
-        defaults={"version": version, "updated_by": user, "created_at": now, "updated_at": now})
+    # Names are one alias whatever their case: an existing alias keeps its spelling.
+    alias = (Alias.objects.select_for_update().select_related("version")
+             .filter(registered_model=registered_model, name__iexact=name).first())
+    created = alias is None
+    if created:
+        alias = insert_or_conflict(lambda: Alias.objects.create(
+            registered_model=registered_model, name=name, version=version, updated_by=user,
+            created_at=now, updated_at=now),
+            f"Alias '{name}' was created by another request at the same time; retry.",
+            "alias_conflict")
+    name = alias.name
     previous = None if created else alias.version.version
     if not created:
         if alias.version_id == version.pk:
@@ -66,9 +77,10 @@ def alias_delete(*, actor: Actor, registered_model: RegisteredModel, name: str) 
     service is never blocked."""
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     alias = (Alias.objects.select_for_update().select_related("version")
-             .filter(registered_model=registered_model, name=name).first())
+             .filter(registered_model=registered_model, name__iexact=name).first())
     if alias is None:
         raise NotFound(f"Alias '{name}' not found.", code="alias_not_found")
+    name = alias.name
     history.alias_moved(registered_model=registered_model, name=name, version=None,
                         at=timezone.now(), user=actor.user if actor.user_id is not None else None)
     audit.record(actor=actor, action="alias.deleted", target=alias,

@@ -21,12 +21,12 @@ from django.core.files.storage import Storage, storages
 from django.db import transaction
 from django.utils import timezone
 
-from governance import audit, permissions
+from governance import audit, content, permissions
 from governance.actors import Actor
 from governance.permissions import Perm
 from registry import validation
 from registry.errors import Conflict, TooLarge, ValidationFailed
-from registry.models import Artifact, ModelVersion
+from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.services.common import require_admin
 
 logger = logging.getLogger(__name__)
@@ -166,18 +166,24 @@ def _media_type(given: str | None, fmt: str) -> str:
 
 def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunks: Iterable[bytes],
                     media_type: str | None = None, declared_size: int | None = None,
-                    derived_from: Artifact | None = None, inspect: bool = True) -> Artifact:
+                    derived_from: Artifact | None = None,
+                    derived_by_job: PackagingJob | None = None) -> Artifact:
     """Store a file for `version`.
 
     The bytes stream to a spool file (never whole in memory) while the sha256 is computed;
     the upload stops as soon as it passes ARTIFACT_MAX_UPLOAD_SIZE. Only then does a short
     transaction insert the row and its audit event, so no lock is held while bytes arrive.
+    A file a job derived (`derived_by_job`) is outside the version's content digest and may
+    be added to a sealed version; any other file is refused there (409 version_sealed).
+    Every file, derived or not, is inspected by a worker.
     """
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     filename = filename_check(filename)
     check_declared_size(declared_size)
     if version.is_deleted:
         raise Conflict("A deleted version cannot receive artifacts.", code="version_deleted")
+    if derived_by_job is None:  # refuse before reading any bytes; checked again under lock
+        content.require_unsealed(version, "files")
     if Artifact.objects.filter(version=version, filename=filename).exists():
         raise Conflict(f"Version {version.version} already has a file named '{filename}'.",
                        code="artifact_exists", field="filename")
@@ -193,15 +199,13 @@ def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunk
             artifact = _artifact_insert(actor=actor, version=version, filename=filename,
                                         size=size, sha256=sha256, fmt=fmt, key=key,
                                         media_type=_media_type(media_type, fmt),
-                                        derived_from=derived_from)
-            # Every upload is inspected by a worker (sha256, format, pickle imports); files a
-            # worker derived itself are inert formats it has just checked.
+                                        derived_from=derived_from,
+                                        derived_by_job=derived_by_job)
+            # Every file is inspected by a worker (sha256, format, pickle imports), files a
+            # job derived included: readiness passes only on a completed, safe inspection.
             from registry.services.jobs import job_start
 
-            if inspect:
-                job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
-            elif fmt in (Artifact.Format.ONNX, Artifact.Format.SAFETENSORS):
-                artifact_safety_set(artifact, "safe")
+            job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
     except BaseException:
         blobs_release([key])
         raise
@@ -210,21 +214,29 @@ def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunk
 
 def _artifact_insert(*, actor: Actor, version: ModelVersion, filename: str, size: int,
                      sha256: str, fmt: str, key: str, media_type: str,
-                     derived_from: Artifact | None) -> Artifact:
+                     derived_from: Artifact | None,
+                     derived_by_job: PackagingJob | None) -> Artifact:
     locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if locked.is_deleted:
         raise Conflict("A deleted version cannot receive artifacts.", code="version_deleted")
+    if derived_by_job is None:
+        content.require_unsealed(locked, "files")
     if Artifact.objects.filter(version=locked, filename=filename).exists():
         raise Conflict(f"Version {locked.version} already has a file named '{filename}'.",
                        code="artifact_exists", field="filename")
+    derived = derived_by_job is not None
     artifact = Artifact.objects.create(
         version=locked, filename=filename, size=size, sha256=sha256, media_type=media_type,
-        format=fmt, storage_key=key, derived_from=derived_from,
+        format=fmt, storage_key=key, derived_from=derived_from, derived=derived,
+        derived_by_job=derived_by_job,
+        input_digest=content.digest(locked) if derived else "",
         created_by=actor.user if actor.user_id is not None else None, created_at=timezone.now())
-    audit.record(actor=actor, action="artifact.uploaded", target=artifact,
-                 registered_model=version.registered_model,
+    audit.record(actor=actor, action="artifact.derived" if derived else "artifact.uploaded",
+                 target=artifact, registered_model=version.registered_model,
                  details={"version": locked.version, "filename": filename, "size": size,
-                          "sha256": sha256, "format": fmt})
+                          "sha256": sha256, "format": fmt,
+                          **({"job": derived_by_job.pk, "input_digest": artifact.input_digest}
+                             if derived else {})})
     return artifact
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Manager, Model
 
+from governance import permissions
 from governance.actors import Actor
 from registry import validation
 from registry.errors import Conflict, Forbidden, ValidationFailed
@@ -70,7 +71,7 @@ def tag_upsert(tags: Manager, *, key: str, value: str) -> tuple[bool, str | None
 
 
 def require_admin(actor: Actor, what: str) -> None:
-    """Restoring and purging are for administrators (active superusers)."""
-    user = actor.user
-    if user is None or not user.is_authenticated or not user.is_active or not user.is_superuser:
+    """For administrators only (governance.permissions.is_administrator: active superusers
+    and the admin role): restoring, purging, policies, risk tiers, trusting files."""
+    if not permissions.is_administrator(actor.user):
         raise Forbidden(f"Only an administrator may {what}.", code="permission_denied")

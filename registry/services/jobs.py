@@ -161,6 +161,39 @@ def job_finish(job: PackagingJob, result: dict[str, Any], *, failed: str = "") -
                           "error": failed[:300], "attempts": locked.attempts})
 
 
+def artifacts_clearance(version: ModelVersion,
+                        artifacts: list[Artifact] | None = None) -> list[tuple[Artifact, str]]:
+    """Each file of the version (or the given ones) with why it is not cleared to load or
+    ship, "" when it is: cleared means an administrator trusted it, or the newest inspection
+    of its bytes completed with the verdict safe. Pending, running, cancelled or failed
+    inspections, and files never inspected, are not cleared (fail closed). Two queries."""
+    files = list(version.artifacts.order_by("filename")) if artifacts is None else artifacts
+    newest: dict[str, tuple[str, dict[str, Any]]] = {}
+    for sha256, status, result in (PackagingJob.objects.filter(
+            version=version, kind=Kind.INSPECT, input_sha256__in={a.sha256 for a in files})
+            .order_by("-created_at", "-pk").values_list("input_sha256", "status", "result")):
+        newest.setdefault(sha256, (status, result or {}))
+    out = []
+    for artifact in files:
+        status, result = newest.get(artifact.sha256, ("", {}))
+        scan = result.get("scan") or {}
+        verdict = scan.get("verdict") if isinstance(scan, dict) else None
+        if artifact.trusted_at is not None:
+            reason = ""
+        elif not status:
+            reason = "never inspected"
+        elif status != Status.SUCCEEDED:
+            reason = f"inspection {status}"
+        elif verdict != "safe":
+            found = (scan.get("dangerous") or scan.get("unknown") or scan.get("problems")
+                     or [scan.get("note") or "no verdict"])
+            reason = f"{verdict or 'no verdict'}: {', '.join(map(str, found))[:200]}"
+        else:
+            reason = ""
+        out.append((artifact, reason))
+    return out
+
+
 def jobs_sweep() -> dict[str, int]:
     """Queue again the jobs a lost message left behind: queued and untouched for SWEEP_AFTER
     seconds (the broker lost the message or was down when it was sent), or running with no

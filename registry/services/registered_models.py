@@ -9,8 +9,9 @@ from django.utils import timezone
 from governance import audit, permissions
 from governance.actors import Actor
 from governance.permissions import Perm
+from governance.refusals import gate_refusal
 from registry import validation
-from registry.errors import Conflict, ValidationFailed
+from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import Deployment, ModelVersion, RegisteredModel, RegisteredModelTag
 from registry.services.artifacts import blobs_release
 from registry.services.common import (
@@ -88,6 +89,13 @@ def registered_model_update(*, actor: Actor, registered_model: RegisteredModel,
     if any(v is not UNSET for v in (owner, team, risk_tier)):
         permissions.require(actor.user, Perm.MANAGE_ACCESS, registered_model)
     registered_model = RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
+    if risk_tier is not UNSET and _risk_tier(risk_tier) != registered_model.risk_tier and \
+            not permissions.is_administrator(actor.user):
+        # The tier picks the policy: whoever it governs may not choose it.
+        raise gate_refusal(Forbidden(
+            f"Only an administrator may change the risk tier of '{registered_model.name}' "
+            f"(now {registered_model.risk_tier}).", code="administrator_required"),
+            registered_model, "change risk tier")
     if name is not UNSET:
         name = validation.name(name)
         if RegisteredModel.objects.filter(name=name).exclude(pk=registered_model.pk).exists():

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from governance import audit, history, permissions, policies
+from governance import audit, content, history, permissions, policies
 from governance.actors import Actor
 from governance.permissions import Perm
 from registry import signals, validation
@@ -122,9 +122,6 @@ def version_create(*, actor: Actor, registered_model: RegisteredModel, descripti
     return version, True
 
 
-_EDITABLE_WHILE_LIVE = {"description", "run_link", "status", "status_message"}
-
-
 @transaction.atomic
 def version_update(*, actor: Actor, version: ModelVersion, description: str = UNSET,
                    run_link: str = UNSET, flavor: str = UNSET, status: str = UNSET,
@@ -133,8 +130,8 @@ def version_update(*, actor: Actor, version: ModelVersion, description: str = UN
                    python_version: str = UNSET,
                    training_run: TrainingRun | None = UNSET) -> ModelVersion:
     """Edit a version's metadata. What the model is (signature, example, requirements,
-    flavor, training run) may change only while it is in no stage: a version under review or
-    serving keeps the description it was approved with."""
+    flavor, training run) may change only while the version is not sealed (governance.content:
+    an open request, a serving stage or a protected alias); the description may always."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     changes: dict[str, Any] = {
@@ -159,10 +156,10 @@ def version_update(*, actor: Actor, version: ModelVersion, description: str = UN
     if status is not UNSET and status not in ModelVersion.Status.values:
         raise ValidationFailed(f"Status must be one of {', '.join(ModelVersion.Status.values)}.",
                                field="status")
-    frozen = [f for f, v in changes.items() if v is not UNSET and f not in _EDITABLE_WHILE_LIVE]
-    if frozen and version.stage != ModelVersion.Stage.NONE:
-        raise Conflict(f"Version {version.version} is in {version.stage}; {', '.join(frozen)} "
-                       "can change only while a version is in no stage.", code="version_frozen")
+    sealed = [f for f, v in changes.items() if v is not UNSET and f in content.SEALED_FIELDS
+              and v != getattr(version, f)]
+    if sealed:
+        content.require_unsealed(version, ", ".join(sealed))
     _check_example(version.signature if signature is UNSET else changes["signature"],
                    version.input_example if input_example is UNSET else changes["input_example"])
     diff = apply_changes(version, changes)
@@ -199,13 +196,12 @@ def version_tag_delete(*, actor: Actor, version: ModelVersion, key: str) -> None
 
 @transaction.atomic
 def version_metrics_log(*, actor: Actor, version: ModelVersion, metrics: Any) -> None:
-    """Add or overwrite metrics (per name, dataset and split) on a version in no stage."""
+    """Add or overwrite metrics (per name, dataset and split) on a version that is not
+    sealed: metrics are what approvers judge."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     values = validation.metrics(metrics)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
-    if version.stage != ModelVersion.Stage.NONE:
-        raise Conflict(f"Version {version.version} is in {version.stage}; its metrics are what "
-                       "it was reviewed on and can no longer change.", code="version_frozen")
+    content.require_unsealed(version, "metrics")
     changed = {}
     for m in values:
         row, created = ModelVersionMetric.objects.update_or_create(

@@ -7,7 +7,7 @@ import pytest
 
 from governance import permissions
 from governance.permissions import Perm
-from tests.factories import GroupFactory, make_model, make_version
+from tests.factories import GroupFactory, make_model, make_version, superuser
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,11 @@ def test_holders_answers_in_one_query(data_scientist, reviewer, outsider,
     rm = make_model(data_scientist, "m")
     team = GroupFactory(name="approvers")
     outsider.groups.add(team)
-    permissions.grant(Perm.APPROVE_PROMOTION, rm, group=team)
+    # A grant nobody with authority made confers no approval...
+    permissions.grant(Perm.APPROVE_PROMOTION, rm, group=team, granted_by=data_scientist)
+    assert "olivia" not in [u.username for u in permissions.holders(Perm.APPROVE_PROMOTION, rm)]
+    # ...the same grant made by an administrator does.
+    permissions.grant(Perm.APPROVE_PROMOTION, rm, group=team, granted_by=superuser())
     with django_assert_num_queries(1):
         names = [u.username for u in permissions.holders(Perm.APPROVE_PROMOTION, rm)]
     assert "carol" in names and "olivia" in names and "alice" not in names

@@ -3,6 +3,8 @@ separation of duties, readiness checks, superseding, rollback, history and compl
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from django.utils import timezone
 
@@ -30,7 +32,7 @@ def ready_version(author, rm, **kwargs) -> ModelVersion:
     """A version every default readiness check accepts."""
     kwargs.setdefault("signature", SIGNATURE)
     version = make_version(author, rm, **kwargs)
-    make_artifact(author, version, data=f"weights {version.version}".encode())
+    make_artifact(author, version, data=pickle.dumps(f"weights {version.version}"))
     approve_card(version)
     return version
 

@@ -54,9 +54,9 @@ def test_viewer_cannot_create_models(viewer):
         make_model(viewer, "nope")
 
 
-def test_update_changes_fields_and_audits_the_diff(data_scientist):
+def test_update_changes_fields_and_audits_the_diff(data_scientist, admin_user):
     rm = make_model(data_scientist, "m")
-    services.registered_model_update(actor=actor_for(data_scientist), registered_model=rm,
+    services.registered_model_update(actor=actor_for(admin_user), registered_model=rm,
                                      description="new", risk_tier="critical")
     rm.refresh_from_db()
     assert (rm.description, rm.risk_tier) == ("new", "critical")

@@ -138,13 +138,14 @@ def test_pending_versions_cannot_be_promoted(data_scientist, reviewer):
     assert exc.value.code == "version_not_ready"
 
 
-def test_signature_is_frozen_once_staged(data_scientist):
+def test_signature_is_sealed_once_staged(data_scientist):
     rm = make_model(data_scientist)
     v = make_version(data_scientist, rm, signature=SIGNATURE)
     place(v, "staging")
     with pytest.raises(Conflict) as exc:
         services.version_update(actor=actor_for(data_scientist), version=v, signature=None)
-    assert exc.value.code == "version_frozen"
+    assert exc.value.code == "version_sealed"
+    assert exc.value.extra["sealed_by"] == ["it is in staging"]
     services.version_update(actor=actor_for(data_scientist), version=v, description="ok")
     v.refresh_from_db()
     assert v.signature is not None and v.description == "ok"

@@ -1,0 +1,124 @@
+"""What a version *is*, for the gate: its content digest, who supplied that content, and
+what seals it.
+
+The digest is a SHA-256 over a canonical JSON document of everything an approver judges:
+the primary files (name and sha256; files derived by Modelgate's own jobs are left out),
+signature, input example, params, metrics, source, run id and, when the model's policy
+requires an approved card, the card's revision and whether it is approved. A promotion
+request records it when opened, each review records the one its reviewer saw, and an
+approval counts only while that is still the version's digest.
+
+A version is *sealed* while it has an open promotion request, is in staging or production,
+or holds a protected alias: the content under the digest cannot change then (409
+``version_sealed``, naming the seal). Its card keeps its own review under the same policy;
+approving another card revision changes the digest and so voids promotion approvals given
+on the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.apps import apps
+
+from governance import policies
+from governance.models import AuditEvent, PromotionRequest
+from governance.refusals import gate_refusal
+from registry.errors import Conflict
+from registry.models import Alias, ModelVersion
+
+# Fields of a version under the digest, and those frozen with them while it is sealed (what
+# the model needs to run: requirements, flavor, Python version, its training run).
+DIGEST_FIELDS = ("signature", "input_example", "params", "source", "run_id")
+SEALED_FIELDS = (*DIGEST_FIELDS, "pip_requirements", "flavor", "python_version", "training_run")
+
+
+def _card_part(version: ModelVersion) -> dict[str, Any] | None:
+    if "card_approved" not in policies.policy_for(version.registered_model).required_checks:
+        return None
+    card = apps.get_model("cards", "ModelCard").objects.filter(version=version).values(
+        "revision", "status").first()
+    if card is None:
+        return {"revision": None, "approved": False}
+    return {"revision": card["revision"], "approved": card["status"] == "approved"}
+
+
+def document(version: ModelVersion) -> dict[str, Any]:
+    """The canonical content the digest is computed over (three small queries)."""
+    files = sorted(version.artifacts.filter(derived=False).values_list("filename", "sha256"))
+    metrics = sorted(version.metrics.values_list("name", "dataset", "split", "value"))
+    return {
+        "files": [list(f) for f in files],
+        "signature": version.signature,
+        "input_example": version.input_example,
+        "params": version.params,
+        "metrics": [list(m) for m in metrics],
+        "source": version.source,
+        "run_id": version.run_id,
+        "card": _card_part(version),
+    }
+
+
+def digest(version: ModelVersion) -> str:
+    text = json.dumps(document(version), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# Audit actions whose actor supplied content under the digest (the version's metadata: its
+# details say which fields changed; metrics always count).
+_CONTENT_ACTIONS = ("version.created", "version.updated", "version.metrics_logged")
+
+
+def contributors(version: ModelVersion) -> set[int]:
+    """Ids of everyone who supplied content under the version's digest since it was created:
+    its author, the uploaders of its primary files, whoever changed its covered metadata or
+    logged its metrics, and (when the policy requires the card) the card's authors. They may
+    not approve its promotions. Three queries."""
+    found: set[int] = set()
+    if version.created_by_id is not None:
+        found.add(version.created_by_id)
+    found.update(version.artifacts.filter(derived=False, created_by__isnull=False)
+                 .values_list("created_by_id", flat=True))
+    for action, actor_id, details in AuditEvent.objects.filter(
+            target_type="registry.modelversion", target_id=str(version.pk),
+            action__in=_CONTENT_ACTIONS, actor__isnull=False).values_list(
+                "action", "actor_id", "details"):
+        changes = (details or {}).get("changes") or {}
+        if action != "version.updated" or any(f in changes for f in SEALED_FIELDS):
+            found.add(actor_id)
+    if _card_part(version) is not None:
+        found.update(apps.get_model("cards", "CardRevision").objects.filter(
+            card__version=version, author__isnull=False).values_list("author_id", flat=True))
+    return found
+
+
+def seals(version: ModelVersion) -> list[str]:
+    """What keeps the version's content from changing now (empty: nothing)."""
+    reasons = []
+    if version.stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
+        reasons.append(f"it is in {version.stage}")
+    open_requests = list(PromotionRequest.objects.filter(
+        version=version, status__in=PromotionRequest.OPEN).values_list("pk", flat=True))
+    if open_requests:
+        reasons.append("promotion request " + ", ".join(f"#{pk}" for pk in open_requests)
+                       + " is open")
+    policy = policies.policy_for(version.registered_model)
+    protected = [name for name in Alias.objects.filter(version=version).values_list(
+        "name", flat=True) if policies.is_protected(policy, name)]
+    if protected:
+        reasons.append("it holds the protected alias " + ", ".join(f"'{a}'" for a in protected))
+    return reasons
+
+
+def require_unsealed(version: ModelVersion, what: str) -> None:
+    """Refuse (409 version_sealed, audited as a gate refusal) a change of `what` to a sealed
+    version. Call it with the version's row locked, so a request cannot open in between."""
+    reasons = seals(version)
+    if reasons:
+        raise gate_refusal(Conflict(
+            f"Version {version.version} is sealed ({'; '.join(reasons)}): its {what} cannot "
+            "change. Register a new version instead.", code="version_sealed",
+            extra={"sealed_by": reasons}), version.registered_model, f"change {what}")
