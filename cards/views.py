@@ -17,6 +17,7 @@ from cards.models import ModelCard
 from governance import permissions
 from governance.actors import Actor
 from governance.permissions import Perm
+from governance.refusals import refused
 from registry import selectors as registry_selectors
 from registry.errors import DomainError
 from registry.views import page
@@ -127,8 +128,9 @@ def _action(request: HttpRequest, name: str, number: int, run: Any, done: str) -
         run(Actor.from_request(request), card)
         messages.success(request, done)
     except DomainError as exc:
-        if exc.refusal is not None:
+        if exc.is_access_refusal:
             raise  # not allowed at all: the page wrapper answers 404 or 403
+        refused(request, exc)  # a gate's refusal (separation of duties) is audited
         messages.error(request, exc.message)
     return HttpResponseRedirect(_url(card))
 

@@ -7,11 +7,12 @@ from typing import Any
 
 from django.db.models import Prefetch
 
-from governance import policies, readiness
+from governance import content, permissions, policies, readiness
 from governance.history import describe
 from governance.models import AuditEvent, PromotionRequest, Review, StageHistory
 from governance.promotions import current_holder
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import Deployment, ModelVersion, RegisteredModel
+from registry.services.lineage import is_approved_for_production, is_production_environment
 
 
 def report(registered_model: RegisteredModel) -> dict[str, Any]:
@@ -59,6 +60,8 @@ def report(registered_model: RegisteredModel) -> dict[str, Any]:
                 findings.append({"severity": "error", "message": f"The production version "
                                  f"{current.version} fails the required check "
                                  f"'{c['title']}': {c['message']}"})
+    findings.extend(_deployment_findings(registered_model))
+    findings.extend(_approver_findings(registered_model))
     decisions = (Review.objects.filter(request__registered_model=registered_model)
                  .select_related("reviewer", "request", "request__version")
                  .order_by("created_at", "pk"))
@@ -79,3 +82,58 @@ def report(registered_model: RegisteredModel) -> dict[str, Any]:
         "open_requests": PromotionRequest.objects.filter(
             registered_model=registered_model, status__in=PromotionRequest.OPEN).count(),
     }
+
+
+def _deployment_findings(registered_model: RegisteredModel) -> list[dict[str, str]]:
+    """Active deployments in a production environment whose version is neither in production
+    nor holding a protected alias: never approved, or no longer (superseded, not retired).
+    Two queries: the deployments, their versions' aliases."""
+    policy = policies.policy_for(registered_model)
+    findings = []
+    for d in (Deployment.objects.filter(version__registered_model=registered_model,
+                                        status=Deployment.Status.ACTIVE)
+              .select_related("version").prefetch_related("version__aliases")
+              .order_by("deployed_at", "pk")):
+        aliases = [a.name for a in d.version.aliases.all()]
+        if (is_production_environment(d.environment)
+                and not is_approved_for_production(d.version, aliases, policy)):
+            findings.append({"severity": "error", "message": (
+                f"Version {d.version.version} serves in production environment "
+                f"'{d.environment}' at {d.target} (deployed {d.deployed_at:%Y-%m-%d %H:%M}) "
+                "but is neither in production nor holding a protected alias.")})
+    return findings
+
+
+def _approver_findings(registered_model: RegisteredModel) -> list[dict[str, str]]:
+    """Applied promotions whose approvers would not qualify under today's rules: approval
+    right not from a role or an administrator's grant, separation of duties (the requester
+    or a supplier of the version's content), or an approval given on other content than
+    what was applied (the digest the stage history recorded)."""
+    applied = list(PromotionRequest.objects.filter(
+        registered_model=registered_model, status=PromotionRequest.Status.APPLIED)
+        .select_related("version", "version__registered_model", "requested_by")
+        .prefetch_related("reviews__reviewer").order_by("applied_at", "pk"))
+    applied_digest = dict(StageHistory.objects.filter(promotion_request__in=applied)
+                          .values_list("promotion_request_id", "content_digest"))
+    findings = []
+    for request in applied:
+        barred = content.contributors(request.version) | {request.requested_by_id}
+        latest = policies.latest_decisions(sorted(request.reviews.all(),
+                                                  key=lambda r: (r.created_at, r.pk)))
+        digest = applied_digest.get(request.pk, "")
+        for review in latest.values():
+            if review.decision != Review.Decision.APPROVE or review.reviewer is None:
+                continue
+            why = ("supplied the version's content or requested it"
+                   if review.reviewer_id in barred else
+                   "holds no approval right from a role or an administrator's grant"
+                   if not permissions.has(review.reviewer, permissions.Perm.APPROVE_PROMOTION,
+                                          registered_model) else
+                   "approved other content than was applied"
+                   if digest and review.content_digest != digest else "")
+            if why:
+                findings.append({"severity": "error", "message": (
+                    f"Request #{request.pk} (version {request.version.version} → "
+                    f"{request.target}) counted the approval of {review.reviewer.username}, "
+                    f"who would not qualify: {why}.")})
+    return findings

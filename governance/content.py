@@ -46,17 +46,15 @@ def _card_part(version: ModelVersion) -> dict[str, Any] | None:
 
 
 def document(version: ModelVersion) -> dict[str, Any]:
-    """The canonical content the digest is computed over (three small queries)."""
+    """The canonical content the digest is computed over, read from the database (not from
+    the possibly stale instance): four small queries."""
+    fields = ModelVersion.objects.filter(pk=version.pk).values(*DIGEST_FIELDS).get()
     files = sorted(version.artifacts.filter(derived=False).values_list("filename", "sha256"))
     metrics = sorted(version.metrics.values_list("name", "dataset", "split", "value"))
     return {
+        **fields,
         "files": [list(f) for f in files],
-        "signature": version.signature,
-        "input_example": version.input_example,
-        "params": version.params,
         "metrics": [list(m) for m in metrics],
-        "source": version.source,
-        "run_id": version.run_id,
         "card": _card_part(version),
     }
 

@@ -21,6 +21,7 @@ from governance import access, permissions, promotions, selectors
 from governance.actors import Actor
 from governance.models import AuditEvent, PromotionRequest, Review
 from governance.permissions import Perm
+from governance.refusals import refused
 from registry import selectors as registry_selectors
 from registry.errors import Conflict, DomainError, ValidationFailed
 from registry.views import page
@@ -73,6 +74,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
         except (ValueError, DomainError) as exc:
             if isinstance(exc, DomainError) and exc.status_code == 403:
                 raise  # not allowed at all: the page wrapper's 403
+            if isinstance(exc, DomainError):
+                refused(request, exc)  # a gate's 409 (checks failing) is audited
             field = next(iter(getattr(exc, "fields", {})), "version")
             errors[FORM_FIELDS.get(field, "form")] = getattr(exc, "message", "Choose a version.")
         else:
@@ -108,7 +111,7 @@ def _timeline(req: PromotionRequest) -> list[dict[str, Any]]:
     for review in req.reviews.select_related("reviewer").order_by("created_at", "pk"):
         rows.append({"at": review.created_at, "who": review.reviewer,
                      "what": review.get_decision_display().lower(), "text": review.comment,
-                     "decision": review.decision})
+                     "decision": review.decision, "digest": review.content_digest})
     if req.applied_at:
         rows.append({"at": req.applied_at, "who": req.applied_by, "what": "applied",
                      "text": req.status_message})
@@ -139,6 +142,7 @@ def _act(request: HttpRequest, pk: int, run: Any, done: str) -> HttpResponse:
     try:
         run(Actor.from_request(request), req)
     except (ValidationFailed, Conflict) as exc:  # refusals (403) go to the page wrapper
+        refused(request, exc)  # a gate's 409 (content changed, checks failing) is audited
         messages.error(request, exc.message)
         if isinstance(exc, ValidationFailed) and "comment" in exc.fields:
             request.session["comment_error"] = exc.message
@@ -273,7 +277,10 @@ def model_access(request: HttpRequest, name: str) -> HttpResponse:
             try:
                 service(actor=Actor.from_request(request), registered_model=rm, perm=perm,
                         user=user, group=group)
-            except (ValidationFailed, Conflict) as exc:
+            except DomainError as exc:
+                if exc.is_access_refusal:
+                    raise  # may not manage this model's access at all: the wrapper's 403
+                refused(request, exc)  # administrator-only or self grants are audited
                 errors["form"] = exc.message
             else:
                 messages.success(request, f"{'Granted' if action == 'grant' else 'Revoked'} "

@@ -31,6 +31,7 @@ from registry.models import (
     RegisteredModel,
     RegisteredModelTag,
     TrainingRun,
+    TrainingRunDataset,
 )
 
 AnyUser = User | AnonymousUser
@@ -138,6 +139,7 @@ def _version_queryset() -> QuerySet[ModelVersion]:
         artifact_rows=json_array_of(Artifact.objects.all(), parent="version", value=JSONObject(
             id="id", filename="filename", size="size", sha256="sha256",
             media_type="media_type", format="format", derived_from="derived_from_id",
+            derived="derived", derived_by_job="derived_by_job_id", input_digest="input_digest",
             safety="safety", created_at="created_at")),
     )
 
@@ -207,7 +209,8 @@ def version_resolve(*, user: AnyUser, registered_model: RegisteredModel,
         raise ValidationFailed("Give exactly one of stage or alias.", code="invalid_resolve")
     qs = version_list(user=user, filters=VersionFilters(registered_model=registered_model))
     if alias is not None:
-        version = qs.filter(aliases__name=alias, aliases__registered_model=registered_model).first()
+        version = qs.filter(aliases__name__iexact=alias,
+                            aliases__registered_model=registered_model).first()
         if version is None:
             raise NotFound(f"Alias '{alias}' of '{registered_model.name}' not found.",
                            code="alias_not_found")
@@ -298,31 +301,39 @@ def deployment_get(*, user: AnyUser, pk: int) -> Deployment:
     return deployment
 
 
-# Lineage catalogue entries are shared metadata: visible to every signed-in user. The model
-# versions they lead to are still filtered by permission.
+# Lineage records are visible as far as the model versions they lead to
+# (governance.permissions.visible_lineage): a global view grant reads the whole catalogue.
+# Upstream links (a run's datasets and code, a dataset's features, a feature's source) lead to
+# the same versions, so they are visible too; downstream links to versions are filtered.
 
-def feature_source_list() -> QuerySet[FeatureSource]:
-    return FeatureSource.objects.select_related("created_by")
-
-
-def logical_feature_list() -> QuerySet[LogicalFeature]:
-    return LogicalFeature.objects.select_related("source", "created_by")
+def feature_source_list(*, user: AnyUser) -> QuerySet[FeatureSource]:
+    return permissions.visible_lineage(user, FeatureSource.objects.select_related("created_by"))
 
 
-def dataset_list() -> QuerySet[Dataset]:
-    return Dataset.objects.select_related("created_by").prefetch_related("features")
+def logical_feature_list(*, user: AnyUser) -> QuerySet[LogicalFeature]:
+    return permissions.visible_lineage(
+        user, LogicalFeature.objects.select_related("source", "created_by"))
 
 
-def code_ref_list() -> QuerySet[CodeRef]:
-    return CodeRef.objects.select_related("created_by")
+def dataset_list(*, user: AnyUser) -> QuerySet[Dataset]:
+    return permissions.visible_lineage(
+        user, Dataset.objects.select_related("created_by").prefetch_related("features"))
+
+
+def code_ref_list(*, user: AnyUser) -> QuerySet[CodeRef]:
+    return permissions.visible_lineage(user, CodeRef.objects.select_related("created_by"))
 
 
 def training_run_list(*, user: AnyUser) -> QuerySet[TrainingRun]:
-    return TrainingRun.objects.select_related("code_ref", "created_by").prefetch_related(
-        "dataset_links__dataset",
-        Prefetch("model_versions",
-                 queryset=permissions.visible(user, ModelVersion.objects.all())
-                 .select_related("registered_model"), to_attr="visible_versions"))
+    return permissions.visible_lineage(
+        user, TrainingRun.objects.select_related("code_ref", "created_by").prefetch_related(
+            Prefetch("dataset_links",
+                     queryset=TrainingRunDataset.objects.select_related("dataset")),
+            Prefetch("model_versions",
+                     queryset=permissions.visible(user, ModelVersion.objects.all())
+                     .select_related("registered_model").order_by("registered_model__name",
+                                                                  "version"),
+                     to_attr="visible_versions")))
 
 
 def catalog_get(queryset: QuerySet[Any], pk: int, what: str) -> Any:

@@ -46,11 +46,22 @@ class ReviewOut(serializers.Serializer):
     reviewer = serializers.CharField(allow_null=True)
     decision = serializers.CharField()
     comment = serializers.CharField()
+    content_digest = serializers.CharField(help_text="The version's content digest the "
+                                                     "reviewer saw")
+    counts = serializers.BooleanField(required=False, help_text="For approvals: whether it "
+                                      "counts now (same digest, eligible reviewer)")
     created_at = serializers.DateTimeField()
 
     def to_representation(self, obj: Review) -> dict[str, Any]:
-        return {"reviewer": _username(obj.reviewer), "decision": obj.decision,
-                "comment": obj.comment, "created_at": _iso(obj.created_at)}
+        out = {"reviewer": _username(obj.reviewer), "decision": obj.decision,
+               "comment": obj.comment, "content_digest": obj.content_digest,
+               "created_at": _iso(obj.created_at)}
+        evaluation = self.context.get("evaluation")
+        if evaluation is not None and obj.decision == Review.Decision.APPROVE:
+            out["counts"] = obj.pk not in {r.pk for r in (*evaluation.voided,
+                                                          *evaluation.ineligible)} and (
+                obj.content_digest == evaluation.digest)
+        return out
 
 
 class PromotionRequestOut(serializers.Serializer):
@@ -68,6 +79,8 @@ class PromotionRequestOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
     decided_at = serializers.DateTimeField(allow_null=True)
     applied_at = serializers.DateTimeField(allow_null=True)
+    content_digest = serializers.CharField(help_text="The version's content digest when the "
+                                                     "request was opened")
     url = serializers.CharField()
     version_url = serializers.CharField()
 
@@ -81,7 +94,8 @@ class PromotionRequestOut(serializers.Serializer):
             "target_alias": obj.target_alias or None, "justification": obj.justification,
             "status": obj.status, "status_message": obj.status_message,
             "requested_by": _username(obj.requested_by),
-            "created_at": _iso(obj.created_at), "decided_at": _iso(obj.decided_at),
+            "content_digest": obj.content_digest, "created_at": _iso(obj.created_at),
+            "decided_at": _iso(obj.decided_at),
             "applied_at": _iso(obj.applied_at), "url": f"{base}{obj.pk}/",
             "version_url": links.version(obj.registered_model.name, obj.version.version),
         }
@@ -99,6 +113,9 @@ def evaluation_data(evaluation: Evaluation) -> dict[str, Any]:
         "admin_approved": evaluation.admin_approved,
         "fast_track": evaluation.fast_track,
         "approved_by": [u.username for u in evaluation.approvers],
+        "content_digest": evaluation.digest,
+        "voided_approvals": [_username(r.reviewer) for r in evaluation.voided],
+        "ineligible_approvals": [_username(r.reviewer) for r in evaluation.ineligible],
         "changes_requested_by": [u.username for u in evaluation.changes_requested_by],
         "ready_to_approve": not evaluation.blocking,
         "checks": [{**asdict(c), "blocking": c.blocking} for c in evaluation.checks],
@@ -119,8 +136,10 @@ class PromotionRequestDetailOut(PromotionRequestOut):
     def to_representation(self, obj: PromotionRequest) -> dict[str, Any]:
         out = super().to_representation(obj)
         refusal = self.context["refusal"]
-        out.update(reviews=[ReviewOut(r).data for r in obj.reviews.select_related("reviewer")],
-                   evaluation=evaluation_data(self.context["evaluation"]),
+        evaluation = self.context["evaluation"]
+        out.update(reviews=[ReviewOut(r, context={"evaluation": evaluation}).data
+                            for r in obj.reviews.select_related("reviewer")],
+                   evaluation=evaluation_data(evaluation),
                    you_may_review=refusal is None, why_not=refusal,
                    replaced_version=obj.replaced_version.version if obj.replaced_version
                    else None, applied_by=_username(obj.applied_by))

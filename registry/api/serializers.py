@@ -234,7 +234,7 @@ def artifact_data(row: dict[str, Any], model_name: str, number: int,
                   links: Links | None = None) -> dict[str, Any]:
     """An artifact as the API shows it, from the row shape `version_children` returns."""
     links = links or Links()
-    return {**row, "created_at": _iso(row["created_at"]),
+    return {**row, "derived": bool(row.get("derived")), "created_at": _iso(row["created_at"]),
             "download_url": links.download(model_name, number, row["id"])}
 
 
@@ -246,6 +246,11 @@ class ArtifactOut(serializers.Serializer):
     media_type = serializers.CharField()
     format = serializers.CharField()
     derived_from = serializers.IntegerField(allow_null=True)
+    derived = serializers.BooleanField(help_text="Written by one of Modelgate's jobs (ONNX, "
+                                       "bundle): outside the version's content digest")
+    derived_by_job = serializers.IntegerField(allow_null=True)
+    input_digest = serializers.CharField(help_text="For derived files: the version's content "
+                                         "digest they were made from")
     safety = serializers.CharField(help_text="safe, suspicious or unsafe once inspected")
     created_at = serializers.DateTimeField()
     download_url = serializers.CharField()
@@ -254,8 +259,9 @@ class ArtifactOut(serializers.Serializer):
         version = obj.version
         row = {"id": obj.pk, "filename": obj.filename, "size": obj.size, "sha256": obj.sha256,
                "media_type": obj.media_type, "format": obj.format,
-               "derived_from": obj.derived_from_id, "safety": obj.safety,
-               "created_at": obj.created_at}
+               "derived_from": obj.derived_from_id, "derived": obj.derived,
+               "derived_by_job": obj.derived_by_job_id, "input_digest": obj.input_digest,
+               "safety": obj.safety, "created_at": obj.created_at}
         return artifact_data(row, version.registered_model.name, version.version)
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def job(data_scientist):
     """An inspect job whose message never reached a worker."""
     version = make_version(data_scientist, make_model(data_scientist, "churn"))
-    make_artifact(data_scientist, version, pickle.dumps({"a": 1}), "m.pkl")  # not executed
+    make_artifact(data_scientist, version, pickle.dumps({"a": 1}), "m.pkl", inspect=False)
     return PackagingJob.objects.get()
 
 
