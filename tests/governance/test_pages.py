@@ -10,9 +10,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from cards import services as card_services
+from cards.models import ModelCard
+from governance import content
 from governance.models import AuditEvent, PromotionRequest, Review
 from registry.models import ModelVersion
-from tests.factories import make_model, make_version, superuser
+from tests.factories import actor_for, make_model, make_version, superuser
 from tests.governance.test_promotions import ask, decide, ready_version
 
 pytestmark = pytest.mark.django_db
@@ -255,3 +258,40 @@ def test_request_page_spells_out_schema_changes(client, story, data_scientist, m
     assert "Added: <code>tenure</code> (required)" in html
     assert "Changed: <code>age</code> type long → double" in html
     assert 'class="fail"' in html or 'class="warn"' in html  # signature_compatible fails
+
+
+def test_the_request_page_shows_the_digest_and_approvals_a_card_change_voided(
+        client, data_scientist, ml_engineer, reviewer):
+    rm = make_model(data_scientist, "scorer", risk_tier="high")  # two approvals, card required
+    version = ready_version(data_scientist, rm)
+    request = ask(ml_engineer, version)
+    decide(reviewer, request)
+    before = content.digest(version)
+    client.force_login(reviewer)
+    html = client.get(f"/requests/{request.pk}/").content.decode()
+    assert f'title="{before}"' in html and 'id="voided-approvals"' not in html
+
+    card = ModelCard.objects.get(version=version)  # the author edits the card meanwhile
+    card_services.card_update(actor=actor_for(data_scientist), card=card,
+                              changes={"sections": {"limitations": "Also: winter data."}})
+    html = client.get(f"/requests/{request.pk}/").content.decode()
+    voided = html[html.index('id="voided-approvals"'):]
+    assert "carol" in voided[:300] and "must approve again" in voided[:300]
+    assert f'title="{content.digest(version)}"' in html and f'title="{before}"' in html
+    event = AuditEvent.objects.get(action="promotion.approvals_voided")
+    assert event.details["voided"] == ["carol"] and event.target_id == str(request.pk)
+
+
+def test_a_gate_refusal_on_a_page_is_a_403_and_an_audit_event_with_the_reason(
+        client, story, data_scientist):
+    rm, *_ = story
+    root = superuser()
+    own = ask(root, ready_version(data_scientist, rm), target="staging")
+    client.force_login(root)  # may approve anything, but not a request of their own
+    r = client.post(f"/requests/{own.pk}/review/", {"decision": "approve"})
+    assert r.status_code == 403
+    event = AuditEvent.objects.get(action="gate.refused")
+    assert event.actor == root and event.registered_model_name == "churn"
+    assert event.details["code"] == "separation_of_duties"
+    assert "another reviewer" in event.details["reason"]
+    assert not Review.objects.filter(request=own).exists()
