@@ -202,6 +202,16 @@ CONVERSION_MEMORY_LIMIT = env_size("CONVERSION_MEMORY_LIMIT", 4 * 1024**3)
 CONVERSION_CPU_SECONDS = env_int("CONVERSION_CPU_SECONDS", 600, minimum=5)
 PARITY_MIN_AGREEMENT = float(env_str("PARITY_MIN_AGREEMENT", "0.99"))
 PARITY_MAX_DIFF = float(env_str("PARITY_MAX_DIFF", "0.001"))
+# The pickle scan stops with "unsafe" past these: no model the conversion memory limit lets
+# load inflates to more, and real models compress far less than 200:1.
+SCAN_MAX_INFLATED_BYTES = env_size("SCAN_MAX_INFLATED_BYTES", 4 * 1024**3)
+SCAN_MAX_COMPRESSION_RATIO = env_int("SCAN_MAX_COMPRESSION_RATIO", 200, minimum=2)
+# The model process: the user it drops to when the worker runs as root (empty: stays root),
+# private mount/network/PID namespaces where the kernel allows, and more paths it must not see
+# (the var folder, the local artifact store and a SQLite file are always hidden).
+SANDBOX_USER = env_str("SANDBOX_USER", "nobody")
+SANDBOX_NAMESPACES = env_bool("SANDBOX_NAMESPACES", True)
+SANDBOX_HIDDEN_PATHS = env_list("SANDBOX_HIDDEN_PATHS")
 UPLOAD_SPOOL_DIR = Path(env_str("UPLOAD_SPOOL_DIR", str(VAR_DIR / "spool")))
 FILE_UPLOAD_TEMP_DIR = str(UPLOAD_SPOOL_DIR)
 UPLOAD_SPOOL_DIR.mkdir(parents=True, exist_ok=True)

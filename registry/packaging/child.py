@@ -10,9 +10,20 @@ process per job (so a job does not pay seconds of imports). Each job's WORKDIR h
 ``model.bin`` (the artifact), ``rows.json`` (input rows) and ``job.json`` (format and mode);
 the forked process writes its files and ``result.json`` or ``error.json``. It has a memory and
 CPU-time limit, a session of its own, and WORKDIR as its working directory. Pickle and
-joblib load through an unpickler that resolves only the imports the scanner allows, even
-after the scan passed (defence in depth); skops loads with an explicit trusted-types list
-built from the same allow-list.
+joblib load through an unpickler that resolves only the exact (module, name) pairs the
+scanner allows (``scan.allowed``), even after the scan passed (defence in depth); skops loads
+with an explicit trusted-types list checked by the same function.
+
+Defence in depth for files an administrator trusted (``isolate``): where the kernel allows
+it, the job runs in private mount, network and PID namespaces: every mount is read-only
+except WORKDIR, the folder holding WORKDIR and the paths the worker names as secret (the
+var folder with the SQLite file, the artifact store, the upload spool) are covered by empty
+tmpfs mounts, there is no network but a loopback that is down, and the job cannot outlive
+its process. When the worker runs as root the job drops to an unprivileged user
+(SANDBOX_USER). Everywhere, a seccomp filter refuses socket creation (unix sockets too: a
+database socket on disk is not covered by the network namespace), ptrace and new
+namespaces or mounts, and a Python audit hook refuses sockets, new programs, writes outside
+WORKDIR and reads of the secret paths: the last layer when namespaces are not available.
 """
 
 from __future__ import annotations
@@ -27,18 +38,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _allowed(module: str, name: str) -> bool:
-    from registry.packaging.scan import classify
-
-    return classify(f"{module}.{name}") == "allowed"
+from registry.packaging.scan import allowed, allowed_type
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     trusted = False
 
     def find_class(self, module: str, name: str) -> Any:
-        if not self.trusted and not _allowed(module, name):
+        if not self.trusted and not allowed(module, name):
             raise pickle.UnpicklingError(f"refusing to import {module}.{name}")
         return super().find_class(module, name)
 
@@ -55,7 +62,7 @@ def load_any(path: Path, fmt: str, trusted: bool) -> Loaded:
         import skops.io
 
         needed = skops.io.get_untrusted_types(file=path)
-        refused = [t for t in needed if not trusted and not _allowed(*t.rpartition(".")[::2])]
+        refused = [t for t in needed if not trusted and not allowed_type(t)]
         if refused:
             raise pickle.UnpicklingError(f"refusing to trust {', '.join(refused)}")
         return Loaded(skops.io.load(path, trusted=needed), needed)
@@ -70,7 +77,7 @@ def load(path: Path, fmt: str, trusted: bool) -> Any:
         original = numpy_pickle.NumpyUnpickler.find_class
 
         def find_class(self: Any, module: str, name: str) -> Any:
-            if not trusted and not _allowed(module, name):
+            if not trusted and not allowed(module, name):
                 raise pickle.UnpicklingError(f"refusing to import {module}.{name}")
             return original(self, module, name)
 
@@ -282,8 +289,9 @@ MODES = {"convert": convert, "predict": predict, "compare": compare, "package": 
          "torchscript": torchscript}
 
 
-def run(workdir: Path) -> int:
-    """Run the job described in WORKDIR/job.json; write result.json or error.json."""
+def run(workdir: Path, isolation: dict[str, Any] | None = None) -> int:
+    """Run the job described in WORKDIR/job.json; write result.json (with how the process
+    was isolated) or error.json."""
     mode = json.loads((workdir / "job.json").read_text()).get("mode", "convert")
     try:
         result = MODES[mode](workdir)
@@ -294,6 +302,8 @@ def run(workdir: Path) -> int:
     except Exception as exc:  # noqa: BLE001 - reported to the job, not raised
         (workdir / "error.json").write_text(json.dumps({"error": str(exc)[:2000]}))
         return 1
+    if isolation is not None:
+        result["isolation"] = isolation
     (workdir / "result.json").write_text(json.dumps(result))
     return 0
 
@@ -309,6 +319,257 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
         pass
 
 
+# --- Isolation (defence in depth for trusted files) ----------------------------------------
+CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+_KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
+               "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
+# Syscalls the model process never needs and an escape would: sockets of any family, ptrace,
+# namespaces and mounts, io_uring (which can open sockets without socket()), kernel keys.
+_SECCOMP_DENY = {
+    "x86_64": (0xC000003E, (41, 101, 310, 311, 272, 308, 165, 166, 155, 161, 321, 298, 323,
+                            248, 249, 250, 425, 426, 427)),
+    "aarch64": (0xC00000B7, (198, 117, 270, 271, 97, 268, 40, 39, 41, 51, 280, 241, 282, 217,
+                             218, 219, 425, 426, 427)),
+}
+
+
+class IsolationError(Exception):
+    """The job could not be isolated as configured; it does not run."""
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        import ctypes
+
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
+    libc = _libc()
+    _check(libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
+                      flags, data and data.encode()), f"mount {target}")
+
+
+def _mounts() -> list[tuple[str, set[str]]]:
+    """Mount points of this namespace with their per-mount options, deepest last."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        point = fields[4].encode().decode("unicode_escape")  # \\040 for a space
+        found.append((point, set(fields[5].split(","))))
+    return found
+
+
+def _needed_paths(workdir: Path) -> list[Path]:
+    """What the process must still see: the interpreter, its libraries and WORKDIR."""
+    candidates = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                               sys.base_exec_prefix, *sys.path) if p}
+    scratch = workdir.resolve()
+    candidates = {p for p in candidates  # not the zygote's folder beside WORKDIR
+                  if p.is_dir() and not p.is_relative_to(scratch.parent)} | {scratch}
+    return sorted(p for p in candidates
+                  if not any(q != p and p.is_relative_to(q) for q in candidates))
+
+
+def _blocked_ancestor(path: Path) -> Path | None:
+    """The outermost folder above `path` that other users cannot pass through."""
+    for ancestor in reversed(path.parents[:-1]):  # from the top, without "/"
+        if not os.stat(ancestor).st_mode & 0o001:
+            return ancestor
+    return None
+
+
+def _private_mounts(workdir: Path, secret: list[str]) -> None:
+    """In a fresh mount namespace: cover the folder holding WORKDIR (other jobs' scratch
+    folders) and folders the dropped user could not pass through anyway with empty tmpfs,
+    bind back only what the process needs, cover the secret paths, and make every mount
+    read-only except WORKDIR."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    workdir = workdir.resolve()
+    needed = _needed_paths(workdir)
+    covers = {workdir.parent} | {a for p in needed if (a := _blocked_ancestor(p))}
+    covers = {c for c in covers if c != Path("/")}
+    rebind = [p for p in needed if any(p.is_relative_to(c) for c in covers)]
+    handles = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in rebind}
+    for cover in sorted(covers, key=lambda c: len(c.parts)):
+        if cover.is_dir() and not any(cover != c and cover.is_relative_to(c) for c in covers):
+            _mount("tmpfs", str(cover), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    for path in rebind:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{handles[path]}", str(path), None, MS_BIND)
+        os.close(handles[path])
+    for raw in secret:
+        path = Path(raw)
+        if path.is_dir():
+            _mount("tmpfs", str(path), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                   "size=4k,mode=000")
+        elif path.exists():
+            _mount("/dev/null", str(path), None, MS_BIND)
+    for point, options in _mounts():
+        if Path(point) == workdir:
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY  # MS_BIND: this mount only, not the device
+        flags |= sum(bit for name, bit in _KEPT_FLAGS.items() if name in options)
+        try:
+            _mount(None, point, None, flags)
+        except OSError:
+            # A mount hidden under a cover is out of reach; any other must not stay writable.
+            if point == "/" or ("ro" not in options and os.path.exists(point)):
+                raise
+
+
+def _seccomp() -> bool:
+    """Refuse the syscalls in _SECCOMP_DENY with EPERM; False where this architecture is not
+    known (the audit hook still refuses sockets from Python)."""
+    import ctypes
+    import platform
+    import struct
+
+    arch = _SECCOMP_DENY.get(platform.machine())
+    if arch is None:
+        return False
+    audit_arch, numbers = arch
+
+    def op(code: int, jt: int, jf: int, k: int) -> bytes:
+        return struct.pack("HBBI", code, jt, jf, k)
+
+    deny = 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
+    program = [op(0x20, 0, 0, 4),  # load the architecture
+               op(0x15, 1, 0, audit_arch),  # ours: go on
+               op(0x06, 0, 0, 0x80000000),  # another: kill the process
+               op(0x20, 0, 0, 0)]  # load the syscall number
+    if audit_arch == 0xC000003E:
+        program.append(op(0x35, len(numbers) + 1, 0, 0x40000000))  # x32 syscalls: deny
+    for index, number in enumerate(numbers):
+        program.append(op(0x15, len(numbers) - index, 0, number))
+    program += [op(0x06, 0, 0, 0x7FFF0000), op(0x06, 0, 0, deny)]  # allow; deny
+    code = b"".join(program)
+    buffer = ctypes.create_string_buffer(code, len(code))
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = Program(len(program), ctypes.addressof(buffer))
+    libc = _libc()
+    _check(libc.prctl(38, 1, 0, 0, 0), "no_new_privs")  # PR_SET_NO_NEW_PRIVS
+    _check(libc.prctl(22, 2, ctypes.byref(prog), 0, 0), "seccomp")  # SECCOMP_MODE_FILTER
+    return True
+
+
+_REFUSED_EVENTS = frozenset({
+    "socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
+    "socket.getaddrinfo", "socket.gethostbyname", "os.system", "os.exec", "os.posix_spawn",
+    "os.spawn", "subprocess.Popen", "pty.spawn"})
+
+
+def _audit_hook(workdir: Path, secret: list[str]) -> Any:
+    """Refuse, from Python, what the kernel layers refuse too: sockets, new programs, writes
+    outside WORKDIR and reads of the secret paths."""
+    home = os.path.realpath(workdir)
+    hidden = tuple(os.path.realpath(s) for s in secret)
+    writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def inside(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event in _REFUSED_EVENTS:
+            raise PermissionError(f"the model process may not use {event}")
+        if event != "open" or not isinstance(args[0], str | bytes | os.PathLike):
+            return
+        path = os.path.realpath(os.fsdecode(args[0]))
+        mode, flags = args[1] or "", args[2] or 0
+        writing = any(c in str(mode) for c in "wax+") or bool(flags & writes)
+        if writing and not inside(path, home) and path != os.devnull:
+            raise PermissionError(f"the model process may not write {path}")
+        if any(inside(path, h) for h in hidden):
+            raise PermissionError(f"the model process may not read {path}")
+
+    return hook
+
+
+def _drop_to(user: str, workdir: Path) -> None:
+    """Hand WORKDIR to `user` and become that user for good."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    for folder, dirs, files in os.walk(workdir):
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    raise IsolationError(f"dropping to {user} could be undone")
+
+
+def _as_exit_code(status: int) -> int:
+    """Pass on how the namespace's first process ended (a signal re-raised on ourselves)."""
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
+
+
+def isolate(workdir: Path, request: dict[str, Any]) -> dict[str, Any]:
+    """Isolate this job's process as far as this machine allows, and say how. With
+    namespaces the process forks: the caller continues in the child (PID 1 of the new
+    namespace) while this process waits and exits with the child's code."""
+    secret = [s for s in request.get("secret", []) if s]
+    done: dict[str, Any] = {"namespaces": False, "user": None, "seccomp": False,
+                            "audit_hook": True}
+    root = os.geteuid() == 0
+    if request.get("namespaces", True) and root:
+        try:
+            _check(_libc().unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare")
+        except OSError as exc:
+            done["fallback"] = f"no namespaces: {exc}"
+        else:
+            try:
+                _private_mounts(workdir, secret)
+            except OSError as exc:
+                raise IsolationError(f"the private mounts failed: {exc}") from None
+            pid = os.fork()
+            if pid:
+                _, status = os.waitpid(pid, 0)
+                os._exit(_as_exit_code(status))
+            die_with_parent()
+            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            os.chdir(workdir)  # the old cwd is the folder under the bind mount: read-only
+            done["namespaces"] = True
+    elif not root:
+        done["fallback"] = "not root: no namespaces and no user to drop to"
+    user = request.get("user") or ""
+    if root and user:
+        _drop_to(user, workdir)
+        done["user"] = user
+    elif root:
+        done["fallback"] = "runs as root: SANDBOX_USER is empty"
+    with contextlib.suppress(OSError):
+        _check(_libc().prctl(4, 0, 0, 0, 0), "not dumpable")  # PR_SET_DUMPABLE
+    try:
+        done["seccomp"] = _seccomp()
+    except OSError as exc:
+        done["seccomp_error"] = str(exc)
+    sys.addaudithook(_audit_hook(workdir, secret))
+    return done
+
+
 def _preload() -> None:
     """Import what jobs need once, so each job's process starts warm (PyTorch is left to the
     jobs that need it: it is large and optional)."""
@@ -321,8 +582,10 @@ def _preload() -> None:
 
 def _job_process(request: dict[str, Any]) -> int:
     """In the forked process: a session of its own, dies with the zygote, memory and CPU
-    limits, the work directory as cwd and home, stdin and stdout away from the protocol."""
+    limits, the work directory as cwd, home and temporary folder, stdin and stdout away from
+    the protocol, then isolated (``isolate``) before anything reads the model file."""
     import resource
+    import tempfile
 
     os.setsid()
     die_with_parent()
@@ -331,18 +594,25 @@ def _job_process(request: dict[str, Any]) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     os.chdir(workdir)
-    os.environ["HOME"] = str(workdir)
+    os.environ["HOME"] = os.environ["TMPDIR"] = tempfile.tempdir = str(workdir)
     output = os.open(workdir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(output, 1)
     os.dup2(output, 2)
-    return run(workdir)
+    try:
+        isolation = isolate(workdir, request)
+    except (IsolationError, OSError) as exc:
+        (workdir / "error.json").write_text(json.dumps({
+            "error": f"the model process could not be isolated: {exc}"[:2000]}))
+        return 3
+    return run(workdir, isolation)
 
 
 def serve() -> int:
     """The zygote: started once per worker process with a clean environment, it imports the
     libraries, then forks one limited process per request line on stdin ({"workdir", "memory",
-    "cpu"}), answering {"pid"} when it started and {"pid", "exit"} when it ended."""
+    "cpu", "user", "namespaces", "secret"}), answering {"pid"} when it started and {"pid",
+    "exit"} when it ended."""
     die_with_parent()
     _preload()
     protocol = sys.stdout

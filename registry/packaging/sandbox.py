@@ -5,6 +5,12 @@ URL, no secrets) that has imported the model libraries and forks one limited pro
 The zygote dies with its worker (PR_SET_PDEATHSIG), and each job's process with the zygote,
 so a killed worker leaves nothing running. A job that runs past its wall-clock deadline has
 its process group killed. If the zygote itself died, the next job starts a new one.
+
+Each request names how to isolate the job (child.isolate): the user to drop to when the worker
+is root (SANDBOX_USER), whether to use namespaces (SANDBOX_NAMESPACES) and the secret paths
+the job must not see (``secret_paths``). The job's files come back through WORKDIR, written by
+that user: before the worker reads them, anything that is not a plain file or folder
+(a symlink to the database, a FIFO that would block the read) is removed.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
+
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +43,38 @@ def clean_env(home: Path) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
             "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def secret_paths() -> list[str]:
+    """What a model process must not see: the var folder (SQLite database, secret key, queue,
+    upload spool), the local artifact store, a SQLite file kept elsewhere, and
+    SANDBOX_HIDDEN_PATHS."""
+    found = [settings.VAR_DIR, settings.UPLOAD_SPOOL_DIR]
+    if getattr(settings, "ARTIFACT_STORAGE", "local") == "local":
+        found.append(settings.ARTIFACT_ROOT)
+    location = settings.STORAGES.get("artifacts", {}).get("OPTIONS", {}).get("location")
+    if location and "FileSystemStorage" in settings.STORAGES["artifacts"].get("BACKEND", ""):
+        found.append(location)
+    for database in settings.DATABASES.values():
+        if "sqlite" in database.get("ENGINE", ""):
+            for name in (database.get("NAME"), database.get("TEST", {}).get("NAME")):
+                if name and str(name) != ":memory:" and not str(name).startswith("file:"):
+                    found.append(Path(name).resolve().parent)
+    found += settings.SANDBOX_HIDDEN_PATHS
+    return sorted({str(Path(p).resolve()) for p in found})
+
+
+def scrub(workdir: Path) -> None:
+    """Remove from WORKDIR anything but plain files and folders: the process that wrote it
+    is not trusted, and the worker reads and stores what it finds there."""
+    for folder, dirs, files in os.walk(workdir, followlinks=False):
+        for name in (*dirs, *files):
+            path = Path(folder) / name
+            mode = path.lstat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                path.unlink()
+            elif stat.S_ISREG(mode) and path.stat().st_nlink > 1:
+                path.unlink()  # a hard link to a file outside WORKDIR
 
 
 class Zygote:
@@ -86,7 +127,10 @@ class Zygote:
     def run(self, workdir: Path, *, memory: int, cpu: int, timeout: float) -> int:
         """Run the job in `workdir` in a fresh limited process; its exit code (negative: the
         signal that ended it)."""
-        request = json.dumps({"workdir": str(workdir), "memory": memory, "cpu": cpu}) + "\n"
+        request = json.dumps({"workdir": str(workdir), "memory": memory, "cpu": cpu,
+                              "user": settings.SANDBOX_USER,
+                              "namespaces": settings.SANDBOX_NAMESPACES,
+                              "secret": secret_paths()}) + "\n"
         for attempt in (1, 2):
             if not self._alive():
                 self._start()
@@ -120,4 +164,7 @@ _zygote = Zygote()
 
 
 def run(workdir: Path, *, memory: int, cpu: int, timeout: float) -> int:
-    return _zygote.run(workdir, memory=memory, cpu=cpu, timeout=timeout)
+    try:
+        return _zygote.run(workdir, memory=memory, cpu=cpu, timeout=timeout)
+    finally:
+        scrub(workdir)
