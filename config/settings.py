@@ -267,6 +267,9 @@ SPECTACULAR_SETTINGS = {
 AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
 # Lets `flush` empty the append-only audit table on PostgreSQL. For test suites only.
 AUDIT_ALLOW_FLUSH = env_bool("AUDIT_ALLOW_FLUSH", False)
+# Environments that accept a deployment record only for an approved version (in production or
+# holding a protected alias). Exact names, compared without case.
+PRODUCTION_ENVIRONMENTS = env_list("PRODUCTION_ENVIRONMENTS", ["prod", "production"])
 
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")  # for links in e-mails and webhooks
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

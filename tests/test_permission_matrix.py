@@ -6,6 +6,10 @@ of governance/permissions.py. A route or method missing from MATRIX fails
 Users: for each role, one holding the role's permissions *per model* on "granted" only; an
 outsider with nothing; an administrator (superuser); and anonymous. Rows that need a global
 permission also run with users holding each role globally (the role groups).
+
+Lineage: each model has its own chain (feature source → feature → dataset → training run, with
+code), named after it, and one chain is shared by both models' first versions. A record is
+visible as far as the versions it leads to; a role's view grant is the whole catalogue.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class Row:
     # model:<perm>  — on the model in the URL or body; hidden → 404, lacking perm → 403
     # global:<codename> — a role-wide permission (role groups); per-model grants do not count
     # list          — any signed-in user; results never name a model they may not view
+    # lineage       — a lineage record of the model: visible with view on the model (or a
+    #                 role's view grant, the whole catalogue), else 404; never names the other
     # cancel        — the requester or a manager of the model
     # public        — anyone, signed in or not
     # staff         — Django's admin site (staff login; model rows scoped by ModelScoped)
@@ -151,21 +157,21 @@ MATRIX = [
     Row("GET", "api/v1/versions/", "list"),
     Row("GET", "api/v1/feature-sources/", "list"),
     Row("POST", "api/v1/feature-sources/", "global:add_featuresource", {"name": "t2"}),
-    Row("GET", "api/v1/feature-sources/<int:pk>/", "list"),
+    Row("GET", "api/v1/feature-sources/<int:pk>/", "lineage"),
     Row("GET", "api/v1/features/", "list"),
     Row("POST", "api/v1/features/", "global:add_logicalfeature", {"name": "f2", "source": 0}),
-    Row("GET", "api/v1/features/<int:pk>/", "list"),
+    Row("GET", "api/v1/features/<int:pk>/", "lineage"),
     Row("GET", "api/v1/datasets/", "list"),
     Row("POST", "api/v1/datasets/", "global:add_dataset", {"name": "d2"}),
-    Row("GET", "api/v1/datasets/<int:pk>/", "list"),
-    Row("GET", "api/v1/datasets/<int:pk>/model-versions/", "list"),
+    Row("GET", "api/v1/datasets/<int:pk>/", "lineage"),
+    Row("GET", "api/v1/datasets/<int:pk>/model-versions/", "lineage"),
     Row("GET", "api/v1/code-refs/", "list"),
     Row("POST", "api/v1/code-refs/", "global:add_coderef",
         {"repository": "git@x:y.git", "commit": "a" * 40}),
-    Row("GET", "api/v1/code-refs/<int:pk>/", "list"),
+    Row("GET", "api/v1/code-refs/<int:pk>/", "lineage"),
     Row("GET", "api/v1/training-runs/", "list"),
     Row("POST", "api/v1/training-runs/", "global:add_trainingrun", {"run_id": "r2"}),
-    Row("GET", "api/v1/training-runs/<int:pk>/", "list"),
+    Row("GET", "api/v1/training-runs/<int:pk>/", "lineage"),
     Row("GET", "api/v1/deployments/", "list"),
     Row("POST", "api/v1/deployments/", "model:change_registeredmodel",
         {"version": 1, "environment": "staging", "target": "t"}),
@@ -238,9 +244,13 @@ def test_every_route_is_in_the_matrix():
 
 # --- The world ------------------------------------------------------------------------------
 
+LINEAGE_KINDS = ("feature-sources", "features", "datasets", "code-refs", "training-runs")
+
+
 @dataclass
 class World:
     ids: dict[str, dict[str, int]]
+    lineage: dict[str, dict[str, int]]  # per model: its own chain's ids, by URL segment
     dataset: int
     feature_source: int
     feature: int
@@ -249,6 +259,18 @@ class World:
     requester: User
     cast: dict[str, User]      # per-model role holders, outsider, admin
     global_cast: dict[str, User]
+
+
+def _chain(act: Actor, name: str) -> dict[str, Any]:
+    source = services.feature_source_create(actor=act, name=f"{name}-source")
+    feature = services.logical_feature_create(actor=act, source=source, name=f"{name}-feature")
+    dataset = services.dataset_create(actor=act, name=f"{name}-data", features=[feature])
+    code = services.code_ref_create(actor=act, repository=f"git@x:{name}.git", commit="c" * 40)
+    run = services.training_run_create(actor=act, run_id=f"{name}-run", code_ref=code,
+                                       datasets=[(dataset, "training")],
+                                       params={"secret": f"{name}-param"})
+    return {"feature-sources": source.pk, "features": feature.pk, "datasets": dataset.pk,
+            "code-refs": code.pk, "training-runs": run.pk, "run": run}
 
 
 def _build(roles: dict[str, Any]) -> World:
@@ -265,18 +287,22 @@ def _build(roles: dict[str, Any]) -> World:
     run = services.training_run_create(actor=act, run_id="r1", code_ref=code,
                                        datasets=[(dataset, "training")])
     ids: dict[str, dict[str, int]] = {}
+    lineage: dict[str, dict[str, int]] = {}
     for name in MODELS:
         rm = services.registered_model_create(actor=act, name=f"{name}-model",
                                               tags={"team": "x"})
         version, _ = services.version_create(
             actor=Actor(user=author, channel="cli"), registered_model=rm, signature=SIGNATURE,
             metrics={"auc": 0.9}, tags={"team": "x"}, training_run=run)
-        services.version_create(actor=act, registered_model=rm, metrics={"auc": 0.8})
+        chain = _chain(act, f"{name}-model")
+        lineage[name] = {k: v for k, v in chain.items() if k != "run"}
+        services.version_create(actor=act, registered_model=rm, metrics={"auc": 0.8},
+                                run_id=f"{name}-model-run", training_run=chain["run"])
         artifact = services.artifact_upload(actor=act, version=version, filename="m.pkl",
                                             chunks=read_chunks(io.BytesIO(name.encode())))
         services.alias_set(actor=act, registered_model=rm, name="champion", version=version)
-        deployment = services.deployment_create(actor=act, version=version, environment="prod",
-                                                target="t")
+        deployment = services.deployment_create(actor=act, version=version,
+                                                environment="staging", target="t")
         request = promotions.request_create(actor=Actor(user=requester, channel="cli"),
                                             version=version, target_stage="production")
         ids[name] = {"model": rm.pk, "artifact": artifact.pk, "deployment": deployment.pk,
@@ -285,8 +311,8 @@ def _build(roles: dict[str, Any]) -> World:
     model = RegisteredModel.objects.get(name="granted-model")
     for role, perms in ROLE_PERMS.items():
         user = UserFactory(username=f"pm-{role.replace(' ', '-')}")
-        for perm in perms:
-            permissions.grant(perm, model, user=user)
+        for perm in perms:  # made by an administrator, as approval grants must be
+            permissions.grant(perm, model, user=user, granted_by=root)
         cast[role] = user
     cast["outsider"] = UserFactory(username="nobody")
     cast["administrator"] = root
@@ -295,8 +321,8 @@ def _build(roles: dict[str, Any]) -> World:
         user = UserFactory(username=f"global-{role.replace(' ', '-')}")
         user.groups.add(roles[role])
         global_cast[role] = user
-    return World(ids, dataset.pk, source.pk, feature.pk, code.pk, run.pk, requester, cast,
-                 global_cast)
+    return World(ids, lineage, dataset.pk, source.pk, feature.pk, code.pk, run.pk, requester,
+                 cast, global_cast)
 
 
 def _url(row: Row, world: World, model: str) -> str:
@@ -307,6 +333,8 @@ def _url(row: Row, world: World, model: str) -> str:
     route = row.route
     if "<int:pk>" in route and route.startswith("requests/"):
         route = route.replace("<int:pk>", str(ids["request"]))
+    if "<int:pk>" in route and row.rule == "lineage":
+        route = route.replace("<int:pk>", str(world.lineage[model][route.split("/")[2]]))
     if "<int:pk>" in route:
         pk = {"feature-sources": world.feature_source, "features": world.feature,
               "datasets": world.dataset, "code-refs": world.code_ref,
@@ -357,6 +385,8 @@ def _expected(row: Row, who: str, model: str, global_role: str | None = None) ->
         return "allowed" if "*" in codenames or needed in codenames else "forbidden"
     if Perm.VIEW not in perms:
         return "hidden"
+    if kind == "lineage":
+        return "allowed"
     if kind == "cancel":
         return "allowed" if Perm.MANAGE_ACCESS in perms else "forbidden"
     return "allowed" if Perm(needed) in perms else "forbidden"
@@ -438,7 +468,7 @@ def test_permission_matrix(row: Row, roles: dict[str, Any]) -> None:
     runs: list[tuple[str, User | None, str | None]] = [
         (who, user, None) for who, user in world.cast.items()]
     runs.append(("anonymous", None, None))
-    if row.rule.startswith("global") or row.rule == "list":
+    if row.rule.startswith("global") or row.rule in ("list", "lineage"):
         runs += [(f"global {role}", user, role) for role, user in world.global_cast.items()]
     models = ("granted",) if row.rule in ("list", "public") or row.rule.startswith(
         "global") else MODELS
@@ -447,7 +477,8 @@ def test_permission_matrix(row: Row, roles: dict[str, Any]) -> None:
             expected = _expected(row, who, model, global_role)
             with transaction.atomic():
                 response = _send(row, world, user, model)
-                leaks = _leaks(response, who, global_role) if row.rule == "list" else []
+                leaks = (_leaks(response, who, global_role)
+                         if row.rule in ("list", "lineage") else [])
                 transaction.set_rollback(True)
             if expected == "public":
                 ok = int(response.status_code) < 500
@@ -457,6 +488,64 @@ def test_permission_matrix(row: Row, roles: dict[str, Any]) -> None:
                 failures.append(f"{who:>22} on {model:<8} expected {expected:<15} got "
                                 f"{_outcome(response, row.page)} leaks={leaks}")
     assert not failures, f"{row.method} /{row.route}\n" + "\n".join(failures)
+
+
+def _walk(client: APIClient, url: str) -> tuple[list[int], list[bytes]]:
+    """Every row of a list, a page of one at a time (what a count would add up to)."""
+    ids, bodies, params = [], [], {"page_size": 1}
+    while url:
+        r = client.get(url, params)
+        assert r.status_code == 200, (url, r.content)
+        bodies.append(r.content)
+        ids += [row["id"] for row in r.json()["results"]]
+        url, params = r.json()["next"], None
+    return sorted(ids), bodies
+
+
+def test_lineage_never_leads_a_per_model_user_to_the_hidden_model(roles: dict[str, Any]) -> None:
+    """Lists (walked page by page), details, nested links, the pages showing a version's
+    lineage and version search by run: for every per-model role holder and the outsider,
+    nothing of the hidden model's chain, and the shared chain only with the granted model."""
+    world = _build(roles)
+    shared = {"feature-sources": world.feature_source, "features": world.feature,
+              "datasets": world.dataset, "code-refs": world.code_ref, "training-runs": world.run}
+    for who, user in world.cast.items():
+        if who == "administrator":
+            continue
+        client = APIClient()
+        client.force_authenticate(User.objects.get(pk=user.pk))
+        sees = Perm.VIEW in _perms_on(who, "granted")
+        bodies: list[bytes] = []
+        for kind in LINEAGE_KINDS:
+            ids, texts = _walk(client, f"/api/v1/{kind}/")
+            bodies += texts
+            assert ids == (sorted([shared[kind], world.lineage["granted"][kind]])
+                           if sees else []), (who, kind)
+            for model, pk in (("granted", world.lineage["granted"][kind]),
+                              ("hidden", world.lineage["hidden"][kind]), ("shared", shared[kind])):
+                r = client.get(f"/api/v1/{kind}/{pk}/")
+                bodies.append(r.content)
+                assert r.status_code == (200 if sees and model != "hidden" else 404), (who, kind)
+        for pk in (world.dataset, world.lineage["granted"]["datasets"]):
+            r = client.get(f"/api/v1/datasets/{pk}/model-versions/")
+            bodies.append(r.content)
+            if sees:
+                assert [v["name"] for v in r.json()["results"]] == ["granted-model"]
+        if sees:
+            run = client.get(f"/api/v1/training-runs/{world.run}/").json()
+            assert run["model_versions"] == [{"name": "granted-model", "version": 1}]
+        for params in ({"run_id": "hidden-model-run"}, {"q": "run_id = 'hidden-model-run'"}):
+            r = client.get("/api/v1/versions/", params)
+            assert r.status_code == 200 and r.json()["results"] == [], (who, params)
+        page = Client()
+        page.force_login(user)
+        for url in ("/models/granted-model/", "/models/granted-model/versions/1/",
+                    "/models/granted-model/versions/2/"):
+            r = page.get(url)
+            bodies.append(r.content)
+            assert r.status_code == (200 if sees else 404), (who, url)
+        leaked = [b[:200] for b in bodies if b"hidden-model" in b]
+        assert not leaked, (who, leaked)
 
 
 def test_admin_site_is_for_staff_only(client: Client, roles: dict[str, Any]) -> None:

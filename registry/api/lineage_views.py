@@ -16,7 +16,8 @@ from registry.models import Deployment
 
 
 class CatalogListView(RegistryView):
-    """List and create one kind of catalogue entry (shared, readable by every signed-in user)."""
+    """List and create one kind of lineage record (visible as far as the model versions it
+    leads to: governance.permissions.visible_lineage)."""
 
     ordering = "-created_at"
     ordering_fields = ("created_at", "-created_at")
@@ -34,8 +35,11 @@ class CatalogListView(RegistryView):
 
     def post(self, request: Request) -> Response:
         obj = self.create(self.valid(self.input_class))
-        return Response(self.output_class(self.rows().get(pk=obj.pk)).data,
-                        status=status.HTTP_201_CREATED)
+        # A new record leads to no version yet: without the whole catalogue its author cannot
+        # read it back through the gate, and is shown what they wrote (which links only
+        # records they can see).
+        shown = self.rows().filter(pk=obj.pk).first() or obj
+        return Response(self.output_class(shown).data, status=status.HTTP_201_CREATED)
 
 
 class CatalogDetailView(RegistryView):
@@ -64,18 +68,20 @@ def _catalog(name: str, input_class: Any, output_class: Any, rows: Any, create: 
 
 FeatureSourceListView, FeatureSourceDetailView = _catalog(
     "FeatureSource", s.FeatureSourceIn, s.FeatureSourceOut,
-    lambda view: selectors.feature_source_list(),
+    lambda view: selectors.feature_source_list(user=view.request.user),
     lambda view, data: services.feature_source_create(actor=view.actor(), **data),
     "feature_source")
 LogicalFeatureListView, LogicalFeatureDetailView = _catalog(
     "LogicalFeature", s.LogicalFeatureIn, s.LogicalFeatureOut,
-    lambda view: selectors.logical_feature_list(),
+    lambda view: selectors.logical_feature_list(user=view.request.user),
     lambda view, data: services.logical_feature_create(actor=view.actor(), **data), "feature")
 DatasetListView, DatasetDetailView = _catalog(
-    "Dataset", s.DatasetIn, s.DatasetOut, lambda view: selectors.dataset_list(),
+    "Dataset", s.DatasetIn, s.DatasetOut,
+    lambda view: selectors.dataset_list(user=view.request.user),
     lambda view, data: services.dataset_create(actor=view.actor(), **data), "dataset")
 CodeRefListView, CodeRefDetailView = _catalog(
-    "CodeRef", s.CodeRefIn, s.CodeRefOut, lambda view: selectors.code_ref_list(),
+    "CodeRef", s.CodeRefIn, s.CodeRefOut,
+    lambda view: selectors.code_ref_list(user=view.request.user),
     lambda view, data: services.code_ref_create(actor=view.actor(), **data), "code_ref")
 
 
@@ -97,7 +103,8 @@ class DatasetModelsView(RegistryView):
 
     @extend_schema(responses=s.VersionRefOut(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        dataset = selectors.catalog_get(selectors.dataset_list(), pk, "dataset")
+        dataset = selectors.catalog_get(selectors.dataset_list(user=request.user), pk,
+                                        "dataset")
         return self.page(selectors.models_trained_on(user=request.user, dataset=dataset),
                          s.VersionRefOut)
 

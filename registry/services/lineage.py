@@ -1,22 +1,30 @@
 """Lineage records: feature sources, logical features, datasets, code refs, training runs,
-deployments. Catalogue entries are shared metadata: any signed-in user may read them, and
-recording them needs the matching global `add_*` permission (data scientists and up).
-Deployments belong to a version and follow its model's permissions."""
+deployments. Recording a catalogue entry needs the matching global `add_*` permission (data
+scientists and up); reading one follows the versions it leads to
+(governance.permissions.visible_lineage), so an entry may link only entries its author can see.
+Deployments belong to a version and follow its model's permissions; in a production
+environment only an approved version may be recorded."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from governance import audit, permissions
+from governance import audit, permissions, policies
 from governance.actors import Actor
+from governance.models import Policy
 from governance.permissions import Perm
+from governance.refusals import gate_refusal
 from registry import validation
 from registry.errors import Conflict, ValidationFailed
 from registry.models import (
+    Alias,
     CodeRef,
     Dataset,
     Deployment,
@@ -37,6 +45,35 @@ def _choice(value: str, choices: list[str], field: str) -> str:
     if value not in choices:
         raise ValidationFailed(f"Must be one of {', '.join(choices)}.", field=field)
     return value
+
+
+def _require_visible(actor: Actor, queryset: QuerySet[Any], records: Iterable[Model],
+                     field: str, what: str) -> None:
+    """Linking a record makes it readable by whoever sees the new one: refuse records the
+    author may not see, answered like missing ones (one query; none without records)."""
+    wanted = {record.pk for record in records}
+    if not wanted:
+        return
+    seen = set(permissions.visible_lineage(actor.user, queryset.filter(pk__in=wanted))
+               .values_list("pk", flat=True))
+    missing = sorted(wanted - seen)
+    if missing:
+        raise ValidationFailed(f"{what} {missing[0]} not found.", field=field)
+
+
+def is_production_environment(environment: str) -> bool:
+    """Whether `environment` is one of settings.PRODUCTION_ENVIRONMENTS: exact names, compared
+    without case or surrounding blanks."""
+    wanted = {name.strip().casefold() for name in settings.PRODUCTION_ENVIRONMENTS}
+    return environment.strip().casefold() in wanted
+
+
+def is_approved_for_production(version: ModelVersion, alias_names: Iterable[str],
+                               policy: Policy) -> bool:
+    """A version may serve in a production environment if it is in stage production or holds
+    one of the model's protected aliases (both are reached only through approval)."""
+    return version.stage == ModelVersion.Stage.PRODUCTION or any(
+        policies.is_protected(policy, name) for name in alias_names)
 
 
 @transaction.atomic
@@ -60,6 +97,7 @@ def feature_source_create(*, actor: Actor, name: str, kind: str = "table", uri: 
 def logical_feature_create(*, actor: Actor, source: FeatureSource, name: str, dtype: str = "",
                            description: str = "") -> LogicalFeature:
     permissions.require_global(actor.user, "add_logicalfeature", "record features")
+    _require_visible(actor, FeatureSource.objects.all(), [source], "source", "Feature source")
     name = validation.name(name)
     feature = insert_or_conflict(
         lambda: LogicalFeature.objects.create(
@@ -77,6 +115,7 @@ def dataset_create(*, actor: Actor, name: str, version: str = "1", uri: str = ""
                    digest: str = "", description: str = "",
                    features: list[LogicalFeature] | None = None) -> Dataset:
     permissions.require_global(actor.user, "add_dataset", "record datasets")
+    _require_visible(actor, LogicalFeature.objects.all(), features or [], "features", "Feature")
     name = validation.name(name)
     version = validation.text(version, field="version", max_length=128)
     dataset = insert_or_conflict(
@@ -122,6 +161,10 @@ def training_run_create(*, actor: Actor, run_id: str, name: str = "",
         raise ValidationFailed("run_id is required.", field="run_id")
     if started_at and ended_at and ended_at < started_at:
         raise ValidationFailed("A run cannot end before it starts.", field="ended_at")
+    _require_visible(actor, CodeRef.objects.all(), [code_ref] if code_ref else [], "code_ref",
+                     "Code reference")
+    _require_visible(actor, Dataset.objects.all(), [d for d, _ in datasets or []], "datasets",
+                     "Dataset")
     run = insert_or_conflict(
         lambda: TrainingRun.objects.create(
             run_id=run_id, name=validation.text(name, field="name", max_length=256),
@@ -146,7 +189,9 @@ def training_run_create(*, actor: Actor, run_id: str, name: str = "",
 @transaction.atomic
 def deployment_create(*, actor: Actor, version: ModelVersion, environment: str, target: str,
                       notes: str = "") -> Deployment:
-    """Record that `version` now serves at `target` in `environment`."""
+    """Record that `version` now serves at `target` in `environment`. In a production
+    environment the version must be approved (in production or holding a protected alias);
+    otherwise a 409 `not_approved`, audited as `gate.refused` by the edge."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.is_deleted:
@@ -157,6 +202,19 @@ def deployment_create(*, actor: Actor, version: ModelVersion, environment: str, 
         raise ValidationFailed("Environment and target are required.",
                                fields={"environment": ["Required."]} if not environment
                                else {"target": ["Required."]})
+    if is_production_environment(environment):
+        registered_model = version.registered_model
+        # The version row lock keeps its stage still; locking its alias rows keeps a protected
+        # alias from moving away before this record commits.
+        aliases = Alias.objects.select_for_update().filter(version=version).values_list(
+            "name", flat=True)
+        if not is_approved_for_production(version, aliases,
+                                          policies.policy_for(registered_model)):
+            raise gate_refusal(Conflict(
+                f"Version {version.version} of '{registered_model.name}' is neither in "
+                f"production nor holding a protected alias, so it cannot be deployed to "
+                f"'{environment}'. Promote it first.", code="not_approved"),
+                registered_model, "deploy")
     deployment = Deployment.objects.create(
         version=version, environment=environment, target=target,
         notes=validation.text(notes, field="notes"), deployed_by=_creator(actor),
