@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Any
+import zipfile
+from typing import IO, Any
+
+import yaml
 
 from registry.models import Artifact, PackagingJob
 from registry.packaging.scan import Report, scan, scan_skops
@@ -41,6 +44,81 @@ def scan_artifact(artifact: Artifact, fmt: str | None = None) -> Report:
         return scan(handle if hasattr(handle, "seek") else io.BufferedReader(handle))
 
 
+# What an MLflow model zip may hold for the scan to vouch for it: pickles and skops files it
+# can scan, inert model formats, plain data files, and an MLmodel whose flavors load through
+# these loaders only and ship no code.
+_PICKLES = (".pkl", ".pickle", ".joblib", ".jbl")
+_INERT_SUFFIXES = (".onnx", ".safetensors")
+_DATA_SUFFIXES = (".yaml", ".yml", ".txt", ".json", ".md")
+_MLFLOW_LOADERS = frozenset({"mlflow.sklearn", "mlflow.onnx"})
+MLMODEL_LIMIT = 1024 * 1024
+
+
+def _merge(into: Report, member: str, found: Report) -> None:
+    into.pickles += found.pickles
+    into.inflated_bytes += found.inflated_bytes
+    into.skipped_array_bytes += found.skipped_array_bytes
+    into.limit = into.limit or found.limit
+    for name in found.imports:
+        if name not in into.imports:
+            into.imports.append(name)
+    into.dangerous += [f"{member}: {n}" for n in found.dangerous]
+    into.unknown += [f"{member}: {n}" for n in found.unknown]
+    into.problems += [f"{member}: {p}" for p in found.problems]
+    into.reasons.update({f"{member}: {k}": v for k, v in found.reasons.items()})
+
+
+def _check_mlmodel(report: Report, data: bytes) -> None:
+    try:
+        document = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        report.problems.append(f"MLmodel: not readable YAML ({str(exc)[:100]})")
+        return
+    flavors = document.get("flavors") if isinstance(document, dict) else None
+    if not isinstance(flavors, dict):
+        report.problems.append("MLmodel: no flavors")
+        return
+    for name, flavor in flavors.items():
+        flavor = flavor if isinstance(flavor, dict) else {}
+        loader = flavor.get("loader_module")
+        if loader is not None and loader not in _MLFLOW_LOADERS:
+            report.dangerous.append(f"MLmodel: {name} loads through {loader}")
+            report.reasons[f"MLmodel: {name}"] = "a loader module that runs its own code"
+        if flavor.get("code") or flavor.get("python_model") or flavor.get("cloudpickle_version"):
+            report.dangerous.append(f"MLmodel: {name} ships code")
+            report.reasons[f"MLmodel: {name}"] = "code or a Python model object to import"
+
+
+def scan_mlflow(handle: IO[bytes]) -> Report:
+    """An MLflow model zip (a bundle, or one uploaded as such), member by member, reading
+    nothing it does not need: pickles and skops files are scanned like uploads (bounded in
+    the same way), the MLmodel may name only the sklearn and ONNX loaders and no code, and
+    any member it cannot vouch for makes the zip not safe."""
+    report = Report()
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            for info in archive.infolist():
+                name, lower = info.filename, info.filename.lower()
+                if info.is_dir() or lower.endswith(_INERT_SUFFIXES + _DATA_SUFFIXES):
+                    continue
+                if name == "MLmodel":
+                    if info.file_size > MLMODEL_LIMIT:
+                        report.problems.append("MLmodel: larger than 1 MB")
+                    else:
+                        _check_mlmodel(report, archive.read(info))
+                elif lower.endswith(_PICKLES):
+                    with archive.open(info) as member:
+                        _merge(report, name, scan(member))
+                elif lower.endswith(".skops"):
+                    with archive.open(info) as member:
+                        _merge(report, name, scan_skops(member))
+                else:
+                    report.problems.append(f"{name}: a member the scan cannot vouch for")
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        report.problems.append(f"the zip could not be read: {exc}"[:300])
+    return report
+
+
 def run(job: PackagingJob) -> dict[str, Any]:
     artifact = input_artifact(job)
     storage = artifact_storage()
@@ -65,6 +143,12 @@ def run(job: PackagingJob) -> dict[str, Any]:
         jobs.job_progress(job, 50, "scanning what loading would import", f"format {fmt}; "
                           "scanning")
         report = scan_artifact(artifact, fmt)
+        result["scan"] = report.as_dict()
+        verdict = report.verdict
+    elif fmt == Artifact.Format.MLFLOW:
+        jobs.job_progress(job, 50, "scanning the MLflow model's members")
+        with storage.open(artifact.storage_key, "rb") as handle:
+            report = scan_mlflow(handle)
         result["scan"] = report.as_dict()
         verdict = report.verdict
     elif fmt in INERT:

@@ -349,3 +349,47 @@ def test_a_later_success_clears_an_earlier_failure(setup, tmp_path, ml_engineer,
     settings.PARITY_MIN_AGREEMENT = 0.99
     assert run("convert_onnx", force=True)["status"] == "succeeded"
     assert _packaging_check(ml_engineer).passed
+
+
+def test_a_bundle_is_inspected_member_by_member_and_then_clears_readiness(
+        setup, tmp_path, ml_engineer):
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y)
+    _, run = setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    assert run("convert_onnx")["status"] == "succeeded"
+    assert run("bundle")["status"] == "succeeded"
+    bundle = Artifact.objects.get(format="mlflow")
+    inspection = bundle.jobs.get(kind="inspect")
+    assert (inspection.status, bundle.safety, bundle.derived) == ("succeeded", "safe", True)
+    assert inspection.result["scan"]["pickles"] == 1  # model.pkl, scanned inside the zip
+    assert _packaging_check(ml_engineer).passed
+
+
+def _mlflow_zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+class _Shell:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+@pytest.mark.parametrize("members, why", [
+    ({"MLmodel": b"flavors:\n  python_function:\n    loader_module: evil.loader\n"},
+     "loads through evil.loader"),
+    ({"MLmodel": b"flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+                 b"    code: code\n", "code/x.py": b"import os"}, "ships code"),
+    ({"MLmodel": b"flavors:\n  sklearn:\n    pickled_model: model.pkl\n",
+      "model.pkl": pickle.dumps(_Shell())}, "model.pkl: posix"),
+])
+def test_an_uploaded_mlflow_zip_that_would_run_code_is_unsafe(setup, members, why, ml_engineer):
+    setup(_mlflow_zip(members), "model.zip")
+    artifact = Artifact.objects.get(filename="model.zip")
+    scan = artifact.jobs.get(kind="inspect").result["scan"]
+    assert artifact.format == "mlflow" and artifact.safety == "unsafe", scan
+    assert any(why in line for line in scan["dangerous"]), scan
+    check = _packaging_check(ml_engineer)
+    assert not check.passed and "model.zip (unsafe" in check.message
