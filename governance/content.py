@@ -3,16 +3,17 @@ what seals it.
 
 The digest is a SHA-256 over a canonical JSON document of everything an approver judges:
 the primary files (name and sha256; files derived by Modelgate's own jobs are left out),
-signature, input example, params, metrics, source, run id and, when the model's policy
+signature, input example, params, metrics, source, run id, requirements, flavor, Python
+version, training run and, when the model's policy
 requires an approved card, the card's revision and whether it is approved. A promotion
 request records it when opened, each review records the one its reviewer saw, and an
 approval counts only while that is still the version's digest.
 
 A version is *sealed* while it has an open promotion request, is in staging or production,
-or holds a protected alias: the content under the digest cannot change then (409
-``version_sealed``, naming the seal). Its card keeps its own review under the same policy;
-approving another card revision changes the digest and so voids promotion approvals given
-on the old one.
+holds a protected alias or serves in a production environment: the content under the
+digest cannot change then (409 ``version_sealed``, naming the seal). Its card keeps its own
+review under the same policy; approving another card revision changes the digest and so
+voids promotion approvals given on the old one.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from governance import policies
 from governance.models import AuditEvent, PromotionRequest
 from governance.refusals import gate_refusal
 from registry.errors import Conflict
-from registry.models import Alias, ModelVersion
+from registry.models import Alias, Deployment, ModelVersion
+from registry.services.lineage import is_production_environment
 
-# Fields of a version under the digest, and those frozen with them while it is sealed (what
-# the model needs to run: requirements, flavor, Python version, its training run).
-DIGEST_FIELDS = ("signature", "input_example", "params", "source", "run_id")
-SEALED_FIELDS = (*DIGEST_FIELDS, "pip_requirements", "flavor", "python_version", "training_run")
+# Fields of a version under the digest: what approvers judge, and what the model needs to
+# run (requirements, flavor, Python version, its training run). Sealing freezes the same.
+SEALED_FIELDS = ("signature", "input_example", "params", "source", "run_id",
+                 "pip_requirements", "flavor", "python_version", "training_run")
 
 
 def _card_part(version: ModelVersion) -> dict[str, Any] | None:
@@ -48,7 +50,7 @@ def _card_part(version: ModelVersion) -> dict[str, Any] | None:
 def document(version: ModelVersion) -> dict[str, Any]:
     """The canonical content the digest is computed over, read from the database (not from
     the possibly stale instance): four small queries."""
-    fields = ModelVersion.objects.filter(pk=version.pk).values(*DIGEST_FIELDS).get()
+    fields = ModelVersion.objects.filter(pk=version.pk).values(*SEALED_FIELDS).get()
     files = sorted(version.artifacts.filter(derived=False).values_list("filename", "sha256"))
     metrics = sorted(version.metrics.values_list("name", "dataset", "split", "value"))
     return {
@@ -72,14 +74,15 @@ _CONTENT_ACTIONS = ("version.created", "version.updated", "version.metrics_logge
 
 def contributors(version: ModelVersion) -> set[int]:
     """Ids of everyone who supplied content under the version's digest since it was created:
-    its author, the uploaders of its primary files, whoever changed its covered metadata or
-    logged its metrics, and (when the policy requires the card) the card's authors. They may
-    not approve its promotions. Three queries."""
+    its author, the uploaders of its primary files and the administrators who trusted one,
+    whoever changed its covered metadata or logged its metrics, and (when the policy requires
+    the card) the card's authors. They may not approve its promotions. Four queries."""
     found: set[int] = set()
     if version.created_by_id is not None:
         found.add(version.created_by_id)
-    found.update(version.artifacts.filter(derived=False, created_by__isnull=False)
-                 .values_list("created_by_id", flat=True))
+    for uploader, truster in version.artifacts.filter(derived=False).values_list(
+            "created_by_id", "trusted_by_id"):
+        found.update(u for u in (uploader, truster) if u is not None)  # vouching supplies too
     for action, actor_id, details in AuditEvent.objects.filter(
             target_type="registry.modelversion", target_id=str(version.pk),
             action__in=_CONTENT_ACTIONS, actor__isnull=False).values_list(
@@ -108,6 +111,12 @@ def seals(version: ModelVersion) -> list[str]:
         "name", flat=True) if policies.is_protected(policy, name)]
     if protected:
         reasons.append("it holds the protected alias " + ", ".join(f"'{a}'" for a in protected))
+    serving = sorted({env for env in Deployment.objects.filter(
+        version=version, status=Deployment.Status.ACTIVE).values_list("environment", flat=True)
+        if is_production_environment(env)})
+    if serving:
+        reasons.append("it serves in production environment " + ", ".join(
+            f"'{env}'" for env in serving))
     return reasons
 
 

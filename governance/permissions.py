@@ -205,6 +205,11 @@ _LINEAGE_PATHS: dict[type[Model], str] = {
 }
 
 
+def is_lineage(model: type[Model]) -> bool:
+    """Whether rows of `model` are lineage records (visible through the versions they feed)."""
+    return model in _LINEAGE_PATHS
+
+
 def visible_lineage(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     """Restrict lineage records to those leading to a version the user may view. A global
     (role) view grant is the whole catalogue, orphan records included; per-model grants show

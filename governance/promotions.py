@@ -298,11 +298,13 @@ def review_submit(*, actor: Actor, request: PromotionRequest, decision: str,
     if refusal is not None:
         raise gate_refusal(Forbidden(refusal, code="separation_of_duties"), registered_model,
                            f"review request #{request.pk}")
+    evaluation = evaluate(request)
     latest = _latest_decisions(request).get(actor.user_id)
-    if latest is not None and latest.decision == decision:
+    # The same word again is refused, unless it was an approval the content has since voided.
+    if latest is not None and latest.decision == decision and not (
+            decision == Review.Decision.APPROVE and latest.content_digest != evaluation.digest):
         raise Conflict(f"You already chose '{decision}' on this request.",
                        code="already_reviewed")
-    evaluation = evaluate(request)
     if decision == Review.Decision.APPROVE and evaluation.blocking:
         raise _checks_failing(evaluation, request)
     now = timezone.now()

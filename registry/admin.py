@@ -37,12 +37,17 @@ def _run(request: HttpRequest, queryset: QuerySet, service: Any, what: str,
 
 
 class ModelScoped(admin.ModelAdmin):
-    """Staff who are not superusers see only rows of models they may view, decided by
-    governance.permissions like everywhere else (deleted rows stay hidden from them)."""
+    """Staff who are not superusers see only rows of models they may view, and lineage rows
+    as far as they lead to such versions, decided by governance.permissions like everywhere
+    else (deleted rows stay hidden from them)."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)
-        if request.user.is_superuser or not permissions.is_model_scoped(qs.model):
+        if request.user.is_superuser:
+            return qs
+        if permissions.is_lineage(qs.model):  # catalogue rows follow the versions they feed
+            return permissions.visible_lineage(request.user, qs)
+        if not permissions.is_model_scoped(qs.model):
             return qs
         return permissions.visible(request.user, qs)
 

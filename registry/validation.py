@@ -74,6 +74,20 @@ def text(value: object, *, field: str, max_length: int = MAX_DESCRIPTION) -> str
     return value
 
 
+_ENVIRONMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def environment_name(value: object, *, field: str = "environment") -> str:
+    """A deployment environment: 1–64 ASCII letters, digits, '.', '_' or '-', starting with a
+    letter or digit. Strict on purpose: production environments are matched by name, so
+    "prod" must not have look-alikes (blanks, invisible or non-Latin characters)."""
+    if not isinstance(value, str) or not _ENVIRONMENT.fullmatch(value):
+        raise ValidationFailed("An environment name is 1–64 ASCII letters, digits, '.', '_' or "
+                               "'-', starting with a letter or digit.", field=field,
+                               code="invalid_environment")
+    return value
+
+
 def tag_key(key: object, *, field: str = "tags") -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_TAG_KEY or has_control_chars(key):
         raise ValidationFailed(f"Tag keys are 1–{MAX_TAG_KEY} characters without control "

@@ -145,12 +145,14 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     shown = list(versions.order_by("-version")[:200])
     lineage = _lineage(shown[:10])
     may_manage = permissions.has(request.user, Perm.MANAGE_ACCESS, rm)
+    policy = policies.policy_for(rm)
     return render(request, "registry/model_detail.html", {
+        "protected": [n for n in (rm.alias_map or {}) if policies.is_protected(policy, n)],
         "registered_model": rm, "versions": shown,
         "lineage": [(v, lineage[v.pk]) for v in shown[:10] if lineage[v.pk]["run"]],
         "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
         "access": permissions.grant_table(rm) if may_manage else None,
-        "policy": policies.policy_for(rm),
+        "policy": policy,
         "production_history": history.timeline(rm, kind="stage", name="production", limit=20),
         "at_text": at_text, "at_state": at_state, "at_error": at_error})
 

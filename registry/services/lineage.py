@@ -196,7 +196,7 @@ def deployment_create(*, actor: Actor, version: ModelVersion, environment: str, 
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.is_deleted:
         raise Conflict("A deleted version cannot be deployed.", code="version_deleted")
-    environment = validation.text(environment, field="environment", max_length=64)
+    environment = validation.environment_name(environment)
     target = validation.text(target, field="target", max_length=1000)
     if not environment or not target:
         raise ValidationFailed("Environment and target are required.",

@@ -34,6 +34,16 @@ def _fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _check_training_run(actor: Actor, training_run: TrainingRun | None) -> None:
+    """A version may link only a training run its author can see (the gate's lineage rule):
+    otherwise linking would be a way to read another model's run and what it was trained on.
+    Answered like a run that does not exist."""
+    if training_run is not None and training_run is not UNSET and not permissions.visible_lineage(
+            actor.user, TrainingRun.objects.filter(pk=training_run.pk)).exists():
+        raise ValidationFailed(f"Object with run_id={training_run.run_id} does not exist.",
+                               field="training_run")
+
+
 def _check_example(signature: dict[str, Any] | None, example: Any) -> None:
     if signature is None or example is None:
         return
@@ -76,6 +86,7 @@ def version_create(*, actor: Actor, registered_model: RegisteredModel, descripti
     }
     metric_values = validation.metrics(metrics if metrics is not None else {})
     tags = validation.tags(tags or {})
+    _check_training_run(actor, training_run)
     if status not in (ModelVersion.Status.READY, ModelVersion.Status.PENDING_REGISTRATION):
         raise ValidationFailed("A new version is 'ready' or 'pending_registration'.",
                                field="status")
@@ -153,6 +164,7 @@ def version_update(*, actor: Actor, version: ModelVersion, description: str = UN
         validation.text(python_version, field="python_version", max_length=32),
         "training_run": training_run,
     }
+    _check_training_run(actor, training_run)
     if status is not UNSET and status not in ModelVersion.Status.values:
         raise ValidationFailed(f"Status must be one of {', '.join(ModelVersion.Status.values)}.",
                                field="status")

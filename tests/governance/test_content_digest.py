@@ -144,3 +144,12 @@ def test_a_file_racing_a_request_is_in_its_digest_or_refused(roles, data_scienti
     request = PromotionRequest.objects.get()
     assert request.content_digest == content.digest(version)
     assert Artifact.objects.filter(filename="late.pkl").exists() == (outcomes[1] == "ok")
+
+
+def test_an_administrator_who_trusted_a_file_is_a_contributor(data_scientist, admin_user):
+    rm = make_model(data_scientist, "m")
+    version = make_version(data_scientist, rm)
+    artifact = make_artifact(data_scientist, version, data=b"not a known format")
+    assert admin_user.pk not in content.contributors(version)
+    services.artifact_trust(actor=actor_for(admin_user), artifact=artifact)
+    assert admin_user.pk in content.contributors(version)

@@ -272,9 +272,6 @@ def test_editing_and_reapproving_the_card_voids_an_earlier_approval(
     assert r.status_code == 200 and r.json()["status"] == "applied", r.json()
 
 
-@pytest.mark.xfail(strict=True, reason="A reviewer whose approval was voided cannot approve "
-                   "again: review_submit answers 409 already_reviewed because their latest "
-                   "decision is 'approve', though it no longer counts.")
 def test_a_reviewer_whose_approval_was_voided_may_approve_the_new_content(
         api, data_scientist, ml_engineer, reviewer, roles):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
@@ -372,9 +369,6 @@ def test_a_rollback_to_an_archived_version_whose_content_changed_gets_no_fast_tr
                                                                  2: "production"}
 
 
-@pytest.mark.xfail(strict=True, reason="Requirements, flavor, Python version and training "
-                   "run are sealed but outside the content digest, so an archived version's "
-                   "requirements can change and still ride the rollback fast track.")
 def test_a_rollback_after_the_archived_versions_requirements_changed_gets_no_fast_track(
         api, data_scientist, ml_engineer, reviewer, roles):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
@@ -606,9 +600,6 @@ def test_deploying_an_unapproved_version_to_production_is_refused(api, data_scie
     assert not Deployment.objects.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="A version with an active deployment in a production "
-                   "environment is not sealed once it leaves production (archiving needs only "
-                   "change), so the files behind a live production deployment can change.")
 def test_a_version_deployed_to_production_stays_sealed_after_it_is_archived(
         api, data_scientist, ml_engineer, reviewer):
     rm = make_model(data_scientist, "churn")
@@ -627,8 +618,6 @@ def test_a_version_deployed_to_production_stays_sealed_after_it_is_archived(
     assert files_of(v1) == files
 
 
-@pytest.mark.xfail(strict=True, reason="An environment named 'prod' plus an invisible "
-                   "character is not a production environment to the gate, yet reads as one.")
 def test_a_production_environment_name_hiding_an_invisible_character_is_refused(
         api, data_scientist):
     rm = make_model(data_scientist, "churn")

@@ -300,11 +300,29 @@ def test_linking_a_training_run_needs_change_on_the_version(api, world, outsider
                                          actor_label=outsider.username).exists()
 
 
-@pytest.mark.xfail(strict=True, reason="registry/services/versions.py links any training run; "
-                   "it should refuse one the user cannot see (permissions.visible_lineage)")
 def test_linking_a_training_run_of_another_model_is_refused(api, world, recorder):
     r = api(recorder).patch("/api/v1/models/churn/versions/1/",
                             {"training_run": "fraud-detector-run"}, format="json")
     assert r.status_code == 400 and "training_run" in r.json()["fields"]
     leaked = api(recorder).get(f"/api/v1/training-runs/{world['fraud']['training-runs']}/")
     assert leaked.status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["featuresource", "logicalfeature", "dataset", "coderef",
+                                  "trainingrun"])
+def test_the_admin_shows_staff_only_lineage_of_models_they_may_view(client, world, outsider,
+                                                                   kind):
+    """A staff account that is no superuser, with Django's view permission on every lineage
+    table and a per-model grant on churn only, sees churn's chain in the admin, nothing else."""
+    outsider.is_staff = True
+    outsider.save(update_fields=["is_staff"])
+    outsider.user_permissions.add(*Permission.objects.filter(  # a global view of models
+        content_type__app_label="registry", codename__startswith="view_",  # is the catalogue
+    ).exclude(codename="view_registeredmodel"))
+    client.force_login(outsider)
+    html = client.get(f"/admin/registry/{kind}/").content.decode()
+    assert "churn" in html and "fraud-detector" not in html and "orphan" not in html
+    plural = {"featuresource": "feature-sources", "logicalfeature": "features",
+              "dataset": "datasets", "coderef": "code-refs", "trainingrun": "training-runs"}
+    hidden = world["fraud"][plural[kind]]
+    assert client.get(f"/admin/registry/{kind}/{hidden}/change/").status_code in (302, 404)

@@ -157,3 +157,20 @@ def test_admin_version_actions_apply_to_every_selected_row(client, data_scientis
     assert ModelVersion.objects.filter(deleted_at__isnull=False).count() == 3
     client.post(url, {"action": "restore", "_selected_action": [v.pk for v in versions]})
     assert ModelVersion.objects.filter(deleted_at__isnull=True).count() == 3
+
+
+def test_demo_shows_a_protected_alias_moved_through_a_request(demo, client):
+    """High and critical policies protect champion: in the demo it moved by an approved
+    request, and the model page says it is protected."""
+    from django.contrib.auth.models import User
+
+    from governance.models import PromotionRequest
+
+    moved = PromotionRequest.objects.get(registered_model__name="credit-risk-classifier",
+                                         target_alias="champion")
+    assert moved.status == "applied"
+    client.force_login(User.objects.get(username="carol"))
+    html = client.get("/models/credit-risk-classifier/").content.decode()
+    assert "@champion → v5" in html and ">protected</span>" in html
+    html = client.get("/models/churn-predictor/").content.decode()  # medium: none protected
+    assert "@champion → v3" in html and ">protected</span>" not in html

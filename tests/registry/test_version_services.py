@@ -156,7 +156,7 @@ def test_delete_refuses_staged_and_deployed_versions(data_scientist):
     actor = actor_for(data_scientist)
     staged, deployed = make_version(data_scientist, rm), make_version(data_scientist, rm)
     place(staged, "staging")
-    services.deployment_create(actor=actor, version=deployed, environment="prod", target="t")
+    services.deployment_create(actor=actor, version=deployed, environment="staging", target="t")
     for v in (staged, deployed):
         with pytest.raises(Conflict) as exc:
             services.version_delete(actor=actor, version=v)
@@ -216,7 +216,7 @@ def test_purge_keeps_versions_with_deployment_records_and_restore_brings_back(da
     rm = make_model(data_scientist)
     v = make_version(data_scientist, rm)
     admin = actor_for(admin_user)
-    deployment = services.deployment_create(actor=admin, version=v, environment="prod",
+    deployment = services.deployment_create(actor=admin, version=v, environment="staging",
                                             target="t")
     services.deployment_retire(actor=admin, deployment=deployment)
     services.version_delete(actor=admin, version=v)
@@ -238,7 +238,7 @@ def test_model_purge_removes_deployment_records_but_keeps_the_audit_trail(data_s
     v = make_version(data_scientist, rm)
     admin = actor_for(admin_user)
     services.deployment_retire(actor=admin, deployment=services.deployment_create(
-        actor=admin, version=v, environment="prod", target="t"))
+        actor=admin, version=v, environment="staging", target="t"))
     services.registered_model_delete(actor=admin, registered_model=rm)
     services.registered_model_purge(actor=admin, registered_model=rm)
     assert not RegisteredModel.objects.exists() and not Deployment.objects.exists()
