@@ -28,7 +28,7 @@ from governance import policies
 from governance.models import AuditEvent, PromotionRequest
 from governance.refusals import gate_refusal
 from registry.errors import Conflict
-from registry.models import Alias, Deployment, ModelVersion
+from registry.models import Alias, Deployment, ModelVersion, RegisteredModel
 from registry.services.lineage import is_production_environment
 
 # Fields of a version under the digest: what approvers judge, and what the model needs to
@@ -118,6 +118,26 @@ def seals(version: ModelVersion) -> list[str]:
         reasons.append("it serves in production environment " + ", ".join(
             f"'{env}'" for env in serving))
     return reasons
+
+
+def model_seals(registered_model: RegisteredModel) -> bool:
+    """Whether any live version of the model is sealed: the same reasons as `seals`, for the
+    whole model in four queries (renaming such a model is an administrator's decision)."""
+    live = ModelVersion.objects.filter(registered_model=registered_model,
+                                       deleted_at__isnull=True)
+    if live.filter(stage__in=[ModelVersion.Stage.STAGING,
+                              ModelVersion.Stage.PRODUCTION]).exists():
+        return True
+    if PromotionRequest.objects.filter(registered_model=registered_model,
+                                       status__in=PromotionRequest.OPEN).exists():
+        return True
+    policy = policies.policy_for(registered_model)
+    if any(policies.is_protected(policy, name) for name in Alias.objects.filter(
+            registered_model=registered_model).values_list("name", flat=True)):
+        return True
+    return any(is_production_environment(env) for env in Deployment.objects.filter(
+        version__in=live, status=Deployment.Status.ACTIVE).values_list("environment",
+                                                                       flat=True))
 
 
 def require_unsealed(version: ModelVersion, what: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from typing import IO, Any
 
@@ -48,10 +49,40 @@ def scan_artifact(artifact: Artifact, fmt: str | None = None) -> Report:
 # can scan, inert model formats, plain data files, and an MLmodel whose flavors load through
 # these loaders only and ship no code.
 _PICKLES = (".pkl", ".pickle", ".joblib", ".jbl")
-_INERT_SUFFIXES = (".onnx", ".safetensors")
 _DATA_SUFFIXES = (".yaml", ".yml", ".txt", ".json", ".md")
 _MLFLOW_LOADERS = frozenset({"mlflow.sklearn", "mlflow.onnx"})
+# Flavor keys naming the file (or folder) a loader opens: what they name is scanned whatever
+# its suffix says (a pickle called model.json is still a pickle to mlflow.sklearn).
+_MODEL_KEYS = ("pickled_model", "model_path", "data", "model_data", "python_model")
 MLMODEL_LIMIT = 1024 * 1024
+SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
+
+
+def safetensors_ok(handle: IO[bytes], size: int) -> bool:
+    """Whether the file really is safetensors: a little-endian header length, a JSON object
+    of tensors whose byte ranges fit the file. Eight bytes and a '{' alone prove nothing (a
+    pickle can start that way)."""
+    head = handle.read(8)
+    if len(head) < 8:
+        return False
+    length = int.from_bytes(head, "little")
+    if not 2 <= length <= min(SAFETENSORS_HEADER_LIMIT, size - 8):
+        return False
+    try:
+        header = json.loads(handle.read(length))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(header, dict):
+        return False
+    for name, tensor in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = tensor.get("data_offsets") if isinstance(tensor, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(isinstance(o, int) and o >= 0 for o in offsets)
+                and offsets[0] <= offsets[1] <= size - 8 - length):
+            return False
+    return True
 
 
 def _merge(into: Report, member: str, found: Report) -> None:
@@ -68,16 +99,27 @@ def _merge(into: Report, member: str, found: Report) -> None:
     into.reasons.update({f"{member}: {k}": v for k, v in found.reasons.items()})
 
 
-def _check_mlmodel(report: Report, data: bytes) -> None:
+def _check_mlmodel(report: Report, data: bytes) -> dict[str, str]:
+    """Judge the MLmodel's flavors; return the paths its loaders would deserialise, each with
+    how ("pickle" or "skops"); the ONNX loader's files are protobuf, not listed."""
     try:
         document = yaml.safe_load(data)
     except yaml.YAMLError as exc:
         report.problems.append(f"MLmodel: not readable YAML ({str(exc)[:100]})")
-        return
+        return {}
     flavors = document.get("flavors") if isinstance(document, dict) else None
     if not isinstance(flavors, dict):
         report.problems.append("MLmodel: no flavors")
-        return
+        return {}
+    opened: dict[str, str] = {}
+    for name, flavor in flavors.items():
+        if not isinstance(flavor, dict) or name == "onnx" or \
+                flavor.get("loader_module") == "mlflow.onnx":
+            continue
+        how = "skops" if flavor.get("serialization_format") == "skops" else "pickle"
+        for key in _MODEL_KEYS:
+            if flavor.get(key):
+                opened.setdefault(str(flavor[key]).strip("/"), how)
     for name, flavor in flavors.items():
         flavor = flavor if isinstance(flavor, dict) else {}
         loader = flavor.get("loader_module")
@@ -87,32 +129,45 @@ def _check_mlmodel(report: Report, data: bytes) -> None:
         if flavor.get("code") or flavor.get("python_model") or flavor.get("cloudpickle_version"):
             report.dangerous.append(f"MLmodel: {name} ships code")
             report.reasons[f"MLmodel: {name}"] = "code or a Python model object to import"
+    return opened
 
 
 def scan_mlflow(handle: IO[bytes]) -> Report:
     """An MLflow model zip (a bundle, or one uploaded as such), member by member, reading
     nothing it does not need: pickles and skops files are scanned like uploads (bounded in
     the same way), the MLmodel may name only the sklearn and ONNX loaders and no code, and
-    any member it cannot vouch for makes the zip not safe."""
+    any member it cannot vouch for makes the zip not safe. What a flavor names is judged by
+    its content, never by its suffix."""
     report = Report()
     try:
         with zipfile.ZipFile(handle) as archive:
+            opened: dict[str, str] = {}
+            mlmodel = next((i for i in archive.infolist() if i.filename == "MLmodel"), None)
+            if mlmodel is None:
+                report.problems.append("no MLmodel")
+            elif mlmodel.file_size > MLMODEL_LIMIT:
+                report.problems.append("MLmodel: larger than 1 MB")
+            else:
+                opened = _check_mlmodel(report, archive.read(mlmodel))
             for info in archive.infolist():
                 name, lower = info.filename, info.filename.lower()
-                if info.is_dir() or lower.endswith(_INERT_SUFFIXES + _DATA_SUFFIXES):
+                loaded = next((how for p, how in opened.items()
+                               if name == p or name.startswith(f"{p}/")), "")
+                if info.is_dir() or name == "MLmodel":
                     continue
-                if name == "MLmodel":
-                    if info.file_size > MLMODEL_LIMIT:
-                        report.problems.append("MLmodel: larger than 1 MB")
-                    else:
-                        _check_mlmodel(report, archive.read(info))
-                elif lower.endswith(_PICKLES):
-                    with archive.open(info) as member:
-                        _merge(report, name, scan(member))
-                elif lower.endswith(".skops"):
+                if lower.endswith(".skops") or loaded == "skops":
                     with archive.open(info) as member:
                         _merge(report, name, scan_skops(member))
-                else:
+                elif lower.endswith(_PICKLES) or loaded:
+                    with archive.open(info) as member:
+                        _merge(report, name, scan(member))
+                elif lower.endswith(".safetensors"):
+                    with archive.open(info) as member:
+                        if not safetensors_ok(member, info.file_size):
+                            report.problems.append(f"{name}: not a safetensors file")
+                elif lower.endswith(".onnx"):
+                    continue
+                elif not lower.endswith(_DATA_SUFFIXES):
                     report.problems.append(f"{name}: a member the scan cannot vouch for")
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         report.problems.append(f"the zip could not be read: {exc}"[:300])
@@ -139,7 +194,11 @@ def run(job: PackagingJob) -> dict[str, Any]:
     with storage.open(artifact.storage_key, "rb") as handle:
         fmt = detect_format(head, artifact.filename, handle, size)
     result: dict[str, Any] = {"sha256_verified": True, "size": size, "format": fmt}
-    if fmt in SCANNED or head[:1] == b"\x80":
+    if fmt == Artifact.Format.SAFETENSORS:
+        with storage.open(artifact.storage_key, "rb") as handle:
+            if not safetensors_ok(handle, size):
+                fmt = result["format"] = Artifact.Format.OTHER  # judged below, not trusted
+    if fmt in SCANNED or head[:1] == b"\x80" or artifact.filename.lower().endswith(_PICKLES):
         jobs.job_progress(job, 50, "scanning what loading would import", f"format {fmt}; "
                           "scanning")
         report = scan_artifact(artifact, fmt)
@@ -157,6 +216,8 @@ def run(job: PackagingJob) -> dict[str, Any]:
     else:
         verdict = "suspicious"
         result["scan"] = {"verdict": verdict, "note": "unknown format: nothing to vouch for"}
+    if fmt != artifact.format:  # the inspection, reading the whole file, has the last word
+        Artifact.objects.filter(pk=artifact.pk).update(format=fmt)
     artifact_safety_set(artifact, verdict)
     jobs.job_progress(job, 95, "recording the verdict", f"verdict: {verdict}")
     return result

@@ -116,7 +116,10 @@ def detect_format(head: bytes, filename: str, file: IO[bytes], size: int) -> str
     """Name the format from magic bytes, the extension and (for zips) the member names."""
     suffix = PurePosixPath(filename).suffix.lower()
     F = Artifact.Format
-    if len(head) >= 9 and head[8:9] == b"{":
+    pickle_suffix = suffix in (".pkl", ".pickle", ".joblib", ".jbl")
+    # Eight bytes and a "{" are only a hint (a pickle can begin so): never for a pickle's
+    # name, and the inspection checks the whole header before calling the file inert.
+    if len(head) >= 9 and head[8:9] == b"{" and not pickle_suffix:
         (header_len,) = struct.unpack("<Q", head[:8])
         if 0 < header_len <= size - 8:
             return F.SAFETENSORS

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
-from governance import audit, permissions
+from governance import audit, content, permissions
 from governance.actors import Actor
 from governance.permissions import Perm
 from governance.refusals import gate_refusal
@@ -89,6 +89,15 @@ def registered_model_update(*, actor: Actor, registered_model: RegisteredModel,
     if any(v is not UNSET for v in (owner, team, risk_tier)):
         permissions.require(actor.user, Perm.MANAGE_ACCESS, registered_model)
     registered_model = RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
+    if name is not UNSET and name != registered_model.name and \
+            not permissions.is_administrator(actor.user) and content.model_seals(registered_model):
+        # Clients resolve models by name: renaming a serving model would let a new model of
+        # any tier take its name, and its stages and aliases, without the old approvals.
+        raise gate_refusal(Forbidden(
+            f"'{registered_model.name}' serves (a version in staging or production, a "
+            "protected alias, an open request or a production deployment); only an "
+            "administrator may rename it.", code="administrator_required"),
+            registered_model, "rename")
     if risk_tier is not UNSET and _risk_tier(risk_tier) != registered_model.risk_tier and \
             not permissions.is_administrator(actor.user):
         # The tier picks the policy: whoever it governs may not choose it.

@@ -13,6 +13,7 @@ from django.utils import timezone
 from governance import audit, content, history, permissions, policies
 from governance.actors import Actor
 from governance.permissions import Perm
+from governance.refusals import gate_refusal
 from registry import signals, validation
 from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import (
@@ -242,10 +243,10 @@ def version_stage_set(*, actor: Actor, version: ModelVersion, stage: str,
         policy = policies.policy_for(registered_model)
         needed = policy.approvals_for(stage)
         if needed:
-            raise Forbidden(
+            raise gate_refusal(Forbidden(
                 f"Under the {policies.describe(policy)}, {stage} needs {needed} approval(s): "
                 "open a promotion request (POST /api/v1/promotion-requests) instead.",
-                code="approval_required")
+                code="approval_required"), registered_model, f"move to {stage}")
     else:
         permissions.require(actor.user, Perm.CHANGE, registered_model)
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)

@@ -197,3 +197,14 @@ def test_session_upload_with_form_csrf_token_is_still_size_limited(data_scientis
                      format="multipart")
     assert ok.status_code == 201, ok.content
     assert Artifact.objects.get().filename == "small.bin"
+
+
+def test_a_real_safetensors_file_is_inspected_safe_and_a_truncated_one_is_not(data_scientist,
+                                                                            version):
+    good = make_artifact(data_scientist, version, _safetensors(), "w.safetensors")
+    bad = make_artifact(data_scientist, version, _safetensors()[:-2], "cut.safetensors")
+    good.refresh_from_db()
+    bad.refresh_from_db()
+    assert (good.format, good.safety) == ("safetensors", "safe")
+    # The header promises four bytes the file does not have: not inert, not vouched for.
+    assert (bad.format, bad.safety) == ("other", "suspicious")
