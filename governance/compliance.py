@@ -7,10 +7,9 @@ from typing import Any
 
 from django.db.models import Prefetch
 
-from governance import content, permissions, policies, readiness
+from governance import policies, promotions, readiness
 from governance.history import describe
 from governance.models import AuditEvent, PromotionRequest, Review, StageHistory
-from governance.promotions import current_holder
 from registry.models import Deployment, ModelVersion, RegisteredModel
 from registry.services.lineage import is_approved_for_production, is_production_environment
 
@@ -32,7 +31,7 @@ def report(registered_model: RegisteredModel) -> dict[str, Any]:
         .prefetch_related(Prefetch("promotion_request__reviews", queryset=approvals,
                                    to_attr="approvals"))
         .order_by("started_at", "pk"))
-    promotions = []
+    placed = []
     for row in placements:
         entry = describe(row)
         when = approved_at.get(str(row.promotion_request_id))
@@ -47,8 +46,8 @@ def report(registered_model: RegisteredModel) -> dict[str, Any]:
             findings.append({"severity": "error", "message": f"Version {row.version.version} "
                              f"entered production on {row.started_at:%Y-%m-%d %H:%M} with no "
                              "approval event before it."})
-        promotions.append(entry)
-    current = current_holder(registered_model, stage=ModelVersion.Stage.PRODUCTION)
+        placed.append(entry)
+    current = promotions.current_holder(registered_model, stage=ModelVersion.Stage.PRODUCTION)
     policy = policies.policy_for(registered_model)
     checks = []
     if current is not None:
@@ -74,7 +73,7 @@ def report(registered_model: RegisteredModel) -> dict[str, Any]:
         if registered else None,
         "production_version": current.version if current else None,
         "production_readiness": checks,
-        "production_history": promotions,
+        "production_history": placed,
         "reviews": [{"request": r.request_id, "version": r.request.version.version,
                      "target": r.request.target, "reviewer": r.reviewer.username
                      if r.reviewer else None, "decision": r.decision, "comment": r.comment,
@@ -117,23 +116,18 @@ def _approver_findings(registered_model: RegisteredModel) -> list[dict[str, str]
                           .values_list("promotion_request_id", "content_digest"))
     findings = []
     for request in applied:
-        barred = content.contributors(request.version) | {request.requested_by_id}
+        barred = promotions.barred_reviewers(request)
         latest = policies.latest_decisions(sorted(request.reviews.all(),
                                                   key=lambda r: (r.created_at, r.pk)))
         digest = applied_digest.get(request.pk, "")
         for review in latest.values():
-            if review.decision != Review.Decision.APPROVE or review.reviewer is None:
+            if review.decision != Review.Decision.APPROVE:
                 continue
-            why = ("supplied the version's content or requested it"
-                   if review.reviewer_id in barred else
-                   "holds no approval right from a role or an administrator's grant"
-                   if not permissions.has(review.reviewer, permissions.Perm.APPROVE_PROMOTION,
-                                          registered_model) else
-                   "approved other content than was applied"
-                   if digest and review.content_digest != digest else "")
+            why = promotions.approval_flaw(review, request, barred, digest)
             if why:
+                who = review.reviewer.username if review.reviewer else "a deleted user"
                 findings.append({"severity": "error", "message": (
                     f"Request #{request.pk} (version {request.version.version} → "
-                    f"{request.target}) counted the approval of {review.reviewer.username}, "
-                    f"who would not qualify: {why}.")})
+                    f"{request.target}) counted the approval of {who}, who would not "
+                    f"qualify: {why}.")})
     return findings

@@ -129,16 +129,16 @@ def _tally(request: PromotionRequest, digest: str) -> dict[str, Any]:
     requester nor a contributor of the version's content. Each reviewer's latest word is
     the one that counts."""
     latest = _latest_decisions(request)
-    barred = _barred(request)
+    barred = barred_reviewers(request)
     approvers, voided, ineligible = [], [], []
     for review in latest.values():
         if review.decision != Review.Decision.APPROVE:
             continue
-        if review.reviewer_id in barred or not permissions.has(
-                review.reviewer, Perm.APPROVE_PROMOTION, request.registered_model):
-            ineligible.append(review)
-        elif review.content_digest != digest:
+        flaw = approval_flaw(review, request, barred, digest)
+        if flaw == OTHER_CONTENT:
             voided.append(review)
+        elif flaw:
+            ineligible.append(review)
         else:
             approvers.append(review.reviewer)
     return {"approvers": approvers, "voided": voided, "ineligible": ineligible,
@@ -147,13 +147,29 @@ def _tally(request: PromotionRequest, digest: str) -> dict[str, Any]:
             "admin_approved": policies.admin_among(approvers, request.registered_model)}
 
 
-def _barred(request: PromotionRequest) -> set[int]:
+def barred_reviewers(request: PromotionRequest) -> set[int]:
     """Who may not decide this request: the requester and everyone who supplied content of
     the version (separation of duties)."""
     barred = content.contributors(request.version)
     if request.requested_by_id is not None:
         barred.add(request.requested_by_id)
     return barred
+
+
+OTHER_CONTENT = "approved other content than the version holds"
+
+
+def approval_flaw(review: Review, request: PromotionRequest, barred: set[int],
+                  digest: str) -> str:
+    """Why an approval does not count, or "" if it does: the one rule the tally and the
+    compliance report (for applied requests, against the digest that was applied) share."""
+    if review.reviewer_id is None or review.reviewer_id in barred:
+        return "supplied the version's content or requested it"
+    if not permissions.has(review.reviewer, Perm.APPROVE_PROMOTION, request.registered_model):
+        return "holds no approval right from a role or an administrator's grant"
+    if digest and review.content_digest != digest:
+        return OTHER_CONTENT
+    return ""
 
 
 def review_refusal(user: AnyUser, request: PromotionRequest) -> str | None:

@@ -20,7 +20,8 @@ def refused(request: HttpRequest, exc: DomainError) -> None:
     if not refusal:
         return
     registered_model = RegisteredModel(pk=refusal["registered_model_id"],
-                                       name=refusal["registered_model_name"])
+                                       name=refusal["registered_model_name"]) \
+        if refusal["registered_model_id"] is not None else None
     action = str(refusal.get("action") or "access.refused")
     details: dict[str, object] = {"wanted": refusal["wanted"], "status": exc.status_code,
                                   "code": exc.code, "method": request.method,

@@ -31,7 +31,7 @@ class DomainError(Exception):
         # missing permission): the edge records it in the audit log after the rollback.
         self.refusal: dict[str, object] | None = None
 
-    def refusing(self, registered_model_id: int, registered_model_name: str,
+    def refusing(self, registered_model_id: int | None, registered_model_name: str,
                  wanted: str, *, action: str = "access.refused") -> DomainError:
         """Mark the error as a refusal to be audited by the edge, after the rollback.
         `access.refused` is a missing permission or an invisible model (pages answer 403 or

@@ -339,8 +339,12 @@ def training_run_list(*, user: AnyUser) -> QuerySet[TrainingRun]:
 def catalog_get(queryset: QuerySet[Any], pk: int, what: str) -> Any:
     obj = queryset.filter(pk=pk).first()
     if obj is None:
-        raise NotFound(f"{what.replace('_', ' ').capitalize()} not found.",
-                       code=f"{what}_not_found")
+        error = NotFound(f"{what.replace('_', ' ').capitalize()} not found.",
+                         code=f"{what}_not_found")
+        # Only on this error path: does it exist, hidden by the gate? (for the audit log)
+        if queryset.model.objects.filter(pk=pk).exists():
+            error.refusing(None, "", f"view {what} {pk}")
+        raise error
     return obj
 
 

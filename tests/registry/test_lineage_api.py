@@ -326,3 +326,16 @@ def test_the_admin_shows_staff_only_lineage_of_models_they_may_view(client, worl
               "dataset": "datasets", "coderef": "code-refs", "trainingrun": "training-runs"}
     hidden = world["fraud"][plural[kind]]
     assert client.get(f"/admin/registry/{kind}/{hidden}/change/").status_code in (302, 404)
+
+
+def test_reading_a_hidden_lineage_record_is_a_404_on_the_record(api, world, outsider):
+    """Attack 12: a run of a model she cannot see answers 404, like a missing one, and the
+    refusal is in the audit log (a missing record writes nothing)."""
+    hidden = world["fraud"]["training-runs"]
+    r = api(outsider).get(f"/api/v1/training-runs/{hidden}/")
+    assert r.status_code == 404 and r.json()["code"] == "training_run_not_found"
+    event = AuditEvent.objects.get(action="access.refused")
+    assert event.actor == outsider and event.registered_model_id is None
+    assert event.details["wanted"] == f"view training_run {hidden}"
+    assert api(outsider).get("/api/v1/training-runs/999999/").status_code == 404
+    assert AuditEvent.objects.filter(action="access.refused").count() == 1
