@@ -25,6 +25,7 @@ from governance import access, audit, permissions, policies, webhooks
 from governance import models as m
 from governance.actors import Actor
 from governance.permissions import Perm
+from governance.refusals import refused
 from governance.tokens import token_create, token_revoke
 from registry.admin import ReadOnlyAdmin, _run
 from registry.errors import DomainError, Forbidden, NotFound
@@ -36,6 +37,8 @@ def _actor(request: HttpRequest) -> Actor:
 
 
 def _refused(request: HttpRequest, exc: DomainError) -> None:
+    """A service said no: audit it if it is a refusal (as the API and pages do), and say why."""
+    refused(request, exc)
     messages.error(request, exc.message)
 
 
@@ -131,8 +134,10 @@ class _GrantAdmin(admin.ModelAdmin):
     """Add and delete only (a grant is a fact, not a record to edit); both through
     governance.access, which checks 'manage access' on the model and audits the change."""
 
-    list_filter = ["permission"]
+    list_filter = ["permission", "by_administrator"]
     autocomplete_fields = ["content_object"]
+    # Who granted, and whether an administrator did, is the service's to record.
+    readonly_fields = ["granted_by", "by_administrator"]
     grantee = "user"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -187,7 +192,7 @@ class _GrantAdmin(admin.ModelAdmin):
 
 @admin.register(m.RegisteredModelUserPermission)
 class UserGrantAdmin(_GrantAdmin):
-    list_display = ["content_object", "user", "permission"]
+    list_display = ["content_object", "user", "permission", "granted_by", "by_administrator"]
     search_fields = ["content_object__name", "user__username"]
     autocomplete_fields = ["content_object", "user"]
     grantee = "user"
@@ -195,7 +200,7 @@ class UserGrantAdmin(_GrantAdmin):
 
 @admin.register(m.RegisteredModelGroupPermission)
 class GroupGrantAdmin(_GrantAdmin):
-    list_display = ["content_object", "group", "permission"]
+    list_display = ["content_object", "group", "permission", "granted_by", "by_administrator"]
     search_fields = ["content_object__name", "group__name"]
     autocomplete_fields = ["content_object", "group"]
     grantee = "group"

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from governance import compliance, permissions
 from governance.actors import Actor
+from governance.refusals import refused
 from registry import models as m
 from registry import services
 from registry.errors import DomainError
@@ -31,6 +32,7 @@ def _run(request: HttpRequest, queryset: QuerySet, service: Any, what: str,
             service(actor=actor, **{param: obj})
             done += 1
         except DomainError as exc:
+            refused(request, exc)
             messages.error(request, f"{obj}: {exc.message}")
     if done:
         messages.success(request, f"{what}: {done}.")
@@ -122,9 +124,24 @@ class RegisteredModelAdmin(ModelScoped):
     def save_model(self, request: HttpRequest, obj: m.RegisteredModel, form: Any,
                    change: bool) -> None:
         original = m.RegisteredModel.objects.get(pk=obj.pk)
-        services.registered_model_update(
-            actor=Actor.from_request(request, channel="admin"), registered_model=original,
-            **{f: form.cleaned_data[f] for f in form.changed_data})
+        try:
+            services.registered_model_update(
+                actor=Actor.from_request(request, channel="admin"), registered_model=original,
+                **{f: form.cleaned_data[f] for f in form.changed_data})
+        except DomainError as exc:  # e.g. a risk tier only an administrator may change
+            refused(request, exc)
+            messages.error(request, exc.message)
+            request._modelgate_refused = True  # type: ignore[attr-defined]
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if getattr(request, "_modelgate_refused", False):
+            return None
+        return super().log_change(request, obj, message)
+
+    def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
+        if getattr(request, "_modelgate_refused", False):  # nothing saved; the message says why
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     @admin.action(description="Delete (soft) selected models")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet) -> None:

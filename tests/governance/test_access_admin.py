@@ -172,3 +172,50 @@ def test_staff_create_tokens_only_for_themselves(client, viewer):
     assert r.status_code == 200 and not ApiToken.objects.exists()  # invalid choice
     r = client.post(f"{A}apitoken/add/", {"user": staff.pk, "name": "x", "expires_at": ""})
     assert r.status_code == 200 and ApiToken.objects.get().user == staff
+
+
+def test_approval_grants_in_the_admin_record_the_administrator_and_refuse_the_rest(
+        root, client, admin_user, data_scientist, outsider):
+    """The creator manages her model's access, but only an administrator appoints approvers;
+    whatever the form posts, who granted and whether an administrator did is recorded by the
+    service."""
+    rm = make_model(data_scientist, "churn")
+    approve = Permission.objects.get(codename="approve_promotion")
+    r = root.post(f"{A}registeredmodeluserpermission/add/",
+                  {"content_object": rm.pk, "user": outsider.pk, "permission": approve.pk,
+                   "by_administrator": "", "granted_by": data_scientist.pk})
+    assert r.status_code == 302, r.content
+    grant = RegisteredModelUserPermission.objects.get(user=outsider)
+    assert (grant.granted_by, grant.by_administrator) == (admin_user, True)
+
+    data_scientist.is_staff = True
+    data_scientist.save(update_fields=["is_staff"])
+    data_scientist.user_permissions.add(*Permission.objects.filter(codename__in=[
+        "view_registeredmodeluserpermission", "add_registeredmodeluserpermission"]))
+    client.force_login(data_scientist)
+    r = client.post(f"{A}registeredmodeluserpermission/add/",
+                    {"content_object": rm.pk, "user": UserFactory(username="pal").pk,
+                     "permission": approve.pk, "by_administrator": "on"}, follow=True)
+    assert "Only an administrator may grant" in r.content.decode()
+    assert not RegisteredModelUserPermission.objects.filter(user__username="pal").exists()
+    event = AuditEvent.objects.get(action="gate.refused")
+    assert event.actor == data_scientist and event.details["code"] == "administrator_required"
+
+
+def test_a_risk_tier_change_by_a_non_administrator_in_the_admin_is_refused_and_audited(
+        client, data_scientist):
+    rm = make_model(data_scientist, "churn", risk_tier="critical")
+    data_scientist.is_staff = True
+    data_scientist.save(update_fields=["is_staff"])
+    data_scientist.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_registeredmodel", "change_registeredmodel"]))
+    client.force_login(data_scientist)
+    r = client.post(f"/admin/registry/registeredmodel/{rm.pk}/change/",
+                    {"description": "", "risk_tier": "low", "tags-TOTAL_FORMS": "0",
+                     "tags-INITIAL_FORMS": "0"}, follow=True)
+    assert r.status_code == 200 and "Only an administrator may change the risk tier" in \
+        r.content.decode()
+    rm.refresh_from_db()
+    assert rm.risk_tier == "critical"
+    event = AuditEvent.objects.get(action="gate.refused")
+    assert event.channel == "admin" and event.details["code"] == "administrator_required"
