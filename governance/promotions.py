@@ -62,6 +62,7 @@ class Evaluation:
     digest: str = ""
     voided: list[Review] = field(default_factory=list)
     ineligible: list[Review] = field(default_factory=list)
+    barred: set[int] = field(default_factory=set)  # who may not decide it (requester, authors)
 
     @property
     def approved(self) -> bool:
@@ -141,7 +142,7 @@ def _tally(request: PromotionRequest, digest: str) -> dict[str, Any]:
             ineligible.append(review)
         else:
             approvers.append(review.reviewer)
-    return {"approvers": approvers, "voided": voided, "ineligible": ineligible,
+    return {"approvers": approvers, "voided": voided, "ineligible": ineligible, "barred": barred,
             "changes_requested_by": [r.reviewer for r in latest.values()
                                      if r.decision == Review.Decision.REQUEST_CHANGES],
             "admin_approved": policies.admin_among(approvers, request.registered_model)}
@@ -172,9 +173,11 @@ def approval_flaw(review: Review, request: PromotionRequest, barred: set[int],
     return ""
 
 
-def review_refusal(user: AnyUser, request: PromotionRequest) -> str | None:
+def review_refusal(user: AnyUser, request: PromotionRequest,
+                   evaluation: Evaluation | None = None) -> str | None:
     """Why `user` may not review this request, or None if they may (for pages to hide the
-    buttons; the services enforce the same rules)."""
+    buttons; the services enforce the same rules). An evaluation of the request, when the
+    caller has one, saves reading who supplied the version's content again."""
     if not permissions.has(user, Perm.APPROVE_PROMOTION, request.registered_model):
         return "You may not approve promotions of this model."
     if request.requested_by_id == user.pk:
@@ -182,7 +185,8 @@ def review_refusal(user: AnyUser, request: PromotionRequest) -> str | None:
     if request.version.created_by_id == user.pk:
         return (f"You created version {request.version.version}; another reviewer must "
                 "decide it.")
-    if user.pk in content.contributors(request.version):
+    barred = evaluation.barred if evaluation is not None else barred_reviewers(request)
+    if user.pk in barred:
         return (f"You supplied content of version {request.version.version} (files, "
                 "metadata, metrics or its card); another reviewer must decide it.")
     if not request.is_open or request.status != Status.PENDING:
@@ -310,11 +314,11 @@ def review_submit(*, actor: Actor, request: PromotionRequest, decision: str,
     request = _locked(request)
     if request.status != Status.PENDING:
         raise _not_pending(request, "reviewed")
-    refusal = review_refusal(actor.user, request)
+    evaluation = evaluate(request)
+    refusal = review_refusal(actor.user, request, evaluation)
     if refusal is not None:
         raise gate_refusal(Forbidden(refusal, code="separation_of_duties"), registered_model,
                            f"review request #{request.pk}")
-    evaluation = evaluate(request)
     latest = _latest_decisions(request).get(actor.user_id)
     # The same word again is refused, unless it was an approval the content has since voided.
     if latest is not None and latest.decision == decision and not (

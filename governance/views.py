@@ -125,7 +125,7 @@ def _timeline(req: PromotionRequest) -> list[dict[str, Any]]:
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     req = selectors.promotion_request_get(user=request.user, pk=pk)
     evaluation = promotions.evaluate(req)
-    refusal = promotions.review_refusal(request.user, req)
+    refusal = promotions.review_refusal(request.user, req, evaluation)
     rm = req.registered_model
     may_cancel = req.is_open and promotions.may_cancel(request.user, req)
     may_apply = (req.status == PromotionRequest.Status.APPROVED

@@ -75,8 +75,9 @@ class PromotionRequestListView(RegistryView):
 
 def detail_response(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Response:
     found = selectors.promotion_request_get(user=request.user, pk=pk)
-    context = {"evaluation": promotions.evaluate(found),
-               "refusal": promotions.review_refusal(request.user, found)}
+    evaluation = promotions.evaluate(found)
+    context = {"evaluation": evaluation,
+               "refusal": promotions.review_refusal(request.user, found, evaluation)}
     return Response(s.PromotionRequestDetailOut(found, context=context).data, status=code)
 
 
