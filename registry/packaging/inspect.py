@@ -174,6 +174,20 @@ def scan_mlflow(handle: IO[bytes]) -> Report:
     return report
 
 
+JSON_LIMIT = 64 * 1024 * 1024
+
+
+def _is_json(storage: Any, artifact: Artifact) -> bool:
+    """Whether the whole file parses as JSON (feature lists, tokenizer or label maps): data,
+    whatever a loader does with it. Anything else named .json is judged like any unknown file."""
+    with storage.open(artifact.storage_key, "rb") as handle:
+        try:
+            json.loads(handle.read(JSON_LIMIT + 1))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return False
+    return True
+
+
 def run(job: PackagingJob) -> dict[str, Any]:
     artifact = input_artifact(job)
     storage = artifact_storage()
@@ -210,6 +224,11 @@ def run(job: PackagingJob) -> dict[str, Any]:
             report = scan_mlflow(handle)
         result["scan"] = report.as_dict()
         verdict = report.verdict
+    elif artifact.filename.lower().endswith(".json") and size <= JSON_LIMIT and _is_json(
+            storage, artifact):
+        # Valid JSON never starts with a pickle opcode that could build anything.
+        verdict = "safe"
+        result["scan"] = {"verdict": verdict, "note": "JSON data carries no code to run"}
     elif fmt in INERT:
         verdict = "safe"
         result["scan"] = {"verdict": verdict, "note": f"{fmt} files carry no code to run"}

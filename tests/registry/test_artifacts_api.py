@@ -208,3 +208,14 @@ def test_a_real_safetensors_file_is_inspected_safe_and_a_truncated_one_is_not(da
     assert (good.format, good.safety) == ("safetensors", "safe")
     # The header promises four bytes the file does not have: not inert, not vouched for.
     assert (bad.format, bad.safety) == ("other", "suspicious")
+
+
+def test_a_json_file_is_inspected_as_data_and_a_pickle_named_json_is_not(data_scientist,
+                                                                       version):
+    labels = make_artifact(data_scientist, version, b'{"0": "stay", "1": "churn"}',
+                           "labels.json")
+    fake = make_artifact(data_scientist, version, b"cos\nsystem\n(S'true'\ntR.", "fake.json")
+    labels.refresh_from_db()
+    fake.refresh_from_db()
+    assert labels.safety == "safe"
+    assert fake.safety != "safe"  # not JSON: judged like any unknown file, never cleared
