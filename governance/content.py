@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 from django.apps import apps
+from django.db.models import QuerySet
 
 from governance import policies
 from governance.models import AuditEvent, PromotionRequest
@@ -96,48 +97,44 @@ def contributors(version: ModelVersion) -> set[int]:
     return found
 
 
-def seals(version: ModelVersion) -> list[str]:
-    """What keeps the version's content from changing now (empty: nothing)."""
+def _sealed_by(versions: QuerySet[ModelVersion],
+               registered_model: RegisteredModel) -> list[str]:
+    """Why content of these versions (of one model) cannot change now; four queries."""
     reasons = []
-    if version.stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
-        reasons.append(f"it is in {version.stage}")
+    stages = sorted(set(versions.filter(stage__in=[
+        ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION]).values_list(
+        "stage", flat=True)))
+    if stages:
+        reasons.append(f"it is in {' and '.join(stages)}")
     open_requests = list(PromotionRequest.objects.filter(
-        version=version, status__in=PromotionRequest.OPEN).values_list("pk", flat=True))
+        version__in=versions, status__in=PromotionRequest.OPEN).values_list("pk", flat=True))
     if open_requests:
         reasons.append("promotion request " + ", ".join(f"#{pk}" for pk in open_requests)
                        + " is open")
-    policy = policies.policy_for(version.registered_model)
-    protected = [name for name in Alias.objects.filter(version=version).values_list(
-        "name", flat=True) if policies.is_protected(policy, name)]
+    policy = policies.policy_for(registered_model)
+    protected = sorted(name for name in Alias.objects.filter(version__in=versions).values_list(
+        "name", flat=True) if policies.is_protected(policy, name))
     if protected:
         reasons.append("it holds the protected alias " + ", ".join(f"'{a}'" for a in protected))
     serving = sorted({env for env in Deployment.objects.filter(
-        version=version, status=Deployment.Status.ACTIVE).values_list("environment", flat=True)
-        if is_production_environment(env)})
+        version__in=versions, status=Deployment.Status.ACTIVE).values_list(
+        "environment", flat=True) if is_production_environment(env)})
     if serving:
         reasons.append("it serves in production environment " + ", ".join(
             f"'{env}'" for env in serving))
     return reasons
 
 
-def model_seals(registered_model: RegisteredModel) -> bool:
-    """Whether any live version of the model is sealed: the same reasons as `seals`, for the
-    whole model in four queries (renaming such a model is an administrator's decision)."""
-    live = ModelVersion.objects.filter(registered_model=registered_model,
-                                       deleted_at__isnull=True)
-    if live.filter(stage__in=[ModelVersion.Stage.STAGING,
-                              ModelVersion.Stage.PRODUCTION]).exists():
-        return True
-    if PromotionRequest.objects.filter(registered_model=registered_model,
-                                       status__in=PromotionRequest.OPEN).exists():
-        return True
-    policy = policies.policy_for(registered_model)
-    if any(policies.is_protected(policy, name) for name in Alias.objects.filter(
-            registered_model=registered_model).values_list("name", flat=True)):
-        return True
-    return any(is_production_environment(env) for env in Deployment.objects.filter(
-        version__in=live, status=Deployment.Status.ACTIVE).values_list("environment",
-                                                                       flat=True))
+def seals(version: ModelVersion) -> list[str]:
+    """What keeps the version's content from changing now (empty: nothing)."""
+    return _sealed_by(ModelVersion.objects.filter(pk=version.pk), version.registered_model)
+
+
+def model_seals(registered_model: RegisteredModel) -> list[str]:
+    """The same for every live version of a model: renaming a model one of whose versions is
+    sealed is an administrator's decision."""
+    return _sealed_by(ModelVersion.objects.filter(registered_model=registered_model,
+                                                  deleted_at__isnull=True), registered_model)
 
 
 def require_unsealed(version: ModelVersion, what: str) -> None:
