@@ -4,6 +4,7 @@ the services via the builders below."""
 from __future__ import annotations
 
 import io
+import pickle
 from typing import Any
 
 import factory
@@ -117,3 +118,21 @@ def approve_card(version: ModelVersion) -> Any:
         card = card_services.card_review(actor=actor_for(reviewer), card=card,
                                          decision="approve")
     return card
+
+
+def ready_version(author: User, registered_model: RegisteredModel,
+                  **kwargs: Any) -> ModelVersion:
+    """A version every default readiness check accepts: a signature, an inspected file and
+    an approved card."""
+    kwargs.setdefault("signature", SIGNATURE)
+    version = make_version(author, registered_model, **kwargs)
+    make_artifact(author, version, data=pickle.dumps(f"weights {version.version}"))
+    approve_card(version)
+    return version
+
+
+def reviewer_named(roles: dict[str, Group], username: str) -> User:
+    """A user in the reviewer role."""
+    user = UserFactory(username=username)
+    user.groups.add(roles["reviewer"])
+    return user

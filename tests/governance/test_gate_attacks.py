@@ -36,6 +36,8 @@ from tests.factories import (
     make_artifact,
     make_model,
     make_version,
+    ready_version,
+    reviewer_named,
     superuser,
 )
 
@@ -81,19 +83,8 @@ def refused(do: Callable[[], Any], status: int, code: str, user: User,
     return body
 
 
-def ready_version(author: User, rm: RegisteredModel, **kwargs: Any) -> ModelVersion:
-    """A version every default readiness check accepts (inspected file, approved card)."""
-    kwargs.setdefault("signature", SIGNATURE)
-    version = make_version(author, rm, **kwargs)
-    make_artifact(author, version, data=pickle.dumps(f"weights {version.version}"))
-    approve_card(version)
-    return version
 
 
-def reviewer_named(roles: dict, username: str) -> User:
-    user = UserFactory(username=username)
-    user.groups.add(roles["reviewer"])
-    return user
 
 
 def open_request(api, user: User, rm: RegisteredModel, number: int,

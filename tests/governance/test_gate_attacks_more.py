@@ -26,10 +26,11 @@ from tests.factories import (
     SIGNATURE,
     UserFactory,
     actor_for,
-    approve_card,
     make_artifact,
     make_model,
     make_version,
+    ready_version,
+    reviewer_named,
 )
 
 pytestmark = pytest.mark.django_db
@@ -40,18 +41,8 @@ R = f"{API}/promotion-requests/"
 
 # --- Helpers ----------------------------------------------------------------------------------
 
-def ready_version(author: User, rm: RegisteredModel, **kwargs: Any) -> ModelVersion:
-    kwargs.setdefault("signature", SIGNATURE)
-    version = make_version(author, rm, **kwargs)
-    make_artifact(author, version, data=pickle.dumps(f"weights {version.version}"))
-    approve_card(version)
-    return version
 
 
-def reviewer_named(roles: dict, username: str) -> User:
-    user = UserFactory(username=username)
-    user.groups.add(roles["reviewer"])
-    return user
 
 
 def promote(rm: RegisteredModel, version: ModelVersion, requester: User, *reviewers: User,

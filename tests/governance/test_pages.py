@@ -15,8 +15,8 @@ from cards.models import ModelCard
 from governance import content
 from governance.models import AuditEvent, PromotionRequest, Review
 from registry.models import ModelVersion
-from tests.factories import actor_for, make_model, make_version, superuser
-from tests.governance.test_promotions import ask, decide, ready_version
+from tests.factories import actor_for, make_model, make_version, ready_version, superuser
+from tests.governance.test_promotions import ask, decide
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,6 @@ separation of duties, readiness checks, superseding, rollback, history and compl
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 from django.utils import timezone
 
@@ -17,10 +15,9 @@ from tests.factories import (
     SIGNATURE,
     UserFactory,
     actor_for,
-    approve_card,
-    make_artifact,
     make_model,
     make_version,
+    ready_version,
     superuser,
 )
 
@@ -28,13 +25,6 @@ pytestmark = pytest.mark.django_db
 R = "/api/v1/promotion-requests/"
 
 
-def ready_version(author, rm, **kwargs) -> ModelVersion:
-    """A version every default readiness check accepts."""
-    kwargs.setdefault("signature", SIGNATURE)
-    version = make_version(author, rm, **kwargs)
-    make_artifact(author, version, data=pickle.dumps(f"weights {version.version}"))
-    approve_card(version)
-    return version
 
 
 def ask(user, version, target="production", **kwargs) -> PromotionRequest:

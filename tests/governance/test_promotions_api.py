@@ -10,8 +10,8 @@ from governance import promotions
 from governance.models import PromotionRequest
 from registry.models import ModelVersion
 from tests.concurrency import all_at_once
-from tests.factories import UserFactory, actor_for, make_model
-from tests.governance.test_promotions import ask, decide, ready_version
+from tests.factories import UserFactory, actor_for, make_model, ready_version
+from tests.governance.test_promotions import ask, decide
 
 pytestmark = pytest.mark.django_db
 R = "/api/v1/promotion-requests/"

@@ -15,8 +15,8 @@ import pytest
 
 from governance import webhooks
 from governance.models import AuditEvent, Webhook, WebhookDelivery
-from tests.factories import UserFactory, make_model, superuser
-from tests.governance.test_promotions import ask, decide, ready_version
+from tests.factories import UserFactory, make_model, ready_version, superuser
+from tests.governance.test_promotions import ask, decide
 
 pytestmark = pytest.mark.django_db
 
