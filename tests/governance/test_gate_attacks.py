@@ -83,10 +83,6 @@ def refused(do: Callable[[], Any], status: int, code: str, user: User,
     return body
 
 
-
-
-
-
 def open_request(api, user: User, rm: RegisteredModel, number: int,
                  **target: str) -> dict[str, Any]:
     target = target or {"target_stage": "production"}

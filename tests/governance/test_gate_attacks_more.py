@@ -19,7 +19,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 
 from governance import content, promotions
-from governance.models import AuditEvent, PromotionRequest
+from governance.models import AuditEvent
 from registry.models import Alias, Artifact, ModelVersion, RegisteredModel
 from registry.services import jobs
 from tests.factories import (
@@ -32,6 +32,7 @@ from tests.factories import (
     ready_version,
     reviewer_named,
 )
+from tests.governance.test_gate_attacks import promote
 
 pytestmark = pytest.mark.django_db
 
@@ -40,23 +41,6 @@ R = f"{API}/promotion-requests/"
 
 
 # --- Helpers ----------------------------------------------------------------------------------
-
-
-
-
-
-def promote(rm: RegisteredModel, version: ModelVersion, requester: User, *reviewers: User,
-            **target: str) -> PromotionRequest:
-    target = target or {"target_stage": "production"}
-    request = promotions.request_create(actor=actor_for(requester), version=version,
-                                        justification="set-up", **target)
-    for user in reviewers:
-        request.refresh_from_db()
-        promotions.review_submit(actor=actor_for(user), request=request, decision="approve",
-                                 comment="ok")
-    request.refresh_from_db()
-    assert request.status == "applied"
-    return request
 
 
 def gate_events(do: Callable[[], Any]) -> tuple[Any, list[AuditEvent]]:
