@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.edge.RejectNulBytes",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -293,11 +294,31 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+# WhiteNoise serves static files from the web process itself, so gunicorn alone serves a
+# styled site and the API docs. With DEBUG off: what `collectstatic` wrote to STATIC_ROOT,
+# compressed, under content-hashed names cached for a year. With DEBUG on (development and
+# tests): straight from the source folders, nothing to collect.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+if not DEBUG:
+    STORAGES["staticfiles"] = {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 
 # --- Security -------------------------------------------------------------------------------
+# Production (DEBUG off) assumes TLS: cookies only over HTTPS, plain HTTP redirected to
+# HTTPS, and HSTS for a year. To try it on plain HTTP, turn off SECURE_SSL_REDIRECT,
+# SESSION_COOKIE_SECURE and CSRF_COOKIE_SECURE (README, Production).
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# A refused form explains secure cookies over plain HTTP instead of a bare "CSRF cookie not set".
+CSRF_FAILURE_VIEW = "config.csrf.csrf_failure"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600,
+                              minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+# Opt-in: asks browsers to hard-code HTTPS for the whole domain, which is slow to undo.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if env_bool("BEHIND_TLS_PROXY", False):
@@ -314,4 +335,6 @@ LOGGING = {
 # Object permissions are decided only by governance/permissions.py, which reads guardian's
 # tables directly; routing user.has_perm(obj) through guardian's backend would open a second
 # path to the same decision, so the backend stays unhooked on purpose.
-SILENCED_SYSTEM_CHECKS = ["guardian.W001"]
+# security.W021 (no HSTS preload): preload is a deliberate opt-in (SECURE_HSTS_PRELOAD), since
+# leaving browsers' preload lists takes months; `check --deploy` should not push everyone in.
+SILENCED_SYSTEM_CHECKS = ["guardian.W001", "security.W021"]
