@@ -334,3 +334,51 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.webhook} ({self.status})"
+
+
+class IdpGroupMapping(models.Model):
+    """An administrator's decision that members of an identity-provider group hold a Modelgate
+    role: one exact value of the groups claim → one role group. Changed only through
+    governance/sso.py (audited); read at each single sign-on, where the roles that some
+    mapping names follow the claim."""
+
+    idp_group = models.CharField(
+        max_length=200, help_text="The exact value in the groups claim (case, spaces and "
+                                  "slashes matter; never a prefix).")
+    role = models.ForeignKey("auth.Group", on_delete=models.PROTECT,
+                             related_name="idp_mappings")
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "IdP group mapping"
+        ordering = ["idp_group", "role__name"]
+        constraints = [models.UniqueConstraint(fields=["idp_group", "role"],
+                                               name="idp_mapping_group_role")]
+
+    def __str__(self) -> str:
+        return f"IdP group '{self.idp_group}' → role '{self.role}'"
+
+
+class ExternalIdentity(models.Model):
+    """The OpenID Connect subject (issuer + sub) a Modelgate account signs in as: the stable
+    key single sign-on matches on (governance/sso.py), never the e-mail address alone."""
+
+    user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="external_identities")
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField()
+    last_login_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "external identities"
+        ordering = ["issuer", "subject"]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="identity_issuer_subject"),
+            models.UniqueConstraint(fields=["user", "issuer"], name="identity_user_issuer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.subject} at {self.issuer}"
