@@ -8,13 +8,27 @@ from collections import defaultdict
 from typing import Any
 
 import yaml
+from rest_framework.exceptions import ParseError
 
 from cards import content as card_content
 from cards.models import ModelCard
+from config.edge import MAX_JSON_DEPTH, check_json
 from registry.errors import ValidationFailed
 
 JSON_FORMAT = 1
 MAX_IMPORT = 256 * 1024
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases: Hugging Face front matter never needs them, and
+    nested aliases expand exponentially once the card is saved as JSON."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
 GENERATED_HEADINGS = {"model details", "metrics"}
 
 
@@ -132,10 +146,14 @@ def from_hf_readme(text: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
     match = _FRONT.match(text)
     if match:
         try:
-            front = yaml.safe_load(match.group(1)) or {}
+            front = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}  # noqa: S506
+            check_json(front)
         except yaml.YAMLError as exc:
             raise ValidationFailed(f"The YAML front matter does not parse: {exc}",
                                    field="readme") from None
+        except (RecursionError, ParseError):
+            raise ValidationFailed(f"The YAML front matter is nested deeper than "
+                                   f"{MAX_JSON_DEPTH} levels.", field="readme") from None
         if not isinstance(front, dict):
             raise ValidationFailed("The YAML front matter must be a mapping.", field="readme")
         text = text[match.end():]

@@ -14,6 +14,7 @@ from cards import content as card_content
 from cards import formats, selectors, services
 from cards.api.views import export_response
 from cards.models import ModelCard
+from config.edge import whole_number
 from governance import permissions
 from governance.actors import Actor
 from governance.permissions import Perm
@@ -115,8 +116,8 @@ def card_history(request: HttpRequest, name: str, number: int) -> HttpResponse:
     diff, a, b = None, request.GET.get("from"), request.GET.get("to")
     if a and b:
         try:
-            diff = services.diff(card, int(a), int(b))
-        except (DomainError, ValueError) as exc:
+            diff = services.diff(card, whole_number(a, "from"), whole_number(b, "to"))
+        except DomainError as exc:
             messages.error(request, getattr(exc, "message", "Pick two revisions."))
     return render(request, "cards/card_history.html",
                   _context(request, card, revisions=revisions, diff=diff, a=a, b=b))

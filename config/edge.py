@@ -2,21 +2,32 @@
 
 A NUL byte in the path, a query parameter or a JSON string is refused (PostgreSQL text cannot
 hold one, so it would otherwise surface as a 500 from the database), and so is JSON nested
-deeper than MAX_JSON_DEPTH (Python's parser would end in a RecursionError).
+deeper than MAX_JSON_DEPTH (Python's parser would end in a RecursionError). Whole numbers and
+instants taken from a query string go through `whole_number` and `instant`, which refuse what
+no column can hold (past 2**63 - 1; a time outside years 1-9999 once in UTC, or an offset of a
+day or more) with a ValidationFailed, instead of an OverflowError from SQLite or a time zone
+PostgreSQL does not accept (its offsets stop at 15:59). A request body past Django's memory
+limit is a 413 with a code (config/views.py, `bad_request`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.utils.dateparse import parse_datetime
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
 from config.api import error_body
+from registry.errors import ValidationFailed
 
 MAX_JSON_DEPTH = 200
+MAX_WHOLE_NUMBER = 2**63 - 1  # the largest value of a 64-bit integer column
+_DIGITS = re.compile(r"[0-9]+")
 NUL_MESSAGE = "The request contains a NUL character (\\u0000), which no field accepts."
 
 
@@ -67,3 +78,48 @@ class SafeJSONParser(parsers.JSONParser):
             raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.") from None
         check_json(data)
         return data
+
+
+def whole_number(raw: str, field: str, *, code: str = "validation_failed") -> int:
+    """A whole number from a query string: ASCII digits only (no sign, no '²'), at most what a
+    64-bit column holds."""
+    text = raw.strip()
+    if not _DIGITS.fullmatch(text):
+        raise ValidationFailed(f"{field} must be a whole number.", field=field, code=code)
+    value = int(text) if len(text) <= 20 else MAX_WHOLE_NUMBER + 1
+    if value > MAX_WHOLE_NUMBER:
+        raise ValidationFailed(f"{field} is larger than any stored number.", field=field,
+                               code=code)
+    return value
+
+
+def instant(raw: str, field: str, *, naive_is_utc: bool = False,
+            code: str = "invalid_filter") -> datetime:
+    """An ISO 8601 time from a query string, as an aware UTC datetime.
+
+    A '+' in the offset often arrives decoded as a space, so a last space is read as '+' when
+    the text does not parse as it is. Without an offset the time is refused, unless
+    `naive_is_utc` (pages, whose forms say "UTC")."""
+    text = raw.strip()
+    example = "2026-03-01T12:00:00Z"
+    try:
+        value = parse_datetime(text)
+        if value is None and " " in text:
+            cut = text.rfind(" ")
+            value = parse_datetime(f"{text[:cut]}+{text[cut + 1:]}")
+    except ValueError:  # parsed, but impossible: 2026-02-30, an offset of a day or more
+        value = None
+    if value is None:
+        raise ValidationFailed(f"{field} must be an ISO 8601 time like {example}.",
+                               field=field, code=code)
+    if value.tzinfo is None:
+        if not naive_is_utc:
+            raise ValidationFailed(f"{field} needs a time zone, like {example}.", field=field,
+                                   code=code)
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationFailed(f"{field} is outside the years 1 to 9999 in UTC.", field=field,
+                               code=code) from None
+

@@ -26,9 +26,9 @@ from governance import models as m
 from governance.actors import Actor
 from governance.permissions import Perm
 from governance.refusals import refused
-from governance.tokens import token_create, token_revoke
+from governance.tokens import token_create, token_fields, token_revoke
 from registry.admin import ReadOnlyAdmin, _run
-from registry.errors import DomainError, Forbidden, NotFound
+from registry.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from registry.services.common import require_admin
 
 
@@ -63,6 +63,16 @@ class TokenForm(forms.ModelForm):
     class Meta:
         model = m.ApiToken
         fields = ["user", "name", "expires_at"]
+
+    def clean(self) -> dict[str, Any]:
+        """The service's own rules, as form errors instead of an exception in save_model."""
+        data = super().clean()
+        try:
+            token_fields(data.get("name") or "", data.get("expires_at"))
+        except ValidationFailed as exc:
+            field = next(iter(exc.fields), None)
+            self.add_error(field if field in self.fields else None, exc.message)
+        return data
 
 
 @admin.register(m.ApiToken)

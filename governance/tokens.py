@@ -27,18 +27,25 @@ def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def token_fields(name: str, expires_at: datetime | None) -> str:
+    """The rules for a new token's name and expiry (the admin's form checks them too); returns
+    the name as stored."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed("Name must be 1–100 characters.", field="name")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed("Expiry must be in the future.", field="expires_at")
+    return name
+
+
 @transaction.atomic
 def token_create(*, actor: Actor, user: User, name: str,
                  expires_at: datetime | None = None) -> tuple[ApiToken, str]:
     """Create a token for `user`; returns the row and the secret, which is never stored."""
     if actor.user_id != user.pk and not (actor.user is not None and actor.user.is_superuser):
         raise Forbidden("You may only create tokens for yourself.", code="permission_denied")
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise ValidationFailed("Name must be 1–100 characters.", field="name")
+    name = token_fields(name, expires_at)
     now = timezone.now()
-    if expires_at is not None and expires_at <= now:
-        raise ValidationFailed("Expiry must be in the future.", field="expires_at")
     body = secrets.token_urlsafe(32)
     raw = f"{TOKEN_PREFIX}{body}"
     token = ApiToken.objects.create(user=user, name=name, prefix=body[:8], digest=_digest(raw),

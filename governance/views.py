@@ -15,8 +15,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.dateparse import parse_datetime
 
+from config.edge import instant
 from governance import access, permissions, promotions, selectors
 from governance.actors import Actor
 from governance.models import AuditEvent, PromotionRequest, Review
@@ -226,9 +226,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     moments = {}
     for key in ("since", "until"):
         text = params.get(key, "").strip()
-        moments[key] = parse_datetime(text) if text else None
-        if text and moments[key] is None:
-            errors[key] = "Give a date and time like 2026-03-01T12:00."
+        try:
+            moments[key] = instant(text, key, naive_is_utc=True) if text else None
+        except ValidationFailed:
+            moments[key], errors[key] = None, "Give a date and time like 2026-03-01T12:00 (UTC)."
     filters = selectors.AuditFilters(
         model=params.get("model") or None, actor=params.get("actor") or None,
         action=params.get("action") or None, since=moments["since"], until=moments["until"])

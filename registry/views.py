@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC
 from functools import wraps
 from typing import Any
 
@@ -13,9 +12,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
-from django.utils.dateparse import parse_datetime
 
 from cards.models import ModelCard
+from config.edge import instant, whole_number
 from governance import history, permissions, policies, promotions
 from governance import selectors as governance_selectors
 from governance.actors import Actor
@@ -135,13 +134,10 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
                                       filters=selectors.VersionFilters(registered_model=rm))
     at_text, at_state, at_error = request.GET.get("at", "").strip(), None, ""
     if at_text:
-        moment = parse_datetime(at_text)
-        if moment is None:
+        try:
+            at_state = history.at_instant(rm, instant(at_text, "at", naive_is_utc=True))
+        except ValidationFailed:
             at_error = "Give a date and time like 2026-03-01 12:00 (UTC)."
-        else:
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            at_state = history.at_instant(rm, moment)
     shown = list(versions.order_by("-version")[:200])
     lineage = _lineage(shown[:10])
     may_manage = permissions.has(request.user, Perm.MANAGE_ACCESS, rm)
@@ -214,8 +210,9 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
     result, error = None, ""
     if picked:
         try:
+            numbers = [whole_number(v, "versions") for v in picked]
             result = selectors.version_compare(user=request.user, registered_model=rm,
-                                               numbers=[int(v) for v in picked])
+                                               numbers=numbers)
         except (ValidationFailed, NotFound) as exc:
             error = exc.message
     elif len(choices) >= 2:

@@ -17,9 +17,10 @@ from cards import content as card_content
 from cards import formats, selectors, services
 from cards.models import CardReview, ModelCard
 from config.api import DownloadRenderer
+from config.edge import whole_number
 from registry.api.serializers import StrictInput, _iso, _username
 from registry.api.views import RegistryView
-from registry.errors import NotFound, ValidationFailed
+from registry.errors import NotFound
 from registry.templatetags.modelgate import render_markdown
 
 
@@ -103,11 +104,9 @@ class CardDiffView(CardView):
                    responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, name: str, number: int) -> Response:
         card = self.card(name, number)
-        try:
-            a = int(request.query_params.get("from", card.revision - 1))
-            b = int(request.query_params.get("to", card.revision))
-        except ValueError:
-            raise ValidationFailed("from and to are revision numbers.", field="from") from None
+        params = request.query_params
+        a = whole_number(params["from"], "from") if "from" in params else card.revision - 1
+        b = whole_number(params["to"], "to") if "to" in params else card.revision
         return Response({"from": a, "to": b, "changes": services.diff(card, a, b)})
 
 

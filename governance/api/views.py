@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from django.http import StreamingHttpResponse
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers, status
@@ -18,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import DownloadRenderer
+from config.edge import instant
 from governance import compliance, history, permissions, policies, promotions, selectors
 from governance.api import serializers as s
 from governance.models import PromotionRequest
@@ -36,13 +36,7 @@ def _flag(request: Request, name: str) -> bool:
 
 def _instant(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
-    if not raw:
-        return None
-    value = parse_datetime(raw.replace(" ", "+"))
-    if value is None or value.tzinfo is None:
-        raise ValidationFailed(f"{name} must be an ISO 8601 time with a zone, like "
-                               "2026-03-01T12:00:00Z.", field=name, code="invalid_filter")
-    return value
+    return instant(raw, name) if raw else None
 
 
 class PromotionRequestListView(RegistryView):

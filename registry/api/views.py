@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import CursorPagination
+from config.edge import whole_number
 from governance.actors import Actor
 from registry import selectors, services, validation
 from registry.api import serializers as s
@@ -321,11 +322,7 @@ class ModelCompareView(RegistryView):
                    responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, name: str) -> Response:
         raw = request.query_params.get("versions", "")
-        try:
-            numbers = [int(p) for p in raw.split(",") if p.strip()]
-        except ValueError:
-            raise ValidationFailed("versions is a comma-separated list of version numbers.",
-                                   field="versions") from None
+        numbers = [whole_number(p, "versions") for p in raw.split(",") if p.strip()]
         result = selectors.version_compare(user=request.user,
                                            registered_model=self.registered_model(name),
                                            numbers=numbers)
