@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mimetypes
 import struct
 import tempfile
 import zipfile
@@ -159,12 +160,23 @@ _MEDIA_TYPES = {
 }
 
 
-def _media_type(given: str | None, fmt: str) -> str:
+# Types that describe how a request body was encoded, never a file: curl --data-binary sends
+# the first unless told otherwise, and a client may send the others by mistake.
+_ENVELOPE_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data",
+                   "multipart/mixed"}
+
+
+def _media_type(given: str | None, fmt: str, filename: str) -> str:
+    """The type the client declared, unless it names an encoding rather than a file; else the
+    detected format's, else the file name's guess, else application/octet-stream."""
     if given:
         main = given.split(";", 1)[0].strip().lower()
-        if main.count("/") == 1 and len(main) <= 255 and all(p for p in main.split("/")):
+        if (main not in _ENVELOPE_TYPES and main.count("/") == 1 and len(main) <= 255
+                and all(p for p in main.split("/"))):
             return main
-    return _MEDIA_TYPES.get(fmt, "application/octet-stream")
+    if fmt in _MEDIA_TYPES:
+        return _MEDIA_TYPES[fmt]
+    return mimetypes.guess_type(filename, strict=False)[0] or "application/octet-stream"
 
 
 def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunks: Iterable[bytes],
@@ -201,7 +213,7 @@ def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunk
         with transaction.atomic():
             artifact = _artifact_insert(actor=actor, version=version, filename=filename,
                                         size=size, sha256=sha256, fmt=fmt, key=key,
-                                        media_type=_media_type(media_type, fmt),
+                                        media_type=_media_type(media_type, fmt, filename),
                                         derived_from=derived_from,
                                         derived_by_job=derived_by_job)
             # Every file is inspected by a worker (sha256, format, pickle imports), files a
