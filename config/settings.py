@@ -283,6 +283,9 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "modelgate@localhost")
 WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+# Hosts (exact names or IP literals) webhooks may reach although they resolve to loopback,
+# private or link-local addresses (governance/webhook_targets.py); everything else must be public.
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
 WEBHOOK_BACKOFF_BASE = 30  # seconds; attempt n waits about base * 2**n, at most the maximum
 WEBHOOK_BACKOFF_MAX = 6 * 3600
 

@@ -494,6 +494,8 @@ class WebhookForm(forms.ModelForm):
         values = {k: data[k] for k in webhooks.EDITABLE if k in data}
         if not values.get("secret"):
             values.pop("secret", None)  # empty on a change: keep the stored one
+        if self.instance.pk is not None and values.get("url") == self.instance.url:
+            values.pop("url")  # unchanged: not looked up again (each delivery checks it)
         try:
             webhooks.webhook_validate(values)
         except DomainError as exc:
@@ -535,6 +537,9 @@ class WebhookAdmin(_AdministeredAdmin):
         webhooks.webhook_delete(actor=actor, webhook=obj)
 
 
+RESPONSE_SHOWN = 200  # characters of a delivery's response the admin shows
+
+
 @admin.register(m.WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "webhook", "event", "status", "attempts", "response_status",
@@ -543,6 +548,17 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_select_related = ["webhook"]
     search_fields = ["webhook__name", "event", "delivery_id"]
     actions = ["replay"]
+    # The response body is shown only as its start: enough to read a receiver's complaint,
+    # not a window onto whatever server an address pointed at.
+    fields = ["webhook", "event", "delivery_id", "status", "attempts", "response_status",
+              "response_start", "error", "created_at", "last_attempt_at", "delivered_at",
+              "replay_of", "payload"]
+    readonly_fields = fields
+
+    @admin.display(description="Response (start)")
+    def response_start(self, obj: m.WebhookDelivery) -> str:
+        text = obj.response_body[:RESPONSE_SHOWN]
+        return text + "…" if len(obj.response_body) > RESPONSE_SHOWN else text
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return _administers(request)

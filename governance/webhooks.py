@@ -1,6 +1,9 @@
 """Outgoing webhooks: a delivery row per event and endpoint, written in the change's
 transaction and sent after the commit by a Celery task that retries transient failures with
-exponential backoff. Every attempt's response is kept; the admin can replay a delivery.
+exponential backoff. Every attempt's status is kept with the first RESPONSE_KEEP bytes of the
+response (enough to debug a receiver, too little to read another server's pages through it);
+the admin can replay a delivery. Targets must pass governance/webhook_targets.py when saved and
+again before each attempt.
 
 Receivers check ``X-Modelgate-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body under
 the webhook's secret, and may drop repeats by ``X-Modelgate-Delivery``.
@@ -13,16 +16,18 @@ credentials or query strings (where receivers such as chat services keep their t
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import http.client
 import json
 import random
-import urllib.error
-import urllib.request
+import socket
+import ssl
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -32,14 +37,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.celery import enqueue_on_commit
-from governance import audit
+from governance import audit, webhook_targets
 from governance.actors import Actor
 from governance.models import PromotionRequest, Webhook, WebhookDelivery
 from registry.errors import NotFound, ValidationFailed
 from registry.models import RegisteredModel
 from registry.services.common import apply_changes, require_admin
 
-RESPONSE_KEEP = 2000
+RESPONSE_KEEP = 1024  # bytes of a response body kept per attempt
 # What governance.notifications emits; a webhook lists some of them, or none for all.
 EVENTS = ("promotion.requested", "promotion.reviewed", "promotion.approved",
           "promotion.rejected", "promotion.applied")
@@ -111,6 +116,10 @@ def webhook_validate(values: dict[str, Any]) -> dict[str, Any]:
             raise ValidationFailed("An http:// or https:// address.", field="url") from None
         if len(url) > Webhook._meta.get_field("url").max_length:
             raise ValidationFailed("At most 1000 characters.", field="url")
+        try:
+            webhook_targets.check(url, resolve_allow_listed=False)
+        except webhook_targets.TargetRefused as exc:
+            raise ValidationFailed(str(exc), field="url", code="webhook_target_refused") from None
     if "secret" in values:
         secret = values["secret"]
         if not isinstance(secret, str) or not secret.strip():
@@ -184,8 +193,10 @@ def webhook_change(*, actor: Actor, webhook: Webhook, **changes: Any) -> Webhook
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ValidationFailed(f"Unknown webhook fields: {', '.join(sorted(unknown))}.")
-    webhook_validate(changes)
     webhook = _locked(webhook)
+    if changes.get("url") == webhook.url:
+        del changes["url"]  # unchanged: not looked up again (each delivery checks it anyway)
+    webhook_validate(changes)
     secret = changes.pop("secret", None)
     before_model = webhook.registered_model
     diff = apply_changes(webhook, changes)
@@ -237,12 +248,48 @@ def webhook_delivery_replay(*, actor: Actor, delivery: WebhookDelivery) -> Webho
     return copy
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirect is reported as the response it is, never followed
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to one of the addresses the target check passed, never to a second lookup of
+    the host name (which could answer differently). The Host header, and for HTTPS the server
+    name and certificate check, still use the name."""
+
+    addresses: tuple[str, ...] = ()
+
+    def connect(self) -> None:
+        error: OSError | None = None
+        for address in self.addresses:
+            try:
+                self.sock = socket.create_connection((address, self.port), self.timeout)
+                return
+            except OSError as exc:
+                error = exc
+        raise error or OSError("no address to connect to")
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+class _PinnedHTTPSConnection(http.client.HTTPSConnection, _PinnedHTTPConnection):
+    # HTTPSConnection.connect() wraps what the next class in line, _PinnedHTTPConnection,
+    # connected.
+    pass
+
+
+def _post(target: webhook_targets.Target, path: str, body: bytes,
+          headers: dict[str, str]) -> tuple[int, str]:
+    """POST once to the checked addresses; redirects are answers, never followed."""
+    timeout = settings.WEBHOOK_TIMEOUT
+    connection: _PinnedHTTPConnection
+    if target.scheme == "https":
+        connection = _PinnedHTTPSConnection(target.host, target.port, timeout=timeout,
+                                            context=ssl.create_default_context())
+    else:
+        connection = _PinnedHTTPConnection(target.host, target.port, timeout=timeout)
+    connection.addresses = target.addresses
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        text = response.read(RESPONSE_KEEP).decode(errors="replace")
+        return response.status, text.replace("\x00", "\ufffd")  # PostgreSQL refuses NUL
+    finally:
+        connection.close()
 
 
 def backoff(attempts: int) -> float:
@@ -259,23 +306,30 @@ def attempt(delivery_id: int) -> bool:
         return False
     body = json.dumps({**delivery.payload, "delivery": str(delivery.delivery_id),
                        "sent_at": timezone.now().isoformat()}, sort_keys=True).encode()
-    http_request = urllib.request.Request(delivery.webhook.url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "Modelgate-Webhook/1",
-        "X-Modelgate-Event": delivery.event,
-        "X-Modelgate-Delivery": str(delivery.delivery_id),
-        "X-Modelgate-Signature": sign(delivery.webhook.secret, body)})
-    status, text, error = None, "", ""
+    headers = {"Content-Type": "application/json", "User-Agent": "Modelgate-Webhook/1",
+               "X-Modelgate-Event": delivery.event,
+               "X-Modelgate-Delivery": str(delivery.delivery_id),
+               "X-Modelgate-Signature": sign(delivery.webhook.secret, body)}
+    status, text, error, refused = None, "", "", False
     try:
-        with _opener.open(http_request, timeout=settings.WEBHOOK_TIMEOUT) as response:
-            status, text = response.status, response.read(RESPONSE_KEEP).decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        status, text = exc.code, exc.read(RESPONSE_KEEP).decode(errors="replace")
-    except (OSError, ValueError) as exc:  # refused, reset, timeout, DNS, bad URL
+        # Checked again now: the address was fine when saved, but DNS may have changed since.
+        target = webhook_targets.check(delivery.webhook.url)
+        parts = urlsplit(delivery.webhook.url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if parts.username is not None:  # https://user:password@host/ means Basic auth
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        status, text = _post(target, path, body, headers)
+    except webhook_targets.TargetUnresolved as exc:  # perhaps the resolver is down: retried
+        error = f"Not sent: {exc}"
+    except webhook_targets.TargetRefused as exc:
+        error, refused = f"Not sent: {exc}", True
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timeout
         error = f"{type(exc).__name__}: {exc}"
     delivery.attempts += 1
     delivery.last_attempt_at = timezone.now()
     delivery.response_status, delivery.response_body, delivery.error = status, text, error
-    transient = status is None or status >= 500 or status == 429
+    transient = not refused and (status is None or status >= 500 or status == 429)
     if status is not None and 200 <= status < 300:
         delivery.status, delivery.delivered_at = WebhookDelivery.Status.SUCCEEDED, timezone.now()
     elif not transient or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:

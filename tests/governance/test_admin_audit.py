@@ -21,6 +21,12 @@ SECRET = "whsec-7f3a9c1e-do-not-leak"
 NEW_SECRET = "whsec-rotated-b41d-do-not-leak"
 
 
+@pytest.fixture(autouse=True)
+def allow_example_hosts(settings):
+    # These names resolve nowhere in a sandbox; listed, they are not looked up when saved.
+    settings.WEBHOOK_ALLOWED_HOSTS = ["ci.example.com", "deploy.example.com", "chat.example.com"]
+
+
 @pytest.fixture
 def root(client, admin_user):
     client.force_login(admin_user)

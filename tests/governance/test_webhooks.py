@@ -21,10 +21,18 @@ from tests.governance.test_promotions import ask, decide
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def allow_local_receivers(settings):
+    """The receivers here listen on loopback, which webhooks may reach only when allow-listed
+    (test_webhook_targets.py shows the refusals); the example.com names resolve nowhere in a
+    sandbox, and being listed they are not looked up when saved."""
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "ci.example.com", "x.example.com"]
+
+
 class Receiver:
     """A real HTTP endpoint answering with a script of status codes."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], answer: bytes | None = None) -> None:
         self.statuses, self.received = list(statuses), []
         receiver = self
 
@@ -35,7 +43,8 @@ class Receiver:
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
                 self.end_headers()
-                self.wfile.write(b'{"ok": true}' if status < 300 else b"try later")
+                self.wfile.write(answer if answer is not None
+                                 else b'{"ok": true}' if status < 300 else b"try later")
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -53,8 +62,8 @@ class Receiver:
 def receiver():
     made: list[Receiver] = []
 
-    def make(*statuses: int) -> Receiver:
-        made.append(Receiver(list(statuses)))
+    def make(*statuses: int, body: bytes | None = None) -> Receiver:
+        made.append(Receiver(list(statuses), body))
         return made[-1]
 
     yield make
