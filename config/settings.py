@@ -158,12 +158,20 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_SOFT_TIME_LIMIT = 3000
 CELERY_TASK_TIME_LIMIT = 3300
-# The sweeper (celery beat, every SWEEP_INTERVAL seconds) queues again what a lost message
-# left behind: jobs queued and untouched for SWEEP_AFTER seconds, jobs whose worker died after
-# the hard time limit, webhook deliveries never attempted.
+# The sweeper (celery beat every SWEEP_INTERVAL seconds, and each worker as it starts) queues
+# again what a lost message or a dead worker left behind: jobs queued and untouched for
+# SWEEP_AFTER seconds, running jobs whose worker sent no heartbeat (every
+# JOB_HEARTBEAT_INTERVAL seconds, from a thread of the worker process) for
+# JOB_HEARTBEAT_TIMEOUT seconds, webhook deliveries never attempted, and upload spool files
+# older than UPLOAD_SPOOL_MAX_AGE seconds (a killed upload's; live uploads write far sooner).
 SWEEP_AFTER = env_int("SWEEP_AFTER", 600, minimum=60)
-SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 300, minimum=10)
+SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 20, minimum=1)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+JOB_HEARTBEAT_INTERVAL = env_int("JOB_HEARTBEAT_INTERVAL", 10, minimum=1)
+# Several missed beats, so a busy database or a paused VM does not requeue a living job.
+JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", max(60, 3 * JOB_HEARTBEAT_INTERVAL),
+                                minimum=3 * JOB_HEARTBEAT_INTERVAL)
+UPLOAD_SPOOL_MAX_AGE = env_int("UPLOAD_SPOOL_MAX_AGE", 24 * 3600, minimum=3600)
 CELERY_BEAT_SCHEDULE = {"sweep": {"task": "registry.tasks.sweep", "schedule": SWEEP_INTERVAL}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -219,7 +227,9 @@ FILE_UPLOAD_TEMP_DIR = str(UPLOAD_SPOOL_DIR)
 UPLOAD_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
 
 # --- Auth -----------------------------------------------------------------------------------
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend",
+                           # Single sign-on; inert while OIDC_RP_CLIENT_ID is unset.
+                           "governance.oidc.OidcBackend"]
 # Guardian's anonymous user is never granted anything; we do not create it.
 ANONYMOUS_USER_NAME = None
 LOGIN_URL = "login"
@@ -231,6 +241,39 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Single sign-on (OpenID Connect, governance/oidc.py) -----------------------------------
+# Off unless OIDC_RP_CLIENT_ID is set. Endpoints not given are discovered from the issuer's
+# /.well-known/openid-configuration. Register <site>/oidc/callback/ as the redirect URI.
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+# Asymmetric only: the key comes from the provider's JWKS, never from the client secret.
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_USERNAME_CLAIM = env_str("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USER", True)
+OIDC_LINK_VERIFIED_EMAIL = env_bool("OIDC_LINK_VERIFIED_EMAIL", True)
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10, minimum=1)
+OIDC_STATE_MAX_AGE = env_int("OIDC_STATE_MAX_AGE", 600, minimum=1)
+OIDC_VERIFY_SSL = True
+LOGIN_REDIRECT_URL_FAILURE = "login"
+if OIDC_RP_CLIENT_ID:
+    if not (OIDC_RP_CLIENT_SECRET and OIDC_OP_ISSUER):
+        raise ImproperlyConfigured(
+            "OIDC_RP_CLIENT_SECRET and OIDC_OP_ISSUER must be set when OIDC_RP_CLIENT_ID is.")
+    if OIDC_RP_SIGN_ALGO not in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                                 "ES256", "ES384", "ES512"):
+        raise ImproperlyConfigured(
+            f"OIDC_RP_SIGN_ALGO must be an asymmetric algorithm such as RS256, got "
+            f"{OIDC_RP_SIGN_ALGO!r}.")
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -267,6 +310,28 @@ SPECTACULAR_SETTINGS = {
 # `manage.py audit_checkpoint` signs the chain head with this key; keep the key and the
 # checkpoints outside the database. Without it, a key derived from SECRET_KEY is used.
 AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
+# Where signed checkpoints are kept outside the database (governance/checkpoints.py): a file
+# (JSON lines, appended and fsynced) or s3://bucket/prefix (one object per checkpoint, through
+# django-storages with the ARTIFACT_S3_* endpoint and region). Celery beat takes one every
+# AUDIT_CHECKPOINT_INTERVAL seconds; verify_audit_log checks the log against the newest.
+AUDIT_ANCHOR = env_str("AUDIT_ANCHOR")
+AUDIT_CHECKPOINT_INTERVAL = env_int("AUDIT_CHECKPOINT_INTERVAL", 3600, minimum=60)
+if AUDIT_ANCHOR.startswith("s3://"):
+    _anchor_bucket, _, _anchor_prefix = AUDIT_ANCHOR.removeprefix("s3://").partition("/")
+    if not _anchor_bucket:
+        raise ImproperlyConfigured("AUDIT_ANCHOR must name a bucket: s3://bucket/prefix.")
+    STORAGES["audit_anchor"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"bucket_name": _anchor_bucket, "location": _anchor_prefix.strip("/"),
+                    "endpoint_url": env_str("ARTIFACT_S3_ENDPOINT_URL") or None,
+                    "region_name": env_str("ARTIFACT_S3_REGION") or None,
+                    "file_overwrite": False, "default_acl": None},
+    }
+elif AUDIT_ANCHOR and not Path(AUDIT_ANCHOR).is_absolute():
+    raise ImproperlyConfigured(
+        f"AUDIT_ANCHOR must be an absolute file path or s3://bucket/prefix, got {AUDIT_ANCHOR!r}.")
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "governance.take_audit_checkpoint",
+                                            "schedule": AUDIT_CHECKPOINT_INTERVAL}
 # Lets `flush` empty the append-only audit table on PostgreSQL. For test suites only.
 AUDIT_ALLOW_FLUSH = env_bool("AUDIT_ALLOW_FLUSH", False)
 # Environments that accept a deployment record only for an approved version (in production or
@@ -341,3 +406,5 @@ LOGGING = {
 # security.W021 (no HSTS preload): preload is a deliberate opt-in (SECURE_HSTS_PRELOAD), since
 # leaving browsers' preload lists takes months; `check --deploy` should not push everyone in.
 SILENCED_SYSTEM_CHECKS = ["guardian.W001", "security.W021"]
+# More from the environment, e.g. governance.W001 on a test server that runs as a superuser.
+SILENCED_SYSTEM_CHECKS += env_list("SILENCED_SYSTEM_CHECKS")

@@ -42,6 +42,14 @@ class PackagingJob(models.Model):
     input_sha256 = models.CharField(max_length=64, blank=True, default="")
     forced = models.BooleanField(default=False)
     task_id = models.CharField(max_length=64, blank=True, default="")
+    # The last sign of life from the worker process running the job (a thread of it writes
+    # every JOB_HEARTBEAT_INTERVAL seconds, also while a long step blocks): a running job
+    # silent for JOB_HEARTBEAT_TIMEOUT lost its worker and is queued again.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # A job that must run after another (a bundle after the ONNX conversion of its input, so
+    # it ships that flavor); it is sent to a worker when that job ends.
+    waits_for = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="waiting_jobs")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                      on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField()

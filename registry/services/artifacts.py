@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
+import os
 import struct
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable
 from pathlib import PurePosixPath
@@ -106,6 +108,29 @@ def spool(chunks: Iterable[bytes], *, limit: int) -> tuple[IO[bytes], str, int, 
         tmp.close()
         raise
     return tmp, digest.hexdigest(), size, head
+
+
+def spool_sweep() -> int:
+    """Delete spool files (this module's and Django's upload temporary files) last written
+    more than UPLOAD_SPOOL_MAX_AGE seconds ago: a killed upload leaves its file behind, and
+    a live upload writes to its file far more often. Returns how many were removed."""
+    cutoff = time.time() - settings.UPLOAD_SPOOL_MAX_AGE
+    removed = 0
+    try:
+        entries = list(os.scandir(settings.UPLOAD_SPOOL_DIR))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False) and \
+                    entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:  # its upload ended (and removed it) meanwhile
+            continue
+    if removed:
+        logger.info("Removed %d stale upload spool files", removed)
+    return removed
 
 
 def read_chunks(stream: Readable, size: int = CHUNK) -> Iterable[bytes]:
@@ -236,6 +261,10 @@ def _artifact_insert(*, actor: Actor, version: ModelVersion, filename: str, size
         raise Conflict("A deleted version cannot receive artifacts.", code="version_deleted")
     if derived_by_job is None:
         content.require_unsealed(locked, "files")
+    else:  # only the attempt that holds the job stores what it derived (not a stale worker)
+        from registry.services.jobs import job_require_current
+
+        job_require_current(derived_by_job)
     if Artifact.objects.filter(version=locked, filename=filename).exists():
         raise Conflict(f"Version {locked.version} already has a file named '{filename}'.",
                        code="artifact_exists", field="filename")
@@ -298,6 +327,10 @@ def artifact_trust(*, actor: Actor, artifact: Artifact) -> Artifact:
 
 
 def artifact_safety_set(artifact: Artifact, verdict: str) -> None:
-    """Record an inspection verdict (safe, suspicious, unsafe) on the artifact."""
-    Artifact.objects.filter(pk=artifact.pk).update(safety=verdict)
+    """Record an inspection verdict (safe, suspicious, unsafe) on the artifact and on every
+    file of its version with the same bytes: an inspection is of the bytes, and a second
+    file with them (a bundle rebuilt after its first file was deleted, a copy under another
+    name) reuses it instead of showing no verdict for ever."""
+    Artifact.objects.filter(version_id=artifact.version_id, sha256=artifact.sha256).update(
+        safety=verdict)
     artifact.safety = verdict

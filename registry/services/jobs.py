@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config.celery import enqueue_on_commit
@@ -17,6 +18,7 @@ from governance.actors import Actor
 from governance.permissions import Perm
 from registry.errors import Conflict, ValidationFailed
 from registry.models import Artifact, ModelVersion, PackagingJob
+from registry.models.packaging import ACTIVE
 from registry.services.common import insert_or_conflict
 
 Status = PackagingJob.Status
@@ -66,14 +68,22 @@ def job_start(*, actor: Actor, version: ModelVersion, kind: str,
                        code="no_input_artifact")
     digest = _input_digest(version, kind, source)
     existing = PackagingJob.objects.filter(version=version, kind=kind, input_sha256=digest)
-    active = existing.filter(status__in=(Status.QUEUED, Status.RUNNING)).first()
-    if active is not None:
+    now = timezone.now()
+    active = (existing.filter(status__in=ACTIVE).select_for_update(of=("self",))
+              .select_related("version__registered_model").first())
+    # A running job whose worker went silent is not returned as if it were working: asking
+    # again starts its next attempt (or, out of attempts, it fails and a new job starts).
+    if active is not None and (not _silent_since(active, now) or _recover(active, actor, now)):
         return active, False
     if not force:
         done = existing.filter(status=Status.SUCCEEDED).order_by("-finished_at").first()
         if done is not None:
+            verdict = (done.result.get("scan") or {}).get("verdict")
+            if kind == Kind.INSPECT and verdict and source.safety != verdict:
+                from registry.services.artifacts import artifact_safety_set
+
+                artifact_safety_set(source, verdict)  # the same bytes, inspected before
             return done, False
-    now = timezone.now()
     job = insert_or_conflict(lambda: PackagingJob.objects.create(
         version=version, artifact=source, kind=kind, input_sha256=digest, forced=force,
         requested_by=actor.user if actor.user_id is not None else None, created_at=now,
@@ -100,17 +110,46 @@ def job_cancel(*, actor: Actor, job: PackagingJob) -> PackagingJob:
     job.save(update_fields=["status", "finished_at", "updated_at"])
     audit.record(actor=actor, action="job.cancelled", target=job,
                  registered_model=job.version.registered_model, details={"kind": job.kind})
+    _release_waiting(job)
     return job
 
 
 # --- The worker's side ----------------------------------------------------------------------
+#
+# An attempt is one claim of the job by a task; `attempts` numbers them. Every write of the
+# worker (progress, heartbeat, derived files, the result) names its attempt and is refused
+# once the job is no longer running under it (cancelled, or queued again after its worker
+# went silent and perhaps claimed by a new attempt): a worker that was only slow and comes
+# back can never complete a job a second time.
+
+class Cancelled(Exception):
+    """The job was cancelled, or taken over by a later attempt, while this attempt ran: stop
+    without writing results."""
+
+
+def _current(job: PackagingJob) -> QuerySet[PackagingJob]:
+    """The job's row if it still runs under `job`'s attempt."""
+    return PackagingJob.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=job.attempts)
+
+
+def _blocker(job: PackagingJob) -> PackagingJob | None:
+    """The job `job` must wait for: for a bundle, an ONNX conversion of the same input that
+    is queued or running (the bundle ships its flavor). Locked, so that a conversion
+    finishing meanwhile either sees this job waiting or is seen as finished."""
+    if job.kind != Kind.BUNDLE or job.artifact is None:
+        return None
+    return (PackagingJob.objects.select_for_update()
+            .filter(version_id=job.version_id, kind=Kind.CONVERT_ONNX, status__in=ACTIVE,
+                    input_sha256=job.artifact.sha256).order_by("pk").first())
+
 
 @transaction.atomic
 def job_claim(job_id: int, task_id: str) -> PackagingJob | None:
-    """Mark the job running (again, if a worker died holding it); None if there is nothing to
-    do: the job is gone, finished or cancelled, or another task runs it (the sweeper queued a
-    second message for a job whose first one was only late). A message redelivered after its
-    worker died carries the same task id and takes the job over."""
+    """Start the job's next attempt; None if there is nothing to do: the job is gone,
+    finished or cancelled, another task runs it (the sweeper queued a second message for a
+    job whose first one was only late), or it waits for another job (whose end sends it
+    again). A message redelivered after its worker died carries the same task id and takes
+    the job over, as a new attempt."""
     job = (PackagingJob.objects.select_for_update(of=("self",))
            .select_related("version", "version__registered_model", "artifact")
            .filter(pk=job_id).first())
@@ -119,46 +158,134 @@ def job_claim(job_id: int, task_id: str) -> PackagingJob | None:
     if job.status == Status.RUNNING and job.task_id != task_id[:64]:
         return None
     now = timezone.now()
+    if job.status == Status.RUNNING and job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        # Redelivered once more after its worker died again (a model that kills its worker
+        # would otherwise come back for ever).
+        _end(job, {}, log=job.log, failed=_gave_up(job, "its message came back"))
+        return None
+    if job.status == Status.QUEUED and (blocker := _blocker(job)) is not None:
+        if job.waits_for_id != blocker.pk:
+            job.waits_for, job.updated_at = blocker, now
+            job.log = _log_line(job.log, now, f"waiting for {blocker.get_kind_display()} "
+                                              f"#{blocker.pk} of the same file")
+            job.step = f"waiting for job #{blocker.pk}"
+            job.save(update_fields=["waits_for", "updated_at", "log", "step"])
+        return None
     job.status, job.task_id, job.updated_at = Status.RUNNING, task_id[:64], now
-    job.started_at = job.started_at or now
+    job.started_at, job.heartbeat_at = job.started_at or now, now
     job.attempts += 1
-    job.save(update_fields=["status", "task_id", "updated_at", "started_at", "attempts"])
+    if job.attempts > 1:
+        job.log = _log_line(job.log, now, f"attempt {job.attempts}")
+    job.save(update_fields=["status", "task_id", "updated_at", "started_at", "heartbeat_at",
+                            "attempts", "log"])
     return job
 
 
-class Cancelled(Exception):
-    """The job was cancelled while it ran: stop without writing results."""
+def _log_line(log: str, now: Any, line: str) -> str:
+    return (log + f"{now:%H:%M:%S} {line}\n")[-MAX_LOG:]
+
+
+def job_heartbeat(job: PackagingJob) -> bool:
+    """One sign of life from the worker process running this attempt; False once the job no
+    longer runs under it (the caller stops beating)."""
+    return bool(_current(job).update(heartbeat_at=timezone.now()))
 
 
 def job_progress(job: PackagingJob, progress: int, step: str, line: str = "") -> None:
     """Record progress in its own short transaction (so the UI sees it at once); raise
-    Cancelled if the job was cancelled meanwhile."""
+    Cancelled if the job was cancelled or taken over meanwhile."""
     now = timezone.now()
-    log = (job.log + f"{now:%H:%M:%S} {line or step}\n")[-MAX_LOG:]
-    updated = PackagingJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        progress=max(0, min(100, progress)), step=step[:200], updated_at=now, log=log)
+    log = _log_line(job.log, now, line or step)
+    updated = _current(job).update(progress=max(0, min(100, progress)), step=step[:200],
+                                   updated_at=now, heartbeat_at=now, log=log)
     if not updated:
         raise Cancelled()
     job.log = log
 
 
+def job_require_current(job: PackagingJob) -> None:
+    """Lock the job's row and raise Cancelled unless it still runs under `job`'s attempt: a
+    file a job derives is stored only by the attempt that holds the job, in the transaction
+    that inserts it."""
+    if not _current(job).select_for_update().exists():
+        raise Cancelled()
+
+
 @transaction.atomic
 def job_finish(job: PackagingJob, result: dict[str, Any], *, failed: str = "") -> None:
-    locked = PackagingJob.objects.select_for_update().get(pk=job.pk)
-    if locked.status != Status.RUNNING:
+    """End this attempt's job as succeeded (or failed with `failed`); raise Cancelled if the
+    job no longer runs under this attempt."""
+    locked = (PackagingJob.objects.select_for_update(of=("self",))
+              .select_related("version__registered_model").get(pk=job.pk))
+    if locked.status != Status.RUNNING or locked.attempts != job.attempts:
         raise Cancelled()
+    _end(locked, result, failed=failed, log=job.log)
+
+
+def _end(locked: PackagingJob, result: dict[str, Any], *, failed: str, log: str) -> None:
     now = timezone.now()
     locked.status = Status.FAILED if failed else Status.SUCCEEDED
-    locked.result, locked.error, locked.progress = result, failed[:5000], 100 if not failed \
-        else locked.progress
+    locked.result, locked.error = result, failed[:5000]
+    locked.progress = locked.progress if failed else 100
     locked.finished_at = locked.updated_at = now
-    locked.log = (job.log + f"{now:%H:%M:%S} {'failed: ' + failed if failed else 'done'}\n"
-                  )[-MAX_LOG:]
+    locked.log = _log_line(log, now, f"failed: {failed}" if failed else "done")
     locked.save()
     audit.record(actor=Actor.system("worker"), action=f"job.{locked.status}", target=locked,
-                 registered_model=job.version.registered_model,
-                 details={"kind": locked.kind, "version": job.version.version,
+                 registered_model=locked.version.registered_model,
+                 details={"kind": locked.kind, "version": locked.version.version,
                           "error": failed[:300], "attempts": locked.attempts})
+    _release_waiting(locked)
+
+
+def _release_waiting(job: PackagingJob) -> None:
+    """Send the jobs that waited for `job` to a worker, once its end commits. Their rows are
+    not touched here (a bundle being claimed locks its row, then this job's: no cycle)."""
+    from registry.tasks import run_job
+
+    for pk in job.waiting_jobs.filter(status=Status.QUEUED).values_list("pk", flat=True):
+        enqueue_on_commit(run_job, pk)
+
+
+def _silent_since(job: PackagingJob, now: Any) -> int:
+    """Seconds since the running job's worker last gave a sign of life, if that is longer
+    than JOB_HEARTBEAT_TIMEOUT (its worker is gone); 0 otherwise."""
+    if job.status != Status.RUNNING:
+        return 0
+    silent = int((now - (job.heartbeat_at or job.updated_at)).total_seconds())
+    return silent if silent > settings.JOB_HEARTBEAT_TIMEOUT else 0
+
+
+def _silent(now: Any) -> Q:
+    cutoff = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
+    return Q(status=Status.RUNNING) & (Q(heartbeat_at__lt=cutoff) |
+                                       Q(heartbeat_at__isnull=True, updated_at__lt=cutoff))
+
+
+def _gave_up(job: PackagingJob, how: str) -> str:
+    return (f"The job lost its worker {job.attempts} times ({how}); given up after "
+            f"JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS} attempts.")
+
+
+def _recover(job: PackagingJob, actor: Actor, now: Any) -> bool:
+    """Queue again (True) the running job, locked by the caller, whose worker went silent;
+    or fail it for good (False) once it has had JOB_MAX_ATTEMPTS attempts. Either way the
+    silent attempt can write nothing more (see _current). Audited."""
+    silent = _silent_since(job, now)
+    if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        _end(job, {}, log=job.log, failed=_gave_up(job, f"no heartbeat for {silent} s"))
+        return False
+    from registry.tasks import run_job
+
+    job.log = _log_line(job.log, now, f"attempt {job.attempts}: no heartbeat from its worker "
+                                      f"for {silent} s; queued again")
+    job.status, job.task_id, job.heartbeat_at, job.updated_at = Status.QUEUED, "", None, now
+    job.save(update_fields=["status", "task_id", "heartbeat_at", "updated_at", "log"])
+    audit.record(actor=actor, action="job.requeued", target=job,
+                 registered_model=job.version.registered_model,
+                 details={"kind": job.kind, "version": job.version.version,
+                          "attempts": job.attempts, "silent_seconds": silent})
+    enqueue_on_commit(run_job, job.pk)
+    return True
 
 
 def artifacts_clearance(version: ModelVersion,
@@ -195,31 +322,29 @@ def artifacts_clearance(version: ModelVersion,
 
 
 def jobs_sweep() -> dict[str, int]:
-    """Queue again the jobs a lost message left behind: queued and untouched for SWEEP_AFTER
-    seconds (the broker lost the message or was down when it was sent), or running with no
-    word since the hard time limit passed (its worker died and the broker forgot the message,
-    e.g. a Redis restart). A job that lost its worker JOB_MAX_ATTEMPTS times fails instead."""
+    """Queue again what a lost message or a dead worker left behind: jobs queued and
+    untouched for SWEEP_AFTER seconds (the broker lost the message or was down when it was
+    sent; not those waiting for another job), and running jobs whose worker sent no
+    heartbeat for JOB_HEARTBEAT_TIMEOUT seconds (killed, out of memory, its machine gone). A
+    job that lost its worker JOB_MAX_ATTEMPTS times fails instead."""
     from registry.tasks import run_job
 
     now = timezone.now()
     queued = list(PackagingJob.objects.filter(
         status=Status.QUEUED, updated_at__lt=now - timedelta(seconds=settings.SWEEP_AFTER))
-        .values_list("pk", flat=True))
-    lost = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + settings.SWEEP_AFTER)
-    failed = 0
-    for job in PackagingJob.objects.filter(status=Status.RUNNING, updated_at__lt=lost):
+        .exclude(waits_for__status__in=ACTIVE).values_list("pk", flat=True))
+    requeued = failed = 0
+    for pk in PackagingJob.objects.filter(_silent(now)).values_list("pk", flat=True):
         with transaction.atomic():
-            if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-                try:
-                    job_finish(job, {}, failed=f"The job lost its worker {job.attempts} times.")
-                    failed += 1
-                except Cancelled:
-                    pass
+            job = (PackagingJob.objects.select_for_update(of=("self",))
+                   .select_related("version__registered_model")
+                   .filter(_silent(now), pk=pk).first())
+            if job is None:  # it gave a sign of life, or ended, meanwhile
                 continue
-            # Queued again with no task: the next message to arrive takes it.
-            if PackagingJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-                    status=Status.QUEUED, task_id="", updated_at=now):
-                queued.append(job.pk)
+            if _recover(job, Actor.system("worker"), now):
+                requeued += 1
+            else:
+                failed += 1
     for pk in queued:  # outside a transaction: sent now, a broker error logged (robust)
         enqueue_on_commit(run_job, pk)
-    return {"requeued": len(queued), "failed": failed}
+    return {"requeued": len(queued) + requeued, "failed": failed}
