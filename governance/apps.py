@@ -6,4 +6,5 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        from governance import refusals, schema  # noqa: F401  (signal receivers, token scheme)
+        # system checks, signal receivers, token scheme
+        from governance import checks, refusals, schema  # noqa: F401

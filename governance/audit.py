@@ -10,14 +10,13 @@ the chain lock is always the last lock a transaction takes.
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Iterator
+from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from governance import chain
 from governance.actors import Actor
@@ -72,54 +71,16 @@ def _fields(event: AuditEvent) -> dict[str, object]:
     return {name: getattr(event, name) for name in chain.FIELDS}
 
 
-def verify(*, batch: int = 2000) -> chain.Verdict:
-    """Check the whole chain in sequence order, streaming from the database."""
-    rows = (AuditEvent.objects.order_by("sequence")
+def events(*, batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """Every event's chained fields and hash, in sequence order, streamed from the database."""
+    return (AuditEvent.objects.order_by("sequence")
             .values(*chain.FIELDS, "hash").iterator(chunk_size=batch))
-    return chain.verify(rows)
 
 
-def _checkpoint_key() -> bytes:
-    key = settings.AUDIT_CHECKPOINT_KEY
-    if key:
-        return key.encode()
-    return salted_hmac("modelgate.audit.checkpoint", "key", algorithm="sha256").digest()
-
-
-def checkpoint() -> dict[str, object]:
-    """The chain head, signed: store it outside the database (a ticket, a bucket with object
-    lock, an e-mail) so that truncating the tail of the log can be proved later."""
-    verdict = verify()
-    if not verdict.ok:
-        raise ValueError(f"The audit log is already broken: {verdict}")
-    created_at = timezone.now().isoformat()
-    return {"format": "modelgate-audit-checkpoint-v1", "sequence": verdict.head_sequence,
-            "hash": verdict.head_hash, "created_at": created_at,
-            "signature": chain.checkpoint_sign(_checkpoint_key(), verdict.head_sequence,
-                                               verdict.head_hash, created_at)}
-
-
-def checkpoint_verify(doc: dict[str, object]) -> tuple[bool, str]:
-    """Does the log still verify and still contain the checkpoint's head event unchanged?"""
-    try:
-        sequence, head, created_at = int(doc["sequence"]), str(doc["hash"]), str(doc["created_at"])
-        signature = str(doc["signature"])
-    except (KeyError, TypeError, ValueError):
-        return False, "The checkpoint file is not a Modelgate audit checkpoint."
-    expected = chain.checkpoint_sign(_checkpoint_key(), sequence, head, created_at)
-    if not hmac.compare_digest(expected, signature):
-        return False, "The checkpoint's signature is wrong (another key, or the file was edited)."
-    verdict = verify()
-    if not verdict.ok:
-        return False, str(verdict)
-    if verdict.head_sequence < sequence:
-        return False, (f"The log ends at event {verdict.head_sequence} but the checkpoint of "
-                       f"{created_at} saw {sequence}: events were removed from its end.")
-    stored = AuditEvent.objects.filter(sequence=sequence).values_list("hash", flat=True).first()
-    if stored != head:
-        return False, f"Event {sequence} is not the event the checkpoint saw."
-    return True, (f"{verdict} — extends the checkpoint of {created_at} (event {sequence}) "
-                  f"by {verdict.head_sequence - sequence} events")
+def verify(*, batch: int = 2000) -> chain.Verdict:
+    """Check the whole chain in sequence order, streaming from the database. Checkpoints
+    outside the database (governance/checkpoints.py) add what the chain alone cannot prove."""
+    return chain.verify(events(batch=batch))
 
 
 # Refusals and failed logins can be provoked at will; record the first of a burst from one
@@ -148,3 +109,25 @@ def record_refusal(*, actor: Actor, action: str, details: dict[str, object],
                       registered_model=registered_model,
                       details={**details, "suppressed_before": suppressed} if suppressed
                       else details)
+
+
+# Failed sign-ins and lockouts are recorded one by one while login throttling (django-axes)
+# bounds them per user name and address; past this many in REFUSAL_WINDOW seconds from one
+# address (someone trying many names), the rest are throttled like refusals.
+LOGIN_EVENTS_RECORDED_PER_ADDRESS = 20
+
+
+def record_login_event(*, actor: Actor, action: str,
+                       details: dict[str, object]) -> AuditEvent | None:
+    """Record a failed sign-in or a lockout in a transaction of its own (throttled past
+    LOGIN_EVENTS_RECORDED_PER_ADDRESS)."""
+    key = f"modelgate:login-events:{actor.client_address}"
+    cache.add(key, 0, REFUSAL_WINDOW)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, count := 1, REFUSAL_WINDOW)
+    if count > LOGIN_EVENTS_RECORDED_PER_ADDRESS:
+        return record_refusal(actor=actor, action=action, details=details)
+    with transaction.atomic():
+        return record(actor=actor, action=action, target=None, details=details)

@@ -27,3 +27,13 @@ def deliver_webhook(self: object, delivery_id: int) -> object:
         # Celery runs the returned retry in place.
         return self.retry(countdown=webhooks.backoff(self.request.retries), throw=False)
     return None
+
+
+@shared_task(name="governance.take_audit_checkpoint", acks_late=True)
+def take_audit_checkpoint() -> dict[str, object]:
+    """Run by celery beat every AUDIT_CHECKPOINT_INTERVAL seconds: sign the audit chain head
+    and append it to AUDIT_ANCHOR. Fails (and Celery logs why) when the log no longer extends
+    the newest checkpoint: a rewritten log is never sealed again."""
+    from governance import checkpoints
+
+    return checkpoints.checkpoint_take()
