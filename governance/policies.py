@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -119,6 +120,21 @@ def policy_save(*, actor: Actor, policy: Policy, **changes: Any) -> Policy:
     if policy.registered_model is not None:
         forget(policy.registered_model)
     return policy
+
+
+@transaction.atomic
+def tier_policies_ensure(*, actor: Actor) -> list[Policy]:
+    """Give every risk tier without a policy row one with the shipped defaults (audited); rows
+    that exist stay as administrators edited them. Returns the rows it created."""
+    created = []
+    for tier, defaults in TIER_DEFAULTS.items():
+        values = copy.deepcopy(defaults)
+        policy, made = Policy.objects.get_or_create(risk_tier=tier, defaults=values)
+        if made:
+            audit.record(actor=actor, action="policy.created", target=policy,
+                         details={"policy": str(policy), "values": values})
+            created.append(policy)
+    return created
 
 
 @transaction.atomic

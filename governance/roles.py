@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.apps import AppConfig
 from django.contrib.auth.models import Group, Permission
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.migrations.executor import MigrationExecutor
 
 from governance import audit
 from governance.actors import Actor
@@ -50,3 +52,28 @@ def roles_sync(*, actor: Actor) -> dict[str, Group]:
                                   "removed": sorted(before - after)})
         groups[role] = group
     return groups
+
+
+@transaction.atomic
+def defaults_sync(*, actor: Actor) -> dict[str, Group]:
+    """What every database starts from: the role groups holding exactly their default
+    permissions, and a policy row for every risk tier (existing policies are kept as edited).
+    Idempotent; `migrate` runs it (below), the demo too."""
+    from governance.policies import tier_policies_ensure  # policies import the whole gate
+
+    groups = roles_sync(actor=actor)
+    tier_policies_ensure(actor=actor)
+    return groups
+
+
+def defaults_sync_after_migrate(sender: AppConfig, *, using: str, **kwargs: object) -> None:
+    """post_migrate receiver: after `migrate` (and `flush`), create or repair the role groups
+    and tier policies, so a fresh production database has the roles the README describes and
+    a tampered role gets its permissions back. A partial migrate (the schema not yet at the
+    models) is left alone: the tables may not match the code."""
+    if using != DEFAULT_DB_ALIAS:
+        return
+    executor = MigrationExecutor(connections[using])
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        return
+    defaults_sync(actor=Actor.system("cli"))

@@ -19,7 +19,7 @@ from governance import permissions, policies, promotions
 from governance.actors import Actor
 from governance.models import PromotionRequest
 from governance.permissions import Perm
-from governance.roles import roles_sync
+from governance.roles import defaults_sync
 from registry import services
 from registry.models import ModelVersion, RegisteredModel
 from registry.services.artifacts import read_chunks
@@ -73,7 +73,7 @@ def demo_exists() -> bool:
 def demo_load() -> list[tuple[str, str, str]]:
     """Create users, roles, models, versions in every stage, lineage and deployments.
     Returns the logins as (username, password, description)."""
-    roles_sync(actor=Actor.system("cli"))
+    defaults_sync(actor=Actor.system("cli"))  # migrate did it too; a tampered role is repaired
     users: dict[str, User] = {}
     for username, role, superuser, _ in DEMO_USERS:
         user, created = User.objects.get_or_create(
