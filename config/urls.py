@@ -7,6 +7,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Single sign-on (OpenID Connect); every URL here is a 404 while it is not configured.
+    path("oidc/", include("governance.oidc")),
     path("api/v1/", include("registry.api.urls")),
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("cards.api.urls")),

@@ -21,11 +21,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from governance import access, audit, permissions, policies, webhooks
+from governance import access, audit, permissions, policies, sso, webhooks
 from governance import models as m
 from governance.actors import Actor
 from governance.permissions import Perm
 from governance.refusals import refused
+from governance.roles import ROLES
 from governance.tokens import token_create, token_fields, token_revoke
 from registry.admin import ReadOnlyAdmin, _run
 from registry.errors import DomainError, Forbidden, NotFound, ValidationFailed
@@ -567,3 +568,56 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
         _run(request, queryset.select_related("webhook__registered_model"),
              webhooks.webhook_delivery_replay, "Queued again", param="delivery")
+
+
+# --- Single sign-on: IdP group → role mappings (administrators, through governance.sso) -----
+
+class IdpGroupMappingForm(forms.ModelForm):
+    class Meta:
+        model = m.IdpGroupMapping
+        fields = ["idp_group", "role"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["idp_group"].strip = False  # exact values: the service refuses spaces
+        self.fields["role"].queryset = Group.objects.filter(name__in=ROLES).order_by("name")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:
+            sso.idp_mapping_validate(data.get("idp_group"), data.get("role"))
+        except DomainError as exc:
+            raise _form_error(self, exc) from None
+        return data
+
+
+@admin.register(m.IdpGroupMapping)
+class IdpGroupMappingAdmin(_AdministeredAdmin):
+    form = IdpGroupMappingForm
+    list_display = ["idp_group", "role", "created_by", "created_at", "updated_at"]
+    list_filter = ["role"]
+    list_select_related = ["role", "created_by"]
+    search_fields = ["idp_group", "role__name"]
+
+    def _save(self, actor: Actor, obj: m.IdpGroupMapping, form: Any,
+              change: bool) -> m.IdpGroupMapping:
+        values = {"idp_group": form.cleaned_data["idp_group"], "role": form.cleaned_data["role"]}
+        if change:
+            return sso.idp_mapping_change(actor=actor, mapping=obj, **values)
+        return sso.idp_mapping_create(actor=actor, **values)
+
+    def _delete(self, actor: Actor, obj: m.IdpGroupMapping) -> None:
+        sso.idp_mapping_delete(actor=actor, mapping=obj)
+
+
+@admin.register(m.ExternalIdentity)
+class ExternalIdentityAdmin(ReadOnlyAdmin):
+    """Links are made by single sign-on (governance.sso, audited); administrators see them."""
+
+    list_display = ["user", "issuer", "subject", "created_at", "last_login_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "subject", "issuer"]
+    list_filter = ["issuer"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _administers(request)

@@ -1,0 +1,435 @@
+"""Single sign-on against a real OpenID Connect provider, never a mock of the protocol.
+
+The session starts django-oauth-toolkit's provider (tests/oidc_provider, its own Django
+project, SQLite file and freshly generated RSA key) as a subprocess on a free port. Each
+sign-in is the whole authorization-code flow: Modelgate's /oidc/authenticate/ redirects to the
+provider, whose login and consent forms are posted with requests; the provider redirects back
+with a code, and Modelgate's callback exchanges it at the provider's token endpoint, checks the
+RS256 ID token against the provider's JWKS, asks userinfo and logs the user in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from governance import sso
+from governance.actors import Actor
+from governance.models import AuditEvent, ExternalIdentity, IdpGroupMapping
+from registry.errors import Conflict, Forbidden, ValidationFailed
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT_ID = "modelgate-test"
+CLIENT_SECRET = secrets.token_urlsafe(32)
+REDIRECT_URI = "http://testserver/oidc/callback/"
+# At the provider: dana is an ordinary user; erin's address is the local alice's, and root's
+# the local superuser's (whose username root also is).
+PROVIDER_USERS = {
+    "dana": {"password": "dana-pw-4711", "email": "dana@idp.example", "first_name": "Dana"},
+    "erin": {"password": "erin-pw-4711", "email": "alice@example.com"},
+    "root": {"password": "root-pw-4711", "email": "root@example.com"},
+}
+
+
+@dataclass
+class Provider:
+    issuer: str
+    folder: Path
+
+    def profiles(self, **profiles: dict[str, object]) -> None:
+        """Group memberships and e-mail verification the provider reports from now on."""
+        (self.folder / "profiles.json").write_text(json.dumps(profiles))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    folder = tmp_path_factory.mktemp("oidc-provider")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (folder / "secret_key").write_text(secrets.token_urlsafe(40))
+    port = _free_port()
+    provider = Provider(issuer=f"http://127.0.0.1:{port}/o", folder=folder)
+    provider.profiles()
+    env = {**os.environ, "OIDC_PROVIDER_DIR": str(folder), "OIDC_PROVIDER_ISSUER": provider.issuer,
+           "OIDC_PROVIDER_ADDRESS": f"127.0.0.1:{port}", "PYTHONPATH": str(ROOT),
+           "OIDC_PROVIDER_SETUP": json.dumps({
+               "users": [{"username": name, **user} for name, user in PROVIDER_USERS.items()],
+               "client": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                          "redirect_uri": REDIRECT_URI}})}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    log_path = folder / "provider.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tests.oidc_provider"], cwd=ROOT,
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # bounded wait for the provider to migrate and listen
+                if process.poll() is not None:
+                    pytest.fail(f"The test provider exited:\n{log_path.read_text()}")
+                try:
+                    if requests.get(f"{provider.issuer}/.well-known/openid-configuration",
+                                    timeout=2).ok:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"The test provider did not start:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            yield provider
+        finally:
+            process.terminate()  # only the provider this fixture started
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def idp(oidc_provider: Provider, settings: object, roles: dict[str, Group]) -> Provider:
+    """Modelgate configured for the test provider, through discovery."""
+    settings.OIDC_RP_CLIENT_ID = CLIENT_ID
+    settings.OIDC_RP_CLIENT_SECRET = CLIENT_SECRET
+    settings.OIDC_OP_ISSUER = oidc_provider.issuer
+    settings.OIDC_RP_SCOPES = "openid email profile groups"
+    settings.OIDC_PROVIDER_NAME = "Test IdP"
+    oidc_provider.profiles()
+    return oidc_provider
+
+
+class _Form(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "input" and values.get("type") == "hidden" and values.get("name"):
+            self.fields[values["name"]] = values.get("value") or ""
+
+
+def _hidden_fields(page: str) -> dict[str, str]:
+    form = _Form()
+    form.feed(page)
+    return form.fields
+
+
+def provider_redirect(client: Client, username: str, next_url: str = "") -> str:
+    """Start at Modelgate, sign in and consent at the provider like a browser; return the URL
+    the provider sends the browser back to (Modelgate's callback with a code and a state)."""
+    start = client.get("/oidc/authenticate/" + (f"?{urlencode({'next': next_url})}"
+                                                if next_url else ""))
+    assert start.status_code == 302
+    browser = requests.Session()
+    login = browser.get(start["Location"], timeout=10)  # → the provider's login form
+    assert login.status_code == 200 and "/accounts/login/" in login.url
+    consent = browser.post(login.url, timeout=10, headers={"Referer": login.url}, data={
+        **_hidden_fields(login.text), "username": username,
+        "password": PROVIDER_USERS[username]["password"]})
+    assert consent.status_code == 200 and "/o/authorize/" in consent.url, consent.text[:500]
+    answer = browser.post(consent.url, allow_redirects=False, timeout=10,
+                          headers={"Referer": consent.url},
+                          data={**_hidden_fields(consent.text), "allow": "Authorize"})
+    assert answer.status_code == 302, answer.text[:500]
+    assert answer.headers["Location"].startswith(REDIRECT_URI)
+    return answer.headers["Location"]
+
+
+def sign_in(client: Client, username: str) -> User | None:
+    """The whole flow; the user Modelgate's session now holds, if any."""
+    response = client.get(provider_redirect(client, username))
+    assert response.status_code == 302
+    return session_user(client)
+
+
+def session_user(client: Client) -> User | None:
+    user_id = client.session.get("_auth_user_id")
+    return User.objects.get(pk=user_id) if user_id else None
+
+
+def roles_of(user: User) -> set[str]:
+    return set(user.groups.values_list("name", flat=True))
+
+
+def events(action: str) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action).order_by("sequence"))
+
+
+@pytest.fixture
+def mapped(roles: dict[str, Group], admin_user: User) -> Callable[..., None]:
+    def mapping(**pairs: str) -> None:
+        for idp_group, role in pairs.items():
+            sso.idp_mapping_create(actor=Actor.system("cli", user=admin_user),
+                                   idp_group=idp_group, role=roles[role])
+    return mapping
+
+
+# --- The flow, roles and audit ----------------------------------------------------------------
+
+def test_sign_in_sets_mapped_roles_and_a_changed_claim_removes_one(idp, mapped, roles):
+    mapped(**{"mg-reviewers": "reviewer", "mg-viewers": "viewer", "mg-admin": "admin"})
+    # A prefix, a longer value, another case and an unmapped group grant nothing.
+    idp.profiles(dana={"groups": ["mg-reviewers", "mg-viewers", "mg-admin-team", "mg-adm",
+                                  "MG-ADMIN", "unmapped"]})
+
+    user = sign_in(Client(), "dana")
+
+    assert user is not None and user.username == "dana" and user.email == "dana@idp.example"
+    assert user.first_name == "Dana" and not user.has_usable_password()
+    assert roles_of(user) == {"reviewer", "viewer"}
+    assert not user.is_staff and not user.is_superuser
+    identity = ExternalIdentity.objects.get(user=user)
+    assert identity.issuer == idp.issuer and identity.subject
+    [created] = events("user.created")
+    assert created.actor_id == user.pk and created.details["via"] == "oidc"
+    [granted] = events("user.sso_roles_changed")
+    assert granted.actor_id == user.pk and granted.channel == "web"
+    assert granted.details["added"] == ["reviewer", "viewer"] and granted.details["removed"] == []
+    assert granted.details["values"] == ["mg-reviewers", "mg-viewers", "mg-admin-team", "mg-adm",
+                                         "MG-ADMIN", "unmapped"]
+    assert granted.details["claim"] == "groups" and granted.details["issuer"] == idp.issuer
+    # A role no mapping names is the administrators' to give, and single sign-on leaves it.
+    user.groups.add(roles["data scientist"])
+
+    idp.profiles(dana={"groups": ["mg-viewers"]})
+    again = sign_in(Client(), "dana")
+
+    assert again.pk == user.pk and ExternalIdentity.objects.count() == 1
+    assert roles_of(again) == {"viewer", "data scientist"}
+    removed = events("user.sso_roles_changed")[-1]
+    assert removed.details["added"] == [] and removed.details["removed"] == ["reviewer"]
+    assert removed.details["values"] == ["mg-viewers"]
+
+    sign_in(Client(), "dana")  # nothing changed: no event
+    assert len(events("user.sso_roles_changed")) == 2
+
+
+def test_signed_in_user_reaches_the_next_page_and_logs_out(idp):
+    client = Client()
+    response = client.get(provider_redirect(client, "dana", next_url="/models/"))
+    assert response.status_code == 302 and response["Location"] == "/models/"
+    assert client.get("/models/").status_code == 200
+
+    assert client.post("/logout/").status_code == 302
+    assert session_user(client) is None
+    assert client.get("/models/").status_code == 302  # to the login page
+
+
+def test_explicit_endpoints_work_without_discovery(idp, settings):
+    document = requests.get(f"{idp.issuer}/.well-known/openid-configuration", timeout=10).json()
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = document["authorization_endpoint"]
+    settings.OIDC_OP_TOKEN_ENDPOINT = document["token_endpoint"]
+    settings.OIDC_OP_USER_ENDPOINT = document["userinfo_endpoint"]
+    settings.OIDC_OP_JWKS_ENDPOINT = document["jwks_uri"]
+    settings.OIDC_OP_ISSUER = idp.issuer + "/elsewhere"  # no discovery document there
+
+    assert sign_in(Client(), "dana") is None  # the ID token names the real issuer
+    assert events("auth.sso_failed")[-1].details["reason"] == "token_InvalidIssuerError"
+
+    settings.OIDC_OP_ISSUER = idp.issuer
+    user = sign_in(Client(), "dana")
+    assert user is not None and user.username == "dana"
+
+
+# --- Refusals ---------------------------------------------------------------------------------
+
+def _with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | changes
+    return f"{parts.path}?{urlencode(query)}"
+
+
+@pytest.mark.parametrize("case", ["tampered_state", "expired_state", "replayed", "forged_code",
+                                  "provider_error", "wrong_algorithm"])
+def test_callback_refuses_and_audits(idp, settings, case):
+    client = Client()
+    callback = provider_redirect(client, "dana")
+    expected = {"tampered_state": "state_unknown", "expired_state": "state_expired",
+                "replayed": "state_unknown", "forged_code": "provider_response",
+                "provider_error": "provider_error", "wrong_algorithm": "token_algorithm"}[case]
+    if case == "tampered_state":
+        callback = _with_query(callback, state="forged-" + secrets.token_urlsafe(8))
+    elif case == "expired_state":
+        settings.OIDC_STATE_MAX_AGE = 0
+    elif case == "replayed":
+        assert client.get(callback).status_code == 302 and session_user(client) is not None
+        client = Client()  # whoever saw the URL replays it
+    elif case == "forged_code":
+        callback = _with_query(callback, code="forged-" + secrets.token_urlsafe(8))
+    elif case == "provider_error":
+        callback = _with_query(callback, error="access_denied")
+    elif case == "wrong_algorithm":
+        settings.OIDC_RP_SIGN_ALGO = "RS384"
+
+    response = client.get(callback)
+
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert session_user(client) is None
+    page = client.get("/login/")
+    assert b"Single sign-on failed" in page.content
+    failures = events("auth.sso_failed")
+    assert failures and failures[-1].details["reason"] == expected
+    if case != "replayed":
+        assert not User.objects.filter(username="dana").exists()
+
+
+def test_deactivated_account_is_refused_and_its_session_ends(idp):
+    client = Client()
+    user = sign_in(client, "dana")
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+    assert client.get("/models/").status_code == 302  # the old session no longer counts
+    assert sign_in(Client(), "dana") is None
+    assert events("auth.sso_failed")[-1].details["reason"] == "inactive"
+
+
+def test_creating_accounts_can_be_switched_off(idp, settings):
+    settings.OIDC_CREATE_USER = False
+    assert sign_in(Client(), "dana") is None
+    assert events("auth.sso_failed")[-1].details["reason"] == "no_account"
+    assert not User.objects.filter(username="dana").exists()
+
+
+# --- Account matching -------------------------------------------------------------------------
+
+def test_unverified_email_never_links_a_local_account(idp, data_scientist):
+    idp.profiles(erin={"email_verified": False, "groups": []})
+
+    user = sign_in(Client(), "erin")
+
+    assert user is not None and user.pk != data_scientist.pk
+    assert user.username == "erin" and user.email == ""  # an unverified address is not kept
+    assert not ExternalIdentity.objects.filter(user=data_scientist).exists()
+    assert roles_of(data_scientist) == {"data scientist"}
+
+
+def test_verified_email_links_an_ordinary_local_account(idp, data_scientist):
+    idp.profiles(erin={"email_verified": True})
+
+    user = sign_in(Client(), "erin")
+
+    assert user.pk == data_scientist.pk
+    [linked] = events("user.sso_linked")
+    assert linked.actor_id == data_scientist.pk and linked.details["email"] == "alice@example.com"
+    assert not events("user.created")
+
+
+def test_verified_email_never_links_a_superuser(idp, admin_user):
+    idp.profiles(root={"email_verified": True})
+
+    user = sign_in(Client(), "root")
+
+    assert user.pk != admin_user.pk and user.username.startswith("root-")
+    assert not user.is_superuser and not user.is_staff
+    assert user.email == ""  # the superuser's address stays the superuser's alone
+    assert not ExternalIdentity.objects.filter(user=admin_user).exists()
+
+
+# --- Off, and local accounts ------------------------------------------------------------------
+
+def test_without_configuration_there_is_no_button_and_oidc_urls_are_404(settings, roles):
+    settings.OIDC_RP_CLIENT_ID = ""
+    client = Client()
+    assert b"Sign in with" not in client.get("/login/").content
+    assert client.get("/oidc/authenticate/").status_code == 404
+    assert client.get("/oidc/callback/?code=x&state=y").status_code == 404
+
+
+def test_with_sso_on_the_login_page_offers_it_and_passwords_still_work(idp, data_scientist):
+    client = Client()
+    page = client.get("/login/?next=/models/").content.decode()
+    # A plain link: no script, so a strict Content-Security-Policy holds.
+    assert '<a class="button" href="/oidc/authenticate/?next=%2Fmodels%2F">Sign in with Test IdP' \
+        in page
+
+    response = client.post("/login/", {"username": "alice", "password": "pw"})
+
+    assert response.status_code == 302 and session_user(client) == data_scientist
+
+
+# --- Mappings: administrators only, audited from any edge -------------------------------------
+
+def test_mapping_changes_are_audited_with_the_administrator(roles, admin_user):
+    actor = Actor.system("cli", user=admin_user)  # e.g. from manage.py shell
+
+    mapping = sso.idp_mapping_create(actor=actor, idp_group="cn=ml,ou=groups",
+                                     role=roles["reviewer"])
+    sso.idp_mapping_change(actor=actor, mapping=mapping, role=roles["viewer"])
+    sso.idp_mapping_delete(actor=actor, mapping=mapping)
+
+    created, changed, deleted = (events(f"sso_mapping.{what}")[0]
+                                 for what in ("created", "changed", "deleted"))
+    assert all(e.actor_id == admin_user.pk and e.channel == "cli"
+               for e in (created, changed, deleted))
+    assert created.details == {"idp_group": "cn=ml,ou=groups", "role": "reviewer"}
+    assert changed.details["changes"] == {"role": {"from": "reviewer", "to": "viewer"}}
+    assert deleted.details == {"idp_group": "cn=ml,ou=groups", "role": "viewer"}
+    assert not IdpGroupMapping.objects.exists()
+
+
+def test_mappings_refuse_non_administrators_non_roles_and_inexact_values(roles, admin_user,
+                                                                       data_scientist):
+    actor = Actor.system("cli", user=admin_user)
+    with pytest.raises(Forbidden):
+        sso.idp_mapping_create(actor=Actor.system("cli", user=data_scientist),
+                               idp_group="mg", role=roles["admin"])
+    team = Group.objects.create(name="team-x")
+    superusers = Group.objects.create(name="superuser")
+    for group in (team, superusers):
+        with pytest.raises(ValidationFailed):
+            sso.idp_mapping_create(actor=actor, idp_group="mg", role=group)
+    for value in ("", " mg", "mg ", "mg\x00", "m" * 201):
+        with pytest.raises(ValidationFailed):
+            sso.idp_mapping_create(actor=actor, idp_group=value, role=roles["viewer"])
+    sso.idp_mapping_create(actor=actor, idp_group="mg", role=roles["viewer"])
+    with pytest.raises(Conflict):
+        sso.idp_mapping_create(actor=actor, idp_group="mg", role=roles["viewer"])
+    assert IdpGroupMapping.objects.count() == 1 and len(events("sso_mapping.created")) == 1
+
+
+def test_admin_pages_add_and_delete_mappings_through_the_audited_service(roles, admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    team = Group.objects.create(name="team-x")
+
+    refused = client.post("/admin/governance/idpgroupmapping/add/",
+                          {"idp_group": "mg", "role": team.pk})
+    assert refused.status_code == 200 and not IdpGroupMapping.objects.exists()
+    added = client.post("/admin/governance/idpgroupmapping/add/",
+                        {"idp_group": "mg-reviewers", "role": roles["reviewer"].pk})
+    assert added.status_code == 302
+    mapping = IdpGroupMapping.objects.get()
+    assert mapping.created_by == admin_user
+    deleted = client.post(f"/admin/governance/idpgroupmapping/{mapping.pk}/delete/",
+                          {"post": "yes"})
+    assert deleted.status_code == 302 and not IdpGroupMapping.objects.exists()
+
+    [created] = events("sso_mapping.created")
+    [removed] = events("sso_mapping.deleted")
+    assert created.actor_id == removed.actor_id == admin_user.pk
+    assert created.channel == removed.channel == "admin"
