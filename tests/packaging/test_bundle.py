@@ -393,3 +393,63 @@ def test_an_uploaded_mlflow_zip_that_would_run_code_is_unsafe(setup, members, wh
     assert any(why in line for line in scan["dangerous"]), scan
     check = _packaging_check(ml_engineer)
     assert not check.passed and "model.zip (unsafe" in check.message
+
+
+def test_a_bundle_asked_for_while_the_onnx_conversion_is_queued_waits_and_ships_its_flavor(
+        setup, tmp_path, data_scientist, settings, django_capture_on_commit_callbacks):
+    """With two workers a bundle used to finish before the ONNX conversion of the same file
+    and lack the ONNX flavor; now it waits for the conversion, and the conversion's end
+    sends it to a worker."""
+    from datetime import timedelta
+
+    from registry.models import ModelVersion
+    from registry.services import job_start
+    from registry.tasks import run_job, sweep
+
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y)
+    setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    actor, version = actor_for(data_scientist), ModelVersion.objects.get()
+    with django_capture_on_commit_callbacks(execute=False):  # both queued, neither taken yet
+        convert, _ = job_start(actor=actor, version=version, kind="convert_onnx")
+        bundle, _ = job_start(actor=actor, version=version, kind="bundle")
+    # The second worker takes the bundle's message first.
+    assert run_job.apply(args=[bundle.pk]).get() == "nothing to do"
+    bundle.refresh_from_db()
+    assert (bundle.status, bundle.waits_for_id, bundle.attempts) == ("queued", convert.pk, 0)
+    assert f"waiting for Convert to ONNX #{convert.pk} of the same file" in bundle.log
+    PackagingJob.objects.filter(pk=bundle.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.SWEEP_AFTER + 1))
+    assert sweep.apply().get()["requeued"] == 0  # waiting is not lost: not sent again
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_job.apply(args=[convert.pk]).get() == "succeeded"
+    bundle.refresh_from_db()
+    assert bundle.status == "succeeded", bundle.error
+    assert bundle.result["flavors"] == ["onnx", "python_function", "sklearn"]
+    onnx = Artifact.objects.get(format="onnx")
+    assert f"artifacts/{onnx.filename}" in bundle.result["files"]
+    # Derived files are inspected like uploads: the ONNX file and the bundle both are.
+    stored = Artifact.objects.get(pk=bundle.result["bundle_artifact"]["id"])
+    assert (onnx.safety, stored.safety) == ("safe", "safe")
+    assert stored.jobs.get(kind="inspect").status == "succeeded"
+
+
+def test_a_bundle_waiting_for_a_conversion_that_is_cancelled_runs_without_onnx(
+        setup, tmp_path, data_scientist, django_capture_on_commit_callbacks):
+    from registry.models import ModelVersion
+    from registry.services import job_cancel, job_start
+    from registry.services.jobs import job_claim
+    from registry.tasks import run_job
+
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y)
+    setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    actor, version = actor_for(data_scientist), ModelVersion.objects.get()
+    with django_capture_on_commit_callbacks(execute=False):
+        convert, _ = job_start(actor=actor, version=version, kind="convert_onnx")
+        bundle, _ = job_start(actor=actor, version=version, kind="bundle")
+    job_claim(convert.pk, "convert-task")  # running on another worker
+    assert run_job.apply(args=[bundle.pk]).get() == "nothing to do"
+    with django_capture_on_commit_callbacks(execute=True):
+        job_cancel(actor=actor, job=convert)
+    bundle.refresh_from_db()
+    assert bundle.status == "succeeded" and bundle.result["flavors"] == [
+        "python_function", "sklearn"]
