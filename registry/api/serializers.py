@@ -424,8 +424,8 @@ class TrainingRunOut(serializers.Serializer):
     datasets = serializers.SerializerMethodField()
     params = serializers.JSONField()
     status = serializers.CharField()
-    started_at = serializers.DateTimeField()
-    ended_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
     model_versions = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 
@@ -457,7 +457,7 @@ class DeploymentOut(serializers.Serializer):
     notes = serializers.CharField()
     deployed_by = serializers.SerializerMethodField()
     deployed_at = serializers.DateTimeField()
-    retired_at = serializers.DateTimeField()
+    retired_at = serializers.DateTimeField(allow_null=True)
 
     def get_deployed_by(self, obj: Deployment) -> str | None:
         return _username(obj.deployed_by)

@@ -344,6 +344,7 @@ class ModelResolveView(RegistryView):
 
 
 class AliasListView(RegistryView):
+    pagination_class = None  # a model's aliases are few: one list, as the schema says
     @extend_schema(responses=s.AliasOut(many=True))
     def get(self, request: Request, name: str) -> Response:
         aliases = selectors.alias_list(user=request.user,
@@ -373,6 +374,7 @@ class ArtifactListView(RegistryView):
     ``?filename=``, or a multipart form with a ``file`` field."""
 
     parser_classes = [MultiPartParser]  # raw bodies are read from the socket, not parsed
+    pagination_class = None  # a version's files: one list, as the schema says
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Before authentication: session auth's CSRF check reads a form token from a
