@@ -7,6 +7,7 @@ See the configuration table in README.md. Production (``DEBUG`` off) refuses to 
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "registry",
     "governance",
     "cards",
+    "axes",  # login throttling; its tables hold the failure counts
 ]
 
 MIDDLEWARE = [
@@ -69,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the locked-out page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -172,7 +175,10 @@ JOB_HEARTBEAT_INTERVAL = env_int("JOB_HEARTBEAT_INTERVAL", 10, minimum=1)
 JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", max(60, 3 * JOB_HEARTBEAT_INTERVAL),
                                 minimum=3 * JOB_HEARTBEAT_INTERVAL)
 UPLOAD_SPOOL_MAX_AGE = env_int("UPLOAD_SPOOL_MAX_AGE", 24 * 3600, minimum=3600)
-CELERY_BEAT_SCHEDULE = {"sweep": {"task": "registry.tasks.sweep", "schedule": SWEEP_INTERVAL}}
+# A sweep not taken within its interval is dropped: the next one does its work (no pile of
+# sweeps behind long jobs).
+CELERY_BEAT_SCHEDULE = {"sweep": {"task": "registry.tasks.sweep", "schedule": SWEEP_INTERVAL,
+                                  "options": {"expires": SWEEP_INTERVAL}}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Artifacts ------------------------------------------------------------------------------
@@ -227,7 +233,8 @@ FILE_UPLOAD_TEMP_DIR = str(UPLOAD_SPOOL_DIR)
 UPLOAD_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
 
 # --- Auth -----------------------------------------------------------------------------------
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend",
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend",  # first: refuses locked-out
+                           "django.contrib.auth.backends.ModelBackend",
                            # Single sign-on; inert while OIDC_RP_CLIENT_ID is unset.
                            "governance.oidc.OidcBackend"]
 # Guardian's anonymous user is never granted anything; we do not create it.
@@ -241,6 +248,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Login throttling (django-axes) ----------------------------------------------------------
+# Every password sign-in (the login page, the admin's) counts failures per user name AND client
+# address together: after AXES_FAILURE_LIMIT wrong passwords that pair is locked for
+# AXES_COOLOFF_MINUTES, while the same user from another address still signs in, so a stranger
+# cannot lock everyone out by typing their names. A success resets the pair's count. Attempts
+# while locked are refused without checking the password and do not extend the lock. Each
+# counted failure and each lockout is audited (governance/refusals.py); `manage.py axes_reset`
+# (or axes_reset_username NAME) lifts locks early. API tokens are not passwords: not counted.
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "governance.refusals.locked_out_page"  # a 429 page saying for how long
+AXES_VERBOSE = False  # no start-up banner; its log lines mask user names and addresses
 
 # --- Single sign-on (OpenID Connect, governance/oidc.py) -----------------------------------
 # Off unless OIDC_RP_CLIENT_ID is set. Endpoints not given are discovered from the issuer's

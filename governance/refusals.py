@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from axes.helpers import get_failure_limit
+from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from governance import audit
 from governance.actors import Actor
@@ -48,9 +53,60 @@ def token_rejected(request: HttpRequest, raw: str) -> None:
                                   "path": request.path[:300]})
 
 
+# Failed sign-ins and lockouts. django-axes counts failures per user name and address and
+# says so on the request: `axes_failures_since_start` is the count once it counted this attempt;
+# `axes_locked_out` without a count means its backend refused the attempt before any password
+# check because the pair was already locked. Its user_locked_out signal comes from inside its
+# own user_login_failed receiver, so which of the two receivers below runs first is up to
+# Django; each leaves a note on the request, so the log reads "failed", then "locked out"
+# either way.
+
+def _refused_while_locked(request: HttpRequest) -> bool:
+    return bool(getattr(request, "axes_locked_out", False)) and getattr(
+        request, "axes_failures_since_start", None) is None
+
+
 @receiver(user_login_failed)
 def _login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None,
                   **kwargs: Any) -> None:
     actor = Actor.from_request(request) if request is not None else Actor.system("web")
-    audit.record_refusal(actor=actor, action="auth.login_failed",
-                         details={"username": str(credentials.get("username", ""))[:150]})
+    details = {"username": str(credentials.get("username", ""))[:150]}
+    if request is None or not settings.AXES_ENABLED:
+        audit.record_refusal(actor=actor, action="auth.login_failed", details=details)
+        return
+    if _refused_while_locked(request):  # the password was not checked; throttled
+        audit.record_refusal(actor=actor, action="auth.login_refused",
+                             details={**details, "reason": "locked out"})
+        return
+    audit.record_login_event(actor=actor, action="auth.login_failed", details=details)
+    request._modelgate_failure_recorded = True  # type: ignore[attr-defined]
+    lockout = getattr(request, "_modelgate_lockout", None)
+    if lockout is not None:
+        audit.record_login_event(actor=actor, action="auth.locked_out", details=lockout)
+
+
+@receiver(user_locked_out)
+def _locked_out(sender: Any, request: HttpRequest | None = None, username: str | None = None,
+                **kwargs: Any) -> None:
+    if request is None or _refused_while_locked(request):
+        return  # an attempt while already locked: recorded as auth.login_refused
+    credentials = getattr(request, "axes_credentials", None)
+    lockout = {"username": str(username or "")[:150],
+               "failures": request.axes_failures_since_start,  # type: ignore[attr-defined]
+               "limit": get_failure_limit(request, credentials),
+               "cool_off_minutes": math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)}
+    if getattr(request, "_modelgate_failure_recorded", False):
+        audit.record_login_event(actor=Actor.from_request(request), action="auth.locked_out",
+                                 details=lockout)
+    else:
+        request._modelgate_lockout = lockout  # type: ignore[attr-defined]
+
+
+def locked_out_page(request: HttpRequest, original_response: HttpResponse | None = None,
+                    credentials: dict[str, Any] | None = None) -> HttpResponse:
+    """What a locked-out sign-in sees (AXES_LOCKOUT_CALLABLE): a 429 page saying why and for
+    how long, never the form again with a generic error."""
+    username = str((credentials or {}).get("username") or request.POST.get("username", ""))
+    return render(request, "registration/locked_out.html", status=429, context={
+        "username": username[:150], "failure_limit": get_failure_limit(request, credentials),
+        "minutes": math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)})
