@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from io import StringIO
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -28,6 +29,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import Group, User
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from governance import sso
@@ -298,6 +300,15 @@ def test_callback_refuses_and_audits(idp, settings, case):
         assert not User.objects.filter(username="dana").exists()
 
 
+def test_an_unreachable_provider_is_a_message_not_an_error(idp, settings):
+    settings.OIDC_OP_ISSUER = f"http://127.0.0.1:{_free_port()}/o"  # nothing listens there
+    client = Client()
+    response = client.get("/oidc/authenticate/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert b"Single sign-on failed" in client.get("/login/").content
+    assert events("auth.sso_failed")[-1].details["reason"] == "provider_unreachable"
+
+
 def test_deactivated_account_is_refused_and_its_session_ends(idp):
     client = Client()
     user = sign_in(client, "dana")
@@ -433,3 +444,46 @@ def test_admin_pages_add_and_delete_mappings_through_the_audited_service(roles, 
     [removed] = events("sso_mapping.deleted")
     assert created.actor_id == removed.actor_id == admin_user.pk
     assert created.channel == removed.channel == "admin"
+
+
+def test_command_maps_and_unmaps_as_the_named_administrator(roles, admin_user, data_scientist):
+    out = StringIO()
+    call_command("sso_group_mapping", "add", "cn=ml,ou=groups", "reviewer", "--as", "root",
+                 stdout=out)
+    call_command("sso_group_mapping", "list", stdout=out)
+    assert "cn=ml,ou=groups\treviewer" in out.getvalue()
+    with pytest.raises(CommandError, match="administrator"):
+        call_command("sso_group_mapping", "remove", "cn=ml,ou=groups", "reviewer",
+                     "--as", "alice")
+    with pytest.raises(CommandError, match="Modelgate roles"):
+        call_command("sso_group_mapping", "add", "cn=ml,ou=groups", "superuser", "--as", "root")
+    call_command("sso_group_mapping", "remove", "cn=ml,ou=groups", "reviewer", "--as", "root",
+                 stdout=out)
+
+    assert not IdpGroupMapping.objects.exists()
+    [created], [deleted] = events("sso_mapping.created"), events("sso_mapping.deleted")
+    assert created.actor_id == deleted.actor_id == admin_user.pk and created.channel == "cli"
+
+
+def test_admin_lists_identities_to_administrators_only(idp, admin_user, data_scientist):
+    sign_in(Client(), "dana")
+    client = Client()
+    client.force_login(admin_user)
+    assert b"dana" in client.get("/admin/governance/externalidentity/").content
+    User.objects.filter(pk=data_scientist.pk).update(is_staff=True)
+    client.force_login(data_scientist)
+    assert client.get("/admin/governance/externalidentity/").status_code == 403
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"OIDC_RP_CLIENT_ID": "mg"}, "OIDC_RP_CLIENT_SECRET and OIDC_OP_ISSUER must be set"),
+    ({"OIDC_RP_CLIENT_ID": "mg", "OIDC_RP_CLIENT_SECRET": "s", "OIDC_OP_ISSUER": "https://i",
+      "OIDC_RP_SIGN_ALGO": "HS256"}, "OIDC_RP_SIGN_ALGO must be an asymmetric algorithm"),
+])
+def test_incomplete_or_symmetric_configuration_stops_start_up(tmp_path, env, message):
+    result = subprocess.run(
+        [sys.executable, "-c", "import django, os; "
+         "os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; django.setup()"],
+        env={"MODELGATE_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", **env},
+        capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode != 0 and message in result.stderr
