@@ -24,10 +24,15 @@ from tests.factories import UserFactory
 WSGIServer.request_queue_size = 256
 
 
+# Tests marked `postgres` skip with this reason on SQLite; say what to do, not a condition.
+POSTGRES_SKIP_REASON = ("needs PostgreSQL: set DATABASE_URL=postgres://USER@HOST:5432/DB, USER "
+                        "allowed to create databases (README, 'Run the whole test suite')")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
         return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://…)")
+    skip = pytest.mark.skip(reason=POSTGRES_SKIP_REASON)
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
