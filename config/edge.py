@@ -31,15 +31,22 @@ _DIGITS = re.compile(r"[0-9]+")
 NUL_MESSAGE = "The request contains a NUL character (\\u0000), which no field accepts."
 
 
+def _has_nul(query: Any) -> bool:
+    return any("\x00" in key or any("\x00" in v for v in values) for key, values in query.lists())
+
+
 class RejectNulBytes:
-    """Middleware: 400 for a NUL byte in the path or the query string (JSON for the API)."""
+    """Middleware: 400 for a NUL byte in the path, the query string or a page's URL-encoded form
+    (JSON for the API). API bodies are JSON, checked by SafeJSONParser; multipart bodies are
+    left to the views, which parse them with their own size limits."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if "\x00" in request.path or any("\x00" in key or any("\x00" in v for v in values)
-                                         for key, values in request.GET.lists()):
+        form = (request.method == "POST" and not request.path.startswith("/api/")
+                and request.content_type == "application/x-www-form-urlencoded")
+        if "\x00" in request.path or _has_nul(request.GET) or (form and _has_nul(request.POST)):
             if request.path.startswith("/api/"):
                 return JsonResponse(error_body("invalid_characters", NUL_MESSAGE), status=400)
             return HttpResponseBadRequest(NUL_MESSAGE, content_type="text/plain")

@@ -345,6 +345,7 @@ class ModelResolveView(RegistryView):
 
 class AliasListView(RegistryView):
     pagination_class = None  # a model's aliases are few: one list, as the schema says
+
     @extend_schema(responses=s.AliasOut(many=True))
     def get(self, request: Request, name: str) -> Response:
         aliases = selectors.alias_list(user=request.user,
