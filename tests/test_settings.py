@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import os
+import re
+import secrets
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_size
+from tests.readme import production
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_env_helpers_parse_good_values(monkeypatch):
@@ -38,3 +46,60 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
                              "os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; "
                              "django.setup()"], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def _deploy_check(tmp_path: Path, **overrides: str) -> set[str]:
+    """`manage.py check --deploy` under the README's production environment (its `...`
+    secret replaced by a real one): the ids of the warnings it reports."""
+    import subprocess
+    import sys
+
+    environment = production().environment
+    assert environment.pop("SECRET_KEY") == "...", "the README shows no real secret"
+    env = {"PATH": os.environ["PATH"], "MODELGATE_VAR_DIR": str(tmp_path),
+           "SECRET_KEY": secrets.token_urlsafe(50), **environment, **overrides}
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy",
+                             "--fail-level", "WARNING"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    issues = set(re.findall(r"\((\w+\.[EW]\d+)\)", result.stderr))
+    assert (result.returncode == 0) == (not issues), result.stderr
+    assert issues or "no issues" in result.stdout, result.stdout + result.stderr
+    return issues
+
+
+def test_check_deploy_is_clean_under_the_readme_production_settings(tmp_path):
+    environment = production().environment
+    assert environment["DEBUG"] == "false"
+    assert _deploy_check(tmp_path) == set()
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    ("plain_http", {"security.W008", "security.W012", "security.W016"}),
+    ({"SECURE_HSTS_SECONDS": "0"}, {"security.W004"}),
+    ({"SECURE_HSTS_INCLUDE_SUBDOMAINS": "false"}, {"security.W005"}),
+])
+def test_each_tls_switch_comes_from_the_environment(tmp_path, overrides, expected):
+    """The README's plain-HTTP switches turn off exactly what needs TLS; the HSTS variables
+    reach the settings (check --deploy names what each one turns off)."""
+    if overrides == "plain_http":
+        overrides = production().plain_http
+    assert _deploy_check(tmp_path, **overrides) == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("secure_cookies,https,hint", [(True, False, True), (True, True, False),
+                                                        (False, False, False)])
+def test_a_refused_form_over_plain_http_names_the_secure_cookie_switches(
+        settings, secure_cookies, https, hint):
+    """Signing in to a production install over http failed with a bare 403 "CSRF cookie not
+    set": the browser never returns a secure cookie over http. It stays a 403, with the why."""
+    from django.test import Client
+
+    settings.CSRF_COOKIE_SECURE = settings.SESSION_COOKIE_SECURE = secure_cookies
+    response = Client(enforce_csrf_checks=True).post(
+        "/login/", {"username": "a", "password": "b"}, secure=https,
+        headers={"referer": "https://testserver/login/"} if https else {})
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert "Form refused" in body and "CSRF cookie not set" in body
+    assert ("SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false" in body) is hint

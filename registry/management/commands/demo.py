@@ -8,8 +8,9 @@ import subprocess
 import sys
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry.demo import demo_exists, demo_load
 from registry.packaging.child import die_with_parent
@@ -39,20 +40,49 @@ class Command(BaseCommand):
                           "/admin/ (as admin)\n")
         if no_serve:
             return
+        # The demo serves as production does (DEBUG off: no debug pages, static files from
+        # WhiteNoise, collected and compressed) but over plain http on this machine: the key
+        # generated into var/, the local host names, and cookies that travel without TLS.
+        env = {**os.environ}
+        for name, value in demo_environment().items():
+            env.setdefault(name, value)
+        subprocess.run([sys.executable, "-m", "django", "collectstatic", "--noinput",
+                        "--verbosity", "0"], env=env, cwd=settings.BASE_DIR, check=True)
         # E-mail and webhooks leave through Celery; on the embedded default a single worker
         # on the filesystem queue under var/ takes them, so the web process never waits.
         # Loading the demo queued e-mails about its own history; nobody is waiting for those.
         # --beat runs the sweeper that queues again what a lost message left behind.
-        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-                   "--beat", "--loglevel", "WARNING", "--hostname", "demo@%h",
-                   *(["--purge"] if fresh else [])]
-        # The worker (and its beat) stops with this process even when it is killed rather
-        # than interrupted: it receives SIGTERM, Celery's warm shutdown.
-        worker = None if no_worker else subprocess.Popen(
-            command, env=os.environ.copy(), preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+        worker_command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool",
+                          "solo", "--beat", "--loglevel", "WARNING", "--hostname", "demo@%h",
+                          *(["--purge"] if fresh else [])]
+        server_command = [sys.executable, "-m", "django", "runserver", "--noreload", addrport]
+        # Both stop with this process even when it is killed rather than interrupted: they
+        # receive SIGTERM (Celery's warm shutdown).
+        children = [subprocess.Popen(command, env=env, cwd=settings.BASE_DIR,
+                                     preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+                    for command in ([] if no_worker else [worker_command]) + [server_command]]
         try:
-            call_command("runserver", addrport, use_reloader=False)
+            status = children[-1].wait()
+        except KeyboardInterrupt:
+            status = 0
         finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(timeout=30)
+            for child in children:
+                child.terminate()
+            for child in children:
+                child.wait(timeout=30)
+        if status:
+            raise CommandError(f"The server stopped with exit status {status}.")
+
+
+def demo_environment() -> dict[str, str]:
+    """The settings the demo's server and worker run with (unless the environment says
+    otherwise): production's, minus TLS, on this machine's names."""
+    return {
+        "DEBUG": "false",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "ALLOWED_HOSTS": ",".join(settings.ALLOWED_HOSTS),
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
