@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "registry",
     "governance",
     "cards",
+    "csp",
     "axes",  # login throttling; its tables hold the failure counts
 ]
 
@@ -71,6 +72,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the locked-out page
 ]
 
@@ -266,6 +268,25 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "governance.refusals.locked_out_page"  # a 429 page saying for how long
 AXES_VERBOSE = False  # no start-up banner; its log lines mask user names and addresses
 
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------
+# Every response says: scripts, styles, images, fonts and fetches come from this site only; no
+# inline script or style runs (templates load static/js files and mark behaviour with data-
+# attributes); no plugins; nothing may frame a page; forms post only to this site (plus the
+# origins in CSP_FORM_ACTION_EXTRA, e.g. an identity provider a form redirects to); <base>
+# cannot move relative links elsewhere. The browser test fails on any violation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],  # the API docs' icons are data: URIs in their CSS
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'", *env_list("CSP_FORM_ACTION_EXTRA")],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
 # --- Single sign-on (OpenID Connect, governance/oidc.py) -----------------------------------
 # Off unless OIDC_RP_CLIENT_ID is set. Endpoints not given are discovered from the issuer's
 # /.well-known/openid-configuration. Register <site>/oidc/callback/ as the redirect URI.
@@ -317,6 +338,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# /api/schema/ and /api/docs/ are for signed-in users (or API tokens) unless this opens them.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Modelgate API",
     "DESCRIPTION": "Model registry, governance and model cards.",

@@ -27,8 +27,8 @@
     var percent = fields.length ? Math.round(100 * done / fields.length) : 100;
     var bar = document.getElementById("completeness");
     if (bar) {
-      bar.setAttribute("aria-valuenow", String(percent));
-      bar.firstElementChild.style.width = percent + "%";
+      bar.value = percent;
+      bar.textContent = percent + "%";
     }
     var text = document.getElementById("completeness-text");
     if (text) text.textContent = percent + "% of the required sections written.";
