@@ -15,21 +15,11 @@ import pytest
 
 from config.celery import app as celery_app
 from governance.models import AuditEvent
-from registry import services
-from tests.factories import actor_for, make_model
+from tests.factories import make_model
 from tests.governance.tampering import rehash_from, run, tamper
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def history(data_scientist) -> list[AuditEvent]:
-    rm = make_model(data_scientist, "anchored")
-    for i in range(3):
-        services.registered_model_tag_set(actor=actor_for(data_scientist), registered_model=rm,
-                                          key=f"k{i}", value=str(i))
-    return list(AuditEvent.objects.order_by("sequence"))
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from django.db import DatabaseError, connection, transaction
 from governance import audit
 from governance.actors import Actor
 from governance.models import AuditEvent
-from registry import services
 from tests.concurrency import all_at_once
 from tests.factories import UserFactory, actor_for, make_model
 from tests.governance.tampering import run, tamper
@@ -34,16 +33,6 @@ def _broken(*args: str) -> str:
     outcome = run("verify_audit_log", *args)
     assert outcome.status == 1, outcome
     return outcome.err
-
-
-@pytest.fixture
-def history(data_scientist) -> list[AuditEvent]:
-    """Six events from ordinary changes (roles_sync wrote the first ones)."""
-    rm = make_model(data_scientist, "chained")
-    for i in range(3):
-        services.registered_model_tag_set(actor=actor_for(data_scientist), registered_model=rm,
-                                          key=f"k{i}", value=str(i))
-    return list(AuditEvent.objects.order_by("sequence"))
 
 
 def test_events_form_a_gapless_chain_and_verify_ok(history):
