@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from governance.actors import Actor
 from registry import validation
@@ -204,8 +205,10 @@ def infer_signature(job: PackagingJob) -> dict[str, Any]:
     from registry.services.versions import version_update
 
     try:
-        version_update(actor=Actor(user=job.requested_by, channel="worker"), version=version,
-                       signature=signature)
+        with transaction.atomic():  # only the attempt that holds the job writes the signature
+            jobs.job_require_current(job)
+            version_update(actor=Actor(user=job.requested_by, channel="worker"),
+                           version=version, signature=signature)
     except DomainError as exc:
         raise JobError(exc.message) from None
     return {"changed": True, "signature": signature, "estimator": predicted["estimator"]}

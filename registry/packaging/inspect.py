@@ -10,6 +10,7 @@ import zipfile
 from typing import IO, Any
 
 import yaml
+from django.db import transaction
 
 from registry.models import Artifact, PackagingJob
 from registry.packaging.scan import Report, scan, scan_skops
@@ -235,8 +236,10 @@ def run(job: PackagingJob) -> dict[str, Any]:
     else:
         verdict = "suspicious"
         result["scan"] = {"verdict": verdict, "note": "unknown format: nothing to vouch for"}
-    if fmt != artifact.format:  # the inspection, reading the whole file, has the last word
-        Artifact.objects.filter(pk=artifact.pk).update(format=fmt)
-    artifact_safety_set(artifact, verdict)
+    with transaction.atomic():  # only the attempt that holds the job records the verdict
+        jobs.job_require_current(job)
+        if fmt != artifact.format:  # the inspection, reading the whole file, has the last word
+            Artifact.objects.filter(pk=artifact.pk).update(format=fmt)
+        artifact_safety_set(artifact, verdict)
     jobs.job_progress(job, 95, "recording the verdict", f"verdict: {verdict}")
     return result
