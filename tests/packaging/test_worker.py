@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -188,9 +187,10 @@ def test_a_sigkilled_worker_s_job_completes_exactly_once_on_another_within_two_m
     job, _ = job_start(actor=actor_for(data_scientist), version=version, kind="convert_onnx")
     job = _wait(job, lambda j: j.step.startswith("converting"), 60)
     assert job.status == "running", (job.status, job.error)
-    # The worker beats while the conversion blocks in one long step, with no progress.
-    job = _wait(job, lambda j: j.heartbeat_at > j.updated_at + timedelta(seconds=1), 30)
-    assert job.heartbeat_at > job.updated_at + timedelta(seconds=1), "no heartbeat"
+    # The worker beats while the conversion blocks in one long step (progress writes both
+    # times alike; a later heartbeat came from the worker's thread).
+    job = _wait(job, lambda j: j.heartbeat_at > j.updated_at, 30)
+    assert job.heartbeat_at > job.updated_at and job.step.startswith("converting"), job.step
     model_processes = _model_processes(first)
     assert model_processes, "the conversion runs in a model process below the worker"
     os.kill(first.pid, signal.SIGKILL)
