@@ -43,6 +43,6 @@ def test_no_request_the_schema_describes_gets_a_5xx_or_an_off_schema_answer(live
          "--max-examples", "25", "--workers", "1", "--request-timeout", "30",
          "--suppress-health-check", "all", "--no-color",
          "--report", "junit", "--report-dir", str(report)],
-        capture_output=True, text=True, timeout=FUZZ_SECONDS + 300,
+        capture_output=True, text=True, timeout=FUZZ_SECONDS + 300, cwd=tmp_path,
         env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
     assert run.returncode == 0, (run.stdout[-12000:] + run.stderr[-3000:])

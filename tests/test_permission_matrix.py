@@ -61,6 +61,7 @@ class Row:
     #                 role's view grant, the whole catalogue), else 404; never names the other
     # cancel        — the requester or a manager of the model
     # public        — anyone, signed in or not
+    # sso-off       — single sign-on routes: 404 for everyone while it is not configured
     # staff         — Django's admin site (staff login; model rows scoped by ModelScoped)
     rule: str
     body: dict[str, Any] | None = None
@@ -76,6 +77,10 @@ MATRIX = [
     Row("POST", "login/", "public", page=True),
     Row("PUT", "login/", "public", page=True),  # Django form views answer PUT like POST
     Row("POST", "logout/", "public", page=True),
+    # Single sign-on answers 404 to everyone while it is off, as here; with it on
+    # (tests/governance/test_oidc.py) a sign-in reaches only the account the provider vouches for.
+    Row("GET", "oidc/authenticate/", "sso-off", page=True),
+    Row("GET", "oidc/callback/", "sso-off", page=True),
     # Signed-in users only, unless API_DOCS_PUBLIC (tests/test_security_headers.py)
     Row("GET", "api/schema/", "list"),
     Row("GET", "api/docs/", "list", page=True),
@@ -370,6 +375,8 @@ def _perms_on(who: str, model: str) -> set[Perm]:
 
 
 def _expected(row: Row, who: str, model: str, global_role: str | None = None) -> str:
+    if row.rule == "sso-off":
+        return "hidden"
     if who == "anonymous":
         return "public" if row.rule == "public" else "unauthenticated"
     if row.rule in ("public", "list"):
