@@ -238,7 +238,10 @@ def job_data(job: PackagingJob) -> dict[str, Any]:
             "log": job.log, "forced": job.forced,
             "requested_by": job.requested_by.username if job.requested_by else None,
             "created_at": s._iso(job.created_at), "started_at": s._iso(job.started_at),
-            "finished_at": s._iso(job.finished_at)}
+            "finished_at": s._iso(job.finished_at),
+            # The worker's last sign of life, and the job this one waits for (a bundle waits
+            # for the ONNX conversion of its input).
+            "heartbeat_at": s._iso(job.heartbeat_at), "waits_for": job.waits_for_id}
 
 
 class JobListView(RegistryView):

@@ -18,6 +18,7 @@ import pytest
 import skops.io
 import yaml
 from django.utils import timezone
+from rest_framework.test import APIClient
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -417,6 +418,11 @@ def test_a_bundle_asked_for_while_the_onnx_conversion_is_queued_waits_and_ships_
     bundle.refresh_from_db()
     assert (bundle.status, bundle.waits_for_id, bundle.attempts) == ("queued", convert.pk, 0)
     assert f"waiting for Convert to ONNX #{convert.pk} of the same file" in bundle.log
+    shown = APIClient()
+    shown.force_authenticate(data_scientist)
+    jobs = {j["id"]: j for j in shown.get(
+        f"/api/v1/models/{version.registered_model.name}/versions/1/jobs/").json()["results"]}
+    assert jobs[bundle.pk]["waits_for"] == convert.pk and jobs[bundle.pk]["heartbeat_at"] is None
     PackagingJob.objects.filter(pk=bundle.pk).update(
         updated_at=timezone.now() - timedelta(seconds=settings.SWEEP_AFTER + 1))
     assert sweep.apply().get()["requeued"] == 0  # waiting is not lost: not sent again
