@@ -37,7 +37,7 @@ def _exports(words: list[str]) -> dict[str, str]:
 
 
 def production() -> Production:
-    blocks = re.findall(r"```sh\n(.+?)\n```", _section("Production"), re.S)
+    blocks = re.findall(r"```sh\n(.+?)\n *```", _section("Production"), re.S)
     assert len(blocks) >= 2, "Production has the install block and the plain-HTTP block"
     commands: list[list[str]] = []
     environment: dict[str, str] = {}

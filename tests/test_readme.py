@@ -23,7 +23,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_first_command_serves_the_demo():
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```sh\n(.+?)\n```", readme, re.S)
+    blocks = re.findall(r"```sh\n(.+?)\n *```", readme, re.S)
     assert blocks[0].endswith("manage.py demo")
     assert "pytest" in blocks[1]
 
