@@ -370,13 +370,23 @@ def _mounts() -> list[tuple[str, set[str]]]:
     return found
 
 
+def _in_scratch(path: Path, parent: Path) -> bool:
+    """Whether `path` is the temporary folder itself or lies in one of Modelgate's scratch
+    folders there (jobs' and zygotes' `modelgate-*`). Anything else under it, such as a
+    virtual environment installed in /tmp, stays visible where the process needs it."""
+    if path == parent:
+        return True
+    return path.is_relative_to(parent) and path.relative_to(parent).parts[0].startswith(
+        "modelgate-")
+
+
 def _needed_paths(workdir: Path) -> list[Path]:
     """What the process must still see: the interpreter, its libraries and WORKDIR."""
     candidates = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
                                                sys.base_exec_prefix, *sys.path) if p}
     scratch = workdir.resolve()
-    candidates = {p for p in candidates  # not the zygote's folder beside WORKDIR
-                  if p.is_dir() and not p.is_relative_to(scratch.parent)} | {scratch}
+    candidates = {p for p in candidates  # not the zygote's or another job's folder
+                  if p.is_dir() and not _in_scratch(p, scratch.parent)} | {scratch}
     return sorted(p for p in candidates
                   if not any(q != p and p.is_relative_to(q) for q in candidates))
 

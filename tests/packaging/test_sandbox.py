@@ -193,3 +193,23 @@ def _namespaces_work() -> bool:
     return os.geteuid() == 0 and subprocess.run(
         ["unshare", "--mount", "--net", "--pid", "--fork", "true"],
         capture_output=True).returncode == 0
+
+
+def test_libraries_installed_under_the_temporary_folder_stay_visible_to_the_model_process(
+        tmp_path, monkeypatch):
+    """A virtual environment under /tmp used to be hidden with the rest of the temporary folder,
+    so conversions failed with "No module named ..."; the scratch folders beside the job's own
+    (other jobs', the zygote's) and the temporary folder as a whole stay hidden."""
+    import sys
+
+    from registry.packaging import child
+
+    work = tmp_path / "modelgate-convert-1"
+    zygote = tmp_path / "modelgate-zygote-1"
+    venv = tmp_path / "venv" / "lib" / "site-packages"
+    for folder in (work, zygote, venv):
+        folder.mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [str(venv), str(zygote), str(tmp_path)])
+    needed = child._needed_paths(work)
+    assert venv in needed and work in needed
+    assert zygote not in needed and tmp_path not in needed
