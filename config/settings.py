@@ -319,6 +319,14 @@ if OIDC_RP_CLIENT_ID:
         raise ImproperlyConfigured(
             f"OIDC_RP_SIGN_ALGO must be an asymmetric algorithm such as RS256, got "
             f"{OIDC_RP_SIGN_ALGO!r}.")
+    # Codes, tokens and the signing keys travel between Modelgate and the provider.
+    _oidc_plain = [name for name in ("OIDC_OP_ISSUER", "OIDC_OP_AUTHORIZATION_ENDPOINT",
+                                     "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT",
+                                     "OIDC_OP_JWKS_ENDPOINT")
+                   if globals()[name] and not globals()[name].startswith("https://")]
+    if _oidc_plain and not DEBUG:
+        raise ImproperlyConfigured(
+            f"{', '.join(_oidc_plain)}: must start with https:// when DEBUG is off.")
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

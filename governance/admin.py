@@ -267,12 +267,41 @@ class AuditedUserAdmin(UserAdmin):
         permissions.invalidate(user)
 
 
+class _GroupForm(forms.ModelForm):
+    class Meta:
+        model = Group
+        fields = ["name", "permissions"]
+
+    def clean_name(self) -> str:
+        # Only shown for groups that are no role (a role's name is read-only).
+        name = self.cleaned_data["name"]
+        if name in ROLES:
+            raise forms.ValidationError("That is a Modelgate role's name; roles are created by "
+                                        "migrate.")
+        return name
+
+
 @admin.register(Group)
 class AuditedGroupAdmin(GroupAdmin):
+    """A role's name is read-only: code (ROLES) and identity-provider mappings find roles by
+    name, so renaming one would turn a mapping or a grant into one for a group that is no
+    role. Renaming any other group is audited, as its permission changes are."""
+
+    form = _GroupForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Group | None = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "name") if obj is not None and obj.name in ROLES else fields
+
     def save_model(self, request: HttpRequest, obj: Group, form: Any, change: bool) -> None:
         request._modelgate_group_before = (  # type: ignore[attr-defined]
             _names(obj.permissions.all()) if change else [])
-        super().save_model(request, obj, form, change)
+        before = Group.objects.filter(pk=obj.pk).values_list("name", flat=True).first() \
+            if change else None
+        super().save_model(request, obj, form, change)  # in the admin's transaction
+        if before is not None and before != obj.name:
+            audit.record(actor=_actor(request), action="group.renamed", target=obj,
+                         details={"group": obj.name, "from": before, "to": obj.name})
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any,
                      change: bool) -> None:

@@ -6,12 +6,16 @@ authorization-code flow with state, nonce and PKCE; this module adds what it lea
 - endpoints are discovered from ``OIDC_OP_ISSUER`` (cached for an hour); explicit ones win;
 - the ID token must be signed with ``OIDC_RP_SIGN_ALGO`` (an asymmetric algorithm: never
   "none" nor a shared secret) by a key from the JWKS, and name this issuer, this client as
-  its audience, an expiry and an issue time (the library checks neither issuer nor audience);
+  its audience (and as ``azp`` when that is present), an expiry and an issue time (the library
+  checks neither issuer nor audience);
+- an https issuer's endpoints, discovered ones too, must be https (settings refuse an http
+  issuer or endpoint with DEBUG off);
 - the userinfo answer must be about the ID token's subject;
 - the account and its roles come from governance.sso, which audits every change;
 - a state this session was not given, used already or older than ``OIDC_STATE_MAX_AGE``, an
   error from the provider, an answer that does not verify or a provider out of reach is a
-  message on the login page and an ``auth.sso_failed`` audit event, never a 500.
+  message on the login page and an ``auth.sso_failed`` audit event, never a 500; an error
+  from the provider logs nobody out (anyone's page can send the browser there).
 """
 
 from __future__ import annotations
@@ -75,6 +79,12 @@ def provider() -> Provider:
         if not all(isinstance(value, str) and value for value in endpoints.values()):
             raise SsoRefused("The identity provider's configuration is incomplete.",
                              reason="provider_configuration")
+    # Settings refuse an http:// issuer or endpoint with DEBUG off; an https issuer's
+    # discovery must not bring one back (codes, tokens or the keys in clear text).
+    if settings.OIDC_OP_ISSUER.startswith("https://") and not all(
+            value.startswith("https://") for value in endpoints.values()):
+        raise SsoRefused("The identity provider's configuration names a plain-http endpoint.",
+                         reason="provider_configuration")
     return Provider(issuer=settings.OIDC_OP_ISSUER, **endpoints)
 
 
@@ -133,9 +143,17 @@ class OidcBackend(OIDCAuthenticationBackend):
         return ModelBackend.get_user(self, user_id)
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
-        # The library verifies the ID token with a nonce and a signed userinfo answer without.
+        """The ID token (with a nonce) or a signed userinfo answer (without). The library
+        fetches the JWKS only for RS* and ES* and verifies anything else, PS* included, with
+        the client secret, so no PS* token ever verified: every algorithm Modelgate accepts is
+        asymmetric, and the key always comes from the JWKS."""
         self._verifying_id_token = "nonce" in kwargs
-        return super().verify_token(token, **kwargs)
+        payload = self.get_payload_data(token, self.retrieve_matching_jwk(token))
+        nonce = kwargs.get("nonce")
+        if self._verifying_id_token and (not nonce or payload.get("nonce") != nonce):
+            raise SsoRefused("The identity provider's token was not issued for this sign-in.",
+                             reason="token_nonce")
+        return payload
 
     def get_payload_data(self, token: str | bytes, key: Any) -> dict[str, Any]:
         """Signature, issuer, audience and times, with the one configured algorithm."""
@@ -144,17 +162,24 @@ class OidcBackend(OIDCAuthenticationBackend):
             raise SsoRefused("The identity provider's token is not signed as configured.",
                              reason="token_algorithm")
         id_token = getattr(self, "_verifying_id_token", True)
+        # A JWK without "alg" is bound to its key type's default (RS256 for RSA) by PyJWT;
+        # the algorithm is the configured one, checked above, so verify with the bare key.
+        if isinstance(key, jwt.PyJWK):
+            key = key.key
         try:
             payload = jwt.decode(
                 token, key, algorithms=[algorithm], issuer=self.issuer,
                 audience=self.OIDC_RP_CLIENT_ID if id_token else None, leeway=CLOCK_LEEWAY,
                 options={"require": ["iss", "sub", "aud", "exp", "iat"] if id_token else ["sub"],
                          "verify_aud": id_token})
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError) as exc:  # TypeError: a key of another type
             raise SsoRefused("The identity provider's token did not verify.",
                              reason=f"token_{type(exc).__name__}"[:64]) from None
+        # OpenID Connect Core 1.0, 3.1.3.7: with several audiences azp must be present, and
+        # whenever it is present it must be this client.
         audiences = payload.get("aud")
-        if id_token and isinstance(audiences, list) and len(audiences) > 1 \
+        several = isinstance(audiences, list) and len(audiences) > 1
+        if id_token and (several or "azp" in payload) \
                 and payload.get("azp") != self.OIDC_RP_CLIENT_ID:
             raise SsoRefused("The identity provider's token was issued to another client.",
                              reason="token_azp")
@@ -202,14 +227,19 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
     """The provider's redirect back: checks the state, then the library exchanges the code
     (through OidcBackend) and logs the user in."""
 
-    _failure = ("not_signed_in", "the sign-in did not complete.")
-
     def get(self, request: HttpRequest) -> HttpResponse:
         if not enabled():
             raise Http404
         if request.GET.get("error"):
-            self._failure = ("provider_error", "the identity provider refused the sign-in.")
-            return super().get(request)  # forgets the state and logs out
+            # The library would log out whoever is signed in: any page could do that with an
+            # <img> pointing here (logging out is otherwise POST only). Forget the state, if
+            # this session was given it, so it cannot be used again; nothing else.
+            states, state = request.session.get("oidc_states"), request.GET.get("state")
+            if isinstance(states, dict) and state in states:
+                del states[state]
+                request.session.modified = True
+            return _failed(request, "provider_error", "the identity provider refused the "
+                                                      "sign-in.")
         state, code = request.GET.get("state"), request.GET.get("code")
         if not state or not code:
             return _failed(request, "incomplete", "the answer was incomplete.")
@@ -236,8 +266,14 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
             return _failed(request, "provider_response",
                            "the identity provider's answer could not be verified.")
 
+    def login_success(self) -> HttpResponse:
+        response = super().login_success()  # redirects to oidc_login_next, read once
+        self.request.session.pop("oidc_login_next", None)
+        return response
+
     def login_failure(self) -> HttpResponse:
-        return _failed(self.request, *self._failure)
+        self.request.session.pop("oidc_login_next", None)
+        return _failed(self.request, "not_signed_in", "the sign-in did not complete.")
 
 
 urlpatterns = [

@@ -3,17 +3,30 @@ identity provider's groups give it, through mappings an administrator approved.
 
 Account matching (README, "Single sign-on"):
 - An account is found by its link to the (issuer, sub) pair, the provider's stable key.
-- With no link yet, an existing account is linked only if the provider says the e-mail
-  address is verified (``email_verified`` true), exactly one account has that address, and
-  that account is active, neither staff nor superuser, and not linked to another subject at
-  this issuer. An unverified address never links: anyone may type any address at some
+- With no link yet, the e-mail address counts only if the provider says it is verified
+  (``email_verified`` true) and it is ASCII; it names the accounts whose address is the same
+  ignoring ASCII case (never PostgreSQL's UPPER(), under which "ı" and "ſ" are "I" and "S").
+  If one of them is inactive the sign-in is refused: a deactivated person must not come back
+  as a new account. An unverified address never links: anyone may type any address at some
   providers, and linking on it would hand them the local account.
-- Otherwise a new account is created (``OIDC_CREATE_USER``), with an unusable password and a
-  username from ``OIDC_USERNAME_CLAIM`` made unique with a hash of the subject.
+- An existing account is linked (``OIDC_LINK_VERIFIED_EMAIL``) only if it is the only one with
+  that address, is not linked to another subject at this issuer and is a plain account:
+  active, neither staff nor superuser, in no group (so no role) and without any permission of
+  its own or any per-model grant. A privileged account is never handed to the provider on the
+  strength of an address; an administrator removes the privileges first, or the person gets a
+  new account.
+- Otherwise a new account is created (``OIDC_CREATE_USER``), with an unusable password and an
+  ASCII username from ``OIDC_USERNAME_CLAIM`` (NFKC-normalised like Django's, accents dropped,
+  anything else an underscore, so it never looks like another account's), made unique with a
+  hash of the subject.
+- At every sign-in, an account that is staff or superuser, or an administrator other than
+  through a mapped admin role, is refused (reason "privileged"): those are local decisions the
+  provider must not inherit.
 
 Roles: a role is managed by single sign-on while some mapping names it. At each sign-in the
 user holds a managed role exactly when one of their group values equals (exactly, never as a
-prefix) a mapped value; unmapped values grant nothing; roles no mapping names are left alone.
+prefix) a mapped value; unmapped values grant nothing; roles no mapping names are left alone;
+a mapping whose group is no longer a role (renamed outside the admin) grants nothing.
 Single sign-on never sets staff or superuser: those stay local decisions.
 """
 
@@ -27,12 +40,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance import audit, permissions
 from governance.actors import Actor
-from governance.models import ExternalIdentity, IdpGroupMapping
+from governance.models import ExternalIdentity, IdpGroupMapping, RegisteredModelUserPermission
 from governance.roles import ROLES
 from registry.errors import Forbidden, NotFound, ValidationFailed
 from registry.services.common import UNSET, apply_changes, insert_or_conflict, require_admin
@@ -181,30 +194,65 @@ def group_values(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in value if isinstance(v, str)))
 
 
-_USERNAME_BAD = re.compile(r"[^\w.@+-]")
+_USERNAME_BAD = re.compile(r"[^A-Za-z0-9.@+_-]")
 
 
-def _new_username(claims: SsoClaims) -> str:
-    base = claims.username or claims.email.partition("@")[0] or "sso-user"
-    base = _USERNAME_BAD.sub("_", base)[:120] or "sso-user"
+def _username_base(claims: SsoClaims) -> str:
+    """An ASCII username from the claim: NFKC first (as Django normalises usernames, so
+    full-width "ｒｏｏｔ" is "root" and meets the collision check as such), accents dropped,
+    every other character an underscore (so Cyrillic "rооt" cannot pass for "root")."""
+    name = User.normalize_username(claims.username or claims.email.partition("@")[0])
+    name = "".join(c for c in unicodedata.normalize("NFKD", name)
+                   if not unicodedata.combining(c))
+    return _USERNAME_BAD.sub("_", name)[:120] or "sso-user"
+
+
+def _create_user(claims: SsoClaims) -> User:
+    """A new account under the first free name of: the claim's, with a short and a long hash
+    of the subject, the hash alone. A name taken between the check and the insert (two first
+    sign-ins at once) moves on to the next one instead of failing."""
+    base = _username_base(claims)
     digest = hashlib.sha256(f"{claims.issuer}\n{claims.subject}".encode()).hexdigest()
-    for candidate in (base, f"{base}-{digest[:8]}", f"{base}-{digest[:24]}"):
-        if not User.objects.filter(username__iexact=candidate).exists():
-            return candidate
-    return f"sso-{digest[:40]}"
+    for candidate in (base, f"{base}-{digest[:8]}", f"{base}-{digest[:24]}", f"sso-{digest[:40]}"):
+        if User.objects.filter(username__iexact=candidate).exists():
+            continue
+        user = User(username=candidate)
+        user.set_unusable_password()
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:
+            continue
+        return user
+    raise SsoRefused("No username is free for this account; try again.", reason="username_taken")
 
 
-def _linkable(claims: SsoClaims) -> User | None:
-    """The one existing account a verified e-mail address may link to, if any."""
-    if not (settings.OIDC_LINK_VERIFIED_EMAIL and claims.email_verified):
+def _accounts_with_email(claims: SsoClaims) -> list[User]:
+    """The accounts a verified address names: exactly that ASCII address, ignoring ASCII case.
+    iexact alone would also match look-alikes on PostgreSQL (UPPER('ı') is 'I'), and
+    str.casefold() still folds 'ſ' into 's', so non-ASCII addresses name no account."""
+    if not claims.email_verified or not claims.email.isascii():
+        return []
+    wanted = claims.email.lower()
+    return [user for user in User.objects.filter(email__iexact=claims.email)
+            if user.email.isascii() and user.email.lower() == wanted]
+
+
+def _plain(user: User) -> bool:
+    """Active, not staff nor superuser, in no group (so holding no role, administrator's
+    included) and with no permission of its own nor any per-model grant."""
+    return (user.is_active and not user.is_staff and not user.is_superuser
+            and not user.groups.exists() and not user.user_permissions.exists()
+            and not RegisteredModelUserPermission.objects.filter(user=user).exists())
+
+
+def _linkable(claims: SsoClaims, accounts: list[User]) -> User | None:
+    """The one existing account a verified address may link to, if any."""
+    if not settings.OIDC_LINK_VERIFIED_EMAIL or len(accounts) != 1:
         return None
-    candidates = list(User.objects.filter(email__iexact=claims.email)[:2])
-    if len(candidates) != 1:
-        return None
-    user = candidates[0]
-    if not user.is_active or user.is_staff or user.is_superuser:
-        return None
-    if ExternalIdentity.objects.filter(user=user, issuer=claims.issuer).exists():
+    user = accounts[0]
+    if not _plain(user) or ExternalIdentity.objects.filter(user=user,
+                                                           issuer=claims.issuer).exists():
         return None
     return user
 
@@ -226,15 +274,19 @@ def _audited_values(values: tuple[str, ...]) -> dict[str, object]:
             "values_count": len(values)}
 
 
-def _sync_roles(actor: Actor, user: User, claims: SsoClaims) -> None:
-    mappings = list(IdpGroupMapping.objects.select_related("role"))
+def _sync_roles(actor: Actor, user: User, claims: SsoClaims) -> set[str]:
+    """Set the user's managed roles from the claim; returns the managed roles' names."""
+    # Only groups that are roles: a mapping's role check runs when it is saved, and a group
+    # renamed since (outside the admin, which keeps role names) must not be handed out.
+    mappings = list(IdpGroupMapping.objects.select_related("role").filter(
+        role__name__in=list(ROLES)))
     managed = {m.role_id: m.role for m in mappings}
     values = set(claims.groups)
     wanted = {m.role_id for m in mappings if m.idp_group in values}
     held = set(user.groups.filter(pk__in=managed).values_list("pk", flat=True))
     added, removed = wanted - held, held - wanted
     if not added and not removed:
-        return
+        return {role.name for role in managed.values()}
     user.groups.add(*added)
     user.groups.remove(*removed)
     permissions.invalidate(user)
@@ -245,6 +297,20 @@ def _sync_roles(actor: Actor, user: User, claims: SsoClaims) -> None:
         "matched": sorted(m.idp_group for m in mappings if m.idp_group in values),
         "added": sorted(managed[pk].name for pk in added),
         "removed": sorted(managed[pk].name for pk in removed)})
+    return {role.name for role in managed.values()}
+
+
+def _refuse_privileged(user: User, managed: set[str]) -> None:
+    """Staff, superusers and administrators are local decisions: an account that is one is
+    never reached through the provider, even if it was linked before it became one. The one
+    exception is the admin role while a mapping manages it: then the provider's groups decide
+    it at every sign-in, as an administrator chose by making that mapping."""
+    permissions.invalidate(user)
+    admin_by_mapping = "admin" in managed and user.groups.filter(name="admin").exists()
+    if user.is_staff or user.is_superuser or (
+            permissions.is_administrator(user) and not admin_by_mapping):
+        raise SsoRefused("This account holds administrative rights given in Modelgate; sign in "
+                         "with its password.", reason="privileged")
 
 
 @transaction.atomic
@@ -252,7 +318,8 @@ def sso_sign_in(*, claims: SsoClaims, request_id: str = "",
                 client_address: str | None = None) -> User:
     """The account these validated claims sign in as, its roles set from the mapped groups.
     Creating or linking the account and every role change are audited, with the user acting
-    through single sign-on. Raises SsoRefused for an inactive account or when creating
+    through single sign-on. Raises SsoRefused (nothing changed) for an inactive account, an
+    inactive account with the verified address, a privileged account, or when creating
     accounts is off."""
     def actor_for(user: User) -> Actor:
         return Actor(user=user, channel="web", request_id=request_id or Actor.system().request_id,
@@ -269,7 +336,11 @@ def sso_sign_in(*, claims: SsoClaims, request_id: str = "",
         identity.last_login_at = now
         identity.save(update_fields=["last_login_at"])
     else:
-        user = _linkable(claims)
+        accounts = _accounts_with_email(claims)
+        if any(not account.is_active for account in accounts):
+            raise SsoRefused("The Modelgate account with this e-mail address is disabled.",
+                             reason="inactive")
+        user = _linkable(claims, accounts)
         if user is not None:
             audit.record(actor=actor_for(user), action="user.sso_linked", target=user,
                          details={"user": user.username, **who, "email": claims.email})
@@ -277,9 +348,7 @@ def sso_sign_in(*, claims: SsoClaims, request_id: str = "",
             raise SsoRefused("No Modelgate account is linked to this sign-in; ask an "
                              "administrator.", reason="no_account")
         else:
-            user = User(username=_new_username(claims))
-            user.set_unusable_password()
-            user.save()
+            user = _create_user(claims)
             audit.record(actor=actor_for(user), action="user.created", target=user,
                          details={"user": user.username, **who})
         insert_or_conflict(lambda: ExternalIdentity.objects.create(
@@ -287,5 +356,5 @@ def sso_sign_in(*, claims: SsoClaims, request_id: str = "",
             last_login_at=now), "This sign-in is being linked already; try again.",
             code="identity_exists")
     _update_profile(user, claims)
-    _sync_roles(actor_for(user), user, claims)
+    _refuse_privileged(user, _sync_roles(actor_for(user), user, claims))
     return user

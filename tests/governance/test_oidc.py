@@ -339,7 +339,8 @@ def test_unverified_email_never_links_a_local_account(idp, data_scientist):
     assert roles_of(data_scientist) == {"data scientist"}
 
 
-def test_verified_email_links_an_ordinary_local_account(idp, data_scientist):
+def test_verified_email_links_a_plain_local_account(idp, data_scientist):
+    data_scientist.groups.clear()  # a role would keep it from linking (test_oidc_attacks)
     idp.profiles(erin={"email_verified": True})
 
     user = sign_in(Client(), "erin")
@@ -479,8 +480,17 @@ def test_admin_lists_identities_to_administrators_only(idp, admin_user, data_sci
     ({"OIDC_RP_CLIENT_ID": "mg"}, "OIDC_RP_CLIENT_SECRET and OIDC_OP_ISSUER must be set"),
     ({"OIDC_RP_CLIENT_ID": "mg", "OIDC_RP_CLIENT_SECRET": "s", "OIDC_OP_ISSUER": "https://i",
       "OIDC_RP_SIGN_ALGO": "HS256"}, "OIDC_RP_SIGN_ALGO must be an asymmetric algorithm"),
+    ({"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(40), "ALLOWED_HOSTS": "mg.example",
+      "OIDC_RP_CLIENT_ID": "mg", "OIDC_RP_CLIENT_SECRET": "s",
+      "OIDC_OP_ISSUER": "http://login.example/realm"},
+     "OIDC_OP_ISSUER: must start with https:// when DEBUG is off"),
+    ({"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(40), "ALLOWED_HOSTS": "mg.example",
+      "OIDC_RP_CLIENT_ID": "mg", "OIDC_RP_CLIENT_SECRET": "s",
+      "OIDC_OP_ISSUER": "https://login.example/realm",
+      "OIDC_OP_TOKEN_ENDPOINT": "http://login.example/token"},
+     "OIDC_OP_TOKEN_ENDPOINT: must start with https:// when DEBUG is off"),
 ])
-def test_incomplete_or_symmetric_configuration_stops_start_up(tmp_path, env, message):
+def test_incomplete_symmetric_or_plain_http_configuration_stops_start_up(tmp_path, env, message):
     result = subprocess.run(
         [sys.executable, "-c", "import django, os; "
          "os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; django.setup()"],
