@@ -1,4 +1,5 @@
-"""Fixtures shared by the audit tests."""
+"""Fixtures shared by the governance tests: an audit history, and the real OpenID Connect
+provider with Modelgate configured for it (tests/governance/oidc_support.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.contrib.auth.models import User
 from governance.models import AuditEvent
 from registry import services
 from tests.factories import actor_for, make_model
+from tests.governance.oidc_support import idp, mapped, oidc_provider  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -1,9 +1,6 @@
 """Security review of single sign-on: attacks on account matching, role mapping, token
 validation and the callback. Each test states the expected (safe) behaviour; a failing test is
-a defect. Fixtures and helpers come from tests/governance/test_oidc.py (a real provider)."""
-# The imported fixtures are parameters of the tests below, which pyflakes takes for
-# redefinitions.
-# ruff: noqa: F811
+a defect. The provider, its fixtures and helpers: tests/governance/oidc_support.py."""
 
 from __future__ import annotations
 
@@ -28,12 +25,9 @@ from governance.oidc import OidcBackend
 from governance.permissions import Perm
 from governance.sso import SsoClaims, SsoRefused
 from tests.factories import UserFactory, actor_for, make_model
-from tests.governance.test_oidc import (  # noqa: F401  (fixtures)
+from tests.governance.oidc_support import (
     CLIENT_ID,
     events,
-    idp,
-    mapped,
-    oidc_provider,
     provider_redirect,
     roles_of,
     session_user,
