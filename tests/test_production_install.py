@@ -101,8 +101,12 @@ def _environment(database_url: str, redis_url: str, var_dir: Path, venv: Path) -
     env["PATH"] = f"{venv / 'bin'}:{os.environ['PATH']}"
     env.update(section.environment)
     assert env["DEBUG"] == "false" and env["SECRET_KEY"] == "..."
+    assert env["AUDIT_ANCHOR"].startswith("s3://") and env["AUDIT_CHECKPOINT_KEY"] == "..."
     env.update(SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL=database_url,
-               REDIS_URL=redis_url, MODELGATE_VAR_DIR=str(var_dir))
+               REDIS_URL=redis_url, MODELGATE_VAR_DIR=str(var_dir),
+               # no bucket here: the anchor is a file, a place the database cannot rewrite
+               AUDIT_ANCHOR=str(var_dir.parent / "audit-anchor.jsonl"),
+               AUDIT_CHECKPOINT_KEY=secrets.token_urlsafe(50))
     if env.get("ARTIFACT_STORAGE") == "s3":  # no bucket here: the local store instead
         env["ARTIFACT_STORAGE"] = "local"
         for name in [n for n in env if n.startswith("ARTIFACT_S3_")]:
@@ -119,12 +123,11 @@ def installation() -> Iterator[Installation]:
     admin_url = urlunsplit(urlsplit(server_url)._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{database}"')
-    # Not under the system temp folder: a job's process sees nothing of the folder holding
-    # its scratch folder (/tmp), the libraries of an environment kept there included.
-    # World-readable: a root worker runs each model job as SANDBOX_USER (nobody), which must
-    # import scikit-learn from this environment.
-    (ROOT / "var").mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="install-test-", dir=ROOT / "var"))
+    # Under the system temp folder, beside the jobs' scratch folders: the model process must
+    # still see this environment's libraries (it once saw nothing of /tmp). World-readable: a
+    # root worker runs each model job as SANDBOX_USER (nobody), which must import
+    # scikit-learn from this environment.
+    root = Path(tempfile.mkdtemp(prefix="install-test-"))
     root.chmod(0o755)
     venv, logs = root / "venv", root / "logs"
     logs.mkdir()
@@ -237,3 +240,10 @@ def test_a_worker_converts_an_uploaded_scikit_learn_model(installation):
     assert job["status"] == "succeeded", json.dumps(job, indent=1)[-6000:]
     files = api.request("GET", "/api/v1/models/iris/versions/1/artifacts/", headers=auth).json()
     assert any(f["format"] == "onnx" for f in files), files
+
+
+def test_the_audit_log_is_anchored_outside_the_database_and_verifies(installation):
+    checkpoint = json.loads(installation.run(["python", "manage.py", "audit_checkpoint"]))
+    anchor = Path(installation.env["AUDIT_ANCHOR"]).read_text().splitlines()
+    assert json.loads(anchor[-1])["sequence"] == checkpoint["sequence"]
+    installation.run(["python", "manage.py", "verify_audit_log"])  # exit status 0
