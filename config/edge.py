@@ -35,17 +35,21 @@ def _has_nul(query: Any) -> bool:
     return any("\x00" in key or any("\x00" in v for v in values) for key, values in query.lists())
 
 
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 class RejectNulBytes:
-    """Middleware: 400 for a NUL byte in the path, the query string or a page's URL-encoded form
-    (JSON for the API). API bodies are JSON, checked by SafeJSONParser; multipart bodies are
-    left to the views, which parse them with their own size limits."""
+    """Middleware: 400 for a NUL byte in the path, the query string or a page's form (JSON for
+    the API). API bodies are JSON, checked by SafeJSONParser, or files, which the upload views
+    parse themselves with their size limits; pages take no files, and Django's CSRF check
+    reads their forms anyway."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         form = (request.method == "POST" and not request.path.startswith("/api/")
-                and request.content_type == "application/x-www-form-urlencoded")
+                and request.content_type in _FORMS)
         if "\x00" in request.path or _has_nul(request.GET) or (form and _has_nul(request.POST)):
             if request.path.startswith("/api/"):
                 return JsonResponse(error_body("invalid_characters", NUL_MESSAGE), status=400)
@@ -85,6 +89,12 @@ class SafeJSONParser(parsers.JSONParser):
             raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.") from None
         check_json(data)
         return data
+
+
+def is_whole_number(raw: str) -> bool:
+    """Whether `whole_number` would take it (str.isdigit() also says yes to '²' and '١')."""
+    text = raw.strip()
+    return bool(_DIGITS.fullmatch(text)) and len(text) <= 20 and int(text) <= MAX_WHOLE_NUMBER
 
 
 def whole_number(raw: str, field: str, *, code: str = "validation_failed") -> int:

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from config.edge import instant
+from config.edge import instant, is_whole_number, whole_number
 from governance import access, permissions, promotions, selectors
 from governance.actors import Actor
 from governance.models import AuditEvent, PromotionRequest, Review
@@ -38,7 +38,8 @@ def _checks_for(user: Any, model_name: str, number: str, target: str) -> promoti
     """What the checklist shows for a would-be request: the checks under the model's policy
     against the version now in the target."""
     rm = registry_selectors.registered_model_get(user=user, name=model_name)
-    version = registry_selectors.version_get(user=user, registered_model=rm, number=int(number))
+    version = registry_selectors.version_get(user=user, registered_model=rm,
+                                             number=whole_number(number, "version"))
     stage, alias = (target, "") if target in ("production", "staging") else ("", target)
     return promotions.preview(version, stage=stage, alias=alias)
 
@@ -83,7 +84,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
                                       f"{created.get_status_display().lower()}.")
             return redirect("governance:request-detail", pk=created.pk)
     checklist = None
-    if form["version"].isdigit() and not errors.get("version"):
+    if is_whole_number(form["version"]) and not errors.get("version"):
         try:
             checklist = _checks_for(request.user, rm.name, form["version"], form["target"])
         except DomainError:
@@ -100,7 +101,8 @@ def request_checks(request: HttpRequest) -> HttpResponse:
     params = request.GET
     number = params.get("version", "")
     checklist = (_checks_for(request.user, params.get("model", ""), number,
-                             params.get("target", "production")) if number.isdigit() else None)
+                             params.get("target", "production"))
+                 if is_whole_number(number) else None)
     return render(request, "governance/_checklist.html", {"checklist": checklist})
 
 

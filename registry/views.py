@@ -14,7 +14,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import redirect, render
 
 from cards.models import ModelCard
-from config.edge import instant, whole_number
+from config.edge import instant, is_whole_number, whole_number
 from governance import history, permissions, policies, promotions
 from governance import selectors as governance_selectors
 from governance.actors import Actor
@@ -204,9 +204,9 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
         user=request.user, filters=selectors.VersionFilters(registered_model=rm))
         .order_by("-version").values_list("version", flat=True)[:200])
     # Ticked boxes compare oldest first (the baseline); ?versions=3,1 keeps the order given.
-    picked = sorted((v for v in request.GET.getlist("v") if v.isdigit()), key=int)
+    picked = sorted((v for v in request.GET.getlist("v") if is_whole_number(v)), key=int)
     if not picked and request.GET.get("versions"):
-        picked = [v for v in request.GET["versions"].split(",") if v.strip().isdigit()]
+        picked = [v for v in request.GET["versions"].split(",") if is_whole_number(v)]
     result, error = None, ""
     if picked:
         try:

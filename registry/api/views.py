@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import CursorPagination
-from config.edge import whole_number
+from config.edge import is_whole_number, whole_number
 from governance.actors import Actor
 from registry import selectors, services, validation
 from registry.api import serializers as s
@@ -400,7 +400,7 @@ class ArtifactListView(RegistryView):
     def post(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
         declared = request.META.get("CONTENT_LENGTH")
-        declared_size = int(declared) if declared and declared.isdigit() else None
+        declared_size = int(declared) if declared and is_whole_number(declared) else None
         content_type = request.content_type or ""
         if content_type.startswith("multipart/form-data"):
             check_declared_size(declared_size)

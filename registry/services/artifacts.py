@@ -10,6 +10,7 @@ import hashlib
 import logging
 import mimetypes
 import os
+import re
 import struct
 import tempfile
 import time
@@ -187,6 +188,9 @@ _MEDIA_TYPES = {
 
 # Types that describe how a request body was encoded, never a file: curl --data-binary sends
 # the first unless told otherwise, and a client may send the others by mistake.
+# type/subtype as RFC 9110 spells them (tokens): no spaces, no control characters, which a
+# download's Content-Type header could not carry, nor a PostgreSQL text a NUL.
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
 _ENVELOPE_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data",
                    "multipart/mixed"}
 
@@ -196,8 +200,7 @@ def _media_type(given: str | None, fmt: str, filename: str) -> str:
     detected format's, else the file name's guess, else application/octet-stream."""
     if given:
         main = given.split(";", 1)[0].strip().lower()
-        if (main not in _ENVELOPE_TYPES and main.count("/") == 1 and len(main) <= 255
-                and all(p for p in main.split("/"))):
+        if main not in _ENVELOPE_TYPES and len(main) <= 255 and _MEDIA_TYPE.fullmatch(main):
             return main
     if fmt in _MEDIA_TYPES:
         return _MEDIA_TYPES[fmt]
