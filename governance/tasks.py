@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 
 from celery import shared_task
+from django.conf import settings
 from django.core.mail import send_mail
 
 from governance import webhooks
@@ -18,7 +19,10 @@ def send_email(self: object, subject: str, body: str, recipients: list[str]) -> 
     return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
+# A second guard behind the attempt's own deadline (WEBHOOK_TIMEOUT, connect to last byte):
+# the name lookup before it has none. attempt() records the limit as a transient failure.
+@shared_task(bind=True, acks_late=True, max_retries=None,
+             soft_time_limit=settings.WEBHOOK_TIMEOUT + 60)
 def deliver_webhook(self: object, delivery_id: int) -> object:
     """One attempt; a transient failure schedules the next one after a backoff. The delivery
     row counts attempts and decides when to give up (WEBHOOK_MAX_ATTEMPTS)."""

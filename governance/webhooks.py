@@ -1,9 +1,12 @@
 """Outgoing webhooks: a delivery row per event and endpoint, written in the change's
 transaction and sent after the commit by a Celery task that retries transient failures with
 exponential backoff. Every attempt's status is kept with the first RESPONSE_KEEP bytes of the
-response (enough to debug a receiver, too little to read another server's pages through it);
-the admin can replay a delivery. Targets must pass governance/webhook_targets.py when saved and
-again before each attempt.
+response (enough to debug a receiver, too little to read another server's pages through it)
+or, when there was no HTTP answer, an error of at most ERROR_KEEP printable characters (a
+target that does not speak HTTP gets its first line into http.client's message); the admin can
+replay a delivery. WEBHOOK_TIMEOUT bounds a whole attempt, from connecting to the last byte
+read, not each read: a receiver dripping bytes cannot hold the worker. Targets must pass
+governance/webhook_targets.py when saved and again before each attempt.
 
 Receivers check ``X-Modelgate-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body under
 the webhook's secret, and may drop repeats by ``X-Modelgate-Delivery``.
@@ -20,15 +23,19 @@ import base64
 import hashlib
 import hmac
 import http.client
+import io
 import json
 import random
 import socket
 import ssl
+import time
+import unicodedata
 import uuid
 from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
@@ -45,6 +52,7 @@ from registry.models import RegisteredModel
 from registry.services.common import apply_changes, require_admin
 
 RESPONSE_KEEP = 1024  # bytes of a response body kept per attempt
+ERROR_KEEP = 200  # characters of an attempt's error kept (and shown)
 # What governance.notifications emits; a webhook lists some of them, or none for all.
 EVENTS = ("promotion.requested", "promotion.reviewed", "promotion.approved",
           "promotion.rejected", "promotion.applied")
@@ -248,22 +256,87 @@ def webhook_delivery_replay(*, actor: Actor, delivery: WebhookDelivery) -> Webho
     return copy
 
 
+class _Deadline:
+    """WEBHOOK_TIMEOUT as the budget of a whole attempt: each connect, send and read gets only
+    what is left of it as its socket timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.end = seconds, time.monotonic() + seconds
+
+    def expired(self) -> TimeoutError:
+        return TimeoutError(f"timed out after {self.seconds:g} s (WEBHOOK_TIMEOUT)")
+
+    def remaining(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's reads for http.client's response, each limited to the time left. (A
+    read with a plain timeout ends at the first byte, and starts again for the next one.)"""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        super().__init__()
+        # The socket's own reader keeps it open while the response reads, after the
+        # connection has let go of it (Connection: close).
+        self.sock, self.raw, self.deadline = sock, sock.makefile("rb", buffering=0), deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        self.sock.settimeout(self.deadline.remaining())
+        return self.raw.readinto(buffer)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _ReadsByDeadline:
+    """What HTTPResponse is given in place of the socket: it only calls makefile("rb")."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self.sock, self.deadline = sock, deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self.sock, self.deadline))
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """Connects to one of the addresses the target check passed, never to a second lookup of
     the host name (which could answer differently). The Host header, and for HTTPS the server
-    name and certificate check, still use the name."""
+    name and certificate check, still use the name. Connecting, the TLS handshake, sending and
+    reading the answer share one deadline."""
 
     addresses: tuple[str, ...] = ()
+    deadline: _Deadline
 
     def connect(self) -> None:
         error: OSError | None = None
         for address in self.addresses:
             try:
-                self.sock = socket.create_connection((address, self.port), self.timeout)
+                self.sock = socket.create_connection((address, self.port),
+                                                     self.deadline.remaining())
+                # The TLS handshake that may follow takes this as its overall limit.
+                self.sock.settimeout(self.deadline.remaining())
                 return
             except OSError as exc:
                 error = exc
         raise error or OSError("no address to connect to")
+
+    def send(self, data: Any) -> None:
+        if self.sock is not None:
+            self.sock.settimeout(self.deadline.remaining())
+        super().send(data)
+
+    def response_class(self, sock: socket.socket, *args: Any,
+                       **kwargs: Any) -> http.client.HTTPResponse:
+        # HTTPConnection calls self.response_class(self.sock, ...): here a method, so the
+        # response reads through the deadline.
+        return http.client.HTTPResponse(_ReadsByDeadline(sock, self.deadline), *args, **kwargs)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection, _PinnedHTTPConnection):
@@ -274,22 +347,36 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection, _PinnedHTTPConnection)
 
 def _post(target: webhook_targets.Target, path: str, body: bytes,
           headers: dict[str, str]) -> tuple[int, str]:
-    """POST once to the checked addresses; redirects are answers, never followed."""
-    timeout = settings.WEBHOOK_TIMEOUT
+    """POST once to the checked addresses; redirects are answers, never followed. Raises
+    TimeoutError once WEBHOOK_TIMEOUT seconds have passed without the status line, headers
+    and first RESPONSE_KEEP bytes of the body."""
+    deadline = _Deadline(settings.WEBHOOK_TIMEOUT)
     connection: _PinnedHTTPConnection
     if target.scheme == "https":
-        connection = _PinnedHTTPSConnection(target.host, target.port, timeout=timeout,
+        connection = _PinnedHTTPSConnection(target.host, target.port,
+                                            timeout=deadline.seconds,
                                             context=ssl.create_default_context())
     else:
-        connection = _PinnedHTTPConnection(target.host, target.port, timeout=timeout)
-    connection.addresses = target.addresses
+        connection = _PinnedHTTPConnection(target.host, target.port, timeout=deadline.seconds)
+    connection.addresses, connection.deadline = target.addresses, deadline
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
         text = response.read(RESPONSE_KEEP).decode(errors="replace")
         return response.status, text.replace("\x00", "\ufffd")  # PostgreSQL refuses NUL
+    except TimeoutError:  # a socket timeout is the deadline (each got only what was left)
+        raise deadline.expired() from None
     finally:
         connection.close()
+
+
+def brief_error(text: str) -> str:
+    """`text` fit to keep and show: control and format characters (NUL, escapes, direction
+    overrides) and runs of white space become one space, at most ERROR_KEEP characters."""
+    cut = len(text) > ERROR_KEEP * 2  # enough to fill ERROR_KEEP after collapsing most
+    text = " ".join("".join(" " if unicodedata.category(c)[0] in "CZ" else c
+                            for c in text[:ERROR_KEEP * 2]).split())
+    return text[:ERROR_KEEP - 1] + "…" if cut or len(text) > ERROR_KEEP else text
 
 
 def backoff(attempts: int) -> float:
@@ -326,6 +413,9 @@ def attempt(delivery_id: int) -> bool:
         error, refused = f"Not sent: {exc}", True
     except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timeout
         error = f"{type(exc).__name__}: {exc}"
+    except SoftTimeLimitExceeded:  # the task's own limit (a lookup that hung): retried
+        error = "The delivery task ran out of time."
+    error = brief_error(error)  # the peer's bytes may be in it (BadStatusLine)
     delivery.attempts += 1
     delivery.last_attempt_at = timezone.now()
     delivery.response_status, delivery.response_body, delivery.error = status, text, error

@@ -9,7 +9,10 @@ the real resolver.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+import time
 import uuid
 
 import pytest
@@ -223,3 +226,135 @@ def test_the_admin_refuses_a_private_target_with_a_message(client, admin_user):
     assert r.status_code == 200
     assert "is not a public address (link-local)" in r.content.decode()
     assert not Webhook.objects.exists()
+
+
+class RawServer:
+    """A TCP server on loopback that reads the request's first bytes and then lets
+    `reply(conn, stop)` write what it likes: something that is not HTTP, or HTTP very slowly.
+    `stop` is set when the test ends."""
+
+    def __init__(self, reply) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.reply, self.stop = reply, threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.settimeout(5)
+                    conn.recv(65536)
+                    self.reply(conn, self.stop)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(OSError):  # wakes the accept() (close() would not)
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def raw_server(settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    servers: list[RawServer] = []
+
+    def make(reply) -> RawServer:
+        servers.append(RawServer(reply))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_a_target_that_does_not_speak_http_leaves_only_a_short_error(root, raw_server,
+                                                                     client):
+    """http.client puts the whole first line (up to 64 KiB) of a non-HTTP answer into its
+    BadStatusLine message: stored whole, that went around the response limit, and the admin
+    showed it all (issue 12 review). NUL, escapes and direction overrides are dropped too."""
+    line = b"internal-secret-\x00\x1b[31m\r\xe2\x80\xae" + b"internal-secret-" * 4000 + b"\r\n"
+    server = raw_server(lambda conn, stop: conn.sendall(line))
+    delivery = _delivery(_create(root, f"http://127.0.0.1:{server.port}/in"))
+    assert webhooks.attempt(delivery.pk) is True  # no HTTP answer: transient, retried
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.response_status is None
+    assert delivery.response_body == ""
+    assert delivery.error.startswith("BadStatusLine: internal-secret-")
+    assert len(delivery.error) <= webhooks.ERROR_KEEP == 200 and delivery.error.endswith("…")
+    assert not any(c in delivery.error for c in "\x00\x1b\x80\r\n")  # \u202e as Latin-1
+    assert len(delivery.error.encode()) < 300  # the 64 KB line is not kept
+    client.force_login(root.user)
+    shown = client.get(f"/admin/governance/webhookdelivery/{delivery.pk}/change/")
+    assert shown.status_code == 200
+    assert "BadStatusLine: internal-secret-" in shown.content.decode()
+    assert "internal-secret-" * 13 not in shown.content.decode()
+
+
+def test_an_old_long_error_is_shown_short_in_the_admin(root, client):
+    """Rows written before errors were bounded are cut when shown."""
+    delivery = _delivery(_create(root, "https://8.8.8.8/in"))
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        error="BadStatusLine: " + "internal-secret-" * 3000)
+    client.force_login(root.user)
+    shown = client.get(f"/admin/governance/webhookdelivery/{delivery.pk}/change/").content
+    assert b"BadStatusLine: internal-secret-" in shown
+    assert b"internal-secret-" * 13 not in shown
+
+
+def _drip_headers(conn, stop) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    _drip(conn, stop)
+
+
+def _drip_body(conn, stop) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n")
+    _drip(conn, stop)
+
+
+def _silent(conn, stop) -> None:  # e.g. a TLS handshake that never gets an answer
+    stop.wait(6)
+
+
+def _drip(conn, stop) -> None:
+    """One byte every 0.4 s, each well inside a 1 s socket timeout; gives up after 6 s so that
+    a delivery without an overall deadline fails the test instead of hanging it."""
+    started = time.monotonic()
+    while not stop.is_set() and time.monotonic() - started < 6:
+        conn.sendall(b"X")
+        stop.wait(0.4)
+
+
+@pytest.mark.parametrize(("scheme", "reply"), [("http", _drip_headers), ("http", _drip_body),
+                                               ("https", _silent)])
+def test_a_receiver_dripping_bytes_cannot_hold_the_worker_past_the_timeout(
+        root, raw_server, settings, scheme, reply):
+    """WEBHOOK_TIMEOUT was each read's socket timeout: a receiver sending a byte every little
+    while held the delivery, and the Celery worker, for as long as it liked (issue 12
+    review). It is now the budget of the whole attempt, and running out is retried."""
+    settings.WEBHOOK_TIMEOUT = 1
+    server = raw_server(reply)
+    delivery = _delivery(_create(root, f"{scheme}://127.0.0.1:{server.port}/in"))
+    started = time.monotonic()
+    assert webhooks.attempt(delivery.pk) is True
+    held = time.monotonic() - started
+    assert held < 2.5, f"the delivery was still reading after {held:.1f} s (timeout 1 s)"
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.attempts == 1
+    assert delivery.response_status is None
+    assert delivery.error == "TimeoutError: timed out after 1 s (WEBHOOK_TIMEOUT)"
+
+
+def test_the_delivery_task_has_a_time_limit_beyond_the_attempt_deadline(settings):
+    """A second guard for what the deadline does not cover (the name lookup before it)."""
+    from governance.tasks import deliver_webhook
+
+    assert deliver_webhook.soft_time_limit > settings.WEBHOOK_TIMEOUT
