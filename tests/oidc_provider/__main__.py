@@ -4,14 +4,38 @@ client from OIDC_PROVIDER_SETUP (JSON), then serve on OIDC_PROVIDER_ADDRESS unti
     OIDC_PROVIDER_DIR=... OIDC_PROVIDER_ISSUER=http://127.0.0.1:PORT/o \
     OIDC_PROVIDER_SETUP='{"users": [...], "client": {...}}' \
     OIDC_PROVIDER_ADDRESS=127.0.0.1:PORT python -m tests.oidc_provider
+
+With OIDC_PROVIDER_CERTFILE and OIDC_PROVIDER_KEYFILE (PEM) it serves HTTPS through gunicorn
+instead of runserver: Modelgate with DEBUG off accepts only an https:// issuer.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import django
+
+
+def _serve_tls(address: str, certfile: str, keyfile: str) -> None:
+    """gunicorn's documented custom application, serving the provider's WSGI app."""
+    from django.core.wsgi import get_wsgi_application
+    from django.db import connections
+    from gunicorn.app.base import BaseApplication
+
+    connections.close_all()  # the worker is forked; it opens its own SQLite connection
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in {"bind": address, "certfile": certfile, "keyfile": keyfile,
+                                "workers": 1, "threads": 4, "loglevel": "warning"}.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            return get_wsgi_application()
+
+    Server().run()
 
 
 def main() -> None:
@@ -34,8 +58,13 @@ def main() -> None:
         redirect_uris=client["redirect_uri"], client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
         algorithm=Application.RS256_ALGORITHM, skip_authorization=False)
-    call_command("runserver", os.environ["OIDC_PROVIDER_ADDRESS"], use_reloader=False,
-                 skip_checks=True)
+    certfile, keyfile = (os.environ.get("OIDC_PROVIDER_CERTFILE"),
+                         os.environ.get("OIDC_PROVIDER_KEYFILE"))
+    if certfile and keyfile:
+        _serve_tls(os.environ["OIDC_PROVIDER_ADDRESS"], certfile, keyfile)
+    else:
+        call_command("runserver", os.environ["OIDC_PROVIDER_ADDRESS"], use_reloader=False,
+                     skip_checks=True)
 
 
 if __name__ == "__main__":
