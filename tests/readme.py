@@ -1,5 +1,6 @@
-"""The README's Production section read as commands, so the tests that follow it (check
---deploy, the fresh install) run what the README says and cannot drift from it."""
+"""The README's Production and Single sign-on sections read as commands, so the tests that
+follow them (check --deploy, the fresh install) run what the README says and cannot drift from
+it."""
 
 from __future__ import annotations
 
@@ -49,3 +50,19 @@ def production() -> Production:
             commands.append(words)
     (plain,) = [shlex.split(line, comments=True) for line in _lines(blocks[1])]
     return Production(commands=commands, environment=environment, plain_http=_exports(plain))
+
+
+@dataclass(frozen=True)
+class SingleSignOn:
+    environment: dict[str, str]  # what the section's `export` lines set, in order
+    group_mapping: list[str]  # `python manage.py sso_group_mapping add GROUP ROLE --as ADMIN`
+
+
+def single_sign_on() -> SingleSignOn:
+    section = _section("Single sign-on")
+    environment: dict[str, str] = {}
+    for block in re.findall(r"```sh\n(.+?)\n *```", section, re.S):
+        for line in _lines(block):
+            environment.update(_exports(shlex.split(line, comments=True)))
+    (mapping,) = re.findall(r"`(python manage\.py sso_group_mapping add [^`]+)`", section)
+    return SingleSignOn(environment=environment, group_mapping=shlex.split(mapping))

@@ -1,12 +1,16 @@
 """Follow the README's Production section word for word on a fresh virtual environment
 (issue 12: as written, workers lacked numpy, migrate made no roles, there was no first
-administrator, gunicorn served no static files and signing in over http failed).
+administrator, gunicorn served no static files and signing in over http failed), with the
+Single sign-on section's exports added: sign-in through a real OpenID Connect provider
+(tests/oidc_provider) on HTTPS, its certificate from a throwaway private CA that the installed
+processes trust as the README says (with DEBUG off Modelgate refuses an http issuer).
 
 The commands come from the README itself (tests/readme.py), so the two cannot drift. What
 differs from the README is only what cannot be true on a test machine: a throwaway
 PostgreSQL database and the Redis of REDIS_URL instead of the hosts `db` and `redis`, local
-artifact storage instead of an S3 bucket, a free port instead of 8000, and the README's own
-switches for trying it over plain HTTP. Slow (a pip install, minutes with pip's cache), so it
+artifact storage instead of an S3 bucket, a free port instead of 8000, the README's own
+switches for trying it over plain HTTP, and the test provider's issuer, client secret and CA
+instead of the examples. Slow (a pip install, minutes with pip's cache), so it
 runs only with MODELGATE_INSTALL_TEST=1.
 """
 
@@ -23,16 +27,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import certifi
 import psycopg
 import pytest
 
 from governance.roles import ROLES
+from tests.governance.oidc_support import (
+    Provider,
+    authorize_at_provider,
+    running_provider,
+    throwaway_tls,
+)
 from tests.live import Browser, free_port, stylesheets, wait_until_serving
-from tests.readme import production
+from tests.readme import production, single_sign_on
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
@@ -50,6 +62,7 @@ class Installation:
     venv: Path
     env: dict[str, str]
     logs: Path
+    provider: Provider
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def run(self, words: list[str], **kwargs: object) -> str:
@@ -83,7 +96,7 @@ class Installation:
 
     def log_tail(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                         for p in sorted(self.logs.glob("*.log")))
+                         for p in sorted(self.logs.rglob("*.log")))
 
 
 def _servers() -> tuple[str, str]:
@@ -115,6 +128,20 @@ def _environment(database_url: str, redis_url: str, var_dir: Path, venv: Path) -
     return env
 
 
+def _single_sign_on(provider: Provider, client_secret: str) -> dict[str, str]:
+    """The Single sign-on section's exports, with the test provider for the example one."""
+    env = single_sign_on().environment
+    assert env["OIDC_OP_ISSUER"].startswith("https://") and env["OIDC_RP_CLIENT_SECRET"] == "..."
+    # As the README says: the bundle in use (certifi's, or this machine's) plus the private CA
+    # (pip, which reads the variable too, must still reach its index).
+    bundle = provider.folder / "ca-bundle.pem"
+    bundle.write_text(Path(os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()).read_text()
+                      + "\n" + Path(str(provider.verify)).read_text())
+    env.update(OIDC_OP_ISSUER=provider.issuer, OIDC_RP_CLIENT_SECRET=client_secret,
+               REQUESTS_CA_BUNDLE=str(bundle))
+    return env
+
+
 @pytest.fixture(scope="module")
 def installation() -> Iterator[Installation]:
     started = time.monotonic()
@@ -131,13 +158,26 @@ def installation() -> Iterator[Installation]:
     root.chmod(0o755)
     venv, logs = root / "venv", root / "logs"
     logs.mkdir()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    env = _environment(urlunsplit(urlsplit(server_url)._replace(path=f"/{database}")),
-                       redis_url, root / "var", venv)
-    env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
     port = free_port()
-    install = Installation(base=f"http://127.0.0.1:{port}", venv=venv, env=env, logs=logs)
+    base = f"http://127.0.0.1:{port}"
+    install: Installation | None = None
+    stack = ExitStack()
     try:
+        # Registered as the README says (its client id; the callback at the address users
+        # reach the site at); it migrates while pip installs.
+        folder = logs / "oidc-provider"
+        folder.mkdir(mode=0o700)  # its keys: root is world-readable for the sandbox
+        client_secret = secrets.token_urlsafe(32)
+        provider = stack.enter_context(running_provider(
+            folder, client_id=single_sign_on().environment["OIDC_RP_CLIENT_ID"],
+            client_secret=client_secret, redirect_uri=f"{base}/oidc/callback/",
+            tls=throwaway_tls(folder)))
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+        env = _environment(urlunsplit(urlsplit(server_url)._replace(path=f"/{database}")),
+                           redis_url, root / "var", venv)
+        env.update(_single_sign_on(provider, client_secret))
+        env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
+        install = Installation(base=base, venv=venv, env=env, logs=logs, provider=provider)
         for words in production().commands:
             if words[0] in ("gunicorn", "celery"):
                 if "--bind" in words:
@@ -151,11 +191,15 @@ def installation() -> Iterator[Installation]:
         assert any(w[:2] == ["gunicorn", "config.wsgi:application"] for w in
                    production().commands)
         wait_until_serving(install.base, install.processes[0], timeout=120)
+        provider.wait_until_ready()
         print(f"installed and serving in {time.monotonic() - started:.0f} s")
         yield install
     finally:
-        install.stop()
-        print(install.log_tail())
+        if install is not None:
+            install.stop()
+        stack.close()  # the provider this fixture started
+        if install is not None:
+            print(install.log_tail())
         with psycopg.connect(admin_url, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         shutil.rmtree(root, ignore_errors=True)
@@ -247,3 +291,33 @@ def test_the_audit_log_is_anchored_outside_the_database_and_verifies(installatio
     anchor = Path(installation.env["AUDIT_ANCHOR"]).read_text().splitlines()
     assert json.loads(anchor[-1])["sequence"] == checkpoint["sequence"]
     installation.run(["python", "manage.py", "verify_audit_log"])  # exit status 0
+
+
+def test_single_sign_on_through_an_https_provider_grants_the_mapped_role(installation):
+    """The README's Single sign-on exports on the installed gunicorn: discovery, the code
+    exchange and the keys over HTTPS trusted through REQUESTS_CA_BUNDLE, and a group mapped
+    by the README's command gives the new account its role."""
+    group = "ml-platform-admins"
+    words = {"GROUP": group, "ROLE": "admin", "ADMIN": "admin"}
+    installation.run([words.get(word, word) for word in single_sign_on().group_mapping])
+    installation.provider.profiles(dana={"groups": [group, "staff"]})
+    browser = Browser(installation.base)
+    name = installation.env["OIDC_PROVIDER_NAME"]
+    assert f"Sign in with {name}</a>" in browser.get("/login/").text
+    start = browser.get("/oidc/authenticate/")
+    assert start.status == 302 and start.headers["Location"].startswith(
+        installation.provider.issuer + "/authorize/"), start.headers
+    callback = authorize_at_provider(start.headers["Location"], "dana",
+                                     f"{installation.base}/oidc/callback/",
+                                     verify=installation.provider.verify)
+    signed_in = browser.get(callback.removeprefix(installation.base))
+    assert (signed_in.status, signed_in.headers.get("Location")) == (302, "/"), \
+        (signed_in.status, signed_in.text[-2000:])
+    assert browser.get("/").status == 200
+    # The admin role's audit right, and the change it audits, seen by dana herself.
+    changes = browser.get("/api/v1/audit/events/?action=user.sso_roles_changed")
+    assert changes.status == 200, changes.text[:500]
+    (change,) = changes.json()["results"]
+    assert (change["target_label"], change["details"]["added"],
+            change["details"]["matched"]) == ("dana", ["admin"], [group]), change
+    assert browser.get("/admin/").status == 302  # a role, never staff
