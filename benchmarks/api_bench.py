@@ -32,9 +32,15 @@ PORT = 8765
 
 def configure(database: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"DEBUG": "false", "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
-                "ALLOWED_HOSTS": "127.0.0.1", "MODELGATE_VAR_DIR": str(BENCH_DIR / database),
-                "LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "DEBUG": "false",
+            "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "MODELGATE_VAR_DIR": str(BENCH_DIR / database),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     env.pop("REDIS_URL", None)
     if database == "sqlite":
         env["DATABASE_URL"] = f"sqlite:///{BENCH_DIR / database / 'bench.sqlite3'}"
@@ -47,12 +53,17 @@ def reset(database: str, env: dict[str, str]) -> None:
     shutil.rmtree(BENCH_DIR / database, ignore_errors=True)
     (BENCH_DIR / database).mkdir(parents=True)
     if database == "postgres":
-        for sql in ("DROP DATABASE IF EXISTS modelgate_bench WITH (FORCE)",
-                    "CREATE DATABASE modelgate_bench"):
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc",
-                            sql], check=True)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env,
-                   check=True)
+        for sql in (
+            "DROP DATABASE IF EXISTS modelgate_bench WITH (FORCE)",
+            "CREATE DATABASE modelgate_bench",
+        ):
+            subprocess.run(
+                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql],
+                check=True,
+            )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
 
 
 SEED = r"""
@@ -92,21 +103,39 @@ print(json.dumps({"token": raw, "seconds": time.perf_counter() - started}))
 
 
 def seed(env: dict[str, str], models: int, versions: int) -> str:
-    out = subprocess.run([sys.executable, "-c", SEED, str(models), str(versions)], cwd=ROOT,
-                         env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", SEED, str(models), str(versions)],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"seeded {models} models x {versions} versions in {result['seconds']:.0f} s",
-          flush=True)
+    print(f"seeded {models} models x {versions} versions in {result['seconds']:.0f} s", flush=True)
     return result["token"]
 
 
 def start_server(env: dict[str, str], workers: int, threads: int) -> subprocess.Popen:
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    proc = subprocess.Popen([gunicorn, "config.wsgi:application", "--bind",
-                             f"127.0.0.1:{PORT}", "--workers", str(workers), "--threads",
-                             str(threads), "--timeout", "600", "--log-level", "warning"],
-                            cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [
+            gunicorn,
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "600",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     for _ in range(100):
         try:
             conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
@@ -143,13 +172,21 @@ def operations(models: int) -> dict[str, object]:
         "list models (page of 50)": lambda: ("GET", "/api/v1/models/?page_size=50", None, 200),
         "get model": lambda: ("GET", f"/api/v1/models/{name()}/", None, 200),
         "search models (q)": lambda: (
-            "GET", "/api/v1/models/?q=" + quote(
+            "GET",
+            "/api/v1/models/?q="
+            + quote(
                 f"name LIKE 'model-0{random.randrange(10)}%' AND "
-                f"(tags.team = 'team-{random.randrange(10)}' OR metrics.auc > 0.85)"),
-            None, 200),
-        "create version": lambda: ("POST", f"/api/v1/models/{name()}/versions/",
-                                   json.dumps({"source": "s3://bench/new",
-                                               "metrics": {"auc": 0.9}}), 201),
+                f"(tags.team = 'team-{random.randrange(10)}' OR metrics.auc > 0.85)"
+            ),
+            None,
+            200,
+        ),
+        "create version": lambda: (
+            "POST",
+            f"/api/v1/models/{name()}/versions/",
+            json.dumps({"source": "s3://bench/new", "metrics": {"auc": 0.9}}),
+            201,
+        ),
     }
 
 
@@ -177,8 +214,12 @@ def measure(token: str, op, concurrency: int, requests: int) -> dict[str, float]
         t.join()
     wall = time.perf_counter() - started
     q = statistics.quantiles(latencies, n=100)
-    return {"rps": len(latencies) / wall, "p50": q[49] * 1000, "p95": q[94] * 1000,
-            "p99": q[98] * 1000}
+    return {
+        "rps": len(latencies) / wall,
+        "p50": q[49] * 1000,
+        "p95": q[94] * 1000,
+        "p99": q[98] * 1000,
+    }
 
 
 def main() -> None:
@@ -189,17 +230,24 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--only", default="", help="Run only operations whose label contains "
-                        "this text (e.g. 'search').")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="Run only operations whose label contains this text (e.g. 'search').",
+    )
     parser.add_argument("--concurrency", default="1,8", help="Comma-separated levels.")
-    parser.add_argument("--reuse", action="store_true",
-                        help="Keep the seeded database of an earlier run (migrating it).")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Keep the seeded database of an earlier run (migrating it).",
+    )
     args = parser.parse_args()
     env = configure(args.database)
     token_file = BENCH_DIR / args.database / "token"
     if args.reuse and token_file.exists():
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env,
-                       check=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
         token = token_file.read_text()
     else:
         reset(args.database, env)
@@ -215,19 +263,25 @@ def main() -> None:
             for concurrency in levels:
                 result = measure(token, op, concurrency, args.requests)
                 rows.append((label, concurrency, result))
-                print(f"{label:<26} c={concurrency}  {result['rps']:7.0f} req/s  p50 "
-                      f"{result['p50']:6.1f} ms  p95 {result['p95']:6.1f} ms  p99 "
-                      f"{result['p99']:6.1f} ms", flush=True)
+                print(
+                    f"{label:<26} c={concurrency}  {result['rps']:7.0f} req/s  p50 "
+                    f"{result['p50']:6.1f} ms  p95 {result['p95']:6.1f} ms  p99 "
+                    f"{result['p99']:6.1f} ms",
+                    flush=True,
+                )
     finally:
         server.terminate()
         server.wait(timeout=30)
     print(f"\n| {args.database} | concurrency | req/s | p50 ms | p95 ms | p99 ms |")
     print("|---|---|---|---|---|---|")
     for label, concurrency, r in rows:
-        print(f"| {label} | {concurrency} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-              f"{r['p99']:.1f} |")
-    (BENCH_DIR / f"results-{args.database}.json").write_text(json.dumps(
-        [{"operation": label, "concurrency": c, **r} for label, c, r in rows], indent=2))
+        print(
+            f"| {label} | {concurrency} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
+            f"{r['p99']:.1f} |"
+        )
+    (BENCH_DIR / f"results-{args.database}.json").write_text(
+        json.dumps([{"operation": label, "concurrency": c, **r} for label, c, r in rows], indent=2)
+    )
 
 
 if __name__ == "__main__":

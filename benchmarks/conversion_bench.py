@@ -46,8 +46,9 @@ def direct(data: bytes, rows) -> float:
     model = joblib.load(io.BytesIO(data))
     onx = to_onnx(model, rows[:1], options={id(model): {"zipmap": False}})
     onnx.checker.check_model(onx)
-    session = onnxruntime.InferenceSession(onx.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        onx.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     labels, probabilities = session.run(None, {session.get_inputs()[0].name: rows})
     assert (labels == model.predict(rows)).all()
     assert np.max(np.abs(probabilities - model.predict_proba(rows))) < 1e-3
@@ -61,8 +62,7 @@ def main() -> None:
     configure(args.database)
     if args.database == "postgres":
         os.environ["REDIS_URL"] = REDIS
-        subprocess.run(["redis-cli", "-n", "14", "flushdb"], check=True,
-                       capture_output=True)
+        subprocess.run(["redis-cli", "-n", "14", "flushdb"], check=True, capture_output=True)
     import django
 
     django.setup()
@@ -95,16 +95,36 @@ def main() -> None:
     columns = [f"f{i}" for i in range(20)]
     model = registered_model_create(actor=actor, name="bench-forest")
     version, _ = version_create(
-        actor=actor, registered_model=model,
+        actor=actor,
+        registered_model=model,
         signature={"inputs": [{"name": c, "type": "double"} for c in columns]},
-        input_example=[dict(zip(columns, r, strict=True)) for r in X[:64].tolist()])
+        input_example=[dict(zip(columns, r, strict=True)) for r in X[:64].tolist()],
+    )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--loglevel", "WARNING", "--hostname", f"bench-{os.getpid()}@%h"],
-        cwd=ROOT, env=os.environ.copy())
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"bench-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )
     try:
-        artifact_upload(actor=actor, version=version, filename="forest.joblib",
-                        chunks=read_chunks(io.BytesIO(data)))
+        artifact_upload(
+            actor=actor,
+            version=version,
+            filename="forest.joblib",
+            chunks=read_chunks(io.BytesIO(data)),
+        )
 
         def wait(job: PackagingJob) -> PackagingJob:
             while True:
@@ -136,9 +156,11 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| direct, one process | {best_direct:.2f} s | {median_direct:.2f} s |")
     print(f"| `convert_onnx` job on a worker | {best_job:.2f} s | {median_job:.2f} s |")
-    print(f"\nTarget (1.2 × direct + 0.5 s on medians): {target:.2f} s — "
-          f"{'met' if median_job <= target else 'NOT met'}; "
-          f"overhead {median_job - median_direct:+.2f} s ({median_job / median_direct:.2f}×).")
+    print(
+        f"\nTarget (1.2 × direct + 0.5 s on medians): {target:.2f} s — "
+        f"{'met' if median_job <= target else 'NOT met'}; "
+        f"overhead {median_job - median_direct:+.2f} s ({median_job / median_direct:.2f}×)."
+    )
 
 
 if __name__ == "__main__":

@@ -50,32 +50,69 @@ def seed() -> object:
     reviewer.groups.add(groups["reviewer"])
     now = timezone.now()
     RegisteredModel.objects.bulk_create(
-        [RegisteredModel(name=f"model-{i:04d}", description=f"Benchmark model {i}",
-                         risk_tier=("low", "medium", "high", "critical")[i % 4], owner=owner,
-                         created_by=owner, updated_by=owner, last_version_number=VERSIONS,
-                         created_at=now, updated_at=now) for i in range(MODELS)],
-        batch_size=500)
+        [
+            RegisteredModel(
+                name=f"model-{i:04d}",
+                description=f"Benchmark model {i}",
+                risk_tier=("low", "medium", "high", "critical")[i % 4],
+                owner=owner,
+                created_by=owner,
+                updated_by=owner,
+                last_version_number=VERSIONS,
+                created_at=now,
+                updated_at=now,
+            )
+            for i in range(MODELS)
+        ],
+        batch_size=500,
+    )
     models = list(RegisteredModel.objects.order_by("pk"))
     RegisteredModelTag.objects.bulk_create(
-        [RegisteredModelTag(registered_model=rm, key=k, value=v) for rm in models
-         for k, v in (("team", f"team-{rm.pk % 7}"), ("domain", "credit"))], batch_size=2000)
+        [
+            RegisteredModelTag(registered_model=rm, key=k, value=v)
+            for rm in models
+            for k, v in (("team", f"team-{rm.pk % 7}"), ("domain", "credit"))
+        ],
+        batch_size=2000,
+    )
     stage = {VERSIONS: "production", VERSIONS - 1: "staging"}
     ModelVersion.objects.bulk_create(
-        [ModelVersion(registered_model=rm, version=n, stage=stage.get(n, "archived" if n < 4
-                                                                     else "none"),
-                      params={"depth": n, "rate": 0.1 / n}, created_by=owner,
-                      created_at=now, updated_at=now)
-         for rm in models for n in range(1, VERSIONS + 1)], batch_size=2000)
+        [
+            ModelVersion(
+                registered_model=rm,
+                version=n,
+                stage=stage.get(n, "archived" if n < 4 else "none"),
+                params={"depth": n, "rate": 0.1 / n},
+                created_by=owner,
+                created_at=now,
+                updated_at=now,
+            )
+            for rm in models
+            for n in range(1, VERSIONS + 1)
+        ],
+        batch_size=2000,
+    )
     versions = list(ModelVersion.objects.only("pk", "version", "registered_model_id"))
     ModelVersionMetric.objects.bulk_create(
-        [ModelVersionMetric(version=v, name=name, value=value + v.version / 100,
-                            dataset="holdout", split="test")
-         for v in versions for name, value in (("auc", 0.7), ("accuracy", 0.6),
-                                               ("latency_ms", 9.0))], batch_size=5000)
+        [
+            ModelVersionMetric(
+                version=v, name=name, value=value + v.version / 100, dataset="holdout", split="test"
+            )
+            for v in versions
+            for name, value in (("auc", 0.7), ("accuracy", 0.6), ("latency_ms", 9.0))
+        ],
+        batch_size=5000,
+    )
     newest = {v.registered_model_id: v for v in versions if v.version == VERSIONS}
     Alias.objects.bulk_create(
-        [Alias(registered_model_id=pk, name="champion", version=v, created_at=now,
-               updated_at=now) for pk, v in newest.items()], batch_size=2000)
+        [
+            Alias(
+                registered_model_id=pk, name="champion", version=v, created_at=now, updated_at=now
+            )
+            for pk, v in newest.items()
+        ],
+        batch_size=2000,
+    )
     return reviewer
 
 
@@ -98,8 +135,10 @@ def main() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # what autovacuum does after a bulk load
             cursor.execute("ANALYZE")
-    print(f"seeded {MODELS:,} models × {VERSIONS} versions in "
-          f"{time.perf_counter() - started:.1f} s ({args.database})")
+    print(
+        f"seeded {MODELS:,} models × {VERSIONS} versions in "
+        f"{time.perf_counter() - started:.1f} s ({args.database})"
+    )
     client = Client()
     client.force_login(reviewer)
     pages = [
@@ -122,8 +161,10 @@ def main() -> None:
             started = time.perf_counter()
             client.get(url)
             timings.append((time.perf_counter() - started) * 1000)
-        print(f"| {label} | {min(timings):.1f} ms | {statistics.median(timings):.1f} ms | "
-              f"{pct(timings, 95):.1f} ms |")
+        print(
+            f"| {label} | {min(timings):.1f} ms | {statistics.median(timings):.1f} ms | "
+            f"{pct(timings, 95):.1f} ms |"
+        )
 
 
 if __name__ == "__main__":

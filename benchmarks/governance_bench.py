@@ -32,15 +32,26 @@ DB_NAME = "modelgate_bench_governance"
 def configure(database: str) -> None:
     var = ROOT / "var" / "bench" / f"governance-{database}"
     var.mkdir(parents=True, exist_ok=True)
-    os.environ.update({"DEBUG": "false", "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
-                       "ALLOWED_HOSTS": "testserver,127.0.0.1", "MODELGATE_VAR_DIR": str(var),
-                       "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"})
+    os.environ.update(
+        {
+            "DEBUG": "false",
+            "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
+            "ALLOWED_HOSTS": "testserver,127.0.0.1",
+            "MODELGATE_VAR_DIR": str(var),
+            "LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        }
+    )
     os.environ.pop("REDIS_URL", None)
     if database == "postgres":
-        for sql in (f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
-                    f"CREATE DATABASE {DB_NAME}"):
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc",
-                            sql], check=True)
+        for sql in (
+            f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
+            f"CREATE DATABASE {DB_NAME}",
+        ):
+            subprocess.run(
+                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql],
+                check=True,
+            )
         os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
     else:
         db = var / "bench.sqlite3"
@@ -69,29 +80,56 @@ def seed(models: int, share: float) -> tuple[object, object]:
     user.groups.add(team)
     tiers = ["low", "medium", "high", "critical"]
     RegisteredModel.objects.bulk_create(
-        [RegisteredModel(name=f"model-{i:05d}", description="Benchmark model",
-                         risk_tier=tiers[i % 4], owner=admin, created_by=admin,
-                         updated_by=admin, created_at=now, updated_at=now)
-         for i in range(models)], batch_size=2000)
+        [
+            RegisteredModel(
+                name=f"model-{i:05d}",
+                description="Benchmark model",
+                risk_tier=tiers[i % 4],
+                owner=admin,
+                created_by=admin,
+                updated_by=admin,
+                created_at=now,
+                updated_at=now,
+            )
+            for i in range(models)
+        ],
+        batch_size=2000,
+    )
     view = Permission.objects.get(codename="view_registeredmodel")
     step = round(1 / share)
     granted = list(RegisteredModel.objects.order_by("name").values_list("pk", flat=True))[::step]
     half = len(granted) // 2
     RegisteredModelUserPermission.objects.bulk_create(
-        [RegisteredModelUserPermission(user=user, permission=view, content_object_id=pk)
-         for pk in granted[:half]], batch_size=2000)
+        [
+            RegisteredModelUserPermission(user=user, permission=view, content_object_id=pk)
+            for pk in granted[:half]
+        ],
+        batch_size=2000,
+    )
     RegisteredModelGroupPermission.objects.bulk_create(
-        [RegisteredModelGroupPermission(group=team, permission=view, content_object_id=pk)
-         for pk in granted[half:]], batch_size=2000)
+        [
+            RegisteredModelGroupPermission(group=team, permission=view, content_object_id=pk)
+            for pk in granted[half:]
+        ],
+        batch_size=2000,
+    )
     # Other users' grants, so the grant tables are not trivially small.
     others = [User(username=f"other-{i}") for i in range(50)]
     User.objects.bulk_create(others)
     others = list(User.objects.filter(username__startswith="other-"))
     all_pks = list(RegisteredModel.objects.values_list("pk", flat=True))
     RegisteredModelUserPermission.objects.bulk_create(
-        [RegisteredModelUserPermission(user=others[i % 50], permission=view,
-                                       content_object_id=all_pks[(i * 7) % len(all_pks)])
-         for i in range(models)], batch_size=2000, ignore_conflicts=True)
+        [
+            RegisteredModelUserPermission(
+                user=others[i % 50],
+                permission=view,
+                content_object_id=all_pks[(i * 7) % len(all_pks)],
+            )
+            for i in range(models)
+        ],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return user, admin
@@ -125,15 +163,19 @@ def listing(models: int, share: float, rounds: int) -> None:
     page_times(admin, 3, 1)
     user_ms, user_rows = page_times(user, pages, rounds)
     admin_ms, admin_rows = page_times(admin, pages, rounds)
-    print(f"\n{models} models; the user holds VIEW on {int(models * share)} "
-          f"({share:.0%}, half through a group); {pages} pages of 50, {rounds} rounds\n")
+    print(
+        f"\n{models} models; the user holds VIEW on {int(models * share)} "
+        f"({share:.0%}, half through a group); {pages} pages of 50, {rounds} rounds\n"
+    )
     print("| who | pages | p50 ms | p95 ms |")
     print("|---|---|---|---|")
     for who, ms in (("user with per-model grants", user_ms), ("administrator", admin_ms)):
         print(f"| {who} | {len(ms)} | {statistics.median(ms):.1f} | {pct(ms, 95):.1f} |")
-    print(f"\nratio p50 {statistics.median(user_ms) / statistics.median(admin_ms):.2f}x, "
-          f"p95 {pct(user_ms, 95) / pct(admin_ms, 95):.2f}x "
-          f"(rows seen: user {user_rows}, admin {admin_rows})")
+    print(
+        f"\nratio p50 {statistics.median(user_ms) / statistics.median(admin_ms):.2f}x, "
+        f"p95 {pct(user_ms, 95) / pct(admin_ms, 95):.2f}x "
+        f"(rows seen: user {user_rows}, admin {admin_rows})"
+    )
 
 
 def audit_appends(writers: int, per_writer: int) -> None:
@@ -154,8 +196,9 @@ def audit_appends(writers: int, per_writer: int) -> None:
         for n in range(per_writer):
             started = time.perf_counter()
             with transaction.atomic():
-                audit.record(actor=actor, action="bench.append", target=None,
-                             details={"writer": i, "n": n})
+                audit.record(
+                    actor=actor, action="bench.append", target=None, details={"writer": i, "n": n}
+                )
             mine.append((time.perf_counter() - started) * 1000)
         connection.close()
         with lock:
@@ -172,8 +215,10 @@ def audit_appends(writers: int, per_writer: int) -> None:
     print(f"\nAudit appends: {writers} concurrent writers x {per_writer} transactions\n")
     print("| events | seconds | events/s | p50 ms | p95 ms |")
     print("|---|---|---|---|---|")
-    print(f"| {total} | {elapsed:.2f} | {total / elapsed:.0f} | "
-          f"{statistics.median(latencies):.1f} | {pct(latencies, 95):.1f} |")
+    print(
+        f"| {total} | {elapsed:.2f} | {total / elapsed:.0f} | "
+        f"{statistics.median(latencies):.1f} | {pct(latencies, 95):.1f} |"
+    )
     started = time.perf_counter()
     verdict = audit.verify()
     print(f"\nverify_audit_log: {verdict} in {time.perf_counter() - started:.2f} s")

@@ -64,8 +64,10 @@ def main() -> None:
     print("|---|---|---|")
     for label, seconds in timings.items():
         print(f"| {label} | {seconds:.2f} | {mb / seconds:.0f} |")
-    print(f"\nscan throughput = {timings['read the file once'] / timings['scan']:.0%} of a "
-          "plain read (target: at least 50%)")
+    print(
+        f"\nscan throughput = {timings['read the file once'] / timings['scan']:.0%} of a "
+        "plain read (target: at least 50%)"
+    )
 
 
 if __name__ == "__main__":

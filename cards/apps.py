@@ -27,10 +27,14 @@ def _card_files(sender: Any, version: Any, **kwargs: Any) -> list[tuple[str, byt
     from cards import formats
     from cards.models import ModelCard
 
-    card = ModelCard.objects.select_related("version", "registered_model").filter(
-        version=version).first()
+    card = (
+        ModelCard.objects.select_related("version", "registered_model")
+        .filter(version=version)
+        .first()
+    )
     if card is None:
         return []
-    return [("model_card.md", formats.to_markdown(card).encode()),
-            ("model_card.json", json.dumps(formats.to_json(card), indent=2,
-                                           sort_keys=True).encode())]
+    return [
+        ("model_card.md", formats.to_markdown(card).encode()),
+        ("model_card.json", json.dumps(formats.to_json(card), indent=2, sort_keys=True).encode()),
+    ]

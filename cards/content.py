@@ -21,9 +21,9 @@ from registry.errors import ValidationFailed
 from registry.validation import has_control_chars
 
 SCHEMA = "modelgate.card/v1"
-MAX_SECTION = 20_000        # characters of markdown per section
-MAX_SHORT = 200             # a metadata string
-MAX_LIST = 50               # entries in a metadata list
+MAX_SECTION = 20_000  # characters of markdown per section
+MAX_SHORT = 200  # a metadata string
+MAX_LIST = 50  # entries in a metadata list
 
 
 @dataclass(frozen=True)
@@ -36,28 +36,61 @@ class Section:
 
 
 SECTIONS = (
-    Section("intended_use", "Intended use", "What the model is for, and for whom.",
-            ("uses", "intended uses", "intended uses & limitations", "direct use",
-             "intended use")),
-    Section("out_of_scope", "Out-of-scope uses", "Uses it must not be put to.",
-            ("out-of-scope use", "out-of-scope uses", "out of scope use", "misuse")),
-    Section("training_data", "Training data", "What it learned from: sources, dates, size, "
-            "preprocessing.", ("training data", "training details")),
-    Section("evaluation_data", "Evaluation data", "What it was tested on, and why that set.",
-            ("evaluation data", "testing data", "testing data, factors & metrics",
-             "evaluation")),
-    Section("performance", "Performance", "Commentary on the metrics (they are filled in from "
-            "the version).", ("results", "performance", "evaluation results")),
-    Section("limitations", "Limitations", "Where it is weak or fails.",
-            ("limitations", "bias, risks, and limitations", "risks and limitations")),
-    Section("bias_fairness", "Biases and fairness", "Groups it may treat differently, and "
-            "what was measured.", ("bias", "biases", "fairness", "bias and fairness")),
-    Section("ethical_considerations", "Ethical considerations", "Risks to people, data "
-            "protection, consent.", ("ethical considerations", "ethics")),
-    Section("recommendations", "Recommendations", "How to use it safely.",
-            ("recommendations",)),
-    Section("caveats", "Caveats", "Anything else a reader must know.",
-            ("caveats", "caveats and recommendations", "other caveats")),
+    Section(
+        "intended_use",
+        "Intended use",
+        "What the model is for, and for whom.",
+        ("uses", "intended uses", "intended uses & limitations", "direct use", "intended use"),
+    ),
+    Section(
+        "out_of_scope",
+        "Out-of-scope uses",
+        "Uses it must not be put to.",
+        ("out-of-scope use", "out-of-scope uses", "out of scope use", "misuse"),
+    ),
+    Section(
+        "training_data",
+        "Training data",
+        "What it learned from: sources, dates, size, preprocessing.",
+        ("training data", "training details"),
+    ),
+    Section(
+        "evaluation_data",
+        "Evaluation data",
+        "What it was tested on, and why that set.",
+        ("evaluation data", "testing data", "testing data, factors & metrics", "evaluation"),
+    ),
+    Section(
+        "performance",
+        "Performance",
+        "Commentary on the metrics (they are filled in from the version).",
+        ("results", "performance", "evaluation results"),
+    ),
+    Section(
+        "limitations",
+        "Limitations",
+        "Where it is weak or fails.",
+        ("limitations", "bias, risks, and limitations", "risks and limitations"),
+    ),
+    Section(
+        "bias_fairness",
+        "Biases and fairness",
+        "Groups it may treat differently, and what was measured.",
+        ("bias", "biases", "fairness", "bias and fairness"),
+    ),
+    Section(
+        "ethical_considerations",
+        "Ethical considerations",
+        "Risks to people, data protection, consent.",
+        ("ethical considerations", "ethics"),
+    ),
+    Section("recommendations", "Recommendations", "How to use it safely.", ("recommendations",)),
+    Section(
+        "caveats",
+        "Caveats",
+        "Anything else a reader must know.",
+        ("caveats", "caveats and recommendations", "other caveats"),
+    ),
 )
 SECTION_KEYS = tuple(s.key for s in SECTIONS)
 TITLES = {s.key: s.title for s in SECTIONS}
@@ -71,24 +104,32 @@ METADATA_STRINGS = ("license", "base_model", "library_name", "pipeline_tag")
 REQUIRED_BY_TIER: dict[str, list[str]] = {
     "low": ["intended_use"],
     "medium": ["intended_use", "out_of_scope", "training_data", "limitations"],
-    "high": ["intended_use", "out_of_scope", "training_data", "evaluation_data",
-             "performance", "limitations", "bias_fairness"],
+    "high": [
+        "intended_use",
+        "out_of_scope",
+        "training_data",
+        "evaluation_data",
+        "performance",
+        "limitations",
+        "bias_fairness",
+    ],
     "critical": list(SECTION_KEYS),
 }
 
 
 def empty() -> dict[str, Any]:
-    return {"model_details": {"authors": [], "model_type": "", "architecture": ""},
-            "sections": {key: "" for key in SECTION_KEYS},
-            "metadata": {**{k: [] for k in METADATA_LISTS}, **{k: "" for k in METADATA_STRINGS}}}
+    return {
+        "model_details": {"authors": [], "model_type": "", "architecture": ""},
+        "sections": {key: "" for key in SECTION_KEYS},
+        "metadata": {**{k: [] for k in METADATA_LISTS}, **{k: "" for k in METADATA_STRINGS}},
+    }
 
 
 def _string(value: Any, field: str, limit: int, *, markdown: bool = False) -> str:
     if not isinstance(value, str):
         raise ValidationFailed("Must be text.", field=field)
     if len(value) > limit:
-        raise ValidationFailed(f"At most {limit} characters (this is {len(value)}).",
-                               field=field)
+        raise ValidationFailed(f"At most {limit} characters (this is {len(value)}).", field=field)
     allowed = value.replace("\n", "").replace("\t", "").replace("\r", "") if markdown else value
     if has_control_chars(allowed):
         raise ValidationFailed("Control characters are not allowed.", field=field)
@@ -109,12 +150,17 @@ def merge(current: dict[str, Any], changes: Any) -> dict[str, Any]:
         raise ValidationFailed("The card must be a JSON object.", code="invalid_payload")
     unknown = set(changes) - {"model_details", "sections", "metadata"}
     if unknown:
-        raise ValidationFailed(f"Unknown card parts: {', '.join(sorted(unknown))}.",
-                               code="unknown_field",
-                               fields={k: ["Unknown field."] for k in unknown})
+        raise ValidationFailed(
+            f"Unknown card parts: {', '.join(sorted(unknown))}.",
+            code="unknown_field",
+            fields={k: ["Unknown field."] for k in unknown},
+        )
     result = {part: dict(values) for part, values in current.items()}
-    allowed = {"model_details": DETAIL_FIELDS, "sections": SECTION_KEYS,
-               "metadata": METADATA_LISTS + METADATA_STRINGS}
+    allowed = {
+        "model_details": DETAIL_FIELDS,
+        "sections": SECTION_KEYS,
+        "metadata": METADATA_LISTS + METADATA_STRINGS,
+    }
     for part, values in changes.items():
         if not isinstance(values, dict):
             raise ValidationFailed("Must be an object.", field=part)
@@ -133,8 +179,9 @@ def merge(current: dict[str, Any], changes: Any) -> dict[str, Any]:
 
 def normalise(content: dict[str, Any]) -> dict[str, Any]:
     """Stored content completed with every key (older or imported content may lack some)."""
-    return merge(empty(), {part: content.get(part, {}) for part in ("model_details",
-                                                                      "sections", "metadata")})
+    return merge(
+        empty(), {part: content.get(part, {}) for part in ("model_details", "sections", "metadata")}
+    )
 
 
 @dataclass(frozen=True)
@@ -158,6 +205,9 @@ class Completeness:
 def completeness(content: dict[str, Any], required: list[str]) -> Completeness:
     sections = content.get("sections", {})
     filled = [k for k in SECTION_KEYS if sections.get(k, "").strip()]
-    return Completeness(required=list(required),
-                        missing=[k for k in required if k not in filled],
-                        filled=len(filled), total=len(SECTION_KEYS))
+    return Completeness(
+        required=list(required),
+        missing=[k for k in required if k not in filled],
+        filled=len(filled),
+        total=len(SECTION_KEYS),
+    )

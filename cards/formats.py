@@ -26,9 +26,12 @@ class _FrontMatterLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
-                                              event.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed", event.start_mark
+            )
         return super().compose_node(parent, index)
+
+
 GENERATED_HEADINGS = {"model details", "metrics"}
 
 
@@ -36,7 +39,8 @@ def metric_groups(card: ModelCard) -> list[dict[str, Any]]:
     """The version's metrics grouped by dataset and split (what the card reports)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for name, value, dataset, split in card.version.metrics.order_by(
-            "dataset", "split", "name").values_list("name", "value", "dataset", "split"):
+        "dataset", "split", "name"
+    ).values_list("name", "value", "dataset", "split"):
         groups[(dataset, split)].append({"name": name, "value": value})
     return [{"dataset": d, "split": s, "metrics": m} for (d, s), m in groups.items()]
 
@@ -44,22 +48,37 @@ def metric_groups(card: ModelCard) -> list[dict[str, Any]]:
 def _details(card: ModelCard) -> dict[str, Any]:
     version = card.version
     content = card_content.normalise(card.content)
-    return {"name": card.registered_model.name, "version": version.version,
-            "date": version.created_at.date().isoformat(), "flavor": version.flavor,
-            **content["model_details"]}
+    return {
+        "name": card.registered_model.name,
+        "version": version.version,
+        "date": version.created_at.date().isoformat(),
+        "flavor": version.flavor,
+        **content["model_details"],
+    }
 
 
 def to_json(card: ModelCard) -> dict[str, Any]:
     content = card_content.normalise(card.content)
     return {
-        "schema": card_content.SCHEMA, "format_version": JSON_FORMAT,
-        "status": card.status, "revision": card.revision,
+        "schema": card_content.SCHEMA,
+        "format_version": JSON_FORMAT,
+        "status": card.status,
+        "revision": card.revision,
         "model_details": _details(card),
         "sections": content["sections"],
         "metadata": content["metadata"],
-        "quantitative_analysis": {"performance_metrics": [
-            {"type": m["name"], "value": m["value"], "dataset": g["dataset"] or None,
-             "split": g["split"] or None} for g in metric_groups(card) for m in g["metrics"]]},
+        "quantitative_analysis": {
+            "performance_metrics": [
+                {
+                    "type": m["name"],
+                    "value": m["value"],
+                    "dataset": g["dataset"] or None,
+                    "split": g["split"] or None,
+                }
+                for g in metric_groups(card)
+                for m in g["metrics"]
+            ]
+        },
     }
 
 
@@ -75,13 +94,18 @@ def _metrics_table(card: ModelCard) -> list[str]:
 def _body(card: ModelCard, heading: str) -> list[str]:
     details = _details(card)
     content = card_content.normalise(card.content)
-    lines = [f"{heading} {details['name']} (version {details['version']})", "",
-             f"{heading}# Model details", "",
-             f"- **Version:** {details['version']}",
-             f"- **Date:** {details['date']}",
-             f"- **Authors:** {', '.join(details['authors'])}",
-             f"- **Model type:** {details['model_type']}",
-             f"- **Architecture:** {details['architecture']}", ""]
+    lines = [
+        f"{heading} {details['name']} (version {details['version']})",
+        "",
+        f"{heading}# Model details",
+        "",
+        f"- **Version:** {details['version']}",
+        f"- **Date:** {details['date']}",
+        f"- **Authors:** {', '.join(details['authors'])}",
+        f"- **Model type:** {details['model_type']}",
+        f"- **Architecture:** {details['architecture']}",
+        "",
+    ]
     for section in card_content.SECTIONS:
         lines += [f"{heading}# {section.title}", "", content["sections"][section.key].strip(), ""]
     lines += [f"{heading}# Metrics", "", *_metrics_table(card)]
@@ -96,13 +120,22 @@ def to_markdown(card: ModelCard) -> str:
 def _model_index(card: ModelCard, task: str) -> list[dict[str, Any]]:
     results = []
     for group in metric_groups(card):
-        dataset = {"name": group["dataset"] or "unspecified", "type": group["dataset"]
-                   or "unspecified"}
+        dataset = {
+            "name": group["dataset"] or "unspecified",
+            "type": group["dataset"] or "unspecified",
+        }
         if group["split"]:
             dataset["split"] = group["split"]
-        results.append({"task": {"type": task}, "dataset": dataset,
-                        "metrics": [{"type": m["name"], "value": m["value"], "name": m["name"]}
-                                    for m in group["metrics"]]})
+        results.append(
+            {
+                "task": {"type": task},
+                "dataset": dataset,
+                "metrics": [
+                    {"type": m["name"], "value": m["value"], "name": m["name"]}
+                    for m in group["metrics"]
+                ],
+            }
+        )
     return [{"name": card.registered_model.name, "results": results}] if results else []
 
 
@@ -110,10 +143,15 @@ def to_hf_readme(card: ModelCard) -> str:
     """A README.md for the Hugging Face Hub: YAML metadata, then the card in Markdown."""
     meta = card_content.normalise(card.content)["metadata"]
     front: dict[str, Any] = {}
-    for ours, theirs in (("license", "license"), ("languages", "language"),
-                         ("datasets", "datasets"), ("tags", "tags"),
-                         ("base_model", "base_model"), ("library_name", "library_name"),
-                         ("pipeline_tag", "pipeline_tag")):
+    for ours, theirs in (
+        ("license", "license"),
+        ("languages", "language"),
+        ("datasets", "datasets"),
+        ("tags", "tags"),
+        ("base_model", "base_model"),
+        ("library_name", "library_name"),
+        ("pipeline_tag", "pipeline_tag"),
+    ):
         if meta[ours]:
             front[theirs] = meta[ours]
     index = _model_index(card, meta["pipeline_tag"] or "tabular-classification")
@@ -138,10 +176,14 @@ def _as_list(value: Any) -> list[str]:
 def from_hf_readme(text: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Card changes from a Hugging Face README, and a report of what did not map."""
     if len(text) > MAX_IMPORT:
-        raise ValidationFailed(f"The README is larger than {MAX_IMPORT // 1024} KB.",
-                               field="readme", code="too_large")
-    report: dict[str, list[str]] = {"unmapped_metadata": [], "unmapped_sections": [],
-                                    "skipped_generated": []}
+        raise ValidationFailed(
+            f"The README is larger than {MAX_IMPORT // 1024} KB.", field="readme", code="too_large"
+        )
+    report: dict[str, list[str]] = {
+        "unmapped_metadata": [],
+        "unmapped_sections": [],
+        "skipped_generated": [],
+    }
     changes: dict[str, dict[str, Any]] = {"model_details": {}, "sections": {}, "metadata": {}}
     match = _FRONT.match(text)
     if match:
@@ -149,17 +191,26 @@ def from_hf_readme(text: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
             front = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}  # noqa: S506
             check_json(front)
         except yaml.YAMLError as exc:
-            raise ValidationFailed(f"The YAML front matter does not parse: {exc}",
-                                   field="readme") from None
+            raise ValidationFailed(
+                f"The YAML front matter does not parse: {exc}", field="readme"
+            ) from None
         except (RecursionError, ParseError):
-            raise ValidationFailed(f"The YAML front matter is nested deeper than "
-                                   f"{MAX_JSON_DEPTH} levels.", field="readme") from None
+            raise ValidationFailed(
+                f"The YAML front matter is nested deeper than {MAX_JSON_DEPTH} levels.",
+                field="readme",
+            ) from None
         if not isinstance(front, dict):
             raise ValidationFailed("The YAML front matter must be a mapping.", field="readme")
-        text = text[match.end():]
-        mapping = {"license": "license", "language": "languages", "datasets": "datasets",
-                   "tags": "tags", "base_model": "base_model", "library_name": "library_name",
-                   "pipeline_tag": "pipeline_tag"}
+        text = text[match.end() :]
+        mapping = {
+            "license": "license",
+            "language": "languages",
+            "datasets": "datasets",
+            "tags": "tags",
+            "base_model": "base_model",
+            "library_name": "library_name",
+            "pipeline_tag": "pipeline_tag",
+        }
         for key, value in front.items():
             ours = mapping.get(key)
             if ours is None:
@@ -193,8 +244,9 @@ def from_hf_readme(text: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
                 continue
             label, value = found.group(1).lower(), found.group(2).strip()
             if label == "authors":
-                changes["model_details"]["authors"] = [a.strip() for a in value.split(",")
-                                                       if a.strip()]
+                changes["model_details"]["authors"] = [
+                    a.strip() for a in value.split(",") if a.strip()
+                ]
             elif label in ("model type", "architecture"):
                 changes["model_details"][label.replace(" ", "_")] = value
 
@@ -216,8 +268,11 @@ def from_hf_readme(text: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
                 current = ("section", by_title[title])
             else:
                 current = None
-                (report["skipped_generated"] if title in GENERATED_HEADINGS
-                 else report["unmapped_sections"]).append(heading.group(2).strip())
+                (
+                    report["skipped_generated"]
+                    if title in GENERATED_HEADINGS
+                    else report["unmapped_sections"]
+                ).append(heading.group(2).strip())
             continue
         buffer.append(line)
     flush()

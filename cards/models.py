@@ -15,27 +15,36 @@ class ModelCard(models.Model):
         CHANGES_REQUESTED = "changes_requested", "Changes requested"
         APPROVED = "approved", "Approved"
 
-    version = models.OneToOneField("registry.ModelVersion", on_delete=models.CASCADE,
-                                   related_name="card")
+    version = models.OneToOneField(
+        "registry.ModelVersion", on_delete=models.CASCADE, related_name="card"
+    )
     # Denormalised from the version, so permission filters reach the model in one join.
-    registered_model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE,
-                                         related_name="cards")
+    registered_model = models.ForeignKey(
+        "registry.RegisteredModel", on_delete=models.CASCADE, related_name="cards"
+    )
     content = models.JSONField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     revision = models.PositiveIntegerField(default=1, help_text="The current revision number")
-    last_edited_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                       related_name="+")
-    submitted_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    last_edited_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     submitted_at = models.DateTimeField(null=True, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.CheckConstraint(
-            condition=models.Q(status__in=["draft", "in_review", "changes_requested",
-                                           "approved"]), name="card_status_valid")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=["draft", "in_review", "changes_requested", "approved"]
+                ),
+                name="card_status_valid",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"card of {self.version}"
@@ -51,8 +60,9 @@ class CardRevision(models.Model):
 
     class Meta:
         ordering = ["-number"]
-        constraints = [models.UniqueConstraint(fields=["card", "number"],
-                                               name="card_revision_number_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["card", "number"], name="card_revision_number_unique")
+        ]
 
     def __str__(self) -> str:
         return f"revision {self.number} of {self.card}"

@@ -10,10 +10,18 @@ from registry.models import ModelVersion
 
 
 def card_get(*, user: AnyUser, version: ModelVersion) -> ModelCard:
-    card = (permissions.visible(user, ModelCard.objects.all())
-            .select_related("version", "version__registered_model", "registered_model",
-                            "last_edited_by", "submitted_by")
-            .filter(version=version).first())
+    card = (
+        permissions.visible(user, ModelCard.objects.all())
+        .select_related(
+            "version",
+            "version__registered_model",
+            "registered_model",
+            "last_edited_by",
+            "submitted_by",
+        )
+        .filter(version=version)
+        .first()
+    )
     if card is None:
         raise NotFound(f"Version {version.version} has no model card.", code="card_not_found")
     return card

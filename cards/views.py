@@ -26,8 +26,7 @@ from registry.views import page
 
 def _card(request: HttpRequest, name: str, number: int) -> ModelCard:
     rm = registry_selectors.registered_model_get(user=request.user, name=name)
-    version = registry_selectors.version_get(user=request.user, registered_model=rm,
-                                             number=number)
+    version = registry_selectors.version_get(user=request.user, registered_model=rm, number=number)
     return selectors.card_get(user=request.user, version=version)
 
 
@@ -35,8 +34,9 @@ def _url(card: ModelCard, view: str = "card") -> str:
     return reverse(f"cards:{view}", args=[card.registered_model.name, card.version.version])
 
 
-def _context(request: HttpRequest, card: ModelCard, content: dict[str, Any] | None = None,
-             **extra: Any) -> dict[str, Any]:
+def _context(
+    request: HttpRequest, card: ModelCard, content: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     """What card pages show; `content` replaces the stored content (a rejected form's text,
     shown back unvalidated so nothing typed is lost)."""
     required = services.required_sections(card)
@@ -44,14 +44,20 @@ def _context(request: HttpRequest, card: ModelCard, content: dict[str, Any] | No
     completeness = card_content.completeness(content, required)
     approvers, needed, admin_needed = services.approvals(card)
     return {
-        "card": card, "version": card.version, "registered_model": card.registered_model,
-        "content": content, "details": formats.to_json(card)["model_details"],
-        "sections": [(s, content["sections"][s.key], s.key in required)
-                     for s in card_content.SECTIONS],
+        "card": card,
+        "version": card.version,
+        "registered_model": card.registered_model,
+        "content": content,
+        "details": formats.to_json(card)["model_details"],
+        "sections": [
+            (s, content["sections"][s.key], s.key in required) for s in card_content.SECTIONS
+        ],
         "completeness": completeness,
         "missing_titles": [card_content.TITLES[k] for k in completeness.missing],
         "metric_groups": formats.metric_groups(card),
-        "approvers": approvers, "approvals_needed": needed, "admin_needed": admin_needed,
+        "approvers": approvers,
+        "approvals_needed": needed,
+        "admin_needed": admin_needed,
         "may_edit": permissions.has(request.user, Perm.CHANGE, card.registered_model),
         "review_refusal": services.review_refusal(request.user, card),
         **extra,
@@ -71,12 +77,16 @@ def _posted_changes(request: HttpRequest) -> dict[str, Any]:
         return [v.strip() for v in post.get(key, "").split(",") if v.strip()]
 
     return {
-        "model_details": {"authors": split("authors"),
-                          "model_type": post.get("model_type", ""),
-                          "architecture": post.get("architecture", "")},
+        "model_details": {
+            "authors": split("authors"),
+            "model_type": post.get("model_type", ""),
+            "architecture": post.get("architecture", ""),
+        },
         "sections": {k: post.get(f"section_{k}", "") for k in card_content.SECTION_KEYS},
-        "metadata": {**{k: split(k) for k in card_content.METADATA_LISTS},
-                     **{k: post.get(k, "") for k in card_content.METADATA_STRINGS}},
+        "metadata": {
+            **{k: split(k) for k in card_content.METADATA_LISTS},
+            **{k: post.get(k, "") for k in card_content.METADATA_STRINGS},
+        },
     }
 
 
@@ -89,8 +99,13 @@ def card_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
         changes = _posted_changes(request)
         try:
             base = int(request.POST.get("base_revision", "0")) or None
-            services.card_update(actor=Actor.from_request(request), card=card, changes=changes,
-                                 base_revision=base, note=request.POST.get("note", ""))
+            services.card_update(
+                actor=Actor.from_request(request),
+                card=card,
+                changes=changes,
+                base_revision=base,
+                note=request.POST.get("note", ""),
+            )
         except (DomainError, ValueError) as exc:
             message = getattr(exc, "message", "The form is malformed.")
             errors = getattr(exc, "fields", {}) or {"form": [message]}
@@ -99,14 +114,25 @@ def card_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
             draft = card_content.normalise(card.content)
             for part, values in changes.items():
                 draft[part].update(values)
-            return render(request, "cards/card_edit.html",
-                          _context(request, card, content=draft, errors=errors,
-                                   base_revision=request.POST.get("base_revision")),
-                          status=400)
+            return render(
+                request,
+                "cards/card_edit.html",
+                _context(
+                    request,
+                    card,
+                    content=draft,
+                    errors=errors,
+                    base_revision=request.POST.get("base_revision"),
+                ),
+                status=400,
+            )
         messages.success(request, "Saved.")
         return HttpResponseRedirect(_url(card))
-    return render(request, "cards/card_edit.html",
-                  _context(request, card, errors=errors, base_revision=card.revision))
+    return render(
+        request,
+        "cards/card_edit.html",
+        _context(request, card, errors=errors, base_revision=card.revision),
+    )
 
 
 @page
@@ -119,8 +145,11 @@ def card_history(request: HttpRequest, name: str, number: int) -> HttpResponse:
             diff = services.diff(card, whole_number(a, "from"), whole_number(b, "to"))
         except DomainError as exc:
             messages.error(request, getattr(exc, "message", "Pick two revisions."))
-    return render(request, "cards/card_history.html",
-                  _context(request, card, revisions=revisions, diff=diff, a=a, b=b))
+    return render(
+        request,
+        "cards/card_history.html",
+        _context(request, card, revisions=revisions, diff=diff, a=a, b=b),
+    )
 
 
 def _action(request: HttpRequest, name: str, number: int, run: Any, done: str) -> HttpResponse:
@@ -138,22 +167,38 @@ def _action(request: HttpRequest, name: str, number: int, run: Any, done: str) -
 
 @page(methods=("POST",))
 def card_submit(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    return _action(request, name, number, lambda actor, card: services.card_submit(
-        actor=actor, card=card), "Submitted for review.")
+    return _action(
+        request,
+        name,
+        number,
+        lambda actor, card: services.card_submit(actor=actor, card=card),
+        "Submitted for review.",
+    )
 
 
 @page(methods=("POST",))
 def card_review(request: HttpRequest, name: str, number: int) -> HttpResponse:
     decision = request.POST.get("decision", "")
-    return _action(request, name, number, lambda actor, card: services.card_review(
-        actor=actor, card=card, decision=decision, comment=request.POST.get("comment", "")),
-        "Review recorded.")
+    return _action(
+        request,
+        name,
+        number,
+        lambda actor, card: services.card_review(
+            actor=actor, card=card, decision=decision, comment=request.POST.get("comment", "")
+        ),
+        "Review recorded.",
+    )
 
 
 @page(methods=("POST",))
 def card_restore(request: HttpRequest, name: str, number: int, revision: int) -> HttpResponse:
-    return _action(request, name, number, lambda actor, card: services.card_restore(
-        actor=actor, card=card, number=revision), f"Revision {revision} restored.")
+    return _action(
+        request,
+        name,
+        number,
+        lambda actor, card: services.card_restore(actor=actor, card=card, number=revision),
+        f"Revision {revision} restored.",
+    )
 
 
 @page(methods=("POST",))
@@ -163,14 +208,20 @@ def card_import(request: HttpRequest, name: str, number: int) -> HttpResponse:
     permissions.require(request.user, Perm.CHANGE, card.registered_model)
     try:
         changes, report = formats.from_hf_readme(request.POST.get("readme", ""))
-        services.card_update(actor=Actor.from_request(request), card=card, changes=changes,
-                             note="Imported from a Hugging Face README")
+        services.card_update(
+            actor=Actor.from_request(request),
+            card=card,
+            changes=changes,
+            note="Imported from a Hugging Face README",
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
         return HttpResponseRedirect(_url(card, "card-edit"))
     messages.success(request, "Imported.")
-    for label, items in (("Metadata not mapped", report["unmapped_metadata"]),
-                         ("Sections not mapped", report["unmapped_sections"])):
+    for label, items in (
+        ("Metadata not mapped", report["unmapped_metadata"]),
+        ("Sections not mapped", report["unmapped_sections"]),
+    ):
         if items:
             messages.warning(request, f"{label}: {', '.join(items)}.")
     return HttpResponseRedirect(_url(card, "card-edit"))

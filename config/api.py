@@ -53,8 +53,9 @@ def _flatten(detail: Any) -> dict[str, list[str]]:
     return out
 
 
-def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None,
-               **extra: Any) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, fields: dict[str, list[str]] | None = None, **extra: Any
+) -> dict[str, Any]:
     return {"code": code, "message": message, "fields": fields or {}, **extra}
 
 
@@ -64,8 +65,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             from governance.refusals import refused
 
             refused(context["request"], exc)
-        return Response(error_body(exc.code, exc.message, exc.fields, **exc.extra),
-                        status=exc.status_code)
+        return Response(
+            error_body(exc.code, exc.message, exc.fields, **exc.extra), status=exc.status_code
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -76,8 +78,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         message = f"{first[0]}: {first[1][0]}" if first[0] != "non_field_errors" else first[1][0]
         return Response(error_body("validation_failed", message, fields), status=400)
     if isinstance(exc, exceptions.APIException):
-        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)),
-                    str(exc.default_code))
+        code = next(
+            (c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), str(exc.default_code)
+        )
         headers = {}
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
@@ -89,8 +92,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             request = context.get("request")
             authenticator = getattr(request, "_authenticator", None) if request else None
             if authenticator is None and request is not None and request.authenticators:
-                headers["WWW-Authenticate"] = request.authenticators[0].authenticate_header(
-                    request) or ""
+                headers["WWW-Authenticate"] = (
+                    request.authenticators[0].authenticate_header(request) or ""
+                )
             status = 401 if headers.get("WWW-Authenticate") else 403
         return Response(error_body(code, str(detail)), status=status, headers=headers)
     return None
@@ -101,8 +105,9 @@ def json_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def json_server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(error_body("server_error", "Internal error; it has been logged."),
-                        status=500)
+    return JsonResponse(
+        error_body("server_error", "Internal error; it has been logged."), status=500
+    )
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -120,7 +125,9 @@ class CursorPagination(pagination.CursorPagination):
         if value not in allowed and value != default:
             raise ValidationFailed(
                 f"ordering must be one of {', '.join(allowed or (default,))}.",
-                field="ordering", code="invalid_ordering")
+                field="ordering",
+                code="invalid_ordering",
+            )
         tiebreak = "-pk" if value.startswith("-") else "pk"
         return (value, tiebreak)
 
@@ -128,8 +135,11 @@ class CursorPagination(pagination.CursorPagination):
         try:
             return super().decode_cursor(request)
         except exceptions.NotFound:
-            raise ValidationFailed("The cursor is invalid; start again from the first page.",
-                                   field="cursor", code="invalid_cursor") from None
+            raise ValidationFailed(
+                "The cursor is invalid; start again from the first page.",
+                field="cursor",
+                code="invalid_cursor",
+            ) from None
 
 
 class DownloadRenderer(renderers.BaseRenderer):
@@ -139,6 +149,7 @@ class DownloadRenderer(renderers.BaseRenderer):
 
     charset = "utf-8"
 
-    def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: Any = None) -> bytes:
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
         return json.dumps(data).encode()

@@ -10,10 +10,16 @@ from django.shortcuts import render
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    secure_cookies_over_http = (not request.is_secure()
-                                and (settings.CSRF_COOKIE_SECURE or settings.SESSION_COOKIE_SECURE))
-    return render(request, "403_csrf.html", status=403, context={
-        "reason": reason,
-        "no_cookie": reason == REASON_NO_CSRF_COOKIE,
-        "secure_cookies_over_http": secure_cookies_over_http,
-    })
+    secure_cookies_over_http = not request.is_secure() and (
+        settings.CSRF_COOKIE_SECURE or settings.SESSION_COOKIE_SECURE
+    )
+    return render(
+        request,
+        "403_csrf.html",
+        status=403,
+        context={
+            "reason": reason,
+            "no_cookie": reason == REASON_NO_CSRF_COOKIE,
+            "secure_cookies_over_http": secure_cookies_over_http,
+        },
+    )

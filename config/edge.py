@@ -48,8 +48,11 @@ class RejectNulBytes:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        form = (request.method == "POST" and not request.path.startswith("/api/")
-                and request.content_type in _FORMS)
+        form = (
+            request.method == "POST"
+            and not request.path.startswith("/api/")
+            and request.content_type in _FORMS
+        )
         if "\x00" in request.path or _has_nul(request.GET) or (form and _has_nul(request.POST)):
             if request.path.startswith("/api/"):
                 return JsonResponse(error_body("invalid_characters", NUL_MESSAGE), status=400)
@@ -81,8 +84,12 @@ class SafeJSONParser(parsers.JSONParser):
     """DRF's JSON parser, with the edge's checks (and a 400 rather than a RecursionError for
     documents too deep for Python's own parser)."""
 
-    def parse(self, stream: Any, media_type: str | None = None,
-              parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: dict[str, Any] | None = None,
+    ) -> Any:
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
@@ -105,13 +112,13 @@ def whole_number(raw: str, field: str, *, code: str = "validation_failed") -> in
         raise ValidationFailed(f"{field} must be a whole number.", field=field, code=code)
     value = int(text) if len(text) <= 20 else MAX_WHOLE_NUMBER + 1
     if value > MAX_WHOLE_NUMBER:
-        raise ValidationFailed(f"{field} is larger than any stored number.", field=field,
-                               code=code)
+        raise ValidationFailed(f"{field} is larger than any stored number.", field=field, code=code)
     return value
 
 
-def instant(raw: str, field: str, *, naive_is_utc: bool = False,
-            code: str = "invalid_filter") -> datetime:
+def instant(
+    raw: str, field: str, *, naive_is_utc: bool = False, code: str = "invalid_filter"
+) -> datetime:
     """An ISO 8601 time from a query string, as an aware UTC datetime.
 
     A '+' in the offset often arrives decoded as a space, so a last space is read as '+' when
@@ -123,20 +130,22 @@ def instant(raw: str, field: str, *, naive_is_utc: bool = False,
         value = parse_datetime(text)
         if value is None and " " in text:
             cut = text.rfind(" ")
-            value = parse_datetime(f"{text[:cut]}+{text[cut + 1:]}")
+            value = parse_datetime(f"{text[:cut]}+{text[cut + 1 :]}")
     except ValueError:  # parsed, but impossible: 2026-02-30, an offset of a day or more
         value = None
     if value is None:
-        raise ValidationFailed(f"{field} must be an ISO 8601 time like {example}.",
-                               field=field, code=code)
+        raise ValidationFailed(
+            f"{field} must be an ISO 8601 time like {example}.", field=field, code=code
+        )
     if value.tzinfo is None:
         if not naive_is_utc:
-            raise ValidationFailed(f"{field} needs a time zone, like {example}.", field=field,
-                                   code=code)
+            raise ValidationFailed(
+                f"{field} needs a time zone, like {example}.", field=field, code=code
+            )
         value = value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise ValidationFailed(f"{field} is outside the years 1 to 9999 in UTC.", field=field,
-                               code=code) from None
-
+        raise ValidationFailed(
+            f"{field} is outside the years 1 to 9999 in UTC.", field=field, code=code
+        ) from None

@@ -51,8 +51,18 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
-               "g": 1024**3, "gb": 1024**3, "t": 1024**4, "tb": 1024**4}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "t": 1024**4,
+    "tb": 1024**4,
+}
 
 
 def env_size(name: str, default: int) -> int:
@@ -61,7 +71,7 @@ def env_size(name: str, default: int) -> int:
     if not raw:
         return default
     digits = raw.rstrip("kmgtb")
-    unit = raw[len(digits):]
+    unit = raw[len(digits) :]
     if not digits.isdigit() or unit not in _SIZE_UNITS:
         raise ImproperlyConfigured(f"{name} must be a size like 2GB or 500MB, got {raw!r}.")
     value = int(digits) * _SIZE_UNITS[unit]

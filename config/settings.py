@@ -130,8 +130,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache and tasks ------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -144,12 +145,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     # task's time limit, so a slow but living worker never sees its job run twice.
     {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600, minimum=1)}
     if REDIS_URL
-    else {"data_folder_in": str(CELERY_QUEUE_DIR), "data_folder_out": str(CELERY_QUEUE_DIR),
-          "processed_folder": str(VAR_DIR / "queue-processed"), "store_processed": False,
-          # Broadcast (remote control) messages; kombu's default is ./control in the cwd.
-          "control_folder": str(VAR_DIR / "queue-control"),
-          # The worker looks for new files this often (kombu's default is every second).
-          "polling_interval": 0.1}
+    else {
+        "data_folder_in": str(CELERY_QUEUE_DIR),
+        "data_folder_out": str(CELERY_QUEUE_DIR),
+        "processed_folder": str(VAR_DIR / "queue-processed"),
+        "store_processed": False,
+        # Broadcast (remote control) messages; kombu's default is ./control in the cwd.
+        "control_folder": str(VAR_DIR / "queue-control"),
+        # The worker looks for new files this often (kombu's default is every second).
+        "polling_interval": 0.1,
+    }
 )
 if not REDIS_URL:
     for _folder in (CELERY_QUEUE_DIR, VAR_DIR / "queue-processed", VAR_DIR / "queue-control"):
@@ -174,13 +179,19 @@ SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 20, minimum=1)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 JOB_HEARTBEAT_INTERVAL = env_int("JOB_HEARTBEAT_INTERVAL", 10, minimum=1)
 # Several missed beats, so a busy database or a paused VM does not requeue a living job.
-JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", max(60, 3 * JOB_HEARTBEAT_INTERVAL),
-                                minimum=3 * JOB_HEARTBEAT_INTERVAL)
+JOB_HEARTBEAT_TIMEOUT = env_int(
+    "JOB_HEARTBEAT_TIMEOUT", max(60, 3 * JOB_HEARTBEAT_INTERVAL), minimum=3 * JOB_HEARTBEAT_INTERVAL
+)
 UPLOAD_SPOOL_MAX_AGE = env_int("UPLOAD_SPOOL_MAX_AGE", 24 * 3600, minimum=3600)
 # A sweep not taken within its interval is dropped: the next one does its work (no pile of
 # sweeps behind long jobs).
-CELERY_BEAT_SCHEDULE = {"sweep": {"task": "registry.tasks.sweep", "schedule": SWEEP_INTERVAL,
-                                  "options": {"expires": SWEEP_INTERVAL}}}
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {
+        "task": "registry.tasks.sweep",
+        "schedule": SWEEP_INTERVAL,
+        "options": {"expires": SWEEP_INTERVAL},
+    }
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Artifacts ------------------------------------------------------------------------------
@@ -208,10 +219,13 @@ elif ARTIFACT_STORAGE == "s3":
         raise ImproperlyConfigured("ARTIFACT_S3_BUCKET must be set when ARTIFACT_STORAGE=s3.")
 else:
     raise ImproperlyConfigured(
-        f"ARTIFACT_STORAGE must be 'local' or 's3', got {ARTIFACT_STORAGE!r}.")
+        f"ARTIFACT_STORAGE must be 'local' or 's3', got {ARTIFACT_STORAGE!r}."
+    )
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                "OPTIONS": {"location": str(VAR_DIR / "media")}},
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "media")},
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "artifacts": _artifact_storage,
 }
@@ -235,10 +249,12 @@ FILE_UPLOAD_TEMP_DIR = str(UPLOAD_SPOOL_DIR)
 UPLOAD_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
 
 # --- Auth -----------------------------------------------------------------------------------
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend",  # first: refuses locked-out
-                           "django.contrib.auth.backends.ModelBackend",
-                           # Single sign-on; inert while OIDC_RP_CLIENT_ID is unset.
-                           "governance.oidc.OidcBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out
+    "django.contrib.auth.backends.ModelBackend",
+    # Single sign-on; inert while OIDC_RP_CLIENT_ID is unset.
+    "governance.oidc.OidcBackend",
+]
 # Guardian's anonymous user is never granted anything; we do not create it.
 ANONYMOUS_USER_NAME = None
 LOGIN_URL = "login"
@@ -313,20 +329,39 @@ LOGIN_REDIRECT_URL_FAILURE = "login"
 if OIDC_RP_CLIENT_ID:
     if not (OIDC_RP_CLIENT_SECRET and OIDC_OP_ISSUER):
         raise ImproperlyConfigured(
-            "OIDC_RP_CLIENT_SECRET and OIDC_OP_ISSUER must be set when OIDC_RP_CLIENT_ID is.")
-    if OIDC_RP_SIGN_ALGO not in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                                 "ES256", "ES384", "ES512"):
+            "OIDC_RP_CLIENT_SECRET and OIDC_OP_ISSUER must be set when OIDC_RP_CLIENT_ID is."
+        )
+    if OIDC_RP_SIGN_ALGO not in (
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES384",
+        "ES512",
+    ):
         raise ImproperlyConfigured(
             f"OIDC_RP_SIGN_ALGO must be an asymmetric algorithm such as RS256, got "
-            f"{OIDC_RP_SIGN_ALGO!r}.")
+            f"{OIDC_RP_SIGN_ALGO!r}."
+        )
     # Codes, tokens and the signing keys travel between Modelgate and the provider.
-    _oidc_plain = [name for name in ("OIDC_OP_ISSUER", "OIDC_OP_AUTHORIZATION_ENDPOINT",
-                                     "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT",
-                                     "OIDC_OP_JWKS_ENDPOINT")
-                   if globals()[name] and not globals()[name].startswith("https://")]
+    _oidc_plain = [
+        name
+        for name in (
+            "OIDC_OP_ISSUER",
+            "OIDC_OP_AUTHORIZATION_ENDPOINT",
+            "OIDC_OP_TOKEN_ENDPOINT",
+            "OIDC_OP_USER_ENDPOINT",
+            "OIDC_OP_JWKS_ENDPOINT",
+        )
+        if globals()[name] and not globals()[name].startswith("https://")
+    ]
     if _oidc_plain and not DEBUG:
         raise ImproperlyConfigured(
-            f"{', '.join(_oidc_plain)}: must start with https:// when DEBUG is off.")
+            f"{', '.join(_oidc_plain)}: must start with https:// when DEBUG is off."
+        )
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -357,8 +392,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"PackagingJobKindEnum": "registry.models.PackagingJob.Kind",
-                            "FeatureSourceKindEnum": "registry.models.FeatureSource.Kind"},
+    "ENUM_NAME_OVERRIDES": {
+        "PackagingJobKindEnum": "registry.models.PackagingJob.Kind",
+        "FeatureSourceKindEnum": "registry.models.FeatureSource.Kind",
+    },
 }
 
 # --- Audit, notifications --------------------------------------------------------------------
@@ -377,16 +414,23 @@ if AUDIT_ANCHOR.startswith("s3://"):
         raise ImproperlyConfigured("AUDIT_ANCHOR must name a bucket: s3://bucket/prefix.")
     STORAGES["audit_anchor"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {"bucket_name": _anchor_bucket, "location": _anchor_prefix.strip("/"),
-                    "endpoint_url": env_str("ARTIFACT_S3_ENDPOINT_URL") or None,
-                    "region_name": env_str("ARTIFACT_S3_REGION") or None,
-                    "file_overwrite": False, "default_acl": None},
+        "OPTIONS": {
+            "bucket_name": _anchor_bucket,
+            "location": _anchor_prefix.strip("/"),
+            "endpoint_url": env_str("ARTIFACT_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("ARTIFACT_S3_REGION") or None,
+            "file_overwrite": False,
+            "default_acl": None,
+        },
     }
 elif AUDIT_ANCHOR and not Path(AUDIT_ANCHOR).is_absolute():
     raise ImproperlyConfigured(
-        f"AUDIT_ANCHOR must be an absolute file path or s3://bucket/prefix, got {AUDIT_ANCHOR!r}.")
-CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "governance.take_audit_checkpoint",
-                                            "schedule": AUDIT_CHECKPOINT_INTERVAL}
+        f"AUDIT_ANCHOR must be an absolute file path or s3://bucket/prefix, got {AUDIT_ANCHOR!r}."
+    )
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+    "task": "governance.take_audit_checkpoint",
+    "schedule": AUDIT_CHECKPOINT_INTERVAL,
+}
 # Lets `flush` empty the append-only audit table on PostgreSQL. For test suites only.
 AUDIT_ALLOW_FLUSH = env_bool("AUDIT_ALLOW_FLUSH", False)
 # Environments that accept a deployment record only for an approved version (in production or
@@ -424,8 +468,7 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 if not DEBUG:
-    STORAGES["staticfiles"] = {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+    STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 
 # --- Security -------------------------------------------------------------------------------
 # Production (DEBUG off) assumes TLS: cookies only over HTTPS, plain HTTP redirected to
@@ -437,8 +480,7 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 # A refused form explains secure cookies over plain HTTP instead of a bare "CSRF cookie not set".
 CSRF_FAILURE_VIEW = "config.csrf.csrf_failure"
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600,
-                              minimum=0)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 # Opt-in: asks browsers to hard-code HTTPS for the whole domain, which is slow to undo.
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)

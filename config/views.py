@@ -14,14 +14,17 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     first, and a JSON body with a code under /api/."""
     api = request.path.startswith("/api/")
     if isinstance(exception, RequestDataTooBig):
-        message = ("The request body is too large for this endpoint; artifacts go to the "
-                   "artifact upload endpoint, which streams.")
+        message = (
+            "The request body is too large for this endpoint; artifacts go to the "
+            "artifact upload endpoint, which streams."
+        )
         if api:
             return JsonResponse(error_body("too_large", message), status=413)
         return HttpResponse(message, status=413, content_type="text/plain")
     if api:
-        return JsonResponse(error_body("bad_request", "The request was refused as malformed."),
-                            status=400)
+        return JsonResponse(
+            error_body("bad_request", "The request was refused as malformed."), status=400
+        )
     return HttpResponse("Bad request.", status=400, content_type="text/plain")
 
 

@@ -27,43 +27,86 @@ def _grantee(user: User | None, group: Group | None) -> dict[str, str]:
 ADMIN_ONLY = (Perm.APPROVE_PROMOTION, Perm.MANAGE_ACCESS)
 
 
-def _check_grantor(actor: Actor, registered_model: RegisteredModel, perm: Perm,
-                   user: User | None, group: Group | None, doing: str) -> None:
+def _check_grantor(
+    actor: Actor,
+    registered_model: RegisteredModel,
+    perm: Perm,
+    user: User | None,
+    group: Group | None,
+    doing: str,
+) -> None:
     """After require(MANAGE_ACCESS): nobody changes their own access, and approval and
     access management are an administrator's to hand out or take back."""
     me = actor.user
-    if me is not None and me.is_authenticated and (
+    if (
+        me is not None
+        and me.is_authenticated
+        and (
             (user is not None and user.pk == me.pk)
-            or (group is not None and group.user_set.filter(pk=me.pk).exists())):
-        raise gate_refusal(Forbidden(
-            f"You may not {doing} permissions for yourself"
-            f"{' (you are in that group)' if group is not None else ''}; ask an administrator.",
-            code="self_grant"), registered_model, f"{doing} {perm}")
+            or (group is not None and group.user_set.filter(pk=me.pk).exists())
+        )
+    ):
+        raise gate_refusal(
+            Forbidden(
+                f"You may not {doing} permissions for yourself"
+                f"{' (you are in that group)' if group is not None else ''}; ask an administrator.",
+                code="self_grant",
+            ),
+            registered_model,
+            f"{doing} {perm}",
+        )
     if perm in ADMIN_ONLY and not permissions.is_administrator(me):
-        raise gate_refusal(Forbidden(
-            f"Only an administrator may {doing} '{perm}': it decides who approves and who "
-            "appoints.", code="administrator_required"), registered_model, f"{doing} {perm}")
+        raise gate_refusal(
+            Forbidden(
+                f"Only an administrator may {doing} '{perm}': it decides who approves and who "
+                "appoints.",
+                code="administrator_required",
+            ),
+            registered_model,
+            f"{doing} {perm}",
+        )
 
 
 @transaction.atomic
-def grant_add(*, actor: Actor, registered_model: RegisteredModel, perm: Perm,
-              user: User | None = None, group: Group | None = None) -> bool:
+def grant_add(
+    *,
+    actor: Actor,
+    registered_model: RegisteredModel,
+    perm: Perm,
+    user: User | None = None,
+    group: Group | None = None,
+) -> bool:
     """Grant `perm` on the model to a user or a group; True if it was new."""
     permissions.require(actor.user, Perm.MANAGE_ACCESS, registered_model)
     who = _grantee(user, group)
     _check_grantor(actor, registered_model, perm, user, group, "grant")
-    created = permissions.grant(perm, registered_model, user=user, group=group,
-                                granted_by=actor.user if actor.user_id is not None else None)
+    created = permissions.grant(
+        perm,
+        registered_model,
+        user=user,
+        group=group,
+        granted_by=actor.user if actor.user_id is not None else None,
+    )
     if created:
-        audit.record(actor=actor, action="access.granted", target=registered_model,
-                     registered_model=registered_model,
-                     details={**who, "permission": str(perm)})
+        audit.record(
+            actor=actor,
+            action="access.granted",
+            target=registered_model,
+            registered_model=registered_model,
+            details={**who, "permission": str(perm)},
+        )
     return created
 
 
 @transaction.atomic
-def grant_remove(*, actor: Actor, registered_model: RegisteredModel, perm: Perm,
-                 user: User | None = None, group: Group | None = None) -> bool:
+def grant_remove(
+    *,
+    actor: Actor,
+    registered_model: RegisteredModel,
+    perm: Perm,
+    user: User | None = None,
+    group: Group | None = None,
+) -> bool:
     """Revoke a per-model grant; True if there was one. Role (global) permissions are
     managed on the role's group, not here."""
     permissions.require(actor.user, Perm.MANAGE_ACCESS, registered_model)
@@ -73,12 +116,17 @@ def grant_remove(*, actor: Actor, registered_model: RegisteredModel, perm: Perm,
         rows = RegisteredModelUserPermission.objects.filter(user=user)
     else:
         rows = RegisteredModelGroupPermission.objects.filter(group=group)
-    deleted, _ = rows.filter(content_object=registered_model,
-                             permission__codename=str(perm)).delete()
+    deleted, _ = rows.filter(
+        content_object=registered_model, permission__codename=str(perm)
+    ).delete()
     if user is not None:
         permissions.invalidate(user)
     if deleted:
-        audit.record(actor=actor, action="access.revoked", target=registered_model,
-                     registered_model=registered_model,
-                     details={**who, "permission": str(perm)})
+        audit.record(
+            actor=actor,
+            action="access.revoked",
+            target=registered_model,
+            registered_model=registered_model,
+            details={**who, "permission": str(perm)},
+        )
     return bool(deleted)

@@ -20,8 +20,13 @@ class Actor:
     def from_request(cls, request: HttpRequest, *, channel: str | None = None) -> Actor:
         path = request.path or ""
         if channel is None:
-            channel = "api" if path.startswith("/api/") else "admin" if path.startswith(
-                "/admin/") else "web"
+            channel = (
+                "api"
+                if path.startswith("/api/")
+                else "admin"
+                if path.startswith("/admin/")
+                else "web"
+            )
         return cls(
             user=request.user,
             channel=channel,

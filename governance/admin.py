@@ -45,11 +45,17 @@ def _refused(request: HttpRequest, exc: DomainError) -> None:
 
 @admin.register(m.AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["sequence", "occurred_at", "actor_label", "channel", "action",
-                    "registered_model_name", "target_label"]
+    list_display = [
+        "sequence",
+        "occurred_at",
+        "actor_label",
+        "channel",
+        "action",
+        "registered_model_name",
+        "target_label",
+    ]
     list_filter = ["action", "channel"]
-    search_fields = ["actor_label", "action", "registered_model_name", "target_label",
-                     "request_id"]
+    search_fields = ["actor_label", "action", "registered_model_name", "target_label", "request_id"]
     date_hierarchy = "occurred_at"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -59,6 +65,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 # --- API tokens -----------------------------------------------------------------------------
+
 
 class TokenForm(forms.ModelForm):
     class Meta:
@@ -78,15 +85,29 @@ class TokenForm(forms.ModelForm):
 
 @admin.register(m.ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "prefix", "created_at", "expires_at", "last_used_at",
-                    "revoked_at"]
+    list_display = [
+        "name",
+        "user",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     list_select_related = ["user"]
     search_fields = ["name", "user__username", "prefix"]
     list_filter = ["revoked_at", "expires_at"]
     autocomplete_fields = ["user"]
     actions = ["revoke"]
-    readonly_fields = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at",
-                       "revoked_at"]
+    readonly_fields = [
+        "user",
+        "name",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         if obj is None:
@@ -96,8 +117,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self.readonly_fields if obj is not None else []
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest,
-                                 **kwargs: Any) -> Any:
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "user" and not request.user.is_superuser:
             kwargs["queryset"] = User.objects.filter(pk=request.user.pk)  # as token_create says
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -111,20 +131,31 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead: the row stays for the audit trail
 
-    def save_model(self, request: HttpRequest, obj: m.ApiToken, form: Any,
-                   change: bool) -> None:
-        token, secret = token_create(actor=_actor(request), user=form.cleaned_data["user"],
-                                     name=form.cleaned_data["name"],
-                                     expires_at=form.cleaned_data["expires_at"])
+    def save_model(self, request: HttpRequest, obj: m.ApiToken, form: Any, change: bool) -> None:
+        token, secret = token_create(
+            actor=_actor(request),
+            user=form.cleaned_data["user"],
+            name=form.cleaned_data["name"],
+            expires_at=form.cleaned_data["expires_at"],
+        )
         obj.pk = token.pk
         request._modelgate_new_token = (token, secret)  # type: ignore[attr-defined]
 
-    def response_add(self, request: HttpRequest, obj: m.ApiToken,
-                     post_url_continue: str | None = None) -> HttpResponse:
+    def response_add(
+        self, request: HttpRequest, obj: m.ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
         token, secret = request._modelgate_new_token  # type: ignore[attr-defined]
-        return TemplateResponse(request, "admin/governance/token_created.html", {
-            **self.admin_site.each_context(request), "opts": self.model._meta,
-            "title": "API token created", "token": token, "secret": secret})
+        return TemplateResponse(
+            request,
+            "admin/governance/token_created.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "API token created",
+                "token": token,
+                "secret": secret,
+            },
+        )
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -135,10 +166,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 # --- Per-model grants -----------------------------------------------------------------------
 
+
 def _model_permissions() -> QuerySet[Permission]:
-    return Permission.objects.filter(content_type__app_label="registry",
-                                     content_type__model="registeredmodel",
-                                     codename__in=[str(p) for p in Perm])
+    return Permission.objects.filter(
+        content_type__app_label="registry",
+        content_type__model="registeredmodel",
+        codename__in=[str(p) for p in Perm],
+    )
 
 
 class _GrantAdmin(admin.ModelAdmin):
@@ -152,15 +186,18 @@ class _GrantAdmin(admin.ModelAdmin):
     grantee = "user"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        qs = super().get_queryset(request).select_related("content_object", "permission",
-                                                          self.grantee)
+        qs = (
+            super()
+            .get_queryset(request)
+            .select_related("content_object", "permission", self.grantee)
+        )
         if request.user.is_superuser:
             return qs
-        return qs.filter(content_object__in=permissions.models_with(request.user,
-                                                                    Perm.MANAGE_ACCESS))
+        return qs.filter(
+            content_object__in=permissions.models_with(request.user, Perm.MANAGE_ACCESS)
+        )
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest,
-                                 **kwargs: Any) -> Any:
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "permission":
             kwargs["queryset"] = _model_permissions()
         if db_field.name == "content_object" and not request.user.is_superuser:
@@ -173,22 +210,32 @@ class _GrantAdmin(admin.ModelAdmin):
     def _grant(self, request: HttpRequest, obj: Any, add: bool) -> bool:
         service = access.grant_add if add else access.grant_remove
         try:
-            return service(actor=_actor(request), registered_model=obj.content_object,
-                           perm=Perm(obj.permission.codename),
-                           **{self.grantee: getattr(obj, self.grantee)})
+            return service(
+                actor=_actor(request),
+                registered_model=obj.content_object,
+                perm=Perm(obj.permission.codename),
+                **{self.grantee: getattr(obj, self.grantee)},
+            )
         except DomainError as exc:
             _refused(request, exc)
             return False
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         self._grant(request, obj, add=True)
-        found = type(obj).objects.filter(content_object=obj.content_object,
-                                         permission=obj.permission,
-                                         **{self.grantee: getattr(obj, self.grantee)}).first()
+        found = (
+            type(obj)
+            .objects.filter(
+                content_object=obj.content_object,
+                permission=obj.permission,
+                **{self.grantee: getattr(obj, self.grantee)},
+            )
+            .first()
+        )
         obj.pk = found.pk if found else None
 
-    def response_add(self, request: HttpRequest, obj: Any,
-                     post_url_continue: str | None = None) -> HttpResponse:
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
         if obj.pk is None:  # refused: the message says why; nothing was saved
             return HttpResponseRedirect(request.path)
         return super().response_add(request, obj, post_url_continue)
@@ -236,34 +283,53 @@ class AuditedUserAdmin(UserAdmin):
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         before = User.objects.filter(pk=obj.pk).values(*_USER_FLAGS).first() or {}
         super().save_model(request, obj, form, change)
-        flags = {f: {"from": before.get(f), "to": getattr(obj, f)} for f in _USER_FLAGS
-                 if before.get(f) != getattr(obj, f)}
+        flags = {
+            f: {"from": before.get(f), "to": getattr(obj, f)}
+            for f in _USER_FLAGS
+            if before.get(f) != getattr(obj, f)
+        }
         if not change:
-            audit.record(actor=_actor(request), action="user.created", target=obj,
-                         details={"user": obj.username})
+            audit.record(
+                actor=_actor(request),
+                action="user.created",
+                target=obj,
+                details={"user": obj.username},
+            )
         elif flags:
-            audit.record(actor=_actor(request), action="user.access_changed", target=obj,
-                         details={"user": obj.username, "changes": flags})
+            audit.record(
+                actor=_actor(request),
+                action="user.access_changed",
+                target=obj,
+                details={"user": obj.username, "changes": flags},
+            )
         request._modelgate_user_before = (  # type: ignore[attr-defined]
             _names(obj.groups.all()) if change else [],
-            _names(obj.user_permissions.all()) if change else [])
+            _names(obj.user_permissions.all()) if change else [],
+        )
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any,
-                     change: bool) -> None:
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         groups_before, perms_before = request._modelgate_user_before  # type: ignore
         super().save_related(request, form, formsets, change)
         user = form.instance
         groups, perms = _names(user.groups.all()), _names(user.user_permissions.all())
         details: dict[str, Any] = {}
         if groups != groups_before:
-            details["roles"] = {"added": sorted(set(groups) - set(groups_before)),
-                                "removed": sorted(set(groups_before) - set(groups))}
+            details["roles"] = {
+                "added": sorted(set(groups) - set(groups_before)),
+                "removed": sorted(set(groups_before) - set(groups)),
+            }
         if perms != perms_before:
-            details["permissions"] = {"added": sorted(set(perms) - set(perms_before)),
-                                      "removed": sorted(set(perms_before) - set(perms))}
+            details["permissions"] = {
+                "added": sorted(set(perms) - set(perms_before)),
+                "removed": sorted(set(perms_before) - set(perms)),
+            }
         if details:
-            audit.record(actor=_actor(request), action="user.access_changed", target=user,
-                         details={"user": user.username, **details})
+            audit.record(
+                actor=_actor(request),
+                action="user.access_changed",
+                target=user,
+                details={"user": user.username, **details},
+            )
         permissions.invalidate(user)
 
 
@@ -276,8 +342,9 @@ class _GroupForm(forms.ModelForm):
         # Only shown for groups that are no role (a role's name is read-only).
         name = self.cleaned_data["name"]
         if name in ROLES:
-            raise forms.ValidationError("That is a Modelgate role's name; roles are created by "
-                                        "migrate.")
+            raise forms.ValidationError(
+                "That is a Modelgate role's name; roles are created by migrate."
+            )
         return name
 
 
@@ -295,34 +362,51 @@ class AuditedGroupAdmin(GroupAdmin):
 
     def save_model(self, request: HttpRequest, obj: Group, form: Any, change: bool) -> None:
         request._modelgate_group_before = (  # type: ignore[attr-defined]
-            _names(obj.permissions.all()) if change else [])
-        before = Group.objects.filter(pk=obj.pk).values_list("name", flat=True).first() \
-            if change else None
+            _names(obj.permissions.all()) if change else []
+        )
+        before = (
+            Group.objects.filter(pk=obj.pk).values_list("name", flat=True).first()
+            if change
+            else None
+        )
         super().save_model(request, obj, form, change)  # in the admin's transaction
         if before is not None and before != obj.name:
-            audit.record(actor=_actor(request), action="group.renamed", target=obj,
-                         details={"group": obj.name, "from": before, "to": obj.name})
+            audit.record(
+                actor=_actor(request),
+                action="group.renamed",
+                target=obj,
+                details={"group": obj.name, "from": before, "to": obj.name},
+            )
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any,
-                     change: bool) -> None:
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         before = request._modelgate_group_before  # type: ignore[attr-defined]
         super().save_related(request, form, formsets, change)
         after = _names(form.instance.permissions.all())
         if after != before:
-            audit.record(actor=_actor(request), action="group.permissions_changed",
-                         target=form.instance,
-                         details={"group": form.instance.name,
-                                  "added": sorted(set(after) - set(before)),
-                                  "removed": sorted(set(before) - set(after))})
+            audit.record(
+                actor=_actor(request),
+                action="group.permissions_changed",
+                target=form.instance,
+                details={
+                    "group": form.instance.name,
+                    "added": sorted(set(after) - set(before)),
+                    "removed": sorted(set(before) - set(after)),
+                },
+            )
 
     def delete_model(self, request: HttpRequest, obj: Group) -> None:
         with transaction.atomic():
-            audit.record(actor=_actor(request), action="group.deleted", target=obj,
-                         details={"group": obj.name})
+            audit.record(
+                actor=_actor(request),
+                action="group.deleted",
+                target=obj,
+                details={"group": obj.name},
+            )
             super().delete_model(request, obj)
 
 
 # --- Policies and webhooks: administrators only, through their services ----------------------
+
 
 def _administers(request: HttpRequest) -> bool:
     """The services' own rule (registry.services.common.require_admin), asked before drawing
@@ -378,15 +462,14 @@ class _AdministeredAdmin(admin.ModelAdmin):
             self._refuse(request, exc)
 
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
-        return None if self._was_refused(request) else super().log_addition(request, obj,
-                                                                              message)
+        return None if self._was_refused(request) else super().log_addition(request, obj, message)
 
     def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
-        return None if self._was_refused(request) else super().log_change(request, obj,
-                                                                            message)
+        return None if self._was_refused(request) else super().log_change(request, obj, message)
 
-    def response_add(self, request: HttpRequest, obj: Any,
-                     post_url_continue: str | None = None) -> HttpResponse:
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
         if self._was_refused(request):  # the message says why; nothing was saved
             return HttpResponseRedirect(request.path)
         return super().response_add(request, obj, post_url_continue)
@@ -409,11 +492,11 @@ class _AdministeredAdmin(admin.ModelAdmin):
             except DomainError as exc:
                 messages.error(request, f"{obj}: {exc.message}")
 
-    def response_delete(self, request: HttpRequest, obj_display: str,
-                        obj_id: Any) -> HttpResponse:
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
         if self._was_refused(request):
-            return HttpResponseRedirect(reverse(
-                f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+            return HttpResponseRedirect(
+                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+            )
         return super().response_delete(request, obj_display, obj_id)
 
 
@@ -429,8 +512,9 @@ class PolicyForm(forms.ModelForm):
         except DomainError as exc:
             raise _form_error(self, exc) from None
         # The scope is chosen when the policy is added (read-only afterwards).
-        if "risk_tier" in self.fields and (bool(data.get("risk_tier"))
-                                           == bool(data.get("registered_model"))):
+        if "risk_tier" in self.fields and (
+            bool(data.get("risk_tier")) == bool(data.get("registered_model"))
+        ):
             raise forms.ValidationError("A policy is for one risk tier or one model.")
         return data
 
@@ -438,8 +522,14 @@ class PolicyForm(forms.ModelForm):
 @admin.register(m.Policy)
 class PolicyAdmin(_AdministeredAdmin):
     form = PolicyForm
-    list_display = ["__str__", "production_approvals", "staging_approvals",
-                    "admin_approval_required", "auto_apply", "updated_at"]
+    list_display = [
+        "__str__",
+        "production_approvals",
+        "staging_approvals",
+        "admin_approval_required",
+        "auto_apply",
+        "updated_at",
+    ]
     list_filter = ["risk_tier", "admin_approval_required", "auto_apply"]
     list_select_related = ["registered_model"]
     search_fields = ["risk_tier", "registered_model__name"]
@@ -450,21 +540,23 @@ class PolicyAdmin(_AdministeredAdmin):
 
     def _save(self, actor: Actor, obj: m.Policy, form: Any, change: bool) -> m.Policy:
         if change:  # the stored row: the form has already written its values into `obj`
-            policy = m.Policy.objects.select_related("registered_model").filter(
-                pk=obj.pk).first()
+            policy = m.Policy.objects.select_related("registered_model").filter(pk=obj.pk).first()
             if policy is None:
                 raise NotFound(f"The {obj} no longer exists.", code="policy_not_found")
         else:
-            policy = m.Policy(risk_tier=obj.risk_tier or None,
-                              registered_model=obj.registered_model)
-        return policies.policy_save(actor=actor, policy=policy,
-                                    **{f: form.cleaned_data[f] for f in policies.EDITABLE})
+            policy = m.Policy(
+                risk_tier=obj.risk_tier or None, registered_model=obj.registered_model
+            )
+        return policies.policy_save(
+            actor=actor, policy=policy, **{f: form.cleaned_data[f] for f in policies.EDITABLE}
+        )
 
     def _delete(self, actor: Actor, obj: m.Policy) -> None:
         policies.policy_delete(actor=actor, policy=obj)
 
 
 # --- Promotion records, history, webhooks ---------------------------------------------------
+
 
 class ReviewInline(admin.TabularInline):
     model = m.Review
@@ -478,8 +570,16 @@ class ReviewInline(admin.TabularInline):
 
 @admin.register(m.PromotionRequest)
 class PromotionRequestAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "registered_model", "version", "target_stage", "target_alias",
-                    "status", "requested_by", "created_at"]
+    list_display = [
+        "pk",
+        "registered_model",
+        "version",
+        "target_stage",
+        "target_alias",
+        "status",
+        "requested_by",
+        "created_at",
+    ]
     list_filter = ["status", "target_stage", "kind"]
     list_select_related = ["registered_model", "version__registered_model", "requested_by"]
     search_fields = ["registered_model__name", "requested_by__username", "justification"]
@@ -488,19 +588,32 @@ class PromotionRequestAdmin(ReadOnlyAdmin):
 
 @admin.register(m.StageHistory)
 class StageHistoryAdmin(ReadOnlyAdmin):
-    list_display = ["registered_model", "version", "kind", "name", "started_at", "started_by",
-                    "ended_at", "promotion_request"]
+    list_display = [
+        "registered_model",
+        "version",
+        "kind",
+        "name",
+        "started_at",
+        "started_by",
+        "ended_at",
+        "promotion_request",
+    ]
     list_filter = ["kind", "name"]
-    list_select_related = ["registered_model", "version__registered_model", "started_by",
-                           "promotion_request"]
+    list_select_related = [
+        "registered_model",
+        "version__registered_model",
+        "started_by",
+        "promotion_request",
+    ]
     search_fields = ["registered_model__name", "name"]
 
 
 class WebhookForm(forms.ModelForm):
     url = forms.URLField(max_length=1000, assume_scheme="https")
     # Write-only: never rendered, not even back into the form after an error.
-    secret = forms.CharField(max_length=200, strip=False, required=False,
-                             widget=forms.PasswordInput(render_value=False))
+    secret = forms.CharField(
+        max_length=200, strip=False, required=False, widget=forms.PasswordInput(render_value=False)
+    )
 
     class Meta:
         model = m.Webhook
@@ -511,11 +624,15 @@ class WebhookForm(forms.ModelForm):
         secret = self.fields["secret"]
         if self.instance.pk is None:
             secret.required = True
-            secret.help_text = ("Shared with the receiver to check the signature. It is not "
-                                "shown again after saving.")
+            secret.help_text = (
+                "Shared with the receiver to check the signature. It is not "
+                "shown again after saving."
+            )
         else:
-            secret.help_text = ("A secret is set and is never shown. Leave this empty to keep "
-                                "it, or type a new one to replace it.")
+            secret.help_text = (
+                "A secret is set and is never shown. Leave this empty to keep "
+                "it, or type a new one to replace it."
+            )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -572,17 +689,36 @@ RESPONSE_SHOWN = 200  # characters of a delivery's response the admin shows
 
 @admin.register(m.WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "webhook", "event", "status", "attempts", "response_status",
-                    "delivered_at"]
+    list_display = [
+        "created_at",
+        "webhook",
+        "event",
+        "status",
+        "attempts",
+        "response_status",
+        "delivered_at",
+    ]
     list_filter = ["status", "event", "webhook"]
     list_select_related = ["webhook"]
     search_fields = ["webhook__name", "event", "delivery_id"]
     actions = ["replay"]
     # The response body is shown only as its start: enough to read a receiver's complaint,
     # not a window onto whatever server an address pointed at.
-    fields = ["webhook", "event", "delivery_id", "status", "attempts", "response_status",
-              "response_start", "error_start", "created_at", "last_attempt_at",
-              "delivered_at", "replay_of", "payload"]
+    fields = [
+        "webhook",
+        "event",
+        "delivery_id",
+        "status",
+        "attempts",
+        "response_status",
+        "response_start",
+        "error_start",
+        "created_at",
+        "last_attempt_at",
+        "delivered_at",
+        "replay_of",
+        "payload",
+    ]
     readonly_fields = fields
 
     @admin.display(description="Response (start)")
@@ -600,11 +736,17 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay selected deliveries", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run(request, queryset.select_related("webhook__registered_model"),
-             webhooks.webhook_delivery_replay, "Queued again", param="delivery")
+        _run(
+            request,
+            queryset.select_related("webhook__registered_model"),
+            webhooks.webhook_delivery_replay,
+            "Queued again",
+            param="delivery",
+        )
 
 
 # --- Single sign-on: IdP group → role mappings (administrators, through governance.sso) -----
+
 
 class IdpGroupMappingForm(forms.ModelForm):
     class Meta:
@@ -633,8 +775,9 @@ class IdpGroupMappingAdmin(_AdministeredAdmin):
     list_select_related = ["role", "created_by"]
     search_fields = ["idp_group", "role__name"]
 
-    def _save(self, actor: Actor, obj: m.IdpGroupMapping, form: Any,
-              change: bool) -> m.IdpGroupMapping:
+    def _save(
+        self, actor: Actor, obj: m.IdpGroupMapping, form: Any, change: bool
+    ) -> m.IdpGroupMapping:
         values = {"idp_group": form.cleaned_data["idp_group"], "role": form.cleaned_data["role"]}
         if change:
             return sso.idp_mapping_change(actor=actor, mapping=obj, **values)

@@ -13,5 +13,6 @@ class GovernanceConfig(AppConfig):
 
         # Sent per app after `migrate`; governance comes after registry, so the permissions
         # the roles hold exist by the time this app's turn comes.
-        post_migrate.connect(defaults_sync_after_migrate, sender=self,
-                             dispatch_uid="governance.defaults_sync")
+        post_migrate.connect(
+            defaults_sync_after_migrate, sender=self, dispatch_uid="governance.defaults_sync"
+        )

@@ -35,9 +35,14 @@ def _chain_head() -> tuple[int, str]:
     return head if head is not None else (0, chain.GENESIS)
 
 
-def record(*, actor: Actor, action: str, target: Model | None,
-           registered_model: RegisteredModel | None = None,
-           details: dict[str, object] | None = None) -> AuditEvent:
+def record(
+    *,
+    actor: Actor,
+    action: str,
+    target: Model | None,
+    registered_model: RegisteredModel | None = None,
+    details: dict[str, object] | None = None,
+) -> AuditEvent:
     """Append one event. Refuses to run outside a transaction: the event must share the fate
     of the change it records."""
     if not connection.in_atomic_block:
@@ -48,8 +53,9 @@ def record(*, actor: Actor, action: str, target: Model | None,
         sequence=sequence + 1,
         occurred_at=timezone.now(),
         actor=user,
-        actor_label=chain.normalise(user.get_username() if user is not None
-                                    else f"system:{actor.channel}")[:150],
+        actor_label=chain.normalise(
+            user.get_username() if user is not None else f"system:{actor.channel}"
+        )[:150],
         channel=actor.channel,
         request_id=chain.normalise(actor.request_id)[:64],
         client_address=chain.normalise_address(actor.client_address),
@@ -73,8 +79,11 @@ def _fields(event: AuditEvent) -> dict[str, object]:
 
 def events(*, batch: int = 2000) -> Iterator[dict[str, Any]]:
     """Every event's chained fields and hash, in sequence order, streamed from the database."""
-    return (AuditEvent.objects.order_by("sequence")
-            .values(*chain.FIELDS, "hash").iterator(chunk_size=batch))
+    return (
+        AuditEvent.objects.order_by("sequence")
+        .values(*chain.FIELDS, "hash")
+        .iterator(chunk_size=batch)
+    )
 
 
 def verify(*, batch: int = 2000) -> chain.Verdict:
@@ -88,8 +97,13 @@ def verify(*, batch: int = 2000) -> chain.Verdict:
 REFUSAL_WINDOW = 60
 
 
-def record_refusal(*, actor: Actor, action: str, details: dict[str, object],
-                   registered_model: RegisteredModel | None = None) -> AuditEvent | None:
+def record_refusal(
+    *,
+    actor: Actor,
+    action: str,
+    details: dict[str, object],
+    registered_model: RegisteredModel | None = None,
+) -> AuditEvent | None:
     """Record a refused access or a failed login, in a transaction of its own (the refused
     request's changes, if any, were rolled back). At most one event per address, user, action
     and model per REFUSAL_WINDOW seconds; the suppressed ones are counted in the next event."""
@@ -105,10 +119,13 @@ def record_refusal(*, actor: Actor, action: str, details: dict[str, object],
     if suppressed:
         cache.delete(f"{key}:suppressed")
     with transaction.atomic():
-        return record(actor=actor, action=action, target=None,
-                      registered_model=registered_model,
-                      details={**details, "suppressed_before": suppressed} if suppressed
-                      else details)
+        return record(
+            actor=actor,
+            action=action,
+            target=None,
+            registered_model=registered_model,
+            details={**details, "suppressed_before": suppressed} if suppressed else details,
+        )
 
 
 # Failed sign-ins and lockouts are recorded one by one while login throttling (django-axes)
@@ -117,8 +134,9 @@ def record_refusal(*, actor: Actor, action: str, details: dict[str, object],
 LOGIN_EVENTS_RECORDED_PER_ADDRESS = 20
 
 
-def record_login_event(*, actor: Actor, action: str,
-                       details: dict[str, object]) -> AuditEvent | None:
+def record_login_event(
+    *, actor: Actor, action: str, details: dict[str, object]
+) -> AuditEvent | None:
     """Record a failed sign-in or a lockout in a transaction of its own (throttled past
     LOGIN_EVENTS_RECORDED_PER_ADDRESS)."""
     key = f"modelgate:login-events:{actor.client_address}"

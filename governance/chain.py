@@ -24,9 +24,23 @@ _DOMAIN = b"modelgate-audit-v1\n"
 
 # The fields that make up an event, in the order they are documented (order does not matter
 # for the hash: the JSON is serialised with sorted keys).
-FIELDS = ("sequence", "occurred_at", "actor_id", "actor_label", "channel", "request_id",
-          "client_address", "action", "target_type", "target_id", "target_label",
-          "registered_model_id", "registered_model_name", "details", "prev_hash")
+FIELDS = (
+    "sequence",
+    "occurred_at",
+    "actor_id",
+    "actor_label",
+    "channel",
+    "request_id",
+    "client_address",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "registered_model_id",
+    "registered_model_name",
+    "details",
+    "prev_hash",
+)
 
 
 def normalise(value: Any) -> Any:
@@ -92,17 +106,34 @@ def verify(rows: Iterable[dict[str, Any]]) -> Verdict:
     for row in rows:
         seq = row["sequence"]
         if seq != expected_seq:
-            what = ("missing (deleted?)" if seq > expected_seq else "repeated")
-            return Verdict(False, count, expected_seq - 1, prev, broken_sequence=seq,
-                           reason=f"expected event {expected_seq}, found {seq}: events "
-                                  f"{what} before it")
+            what = "missing (deleted?)" if seq > expected_seq else "repeated"
+            return Verdict(
+                False,
+                count,
+                expected_seq - 1,
+                prev,
+                broken_sequence=seq,
+                reason=f"expected event {expected_seq}, found {seq}: events {what} before it",
+            )
         if row["prev_hash"] != prev:
-            return Verdict(False, count, seq - 1, prev, broken_sequence=seq,
-                           reason="its link to the previous event does not match (the previous "
-                                  "event was changed, removed or replaced)")
+            return Verdict(
+                False,
+                count,
+                seq - 1,
+                prev,
+                broken_sequence=seq,
+                reason="its link to the previous event does not match (the previous "
+                "event was changed, removed or replaced)",
+            )
         if event_hash(row) != row["hash"]:
-            return Verdict(False, count, seq - 1, prev, broken_sequence=seq,
-                           reason="its content does not match its hash (the row was edited)")
+            return Verdict(
+                False,
+                count,
+                seq - 1,
+                prev,
+                broken_sequence=seq,
+                reason="its content does not match its hash (the row was edited)",
+            )
         prev, expected_seq, count = row["hash"], seq + 1, count + 1
     return Verdict(True, count, expected_seq - 1, prev)
 
@@ -110,4 +141,3 @@ def verify(rows: Iterable[dict[str, Any]]) -> Verdict:
 def checkpoint_sign(key: bytes, sequence: int, head_hash: str, created_at: str) -> str:
     message = f"{sequence}:{head_hash}:{created_at}".encode()
     return hmac.new(key, _DOMAIN + message, hashlib.sha256).hexdigest()
-

@@ -89,8 +89,10 @@ def checkpoint_parse(doc: object, where: str) -> Checkpoint:
     except (KeyError, TypeError, ValueError):
         raise AnchorError(f"{where} is not a Modelgate audit checkpoint.") from None
     if not hmac.compare_digest(_sign(sequence, head, created_at), signature):
-        raise AnchorError(f"The checkpoint's signature is wrong at {where} (another key, or "
-                          f"it was edited or forged): refused.")
+        raise AnchorError(
+            f"The checkpoint's signature is wrong at {where} (another key, or "
+            f"it was edited or forged): refused."
+        )
     return Checkpoint(sequence, head, created_at, where)
 
 
@@ -101,6 +103,7 @@ def _newest(checkpoints: list[Checkpoint]) -> Checkpoint | None:
 
 
 # --- Where checkpoints are kept --------------------------------------------------------------
+
 
 def anchor_configured() -> bool:
     return bool(settings.AUDIT_ANCHOR)
@@ -193,12 +196,15 @@ def _newest_in_anchor() -> Checkpoint | None:
             raise AnchorError(f"Cannot read the checkpoint object {name}: not JSON.") from None
     checkpoint = checkpoint_parse(doc, f"object {name}")
     if _object_name(doc) != name:  # a copy of an older checkpoint under a newer name
-        raise AnchorError(f"The object {name} holds the checkpoint of event "
-                          f"{checkpoint.sequence}, not the one its name says: refused.")
+        raise AnchorError(
+            f"The object {name} holds the checkpoint of event "
+            f"{checkpoint.sequence}, not the one its name says: refused."
+        )
     return checkpoint
 
 
 # --- Taking and checking ---------------------------------------------------------------------
+
 
 def checkpoint_report(checkpoints: list[Checkpoint] | None = None) -> Report:
     """Verify the chain against the newest of `checkpoints` (default: the anchor's)."""
@@ -223,41 +229,69 @@ def checkpoint_report(checkpoints: list[Checkpoint] | None = None) -> Report:
     if not verdict.ok:
         return Report(BROKEN, str(verdict), verdict=verdict)
     if reference is None:
-        where = ("the checkpoint file holds none" if checkpoints is not None
-                 else "AUDIT_ANCHOR holds none yet" if anchor_configured()
-                 else "AUDIT_ANCHOR is not set and no --checkpoint was given")
-        return Report(UNVOUCHED, str(verdict), verdict=verdict, warning=_empty_or(verdict) or (
-            f"No checkpoint covers this log ({where}): an emptied or consistently re-hashed "
-            "log would pass this check too. Set AUDIT_ANCHOR (celery beat then takes a "
-            "checkpoint every AUDIT_CHECKPOINT_INTERVAL seconds) or run audit_checkpoint."))
+        where = (
+            "the checkpoint file holds none"
+            if checkpoints is not None
+            else "AUDIT_ANCHOR holds none yet"
+            if anchor_configured()
+            else "AUDIT_ANCHOR is not set and no --checkpoint was given"
+        )
+        return Report(
+            UNVOUCHED,
+            str(verdict),
+            verdict=verdict,
+            warning=_empty_or(verdict)
+            or (
+                f"No checkpoint covers this log ({where}): an emptied or consistently re-hashed "
+                "log would pass this check too. Set AUDIT_ANCHOR (celery beat then takes a "
+                "checkpoint every AUDIT_CHECKPOINT_INTERVAL seconds) or run audit_checkpoint."
+            ),
+        )
     if verdict.head_sequence < reference.sequence:
-        return Report(BROKEN, f"The log ends at event {verdict.head_sequence} but the checkpoint "
-                              f"of {reference.created_at} saw {reference.sequence}: events were "
-                              f"removed from its end.", verdict=verdict)
+        return Report(
+            BROKEN,
+            f"The log ends at event {verdict.head_sequence} but the checkpoint "
+            f"of {reference.created_at} saw {reference.sequence}: events were "
+            f"removed from its end.",
+            verdict=verdict,
+        )
     stored = seen.get("hash", chain.GENESIS if reference.sequence == 0 else None)
     if stored != reference.hash:
-        return Report(BROKEN, f"Event {reference.sequence} is not the event the checkpoint of "
-                              f"{reference.created_at} saw: the log was rewritten.",
-                      verdict=verdict)
-    message = (f"{verdict} — extends the checkpoint of {reference.created_at} (event "
-               f"{reference.sequence}) by {verdict.head_sequence - reference.sequence} events")
+        return Report(
+            BROKEN,
+            f"Event {reference.sequence} is not the event the checkpoint of "
+            f"{reference.created_at} saw: the log was rewritten.",
+            verdict=verdict,
+        )
+    message = (
+        f"{verdict} — extends the checkpoint of {reference.created_at} (event "
+        f"{reference.sequence}) by {verdict.head_sequence - reference.sequence} events"
+    )
     if empty := _empty_or(verdict):
         return Report(UNVOUCHED, message, empty, verdict)
     after: datetime | None = seen.get("after")
     grace = timedelta(seconds=2 * settings.AUDIT_CHECKPOINT_INTERVAL)
     if after is not None and after < timezone.now() - grace:
-        return Report(UNVOUCHED, message, verdict=verdict, warning=(
-            f"{verdict.head_sequence - reference.sequence} events after the newest checkpoint, "
-            f"the first of {after.isoformat()}, are covered by no checkpoint although one is "
-            f"due every {settings.AUDIT_CHECKPOINT_INTERVAL} s: is celery beat running?"))
+        return Report(
+            UNVOUCHED,
+            message,
+            verdict=verdict,
+            warning=(
+                f"{verdict.head_sequence - reference.sequence} events after the newest checkpoint, "
+                f"the first of {after.isoformat()}, are covered by no checkpoint although one is "
+                f"due every {settings.AUDIT_CHECKPOINT_INTERVAL} s: is celery beat running?"
+            ),
+        )
     return Report(OK, message, verdict=verdict)
 
 
 def _empty_or(verdict: chain.Verdict) -> str:
     if verdict.count:
         return ""
-    return ("The audit log is empty. Every change and every sign-in writes an event, so an "
-            "empty log is what an emptied table looks like.")
+    return (
+        "The audit log is empty. Every change and every sign-in writes an event, so an "
+        "empty log is what an emptied table looks like."
+    )
 
 
 def checkpoint_take() -> dict[str, Any]:
@@ -269,13 +303,18 @@ def checkpoint_take() -> dict[str, Any]:
     verdict = report.verdict  # events appended since the walk wait for the next checkpoint
     created_at = timezone.now().isoformat()
     doc: dict[str, Any] = {
-        "format": FORMAT, "sequence": verdict.head_sequence, "hash": verdict.head_hash,
+        "format": FORMAT,
+        "sequence": verdict.head_sequence,
+        "hash": verdict.head_hash,
         "created_at": created_at,
-        "signature": _sign(verdict.head_sequence, verdict.head_hash, created_at)}
+        "signature": _sign(verdict.head_sequence, verdict.head_hash, created_at),
+    }
     if anchor_configured():
         where = anchor_append(doc)
         logger.info("audit checkpoint at event %s kept in %s", verdict.head_sequence, where)
     else:
-        logger.info("audit checkpoint at event %s kept nowhere: AUDIT_ANCHOR is not set",
-                    verdict.head_sequence)
+        logger.info(
+            "audit checkpoint at event %s kept nowhere: AUDIT_ANCHOR is not set",
+            verdict.head_sequence,
+        )
     return doc

@@ -15,9 +15,11 @@ from django.db import DatabaseError, connections
 
 from governance.models import AuditEvent
 
-HINT = ("Run the application as a least-privilege role and keep the owner for `migrate` (README, "
-        "'A least-privilege database role'). To accept this on a test server, add the id to the "
-        "SILENCED_SYSTEM_CHECKS environment variable.")
+HINT = (
+    "Run the application as a least-privilege role and keep the owner for `migrate` (README, "
+    "'A least-privilege database role'). To accept this on a test server, add the id to the "
+    "SILENCED_SYSTEM_CHECKS environment variable."
+)
 
 _ROLE_SQL = """
 SELECT r.rolsuper, r.rolbypassrls,
@@ -28,9 +30,9 @@ FROM pg_roles r WHERE r.rolname = current_user
 
 
 @checks.register(checks.Tags.security, checks.Tags.database)
-def database_role_check(app_configs: Sequence[Any] | None = None,
-                        databases: Sequence[str] | None = None,
-                        **kwargs: Any) -> list[checks.CheckMessage]:
+def database_role_check(
+    app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """Warn when the database user can rewrite the audit log. Unlike Django's own database
     checks this one also runs for a plain `manage.py check` (on the default database): the
     question is who the application connects as, and that is where it is asked."""
@@ -50,19 +52,32 @@ def database_role_check(app_configs: Sequence[Any] | None = None,
         superuser, bypass_rls, owner = row
         user = connection.settings_dict.get("USER") or "the current user"
         if superuser:
-            found.append(checks.Warning(
-                f"The database user {user!r} of {alias!r} is a PostgreSQL superuser: it can "
-                "switch off the triggers that keep the audit log append-only.",
-                hint=HINT, id="governance.W001"))
+            found.append(
+                checks.Warning(
+                    f"The database user {user!r} of {alias!r} is a PostgreSQL superuser: it can "
+                    "switch off the triggers that keep the audit log append-only.",
+                    hint=HINT,
+                    id="governance.W001",
+                )
+            )
             continue  # a superuser is also every owner; one warning says it
         if owner:
-            found.append(checks.Warning(
-                f"The database user {user!r} of {alias!r} owns the audit table (or is a member "
-                "of its owner's role): it can switch off the append-only triggers. Fine for "
-                "the role that runs `migrate`; the application should connect as another.",
-                hint=HINT, id="governance.W002"))
+            found.append(
+                checks.Warning(
+                    f"The database user {user!r} of {alias!r} owns the audit table (or is a member "
+                    "of its owner's role): it can switch off the append-only triggers. Fine for "
+                    "the role that runs `migrate`; the application should connect as another.",
+                    hint=HINT,
+                    id="governance.W002",
+                )
+            )
         if bypass_rls:
-            found.append(checks.Warning(
-                f"The database user {user!r} of {alias!r} has BYPASSRLS, more than the "
-                "application needs.", hint=HINT, id="governance.W003"))
+            found.append(
+                checks.Warning(
+                    f"The database user {user!r} of {alias!r} has BYPASSRLS, more than the "
+                    "application needs.",
+                    hint=HINT,
+                    id="governance.W003",
+                )
+            )
     return found

@@ -20,66 +20,105 @@ def report(registered_model: RegisteredModel) -> dict[str, Any]:
     registered = events.filter(action="registered_model.created").order_by("sequence").first()
     if registered is None:
         findings.append({"severity": "error", "message": "No registration event is recorded."})
-    approved_at = dict(events.filter(action="promotion.approved",
-                                     target_type="governance.promotionrequest")
-                       .values_list("target_id", "occurred_at"))
+    approved_at = dict(
+        events.filter(
+            action="promotion.approved", target_type="governance.promotionrequest"
+        ).values_list("target_id", "occurred_at")
+    )
     approvals = Review.objects.filter(decision=Review.Decision.APPROVE).select_related("reviewer")
     placements = list(
-        StageHistory.objects.filter(registered_model=registered_model, kind="stage",
-                                    name=ModelVersion.Stage.PRODUCTION)
+        StageHistory.objects.filter(
+            registered_model=registered_model, kind="stage", name=ModelVersion.Stage.PRODUCTION
+        )
         .select_related("version", "started_by", "ended_by", "promotion_request")
-        .prefetch_related(Prefetch("promotion_request__reviews", queryset=approvals,
-                                   to_attr="approvals"))
-        .order_by("started_at", "pk"))
+        .prefetch_related(
+            Prefetch("promotion_request__reviews", queryset=approvals, to_attr="approvals")
+        )
+        .order_by("started_at", "pk")
+    )
     placed = []
     for row in placements:
         entry = describe(row)
         when = approved_at.get(str(row.promotion_request_id))
         if row.promotion_request_id is None:
             entry["finding"] = "moved directly, without a promotion request"
-            findings.append({"severity": "warning", "message": f"Version {row.version.version} "
-                             f"entered production on {row.started_at:%Y-%m-%d %H:%M} without "
-                             "a promotion request (a no-approval policy was in force or the "
-                             "history predates the workflow)."})
+            findings.append(
+                {
+                    "severity": "warning",
+                    "message": f"Version {row.version.version} "
+                    f"entered production on {row.started_at:%Y-%m-%d %H:%M} without "
+                    "a promotion request (a no-approval policy was in force or the "
+                    "history predates the workflow).",
+                }
+            )
         elif when is None or when > row.started_at:
             entry["finding"] = "no approval recorded before the promotion"
-            findings.append({"severity": "error", "message": f"Version {row.version.version} "
-                             f"entered production on {row.started_at:%Y-%m-%d %H:%M} with no "
-                             "approval event before it."})
+            findings.append(
+                {
+                    "severity": "error",
+                    "message": f"Version {row.version.version} "
+                    f"entered production on {row.started_at:%Y-%m-%d %H:%M} with no "
+                    "approval event before it.",
+                }
+            )
         placed.append(entry)
     current = promotions.current_holder(registered_model, stage=ModelVersion.Stage.PRODUCTION)
     policy = policies.policy_for(registered_model)
     checks = []
     if current is not None:
-        checks = [{"name": c.name, "title": c.title, "required": c.required, "passed": c.passed,
-                   "message": c.message}
-                  for c in readiness.evaluate(current, None, policy.required_checks)]
+        checks = [
+            {
+                "name": c.name,
+                "title": c.title,
+                "required": c.required,
+                "passed": c.passed,
+                "message": c.message,
+            }
+            for c in readiness.evaluate(current, None, policy.required_checks)
+        ]
         for c in checks:
             if c["required"] and not c["passed"]:
-                findings.append({"severity": "error", "message": f"The production version "
-                                 f"{current.version} fails the required check "
-                                 f"'{c['title']}': {c['message']}"})
+                findings.append(
+                    {
+                        "severity": "error",
+                        "message": f"The production version "
+                        f"{current.version} fails the required check "
+                        f"'{c['title']}': {c['message']}",
+                    }
+                )
     findings.extend(_deployment_findings(registered_model))
     findings.extend(_approver_findings(registered_model))
-    decisions = (Review.objects.filter(request__registered_model=registered_model)
-                 .select_related("reviewer", "request", "request__version")
-                 .order_by("created_at", "pk"))
+    decisions = (
+        Review.objects.filter(request__registered_model=registered_model)
+        .select_related("reviewer", "request", "request__version")
+        .order_by("created_at", "pk")
+    )
     return {
         "model": registered_model.name,
         "risk_tier": registered_model.risk_tier,
         "compliant": not any(f["severity"] == "error" for f in findings),
         "findings": findings,
         "registered": {"at": registered.occurred_at, "by": registered.actor_label}
-        if registered else None,
+        if registered
+        else None,
         "production_version": current.version if current else None,
         "production_readiness": checks,
         "production_history": placed,
-        "reviews": [{"request": r.request_id, "version": r.request.version.version,
-                     "target": r.request.target, "reviewer": r.reviewer.username
-                     if r.reviewer else None, "decision": r.decision, "comment": r.comment,
-                     "at": r.created_at} for r in decisions],
+        "reviews": [
+            {
+                "request": r.request_id,
+                "version": r.request.version.version,
+                "target": r.request.target,
+                "reviewer": r.reviewer.username if r.reviewer else None,
+                "decision": r.decision,
+                "comment": r.comment,
+                "at": r.created_at,
+            }
+            for r in decisions
+        ],
         "open_requests": PromotionRequest.objects.filter(
-            registered_model=registered_model, status__in=PromotionRequest.OPEN).count(),
+            registered_model=registered_model, status__in=PromotionRequest.OPEN
+        ).count(),
     }
 
 
@@ -89,17 +128,29 @@ def _deployment_findings(registered_model: RegisteredModel) -> list[dict[str, st
     Two queries: the deployments, their versions' aliases."""
     policy = policies.policy_for(registered_model)
     findings = []
-    for d in (Deployment.objects.filter(version__registered_model=registered_model,
-                                        status=Deployment.Status.ACTIVE)
-              .select_related("version").prefetch_related("version__aliases")
-              .order_by("deployed_at", "pk")):
+    for d in (
+        Deployment.objects.filter(
+            version__registered_model=registered_model, status=Deployment.Status.ACTIVE
+        )
+        .select_related("version")
+        .prefetch_related("version__aliases")
+        .order_by("deployed_at", "pk")
+    ):
         aliases = [a.name for a in d.version.aliases.all()]
-        if (is_production_environment(d.environment)
-                and not is_approved_for_production(d.version, aliases, policy)):
-            findings.append({"severity": "error", "message": (
-                f"Version {d.version.version} serves in production environment "
-                f"'{d.environment}' at {d.target} (deployed {d.deployed_at:%Y-%m-%d %H:%M}) "
-                "but is neither in production nor holding a protected alias.")})
+        if is_production_environment(d.environment) and not is_approved_for_production(
+            d.version, aliases, policy
+        ):
+            findings.append(
+                {
+                    "severity": "error",
+                    "message": (
+                        f"Version {d.version.version} serves in production environment "
+                        f"'{d.environment}' at {d.target} "
+                        f"(deployed {d.deployed_at:%Y-%m-%d %H:%M}) "
+                        "but is neither in production nor holding a protected alias."
+                    ),
+                }
+            )
     return findings
 
 
@@ -108,17 +159,25 @@ def _approver_findings(registered_model: RegisteredModel) -> list[dict[str, str]
     right not from a role or an administrator's grant, separation of duties (the requester
     or a supplier of the version's content), or an approval given on other content than
     what was applied (the digest the stage history recorded)."""
-    applied = list(PromotionRequest.objects.filter(
-        registered_model=registered_model, status=PromotionRequest.Status.APPLIED)
+    applied = list(
+        PromotionRequest.objects.filter(
+            registered_model=registered_model, status=PromotionRequest.Status.APPLIED
+        )
         .select_related("version", "version__registered_model", "requested_by")
-        .prefetch_related("reviews__reviewer").order_by("applied_at", "pk"))
-    applied_digest = dict(StageHistory.objects.filter(promotion_request__in=applied)
-                          .values_list("promotion_request_id", "content_digest"))
+        .prefetch_related("reviews__reviewer")
+        .order_by("applied_at", "pk")
+    )
+    applied_digest = dict(
+        StageHistory.objects.filter(promotion_request__in=applied).values_list(
+            "promotion_request_id", "content_digest"
+        )
+    )
     findings = []
     for request in applied:
         barred = promotions.barred_reviewers(request)
-        latest = policies.latest_decisions(sorted(request.reviews.all(),
-                                                  key=lambda r: (r.created_at, r.pk)))
+        latest = policies.latest_decisions(
+            sorted(request.reviews.all(), key=lambda r: (r.created_at, r.pk))
+        )
         digest = applied_digest.get(request.pk, "")
         for review in latest.values():
             if review.decision != Review.Decision.APPROVE:
@@ -126,8 +185,14 @@ def _approver_findings(registered_model: RegisteredModel) -> list[dict[str, str]
             why = promotions.approval_flaw(review, request, barred, digest)
             if why:
                 who = review.reviewer.username if review.reviewer else "a deleted user"
-                findings.append({"severity": "error", "message": (
-                    f"Request #{request.pk} (version {request.version.version} → "
-                    f"{request.target}) counted the approval of {who}, who would not "
-                    f"qualify: {why}.")})
+                findings.append(
+                    {
+                        "severity": "error",
+                        "message": (
+                            f"Request #{request.pk} (version {request.version.version} → "
+                            f"{request.target}) counted the approval of {who}, who would not "
+                            f"qualify: {why}."
+                        ),
+                    }
+                )
     return findings

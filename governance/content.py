@@ -34,15 +34,28 @@ from registry.services.lineage import is_production_environment
 
 # Fields of a version under the digest: what approvers judge, and what the model needs to
 # run (requirements, flavor, Python version, its training run). Sealing freezes the same.
-SEALED_FIELDS = ("signature", "input_example", "params", "source", "run_id",
-                 "pip_requirements", "flavor", "python_version", "training_run")
+SEALED_FIELDS = (
+    "signature",
+    "input_example",
+    "params",
+    "source",
+    "run_id",
+    "pip_requirements",
+    "flavor",
+    "python_version",
+    "training_run",
+)
 
 
 def _card_part(version: ModelVersion) -> dict[str, Any] | None:
     if "card_approved" not in policies.policy_for(version.registered_model).required_checks:
         return None
-    card = apps.get_model("cards", "ModelCard").objects.filter(version=version).values(
-        "revision", "status").first()
+    card = (
+        apps.get_model("cards", "ModelCard")
+        .objects.filter(version=version)
+        .values("revision", "status")
+        .first()
+    )
     if card is None:
         return {"revision": None, "approved": False}
     return {"revision": card["revision"], "approved": card["status"] == "approved"}
@@ -63,8 +76,9 @@ def document(version: ModelVersion) -> dict[str, Any]:
 
 
 def digest(version: ModelVersion) -> str:
-    text = json.dumps(document(version), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True, default=str)
+    text = json.dumps(
+        document(version), sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -82,46 +96,69 @@ def contributors(version: ModelVersion) -> set[int]:
     if version.created_by_id is not None:
         found.add(version.created_by_id)
     for uploader, truster in version.artifacts.filter(derived=False).values_list(
-            "created_by_id", "trusted_by_id"):
+        "created_by_id", "trusted_by_id"
+    ):
         found.update(u for u in (uploader, truster) if u is not None)  # vouching supplies too
     for action, actor_id, details in AuditEvent.objects.filter(
-            target_type="registry.modelversion", target_id=str(version.pk),
-            action__in=_CONTENT_ACTIONS, actor__isnull=False).values_list(
-                "action", "actor_id", "details"):
+        target_type="registry.modelversion",
+        target_id=str(version.pk),
+        action__in=_CONTENT_ACTIONS,
+        actor__isnull=False,
+    ).values_list("action", "actor_id", "details"):
         changes = (details or {}).get("changes") or {}
         if action != "version.updated" or any(f in changes for f in SEALED_FIELDS):
             found.add(actor_id)
     if _card_part(version) is not None:
-        found.update(apps.get_model("cards", "CardRevision").objects.filter(
-            card__version=version, author__isnull=False).values_list("author_id", flat=True))
+        found.update(
+            apps.get_model("cards", "CardRevision")
+            .objects.filter(card__version=version, author__isnull=False)
+            .values_list("author_id", flat=True)
+        )
     return found
 
 
-def _sealed_by(versions: QuerySet[ModelVersion],
-               registered_model: RegisteredModel) -> list[str]:
+def _sealed_by(versions: QuerySet[ModelVersion], registered_model: RegisteredModel) -> list[str]:
     """Why content of these versions (of one model) cannot change now; four queries."""
     reasons = []
-    stages = sorted(set(versions.filter(stage__in=[
-        ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION]).values_list(
-        "stage", flat=True)))
+    stages = sorted(
+        set(
+            versions.filter(
+                stage__in=[ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION]
+            ).values_list("stage", flat=True)
+        )
+    )
     if stages:
         reasons.append(f"it is in {' and '.join(stages)}")
-    open_requests = list(PromotionRequest.objects.filter(
-        version__in=versions, status__in=PromotionRequest.OPEN).values_list("pk", flat=True))
+    open_requests = list(
+        PromotionRequest.objects.filter(
+            version__in=versions, status__in=PromotionRequest.OPEN
+        ).values_list("pk", flat=True)
+    )
     if open_requests:
-        reasons.append("promotion request " + ", ".join(f"#{pk}" for pk in open_requests)
-                       + " is open")
+        reasons.append(
+            "promotion request " + ", ".join(f"#{pk}" for pk in open_requests) + " is open"
+        )
     policy = policies.policy_for(registered_model)
-    protected = sorted(name for name in Alias.objects.filter(version__in=versions).values_list(
-        "name", flat=True) if policies.is_protected(policy, name))
+    protected = sorted(
+        name
+        for name in Alias.objects.filter(version__in=versions).values_list("name", flat=True)
+        if policies.is_protected(policy, name)
+    )
     if protected:
         reasons.append("it holds the protected alias " + ", ".join(f"'{a}'" for a in protected))
-    serving = sorted({env for env in Deployment.objects.filter(
-        version__in=versions, status=Deployment.Status.ACTIVE).values_list(
-        "environment", flat=True) if is_production_environment(env)})
+    serving = sorted(
+        {
+            env
+            for env in Deployment.objects.filter(
+                version__in=versions, status=Deployment.Status.ACTIVE
+            ).values_list("environment", flat=True)
+            if is_production_environment(env)
+        }
+    )
     if serving:
-        reasons.append("it serves in production environment " + ", ".join(
-            f"'{env}'" for env in serving))
+        reasons.append(
+            "it serves in production environment " + ", ".join(f"'{env}'" for env in serving)
+        )
     return reasons
 
 
@@ -133,8 +170,10 @@ def seals(version: ModelVersion) -> list[str]:
 def model_seals(registered_model: RegisteredModel) -> list[str]:
     """The same for every live version of a model: renaming a model one of whose versions is
     sealed is an administrator's decision."""
-    return _sealed_by(ModelVersion.objects.filter(registered_model=registered_model,
-                                                  deleted_at__isnull=True), registered_model)
+    return _sealed_by(
+        ModelVersion.objects.filter(registered_model=registered_model, deleted_at__isnull=True),
+        registered_model,
+    )
 
 
 def require_unsealed(version: ModelVersion, what: str) -> None:
@@ -142,7 +181,13 @@ def require_unsealed(version: ModelVersion, what: str) -> None:
     version. Call it with the version's row locked, so a request cannot open in between."""
     reasons = seals(version)
     if reasons:
-        raise gate_refusal(Conflict(
-            f"Version {version.version} is sealed ({'; '.join(reasons)}): its {what} cannot "
-            "change. Register a new version instead.", code="version_sealed",
-            extra={"sealed_by": reasons}), version.registered_model, f"change {what}")
+        raise gate_refusal(
+            Conflict(
+                f"Version {version.version} is sealed ({'; '.join(reasons)}): its {what} cannot "
+                "change. Register a new version instead.",
+                code="version_sealed",
+                extra={"sealed_by": reasons},
+            ),
+            version.registered_model,
+            f"change {what}",
+        )

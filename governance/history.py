@@ -15,32 +15,62 @@ from governance.models import PromotionRequest, Review, StageHistory
 from registry.models import ModelVersion, RegisteredModel
 
 
-def stages_moved(*, versions: Iterable[ModelVersion], stage: str, at: datetime,
-                 user: User | None, request: PromotionRequest | None = None) -> None:
+def stages_moved(
+    *,
+    versions: Iterable[ModelVersion],
+    stage: str,
+    at: datetime,
+    user: User | None,
+    request: PromotionRequest | None = None,
+) -> None:
     """Close the open stage rows of `versions` and open one in `stage` (none: no new row).
     Runs in the mover's transaction, after the versions' rows were locked."""
     versions = list(versions)
-    StageHistory.objects.filter(version__in=versions, kind=StageHistory.Kind.STAGE,
-                                ended_at__isnull=True).update(ended_at=at, ended_by=user)
+    StageHistory.objects.filter(
+        version__in=versions, kind=StageHistory.Kind.STAGE, ended_at__isnull=True
+    ).update(ended_at=at, ended_by=user)
     if stage != ModelVersion.Stage.NONE:
         StageHistory.objects.bulk_create(
-            StageHistory(registered_model_id=v.registered_model_id, version=v,
-                         kind=StageHistory.Kind.STAGE, name=stage, started_at=at,
-                         started_by=user, promotion_request=request,
-                         content_digest=_digest(v, stage)) for v in versions)
+            StageHistory(
+                registered_model_id=v.registered_model_id,
+                version=v,
+                kind=StageHistory.Kind.STAGE,
+                name=stage,
+                started_at=at,
+                started_by=user,
+                promotion_request=request,
+                content_digest=_digest(v, stage),
+            )
+            for v in versions
+        )
 
 
-def alias_moved(*, registered_model: RegisteredModel, name: str, version: ModelVersion | None,
-                at: datetime, user: User | None,
-                request: PromotionRequest | None = None) -> None:
-    StageHistory.objects.filter(registered_model=registered_model, kind=StageHistory.Kind.ALIAS,
-                                name=name, ended_at__isnull=True).update(ended_at=at,
-                                                                        ended_by=user)
+def alias_moved(
+    *,
+    registered_model: RegisteredModel,
+    name: str,
+    version: ModelVersion | None,
+    at: datetime,
+    user: User | None,
+    request: PromotionRequest | None = None,
+) -> None:
+    StageHistory.objects.filter(
+        registered_model=registered_model,
+        kind=StageHistory.Kind.ALIAS,
+        name=name,
+        ended_at__isnull=True,
+    ).update(ended_at=at, ended_by=user)
     if version is not None:
-        StageHistory.objects.create(registered_model=registered_model, version=version,
-                                    kind=StageHistory.Kind.ALIAS, name=name, started_at=at,
-                                    started_by=user, promotion_request=request,
-                                    content_digest=content.digest(version))
+        StageHistory.objects.create(
+            registered_model=registered_model,
+            version=version,
+            kind=StageHistory.Kind.ALIAS,
+            name=name,
+            started_at=at,
+            started_by=user,
+            promotion_request=request,
+            content_digest=content.digest(version),
+        )
 
 
 def _digest(version: ModelVersion, stage: str) -> str:
@@ -50,31 +80,44 @@ def _digest(version: ModelVersion, stage: str) -> str:
 
 def _rows(registered_model: RegisteredModel):
     reviews = Review.objects.filter(decision=Review.Decision.APPROVE).select_related("reviewer")
-    return (StageHistory.objects.filter(registered_model=registered_model)
-            .select_related("version", "started_by", "ended_by", "promotion_request")
-            .prefetch_related(Prefetch("promotion_request__reviews", queryset=reviews,
-                                       to_attr="approvals")))
+    return (
+        StageHistory.objects.filter(registered_model=registered_model)
+        .select_related("version", "started_by", "ended_by", "promotion_request")
+        .prefetch_related(
+            Prefetch("promotion_request__reviews", queryset=reviews, to_attr="approvals")
+        )
+    )
 
 
 def describe(row: StageHistory) -> dict[str, Any]:
     request = row.promotion_request
     return {
-        "kind": row.kind, "name": row.name, "version": row.version.version,
-        "started_at": row.started_at, "started_by": row.started_by.username
-        if row.started_by else None,
-        "ended_at": row.ended_at, "ended_by": row.ended_by.username if row.ended_by else None,
+        "kind": row.kind,
+        "name": row.name,
+        "version": row.version.version,
+        "started_at": row.started_at,
+        "started_by": row.started_by.username if row.started_by else None,
+        "ended_at": row.ended_at,
+        "ended_by": row.ended_by.username if row.ended_by else None,
         "promotion_request": request.pk if request else None,
         "content_digest": row.content_digest,
-        "approved_by": [{"user": r.reviewer.username if r.reviewer else None,
-                         "at": r.created_at} for r in request.approvals] if request else [],
+        "approved_by": [
+            {"user": r.reviewer.username if r.reviewer else None, "at": r.created_at}
+            for r in request.approvals
+        ]
+        if request
+        else [],
     }
 
 
 def at_instant(registered_model: RegisteredModel, at: datetime) -> dict[str, Any]:
     """Which versions held each stage and alias at `at`, and who put and approved them there.
     Three queries, however long the history."""
-    rows = _rows(registered_model).filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at),
-                                          started_at__lte=at).order_by("kind", "name", "pk")
+    rows = (
+        _rows(registered_model)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at), started_at__lte=at)
+        .order_by("kind", "name", "pk")
+    )
     out: dict[str, Any] = {"at": at, "stages": {}, "aliases": {}}
     for row in rows:
         if row.kind == StageHistory.Kind.STAGE:
@@ -84,8 +127,13 @@ def at_instant(registered_model: RegisteredModel, at: datetime) -> dict[str, Any
     return out
 
 
-def timeline(registered_model: RegisteredModel, *, kind: str | None = None,
-             name: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+def timeline(
+    registered_model: RegisteredModel,
+    *,
+    kind: str | None = None,
+    name: str | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
     """The newest `limit` placements, newest first."""
     rows = _rows(registered_model)
     if kind:

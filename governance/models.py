@@ -15,8 +15,9 @@ class GrantMeta(models.Model):
     """Who made a per-model grant, and whether they were an administrator then: only grants
     an administrator made confer approval (governance/permissions.py)."""
 
-    granted_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    granted_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     by_administrator = models.BooleanField(default=False)
 
     class Meta:
@@ -24,8 +25,9 @@ class GrantMeta(models.Model):
 
 
 class RegisteredModelUserPermission(UserObjectPermissionBase, GrantMeta):
-    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
-                                       related_name="user_grants")
+    content_object = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="user_grants"
+    )
 
     class Meta(UserObjectPermissionBase.Meta):
         verbose_name = "per-model user permission"
@@ -35,8 +37,9 @@ class RegisteredModelUserPermission(UserObjectPermissionBase, GrantMeta):
 
 
 class RegisteredModelGroupPermission(GroupObjectPermissionBase, GrantMeta):
-    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
-                                       related_name="group_grants")
+    content_object = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="group_grants"
+    )
 
     class Meta(GroupObjectPermissionBase.Meta):
         verbose_name = "per-model group permission"
@@ -60,8 +63,14 @@ class AuditEvent(models.Model):
     occurred_at = models.DateTimeField(db_index=True)
     # No database constraint and no cascade: rows are never updated (PostgreSQL triggers refuse
     # it), so deleting a user keeps their events, with the name in actor_label.
-    actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.DO_NOTHING,
-                              db_constraint=False, related_name="audit_events")
+    actor = models.ForeignKey(
+        USER,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
+    )
     actor_label = models.CharField(max_length=150, blank=True, default="")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     request_id = models.CharField(max_length=64, blank=True, default="")
@@ -79,8 +88,9 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-sequence"]
-        indexes = [models.Index(fields=["registered_model_id", "-sequence"],
-                                name="audit_model_seq")]
+        indexes = [
+            models.Index(fields=["registered_model_id", "-sequence"], name="audit_model_seq")
+        ]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
@@ -109,44 +119,69 @@ class Policy(models.Model):
     """How promotions of a model are reviewed. One row per risk tier, and optionally one per
     model that overrides its tier's row entirely."""
 
-    risk_tier = models.CharField(max_length=16, choices=RegisteredModel.RiskTier.choices,
-                                 null=True, blank=True, unique=True)
-    registered_model = models.OneToOneField(RegisteredModel, null=True, blank=True,
-                                            on_delete=models.CASCADE,
-                                            related_name="policy_override")
+    risk_tier = models.CharField(
+        max_length=16, choices=RegisteredModel.RiskTier.choices, null=True, blank=True, unique=True
+    )
+    registered_model = models.OneToOneField(
+        RegisteredModel,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="policy_override",
+    )
     production_approvals = models.PositiveSmallIntegerField(
-        default=1, help_text="Distinct approvals to reach production or a protected alias. "
-                             "0 lets holders of 'request promotion' move versions directly.")
+        default=1,
+        help_text="Distinct approvals to reach production or a protected alias. "
+        "0 lets holders of 'request promotion' move versions directly.",
+    )
     staging_approvals = models.PositiveSmallIntegerField(
-        default=1, help_text="Distinct approvals to reach staging (0: direct moves allowed).")
+        default=1, help_text="Distinct approvals to reach staging (0: direct moves allowed)."
+    )
     admin_approval_required = models.BooleanField(
-        default=False, help_text="One of the approvals must come from a user who manages "
-                                 "access to the model (an administrator).")
+        default=False,
+        help_text="One of the approvals must come from a user who manages "
+        "access to the model (an administrator).",
+    )
     required_checks = models.JSONField(
-        default=list, blank=True, help_text="Names of readiness checks that must pass.")
+        default=list, blank=True, help_text="Names of readiness checks that must pass."
+    )
     archive_previous = models.BooleanField(
-        default=True, help_text="Archive the version that was in the target stage.")
+        default=True, help_text="Archive the version that was in the target stage."
+    )
     auto_apply = models.BooleanField(
-        default=True, help_text="Apply a request as soon as it is approved; otherwise the "
-                                "requester (or CI) applies it.")
+        default=True,
+        help_text="Apply a request as soon as it is approved; otherwise the "
+        "requester (or CI) applies it.",
+    )
     rollback_fast_track = models.BooleanField(
-        default=True, help_text="A rollback to a version approved for production before "
-                                "needs only one approval.")
+        default=True,
+        help_text="A rollback to a version approved for production before needs only one approval.",
+    )
     protected_aliases = models.JSONField(
-        default=list, blank=True, help_text="Aliases that move only through a promotion "
-                                            "request, like production.")
+        default=list,
+        blank=True,
+        help_text="Aliases that move only through a promotion request, like production.",
+    )
     card_required_sections = models.JSONField(
-        default=list, blank=True, help_text="Model card sections that must be written before "
-                                            "a card can be submitted for review.")
+        default=list,
+        blank=True,
+        help_text="Model card sections that must be written before "
+        "a card can be submitted for review.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "policies"
         ordering = ["risk_tier", "registered_model__name"]
-        constraints = [models.CheckConstraint(
-            condition=(models.Q(risk_tier__isnull=False, registered_model__isnull=True)
-                       | models.Q(risk_tier__isnull=True, registered_model__isnull=False)),
-            name="policy_for_tier_xor_model")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(risk_tier__isnull=False, registered_model__isnull=True)
+                    | models.Q(risk_tier__isnull=True, registered_model__isnull=False)
+                ),
+                name="policy_for_tier_xor_model",
+            )
+        ]
 
     def __str__(self) -> str:
         if self.registered_model_id:
@@ -174,42 +209,62 @@ class PromotionRequest(models.Model):
 
     OPEN = (Status.PENDING, Status.APPROVED)
 
-    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
-                                         related_name="promotion_requests")
-    version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE,
-                                related_name="promotion_requests")
+    registered_model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="promotion_requests"
+    )
+    version = models.ForeignKey(
+        "registry.ModelVersion", on_delete=models.CASCADE, related_name="promotion_requests"
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PROMOTION)
     target_stage = models.CharField(max_length=16, blank=True, default="")
     target_alias = models.CharField(max_length=256, blank=True, default="")
     justification = models.TextField(blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     status_message = models.CharField(max_length=500, blank=True, default="")
-    requested_by = models.ForeignKey(USER, null=True, on_delete=models.SET_NULL,
-                                     related_name="promotion_requests")
+    requested_by = models.ForeignKey(
+        USER, null=True, on_delete=models.SET_NULL, related_name="promotion_requests"
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
-    applied_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    applied_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # What the target pointed at when the request was applied (for history and rollback).
-    replaced_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True,
-                                         on_delete=models.SET_NULL, related_name="+")
+    replaced_version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # The version's content digest when the request was opened (governance/content.py).
     content_digest = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["registered_model", "status"], name="promo_model_status"),
-                   models.Index(fields=["status", "-created_at"], name="promo_status_created")]
+        indexes = [
+            models.Index(fields=["registered_model", "status"], name="promo_model_status"),
+            models.Index(fields=["status", "-created_at"], name="promo_status_created"),
+        ]
         constraints = [
             models.CheckConstraint(
-                condition=(models.Q(target_stage__in=["staging", "production"], target_alias="")
-                           | models.Q(target_stage="", target_alias__gt="")),
-                name="promotion_one_target"),
-            models.CheckConstraint(condition=models.Q(status__in=[
-                "pending", "approved", "rejected", "cancelled", "applied", "superseded"]),
-                name="promotion_status_valid"),
+                condition=(
+                    models.Q(target_stage__in=["staging", "production"], target_alias="")
+                    | models.Q(target_stage="", target_alias__gt="")
+                ),
+                name="promotion_one_target",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=[
+                        "pending",
+                        "approved",
+                        "rejected",
+                        "cancelled",
+                        "applied",
+                        "superseded",
+                    ]
+                ),
+                name="promotion_status_valid",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -230,10 +285,10 @@ class Review(models.Model):
         REJECT = "reject", "Reject"
         REQUEST_CHANGES = "request_changes", "Request changes"
 
-    request = models.ForeignKey(PromotionRequest, on_delete=models.CASCADE,
-                                related_name="reviews")
-    reviewer = models.ForeignKey(USER, null=True, on_delete=models.SET_NULL,
-                                 related_name="promotion_reviews")
+    request = models.ForeignKey(PromotionRequest, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        USER, null=True, on_delete=models.SET_NULL, related_name="promotion_reviews"
+    )
     decision = models.CharField(max_length=16, choices=Decision.choices)
     comment = models.TextField(blank=True, default="")
     # The content digest the reviewer saw: an approval counts only while it is current.
@@ -242,9 +297,12 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
-        constraints = [models.CheckConstraint(
-            condition=models.Q(decision__in=["approve", "reject", "request_changes"]),
-            name="review_decision_valid")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(decision__in=["approve", "reject", "request_changes"]),
+                name="review_decision_valid",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.reviewer}: {self.decision} on request #{self.request_id}"
@@ -259,27 +317,35 @@ class StageHistory(models.Model):
         STAGE = "stage", "Stage"
         ALIAS = "alias", "Alias"
 
-    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
-                                         related_name="stage_history")
-    version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE,
-                                related_name="stage_history")
+    registered_model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="stage_history"
+    )
+    version = models.ForeignKey(
+        "registry.ModelVersion", on_delete=models.CASCADE, related_name="stage_history"
+    )
     kind = models.CharField(max_length=8, choices=Kind.choices)
     name = models.CharField(max_length=256)
     started_at = models.DateTimeField()
     started_by = models.ForeignKey(USER, null=True, on_delete=models.SET_NULL, related_name="+")
     ended_at = models.DateTimeField(null=True, blank=True)
-    ended_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+")
-    promotion_request = models.ForeignKey(PromotionRequest, null=True, blank=True,
-                                          on_delete=models.SET_NULL, related_name="+")
+    ended_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    promotion_request = models.ForeignKey(
+        PromotionRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # The content digest the version had when it took the stage or alias.
     content_digest = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         verbose_name_plural = "stage history"
         ordering = ["-started_at", "-pk"]
-        indexes = [models.Index(fields=["registered_model", "kind", "name", "started_at"],
-                                name="stagehist_model_name_start")]
+        indexes = [
+            models.Index(
+                fields=["registered_model", "kind", "name", "started_at"],
+                name="stagehist_model_name_start",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.version} in {self.kind} {self.name} from {self.started_at:%Y-%m-%d %H:%M}"
@@ -293,10 +359,12 @@ class Webhook(models.Model):
     url = models.URLField(max_length=1000)
     # Shared with the receiver to check the HMAC-SHA256 signature, so it is stored as given.
     secret = models.CharField(max_length=200)
-    registered_model = models.ForeignKey(RegisteredModel, null=True, blank=True,
-                                         on_delete=models.CASCADE, related_name="webhooks")
-    events = models.JSONField(default=list, blank=True,
-                              help_text="Event names to send (empty: every promotion event).")
+    registered_model = models.ForeignKey(
+        RegisteredModel, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks"
+    )
+    events = models.JSONField(
+        default=list, blank=True, help_text="Event names to send (empty: every promotion event)."
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -325,8 +393,9 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField()
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="replays")
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -343,20 +412,23 @@ class IdpGroupMapping(models.Model):
     mapping names follow the claim."""
 
     idp_group = models.CharField(
-        max_length=200, help_text="The exact value in the groups claim (case, spaces and "
-                                  "slashes matter; never a prefix).")
-    role = models.ForeignKey("auth.Group", on_delete=models.PROTECT,
-                             related_name="idp_mappings")
+        max_length=200,
+        help_text="The exact value in the groups claim (case, spaces and "
+        "slashes matter; never a prefix).",
+    )
+    role = models.ForeignKey("auth.Group", on_delete=models.PROTECT, related_name="idp_mappings")
     created_at = models.DateTimeField()
-    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     updated_at = models.DateTimeField()
 
     class Meta:
         verbose_name = "IdP group mapping"
         ordering = ["idp_group", "role__name"]
-        constraints = [models.UniqueConstraint(fields=["idp_group", "role"],
-                                               name="idp_mapping_group_role")]
+        constraints = [
+            models.UniqueConstraint(fields=["idp_group", "role"], name="idp_mapping_group_role")
+        ]
 
     def __str__(self) -> str:
         return f"IdP group '{self.idp_group}' → role '{self.role}'"

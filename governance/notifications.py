@@ -14,8 +14,9 @@ from governance.permissions import Perm
 
 
 def _url(request: PromotionRequest) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("governance-api:promotion-request-detail",
-                                                   kwargs={"pk": request.pk})
+    return settings.SITE_URL.rstrip("/") + reverse(
+        "governance-api:promotion-request-detail", kwargs={"pk": request.pk}
+    )
 
 
 def _summary(request: PromotionRequest) -> str:
@@ -40,27 +41,37 @@ def _event(event: str, request: PromotionRequest) -> None:
 def request_waiting(request: PromotionRequest) -> None:
     """Tell every reviewer who may decide the request (not the requester or the author)."""
     excluded = {request.requested_by_id, request.version.created_by_id}
-    reviewers = [u.email for u in permissions.holders(Perm.APPROVE_PROMOTION,
-                                                      request.registered_model)
-                 if u.pk not in excluded]
+    reviewers = [
+        u.email
+        for u in permissions.holders(Perm.APPROVE_PROMOTION, request.registered_model)
+        if u.pk not in excluded
+    ]
     who = request.requested_by.username if request.requested_by else "automation"
-    _send(f"[Modelgate] Review requested: {_summary(request)}",
-          f"{who} asks to move {_summary(request)}.\n\n"
-          f"Justification: {request.justification or '(none given)'}\n\n{_url(request)}\n",
-          reviewers)
+    _send(
+        f"[Modelgate] Review requested: {_summary(request)}",
+        f"{who} asks to move {_summary(request)}.\n\n"
+        f"Justification: {request.justification or '(none given)'}\n\n{_url(request)}\n",
+        reviewers,
+    )
     _event("promotion.requested", request)
 
 
 def _to_requester(request: PromotionRequest, subject: str, body: str) -> None:
     if request.requested_by is not None:
-        _send(f"[Modelgate] {subject}: {_summary(request)}", f"{body}\n\n{_url(request)}\n",
-              [request.requested_by.email])
+        _send(
+            f"[Modelgate] {subject}: {_summary(request)}",
+            f"{body}\n\n{_url(request)}\n",
+            [request.requested_by.email],
+        )
 
 
 def request_reviewed(request: PromotionRequest, review: Review) -> None:
     who = review.reviewer.username if review.reviewer else "a reviewer"
-    _to_requester(request, f"{review.get_decision_display()} by {who}",
-                  f"{who}: {review.get_decision_display().lower()}.\n\n{review.comment}")
+    _to_requester(
+        request,
+        f"{review.get_decision_display()} by {who}",
+        f"{who}: {review.get_decision_display().lower()}.\n\n{review.comment}",
+    )
     _event("promotion.reviewed", request)
 
 

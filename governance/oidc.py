@@ -69,22 +69,29 @@ class Provider:
 
 def provider() -> Provider:
     """The provider's endpoints: the explicit settings, the rest from discovery."""
-    endpoints = {"authorization_endpoint": settings.OIDC_OP_AUTHORIZATION_ENDPOINT,
-                 "token_endpoint": settings.OIDC_OP_TOKEN_ENDPOINT,
-                 "userinfo_endpoint": settings.OIDC_OP_USER_ENDPOINT,
-                 "jwks_uri": settings.OIDC_OP_JWKS_ENDPOINT}
+    endpoints = {
+        "authorization_endpoint": settings.OIDC_OP_AUTHORIZATION_ENDPOINT,
+        "token_endpoint": settings.OIDC_OP_TOKEN_ENDPOINT,
+        "userinfo_endpoint": settings.OIDC_OP_USER_ENDPOINT,
+        "jwks_uri": settings.OIDC_OP_JWKS_ENDPOINT,
+    }
     if not all(endpoints.values()):
         document = _discover(settings.OIDC_OP_ISSUER)
         endpoints = {key: value or document.get(key) for key, value in endpoints.items()}
         if not all(isinstance(value, str) and value for value in endpoints.values()):
-            raise SsoRefused("The identity provider's configuration is incomplete.",
-                             reason="provider_configuration")
+            raise SsoRefused(
+                "The identity provider's configuration is incomplete.",
+                reason="provider_configuration",
+            )
     # Settings refuse an http:// issuer or endpoint with DEBUG off; an https issuer's
     # discovery must not bring one back (codes, tokens or the keys in clear text).
     if settings.OIDC_OP_ISSUER.startswith("https://") and not all(
-            value.startswith("https://") for value in endpoints.values()):
-        raise SsoRefused("The identity provider's configuration names a plain-http endpoint.",
-                         reason="provider_configuration")
+        value.startswith("https://") for value in endpoints.values()
+    ):
+        raise SsoRefused(
+            "The identity provider's configuration names a plain-http endpoint.",
+            reason="provider_configuration",
+        )
     return Provider(issuer=settings.OIDC_OP_ISSUER, **endpoints)
 
 
@@ -94,19 +101,24 @@ def _discover(issuer: str) -> dict[str, Any]:
     if document is not None:
         return document
     try:
-        response = requests.get(issuer.rstrip("/") + "/.well-known/openid-configuration",
-                                timeout=settings.OIDC_TIMEOUT)
+        response = requests.get(
+            issuer.rstrip("/") + "/.well-known/openid-configuration", timeout=settings.OIDC_TIMEOUT
+        )
         response.raise_for_status()
         document = response.json()
     except (requests.RequestException, ValueError) as exc:
         logger.warning("OpenID Connect discovery at %s failed: %s", issuer, str(exc)[:300])
-        raise SsoRefused("The identity provider cannot be reached; try again later.",
-                         reason="provider_unreachable") from None
+        raise SsoRefused(
+            "The identity provider cannot be reached; try again later.",
+            reason="provider_unreachable",
+        ) from None
     # OpenID Connect Discovery 1.0, section 4.3: the document must name the issuer it was
     # fetched for, or someone else's endpoints could be substituted.
     if not isinstance(document, dict) or document.get("issuer") != issuer:
-        raise SsoRefused("The identity provider's configuration names another issuer.",
-                         reason="provider_configuration")
+        raise SsoRefused(
+            "The identity provider's configuration names another issuer.",
+            reason="provider_configuration",
+        )
     cache.set(key, document, DISCOVERY_CACHE_SECONDS)
     return document
 
@@ -151,16 +163,20 @@ class OidcBackend(OIDCAuthenticationBackend):
         payload = self.get_payload_data(token, self.retrieve_matching_jwk(token))
         nonce = kwargs.get("nonce")
         if self._verifying_id_token and (not nonce or payload.get("nonce") != nonce):
-            raise SsoRefused("The identity provider's token was not issued for this sign-in.",
-                             reason="token_nonce")
+            raise SsoRefused(
+                "The identity provider's token was not issued for this sign-in.",
+                reason="token_nonce",
+            )
         return payload
 
     def get_payload_data(self, token: str | bytes, key: Any) -> dict[str, Any]:
         """Signature, issuer, audience and times, with the one configured algorithm."""
         algorithm = self.OIDC_RP_SIGN_ALGO
         if jwt.get_unverified_header(token).get("alg") != algorithm:
-            raise SsoRefused("The identity provider's token is not signed as configured.",
-                             reason="token_algorithm")
+            raise SsoRefused(
+                "The identity provider's token is not signed as configured.",
+                reason="token_algorithm",
+            )
         id_token = getattr(self, "_verifying_id_token", True)
         # A JWK without "alg" is bound to its key type's default (RS256 for RSA) by PyJWT;
         # the algorithm is the configured one, checked above, so verify with the bare key.
@@ -168,40 +184,58 @@ class OidcBackend(OIDCAuthenticationBackend):
             key = key.key
         try:
             payload = jwt.decode(
-                token, key, algorithms=[algorithm], issuer=self.issuer,
-                audience=self.OIDC_RP_CLIENT_ID if id_token else None, leeway=CLOCK_LEEWAY,
-                options={"require": ["iss", "sub", "aud", "exp", "iat"] if id_token else ["sub"],
-                         "verify_aud": id_token})
+                token,
+                key,
+                algorithms=[algorithm],
+                issuer=self.issuer,
+                audience=self.OIDC_RP_CLIENT_ID if id_token else None,
+                leeway=CLOCK_LEEWAY,
+                options={
+                    "require": ["iss", "sub", "aud", "exp", "iat"] if id_token else ["sub"],
+                    "verify_aud": id_token,
+                },
+            )
         except (jwt.PyJWTError, TypeError) as exc:  # TypeError: a key of another type
-            raise SsoRefused("The identity provider's token did not verify.",
-                             reason=f"token_{type(exc).__name__}"[:64]) from None
+            raise SsoRefused(
+                "The identity provider's token did not verify.",
+                reason=f"token_{type(exc).__name__}"[:64],
+            ) from None
         # OpenID Connect Core 1.0, 3.1.3.7: with several audiences azp must be present, and
         # whenever it is present it must be this client.
         audiences = payload.get("aud")
         several = isinstance(audiences, list) and len(audiences) > 1
-        if id_token and (several or "azp" in payload) \
-                and payload.get("azp") != self.OIDC_RP_CLIENT_ID:
-            raise SsoRefused("The identity provider's token was issued to another client.",
-                             reason="token_azp")
+        if (
+            id_token
+            and (several or "azp" in payload)
+            and payload.get("azp") != self.OIDC_RP_CLIENT_ID
+        ):
+            raise SsoRefused(
+                "The identity provider's token was issued to another client.", reason="token_azp"
+            )
         return payload
 
-    def get_or_create_user(self, access_token: str, id_token: str,
-                           payload: dict[str, Any]) -> User:
+    def get_or_create_user(self, access_token: str, id_token: str, payload: dict[str, Any]) -> User:
         userinfo = self.get_userinfo(access_token, id_token, payload)
         # OpenID Connect Core 1.0, section 5.3.2: the userinfo answer's sub must be the ID
         # token's, or it may describe someone else.
         if not isinstance(userinfo, dict) or userinfo.get("sub") != payload.get("sub"):
-            raise SsoRefused("The identity provider's user information is about someone else.",
-                             reason="userinfo_subject")
+            raise SsoRefused(
+                "The identity provider's user information is about someone else.",
+                reason="userinfo_subject",
+            )
         claims = SsoClaims.from_claims({**userinfo, **payload})  # the signed token wins
         actor = Actor.from_request(self.request)
-        return sso.sso_sign_in(claims=claims, request_id=actor.request_id,
-                               client_address=actor.client_address)
+        return sso.sso_sign_in(
+            claims=claims, request_id=actor.request_id, client_address=actor.client_address
+        )
 
 
 def _failed(request: HttpRequest, reason: str, message: str) -> HttpResponse:
-    audit.record_refusal(actor=Actor.from_request(request), action="auth.sso_failed",
-                         details={"reason": reason, "path": request.path[:300]})
+    audit.record_refusal(
+        actor=Actor.from_request(request),
+        action="auth.sso_failed",
+        details={"reason": reason, "path": request.path[:300]},
+    )
     messages.error(request, f"Single sign-on failed: {message}")
     return redirect(settings.LOGIN_URL)
 
@@ -238,19 +272,23 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
             if isinstance(states, dict) and state in states:
                 del states[state]
                 request.session.modified = True
-            return _failed(request, "provider_error", "the identity provider refused the "
-                                                      "sign-in.")
+            return _failed(request, "provider_error", "the identity provider refused the sign-in.")
         state, code = request.GET.get("state"), request.GET.get("code")
         if not state or not code:
             return _failed(request, "incomplete", "the answer was incomplete.")
         states = request.session.get("oidc_states")
         entry = states.get(state) if isinstance(states, dict) else None
         if not isinstance(entry, dict):
-            return _failed(request, "state_unknown", "this sign-in was not started here or "
-                                                     "was used already; please start again.")
+            return _failed(
+                request,
+                "state_unknown",
+                "this sign-in was not started here or was used already; please start again.",
+            )
         added_on = entry.get("added_on")
-        if not isinstance(added_on, int | float) or \
-                time.time() - added_on >= settings.OIDC_STATE_MAX_AGE:
+        if (
+            not isinstance(added_on, int | float)
+            or time.time() - added_on >= settings.OIDC_STATE_MAX_AGE
+        ):
             del states[state]
             request.session.modified = True
             return _failed(request, "state_expired", "it took too long; please start again.")
@@ -259,12 +297,21 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
         except (SsoRefused, DomainError) as exc:
             reason = exc.reason if isinstance(exc, SsoRefused) else exc.code
             return _failed(request, reason, exc.message)
-        except (SuspiciousOperation, jwt.PyJWTError, requests.RequestException, KeyError,
-                TypeError, ValueError) as exc:
+        except (
+            SuspiciousOperation,
+            jwt.PyJWTError,
+            requests.RequestException,
+            KeyError,
+            TypeError,
+            ValueError,
+        ) as exc:
             # A token endpoint error, a JWKS without the key, a malformed answer.
             logger.warning("Single sign-on failed: %s: %s", type(exc).__name__, str(exc)[:300])
-            return _failed(request, "provider_response",
-                           "the identity provider's answer could not be verified.")
+            return _failed(
+                request,
+                "provider_response",
+                "the identity provider's answer could not be verified.",
+            )
 
     def login_success(self) -> HttpResponse:
         response = super().login_success()  # redirects to oidc_login_next, read once

@@ -92,8 +92,9 @@ def _active(user: AnyUser) -> bool:
 
 
 def _global_permissions(user: Any) -> QuerySet[Permission]:
-    return Permission.objects.filter(Q(user=user) | Q(group__user=user),
-                                     content_type__app_label="registry")
+    return Permission.objects.filter(
+        Q(user=user) | Q(group__user=user), content_type__app_label="registry"
+    )
 
 
 def _global_codenames(user: User) -> set[str]:
@@ -110,9 +111,15 @@ def global_codenames_column(user_ref: OuterRef) -> Subquery:
     """A subquery column with the JSON array of a user's global registry codenames, so code
     that loads a user anyway (token authentication) gets them in the same query. Hand the
     value to `remember_global`."""
-    return Subquery(_global_permissions(user_ref).order_by().annotate(_one=Value(1))
-                    .values("_one").annotate(_json=JSONArrayAgg("codename")).values("_json"),
-                    output_field=JSONField())
+    return Subquery(
+        _global_permissions(user_ref)
+        .order_by()
+        .annotate(_one=Value(1))
+        .values("_one")
+        .annotate(_json=JSONArrayAgg("codename"))
+        .values("_json"),
+        output_field=JSONField(),
+    )
 
 
 def remember_global(user: User, codenames: list[str] | None) -> None:
@@ -136,14 +143,14 @@ def is_administrator(user: AnyUser) -> bool:
 # Per-model grants of these confer nothing unless an administrator made them (a model's
 # creator manages its access, but cannot appoint its approvers).
 ADMIN_GRANTED = (Perm.APPROVE_PROMOTION,)
-_NOT_BY_ADMIN = Q(permission__codename__in=[str(p) for p in ADMIN_GRANTED],
-                  by_administrator=False)
+_NOT_BY_ADMIN = Q(permission__codename__in=[str(p) for p in ADMIN_GRANTED], by_administrator=False)
 
 
 def _grant_rows(user: User, codename: str | None = None) -> tuple[QuerySet, QuerySet]:
     user_rows = RegisteredModelUserPermission.objects.filter(user=user).exclude(_NOT_BY_ADMIN)
     group_rows = RegisteredModelGroupPermission.objects.filter(group__user=user).exclude(
-        _NOT_BY_ADMIN)
+        _NOT_BY_ADMIN
+    )
     if codename is not None:
         user_rows = user_rows.filter(permission__codename=codename)
         group_rows = group_rows.filter(permission__codename=codename)
@@ -159,8 +166,10 @@ def models_with(user: AnyUser, perm: Perm) -> QuerySet[RegisteredModel]:
     if has_global(user, perm):
         return qs
     user_rows, group_rows = _grant_rows(user, perm)
-    return qs.filter(Q(pk__in=user_rows.values("content_object_id"))
-                     | Q(pk__in=group_rows.values("content_object_id")))
+    return qs.filter(
+        Q(pk__in=user_rows.values("content_object_id"))
+        | Q(pk__in=group_rows.values("content_object_id"))
+    )
 
 
 def visible_models(user: AnyUser) -> QuerySet[RegisteredModel]:
@@ -170,8 +179,7 @@ def visible_models(user: AnyUser) -> QuerySet[RegisteredModel]:
 def may_read_whole_audit_log(user: AnyUser) -> bool:
     """Administrators and auditors (holders of governance.view_auditevent) read every event;
     everyone else reads the events of the models they may view."""
-    return _active(user) and (user.is_superuser or
-                              user.has_perm("governance.view_auditevent"))
+    return _active(user) and (user.is_superuser or user.has_perm("governance.view_auditevent"))
 
 
 def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
@@ -186,8 +194,10 @@ def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
         # table), so PostgreSQL can walk an ordered index and stop at the page's end.
         user_rows, group_rows = _grant_rows(user, Perm.VIEW)
         key = f"{to_model}pk__in"
-        qs = qs.filter(Q(**{key: user_rows.values("content_object_id")})
-                       | Q(**{key: group_rows.values("content_object_id")}))
+        qs = qs.filter(
+            Q(**{key: user_rows.values("content_object_id")})
+            | Q(**{key: group_rows.values("content_object_id")})
+        )
     if version_path is not None:
         to_version = f"{version_path}__" if version_path else ""
         qs = qs.filter(**{f"{to_version}deleted_at__isnull": True})
@@ -220,8 +230,9 @@ def visible_lineage(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     if has_global(user, Perm.VIEW):
         return queryset
     path = _LINEAGE_PATHS[queryset.model]
-    reachable = queryset.model._default_manager.filter(**{
-        f"{path}__in": visible(user, ModelVersion.objects.all()).values("pk")})
+    reachable = queryset.model._default_manager.filter(
+        **{f"{path}__in": visible(user, ModelVersion.objects.all()).values("pk")}
+    )
     return queryset.filter(pk__in=reachable.values("pk"))
 
 
@@ -233,7 +244,9 @@ def _object_codenames(user: User, registered_model: RegisteredModel) -> set[str]
         group_rows = group_rows.filter(content_object_id=registered_model.pk)
         cache[registered_model.pk] = set(
             user_rows.values_list("permission__codename", flat=True).union(
-                group_rows.values_list("permission__codename", flat=True)))
+                group_rows.values_list("permission__codename", flat=True)
+            )
+        )
     return cache[registered_model.pk]
 
 
@@ -254,21 +267,24 @@ def is_model_administrator(user: AnyUser, registered_model: RegisteredModel) -> 
     if is_administrator(user):
         return True
     user_rows, group_rows = _grant_rows(user, Perm.MANAGE_ACCESS)
-    return (user_rows.filter(content_object_id=registered_model.pk, by_administrator=True)
-            .exists() or group_rows.filter(content_object_id=registered_model.pk,
-                                           by_administrator=True).exists())
+    return (
+        user_rows.filter(content_object_id=registered_model.pk, by_administrator=True).exists()
+        or group_rows.filter(content_object_id=registered_model.pk, by_administrator=True).exists()
+    )
 
 
 def require(user: AnyUser, perm: Perm, registered_model: RegisteredModel) -> None:
     """Raise NotFound if the model is invisible to the user, Forbidden if not allowed."""
     if not has(user, Perm.VIEW, registered_model):
-        raise NotFound(f"Registered model '{registered_model.name}' not found.",
-                       code="registered_model_not_found").refusing(
-            registered_model.pk, registered_model.name, str(perm))
+        raise NotFound(
+            f"Registered model '{registered_model.name}' not found.",
+            code="registered_model_not_found",
+        ).refusing(registered_model.pk, registered_model.name, str(perm))
     if perm != Perm.VIEW and not has(user, perm, registered_model):
-        raise Forbidden(f"You may not {_VERBS[perm]} registered model '{registered_model.name}'.",
-                        code="permission_denied").refusing(
-            registered_model.pk, registered_model.name, str(perm))
+        raise Forbidden(
+            f"You may not {_VERBS[perm]} registered model '{registered_model.name}'.",
+            code="permission_denied",
+        ).refusing(registered_model.pk, registered_model.name, str(perm))
 
 
 def require_global(user: AnyUser, codename: str, what: str) -> None:
@@ -286,12 +302,19 @@ def invalidate(user: User) -> None:
 
 
 def _permission(perm: Perm) -> Permission:
-    return Permission.objects.get(content_type=ContentType.objects.get_for_model(RegisteredModel),
-                                  codename=str(perm))
+    return Permission.objects.get(
+        content_type=ContentType.objects.get_for_model(RegisteredModel), codename=str(perm)
+    )
 
 
-def grant(perm: Perm, registered_model: RegisteredModel, *, user: User | None = None,
-          group: Group | None = None, granted_by: User | None = None) -> bool:
+def grant(
+    perm: Perm,
+    registered_model: RegisteredModel,
+    *,
+    user: User | None = None,
+    group: Group | None = None,
+    granted_by: User | None = None,
+) -> bool:
     """Add a per-model grant, remembering who made it and whether they were an
     administrator; True if it was new (or newly made by an administrator). Callers check who
     may grant what and audit the change."""
@@ -303,9 +326,11 @@ def grant(perm: Perm, registered_model: RegisteredModel, *, user: User | None = 
     by_administrator = is_administrator(granted_by)
     table = RegisteredModelUserPermission if user is not None else RegisteredModelGroupPermission
     row, created = table.objects.get_or_create(
-        permission=permission, content_object=registered_model,
+        permission=permission,
+        content_object=registered_model,
         **({"user": user} if user is not None else {"group": group}),
-        defaults={"granted_by": granted_by, "by_administrator": by_administrator})
+        defaults={"granted_by": granted_by, "by_administrator": by_administrator},
+    )
     if not created and by_administrator and not row.by_administrator:
         row.granted_by, row.by_administrator = granted_by, True
         row.save(update_fields=["granted_by", "by_administrator"])
@@ -322,13 +347,22 @@ def holders(perm: Perm, registered_model: RegisteredModel) -> QuerySet[User]:
     direct = Permission.objects.filter(global_perm, user=OuterRef("pk"))
     via_group = Permission.objects.filter(global_perm, group__user=OuterRef("pk"))
     user_rows = RegisteredModelUserPermission.objects.filter(
-        content_object=registered_model, permission__codename=str(perm)).exclude(_NOT_BY_ADMIN)
+        content_object=registered_model, permission__codename=str(perm)
+    ).exclude(_NOT_BY_ADMIN)
     group_rows = RegisteredModelGroupPermission.objects.filter(
-        content_object=registered_model, permission__codename=str(perm)).exclude(_NOT_BY_ADMIN)
-    return User.objects.filter(is_active=True).filter(
-        Q(is_superuser=True) | Exists(direct) | Exists(via_group)
-        | Q(pk__in=user_rows.values("user_id"))
-        | Q(pk__in=group_rows.values("group__user"))).order_by("username")
+        content_object=registered_model, permission__codename=str(perm)
+    ).exclude(_NOT_BY_ADMIN)
+    return (
+        User.objects.filter(is_active=True)
+        .filter(
+            Q(is_superuser=True)
+            | Exists(direct)
+            | Exists(via_group)
+            | Q(pk__in=user_rows.values("user_id"))
+            | Q(pk__in=group_rows.values("group__user"))
+        )
+        .order_by("username")
+    )
 
 
 def grant_table(registered_model: RegisteredModel) -> dict[str, Any]:
@@ -336,22 +370,31 @@ def grant_table(registered_model: RegisteredModel) -> dict[str, Any]:
     (revocable there) and the roles whose members hold permissions everywhere. Three queries."""
     grants: dict[tuple[str, str], list[str]] = {}
     for username, codename in RegisteredModelUserPermission.objects.filter(
-            content_object=registered_model).values_list("user__username",
-                                                         "permission__codename"):
+        content_object=registered_model
+    ).values_list("user__username", "permission__codename"):
         grants.setdefault(("user", username), []).append(codename)
     for name, codename in RegisteredModelGroupPermission.objects.filter(
-            content_object=registered_model).values_list("group__name", "permission__codename"):
+        content_object=registered_model
+    ).values_list("group__name", "permission__codename"):
         grants.setdefault(("group", name), []).append(codename)
     roles: dict[str, list[str]] = {}
     for name, codename in Permission.objects.filter(
-            content_type__app_label="registry", codename__in=[str(p) for p in Perm],
-            group__isnull=False).values_list("group__name", "codename"):
+        content_type__app_label="registry", codename__in=[str(p) for p in Perm], group__isnull=False
+    ).values_list("group__name", "codename"):
         roles.setdefault(name, []).append(codename)
     order = [str(p) for p in Perm]
     return {
-        "grants": [{"kind": kind, "name": name, "who": name if kind == "user" else
-                    f"group:{name}", "perms": sorted(codes, key=order.index)}
-                   for (kind, name), codes in sorted(grants.items())],
-        "roles": [{"name": name, "perms": sorted(codes, key=order.index)}
-                  for name, codes in sorted(roles.items())],
+        "grants": [
+            {
+                "kind": kind,
+                "name": name,
+                "who": name if kind == "user" else f"group:{name}",
+                "perms": sorted(codes, key=order.index),
+            }
+            for (kind, name), codes in sorted(grants.items())
+        ],
+        "roles": [
+            {"name": name, "perms": sorted(codes, key=order.index)}
+            for name, codes in sorted(roles.items())
+        ],
     }

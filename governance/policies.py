@@ -17,9 +17,17 @@ from registry.errors import ValidationFailed
 from registry.models import RegisteredModel
 from registry.services.common import apply_changes, require_admin
 
-EDITABLE = ("production_approvals", "staging_approvals", "admin_approval_required",
-            "required_checks", "archive_previous", "auto_apply", "rollback_fast_track",
-            "protected_aliases", "card_required_sections")
+EDITABLE = (
+    "production_approvals",
+    "staging_approvals",
+    "admin_approval_required",
+    "required_checks",
+    "archive_previous",
+    "auto_apply",
+    "rollback_fast_track",
+    "protected_aliases",
+    "card_required_sections",
+)
 MAX_APPROVALS = 10
 
 # The serving aliases the shipped high and critical policies protect (migration 0008 too).
@@ -30,12 +38,18 @@ _BASIC_CHECKS = ["artifact", "signature", "signature_compatible", "metrics"]
 TIER_DEFAULTS: dict[str, dict[str, Any]] = {
     "low": {"production_approvals": 1, "required_checks": ["artifact"]},
     "medium": {"production_approvals": 1, "required_checks": _BASIC_CHECKS},
-    "high": {"production_approvals": 2,
-             "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"],
-             "protected_aliases": list(PROTECTED_ALIASES)},
-    "critical": {"production_approvals": 2, "admin_approval_required": True,
-                 "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"],
-                 "rollback_fast_track": False, "protected_aliases": list(PROTECTED_ALIASES)},
+    "high": {
+        "production_approvals": 2,
+        "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"],
+        "protected_aliases": list(PROTECTED_ALIASES),
+    },
+    "critical": {
+        "production_approvals": 2,
+        "admin_approval_required": True,
+        "required_checks": [*_BASIC_CHECKS, "packaging", "card_approved"],
+        "rollback_fast_track": False,
+        "protected_aliases": list(PROTECTED_ALIASES),
+    },
 }
 for _tier, _sections in card_content.REQUIRED_BY_TIER.items():
     TIER_DEFAULTS[_tier]["card_required_sections"] = list(_sections)
@@ -46,10 +60,11 @@ def policy_for(registered_model: RegisteredModel) -> Policy:
     cached = registered_model.__dict__.get("_modelgate_policy")
     if cached is not None:
         return cached
-    policy = (Policy.objects.filter(registered_model=registered_model).first()
-              or Policy.objects.filter(risk_tier=registered_model.risk_tier).first()
-              or Policy(risk_tier=registered_model.risk_tier,
-                        **TIER_DEFAULTS[registered_model.risk_tier]))
+    policy = (
+        Policy.objects.filter(registered_model=registered_model).first()
+        or Policy.objects.filter(risk_tier=registered_model.risk_tier).first()
+        or Policy(risk_tier=registered_model.risk_tier, **TIER_DEFAULTS[registered_model.risk_tier])
+    )
     registered_model.__dict__["_modelgate_policy"] = policy
     return policy
 
@@ -74,26 +89,38 @@ def describe(policy: Policy) -> str:
 def validate(values: dict[str, Any]) -> dict[str, Any]:
     """Check policy fields; raise ValidationFailed naming the field."""
     for key in ("production_approvals", "staging_approvals"):
-        if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)
-                              or not 0 <= values[key] <= MAX_APPROVALS):
-            raise ValidationFailed(f"Must be a whole number from 0 to {MAX_APPROVALS}.",
-                                   field=key)
+        if key in values and (
+            not isinstance(values[key], int)
+            or isinstance(values[key], bool)
+            or not 0 <= values[key] <= MAX_APPROVALS
+        ):
+            raise ValidationFailed(f"Must be a whole number from 0 to {MAX_APPROVALS}.", field=key)
     if "required_checks" in values:
         checks = values["required_checks"]
-        unknown = [c for c in checks if c not in readiness.CHECKS] if isinstance(
-            checks, list) else ["(not a list)"]
+        unknown = (
+            [c for c in checks if c not in readiness.CHECKS]
+            if isinstance(checks, list)
+            else ["(not a list)"]
+        )
         if unknown:
-            raise ValidationFailed(f"Unknown readiness checks: {', '.join(map(str, unknown))}. "
-                                   f"Known: {', '.join(readiness.CHECKS)}.",
-                                   field="required_checks")
+            raise ValidationFailed(
+                f"Unknown readiness checks: {', '.join(map(str, unknown))}. "
+                f"Known: {', '.join(readiness.CHECKS)}.",
+                field="required_checks",
+            )
     if "card_required_sections" in values:
         sections = values["card_required_sections"]
-        unknown = [s for s in sections if s not in card_content.SECTION_KEYS] if isinstance(
-            sections, list) else ["(not a list)"]
+        unknown = (
+            [s for s in sections if s not in card_content.SECTION_KEYS]
+            if isinstance(sections, list)
+            else ["(not a list)"]
+        )
         if unknown:
-            raise ValidationFailed(f"Unknown card sections: {', '.join(map(str, unknown))}. "
-                                   f"Known: {', '.join(card_content.SECTION_KEYS)}.",
-                                   field="card_required_sections")
+            raise ValidationFailed(
+                f"Unknown card sections: {', '.join(map(str, unknown))}. "
+                f"Known: {', '.join(card_content.SECTION_KEYS)}.",
+                field="card_required_sections",
+            )
     if "protected_aliases" in values:
         aliases = values["protected_aliases"]
         if not isinstance(aliases, list):
@@ -114,9 +141,13 @@ def policy_save(*, actor: Actor, policy: Policy, **changes: Any) -> Policy:
     diff = apply_changes(policy, changes)
     if created or diff:
         policy.save()
-        audit.record(actor=actor, action="policy.created" if created else "policy.changed",
-                     target=policy, registered_model=policy.registered_model,
-                     details={"policy": str(policy), "changes": diff})
+        audit.record(
+            actor=actor,
+            action="policy.created" if created else "policy.changed",
+            target=policy,
+            registered_model=policy.registered_model,
+            details={"policy": str(policy), "changes": diff},
+        )
     if policy.registered_model is not None:
         forget(policy.registered_model)
     return policy
@@ -131,8 +162,12 @@ def tier_policies_ensure(*, actor: Actor) -> list[Policy]:
         values = copy.deepcopy(defaults)
         policy, made = Policy.objects.get_or_create(risk_tier=tier, defaults=values)
         if made:
-            audit.record(actor=actor, action="policy.created", target=policy,
-                         details={"policy": str(policy), "values": values})
+            audit.record(
+                actor=actor,
+                action="policy.created",
+                target=policy,
+                details={"policy": str(policy), "values": values},
+            )
             created.append(policy)
     return created
 
@@ -147,10 +182,13 @@ def policy_delete(*, actor: Actor, policy: Policy) -> bool:
     stored = Policy.objects.select_for_update().filter(pk=policy.pk).order_by("pk").first()
     if stored is None:
         return False
-    audit.record(actor=actor, action="policy.deleted", target=stored,
-                 registered_model=stored.registered_model,
-                 details={"policy": str(stored),
-                          "values": {f: getattr(stored, f) for f in EDITABLE}})
+    audit.record(
+        actor=actor,
+        action="policy.deleted",
+        target=stored,
+        registered_model=stored.registered_model,
+        details={"policy": str(stored), "values": {f: getattr(stored, f) for f in EDITABLE}},
+    )
     stored.delete()
     if policy.registered_model_id is not None:
         forget(policy.registered_model)  # the caller's instance is the one that remembers
@@ -158,14 +196,16 @@ def policy_delete(*, actor: Actor, policy: Policy) -> bool:
 
 
 @transaction.atomic
-def policy_override_set(*, actor: Actor, registered_model: RegisteredModel,
-                        **fields: Any) -> Policy:
+def policy_override_set(
+    *, actor: Actor, registered_model: RegisteredModel, **fields: Any
+) -> Policy:
     """Give one model its own policy, starting from its tier's values."""
     existing = Policy.objects.filter(registered_model=registered_model).first()
     if existing is None:
         base = policy_for(registered_model)
-        existing = Policy(registered_model=registered_model,
-                          **{f: getattr(base, f) for f in EDITABLE})
+        existing = Policy(
+            registered_model=registered_model, **{f: getattr(base, f) for f in EDITABLE}
+        )
         fields = {**{f: getattr(base, f) for f in EDITABLE}, **fields}
     return policy_save(actor=actor, policy=existing, **fields)
 

@@ -30,16 +30,20 @@ MAX_TEXT = 5000
 Status = PromotionRequest.Status
 
 
-def current_holder(registered_model: RegisteredModel, *, stage: str = "",
-                   alias: str = "") -> ModelVersion | None:
+def current_holder(
+    registered_model: RegisteredModel, *, stage: str = "", alias: str = ""
+) -> ModelVersion | None:
     """The version that holds a stage (the newest placed there) or an alias right now."""
     if alias:
-        found = Alias.objects.filter(registered_model=registered_model,
-                                     name__iexact=alias).first()
+        found = Alias.objects.filter(registered_model=registered_model, name__iexact=alias).first()
         return found.version if found else None
-    return (ModelVersion.objects.filter(registered_model=registered_model, stage=stage,
-                                        deleted_at__isnull=True)
-            .order_by("-stage_changed_at", "-version").first())
+    return (
+        ModelVersion.objects.filter(
+            registered_model=registered_model, stage=stage, deleted_at__isnull=True
+        )
+        .order_by("-stage_changed_at", "-version")
+        .first()
+    )
 
 
 @dataclass
@@ -66,23 +70,37 @@ class Evaluation:
 
     @property
     def approved(self) -> bool:
-        return (len(self.approvers) >= self.needed and not self.changes_requested_by
-                and (self.admin_approved or not self.admin_needed))
+        return (
+            len(self.approvers) >= self.needed
+            and not self.changes_requested_by
+            and (self.admin_approved or not self.admin_needed)
+        )
 
 
 def _latest_decisions(request: PromotionRequest) -> dict[int, Review]:
     return policies.latest_decisions(
-        request.reviews.select_related("reviewer").order_by("created_at", "pk"))
+        request.reviews.select_related("reviewer").order_by("created_at", "pk")
+    )
 
 
 def _unchanged_since_production(version: ModelVersion, digest: str) -> bool:
     """The version went to production through an applied request, and its content is what it
     was when it last entered production (the stage history keeps that digest)."""
-    last = (StageHistory.objects.filter(version=version, kind=StageHistory.Kind.STAGE,
-                                        name=ModelVersion.Stage.PRODUCTION)
-            .order_by("-started_at", "-pk").values_list("content_digest", flat=True).first())
-    return bool(last) and last == digest and PromotionRequest.objects.filter(
-        version=version, target_stage="production", status=Status.APPLIED).exists()
+    last = (
+        StageHistory.objects.filter(
+            version=version, kind=StageHistory.Kind.STAGE, name=ModelVersion.Stage.PRODUCTION
+        )
+        .order_by("-started_at", "-pk")
+        .values_list("content_digest", flat=True)
+        .first()
+    )
+    return (
+        bool(last)
+        and last == digest
+        and PromotionRequest.objects.filter(
+            version=version, target_stage="production", status=Status.APPLIED
+        ).exists()
+    )
 
 
 @dataclass(frozen=True)
@@ -100,25 +118,38 @@ def preview(version: ModelVersion, *, stage: str = "", alias: str = "") -> Previ
     registered_model = version.registered_model
     policy = policies.policy_for(registered_model)
     current = current_holder(registered_model, stage=stage, alias=alias)
-    return Preview(policy=policy, current=current,
-                   checks=readiness.evaluate(version, current, policy.required_checks),
-                   needed=policy.approvals_for(stage or "production"))
+    return Preview(
+        policy=policy,
+        current=current,
+        checks=readiness.evaluate(version, current, policy.required_checks),
+        needed=policy.approvals_for(stage or "production"),
+    )
 
 
 def evaluate(request: PromotionRequest) -> Evaluation:
     now = preview(request.version, stage=request.target_stage, alias=request.target_alias)
     policy, needed, current, checks = now.policy, now.needed, now.current, now.checks
     digest = content.digest(request.version)
-    fast_track = (request.kind == PromotionRequest.Kind.ROLLBACK and policy.rollback_fast_track
-                  and needed > 1 and _unchanged_since_production(request.version, digest))
+    fast_track = (
+        request.kind == PromotionRequest.Kind.ROLLBACK
+        and policy.rollback_fast_track
+        and needed > 1
+        and _unchanged_since_production(request.version, digest)
+    )
     if fast_track:
         needed = 1
     return Evaluation(
-        policy=policy, needed=needed, admin_needed=policy.admin_approval_required,
-        checks=checks, current=current, fast_track=fast_track,
+        policy=policy,
+        needed=needed,
+        admin_needed=policy.admin_approval_required,
+        checks=checks,
+        current=current,
+        fast_track=fast_track,
         schema_diff=readiness.schema_diff(current.signature, request.version.signature)
-        if current is not None and current.pk != request.version_id else None,
-        blocking=[c for c in checks if c.blocking], digest=digest,
+        if current is not None and current.pk != request.version_id
+        else None,
+        blocking=[c for c in checks if c.blocking],
+        digest=digest,
         **_tally(request, digest),
     )
 
@@ -142,10 +173,16 @@ def _tally(request: PromotionRequest, digest: str) -> dict[str, Any]:
             ineligible.append(review)
         else:
             approvers.append(review.reviewer)
-    return {"approvers": approvers, "voided": voided, "ineligible": ineligible, "barred": barred,
-            "changes_requested_by": [r.reviewer for r in latest.values()
-                                     if r.decision == Review.Decision.REQUEST_CHANGES],
-            "admin_approved": policies.admin_among(approvers, request.registered_model)}
+    return {
+        "approvers": approvers,
+        "voided": voided,
+        "ineligible": ineligible,
+        "barred": barred,
+        "changes_requested_by": [
+            r.reviewer for r in latest.values() if r.decision == Review.Decision.REQUEST_CHANGES
+        ],
+        "admin_approved": policies.admin_among(approvers, request.registered_model),
+    }
 
 
 def barred_reviewers(request: PromotionRequest) -> set[int]:
@@ -160,8 +197,7 @@ def barred_reviewers(request: PromotionRequest) -> set[int]:
 OTHER_CONTENT = "approved other content than the version holds"
 
 
-def approval_flaw(review: Review, request: PromotionRequest, barred: set[int],
-                  digest: str) -> str:
+def approval_flaw(review: Review, request: PromotionRequest, barred: set[int], digest: str) -> str:
     """Why an approval does not count, or "" if it does: the one rule the tally and the
     compliance report (for applied requests, against the digest that was applied) share."""
     if review.reviewer_id is None or review.reviewer_id in barred:
@@ -173,8 +209,9 @@ def approval_flaw(review: Review, request: PromotionRequest, barred: set[int],
     return ""
 
 
-def review_refusal(user: AnyUser, request: PromotionRequest,
-                   evaluation: Evaluation | None = None) -> str | None:
+def review_refusal(
+    user: AnyUser, request: PromotionRequest, evaluation: Evaluation | None = None
+) -> str | None:
     """Why `user` may not review this request, or None if they may (for pages to hide the
     buttons; the services enforce the same rules). An evaluation of the request, when the
     caller has one, saves reading who supplied the version's content again."""
@@ -183,12 +220,13 @@ def review_refusal(user: AnyUser, request: PromotionRequest,
     if request.requested_by_id == user.pk:
         return "You requested this promotion; another reviewer must decide it."
     if request.version.created_by_id == user.pk:
-        return (f"You created version {request.version.version}; another reviewer must "
-                "decide it.")
+        return f"You created version {request.version.version}; another reviewer must decide it."
     barred = evaluation.barred if evaluation is not None else barred_reviewers(request)
     if user.pk in barred:
-        return (f"You supplied content of version {request.version.version} (files, "
-                "metadata, metrics or its card); another reviewer must decide it.")
+        return (
+            f"You supplied content of version {request.version.version} (files, "
+            "metadata, metrics or its card); another reviewer must decide it."
+        )
     if not request.is_open or request.status != Status.PENDING:
         return f"This request is {request.status}."
     return None
@@ -197,42 +235,55 @@ def review_refusal(user: AnyUser, request: PromotionRequest,
 def _locked(request: PromotionRequest) -> PromotionRequest:
     """Lock the model row, then the request row; return the request as committed."""
     RegisteredModel.objects.select_for_update().get(pk=request.registered_model_id)
-    return (PromotionRequest.objects.select_for_update(of=("self",))
-            .select_related("registered_model", "version", "version__registered_model",
-                            "requested_by").get(pk=request.pk))
+    return (
+        PromotionRequest.objects.select_for_update(of=("self",))
+        .select_related("registered_model", "version", "version__registered_model", "requested_by")
+        .get(pk=request.pk)
+    )
 
 
 def _not_pending(request: PromotionRequest, doing: str) -> Conflict:
-    return Conflict(f"Request #{request.pk} is {request.status}; it can no longer be {doing}.",
-                    code="request_not_pending", extra={"status": request.status})
+    return Conflict(
+        f"Request #{request.pk} is {request.status}; it can no longer be {doing}.",
+        code="request_not_pending",
+        extra={"status": request.status},
+    )
 
 
 def _text(value: Any, field_name: str, *, required: bool = False) -> str:
-    text = validation.text(value if value is not None else "", field=field_name,
-                           max_length=MAX_TEXT).strip()
+    text = validation.text(
+        value if value is not None else "", field=field_name, max_length=MAX_TEXT
+    ).strip()
     if required and not text:
         raise ValidationFailed("Say why.", field=field_name)
     return text
 
 
 @transaction.atomic
-def request_create(*, actor: Actor, version: ModelVersion, target_stage: str = "",
-                   target_alias: str = "", justification: str = "",
-                   kind: str = PromotionRequest.Kind.PROMOTION) -> PromotionRequest:
+def request_create(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    target_stage: str = "",
+    target_alias: str = "",
+    justification: str = "",
+    kind: str = PromotionRequest.Kind.PROMOTION,
+) -> PromotionRequest:
     """Ask for `version` to be moved into a stage or an alias. If the policy needs no
     approval, the request is approved and applied at once (and recorded all the same)."""
     registered_model = version.registered_model
     permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
     if bool(target_stage) == bool(target_alias):
-        raise ValidationFailed("Give exactly one of target_stage or target_alias.",
-                               field="target_stage")
+        raise ValidationFailed(
+            "Give exactly one of target_stage or target_alias.", field="target_stage"
+        )
     if target_stage and target_stage not in ("staging", "production"):
-        raise ValidationFailed("target_stage must be staging or production.",
-                               field="target_stage")
+        raise ValidationFailed("target_stage must be staging or production.", field="target_stage")
     if target_alias:
         target_alias = validation.alias_name(target_alias)
-    justification = _text(justification, "justification",
-                          required=kind == PromotionRequest.Kind.ROLLBACK)
+    justification = _text(
+        justification, "justification", required=kind == PromotionRequest.Kind.ROLLBACK
+    )
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
     # The version's row too: edits of its content lock it, so none slips in between the
     # digest recorded here and the seal the open request puts on it.
@@ -240,30 +291,56 @@ def request_create(*, actor: Actor, version: ModelVersion, target_stage: str = "
     if version.is_deleted:
         raise Conflict("A deleted version cannot be promoted.", code="version_deleted")
     if version.status != ModelVersion.Status.READY:
-        raise Conflict(f"Version {version.version} is {version.status}; only ready versions "
-                       "can be promoted.", code="version_not_ready")
+        raise Conflict(
+            f"Version {version.version} is {version.status}; only ready versions can be promoted.",
+            code="version_not_ready",
+        )
     holder = current_holder(registered_model, stage=target_stage, alias=target_alias)
     if (holder is not None and holder.pk == version.pk) or (
-            target_stage and version.stage == target_stage):
-        raise Conflict(f"Version {version.version} is already in {target_stage or target_alias}.",
-                       code="already_in_target")
+        target_stage and version.stage == target_stage
+    ):
+        raise Conflict(
+            f"Version {version.version} is already in {target_stage or target_alias}.",
+            code="already_in_target",
+        )
     duplicate = PromotionRequest.objects.filter(
-        version=version, target_stage=target_stage, target_alias=target_alias,
-        status__in=PromotionRequest.OPEN).first()
+        version=version,
+        target_stage=target_stage,
+        target_alias=target_alias,
+        status__in=PromotionRequest.OPEN,
+    ).first()
     if duplicate is not None:
-        raise Conflict(f"Request #{duplicate.pk} for this version and target is still open.",
-                       code="duplicate_request", extra={"request": duplicate.pk})
+        raise Conflict(
+            f"Request #{duplicate.pk} for this version and target is still open.",
+            code="duplicate_request",
+            extra={"request": duplicate.pk},
+        )
     now = timezone.now()
     request = PromotionRequest.objects.create(
-        registered_model=registered_model, version=version, kind=kind,
-        target_stage=target_stage, target_alias=target_alias, justification=justification,
+        registered_model=registered_model,
+        version=version,
+        kind=kind,
+        target_stage=target_stage,
+        target_alias=target_alias,
+        justification=justification,
         requested_by=actor.user if actor.user_id is not None else None,
-        content_digest=content.digest(version), created_at=now, updated_at=now)
-    audit.record(actor=actor, action="promotion.requested", target=request,
-                 registered_model=registered_model,
-                 details={"version": version.version, "target": request.target, "kind": kind,
-                          "justification": justification[:500],
-                          "content_digest": request.content_digest})
+        content_digest=content.digest(version),
+        created_at=now,
+        updated_at=now,
+    )
+    audit.record(
+        actor=actor,
+        action="promotion.requested",
+        target=request,
+        registered_model=registered_model,
+        details={
+            "version": version.version,
+            "target": request.target,
+            "kind": kind,
+            "justification": justification[:500],
+            "content_digest": request.content_digest,
+        },
+    )
     evaluation = evaluate(request)
     if evaluation.needed == 0 and not evaluation.admin_needed:
         if evaluation.blocking:
@@ -275,23 +352,35 @@ def request_create(*, actor: Actor, version: ModelVersion, target_stage: str = "
 
 
 def _checks_failing(evaluation: Evaluation, request: PromotionRequest) -> Conflict:
-    return gate_refusal(Conflict(
-        "Required readiness checks fail: " + "; ".join(
-            f"{c.title}: {c.message}" for c in evaluation.blocking), code="checks_failing",
-        extra={"checks": [c.name for c in evaluation.blocking]}),
-        request.registered_model, f"promote to {request.target}")
+    return gate_refusal(
+        Conflict(
+            "Required readiness checks fail: "
+            + "; ".join(f"{c.title}: {c.message}" for c in evaluation.blocking),
+            code="checks_failing",
+            extra={"checks": [c.name for c in evaluation.blocking]},
+        ),
+        request.registered_model,
+        f"promote to {request.target}",
+    )
 
 
 def _approve(actor: Actor, request: PromotionRequest, evaluation: Evaluation, note: str) -> None:
     now = timezone.now()
     request.status, request.decided_at, request.updated_at = Status.APPROVED, now, now
     request.save(update_fields=["status", "decided_at", "updated_at"])
-    audit.record(actor=actor, action="promotion.approved", target=request,
-                 registered_model=request.registered_model,
-                 details={"approvers": [u.username for u in evaluation.approvers],
-                          "needed": evaluation.needed, "note": note,
-                          "policy": policies.describe(evaluation.policy),
-                          "content_digest": evaluation.digest})
+    audit.record(
+        actor=actor,
+        action="promotion.approved",
+        target=request,
+        registered_model=request.registered_model,
+        details={
+            "approvers": [u.username for u in evaluation.approvers],
+            "needed": evaluation.needed,
+            "note": note,
+            "policy": policies.describe(evaluation.policy),
+            "content_digest": evaluation.digest,
+        },
+    )
     if evaluation.policy.auto_apply:
         _apply(actor, request, evaluation.policy)
     else:
@@ -299,8 +388,9 @@ def _approve(actor: Actor, request: PromotionRequest, evaluation: Evaluation, no
 
 
 @transaction.atomic
-def review_submit(*, actor: Actor, request: PromotionRequest, decision: str,
-                  comment: str = "") -> PromotionRequest:
+def review_submit(
+    *, actor: Actor, request: PromotionRequest, decision: str, comment: str = ""
+) -> PromotionRequest:
     """Approve, reject or request changes. The requester and the version's author may not
     review; a reviewer's latest decision is the one that counts; a request is approved when
     enough distinct reviewers approve, nobody's latest word is "request changes", the
@@ -308,8 +398,9 @@ def review_submit(*, actor: Actor, request: PromotionRequest, decision: str,
     registered_model = request.registered_model
     permissions.require(actor.user, Perm.APPROVE_PROMOTION, registered_model)
     if decision not in Review.Decision.values:
-        raise ValidationFailed(f"decision must be one of {', '.join(Review.Decision.values)}.",
-                               field="decision")
+        raise ValidationFailed(
+            f"decision must be one of {', '.join(Review.Decision.values)}.", field="decision"
+        )
     comment = _text(comment, "comment", required=decision != Review.Decision.APPROVE)
     request = _locked(request)
     if request.status != Status.PENDING:
@@ -317,29 +408,52 @@ def review_submit(*, actor: Actor, request: PromotionRequest, decision: str,
     evaluation = evaluate(request)
     refusal = review_refusal(actor.user, request, evaluation)
     if refusal is not None:
-        raise gate_refusal(Forbidden(refusal, code="separation_of_duties"), registered_model,
-                           f"review request #{request.pk}")
+        raise gate_refusal(
+            Forbidden(refusal, code="separation_of_duties"),
+            registered_model,
+            f"review request #{request.pk}",
+        )
     latest = _latest_decisions(request).get(actor.user_id)
     # The same word again is refused, unless it was an approval the content has since voided.
-    if latest is not None and latest.decision == decision and not (
-            decision == Review.Decision.APPROVE and latest.content_digest != evaluation.digest):
-        raise Conflict(f"You already chose '{decision}' on this request.",
-                       code="already_reviewed")
+    if (
+        latest is not None
+        and latest.decision == decision
+        and not (decision == Review.Decision.APPROVE and latest.content_digest != evaluation.digest)
+    ):
+        raise Conflict(f"You already chose '{decision}' on this request.", code="already_reviewed")
     if decision == Review.Decision.APPROVE and evaluation.blocking:
         raise _checks_failing(evaluation, request)
     now = timezone.now()
-    review = Review.objects.create(request=request, reviewer=actor.user, decision=decision,
-                                   comment=comment, content_digest=evaluation.digest,
-                                   created_at=now)
-    audit.record(actor=actor, action="promotion.reviewed", target=request,
-                 registered_model=registered_model,
-                 details={"decision": decision, "comment": comment[:500], "review": review.pk,
-                          "content_digest": evaluation.digest})
+    review = Review.objects.create(
+        request=request,
+        reviewer=actor.user,
+        decision=decision,
+        comment=comment,
+        content_digest=evaluation.digest,
+        created_at=now,
+    )
+    audit.record(
+        actor=actor,
+        action="promotion.reviewed",
+        target=request,
+        registered_model=registered_model,
+        details={
+            "decision": decision,
+            "comment": comment[:500],
+            "review": review.pk,
+            "content_digest": evaluation.digest,
+        },
+    )
     if decision == Review.Decision.REJECT:
         request.status, request.decided_at, request.updated_at = Status.REJECTED, now, now
         request.save(update_fields=["status", "decided_at", "updated_at"])
-        audit.record(actor=actor, action="promotion.rejected", target=request,
-                     registered_model=registered_model, details={"comment": comment[:500]})
+        audit.record(
+            actor=actor,
+            action="promotion.rejected",
+            target=request,
+            registered_model=registered_model,
+            details={"comment": comment[:500]},
+        )
         notifications.request_decided(request)
         return request
     # Only the tally changed with this review; the checks were computed above.
@@ -361,8 +475,9 @@ def request_apply(*, actor: Actor, request: PromotionRequest) -> PromotionReques
     request = _locked(request)
     if request.status != Status.APPROVED:
         if request.status == Status.PENDING:
-            raise Conflict(f"Request #{request.pk} is not approved yet.",
-                           code="request_not_approved")
+            raise Conflict(
+                f"Request #{request.pk} is not approved yet.", code="request_not_approved"
+            )
         raise _not_pending(request, "applied")
     _apply(actor, request, policies.policy_for(request.registered_model))
     return request
@@ -378,34 +493,63 @@ def _apply(actor: Actor, request: PromotionRequest, policy: Policy) -> None:
     registered_model = request.registered_model
     replaced = evaluation.current
     if request.target_stage:
-        stage_move(actor=actor, version=request.version, stage=request.target_stage,
-                   archive_existing=policy.archive_previous and request.target_stage
-                   == ModelVersion.Stage.PRODUCTION, request=request)
+        stage_move(
+            actor=actor,
+            version=request.version,
+            stage=request.target_stage,
+            archive_existing=policy.archive_previous
+            and request.target_stage == ModelVersion.Stage.PRODUCTION,
+            request=request,
+        )
     else:
-        alias_point(actor=actor, registered_model=registered_model, name=request.target_alias,
-                    version=request.version, request=request)
+        alias_point(
+            actor=actor,
+            registered_model=registered_model,
+            name=request.target_alias,
+            version=request.version,
+            request=request,
+        )
     now = timezone.now()
     request.status, request.applied_at, request.updated_at = Status.APPLIED, now, now
     request.applied_by = actor.user if actor.user_id is not None else None
     request.replaced_version = replaced
-    request.save(update_fields=["status", "applied_at", "updated_at", "applied_by",
-                                "replaced_version"])
-    audit.record(actor=actor, action="promotion.applied", target=request,
-                 registered_model=registered_model,
-                 details={"version": request.version.version, "target": request.target,
-                          "replaced_version": replaced.version if replaced else None,
-                          "approvers": [u.username for u in evaluation.approvers],
-                          "content_digest": evaluation.digest})
-    competing = list(PromotionRequest.objects.select_for_update().filter(
-        registered_model=registered_model, target_stage=request.target_stage,
-        target_alias=request.target_alias, status__in=PromotionRequest.OPEN,
-    ).exclude(pk=request.pk))
+    request.save(
+        update_fields=["status", "applied_at", "updated_at", "applied_by", "replaced_version"]
+    )
+    audit.record(
+        actor=actor,
+        action="promotion.applied",
+        target=request,
+        registered_model=registered_model,
+        details={
+            "version": request.version.version,
+            "target": request.target,
+            "replaced_version": replaced.version if replaced else None,
+            "approvers": [u.username for u in evaluation.approvers],
+            "content_digest": evaluation.digest,
+        },
+    )
+    competing = list(
+        PromotionRequest.objects.select_for_update()
+        .filter(
+            registered_model=registered_model,
+            target_stage=request.target_stage,
+            target_alias=request.target_alias,
+            status__in=PromotionRequest.OPEN,
+        )
+        .exclude(pk=request.pk)
+    )
     for other in competing:
         other.status, other.updated_at = Status.SUPERSEDED, now
         other.status_message = f"Superseded by request #{request.pk}."
         other.save(update_fields=["status", "updated_at", "status_message"])
-        audit.record(actor=actor, action="promotion.superseded", target=other,
-                     registered_model=registered_model, details={"by": request.pk})
+        audit.record(
+            actor=actor,
+            action="promotion.superseded",
+            target=other,
+            registered_model=registered_model,
+            details={"by": request.pk},
+        )
     notifications.request_applied(request)
 
 
@@ -421,16 +565,26 @@ def _require_unchanged(request: PromotionRequest, evaluation: Evaluation) -> Non
         return
     else:
         code = "content_changed" if evaluation.voided else "approvals_insufficient"
-    why = (f"version {request.version.version} is not what was approved (content digest now "
-           f"{evaluation.digest[:12]}…)" if code == "content_changed" else
-           "some approvals no longer count (their reviewers may not approve it any more)")
-    raise gate_refusal(Conflict(
-        f"Request #{request.pk} cannot be applied: {why}; {len(evaluation.approvers)} of "
-        f"{evaluation.needed} approvals count. Reviewers must approve it again.", code=code,
-        extra={"content_digest": evaluation.digest,
-               "voided_reviews": [r.pk for r in evaluation.voided],
-               "ineligible_reviews": [r.pk for r in evaluation.ineligible]}),
-        request.registered_model, f"apply request #{request.pk}")
+    why = (
+        f"version {request.version.version} is not what was approved (content digest now "
+        f"{evaluation.digest[:12]}…)"
+        if code == "content_changed"
+        else "some approvals no longer count (their reviewers may not approve it any more)"
+    )
+    raise gate_refusal(
+        Conflict(
+            f"Request #{request.pk} cannot be applied: {why}; {len(evaluation.approvers)} of "
+            f"{evaluation.needed} approvals count. Reviewers must approve it again.",
+            code=code,
+            extra={
+                "content_digest": evaluation.digest,
+                "voided_reviews": [r.pk for r in evaluation.voided],
+                "ineligible_reviews": [r.pk for r in evaluation.ineligible],
+            },
+        ),
+        request.registered_model,
+        f"apply request #{request.pk}",
+    )
 
 
 def content_changed(*, actor: Actor, version: ModelVersion) -> None:
@@ -438,42 +592,54 @@ def content_changed(*, actor: Actor, version: ModelVersion) -> None:
     version that may have open requests (its card): approvals given on the old content stop
     counting, and an approved request that no longer has enough goes back to pending. Both
     are recorded."""
-    for request in PromotionRequest.objects.filter(version=version,
-                                                   status__in=PromotionRequest.OPEN):
+    for request in PromotionRequest.objects.filter(
+        version=version, status__in=PromotionRequest.OPEN
+    ):
         request = _locked(request)
         evaluation = evaluate(request)
         if not evaluation.voided:
             continue
-        reopened = request.status == Status.APPROVED and not evaluation.approved and not (
-            evaluation.needed == 0 and not evaluation.admin_needed)
+        reopened = (
+            request.status == Status.APPROVED
+            and not evaluation.approved
+            and not (evaluation.needed == 0 and not evaluation.admin_needed)
+        )
         if reopened:
             request.status, request.decided_at = Status.PENDING, None
             request.updated_at = timezone.now()
             request.save(update_fields=["status", "decided_at", "updated_at"])
-        audit.record(actor=actor, action="promotion.approvals_voided", target=request,
-                     registered_model=request.registered_model,
-                     details={"content_digest": evaluation.digest,
-                              "voided": [r.reviewer.username if r.reviewer else None
-                                         for r in evaluation.voided],
-                              "reopened": reopened})
+        audit.record(
+            actor=actor,
+            action="promotion.approvals_voided",
+            target=request,
+            registered_model=request.registered_model,
+            details={
+                "content_digest": evaluation.digest,
+                "voided": [r.reviewer.username if r.reviewer else None for r in evaluation.voided],
+                "reopened": reopened,
+            },
+        )
 
 
 def may_cancel(user: AnyUser, request: PromotionRequest) -> bool:
     """The requester, or whoever manages access to the model (pages hide the button for
     everyone else; request_cancel refuses them)."""
     return user.pk == request.requested_by_id or permissions.has(
-        user, Perm.MANAGE_ACCESS, request.registered_model)
+        user, Perm.MANAGE_ACCESS, request.registered_model
+    )
 
 
 @transaction.atomic
-def request_cancel(*, actor: Actor, request: PromotionRequest,
-                   reason: str = "") -> PromotionRequest:
+def request_cancel(
+    *, actor: Actor, request: PromotionRequest, reason: str = ""
+) -> PromotionRequest:
     """The requester, or whoever manages access to the model, withdraws an open request."""
     registered_model = request.registered_model
     permissions.require(actor.user, Perm.VIEW, registered_model)
     if not may_cancel(actor.user, request):
-        raise Forbidden("Only the requester or a manager of this model may cancel it.",
-                        code="permission_denied")
+        raise Forbidden(
+            "Only the requester or a manager of this model may cancel it.", code="permission_denied"
+        )
     reason = _text(reason, "reason")
     request = _locked(request)
     if not request.is_open:
@@ -482,33 +648,51 @@ def request_cancel(*, actor: Actor, request: PromotionRequest,
     request.status, request.decided_at, request.updated_at = Status.CANCELLED, now, now
     request.status_message = reason[:500]
     request.save(update_fields=["status", "decided_at", "updated_at", "status_message"])
-    audit.record(actor=actor, action="promotion.cancelled", target=request,
-                 registered_model=registered_model, details={"reason": reason[:500]})
+    audit.record(
+        actor=actor,
+        action="promotion.cancelled",
+        target=request,
+        registered_model=registered_model,
+        details={"reason": reason[:500]},
+    )
     return request
 
 
 def rollback_candidate(registered_model: RegisteredModel) -> ModelVersion:
     """The version that was in production before the current one (still present, ready)."""
     current = current_holder(registered_model, stage=ModelVersion.Stage.PRODUCTION)
-    rows = (StageHistory.objects.filter(registered_model=registered_model,
-                                        kind=StageHistory.Kind.STAGE, name="production",
-                                        ended_at__isnull=False,
-                                        version__deleted_at__isnull=True,
-                                        version__status=ModelVersion.Status.READY)
-            .select_related("version").order_by("-ended_at", "-pk"))
+    rows = (
+        StageHistory.objects.filter(
+            registered_model=registered_model,
+            kind=StageHistory.Kind.STAGE,
+            name="production",
+            ended_at__isnull=False,
+            version__deleted_at__isnull=True,
+            version__status=ModelVersion.Status.READY,
+        )
+        .select_related("version")
+        .order_by("-ended_at", "-pk")
+    )
     if current is not None:
         rows = rows.exclude(version=current)
     row = rows.first()
     if row is None:
-        raise NotFound(f"'{registered_model.name}' has no earlier production version to roll "
-                       "back to.", code="no_rollback_target")
+        raise NotFound(
+            f"'{registered_model.name}' has no earlier production version to roll back to.",
+            code="no_rollback_target",
+        )
     return row.version
 
 
-def rollback_request(*, actor: Actor, registered_model: RegisteredModel,
-                     justification: str) -> PromotionRequest:
+def rollback_request(
+    *, actor: Actor, registered_model: RegisteredModel, justification: str
+) -> PromotionRequest:
     """Request that the previous production version return to production."""
     permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
-    return request_create(actor=actor, version=rollback_candidate(registered_model),
-                          target_stage=ModelVersion.Stage.PRODUCTION,
-                          justification=justification, kind=PromotionRequest.Kind.ROLLBACK)
+    return request_create(
+        actor=actor,
+        version=rollback_candidate(registered_model),
+        target_stage=ModelVersion.Stage.PRODUCTION,
+        justification=justification,
+        kind=PromotionRequest.Kind.ROLLBACK,
+    )

@@ -46,16 +46,19 @@ def check(name: str, title: str) -> Callable[[CheckFn], CheckFn]:
     def register(fn: CheckFn) -> CheckFn:
         CHECKS[name] = (title, fn)
         return fn
+
     return register
 
 
-def evaluate(version: ModelVersion, current: ModelVersion | None,
-             required: list[str]) -> list[Outcome]:
+def evaluate(
+    version: ModelVersion, current: ModelVersion | None, required: list[str]
+) -> list[Outcome]:
     outcomes = []
     for name, (title, fn) in CHECKS.items():
         result = fn(version, current)
-        outcomes.append(Outcome(name, title, name in required, result.passed, result.message,
-                                result.details))
+        outcomes.append(
+            Outcome(name, title, name in required, result.passed, result.message, result.details)
+        )
     return outcomes
 
 
@@ -64,8 +67,11 @@ def _artifact(version: ModelVersion, current: ModelVersion | None) -> Result:
     files = list(version.artifacts.exclude(sha256="").values_list("filename", "sha256"))
     if not files:
         return Result(False, "The version has no stored artifact.")
-    return Result(True, f"{len(files)} artifact(s) stored.",
-                  {"artifacts": [{"filename": f, "sha256": s} for f, s in files]})
+    return Result(
+        True,
+        f"{len(files)} artifact(s) stored.",
+        {"artifacts": [{"filename": f, "sha256": s} for f, s in files]},
+    )
 
 
 @check("signature", "Signature present")
@@ -88,8 +94,9 @@ def schema_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[
         a, b = before[name], after[name]
         for attr in ("type", "shape", "dtype"):
             if a.get(attr) != b.get(attr):
-                changed.append({"name": name, "field": attr, "from": a.get(attr),
-                                "to": b.get(attr)})
+                changed.append(
+                    {"name": name, "field": attr, "from": a.get(attr), "to": b.get(attr)}
+                )
     added = sorted(after.keys() - before.keys())
     return {
         "removed": sorted(before.keys() - after.keys()),
@@ -109,14 +116,16 @@ def _compatible(version: ModelVersion, current: ModelVersion | None) -> Result:
         return Result(True, f"Version {current.version} declares no signature to compare with.")
     diff = schema_diff(current.signature, version.signature)
     if not version.signature:
-        return Result(False, f"Version {current.version} declares a signature; this one does not.",
-                      diff)
+        return Result(
+            False, f"Version {current.version} declares a signature; this one does not.", diff
+        )
     breaking = [f"removed {n}" for n in diff["removed"]]
     breaking += [f"{c['name']} {c['field']} {c['from']} → {c['to']}" for c in diff["changed"]]
     breaking += [f"new required input {n}" for n in diff["added_required"]]
     if breaking:
-        return Result(False, f"Callers of version {current.version} would break: "
-                             f"{'; '.join(breaking)}.", diff)
+        return Result(
+            False, f"Callers of version {current.version} would break: {'; '.join(breaking)}.", diff
+        )
     return Result(True, f"Every input of version {current.version} is still accepted.", diff)
 
 
@@ -142,25 +151,35 @@ def _packaging(version: ModelVersion, current: ModelVersion | None) -> Result:
     inspection blocks, naming the file. Also fails while the newest job of some other kind
     failed (a later success of the same kind clears an old failure). Passing, it names the
     skops types conversion had to trust, for the approvers to see."""
-    uncleared = [f"{a.filename} ({reason})" for a, reason in jobs.artifacts_clearance(version)
-                 if reason]
+    uncleared = [
+        f"{a.filename} ({reason})" for a, reason in jobs.artifacts_clearance(version) if reason
+    ]
     newest: dict[str, tuple[str, dict[str, Any]]] = {}
-    for kind, status, result in (PackagingJob.objects.filter(version=version)
-                                 .exclude(kind=PackagingJob.Kind.INSPECT)
-                                 .exclude(status__in=("queued", "running", "cancelled"))
-                                 .order_by("-created_at", "-pk")
-                                 .values_list("kind", "status", "result")):
+    for kind, status, result in (
+        PackagingJob.objects.filter(version=version)
+        .exclude(kind=PackagingJob.Kind.INSPECT)
+        .exclude(status__in=("queued", "running", "cancelled"))
+        .order_by("-created_at", "-pk")
+        .values_list("kind", "status", "result")
+    ):
         newest.setdefault(kind, (status, result))
     failed = sorted(kind for kind, (status, _) in newest.items() if status == "failed")
     problems = ([f"file(s) not cleared: {'; '.join(uncleared)}"] if uncleared else []) + (
-        [f"failed packaging job(s): {', '.join(failed)}"] if failed else [])
+        [f"failed packaging job(s): {', '.join(failed)}"] if failed else []
+    )
     if problems:
-        return Result(False, "; ".join(problems).capitalize() + ".",
-                      {"uncleared": uncleared, "failed_jobs": failed})
+        return Result(
+            False,
+            "; ".join(problems).capitalize() + ".",
+            {"uncleared": uncleared, "failed_jobs": failed},
+        )
     trusted = (newest.get("convert_onnx", ("", {}))[1] or {}).get("trusted_types") or []
-    return Result(True, "Every file was inspected and cleared and no packaging job has "
-                  "failed." + (f" Conversion trusted these skops types: {', '.join(trusted)}."
-                               if trusted else ""))
+    return Result(
+        True,
+        "Every file was inspected and cleared and no packaging job has "
+        "failed."
+        + (f" Conversion trusted these skops types: {', '.join(trusted)}." if trusted else ""),
+    )
 
 
 @check("card_approved", "Model card approved for this version")
@@ -170,6 +189,7 @@ def _card(version: ModelVersion, current: ModelVersion | None) -> Result:
         return Result(True, "Model cards are not enabled in this installation.")
     status = card.objects.filter(version=version).values_list("status", flat=True).first()
     if status != "approved":
-        return Result(False, "The model card is " + (status.replace("_", " ") if status
-                                                        else "missing") + ".")
+        return Result(
+            False, "The model card is " + (status.replace("_", " ") if status else "missing") + "."
+        )
     return Result(True, "The model card is approved.")

@@ -24,33 +24,44 @@ def refused(request: HttpRequest, exc: DomainError) -> None:
     refusal = exc.refusal
     if not refusal:
         return
-    registered_model = RegisteredModel(pk=refusal["registered_model_id"],
-                                       name=refusal["registered_model_name"]) \
-        if refusal["registered_model_id"] is not None else None
+    registered_model = (
+        RegisteredModel(pk=refusal["registered_model_id"], name=refusal["registered_model_name"])
+        if refusal["registered_model_id"] is not None
+        else None
+    )
     action = str(refusal.get("action") or "access.refused")
-    details: dict[str, object] = {"wanted": refusal["wanted"], "status": exc.status_code,
-                                  "code": exc.code, "method": request.method,
-                                  "path": request.path[:300]}
+    details: dict[str, object] = {
+        "wanted": refusal["wanted"],
+        "status": exc.status_code,
+        "code": exc.code,
+        "method": request.method,
+        "path": request.path[:300],
+    }
     if action != "access.refused":
         details["reason"] = exc.message[:500]
-    audit.record_refusal(actor=Actor.from_request(request), action=action,
-                         registered_model=registered_model, details=details)
+    audit.record_refusal(
+        actor=Actor.from_request(request),
+        action=action,
+        registered_model=registered_model,
+        details=details,
+    )
 
 
 def gate_refusal(exc: DomainError, registered_model: RegisteredModel, wanted: str) -> DomainError:
     """Mark `exc` as a refusal by the governance gate, so the edge audits it (gate.refused,
     with the reason) after the failed transaction rolled back."""
-    return exc.refusing(registered_model.pk, registered_model.name, wanted,
-                        action="gate.refused")
+    return exc.refusing(registered_model.pk, registered_model.name, wanted, action="gate.refused")
 
 
 def token_rejected(request: HttpRequest, raw: str) -> None:
     # Called during DRF authentication: the DRF request's .user is what is being decided, so
     # the actor comes from the plain Django request underneath (anonymous or session user).
     request = getattr(request, "_request", request)
-    audit.record_refusal(actor=Actor.from_request(request), action="auth.token_rejected",
-                         details={"prefix": raw[3:11] if raw.startswith("mg_") else "",
-                                  "path": request.path[:300]})
+    audit.record_refusal(
+        actor=Actor.from_request(request),
+        action="auth.token_rejected",
+        details={"prefix": raw[3:11] if raw.startswith("mg_") else "", "path": request.path[:300]},
+    )
 
 
 # Failed sign-ins and lockouts. django-axes counts failures per user name and address and
@@ -61,22 +72,27 @@ def token_rejected(request: HttpRequest, raw: str) -> None:
 # Django; each leaves a note on the request, so the log reads "failed", then "locked out"
 # either way.
 
+
 def _refused_while_locked(request: HttpRequest) -> bool:
-    return bool(getattr(request, "axes_locked_out", False)) and getattr(
-        request, "axes_failures_since_start", None) is None
+    return (
+        bool(getattr(request, "axes_locked_out", False))
+        and getattr(request, "axes_failures_since_start", None) is None
+    )
 
 
 @receiver(user_login_failed)
-def _login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None,
-                  **kwargs: Any) -> None:
+def _login_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
     actor = Actor.from_request(request) if request is not None else Actor.system("web")
     details = {"username": str(credentials.get("username", ""))[:150]}
     if request is None or not settings.AXES_ENABLED:
         audit.record_refusal(actor=actor, action="auth.login_failed", details=details)
         return
     if _refused_while_locked(request):  # the password was not checked; throttled
-        audit.record_refusal(actor=actor, action="auth.login_refused",
-                             details={**details, "reason": "locked out"})
+        audit.record_refusal(
+            actor=actor, action="auth.login_refused", details={**details, "reason": "locked out"}
+        )
         return
     audit.record_login_event(actor=actor, action="auth.login_failed", details=details)
     request._modelgate_failure_recorded = True  # type: ignore[attr-defined]
@@ -86,27 +102,41 @@ def _login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest
 
 
 @receiver(user_locked_out)
-def _locked_out(sender: Any, request: HttpRequest | None = None, username: str | None = None,
-                **kwargs: Any) -> None:
+def _locked_out(
+    sender: Any, request: HttpRequest | None = None, username: str | None = None, **kwargs: Any
+) -> None:
     if request is None or _refused_while_locked(request):
         return  # an attempt while already locked: recorded as auth.login_refused
     credentials = getattr(request, "axes_credentials", None)
-    lockout = {"username": str(username or "")[:150],
-               "failures": request.axes_failures_since_start,  # type: ignore[attr-defined]
-               "limit": get_failure_limit(request, credentials),
-               "cool_off_minutes": math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)}
+    lockout = {
+        "username": str(username or "")[:150],
+        "failures": request.axes_failures_since_start,  # type: ignore[attr-defined]
+        "limit": get_failure_limit(request, credentials),
+        "cool_off_minutes": math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60),
+    }
     if getattr(request, "_modelgate_failure_recorded", False):
-        audit.record_login_event(actor=Actor.from_request(request), action="auth.locked_out",
-                                 details=lockout)
+        audit.record_login_event(
+            actor=Actor.from_request(request), action="auth.locked_out", details=lockout
+        )
     else:
         request._modelgate_lockout = lockout  # type: ignore[attr-defined]
 
 
-def locked_out_page(request: HttpRequest, original_response: HttpResponse | None = None,
-                    credentials: dict[str, Any] | None = None) -> HttpResponse:
+def locked_out_page(
+    request: HttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> HttpResponse:
     """What a locked-out sign-in sees (AXES_LOCKOUT_CALLABLE): a 429 page saying why and for
     how long, never the form again with a generic error."""
     username = str((credentials or {}).get("username") or request.POST.get("username", ""))
-    return render(request, "registration/locked_out.html", status=429, context={
-        "username": username[:150], "failure_limit": get_failure_limit(request, credentials),
-        "minutes": math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)})
+    return render(
+        request,
+        "registration/locked_out.html",
+        status=429,
+        context={
+            "username": username[:150],
+            "failure_limit": get_failure_limit(request, credentials),
+            "minutes": math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60),
+        },
+    )

@@ -10,18 +10,32 @@ from django.db.migrations.executor import MigrationExecutor
 from governance import audit
 from governance.actors import Actor
 
-_LINEAGE_ADD = ["registry.add_featuresource", "registry.add_logicalfeature",
-                "registry.add_dataset", "registry.add_coderef", "registry.add_trainingrun"]
+_LINEAGE_ADD = [
+    "registry.add_featuresource",
+    "registry.add_logicalfeature",
+    "registry.add_dataset",
+    "registry.add_coderef",
+    "registry.add_trainingrun",
+]
 
 VIEWER = ["registry.view_registeredmodel"]
-DATA_SCIENTIST = [*VIEWER, "registry.change_registeredmodel", "registry.add_registeredmodel",
-                  *_LINEAGE_ADD]
+DATA_SCIENTIST = [
+    *VIEWER,
+    "registry.change_registeredmodel",
+    "registry.add_registeredmodel",
+    *_LINEAGE_ADD,
+]
 ML_ENGINEER = [*DATA_SCIENTIST, "registry.request_promotion"]
 REVIEWER = [*VIEWER, "registry.approve_promotion"]
 # Auditors read every model and the whole audit log (events tied to no model included).
 AUDITOR = [*VIEWER, "governance.view_auditevent"]
-ADMIN = [*ML_ENGINEER, "registry.approve_promotion", "registry.delete_registeredmodel",
-         "registry.manage_access", "governance.view_auditevent"]
+ADMIN = [
+    *ML_ENGINEER,
+    "registry.approve_promotion",
+    "registry.delete_registeredmodel",
+    "registry.manage_access",
+    "governance.view_auditevent",
+]
 
 ROLES: dict[str, list[str]] = {
     "viewer": VIEWER,
@@ -47,9 +61,16 @@ def roles_sync(*, actor: Actor) -> dict[str, Group]:
         group.permissions.set(wanted)
         after = {p.codename for p in wanted}
         if before != after:
-            audit.record(actor=actor, action="role.synced", target=group,
-                         details={"role": role, "added": sorted(after - before),
-                                  "removed": sorted(before - after)})
+            audit.record(
+                actor=actor,
+                action="role.synced",
+                target=group,
+                details={
+                    "role": role,
+                    "added": sorted(after - before),
+                    "removed": sorted(before - after),
+                },
+            )
         groups[role] = group
     return groups
 

@@ -12,6 +12,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     name = "personalToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "bearer",
-                "description": "A personal API token (mg_…), created with "
-                               "`manage.py token_create`."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A personal API token (mg_…), created with `manage.py token_create`.",
+        }

@@ -22,12 +22,18 @@ class RequestFilters:
     awaiting_my_review: bool = False
 
 
-def promotion_request_list(*, user: AnyUser, filters: RequestFilters = RequestFilters()
-                           ) -> QuerySet[PromotionRequest]:
-    qs = permissions.visible(user, PromotionRequest.objects.all()).select_related(
-        "registered_model", "version", "requested_by").annotate(
-        approvals=Count("reviews__reviewer", filter=Q(reviews__decision="approve"),
-                        distinct=True))
+def promotion_request_list(
+    *, user: AnyUser, filters: RequestFilters = RequestFilters()
+) -> QuerySet[PromotionRequest]:
+    qs = (
+        permissions.visible(user, PromotionRequest.objects.all())
+        .select_related("registered_model", "version", "requested_by")
+        .annotate(
+            approvals=Count(
+                "reviews__reviewer", filter=Q(reviews__decision="approve"), distinct=True
+            )
+        )
+    )
     if filters.model:
         qs = qs.filter(registered_model__name=filters.model)
     if filters.status:
@@ -44,19 +50,34 @@ def promotion_request_list(*, user: AnyUser, filters: RequestFilters = RequestFi
 def awaiting_review(user: AnyUser, qs: QuerySet[PromotionRequest]) -> QuerySet[PromotionRequest]:
     """Pending requests the user may decide and has not reviewed (separation of duties
     applied): the reviewer's inbox."""
-    qs = qs.filter(status=PromotionRequest.Status.PENDING).exclude(requested_by=user.pk) \
-        .exclude(version__created_by=user.pk).exclude(reviews__reviewer=user.pk)
+    qs = (
+        qs.filter(status=PromotionRequest.Status.PENDING)
+        .exclude(requested_by=user.pk)
+        .exclude(version__created_by=user.pk)
+        .exclude(reviews__reviewer=user.pk)
+    )
     if permissions.has_global(user, Perm.APPROVE_PROMOTION):
         return qs
-    return qs.filter(registered_model__in=permissions.models_with(user, Perm.APPROVE_PROMOTION)
-                     .values("pk"))
+    return qs.filter(
+        registered_model__in=permissions.models_with(user, Perm.APPROVE_PROMOTION).values("pk")
+    )
 
 
 def promotion_request_get(*, user: AnyUser, pk: int) -> PromotionRequest:
-    found = (permissions.visible(user, PromotionRequest.objects.all())
-             .select_related("registered_model", "version", "version__registered_model",
-                             "version__created_by", "requested_by", "applied_by",
-                             "replaced_version").filter(pk=pk).first())
+    found = (
+        permissions.visible(user, PromotionRequest.objects.all())
+        .select_related(
+            "registered_model",
+            "version",
+            "version__registered_model",
+            "version__created_by",
+            "requested_by",
+            "applied_by",
+            "replaced_version",
+        )
+        .filter(pk=pk)
+        .first()
+    )
     if found is None:
         raise NotFound(f"Promotion request #{pk} not found.", code="promotion_request_not_found")
     return found
@@ -80,8 +101,9 @@ def audit_events_visible(user: AnyUser) -> QuerySet[AuditEvent]:
     return qs.filter(registered_model_id__in=permissions.visible_models(user).values("pk"))
 
 
-def audit_event_list(*, user: AnyUser, filters: AuditFilters = AuditFilters()
-                     ) -> QuerySet[AuditEvent]:
+def audit_event_list(
+    *, user: AnyUser, filters: AuditFilters = AuditFilters()
+) -> QuerySet[AuditEvent]:
     qs = audit_events_visible(user)
     if filters.model:
         qs = qs.filter(registered_model_name=filters.model)
@@ -89,8 +111,11 @@ def audit_event_list(*, user: AnyUser, filters: AuditFilters = AuditFilters()
         qs = qs.filter(actor_label=filters.actor)
     if filters.action:
         # "promotion." matches every promotion event; anything else matches exactly.
-        qs = (qs.filter(action__startswith=filters.action) if filters.action.endswith(".")
-              else qs.filter(action=filters.action))
+        qs = (
+            qs.filter(action__startswith=filters.action)
+            if filters.action.endswith(".")
+            else qs.filter(action=filters.action)
+        )
     if filters.since:
         qs = qs.filter(occurred_at__gte=filters.since)
     if filters.until:

@@ -66,22 +66,28 @@ class SsoRefused(Forbidden):
 
 # --- Mappings: administrators only, every change audited ---------------------------------------
 
+
 def _group_value(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ValidationFailed("Give the group's value as the provider sends it.",
-                               field="idp_group")
+        raise ValidationFailed(
+            "Give the group's value as the provider sends it.", field="idp_group"
+        )
     if len(value) > MAX_GROUP_VALUE:
         raise ValidationFailed(f"At most {MAX_GROUP_VALUE} characters.", field="idp_group")
     if value != value.strip() or any(unicodedata.category(c)[0] == "C" for c in value):
-        raise ValidationFailed("No leading or trailing spaces and no control characters: the "
-                               "value must match the claim exactly.", field="idp_group")
+        raise ValidationFailed(
+            "No leading or trailing spaces and no control characters: the "
+            "value must match the claim exactly.",
+            field="idp_group",
+        )
     return value
 
 
 def _role(role: Any) -> Group:
     if not isinstance(role, Group) or role.name not in ROLES:
-        raise ValidationFailed(f"Map to one of the Modelgate roles: {', '.join(ROLES)}.",
-                               field="role")
+        raise ValidationFailed(
+            f"Map to one of the Modelgate roles: {', '.join(ROLES)}.", field="role"
+        )
     return role
 
 
@@ -102,31 +108,52 @@ def idp_mapping_create(*, actor: Actor, idp_group: str, role: Group) -> IdpGroup
     now = timezone.now()
     mapping = insert_or_conflict(
         lambda: IdpGroupMapping.objects.create(
-            idp_group=idp_group, role=role, created_at=now, updated_at=now,
-            created_by=actor.user if actor.user_id is not None else None),
-        "That group is already mapped to that role.", code="mapping_exists")
-    audit.record(actor=actor, action="sso_mapping.created", target=mapping,
-                 details=_mapping_details(mapping))
+            idp_group=idp_group,
+            role=role,
+            created_at=now,
+            updated_at=now,
+            created_by=actor.user if actor.user_id is not None else None,
+        ),
+        "That group is already mapped to that role.",
+        code="mapping_exists",
+    )
+    audit.record(
+        actor=actor, action="sso_mapping.created", target=mapping, details=_mapping_details(mapping)
+    )
     return mapping
 
 
 @transaction.atomic
-def idp_mapping_change(*, actor: Actor, mapping: IdpGroupMapping, idp_group: Any = UNSET,
-                       role: Any = UNSET) -> IdpGroupMapping:
+def idp_mapping_change(
+    *, actor: Actor, mapping: IdpGroupMapping, idp_group: Any = UNSET, role: Any = UNSET
+) -> IdpGroupMapping:
     require_admin(actor, "map identity-provider groups to roles")
-    stored = IdpGroupMapping.objects.select_for_update().select_related("role").filter(
-        pk=mapping.pk).first()
+    stored = (
+        IdpGroupMapping.objects.select_for_update()
+        .select_related("role")
+        .filter(pk=mapping.pk)
+        .first()
+    )
     if stored is None:
         raise NotFound("That mapping no longer exists.", code="mapping_not_found")
-    changes = {"idp_group": UNSET if idp_group is UNSET else _group_value(idp_group),
-               "role": UNSET if role is UNSET else _role(role)}
+    changes = {
+        "idp_group": UNSET if idp_group is UNSET else _group_value(idp_group),
+        "role": UNSET if role is UNSET else _role(role),
+    }
     diff = apply_changes(stored, changes)
     if diff:
         stored.updated_at = timezone.now()
-        insert_or_conflict(lambda: stored.save(update_fields=["idp_group", "role", "updated_at"]),
-                           "That group is already mapped to that role.", code="mapping_exists")
-        audit.record(actor=actor, action="sso_mapping.changed", target=stored,
-                     details={**_mapping_details(stored), "changes": diff})
+        insert_or_conflict(
+            lambda: stored.save(update_fields=["idp_group", "role", "updated_at"]),
+            "That group is already mapped to that role.",
+            code="mapping_exists",
+        )
+        audit.record(
+            actor=actor,
+            action="sso_mapping.changed",
+            target=stored,
+            details={**_mapping_details(stored), "changes": diff},
+        )
     return stored
 
 
@@ -136,16 +163,22 @@ def idp_mapping_delete(*, actor: Actor, mapping: IdpGroupMapping) -> None:
     names the role, it is no longer managed and they keep it until an administrator removes
     it (README)."""
     require_admin(actor, "map identity-provider groups to roles")
-    stored = IdpGroupMapping.objects.select_for_update().select_related("role").filter(
-        pk=mapping.pk).first()
+    stored = (
+        IdpGroupMapping.objects.select_for_update()
+        .select_related("role")
+        .filter(pk=mapping.pk)
+        .first()
+    )
     if stored is None:
         raise NotFound("That mapping no longer exists.", code="mapping_not_found")
-    audit.record(actor=actor, action="sso_mapping.deleted", target=stored,
-                 details=_mapping_details(stored))
+    audit.record(
+        actor=actor, action="sso_mapping.deleted", target=stored, details=_mapping_details(stored)
+    )
     stored.delete()
 
 
 # --- Sign-in -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SsoClaims:
@@ -163,21 +196,30 @@ class SsoClaims:
     @classmethod
     def from_claims(cls, claims: dict[str, Any]) -> SsoClaims:
         issuer, subject = claims.get("iss"), claims.get("sub")
-        if not isinstance(issuer, str) or not issuer or not isinstance(subject, str) \
-                or not subject or len(subject) > 255 or len(issuer) > 500:
-            raise SsoRefused("The identity provider sent no usable subject.",
-                             reason="no_subject")
+        if (
+            not isinstance(issuer, str)
+            or not issuer
+            or not isinstance(subject, str)
+            or not subject
+            or len(subject) > 255
+            or len(issuer) > 500
+        ):
+            raise SsoRefused("The identity provider sent no usable subject.", reason="no_subject")
         email = claims.get("email")
         email = email.strip() if isinstance(email, str) and len(email) <= 254 else ""
         verified = claims.get("email_verified")
         username = claims.get(settings.OIDC_USERNAME_CLAIM)
         return cls(
-            issuer=issuer, subject=subject, email=email,
+            issuer=issuer,
+            subject=subject,
+            email=email,
             # Some providers send the flag as the string "true"; nothing else counts.
             email_verified=bool(email) and (verified is True or verified == "true"),
             username=username if isinstance(username, str) else "",
-            first_name=_text(claims.get("given_name")), last_name=_text(claims.get("family_name")),
-            groups=group_values(claims.get(settings.OIDC_GROUPS_CLAIM)))
+            first_name=_text(claims.get("given_name")),
+            last_name=_text(claims.get("family_name")),
+            groups=group_values(claims.get(settings.OIDC_GROUPS_CLAIM)),
+        )
 
 
 def _text(value: Any) -> str:
@@ -202,8 +244,7 @@ def _username_base(claims: SsoClaims) -> str:
     full-width "ｒｏｏｔ" is "root" and meets the collision check as such), accents dropped,
     every other character an underscore (so Cyrillic "rооt" cannot pass for "root")."""
     name = User.normalize_username(claims.username or claims.email.partition("@")[0])
-    name = "".join(c for c in unicodedata.normalize("NFKD", name)
-                   if not unicodedata.combining(c))
+    name = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
     return _USERNAME_BAD.sub("_", name)[:120] or "sso-user"
 
 
@@ -234,16 +275,24 @@ def _accounts_with_email(claims: SsoClaims) -> list[User]:
     if not claims.email_verified or not claims.email.isascii():
         return []
     wanted = claims.email.lower()
-    return [user for user in User.objects.filter(email__iexact=claims.email)
-            if user.email.isascii() and user.email.lower() == wanted]
+    return [
+        user
+        for user in User.objects.filter(email__iexact=claims.email)
+        if user.email.isascii() and user.email.lower() == wanted
+    ]
 
 
 def _plain(user: User) -> bool:
     """Active, not staff nor superuser, in no group (so holding no role, administrator's
     included) and with no permission of its own nor any per-model grant."""
-    return (user.is_active and not user.is_staff and not user.is_superuser
-            and not user.groups.exists() and not user.user_permissions.exists()
-            and not RegisteredModelUserPermission.objects.filter(user=user).exists())
+    return (
+        user.is_active
+        and not user.is_staff
+        and not user.is_superuser
+        and not user.groups.exists()
+        and not user.user_permissions.exists()
+        and not RegisteredModelUserPermission.objects.filter(user=user).exists()
+    )
 
 
 def _linkable(claims: SsoClaims, accounts: list[User]) -> User | None:
@@ -251,35 +300,45 @@ def _linkable(claims: SsoClaims, accounts: list[User]) -> User | None:
     if not settings.OIDC_LINK_VERIFIED_EMAIL or len(accounts) != 1:
         return None
     user = accounts[0]
-    if not _plain(user) or ExternalIdentity.objects.filter(user=user,
-                                                           issuer=claims.issuer).exists():
+    if (
+        not _plain(user)
+        or ExternalIdentity.objects.filter(user=user, issuer=claims.issuer).exists()
+    ):
         return None
     return user
 
 
 def _update_profile(user: User, claims: SsoClaims) -> None:
-    changes = {"first_name": claims.first_name or user.first_name,
-               "last_name": claims.last_name or user.last_name}
+    changes = {
+        "first_name": claims.first_name or user.first_name,
+        "last_name": claims.last_name or user.last_name,
+    }
     # Only a verified address is stored, and only one no other account uses: notifications go
     # there, and a verified address is what linking trusts.
-    if claims.email_verified and claims.email.lower() != user.email.lower() and not \
-            User.objects.filter(email__iexact=claims.email).exclude(pk=user.pk).exists():
+    if (
+        claims.email_verified
+        and claims.email.lower() != user.email.lower()
+        and not User.objects.filter(email__iexact=claims.email).exclude(pk=user.pk).exists()
+    ):
         changes["email"] = claims.email
     if apply_changes(user, changes):
         user.save(update_fields=list(changes))
 
 
 def _audited_values(values: tuple[str, ...]) -> dict[str, object]:
-    return {"values": [v[:MAX_GROUP_VALUE] for v in values[:AUDITED_VALUES]],
-            "values_count": len(values)}
+    return {
+        "values": [v[:MAX_GROUP_VALUE] for v in values[:AUDITED_VALUES]],
+        "values_count": len(values),
+    }
 
 
 def _sync_roles(actor: Actor, user: User, claims: SsoClaims) -> set[str]:
     """Set the user's managed roles from the claim; returns the managed roles' names."""
     # Only groups that are roles: a mapping's role check runs when it is saved, and a group
     # renamed since (outside the admin, which keeps role names) must not be handed out.
-    mappings = list(IdpGroupMapping.objects.select_related("role").filter(
-        role__name__in=list(ROLES)))
+    mappings = list(
+        IdpGroupMapping.objects.select_related("role").filter(role__name__in=list(ROLES))
+    )
     managed = {m.role_id: m.role for m in mappings}
     values = set(claims.groups)
     wanted = {m.role_id for m in mappings if m.idp_group in values}
@@ -290,13 +349,22 @@ def _sync_roles(actor: Actor, user: User, claims: SsoClaims) -> set[str]:
     user.groups.add(*added)
     user.groups.remove(*removed)
     permissions.invalidate(user)
-    audit.record(actor=actor, action="user.sso_roles_changed", target=user, details={
-        "user": user.username, "via": "oidc", "issuer": claims.issuer,
-        "subject": claims.subject, "claim": settings.OIDC_GROUPS_CLAIM,
-        **_audited_values(claims.groups),
-        "matched": sorted(m.idp_group for m in mappings if m.idp_group in values),
-        "added": sorted(managed[pk].name for pk in added),
-        "removed": sorted(managed[pk].name for pk in removed)})
+    audit.record(
+        actor=actor,
+        action="user.sso_roles_changed",
+        target=user,
+        details={
+            "user": user.username,
+            "via": "oidc",
+            "issuer": claims.issuer,
+            "subject": claims.subject,
+            "claim": settings.OIDC_GROUPS_CLAIM,
+            **_audited_values(claims.groups),
+            "matched": sorted(m.idp_group for m in mappings if m.idp_group in values),
+            "added": sorted(managed[pk].name for pk in added),
+            "removed": sorted(managed[pk].name for pk in removed),
+        },
+    )
     return {role.name for role in managed.values()}
 
 
@@ -307,27 +375,43 @@ def _refuse_privileged(user: User, managed: set[str]) -> None:
     it at every sign-in, as an administrator chose by making that mapping."""
     permissions.invalidate(user)
     admin_by_mapping = "admin" in managed and user.groups.filter(name="admin").exists()
-    if user.is_staff or user.is_superuser or (
-            permissions.is_administrator(user) and not admin_by_mapping):
-        raise SsoRefused("This account holds administrative rights given in Modelgate; sign in "
-                         "with its password.", reason="privileged")
+    if (
+        user.is_staff
+        or user.is_superuser
+        or (permissions.is_administrator(user) and not admin_by_mapping)
+    ):
+        raise SsoRefused(
+            "This account holds administrative rights given in Modelgate; sign in "
+            "with its password.",
+            reason="privileged",
+        )
 
 
 @transaction.atomic
-def sso_sign_in(*, claims: SsoClaims, request_id: str = "",
-                client_address: str | None = None) -> User:
+def sso_sign_in(
+    *, claims: SsoClaims, request_id: str = "", client_address: str | None = None
+) -> User:
     """The account these validated claims sign in as, its roles set from the mapped groups.
     Creating or linking the account and every role change are audited, with the user acting
     through single sign-on. Raises SsoRefused (nothing changed) for an inactive account, an
     inactive account with the verified address, a privileged account, or when creating
     accounts is off."""
+
     def actor_for(user: User) -> Actor:
-        return Actor(user=user, channel="web", request_id=request_id or Actor.system().request_id,
-                     client_address=client_address)
+        return Actor(
+            user=user,
+            channel="web",
+            request_id=request_id or Actor.system().request_id,
+            client_address=client_address,
+        )
 
     now = timezone.now()
-    identity = ExternalIdentity.objects.select_for_update().select_related("user").filter(
-        issuer=claims.issuer, subject=claims.subject).first()
+    identity = (
+        ExternalIdentity.objects.select_for_update()
+        .select_related("user")
+        .filter(issuer=claims.issuer, subject=claims.subject)
+        .first()
+    )
     who = {"via": "oidc", "issuer": claims.issuer, "subject": claims.subject}
     if identity is not None:
         user = identity.user
@@ -338,23 +422,41 @@ def sso_sign_in(*, claims: SsoClaims, request_id: str = "",
     else:
         accounts = _accounts_with_email(claims)
         if any(not account.is_active for account in accounts):
-            raise SsoRefused("The Modelgate account with this e-mail address is disabled.",
-                             reason="inactive")
+            raise SsoRefused(
+                "The Modelgate account with this e-mail address is disabled.", reason="inactive"
+            )
         user = _linkable(claims, accounts)
         if user is not None:
-            audit.record(actor=actor_for(user), action="user.sso_linked", target=user,
-                         details={"user": user.username, **who, "email": claims.email})
+            audit.record(
+                actor=actor_for(user),
+                action="user.sso_linked",
+                target=user,
+                details={"user": user.username, **who, "email": claims.email},
+            )
         elif not settings.OIDC_CREATE_USER:
-            raise SsoRefused("No Modelgate account is linked to this sign-in; ask an "
-                             "administrator.", reason="no_account")
+            raise SsoRefused(
+                "No Modelgate account is linked to this sign-in; ask an administrator.",
+                reason="no_account",
+            )
         else:
             user = _create_user(claims)
-            audit.record(actor=actor_for(user), action="user.created", target=user,
-                         details={"user": user.username, **who})
-        insert_or_conflict(lambda: ExternalIdentity.objects.create(
-            user=user, issuer=claims.issuer, subject=claims.subject, created_at=now,
-            last_login_at=now), "This sign-in is being linked already; try again.",
-            code="identity_exists")
+            audit.record(
+                actor=actor_for(user),
+                action="user.created",
+                target=user,
+                details={"user": user.username, **who},
+            )
+        insert_or_conflict(
+            lambda: ExternalIdentity.objects.create(
+                user=user,
+                issuer=claims.issuer,
+                subject=claims.subject,
+                created_at=now,
+                last_login_at=now,
+            ),
+            "This sign-in is being linked already; try again.",
+            code="identity_exists",
+        )
     _update_profile(user, claims)
     _refuse_privileged(user, _sync_roles(actor_for(user), user, claims))
     return user

@@ -11,8 +11,14 @@ from django.core.mail import send_mail
 from governance import webhooks
 
 
-@shared_task(bind=True, acks_late=True, autoretry_for=(smtplib.SMTPException, OSError),
-             retry_backoff=30, retry_backoff_max=3600, max_retries=8)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
 def send_email(self: object, subject: str, body: str, recipients: list[str]) -> int:
     from django.conf import settings
 
@@ -21,8 +27,9 @@ def send_email(self: object, subject: str, body: str, recipients: list[str]) -> 
 
 # A second guard behind the attempt's own deadline (WEBHOOK_TIMEOUT, connect to last byte):
 # the name lookup before it has none. attempt() records the limit as a transient failure.
-@shared_task(bind=True, acks_late=True, max_retries=None,
-             soft_time_limit=settings.WEBHOOK_TIMEOUT + 60)
+@shared_task(
+    bind=True, acks_late=True, max_retries=None, soft_time_limit=settings.WEBHOOK_TIMEOUT + 60
+)
 def deliver_webhook(self: object, delivery_id: int) -> object:
     """One attempt; a transient failure schedules the next one after a backoff. The delivery
     row counts attempts and decides when to give up (WEBHOOK_MAX_ATTEMPTS)."""

@@ -39,8 +39,9 @@ def token_fields(name: str, expires_at: datetime | None) -> str:
 
 
 @transaction.atomic
-def token_create(*, actor: Actor, user: User, name: str,
-                 expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+def token_create(
+    *, actor: Actor, user: User, name: str, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
     """Create a token for `user`; returns the row and the secret, which is never stored."""
     if actor.user_id != user.pk and not (actor.user is not None and actor.user.is_superuser):
         raise Forbidden("You may only create tokens for yourself.", code="permission_denied")
@@ -48,11 +49,24 @@ def token_create(*, actor: Actor, user: User, name: str,
     now = timezone.now()
     body = secrets.token_urlsafe(32)
     raw = f"{TOKEN_PREFIX}{body}"
-    token = ApiToken.objects.create(user=user, name=name, prefix=body[:8], digest=_digest(raw),
-                                    created_at=now, expires_at=expires_at)
-    audit.record(actor=actor, action="token.created", target=token,
-                 details={"user": user.get_username(), "name": name,
-                          "expires_at": expires_at.isoformat() if expires_at else None})
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        prefix=body[:8],
+        digest=_digest(raw),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    audit.record(
+        actor=actor,
+        action="token.created",
+        target=token,
+        details={
+            "user": user.get_username(),
+            "name": name,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     return token, raw
 
 
@@ -61,11 +75,16 @@ def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
     if actor.user_id != token.user_id and not (actor.user is not None and actor.user.is_superuser):
         raise Forbidden("You may only revoke your own tokens.", code="permission_denied")
     updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now())
+        revoked_at=timezone.now()
+    )
     token.refresh_from_db()
     if updated:
-        audit.record(actor=actor, action="token.revoked", target=token,
-                     details={"user": token.user.get_username(), "name": token.name})
+        audit.record(
+            actor=actor,
+            action="token.revoked",
+            target=token,
+            details={"user": token.user.get_username(), "name": token.name},
+        )
     return token
 
 
@@ -73,7 +92,8 @@ def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
 def _token_lookup() -> QuerySet[ApiToken]:
     """Built once per process (every request authenticates), cloned per call."""
     return ApiToken.objects.select_related("user").annotate(
-        registry_codenames=permissions.global_codenames_column(OuterRef("user_id")))
+        registry_codenames=permissions.global_codenames_column(OuterRef("user_id"))
+    )
 
 
 def token_authenticate(raw: str) -> User | None:

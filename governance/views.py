@@ -28,18 +28,24 @@ from registry.views import page
 
 TARGETS = [("production", "Production"), ("staging", "Staging")]
 # Which form field shows a service's error about one of its arguments (else the form's top).
-FORM_FIELDS = {"version": "version", "target_stage": "target", "target_alias": "target",
-               "justification": "justification"}
+FORM_FIELDS = {
+    "version": "version",
+    "target_stage": "target",
+    "target_alias": "target",
+    "justification": "justification",
+}
 
 
 # --- Promotion requests ---------------------------------------------------------------------
+
 
 def _checks_for(user: Any, model_name: str, number: str, target: str) -> promotions.Preview:
     """What the checklist shows for a would-be request: the checks under the model's policy
     against the version now in the target."""
     rm = registry_selectors.registered_model_get(user=user, name=model_name)
-    version = registry_selectors.version_get(user=user, registered_model=rm,
-                                             number=whole_number(number, "version"))
+    version = registry_selectors.version_get(
+        user=user, registered_model=rm, number=whole_number(number, "version")
+    )
     stage, alias = (target, "") if target in ("production", "staging") else ("", target)
     return promotions.preview(version, stage=stage, alias=alias)
 
@@ -52,12 +58,16 @@ def request_new(request: HttpRequest) -> HttpResponse:
     model_name = source.get("model", "")
     rm = registry_selectors.registered_model_get(user=request.user, name=model_name)
     permissions.require(request.user, Perm.REQUEST_PROMOTION, rm)
-    versions = list(registry_selectors.version_list(
-        user=request.user, filters=registry_selectors.VersionFilters(registered_model=rm))
-        .order_by("-version")[:200])
-    form = {"version": source.get("version") or (str(versions[0].version) if versions else ""),
-            "target": source.get("target", "production"),
-            "justification": source.get("justification", "")}
+    versions = list(
+        registry_selectors.version_list(
+            user=request.user, filters=registry_selectors.VersionFilters(registered_model=rm)
+        ).order_by("-version")[:200]
+    )
+    form = {
+        "version": source.get("version") or (str(versions[0].version) if versions else ""),
+        "target": source.get("target", "production"),
+        "justification": source.get("justification", ""),
+    }
     errors: dict[str, str] = {}
     aliases = sorted(rm.alias_map or {})
     if request.method == "POST" and form["target"] not in ("production", "staging", *aliases):
@@ -65,13 +75,16 @@ def request_new(request: HttpRequest) -> HttpResponse:
     elif request.method == "POST":
         target = form["target"]
         try:
-            version = registry_selectors.version_get(user=request.user, registered_model=rm,
-                                                     number=int(form["version"] or 0))
+            version = registry_selectors.version_get(
+                user=request.user, registered_model=rm, number=int(form["version"] or 0)
+            )
             created = promotions.request_create(
-                actor=Actor.from_request(request), version=version,
+                actor=Actor.from_request(request),
+                version=version,
                 target_stage=target if target in ("production", "staging") else "",
                 target_alias="" if target in ("production", "staging") else target,
-                justification=form["justification"])
+                justification=form["justification"],
+            )
         except (ValueError, DomainError) as exc:
             if isinstance(exc, DomainError) and exc.status_code == 403:
                 raise  # not allowed at all: the page wrapper's 403
@@ -80,8 +93,9 @@ def request_new(request: HttpRequest) -> HttpResponse:
             field = next(iter(getattr(exc, "fields", {})), "version")
             errors[FORM_FIELDS.get(field, "form")] = getattr(exc, "message", "Choose a version.")
         else:
-            messages.success(request, f"Request #{created.pk} created: "
-                                      f"{created.get_status_display().lower()}.")
+            messages.success(
+                request, f"Request #{created.pk} created: {created.get_status_display().lower()}."
+            )
             return redirect("governance:request-detail", pk=created.pk)
     checklist = None
     if is_whole_number(form["version"]) and not errors.get("version"):
@@ -89,10 +103,20 @@ def request_new(request: HttpRequest) -> HttpResponse:
             checklist = _checks_for(request.user, rm.name, form["version"], form["target"])
         except DomainError:
             checklist = None
-    return render(request, "governance/request_new.html", {
-        "registered_model": rm, "versions": versions, "form": form, "errors": errors,
-        "targets": TARGETS, "aliases": aliases, "checklist": checklist},
-        status=400 if errors else 200)
+    return render(
+        request,
+        "governance/request_new.html",
+        {
+            "registered_model": rm,
+            "versions": versions,
+            "form": form,
+            "errors": errors,
+            "targets": TARGETS,
+            "aliases": aliases,
+            "checklist": checklist,
+        },
+        status=400 if errors else 200,
+    )
 
 
 @page
@@ -100,26 +124,55 @@ def request_checks(request: HttpRequest) -> HttpResponse:
     """The checklist alone, for the form's script to refresh as the choice changes."""
     params = request.GET
     number = params.get("version", "")
-    checklist = (_checks_for(request.user, params.get("model", ""), number,
-                             params.get("target", "production"))
-                 if is_whole_number(number) else None)
+    checklist = (
+        _checks_for(
+            request.user, params.get("model", ""), number, params.get("target", "production")
+        )
+        if is_whole_number(number)
+        else None
+    )
     return render(request, "governance/_checklist.html", {"checklist": checklist})
 
 
 def _timeline(req: PromotionRequest) -> list[dict[str, Any]]:
     """The request's story in order: asked, each review, decided, applied or withdrawn."""
-    rows = [{"at": req.created_at, "who": req.requested_by, "what": "requested",
-             "text": req.justification}]
+    rows = [
+        {
+            "at": req.created_at,
+            "who": req.requested_by,
+            "what": "requested",
+            "text": req.justification,
+        }
+    ]
     for review in req.reviews.select_related("reviewer").order_by("created_at", "pk"):
-        rows.append({"at": review.created_at, "who": review.reviewer,
-                     "what": review.get_decision_display().lower(), "text": review.comment,
-                     "decision": review.decision, "digest": review.content_digest})
+        rows.append(
+            {
+                "at": review.created_at,
+                "who": review.reviewer,
+                "what": review.get_decision_display().lower(),
+                "text": review.comment,
+                "decision": review.decision,
+                "digest": review.content_digest,
+            }
+        )
     if req.applied_at:
-        rows.append({"at": req.applied_at, "who": req.applied_by, "what": "applied",
-                     "text": req.status_message})
+        rows.append(
+            {
+                "at": req.applied_at,
+                "who": req.applied_by,
+                "what": "applied",
+                "text": req.status_message,
+            }
+        )
     elif req.decided_at and req.status != PromotionRequest.Status.PENDING:
-        rows.append({"at": req.decided_at, "who": None, "what": req.get_status_display().lower(),
-                     "text": req.status_message})
+        rows.append(
+            {
+                "at": req.decided_at,
+                "who": None,
+                "what": req.get_status_display().lower(),
+                "text": req.status_message,
+            }
+        )
     return rows
 
 
@@ -130,13 +183,24 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     refusal = promotions.review_refusal(request.user, req, evaluation)
     rm = req.registered_model
     may_cancel = req.is_open and promotions.may_cancel(request.user, req)
-    may_apply = (req.status == PromotionRequest.Status.APPROVED
-                 and permissions.has(request.user, Perm.REQUEST_PROMOTION, rm))
-    return render(request, "governance/request_detail.html", {
-        "req": req, "evaluation": evaluation, "timeline": _timeline(req),
-        "may_review": refusal is None, "review_refusal": refusal, "may_cancel": may_cancel,
-        "may_apply": may_apply, "decisions": Review.Decision.choices,
-        "comment_error": request.session.pop("comment_error", "")})
+    may_apply = req.status == PromotionRequest.Status.APPROVED and permissions.has(
+        request.user, Perm.REQUEST_PROMOTION, rm
+    )
+    return render(
+        request,
+        "governance/request_detail.html",
+        {
+            "req": req,
+            "evaluation": evaluation,
+            "timeline": _timeline(req),
+            "may_review": refusal is None,
+            "review_refusal": refusal,
+            "may_cancel": may_cancel,
+            "may_apply": may_apply,
+            "decisions": Review.Decision.choices,
+            "comment_error": request.session.pop("comment_error", ""),
+        },
+    )
 
 
 def _act(request: HttpRequest, pk: int, run: Any, done: str) -> HttpResponse:
@@ -157,36 +221,63 @@ def _act(request: HttpRequest, pk: int, run: Any, done: str) -> HttpResponse:
 def request_review(request: HttpRequest, pk: int) -> HttpResponse:
     decision = request.POST.get("decision", "")
     label = dict(Review.Decision.choices).get(decision, decision)
-    return _act(request, pk, lambda actor, req: promotions.review_submit(
-        actor=actor, request=req, decision=decision, comment=request.POST.get("comment", "")),
-        f"Recorded: {label.lower()}.")
+    return _act(
+        request,
+        pk,
+        lambda actor, req: promotions.review_submit(
+            actor=actor, request=req, decision=decision, comment=request.POST.get("comment", "")
+        ),
+        f"Recorded: {label.lower()}.",
+    )
 
 
 @page(methods=("POST",))
 def request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda actor, req: promotions.request_cancel(
-        actor=actor, request=req, reason=request.POST.get("reason", "")), "Request cancelled.")
+    return _act(
+        request,
+        pk,
+        lambda actor, req: promotions.request_cancel(
+            actor=actor, request=req, reason=request.POST.get("reason", "")
+        ),
+        "Request cancelled.",
+    )
 
 
 @page(methods=("POST",))
 def request_apply(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda actor, req: promotions.request_apply(
-        actor=actor, request=req), "Applied.")
+    return _act(
+        request,
+        pk,
+        lambda actor, req: promotions.request_apply(actor=actor, request=req),
+        "Applied.",
+    )
 
 
 def _requests(request: HttpRequest, *, inbox: bool) -> HttpResponse:
     params = request.GET
-    status = params.get("status") if params.get("status") in PromotionRequest.Status.values \
-        else None
+    status = (
+        params.get("status") if params.get("status") in PromotionRequest.Status.values else None
+    )
     filters = selectors.RequestFilters(
-        model=params.get("model") or None, status=None if inbox else status,
-        requested_by_me=params.get("mine") == "1", awaiting_my_review=inbox)
+        model=params.get("model") or None,
+        status=None if inbox else status,
+        requested_by_me=params.get("mine") == "1",
+        awaiting_my_review=inbox,
+    )
     qs = selectors.promotion_request_list(user=request.user, filters=filters).order_by(
-        "-created_at", "-pk")
+        "-created_at", "-pk"
+    )
     page_obj = Paginator(qs, 25).get_page(params.get("page"))
-    return render(request, "governance/request_list.html", {
-        "page_obj": page_obj, "params": params, "inbox": inbox,
-        "statuses": PromotionRequest.Status.choices})
+    return render(
+        request,
+        "governance/request_list.html",
+        {
+            "page_obj": page_obj,
+            "params": params,
+            "inbox": inbox,
+            "statuses": PromotionRequest.Status.choices,
+        },
+    )
 
 
 @page
@@ -213,8 +304,11 @@ def event_link(event: AuditEvent) -> str:
     if event.target_type in ("registry.modelversion", "cards.modelcard") and name:
         found = _VERSION_LABEL.search(event.target_label)
         if found:
-            view = "registry:version-detail" if event.target_type == "registry.modelversion" \
+            view = (
+                "registry:version-detail"
+                if event.target_type == "registry.modelversion"
                 else "cards:card"
+            )
             return reverse(view, args=[name, int(found.group(1))])
     if name and event.registered_model_id:
         return reverse("registry:model-detail", args=[name])
@@ -233,16 +327,23 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         except ValidationFailed:
             moments[key], errors[key] = None, "Give a date and time like 2026-03-01T12:00 (UTC)."
     filters = selectors.AuditFilters(
-        model=params.get("model") or None, actor=params.get("actor") or None,
-        action=params.get("action") or None, since=moments["since"], until=moments["until"])
+        model=params.get("model") or None,
+        actor=params.get("actor") or None,
+        action=params.get("action") or None,
+        since=moments["since"],
+        until=moments["until"],
+    )
     qs = selectors.audit_event_list(user=request.user, filters=filters).order_by("-sequence")
     page_obj = Paginator(qs, 50).get_page(params.get("page"))
     events = list(page_obj.object_list)
     for event in events:
         event.link = event_link(event)
-    return render(request, "governance/audit_log.html", {
-        "page_obj": page_obj, "events": events, "params": params, "errors": errors},
-        status=400 if errors else 200)
+    return render(
+        request,
+        "governance/audit_log.html",
+        {"page_obj": page_obj, "events": events, "params": params, "errors": errors},
+        status=400 if errors else 200,
+    )
 
 
 # --- Access ---------------------------------------------------------------------------------
@@ -271,26 +372,45 @@ def model_access(request: HttpRequest, name: str) -> HttpResponse:
         elif who:
             user = User.objects.filter(username=who, is_active=True).first()
         if user is None and group is None:
-            errors["who"] = ("No such user or group; write a username, or group:NAME."
-                             if who else "Write a username, or group:NAME.")
+            errors["who"] = (
+                "No such user or group; write a username, or group:NAME."
+                if who
+                else "Write a username, or group:NAME."
+            )
         if action not in ("grant", "revoke"):
             errors["form"] = "Choose Grant or Revoke."
         if not errors and perm is not None:
             service = access.grant_add if action == "grant" else access.grant_remove
             try:
-                service(actor=Actor.from_request(request), registered_model=rm, perm=perm,
-                        user=user, group=group)
+                service(
+                    actor=Actor.from_request(request),
+                    registered_model=rm,
+                    perm=perm,
+                    user=user,
+                    group=group,
+                )
             except DomainError as exc:
                 if exc.is_access_refusal:
                     raise  # may not manage this model's access at all: the wrapper's 403
                 refused(request, exc)  # administrator-only or self grants are audited
                 errors["form"] = exc.message
             else:
-                messages.success(request, f"{'Granted' if action == 'grant' else 'Revoked'} "
-                                          f"{dict(PERMS)[perm.value]} "
-                                          f"{'to' if action == 'grant' else 'from'} {who}.")
+                messages.success(
+                    request,
+                    f"{'Granted' if action == 'grant' else 'Revoked'} "
+                    f"{dict(PERMS)[perm.value]} "
+                    f"{'to' if action == 'grant' else 'from'} {who}.",
+                )
                 return redirect("governance:model-access", name=rm.name)
-    return render(request, "governance/access.html", {
-        "registered_model": rm, "table": permissions.grant_table(rm), "perms": PERMS,
-        "form": form, "errors": errors}, status=400 if errors else 200)
-
+    return render(
+        request,
+        "governance/access.html",
+        {
+            "registered_model": rm,
+            "table": permissions.grant_table(rm),
+            "perms": PERMS,
+            "form": form,
+            "errors": errors,
+        },
+        status=400 if errors else 200,
+    )

@@ -69,9 +69,14 @@ def refusal(address: IPAddress) -> str | None:
         if inner is not None:
             reason = refusal(inner)
             return f"{reason} (IPv4 {inner} inside IPv6)" if reason else None
-    for attribute, reason in (("is_unspecified", "unspecified"), ("is_loopback", "loopback"),
-                              ("is_link_local", "link-local"), ("is_multicast", "multicast"),
-                              ("is_reserved", "reserved"), ("is_private", "private")):
+    for attribute, reason in (
+        ("is_unspecified", "unspecified"),
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_multicast", "multicast"),
+        ("is_reserved", "reserved"),
+        ("is_private", "private"),
+    ):
         if getattr(address, attribute):
             return reason
     if not address.is_global:  # 100.64/10 and the like
@@ -89,8 +94,9 @@ def _resolve(host: str, port: int) -> tuple[str, ...]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise TargetUnresolved(f"The host {host} could not be resolved ({exc}); a target "
-                               f"must resolve to be checked.") from None
+        raise TargetUnresolved(
+            f"The host {host} could not be resolved ({exc}); a target must resolve to be checked."
+        ) from None
     addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise TargetUnresolved(f"The host {host} resolved to no address.")
@@ -125,5 +131,6 @@ def check(url: str, *, resolve_allow_listed: bool = True) -> Target:
             shown = host if host == raw else f"{host} resolves to {raw}, which"
             raise TargetRefused(
                 f"{shown} is not a public address ({reason}); webhooks may only reach public "
-                f"addresses unless WEBHOOK_ALLOWED_HOSTS names the host.")
+                f"addresses unless WEBHOOK_ALLOWED_HOSTS names the host."
+            )
     return Target(scheme, host, port, addresses, allow_listed=False)

@@ -54,8 +54,13 @@ from registry.services.common import apply_changes, require_admin
 RESPONSE_KEEP = 1024  # bytes of a response body kept per attempt
 ERROR_KEEP = 200  # characters of an attempt's error kept (and shown)
 # What governance.notifications emits; a webhook lists some of them, or none for all.
-EVENTS = ("promotion.requested", "promotion.reviewed", "promotion.approved",
-          "promotion.rejected", "promotion.applied")
+EVENTS = (
+    "promotion.requested",
+    "promotion.reviewed",
+    "promotion.approved",
+    "promotion.rejected",
+    "promotion.applied",
+)
 EDITABLE = ("name", "url", "secret", "registered_model", "events", "active")
 _check_url = URLValidator(schemes=["http", "https"])
 
@@ -71,16 +76,21 @@ def payload(event: str, request: PromotionRequest) -> dict[str, Any]:
         "event": event,
         "model": request.registered_model.name,
         "version": version.version,
-        "target": {"stage": request.target_stage or None,
-                   "alias": request.target_alias or None},
-        "request": {"id": request.pk, "kind": request.kind, "status": request.status,
-                    "requested_by": request.requested_by.username if request.requested_by
-                    else None,
-                    "approved_by": [r.reviewer.username for r in approvals if r.reviewer],
-                    "replaced_version": request.replaced_version.version
-                    if request.replaced_version else None},
-        "artifacts": [{"filename": f, "sha256": s, "size": n} for f, s, n in
-                      version.artifacts.values_list("filename", "sha256", "size")],
+        "target": {"stage": request.target_stage or None, "alias": request.target_alias or None},
+        "request": {
+            "id": request.pk,
+            "kind": request.kind,
+            "status": request.status,
+            "requested_by": request.requested_by.username if request.requested_by else None,
+            "approved_by": [r.reviewer.username for r in approvals if r.reviewer],
+            "replaced_version": request.replaced_version.version
+            if request.replaced_version
+            else None,
+        },
+        "artifacts": [
+            {"filename": f, "sha256": s, "size": n}
+            for f, s, n in version.artifacts.values_list("filename", "sha256", "size")
+        ],
         "source": version.source,
     }
 
@@ -93,16 +103,20 @@ def _enqueue(delivery: WebhookDelivery) -> None:
 
 def emit(event: str, request: PromotionRequest) -> list[WebhookDelivery]:
     """Queue `event` for every active webhook of the model or global one that wants it."""
-    hooks = Webhook.objects.filter(Q(registered_model__isnull=True)
-                                   | Q(registered_model=request.registered_model), active=True)
+    hooks = Webhook.objects.filter(
+        Q(registered_model__isnull=True) | Q(registered_model=request.registered_model), active=True
+    )
     wanted = [h for h in hooks if not h.events or event in h.events]
     if not wanted:
         return []
     body = payload(event, request)
     now = timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create(
-        WebhookDelivery(webhook=h, event=event, delivery_id=uuid.uuid4(), payload=body,
-                        created_at=now) for h in wanted)
+        WebhookDelivery(
+            webhook=h, event=event, delivery_id=uuid.uuid4(), payload=body, created_at=now
+        )
+        for h in wanted
+    )
     for delivery in deliveries:
         _enqueue(delivery)
     return deliveries
@@ -131,23 +145,26 @@ def webhook_validate(values: dict[str, Any]) -> dict[str, Any]:
     if "secret" in values:
         secret = values["secret"]
         if not isinstance(secret, str) or not secret.strip():
-            raise ValidationFailed("A secret is required to sign the deliveries.",
-                                   field="secret")
+            raise ValidationFailed("A secret is required to sign the deliveries.", field="secret")
         if len(secret) > Webhook._meta.get_field("secret").max_length:
             raise ValidationFailed("At most 200 characters.", field="secret")
     if "events" in values:
         events = values["events"]
-        unknown = [e for e in events if e not in EVENTS] if isinstance(events, list) else [
-            "(not a list)"]
+        unknown = (
+            [e for e in events if e not in EVENTS] if isinstance(events, list) else ["(not a list)"]
+        )
         if unknown:
-            raise ValidationFailed(f"Unknown events: {', '.join(map(str, unknown))}. "
-                                   f"Known: {', '.join(EVENTS)}.", field="events")
+            raise ValidationFailed(
+                f"Unknown events: {', '.join(map(str, unknown))}. Known: {', '.join(EVENTS)}.",
+                field="events",
+            )
         values["events"] = list(dict.fromkeys(events))
     if "active" in values and not isinstance(values["active"], bool):
         raise ValidationFailed("Must be true or false.", field="active")
     if "registered_model" in values and not (
-            values["registered_model"] is None
-            or isinstance(values["registered_model"], RegisteredModel)):
+        values["registered_model"] is None
+        or isinstance(values["registered_model"], RegisteredModel)
+    ):
         raise ValidationFailed("Not a registered model.", field="registered_model")
     return values
 
@@ -164,9 +181,13 @@ def _shown_url(url: str) -> str:
 
 
 def _described(webhook: Webhook) -> dict[str, Any]:
-    return {"webhook": webhook.name, "url": _shown_url(webhook.url),
-            "registered_model": webhook.registered_model.name if webhook.registered_model
-            else None, "events": list(webhook.events), "active": webhook.active}
+    return {
+        "webhook": webhook.name,
+        "url": _shown_url(webhook.url),
+        "registered_model": webhook.registered_model.name if webhook.registered_model else None,
+        "events": list(webhook.events),
+        "active": webhook.active,
+    }
 
 
 def _locked(webhook: Webhook) -> Webhook:
@@ -178,18 +199,37 @@ def _locked(webhook: Webhook) -> Webhook:
 
 
 @transaction.atomic
-def webhook_create(*, actor: Actor, name: str, url: str, secret: str,
-                   registered_model: RegisteredModel | None = None,
-                   events: list[str] | None = None, active: bool = True) -> Webhook:
+def webhook_create(
+    *,
+    actor: Actor,
+    name: str,
+    url: str,
+    secret: str,
+    registered_model: RegisteredModel | None = None,
+    events: list[str] | None = None,
+    active: bool = True,
+) -> Webhook:
     """Add an endpoint (global, or for one model). Administrators only; audited without the
     secret."""
     require_admin(actor, "change webhooks")
-    values = webhook_validate({"name": name, "url": url, "secret": secret,
-                               "registered_model": registered_model, "events": events or [],
-                               "active": active})
+    values = webhook_validate(
+        {
+            "name": name,
+            "url": url,
+            "secret": secret,
+            "registered_model": registered_model,
+            "events": events or [],
+            "active": active,
+        }
+    )
     webhook = Webhook.objects.create(**values)
-    audit.record(actor=actor, action="webhook.created", target=webhook,
-                 registered_model=registered_model, details=_described(webhook))
+    audit.record(
+        actor=actor,
+        action="webhook.created",
+        target=webhook,
+        registered_model=registered_model,
+        details=_described(webhook),
+    )
     return webhook
 
 
@@ -220,8 +260,13 @@ def webhook_change(*, actor: Actor, webhook: Webhook, **changes: Any) -> Webhook
     details: dict[str, Any] = {"webhook": webhook.name, "changes": diff}
     if "secret" in fields:
         details["secret_changed"] = True
-    audit.record(actor=actor, action="webhook.changed", target=webhook,
-                 registered_model=webhook.registered_model or before_model, details=details)
+    audit.record(
+        actor=actor,
+        action="webhook.changed",
+        target=webhook,
+        registered_model=webhook.registered_model or before_model,
+        details=details,
+    )
     return webhook
 
 
@@ -231,10 +276,13 @@ def webhook_delete(*, actor: Actor, webhook: Webhook) -> None:
     deliveries went with it). Administrators only."""
     require_admin(actor, "change webhooks")
     webhook = _locked(webhook)
-    audit.record(actor=actor, action="webhook.deleted", target=webhook,
-                 registered_model=webhook.registered_model,
-                 details={**_described(webhook),
-                          "deliveries_deleted": webhook.deliveries.count()})
+    audit.record(
+        actor=actor,
+        action="webhook.deleted",
+        target=webhook,
+        registered_model=webhook.registered_model,
+        details={**_described(webhook), "deliveries_deleted": webhook.deliveries.count()},
+    )
     webhook.delete()
 
 
@@ -244,14 +292,26 @@ def webhook_delivery_replay(*, actor: Actor, delivery: WebhookDelivery) -> Webho
     the commit. Administrators only; audited."""
     require_admin(actor, "replay webhook deliveries")
     webhook = delivery.webhook
-    copy = WebhookDelivery.objects.create(webhook=webhook, event=delivery.event,
-                                          delivery_id=uuid.uuid4(), payload=delivery.payload,
-                                          created_at=timezone.now(), replay_of=delivery)
-    audit.record(actor=actor, action="webhook.delivery_replayed", target=delivery,
-                 registered_model=webhook.registered_model,
-                 details={"webhook": webhook.name, "event": delivery.event,
-                          "delivery": str(delivery.delivery_id),
-                          "replay": str(copy.delivery_id)})
+    copy = WebhookDelivery.objects.create(
+        webhook=webhook,
+        event=delivery.event,
+        delivery_id=uuid.uuid4(),
+        payload=delivery.payload,
+        created_at=timezone.now(),
+        replay_of=delivery,
+    )
+    audit.record(
+        actor=actor,
+        action="webhook.delivery_replayed",
+        target=delivery,
+        registered_model=webhook.registered_model,
+        details={
+            "webhook": webhook.name,
+            "event": delivery.event,
+            "delivery": str(delivery.delivery_id),
+            "replay": str(copy.delivery_id),
+        },
+    )
     _enqueue(copy)
     return copy
 
@@ -318,8 +378,9 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         error: OSError | None = None
         for address in self.addresses:
             try:
-                self.sock = socket.create_connection((address, self.port),
-                                                     self.deadline.remaining())
+                self.sock = socket.create_connection(
+                    (address, self.port), self.deadline.remaining()
+                )
                 # The TLS handshake that may follow takes this as its overall limit.
                 self.sock.settimeout(self.deadline.remaining())
                 return
@@ -332,8 +393,9 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
             self.sock.settimeout(self.deadline.remaining())
         super().send(data)
 
-    def response_class(self, sock: socket.socket, *args: Any,
-                       **kwargs: Any) -> http.client.HTTPResponse:
+    def response_class(
+        self, sock: socket.socket, *args: Any, **kwargs: Any
+    ) -> http.client.HTTPResponse:
         # HTTPConnection calls self.response_class(self.sock, ...): here a method, so the
         # response reads through the deadline.
         return http.client.HTTPResponse(_ReadsByDeadline(sock, self.deadline), *args, **kwargs)
@@ -345,17 +407,18 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection, _PinnedHTTPConnection)
     pass
 
 
-def _post(target: webhook_targets.Target, path: str, body: bytes,
-          headers: dict[str, str]) -> tuple[int, str]:
+def _post(
+    target: webhook_targets.Target, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, str]:
     """POST once to the checked addresses; redirects are answers, never followed. Raises
     TimeoutError once WEBHOOK_TIMEOUT seconds have passed without the status line, headers
     and first RESPONSE_KEEP bytes of the body."""
     deadline = _Deadline(settings.WEBHOOK_TIMEOUT)
     connection: _PinnedHTTPConnection
     if target.scheme == "https":
-        connection = _PinnedHTTPSConnection(target.host, target.port,
-                                            timeout=deadline.seconds,
-                                            context=ssl.create_default_context())
+        connection = _PinnedHTTPSConnection(
+            target.host, target.port, timeout=deadline.seconds, context=ssl.create_default_context()
+        )
     else:
         connection = _PinnedHTTPConnection(target.host, target.port, timeout=deadline.seconds)
     connection.addresses, connection.deadline = target.addresses, deadline
@@ -374,29 +437,40 @@ def brief_error(text: str) -> str:
     """`text` fit to keep and show: control and format characters (NUL, escapes, direction
     overrides) and runs of white space become one space, at most ERROR_KEEP characters."""
     cut = len(text) > ERROR_KEEP * 2  # enough to fill ERROR_KEEP after collapsing most
-    text = " ".join("".join(" " if unicodedata.category(c)[0] in "CZ" else c
-                            for c in text[:ERROR_KEEP * 2]).split())
-    return text[:ERROR_KEEP - 1] + "…" if cut or len(text) > ERROR_KEEP else text
+    text = " ".join(
+        "".join(
+            " " if unicodedata.category(c)[0] in "CZ" else c for c in text[: ERROR_KEEP * 2]
+        ).split()
+    )
+    return text[: ERROR_KEEP - 1] + "…" if cut or len(text) > ERROR_KEEP else text
 
 
 def backoff(attempts: int) -> float:
     """Seconds before the next attempt: exponential with full jitter, capped."""
-    ceiling = min(settings.WEBHOOK_BACKOFF_MAX, settings.WEBHOOK_BACKOFF_BASE * 2 ** attempts)
+    ceiling = min(settings.WEBHOOK_BACKOFF_MAX, settings.WEBHOOK_BACKOFF_BASE * 2**attempts)
     return random.uniform(ceiling / 2, ceiling)
 
 
 def attempt(delivery_id: int) -> bool:
     """POST once and record the outcome. True if another attempt should follow."""
-    delivery = (WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_id)
-                .first())
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_id).first()
     if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
         return False
-    body = json.dumps({**delivery.payload, "delivery": str(delivery.delivery_id),
-                       "sent_at": timezone.now().isoformat()}, sort_keys=True).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "Modelgate-Webhook/1",
-               "X-Modelgate-Event": delivery.event,
-               "X-Modelgate-Delivery": str(delivery.delivery_id),
-               "X-Modelgate-Signature": sign(delivery.webhook.secret, body)}
+    body = json.dumps(
+        {
+            **delivery.payload,
+            "delivery": str(delivery.delivery_id),
+            "sent_at": timezone.now().isoformat(),
+        },
+        sort_keys=True,
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Modelgate-Webhook/1",
+        "X-Modelgate-Event": delivery.event,
+        "X-Modelgate-Delivery": str(delivery.delivery_id),
+        "X-Modelgate-Signature": sign(delivery.webhook.secret, body),
+    }
     status, text, error, refused = None, "", "", False
     try:
         # Checked again now: the address was fine when saved, but DNS may have changed since.
@@ -432,9 +506,13 @@ def deliveries_sweep() -> int:
     """Queue again deliveries never attempted SWEEP_AFTER seconds after they were created (the
     broker was down or lost the message). Receivers deduplicate by delivery id, so a late
     original message arriving as well does no harm."""
-    stale = list(WebhookDelivery.objects.filter(
-        status=WebhookDelivery.Status.PENDING, attempts=0,
-        created_at__lt=timezone.now() - timedelta(seconds=settings.SWEEP_AFTER)))
+    stale = list(
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING,
+            attempts=0,
+            created_at__lt=timezone.now() - timedelta(seconds=settings.SWEEP_AFTER),
+        )
+    )
     for delivery in stale:  # outside a transaction: sent now, a broker error logged
         _enqueue(delivery)
     return len(stale)

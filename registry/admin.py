@@ -21,8 +21,13 @@ from registry import services
 from registry.errors import DomainError
 
 
-def _run(request: HttpRequest, queryset: QuerySet, service: Any, what: str,
-         param: str = "registered_model") -> None:
+def _run(
+    request: HttpRequest,
+    queryset: QuerySet,
+    service: Any,
+    what: str,
+    param: str = "registered_model",
+) -> None:
     """Apply a service to each selected row (passed as `param`); report successes and
     refusals."""
     actor = Actor.from_request(request, channel="admin")
@@ -81,14 +86,30 @@ class RegisteredModelTagInline(admin.TabularInline):
 
 @admin.register(m.RegisteredModel)
 class RegisteredModelAdmin(ModelScoped):
-    list_display = ["name", "owner", "team", "risk_tier", "last_version_number", "updated_at",
-                    "deleted_at", "compliance_link"]
+    list_display = [
+        "name",
+        "owner",
+        "team",
+        "risk_tier",
+        "last_version_number",
+        "updated_at",
+        "deleted_at",
+        "compliance_link",
+    ]
     list_filter = [DeletedFilter, "risk_tier", "team"]
     list_select_related = ["owner", "team"]
     search_fields = ["name", "description", "owner__username"]
     autocomplete_fields = ["owner", "team"]
-    readonly_fields = ["name", "last_version_number", "created_by", "created_at", "updated_by",
-                       "updated_at", "deleted_at", "deleted_by"]
+    readonly_fields = [
+        "name",
+        "last_version_number",
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+        "deleted_at",
+        "deleted_by",
+    ]
     fields = ["name", "description", "owner", "team", "risk_tier", *readonly_fields[1:]]
     inlines = [RegisteredModelTagInline]
     actions = ["soft_delete", "restore", "purge"]
@@ -103,31 +124,49 @@ class RegisteredModelAdmin(ModelScoped):
         return allowed and permissions.has(request.user, permissions.Perm.CHANGE, obj)
 
     def get_urls(self) -> list[Any]:
-        return [path("<int:pk>/compliance/", self.admin_site.admin_view(self.compliance_view),
-                     name="registry_registeredmodel_compliance"), *super().get_urls()]
+        return [
+            path(
+                "<int:pk>/compliance/",
+                self.admin_site.admin_view(self.compliance_view),
+                name="registry_registeredmodel_compliance",
+            ),
+            *super().get_urls(),
+        ]
 
     @admin.display(description="compliance")
     def compliance_link(self, obj: m.RegisteredModel) -> str:
-        return format_html('<a href="{}">report</a>',
-                           reverse("admin:registry_registeredmodel_compliance", args=[obj.pk]))
+        return format_html(
+            '<a href="{}">report</a>',
+            reverse("admin:registry_registeredmodel_compliance", args=[obj.pk]),
+        )
 
     def compliance_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         registered_model = get_object_or_404(self.get_queryset(request), pk=pk)
-        return TemplateResponse(request, "admin/registry/compliance.html", {
-            **self.admin_site.each_context(request), "opts": self.model._meta,
-            "title": f"Compliance report: {registered_model.name}",
-            "original": registered_model, "report": compliance.report(registered_model)})
+        return TemplateResponse(
+            request,
+            "admin/registry/compliance.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": f"Compliance report: {registered_model.name}",
+                "original": registered_model,
+                "report": compliance.report(registered_model),
+            },
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # use the actions: soft delete first, purge only what is deleted
 
-    def save_model(self, request: HttpRequest, obj: m.RegisteredModel, form: Any,
-                   change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: m.RegisteredModel, form: Any, change: bool
+    ) -> None:
         original = m.RegisteredModel.objects.get(pk=obj.pk)
         try:
             services.registered_model_update(
-                actor=Actor.from_request(request, channel="admin"), registered_model=original,
-                **{f: form.cleaned_data[f] for f in form.changed_data})
+                actor=Actor.from_request(request, channel="admin"),
+                registered_model=original,
+                **{f: form.cleaned_data[f] for f in form.changed_data},
+            )
         except DomainError as exc:  # e.g. a risk tier only an administrator may change
             refused(request, exc)
             messages.error(request, exc.message)
@@ -230,13 +269,22 @@ class AliasAdmin(ReadOnlyAdmin):
 
 @admin.register(m.Artifact)
 class ArtifactAdmin(ReadOnlyAdmin):
-    list_display = ["filename", "version", "format", "size", "safety", "trusted_at", "sha256",
-                    "created_at"]
+    list_display = [
+        "filename",
+        "version",
+        "format",
+        "size",
+        "safety",
+        "trusted_at",
+        "sha256",
+        "created_at",
+    ]
     actions = ["trust"]
 
     @admin.action(description="Trust selected files (workers may load them despite the scan)")
     def trust(self, request: HttpRequest, queryset: QuerySet) -> None:
         _run(request, queryset, services.artifact_trust, "Trusted", param="artifact")
+
     list_select_related = ["version__registered_model"]
     search_fields = ["filename", "sha256", "version__registered_model__name"]
     list_filter = ["format", "safety"]

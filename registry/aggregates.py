@@ -30,8 +30,13 @@ class JSONArrayAgg(Aggregate):
 
 def _per_outer_row(queryset: QuerySet, parent: str, aggregate: Aggregate) -> Subquery:
     """`aggregate` over the `queryset` rows whose `parent` is the outer query's row."""
-    rows = (queryset.filter(**{parent: OuterRef("pk")}).order_by().values(parent)
-            .annotate(_json=aggregate).values("_json"))
+    rows = (
+        queryset.filter(**{parent: OuterRef("pk")})
+        .order_by()
+        .values(parent)
+        .annotate(_json=aggregate)
+        .values("_json")
+    )
     return Subquery(rows, output_field=JSONField())
 
 

@@ -31,15 +31,24 @@ class DomainError(Exception):
         # missing permission): the edge records it in the audit log after the rollback.
         self.refusal: dict[str, object] | None = None
 
-    def refusing(self, registered_model_id: int | None, registered_model_name: str,
-                 wanted: str, *, action: str = "access.refused") -> DomainError:
+    def refusing(
+        self,
+        registered_model_id: int | None,
+        registered_model_name: str,
+        wanted: str,
+        *,
+        action: str = "access.refused",
+    ) -> DomainError:
         """Mark the error as a refusal to be audited by the edge, after the rollback.
         `access.refused` is a missing permission or an invisible model (pages answer 403 or
         404); `gate.refused` is a governance rule saying no to an allowed user (approval
         required, separation of duties, sealed version...), which pages show as a message."""
-        self.refusal = {"registered_model_id": registered_model_id,
-                        "registered_model_name": registered_model_name, "wanted": wanted,
-                        "action": action}
+        self.refusal = {
+            "registered_model_id": registered_model_id,
+            "registered_model_name": registered_model_name,
+            "wanted": wanted,
+            "action": action,
+        }
         return self
 
     @property

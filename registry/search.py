@@ -43,8 +43,9 @@ class SearchError(ValidationFailed):
     default_code = "invalid_search"
 
     def __init__(self, message: str, position: int) -> None:
-        super().__init__(f"{message} (at position {position})", field="q",
-                         extra={"position": position})
+        super().__init__(
+            f"{message} (at position {position})", field="q", extra={"position": position}
+        )
         self.position = position
 
 
@@ -56,7 +57,8 @@ class Token:
 
 
 _KEYWORDS = {"AND", "OR", "NOT", "LIKE", "ILIKE", "IN"}
-_TOKEN_RE = re.compile(r"""
+_TOKEN_RE = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<number>-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
@@ -65,7 +67,9 @@ _TOKEN_RE = re.compile(r"""
   | (?P<rparen>\))
   | (?P<comma>,)
   | (?P<dot>\.)
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -112,11 +116,12 @@ def tokenize(text: str) -> list[Token]:
 
 # --- AST ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Compare:
-    field: str          # "name", "tags", "metrics", ...
-    key: str | None     # the tag or metric name
-    op: str             # =, !=, <, <=, >, >=, like, ilike, in
+    field: str  # "name", "tags", "metrics", ...
+    key: str | None  # the tag or metric name
+    op: str  # =, !=, <, <=, >, >=, like, ilike, in
     value: Any
     negate: bool
     pos: int
@@ -153,16 +158,16 @@ class _Parser:
     def expect(self, kind: str, what: str, value: Any = None) -> Token:
         tok = self.take(kind, value)
         if tok is None:
-            found = "the end of the query" if self.tok.kind == "end" else repr(
-                str(self.tok.value))
+            found = "the end of the query" if self.tok.kind == "end" else repr(str(self.tok.value))
             raise SearchError(f"Expected {what} but found {found}", self.tok.pos)
         return tok
 
     def parse(self) -> Any:
         node = self.or_()
         if self.tok.kind != "end":
-            raise SearchError(f"Unexpected {str(self.tok.value)!r}; expected AND, OR or the end",
-                              self.tok.pos)
+            raise SearchError(
+                f"Unexpected {str(self.tok.value)!r}; expected AND, OR or the end", self.tok.pos
+            )
         return node
 
     def or_(self) -> Any:
@@ -311,13 +316,16 @@ def _compare(node: Compare, target: str) -> Q:
         raise SearchError(f"'{node.field}' has no sub-keys", node.pos)
     if target == "model" and node.field == "stage":
         # A model matches when any of its live versions is in that stage.
-        inner = ModelVersion.objects.filter(registered_model=OuterRef("pk"),
-                                            deleted_at__isnull=True)
+        inner = ModelVersion.objects.filter(
+            registered_model=OuterRef("pk"), deleted_at__isnull=True
+        )
         return _exists(inner, _lookup("stage", _positive(node), numeric=False), node)
     if node.field not in fields:
-        raise SearchError(f"Unknown field '{node.field}'; use one of "
-                          f"{', '.join([*fields, 'stage', 'tags.<key>', 'metrics.<name>'])}",
-                          node.pos)
+        raise SearchError(
+            f"Unknown field '{node.field}'; use one of "
+            f"{', '.join([*fields, 'stage', 'tags.<key>', 'metrics.<name>'])}",
+            node.pos,
+        )
     path, numeric = fields[node.field]
     return _lookup(path, node, numeric=numeric)
 
@@ -337,14 +345,16 @@ def _related(node: Compare, target: str) -> Q:
     numeric = node.field == "metrics"
     if node.field == "tags":
         if target == "model":
-            inner = RegisteredModelTag.objects.filter(registered_model=OuterRef("pk"),
-                                                      key=node.key)
+            inner = RegisteredModelTag.objects.filter(registered_model=OuterRef("pk"), key=node.key)
         else:
             inner = ModelVersionTag.objects.filter(version=OuterRef("pk"), key=node.key)
     elif target == "model":
         # A model matches when any of its live versions has a matching metric.
-        inner = ModelVersionMetric.objects.filter(version__registered_model=OuterRef("pk"),
-                                                  version__deleted_at__isnull=True, name=node.key)
+        inner = ModelVersionMetric.objects.filter(
+            version__registered_model=OuterRef("pk"),
+            version__deleted_at__isnull=True,
+            name=node.key,
+        )
     else:
         inner = ModelVersionMetric.objects.filter(version=OuterRef("pk"), name=node.key)
     condition = _lookup("value", _positive(node), numeric=numeric)

@@ -60,8 +60,9 @@ class VersionFilters:
     q: str | None = None
 
 
-def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
-                          ) -> QuerySet[RegisteredModel]:
+def registered_model_list(
+    *, user: AnyUser, filters: ModelFilters | None = None
+) -> QuerySet[RegisteredModel]:
     filters = filters or ModelFilters()
     qs = permissions.visible(user, _model_details())
     if filters.name_contains:
@@ -69,8 +70,11 @@ def registered_model_list(*, user: AnyUser, filters: ModelFilters | None = None
     for key, value in filters.tags:
         qs = qs.filter(tags__key=key, tags__value=value)
     if filters.stage:
-        qs = qs.filter(pk__in=ModelVersion.objects.filter(
-            stage=filters.stage, deleted_at__isnull=True).values("registered_model_id"))
+        qs = qs.filter(
+            pk__in=ModelVersion.objects.filter(stage=filters.stage, deleted_at__isnull=True).values(
+                "registered_model_id"
+            )
+        )
     if filters.owner:
         qs = qs.filter(owner__username=filters.owner)
     if filters.team:
@@ -90,21 +94,32 @@ def _model_details() -> QuerySet[RegisteredModel]:
 
     Built once per process and cloned by every caller (querysets are copied on filter, never
     changed in place): resolving these subqueries costs more than running them."""
-    live = ModelVersion.objects.filter(deleted_at__isnull=True, stage__in=[
-        ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION])
-    newest_per_stage = (live.filter(registered_model=OuterRef(OuterRef("pk")),
-                                    stage=OuterRef("stage"))
-                        .order_by("-version").values("version")[:1])
+    live = ModelVersion.objects.filter(
+        deleted_at__isnull=True,
+        stage__in=[ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION],
+    )
+    newest_per_stage = (
+        live.filter(registered_model=OuterRef(OuterRef("pk")), stage=OuterRef("stage"))
+        .order_by("-version")
+        .values("version")[:1]
+    )
     return RegisteredModel.objects.annotate(
-        owner_name=F("owner__username"), team_name=F("team__name"),
-        created_by_name=F("created_by__username"), updated_by_name=F("updated_by__username"),
-        tag_map=json_object_of(RegisteredModelTag.objects.all(), parent="registered_model",
-                               key="key", value="value"),
-        alias_map=json_object_of(Alias.objects.all(), parent="registered_model", key="name",
-                                 value="version__version"),
+        owner_name=F("owner__username"),
+        team_name=F("team__name"),
+        created_by_name=F("created_by__username"),
+        updated_by_name=F("updated_by__username"),
+        tag_map=json_object_of(
+            RegisteredModelTag.objects.all(), parent="registered_model", key="key", value="value"
+        ),
+        alias_map=json_object_of(
+            Alias.objects.all(), parent="registered_model", key="name", value="version__version"
+        ),
         latest_versions=json_object_of(
-            live.filter(version=Subquery(newest_per_stage)), parent="registered_model",
-            key="stage", value="version"),
+            live.filter(version=Subquery(newest_per_stage)),
+            parent="registered_model",
+            key="stage",
+            value="version",
+        ),
     )
 
 
@@ -114,11 +129,13 @@ def registered_model_get(*, user: AnyUser, name: str, details: bool = True) -> R
     base = _model_details() if details else RegisteredModel.objects.all()
     rm = permissions.visible(user, base).filter(name=name).first()
     if rm is None:
-        error = NotFound(f"Registered model '{name}' not found.",
-                         code="registered_model_not_found")
+        error = NotFound(f"Registered model '{name}' not found.", code="registered_model_not_found")
         # Only on this error path: does it exist, invisible to the user? (for the audit log)
-        hidden = RegisteredModel.objects.filter(name=name, deleted_at__isnull=True).values_list(
-            "pk", flat=True).first()
+        hidden = (
+            RegisteredModel.objects.filter(name=name, deleted_at__isnull=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
         if hidden is not None:
             error.refusing(hidden, name, str(permissions.Perm.VIEW))
         raise error
@@ -129,18 +146,35 @@ def registered_model_get(*, user: AnyUser, name: str, details: bool = True) -> R
 def _version_queryset() -> QuerySet[ModelVersion]:
     """What every version row shows, in the row's own query (see `_model_details`)."""
     return ModelVersion.objects.select_related("registered_model").annotate(
-        created_by_name=F("created_by__username"), training_run_ref=F("training_run__run_id"),
-        tag_map=json_object_of(ModelVersionTag.objects.all(), parent="version", key="key",
-                               value="value"),
-        metric_rows=json_array_of(ModelVersionMetric.objects.all(), parent="version",
-                                  value=JSONObject(name="name", value="value",
-                                                   dataset="dataset", split="split")),
+        created_by_name=F("created_by__username"),
+        training_run_ref=F("training_run__run_id"),
+        tag_map=json_object_of(
+            ModelVersionTag.objects.all(), parent="version", key="key", value="value"
+        ),
+        metric_rows=json_array_of(
+            ModelVersionMetric.objects.all(),
+            parent="version",
+            value=JSONObject(name="name", value="value", dataset="dataset", split="split"),
+        ),
         alias_names=json_array_of(Alias.objects.all(), parent="version", value="name"),
-        artifact_rows=json_array_of(Artifact.objects.all(), parent="version", value=JSONObject(
-            id="id", filename="filename", size="size", sha256="sha256",
-            media_type="media_type", format="format", derived_from="derived_from_id",
-            derived="derived", derived_by_job="derived_by_job_id", input_digest="input_digest",
-            safety="safety", created_at="created_at")),
+        artifact_rows=json_array_of(
+            Artifact.objects.all(),
+            parent="version",
+            value=JSONObject(
+                id="id",
+                filename="filename",
+                size="size",
+                sha256="sha256",
+                media_type="media_type",
+                format="format",
+                derived_from="derived_from_id",
+                derived="derived",
+                derived_by_job="derived_by_job_id",
+                input_digest="input_digest",
+                safety="safety",
+                created_at="created_at",
+            ),
+        ),
     )
 
 
@@ -162,16 +196,23 @@ def _utc(value: str | None) -> datetime | None:
 
 def version_children(version: ModelVersion) -> VersionChildren:
     """A version's tags, metrics, aliases and artifacts from its aggregated columns, sorted."""
-    metrics = sorted(({**m, "value": float(m["value"])} for m in version.metric_rows or []),
-                     key=lambda m: (m["name"], m["dataset"], m["split"]))
-    artifacts = sorted(({**a, "created_at": _utc(a["created_at"])}
-                        for a in version.artifact_rows or []), key=lambda a: a["filename"])
-    return VersionChildren(tags=dict(sorted((version.tag_map or {}).items())), metrics=metrics,
-                           aliases=sorted(version.alias_names or []), artifacts=artifacts)
+    metrics = sorted(
+        ({**m, "value": float(m["value"])} for m in version.metric_rows or []),
+        key=lambda m: (m["name"], m["dataset"], m["split"]),
+    )
+    artifacts = sorted(
+        ({**a, "created_at": _utc(a["created_at"])} for a in version.artifact_rows or []),
+        key=lambda a: a["filename"],
+    )
+    return VersionChildren(
+        tags=dict(sorted((version.tag_map or {}).items())),
+        metrics=metrics,
+        aliases=sorted(version.alias_names or []),
+        artifacts=artifacts,
+    )
 
 
-def version_list(*, user: AnyUser, filters: VersionFilters | None = None
-                 ) -> QuerySet[ModelVersion]:
+def version_list(*, user: AnyUser, filters: VersionFilters | None = None) -> QuerySet[ModelVersion]:
     filters = filters or VersionFilters()
     qs = permissions.visible(user, _version_queryset())
     if filters.registered_model is not None:
@@ -194,61 +235,86 @@ def version_list(*, user: AnyUser, filters: VersionFilters | None = None
 
 
 def version_get(*, user: AnyUser, registered_model: RegisteredModel, number: int) -> ModelVersion:
-    version = version_list(user=user, filters=VersionFilters(
-        registered_model=registered_model)).filter(version=number).first()
+    version = (
+        version_list(user=user, filters=VersionFilters(registered_model=registered_model))
+        .filter(version=number)
+        .first()
+    )
     if version is None:
-        raise NotFound(f"Version {number} of '{registered_model.name}' not found.",
-                       code="version_not_found")
+        raise NotFound(
+            f"Version {number} of '{registered_model.name}' not found.", code="version_not_found"
+        )
     return version
 
 
-def version_resolve(*, user: AnyUser, registered_model: RegisteredModel,
-                    stage: str | None = None, alias: str | None = None) -> ModelVersion:
+def version_resolve(
+    *,
+    user: AnyUser,
+    registered_model: RegisteredModel,
+    stage: str | None = None,
+    alias: str | None = None,
+) -> ModelVersion:
     """The version a stage or an alias points at right now (the newest, for a stage)."""
     if (stage is None) == (alias is None):
         raise ValidationFailed("Give exactly one of stage or alias.", code="invalid_resolve")
     qs = version_list(user=user, filters=VersionFilters(registered_model=registered_model))
     if alias is not None:
-        version = qs.filter(aliases__name__iexact=alias,
-                            aliases__registered_model=registered_model).first()
+        version = qs.filter(
+            aliases__name__iexact=alias, aliases__registered_model=registered_model
+        ).first()
         if version is None:
-            raise NotFound(f"Alias '{alias}' of '{registered_model.name}' not found.",
-                           code="alias_not_found")
+            raise NotFound(
+                f"Alias '{alias}' of '{registered_model.name}' not found.", code="alias_not_found"
+            )
         return version
     if stage not in ModelVersion.Stage.values:
-        raise ValidationFailed(f"Stage must be one of {', '.join(ModelVersion.Stage.values)}.",
-                               field="stage")
+        raise ValidationFailed(
+            f"Stage must be one of {', '.join(ModelVersion.Stage.values)}.", field="stage"
+        )
     version = qs.filter(stage=stage).order_by("-version").first()
     if version is None:
-        raise NotFound(f"'{registered_model.name}' has no version in {stage}.",
-                       code="version_not_found")
+        raise NotFound(
+            f"'{registered_model.name}' has no version in {stage}.", code="version_not_found"
+        )
     return version
 
 
 MAX_COMPARE = 20
 
 
-def version_compare(*, user: AnyUser, registered_model: RegisteredModel,
-                    numbers: list[int]) -> dict[str, Any]:
+def version_compare(
+    *, user: AnyUser, registered_model: RegisteredModel, numbers: list[int]
+) -> dict[str, Any]:
     """Params and metrics of two or more versions side by side. Changes are against the first
     version listed (the baseline): absolute difference and percentage (None when the baseline
     is zero)."""
     if not 2 <= len(numbers) <= MAX_COMPARE or len(set(numbers)) != len(numbers):
         raise ValidationFailed(f"Compare 2–{MAX_COMPARE} distinct versions.", field="versions")
-    found = {v.version: v for v in version_list(
-        user=user, filters=VersionFilters(registered_model=registered_model)).filter(
-        version__in=numbers)}
+    found = {
+        v.version: v
+        for v in version_list(
+            user=user, filters=VersionFilters(registered_model=registered_model)
+        ).filter(version__in=numbers)
+    }
     missing = [n for n in numbers if n not in found]
     if missing:
-        raise NotFound(f"Version {missing[0]} of '{registered_model.name}' not found.",
-                       code="version_not_found")
+        raise NotFound(
+            f"Version {missing[0]} of '{registered_model.name}' not found.",
+            code="version_not_found",
+        )
     versions = [found[n] for n in numbers]
     param_keys = sorted({k for v in versions for k in v.params})
-    params = [{"name": key, "values": [v.params.get(key) for v in versions],
-               "differs": len({repr(v.params.get(key)) for v in versions}) > 1}
-              for key in param_keys]
-    metric_maps = [{_metric_label(m): m["value"] for m in version_children(v).metrics}
-                   for v in versions]
+    params = [
+        {
+            "name": key,
+            "values": [v.params.get(key) for v in versions],
+            "differs": len({repr(v.params.get(key)) for v in versions}) > 1,
+        }
+        for key in param_keys
+    ]
+    metric_maps = [
+        {_metric_label(m): m["value"] for m in version_children(v).metrics} for v in versions
+    ]
     metrics = []
     for label in sorted({k for mm in metric_maps for k in mm}):
         values = [mm.get(label) for mm in metric_maps]
@@ -258,12 +324,22 @@ def version_compare(*, user: AnyUser, registered_model: RegisteredModel,
             if base is None or value is None:
                 changes.append({"absolute": None, "percent": None})
             else:
-                changes.append({"absolute": value - base,
-                                "percent": None if base == 0 else (value - base) / abs(base) * 100})
-        metrics.append({"name": label, "values": values, "changes": changes,
-                        "differs": len(set(values)) > 1})
-    return {"registered_model": registered_model.name, "baseline": numbers[0],
-            "versions": versions, "params": params, "metrics": metrics}
+                changes.append(
+                    {
+                        "absolute": value - base,
+                        "percent": None if base == 0 else (value - base) / abs(base) * 100,
+                    }
+                )
+        metrics.append(
+            {"name": label, "values": values, "changes": changes, "differs": len(set(values)) > 1}
+        )
+    return {
+        "registered_model": registered_model.name,
+        "baseline": numbers[0],
+        "versions": versions,
+        "params": params,
+        "metrics": metrics,
+    }
 
 
 def _metric_label(metric: dict[str, Any]) -> str:
@@ -272,20 +348,25 @@ def _metric_label(metric: dict[str, Any]) -> str:
 
 
 def alias_list(*, user: AnyUser, registered_model: RegisteredModel) -> QuerySet[Alias]:
-    return permissions.visible(user, Alias.objects.filter(registered_model=registered_model)
-                               ).select_related("version")
+    return permissions.visible(
+        user, Alias.objects.filter(registered_model=registered_model)
+    ).select_related("version")
 
 
 def artifact_get(*, user: AnyUser, version: ModelVersion, artifact_id: int) -> Artifact:
-    artifact = permissions.visible(user, Artifact.objects.filter(version=version, pk=artifact_id)
-                                   ).select_related("version__registered_model").first()
+    artifact = (
+        permissions.visible(user, Artifact.objects.filter(version=version, pk=artifact_id))
+        .select_related("version__registered_model")
+        .first()
+    )
     if artifact is None:
         raise NotFound("Artifact not found.", code="artifact_not_found")
     return artifact
 
 
-def deployment_list(*, user: AnyUser, version: ModelVersion | None = None,
-                    status: str | None = None) -> QuerySet[Deployment]:
+def deployment_list(
+    *, user: AnyUser, version: ModelVersion | None = None, status: str | None = None
+) -> QuerySet[Deployment]:
     qs = permissions.visible(user, Deployment.objects.all())
     if version is not None:
         qs = qs.filter(version=version)
@@ -306,18 +387,21 @@ def deployment_get(*, user: AnyUser, pk: int) -> Deployment:
 # Upstream links (a run's datasets and code, a dataset's features, a feature's source) lead to
 # the same versions, so they are visible too; downstream links to versions are filtered.
 
+
 def feature_source_list(*, user: AnyUser) -> QuerySet[FeatureSource]:
     return permissions.visible_lineage(user, FeatureSource.objects.select_related("created_by"))
 
 
 def logical_feature_list(*, user: AnyUser) -> QuerySet[LogicalFeature]:
     return permissions.visible_lineage(
-        user, LogicalFeature.objects.select_related("source", "created_by"))
+        user, LogicalFeature.objects.select_related("source", "created_by")
+    )
 
 
 def dataset_list(*, user: AnyUser) -> QuerySet[Dataset]:
     return permissions.visible_lineage(
-        user, Dataset.objects.select_related("created_by").prefetch_related("features"))
+        user, Dataset.objects.select_related("created_by").prefetch_related("features")
+    )
 
 
 def code_ref_list(*, user: AnyUser) -> QuerySet[CodeRef]:
@@ -326,21 +410,28 @@ def code_ref_list(*, user: AnyUser) -> QuerySet[CodeRef]:
 
 def training_run_list(*, user: AnyUser) -> QuerySet[TrainingRun]:
     return permissions.visible_lineage(
-        user, TrainingRun.objects.select_related("code_ref", "created_by").prefetch_related(
-            Prefetch("dataset_links",
-                     queryset=TrainingRunDataset.objects.select_related("dataset")),
-            Prefetch("model_versions",
-                     queryset=permissions.visible(user, ModelVersion.objects.all())
-                     .select_related("registered_model").order_by("registered_model__name",
-                                                                  "version"),
-                     to_attr="visible_versions")))
+        user,
+        TrainingRun.objects.select_related("code_ref", "created_by").prefetch_related(
+            Prefetch(
+                "dataset_links", queryset=TrainingRunDataset.objects.select_related("dataset")
+            ),
+            Prefetch(
+                "model_versions",
+                queryset=permissions.visible(user, ModelVersion.objects.all())
+                .select_related("registered_model")
+                .order_by("registered_model__name", "version"),
+                to_attr="visible_versions",
+            ),
+        ),
+    )
 
 
 def catalog_get(queryset: QuerySet[Any], pk: int, what: str) -> Any:
     obj = queryset.filter(pk=pk).first()
     if obj is None:
-        error = NotFound(f"{what.replace('_', ' ').capitalize()} not found.",
-                         code=f"{what}_not_found")
+        error = NotFound(
+            f"{what.replace('_', ' ').capitalize()} not found.", code=f"{what}_not_found"
+        )
         # Only on this error path: does it exist, hidden by the gate? (for the audit log)
         if queryset.model.objects.filter(pk=pk).exists():
             error.refusing(None, "", f"view {what} {pk}")
@@ -350,19 +441,28 @@ def catalog_get(queryset: QuerySet[Any], pk: int, what: str) -> Any:
 
 def models_trained_on(*, user: AnyUser, dataset: Dataset) -> QuerySet[ModelVersion]:
     """Which versions (the user may see) were trained on this dataset?"""
-    return permissions.visible(user, _version_queryset()).filter(
-        training_run__dataset_links__dataset=dataset).distinct()
+    return (
+        permissions.visible(user, _version_queryset())
+        .filter(training_run__dataset_links__dataset=dataset)
+        .distinct()
+    )
 
 
 def job_list(*, user: AnyUser, version: ModelVersion) -> list[PackagingJob]:
     """The version's packaging jobs, newest first (the version was fetched visibly)."""
-    return list(permissions.visible(user, PackagingJob.objects.filter(version=version))
-                .select_related("requested_by")[:200])
+    return list(
+        permissions.visible(user, PackagingJob.objects.filter(version=version)).select_related(
+            "requested_by"
+        )[:200]
+    )
 
 
 def job_get(*, user: AnyUser, version: ModelVersion, job_id: int) -> PackagingJob:
-    job = (permissions.visible(user, PackagingJob.objects.filter(version=version, pk=job_id))
-           .select_related("requested_by", "version__registered_model").first())
+    job = (
+        permissions.visible(user, PackagingJob.objects.filter(version=version, pk=job_id))
+        .select_related("requested_by", "version__registered_model")
+        .first()
+    )
     if job is None:
         raise NotFound(f"Job {job_id} of this version not found.", code="job_not_found")
     return job

@@ -19,14 +19,27 @@ from registry.services.artifacts import spool_sweep
 
 logger = logging.getLogger(__name__)
 K = PackagingJob.Kind
-HANDLERS = {K.INSPECT: inspect.run, K.CONVERT_ONNX: convert.run,
-            K.INFER_SIGNATURE: convert.infer_signature, K.COMPARE_FORMATS: convert.compare_formats,
-            K.BUNDLE: bundle.run, K.TORCHSCRIPT: convert.torchscript}
+HANDLERS = {
+    K.INSPECT: inspect.run,
+    K.CONVERT_ONNX: convert.run,
+    K.INFER_SIGNATURE: convert.infer_signature,
+    K.COMPARE_FORMATS: convert.compare_formats,
+    K.BUNDLE: bundle.run,
+    K.TORCHSCRIPT: convert.torchscript,
+}
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,
-             autoretry_for=(OperationalError, InterfaceError), retry_backoff=5,
-             retry_backoff_max=300, max_retries=5, soft_time_limit=3000, time_limit=3300)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=5,
+    soft_time_limit=3000,
+    time_limit=3300,
+)
 def run_job(self: Any, job_id: int) -> str:
     """Run one packaging job, as a new attempt. A killed worker's job falls silent and the
     sweeper queues it again (a lost worker's message is also redelivered: acks late, reject
@@ -68,8 +81,7 @@ def sweep() -> dict[str, int]:
     deliveries), and remove stale upload spool files."""
     from governance.webhooks import deliveries_sweep
 
-    return {**jobs.jobs_sweep(), "deliveries": deliveries_sweep(),
-            "spool_files": spool_sweep()}
+    return {**jobs.jobs_sweep(), "deliveries": deliveries_sweep(), "spool_files": spool_sweep()}
 
 
 @worker_ready.connect

@@ -9,10 +9,15 @@ urlpatterns = [
     path("models/", views.model_list, name="model-list"),
     path("models/<mname:name>/", views.model_detail, name="model-detail"),
     path("models/<mname:name>/compare/", views.compare, name="compare"),
-    path("models/<mname:name>/versions/<int:number>/", views.version_detail,
-         name="version-detail"),
-    path("models/<mname:name>/versions/<int:number>/jobs/", views.version_job_start,
-         name="version-job-start"),
-    path("models/<mname:name>/versions/<int:number>/artifacts/<int:artifact_id>/",
-         views.artifact_download, name="artifact-download"),
+    path("models/<mname:name>/versions/<int:number>/", views.version_detail, name="version-detail"),
+    path(
+        "models/<mname:name>/versions/<int:number>/jobs/",
+        views.version_job_start,
+        name="version-job-start",
+    ),
+    path(
+        "models/<mname:name>/versions/<int:number>/artifacts/<int:artifact_id>/",
+        views.artifact_download,
+        name="artifact-download",
+    ),
 ]

@@ -29,8 +29,22 @@ ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 RESERVED_ALIAS_RE = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 COLUMN_TYPES = ("boolean", "integer", "long", "float", "double", "string", "binary", "datetime")
-TENSOR_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                 "float16", "float32", "float64", "str", "object")
+TENSOR_DTYPES = (
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "str",
+    "object",
+)
 
 
 def has_control_chars(value: str) -> bool:
@@ -43,26 +57,35 @@ def name(value: object, *, field: str = "name", what: str = "Name") -> str:
     if not isinstance(value, str):
         raise ValidationFailed(f"{what} must be a string.", field=field, code="invalid_name")
     if not 1 <= len(value) <= MAX_NAME:
-        raise ValidationFailed(f"{what} must be 1–{MAX_NAME} characters.", field=field,
-                               code="invalid_name")
+        raise ValidationFailed(
+            f"{what} must be 1–{MAX_NAME} characters.", field=field, code="invalid_name"
+        )
     if "/" in value:
         raise ValidationFailed(f"{what} may not contain '/'.", field=field, code="invalid_name")
     if has_control_chars(value):
-        raise ValidationFailed(f"{what} may not contain control characters.", field=field,
-                               code="invalid_name")
+        raise ValidationFailed(
+            f"{what} may not contain control characters.", field=field, code="invalid_name"
+        )
     if value != value.strip():
-        raise ValidationFailed(f"{what} may not start or end with white space.", field=field,
-                               code="invalid_name")
+        raise ValidationFailed(
+            f"{what} may not start or end with white space.", field=field, code="invalid_name"
+        )
     return value
 
 
 def alias_name(value: object) -> str:
     if not isinstance(value, str) or not ALIAS_RE.match(value):
-        raise ValidationFailed("Alias names use 1–255 letters, digits, '_' or '-'.", field="alias",
-                               code="invalid_alias")
+        raise ValidationFailed(
+            "Alias names use 1–255 letters, digits, '_' or '-'.",
+            field="alias",
+            code="invalid_alias",
+        )
     if RESERVED_ALIAS_RE.match(value):
-        raise ValidationFailed(f"'{value}' is reserved; choose another alias name.",
-                               field="alias", code="invalid_alias")
+        raise ValidationFailed(
+            f"'{value}' is reserved; choose another alias name.",
+            field="alias",
+            code="invalid_alias",
+        )
     return value
 
 
@@ -82,16 +105,20 @@ def environment_name(value: object, *, field: str = "environment") -> str:
     letter or digit. Strict on purpose: production environments are matched by name, so
     "prod" must not have look-alikes (blanks, invisible or non-Latin characters)."""
     if not isinstance(value, str) or not _ENVIRONMENT.fullmatch(value):
-        raise ValidationFailed("An environment name is 1–64 ASCII letters, digits, '.', '_' or "
-                               "'-', starting with a letter or digit.", field=field,
-                               code="invalid_environment")
+        raise ValidationFailed(
+            "An environment name is 1–64 ASCII letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit.",
+            field=field,
+            code="invalid_environment",
+        )
     return value
 
 
 def tag_key(key: object, *, field: str = "tags") -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_TAG_KEY or has_control_chars(key):
-        raise ValidationFailed(f"Tag keys are 1–{MAX_TAG_KEY} characters without control "
-                               "characters.", field=field)
+        raise ValidationFailed(
+            f"Tag keys are 1–{MAX_TAG_KEY} characters without control characters.", field=field
+        )
     return key
 
 
@@ -121,13 +148,15 @@ def params(value: object) -> dict[str, str | int | float | bool | None]:
     for k, v in value.items():
         tag_key(k, field="params")
         if v is not None and not isinstance(v, str | int | float | bool):
-            raise ValidationFailed(f"Param '{k}' must be a string, number, boolean or null.",
-                                   field="params")
+            raise ValidationFailed(
+                f"Param '{k}' must be a string, number, boolean or null.", field="params"
+            )
         if isinstance(v, float) and not math.isfinite(v):
             raise ValidationFailed(f"Param '{k}' must be finite.", field="params")
         if isinstance(v, str) and len(v) > MAX_PARAM_VALUE:
-            raise ValidationFailed(f"Param '{k}' is longer than {MAX_PARAM_VALUE} characters.",
-                                   field="params")
+            raise ValidationFailed(
+                f"Param '{k}' is longer than {MAX_PARAM_VALUE} characters.", field="params"
+            )
         out[k] = v
     return out
 
@@ -157,16 +186,20 @@ def metrics(value: object) -> list[MetricValue]:
     elif isinstance(value, list):
         items = value
     else:
-        raise ValidationFailed("Metrics must be an object of name → number or a list of "
-                               "{name, value, dataset, split}.", field="metrics")
+        raise ValidationFailed(
+            "Metrics must be an object of name → number or a list of "
+            "{name, value, dataset, split}.",
+            field="metrics",
+        )
     if len(items) > MAX_METRICS:
         raise ValidationFailed(f"At most {MAX_METRICS} metrics.", field="metrics")
     seen: set[tuple[str, str, str]] = set()
     out = []
     for item in items:
         if not isinstance(item, dict) or set(item) - {"name", "value", "dataset", "split"}:
-            raise ValidationFailed("Each metric is {name, value, dataset?, split?}.",
-                                   field="metrics")
+            raise ValidationFailed(
+                "Each metric is {name, value, dataset?, split?}.", field="metrics"
+            )
         metric = MetricValue(
             name=tag_key(item.get("name"), field="metrics"),
             value=_number(item.get("value"), field="metrics", label=f"Metric {item.get('name')}"),
@@ -175,8 +208,10 @@ def metrics(value: object) -> list[MetricValue]:
         )
         ident = (metric.name, metric.dataset, metric.split)
         if ident in seen:
-            raise ValidationFailed(f"Metric '{metric.name}' is given twice for the same dataset "
-                                   "and split.", field="metrics")
+            raise ValidationFailed(
+                f"Metric '{metric.name}' is given twice for the same dataset and split.",
+                field="metrics",
+            )
         seen.add(ident)
         out.append(metric)
     return out
@@ -197,10 +232,12 @@ def bounded_json(value: object, *, field: str) -> object:
 
 
 def requirements(value: object) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(r, str) and 0 < len(r) <= 500
-                                              for r in value):
-        raise ValidationFailed("pip_requirements must be a list of requirement strings.",
-                               field="pip_requirements")
+    if not isinstance(value, list) or not all(
+        isinstance(r, str) and 0 < len(r) <= 500 for r in value
+    ):
+        raise ValidationFailed(
+            "pip_requirements must be a list of requirement strings.", field="pip_requirements"
+        )
     if len(value) > 500:
         raise ValidationFailed("At most 500 requirements.", field="pip_requirements")
     return value
@@ -208,12 +245,14 @@ def requirements(value: object) -> list[str]:
 
 # --- Signatures -----------------------------------------------------------------------------
 
+
 def _schema(value: object, *, part: str) -> list[dict[str, Any]]:
     field = "signature"
     if not isinstance(value, list) or not value:
         raise ValidationFailed(f"signature.{part} must be a non-empty list.", field=field)
-    kinds = {"tensor" if isinstance(s, dict) and s.get("type") == "tensor" else "column"
-             for s in value}
+    kinds = {
+        "tensor" if isinstance(s, dict) and s.get("type") == "tensor" else "column" for s in value
+    }
     if len(kinds) > 1:
         raise ValidationFailed(f"signature.{part} mixes columns and tensors.", field=field)
     names: set[str] = set()
@@ -224,15 +263,24 @@ def _schema(value: object, *, part: str) -> list[dict[str, Any]]:
             raise ValidationFailed(f"{where} must be an object.", field=field)
         if spec.get("type") == "tensor":
             ts = spec.get("tensor-spec")
-            if (not isinstance(ts, dict) or ts.get("dtype") not in TENSOR_DTYPES
-                    or not isinstance(ts.get("shape"), list)
-                    or not all(isinstance(d, int) and not isinstance(d, bool) and (d == -1 or d > 0)
-                               for d in ts["shape"])):
+            if (
+                not isinstance(ts, dict)
+                or ts.get("dtype") not in TENSOR_DTYPES
+                or not isinstance(ts.get("shape"), list)
+                or not all(
+                    isinstance(d, int) and not isinstance(d, bool) and (d == -1 or d > 0)
+                    for d in ts["shape"]
+                )
+            ):
                 raise ValidationFailed(
                     f"{where} needs tensor-spec {{dtype: one of {', '.join(TENSOR_DTYPES)}; "
-                    "shape: list of positive integers or -1}}.", field=field)
-            clean: dict[str, Any] = {"type": "tensor",
-                                     "tensor-spec": {"dtype": ts["dtype"], "shape": ts["shape"]}}
+                    "shape: list of positive integers or -1}}.",
+                    field=field,
+                )
+            clean: dict[str, Any] = {
+                "type": "tensor",
+                "tensor-spec": {"dtype": ts["dtype"], "shape": ts["shape"]},
+            }
             if spec.get("name") is not None:
                 clean["name"] = _short(spec["name"], 256, field)
         else:
@@ -240,14 +288,19 @@ def _schema(value: object, *, part: str) -> list[dict[str, Any]]:
             if not isinstance(col, str) or not col or len(col) > 256:
                 raise ValidationFailed(f"{where} needs a column name.", field=field)
             if spec.get("type") not in COLUMN_TYPES:
-                raise ValidationFailed(f"{where}.type must be one of {', '.join(COLUMN_TYPES)}.",
-                                       field=field)
+                raise ValidationFailed(
+                    f"{where}.type must be one of {', '.join(COLUMN_TYPES)}.", field=field
+                )
             if col in names:
-                raise ValidationFailed(f"Column '{col}' appears twice in signature.{part}.",
-                                       field=field)
+                raise ValidationFailed(
+                    f"Column '{col}' appears twice in signature.{part}.", field=field
+                )
             names.add(col)
-            clean = {"name": col, "type": spec["type"],
-                     "required": bool(spec.get("required", True))}
+            clean = {
+                "name": col,
+                "type": spec["type"],
+                "required": bool(spec.get("required", True)),
+            }
         out.append(clean)
     return out
 
@@ -257,8 +310,9 @@ def signature(value: object) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or "inputs" not in value or set(value) - {"inputs", "outputs"}:
-        raise ValidationFailed("Signature must be an object with 'inputs' and optional "
-                               "'outputs'.", field="signature")
+        raise ValidationFailed(
+            "Signature must be an object with 'inputs' and optional 'outputs'.", field="signature"
+        )
     out = {"inputs": _schema(value["inputs"], part="inputs")}
     if value.get("outputs") is not None:
         out["outputs"] = _schema(value["outputs"], part="outputs")
@@ -301,8 +355,11 @@ def _dtype_ok(value: object, dtype: str) -> bool:
     if dtype == "bool":
         return isinstance(value, bool)
     if dtype.startswith(("int", "uint")):
-        return isinstance(value, int) and not isinstance(value, bool) and (
-            not dtype.startswith("uint") or value >= 0)
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (not dtype.startswith("uint") or value >= 0)
+        )
     if dtype.startswith("float"):
         return isinstance(value, int | float) and not isinstance(value, bool)
     if dtype == "str":
@@ -321,33 +378,46 @@ def rows_from_payload(payload: object, tensor: bool) -> list[Any]:
     instances / inputs for tensors."""
     if not isinstance(payload, dict):
         raise ValidationFailed("Body must be a JSON object.", code="invalid_payload")
-    keys = [k for k in ("rows", "dataframe_records", "dataframe_split", "instances", "inputs")
-            if k in payload]
+    keys = [
+        k
+        for k in ("rows", "dataframe_records", "dataframe_split", "instances", "inputs")
+        if k in payload
+    ]
     if len(keys) != 1:
-        raise ValidationFailed("Give exactly one of rows, dataframe_records, dataframe_split, "
-                               "instances or inputs.", code="invalid_payload")
+        raise ValidationFailed(
+            "Give exactly one of rows, dataframe_records, dataframe_split, instances or inputs.",
+            code="invalid_payload",
+        )
     key = keys[0]
     data = payload[key]
     if key == "dataframe_split":
-        if (not isinstance(data, dict) or not isinstance(data.get("columns"), list)
-                or not isinstance(data.get("data"), list)
-                or not all(isinstance(r, list) for r in data["data"])):
-            raise ValidationFailed("dataframe_split is {columns: [...], data: [[...]]}.",
-                                   field=key, code="invalid_payload")
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("columns"), list)
+            or not isinstance(data.get("data"), list)
+            or not all(isinstance(r, list) for r in data["data"])
+        ):
+            raise ValidationFailed(
+                "dataframe_split is {columns: [...], data: [[...]]}.",
+                field=key,
+                code="invalid_payload",
+            )
         columns = data["columns"]
         rows: list[Any] = []
         for r in data["data"]:
             if len(r) != len(columns):
-                raise ValidationFailed("Every data row needs one value per column.", field=key,
-                                       code="invalid_payload")
+                raise ValidationFailed(
+                    "Every data row needs one value per column.", field=key, code="invalid_payload"
+                )
             rows.append(dict(zip(columns, r, strict=True)))
     else:
         rows = data
     if not isinstance(rows, list):
         raise ValidationFailed(f"{key} must be a list.", field=key, code="invalid_payload")
     if len(rows) > MAX_ROWS:
-        raise ValidationFailed(f"At most {MAX_ROWS} rows per request.", field=key,
-                               code="invalid_payload")
+        raise ValidationFailed(
+            f"At most {MAX_ROWS} rows per request.", field=key, code="invalid_payload"
+        )
     return rows
 
 
@@ -359,8 +429,11 @@ def _shape_of(value: object, shape: list[int], path: str, errors: _Errors, row: 
         errors.add("wrong_shape", f"Expected a list at {path or 'the row'}.", row=row)
         return
     if dim != -1 and len(value) != dim:
-        errors.add("wrong_shape", f"Expected {dim} elements at {path or 'the row'}, got "
-                   f"{len(value)}.", row=row)
+        errors.add(
+            "wrong_shape",
+            f"Expected {dim} elements at {path or 'the row'}, got {len(value)}.",
+            row=row,
+        )
         return
     for i, item in enumerate(value):
         _shape_of(item, rest, f"{path}[{i}]", errors, row)
@@ -382,8 +455,11 @@ def rows_check(schema: list[dict[str, Any]], rows: list[Any]) -> list[dict[str, 
             _shape_of(row, inner, "", errors, i)
             for leaf in _leaves(row):
                 if not _dtype_ok(leaf, spec["dtype"]):
-                    errors.add("wrong_type", f"Expected {spec['dtype']} values, got "
-                               f"{type(leaf).__name__}.", row=i)
+                    errors.add(
+                        "wrong_type",
+                        f"Expected {spec['dtype']} values, got {type(leaf).__name__}.",
+                        row=i,
+                    )
                     break
         return errors
     columns = {c["name"]: c for c in schema}
@@ -394,13 +470,17 @@ def rows_check(schema: list[dict[str, Any]], rows: list[Any]) -> list[dict[str, 
         for col, spec in columns.items():
             if col not in row or row[col] is None:
                 if spec.get("required", True):
-                    errors.add("missing_column", f"Column '{col}' is required.", row=i,
-                               column=col)
+                    errors.add("missing_column", f"Column '{col}' is required.", row=i, column=col)
             elif not _type_ok(row[col], spec["type"]):
-                errors.add("wrong_type", f"Column '{col}' expects {spec['type']}, got "
-                           f"{type(row[col]).__name__}.", row=i, column=col)
+                errors.add(
+                    "wrong_type",
+                    f"Column '{col}' expects {spec['type']}, got {type(row[col]).__name__}.",
+                    row=i,
+                    column=col,
+                )
         for col in row:
             if col not in columns:
-                errors.add("extra_column", f"Column '{col}' is not in the signature.", row=i,
-                           column=col)
+                errors.add(
+                    "extra_column", f"Column '{col}' is not in the signature.", row=i, column=col
+                )
     return errors

@@ -32,8 +32,9 @@ from registry.models import (
 )
 
 
-def page(view: Callable[..., HttpResponse] | None = None, *,
-         methods: tuple[str, ...] = ("GET",)) -> Any:
+def page(
+    view: Callable[..., HttpResponse] | None = None, *, methods: tuple[str, ...] = ("GET",)
+) -> Any:
     """Signed-in users only, only the given HTTP methods (405 otherwise; the permission matrix
     reads them from `wrapper.http_methods`); domain NotFound/Forbidden become 404/403."""
     if view is None:
@@ -62,24 +63,36 @@ def home(request: HttpRequest) -> HttpResponse:
     """What needs the user: requests waiting for their review, their own open requests,
     recent promotions, what is in production, failed jobs. A fixed number of queries."""
     user = request.user
-    requests = governance_selectors.promotion_request_list(user=user).order_by("-created_at",
-                                                                               "-pk")
+    requests = governance_selectors.promotion_request_list(user=user).order_by("-created_at", "-pk")
     awaiting = governance_selectors.awaiting_review(user, requests)
     mine = requests.filter(requested_by=user.pk, status__in=PromotionRequest.OPEN)
     production = selectors.version_list(
-        user=user, filters=selectors.VersionFilters(stage=ModelVersion.Stage.PRODUCTION))
-    failed_jobs = (permissions.visible(user, PackagingJob.objects.filter(
-        status=PackagingJob.Status.FAILED)).select_related("version__registered_model")
-        .order_by("-finished_at", "-pk"))
-    return render(request, "registry/home.html", {
-        "awaiting": awaiting[:10], "mine": mine[:10],
-        "recent": requests.filter(status=PromotionRequest.Status.APPLIED).order_by(
-            "-applied_at", "-pk")[:10],
-        "production": production.order_by("registered_model__name")[:20],
-        "failed_jobs": failed_jobs[:10],
-        "counts": {"models": permissions.visible_models(user).count(),
-                   "production": production.count(), "awaiting": awaiting.count(),
-                   "open": requests.filter(status__in=PromotionRequest.OPEN).count()}})
+        user=user, filters=selectors.VersionFilters(stage=ModelVersion.Stage.PRODUCTION)
+    )
+    failed_jobs = (
+        permissions.visible(user, PackagingJob.objects.filter(status=PackagingJob.Status.FAILED))
+        .select_related("version__registered_model")
+        .order_by("-finished_at", "-pk")
+    )
+    return render(
+        request,
+        "registry/home.html",
+        {
+            "awaiting": awaiting[:10],
+            "mine": mine[:10],
+            "recent": requests.filter(status=PromotionRequest.Status.APPLIED).order_by(
+                "-applied_at", "-pk"
+            )[:10],
+            "production": production.order_by("registered_model__name")[:20],
+            "failed_jobs": failed_jobs[:10],
+            "counts": {
+                "models": permissions.visible_models(user).count(),
+                "production": production.count(),
+                "awaiting": awaiting.count(),
+                "open": requests.filter(status__in=PromotionRequest.OPEN).count(),
+            },
+        },
+    )
 
 
 def _tags(values: list[str]) -> tuple[tuple[str, str], ...]:
@@ -98,10 +111,13 @@ def model_list(request: HttpRequest) -> HttpResponse:
         name_contains=params.get("name") or None,
         tags=_tags(params.getlist("tag")),
         stage=params.get("stage") if params.get("stage") in ModelVersion.Stage.values else None,
-        owner=params.get("owner") or None, team=params.get("team") or None,
-        risk_tier=params.get("risk_tier") if params.get("risk_tier") in
-        RegisteredModel.RiskTier.values else None,
-        q=params.get("q") or None)
+        owner=params.get("owner") or None,
+        team=params.get("team") or None,
+        risk_tier=params.get("risk_tier")
+        if params.get("risk_tier") in RegisteredModel.RiskTier.values
+        else None,
+        q=params.get("q") or None,
+    )
     try:
         queryset = selectors.registered_model_list(user=request.user, filters=filters)
         page_obj = Paginator(queryset.order_by("name"), 25).get_page(params.get("page"))
@@ -109,29 +125,41 @@ def model_list(request: HttpRequest) -> HttpResponse:
     except ValidationFailed as exc:
         messages.error(request, exc.message)
         page_obj = Paginator(RegisteredModel.objects.none(), 25).get_page(1)
-    return render(request, "registry/model_list.html", {
-        "page_obj": page_obj, "params": params, "stages": ModelVersion.Stage.choices,
-        "risk_tiers": RegisteredModel.RiskTier.choices})
+    return render(
+        request,
+        "registry/model_list.html",
+        {
+            "page_obj": page_obj,
+            "params": params,
+            "stages": ModelVersion.Stage.choices,
+            "risk_tiers": RegisteredModel.RiskTier.choices,
+        },
+    )
 
 
 def _lineage(versions: list[ModelVersion]) -> dict[int, dict[str, Any]]:
     """Training run, code and datasets per version: two queries for any number of versions."""
     run_ids = {v.training_run_id for v in versions if v.training_run_id}
-    runs = {r.pk: r for r in TrainingRun.objects.filter(pk__in=run_ids).select_related(
-        "code_ref")}
+    runs = {r.pk: r for r in TrainingRun.objects.filter(pk__in=run_ids).select_related("code_ref")}
     links: dict[int, list[Any]] = {}
-    for link in TrainingRunDataset.objects.filter(training_run_id__in=run_ids).select_related(
-            "dataset").order_by("role", "dataset__name"):
+    for link in (
+        TrainingRunDataset.objects.filter(training_run_id__in=run_ids)
+        .select_related("dataset")
+        .order_by("role", "dataset__name")
+    ):
         links.setdefault(link.training_run_id, []).append(link)
-    return {v.pk: {"run": runs.get(v.training_run_id),
-                   "datasets": links.get(v.training_run_id, [])} for v in versions}
+    return {
+        v.pk: {"run": runs.get(v.training_run_id), "datasets": links.get(v.training_run_id, [])}
+        for v in versions
+    }
 
 
 @page
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     rm = selectors.registered_model_get(user=request.user, name=name)
-    versions = selectors.version_list(user=request.user,
-                                      filters=selectors.VersionFilters(registered_model=rm))
+    versions = selectors.version_list(
+        user=request.user, filters=selectors.VersionFilters(registered_model=rm)
+    )
     at_text, at_state, at_error = request.GET.get("at", "").strip(), None, ""
     if at_text:
         try:
@@ -142,15 +170,23 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     lineage = _lineage(shown[:10])
     may_manage = permissions.has(request.user, Perm.MANAGE_ACCESS, rm)
     policy = policies.policy_for(rm)
-    return render(request, "registry/model_detail.html", {
-        "protected": [n for n in (rm.alias_map or {}) if policies.is_protected(policy, n)],
-        "registered_model": rm, "versions": shown,
-        "lineage": [(v, lineage[v.pk]) for v in shown[:10] if lineage[v.pk]["run"]],
-        "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
-        "access": permissions.grant_table(rm) if may_manage else None,
-        "policy": policy,
-        "production_history": history.timeline(rm, kind="stage", name="production", limit=20),
-        "at_text": at_text, "at_state": at_state, "at_error": at_error})
+    return render(
+        request,
+        "registry/model_detail.html",
+        {
+            "protected": [n for n in (rm.alias_map or {}) if policies.is_protected(policy, n)],
+            "registered_model": rm,
+            "versions": shown,
+            "lineage": [(v, lineage[v.pk]) for v in shown[:10] if lineage[v.pk]["run"]],
+            "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
+            "access": permissions.grant_table(rm) if may_manage else None,
+            "policy": policy,
+            "production_history": history.timeline(rm, kind="stage", name="production", limit=20),
+            "at_text": at_text,
+            "at_state": at_state,
+            "at_error": at_error,
+        },
+    )
 
 
 @page
@@ -163,17 +199,26 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
         if job.status == PackagingJob.Status.SUCCEEDED:
             latest.setdefault(job.kind, job)
     production = promotions.preview(version, stage=ModelVersion.Stage.PRODUCTION)
-    return render(request, "registry/version_detail.html", {
-        "registered_model": rm, "version": version, "lineage": _lineage([version])[version.pk],
-        "checks": production.checks, "production": production.current,
-        "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
-        "children": selectors.version_children(version),
-        "card": ModelCard.objects.filter(version=version).only("status").first(),
-        "jobs": jobs, "job_kinds": PackagingJob.Kind.choices,
-        "may_change": permissions.has(request.user, Perm.CHANGE, rm),
-        "formats": latest.get(PackagingJob.Kind.COMPARE_FORMATS),
-        "parity": latest.get(PackagingJob.Kind.CONVERT_ONNX),
-        "deployments": selectors.deployment_list(user=request.user, version=version)})
+    return render(
+        request,
+        "registry/version_detail.html",
+        {
+            "registered_model": rm,
+            "version": version,
+            "lineage": _lineage([version])[version.pk],
+            "checks": production.checks,
+            "production": production.current,
+            "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
+            "children": selectors.version_children(version),
+            "card": ModelCard.objects.filter(version=version).only("status").first(),
+            "jobs": jobs,
+            "job_kinds": PackagingJob.Kind.choices,
+            "may_change": permissions.has(request.user, Perm.CHANGE, rm),
+            "formats": latest.get(PackagingJob.Kind.COMPARE_FORMATS),
+            "parity": latest.get(PackagingJob.Kind.CONVERT_ONNX),
+            "deployments": selectors.deployment_list(user=request.user, version=version),
+        },
+    )
 
 
 def _svg_chart(result: dict[str, Any]) -> dict[str, Any]:
@@ -187,12 +232,24 @@ def _svg_chart(result: dict[str, Any]) -> dict[str, Any]:
         bars = []
         for i, value in enumerate(metric["values"]):
             length = 0 if value is None else abs(value) / top * (width - label_w - 80)
-            bars.append({"y": y + i * bar_h, "width": round(length, 1), "value": value,
-                         "version": result["versions"][i].version, "series": i % 6})
+            bars.append(
+                {
+                    "y": y + i * bar_h,
+                    "width": round(length, 1),
+                    "value": value,
+                    "version": result["versions"][i].version,
+                    "series": i % 6,
+                }
+            )
         rows.append({"name": metric["name"], "y": y, "bars": bars})
         y += len(metric["values"]) * bar_h + gap
-    return {"rows": rows, "height": max(y, 1), "width": width, "label_w": label_w,
-            "bar_h": bar_h - 2}
+    return {
+        "rows": rows,
+        "height": max(y, 1),
+        "width": width,
+        "label_w": label_w,
+        "bar_h": bar_h - 2,
+    }
 
 
 @page
@@ -200,9 +257,13 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
     """Two or more versions side by side: params and metrics, differences highlighted, and a
     chart of the metrics."""
     rm = selectors.registered_model_get(user=request.user, name=name)
-    choices = list(selectors.version_list(
-        user=request.user, filters=selectors.VersionFilters(registered_model=rm))
-        .order_by("-version").values_list("version", flat=True)[:200])
+    choices = list(
+        selectors.version_list(
+            user=request.user, filters=selectors.VersionFilters(registered_model=rm)
+        )
+        .order_by("-version")
+        .values_list("version", flat=True)[:200]
+    )
     # Ticked boxes compare oldest first (the baseline); ?versions=3,1 keeps the order given.
     picked = sorted((v for v in request.GET.getlist("v") if is_whole_number(v)), key=int)
     if not picked and request.GET.get("versions"):
@@ -211,18 +272,29 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
     if picked:
         try:
             numbers = [whole_number(v, "versions") for v in picked]
-            result = selectors.version_compare(user=request.user, registered_model=rm,
-                                               numbers=numbers)
+            result = selectors.version_compare(
+                user=request.user, registered_model=rm, numbers=numbers
+            )
         except (ValidationFailed, NotFound) as exc:
             error = exc.message
     elif len(choices) >= 2:
         picked = [str(choices[1]), str(choices[0])]
-        result = selectors.version_compare(user=request.user, registered_model=rm,
-                                           numbers=[choices[1], choices[0]])
-    return render(request, "registry/compare.html", {
-        "registered_model": rm, "choices": choices, "picked": picked, "result": result,
-        "error": error, "chart": _svg_chart(result) if result else None},
-        status=400 if error else 200)
+        result = selectors.version_compare(
+            user=request.user, registered_model=rm, numbers=[choices[1], choices[0]]
+        )
+    return render(
+        request,
+        "registry/compare.html",
+        {
+            "registered_model": rm,
+            "choices": choices,
+            "picked": picked,
+            "result": result,
+            "error": error,
+            "chart": _svg_chart(result) if result else None,
+        },
+        status=400 if error else 200,
+    )
 
 
 @page(methods=("POST",))
@@ -232,22 +304,31 @@ def version_job_start(request: HttpRequest, name: str, number: int) -> HttpRespo
     version = selectors.version_get(user=request.user, registered_model=rm, number=number)
     kind = request.POST.get("kind", "")
     try:
-        job, created = services.job_start(actor=Actor.from_request(request), version=version,
-                                          kind=kind, force=request.POST.get("force") == "on")
+        job, created = services.job_start(
+            actor=Actor.from_request(request),
+            version=version,
+            kind=kind,
+            force=request.POST.get("force") == "on",
+        )
     except (ValidationFailed, Conflict) as exc:  # not allowed at all: the wrapper's 403/404
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{job.get_kind_display()} job #{job.pk} "
-                                  f"{'queued' if created else 'already ' + job.status}.")
+        messages.success(
+            request,
+            f"{job.get_kind_display()} job #{job.pk} "
+            f"{'queued' if created else 'already ' + job.status}.",
+        )
     return redirect(f"{request.path.removesuffix('jobs/')}#jobs")
 
 
 @page
-def artifact_download(request: HttpRequest, name: str, number: int,
-                      artifact_id: int) -> FileResponse:
+def artifact_download(
+    request: HttpRequest, name: str, number: int, artifact_id: int
+) -> FileResponse:
     rm = selectors.registered_model_get(user=request.user, name=name)
     version = selectors.version_get(user=request.user, registered_model=rm, number=number)
     artifact = selectors.artifact_get(user=request.user, version=version, artifact_id=artifact_id)
     handle = services.artifact_open(actor=Actor.from_request(request), artifact=artifact)
-    return FileResponse(handle, as_attachment=True, filename=artifact.filename,
-                        content_type=artifact.media_type)
+    return FileResponse(
+        handle, as_attachment=True, filename=artifact.filename, content_type=artifact.media_type
+    )

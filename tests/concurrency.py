@@ -26,12 +26,14 @@ def max_connections() -> int:
         value = int(raw) if raw else DEFAULT_MAX_CONNECTIONS
     except ValueError:
         raise ValueError(
-            f"MODELGATE_TEST_MAX_CONNECTIONS must be an integer, got {raw!r}") from None
+            f"MODELGATE_TEST_MAX_CONNECTIONS must be an integer, got {raw!r}"
+        ) from None
     return max(2, value)
 
 
-def all_at_once(count: int, call: Callable[[int], Any], *, close_connections: bool = False
-                ) -> list[Any]:
+def all_at_once(
+    count: int, call: Callable[[int], Any], *, close_connections: bool = False
+) -> list[Any]:
     """Run call(i) for i in range(count), returning the results in order. At most
     max_connections() run at a time: the first that many are released together by a barrier,
     each later one starts as soon as an earlier one ends, so the pool stays full. With

@@ -25,8 +25,10 @@ WSGIServer.request_queue_size = 256
 
 
 # Tests marked `postgres` skip with this reason on SQLite; say what to do, not a condition.
-POSTGRES_SKIP_REASON = ("needs PostgreSQL: set DATABASE_URL=postgres://USER@HOST:5432/DB, USER "
-                        "allowed to create databases (README, 'Run the whole test suite')")
+POSTGRES_SKIP_REASON = (
+    "needs PostgreSQL: set DATABASE_URL=postgres://USER@HOST:5432/DB, USER "
+    "allowed to create databases (README, 'Run the whole test suite')"
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,9 +55,13 @@ def _artifact_root(tmp_path: Path, settings: object) -> Iterator[None]:
     """Each test stores artifacts in its own folder; passwords hash fast."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     root = tmp_path / "artifacts"
-    settings.STORAGES = {**settings.STORAGES, "artifacts": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(root)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
+    }
     settings.UPLOAD_SPOOL_DIR = tmp_path / "spool"
     cache.clear()  # refusal throttling and other counters start fresh
     yield

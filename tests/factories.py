@@ -36,9 +36,14 @@ class GroupFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"group{n}")
 
 
-SIGNATURE = {"inputs": [{"name": "age", "type": "long"}, {"name": "income", "type": "double"},
-                        {"name": "region", "type": "string"}],
-             "outputs": [{"name": "score", "type": "double"}]}
+SIGNATURE = {
+    "inputs": [
+        {"name": "age", "type": "long"},
+        {"name": "income", "type": "double"},
+        {"name": "region", "type": "string"},
+    ],
+    "outputs": [{"name": "score", "type": "double"}],
+}
 
 
 def actor_for(user: User, channel: str = "api") -> Actor:
@@ -52,48 +57,82 @@ def make_model(user: User, name: str = "credit-risk", **kwargs: Any) -> Register
 def make_version(user: User, registered_model: RegisteredModel, **kwargs: Any) -> ModelVersion:
     kwargs.setdefault("metrics", {"auc": 0.9})
     kwargs.setdefault("params", {"max_depth": 4})
-    version, _ = services.version_create(actor=actor_for(user),
-                                         registered_model=registered_model, **kwargs)
+    version, _ = services.version_create(
+        actor=actor_for(user), registered_model=registered_model, **kwargs
+    )
     return version
 
 
-def make_artifact(user: User, version: ModelVersion, data: bytes = b"\x80\x04K\x01.",
-                  filename: str = "model.pkl", inspect: bool = True) -> Artifact:
+def make_artifact(
+    user: User,
+    version: ModelVersion,
+    data: bytes = b"\x80\x04K\x01.",
+    filename: str = "model.pkl",
+    inspect: bool = True,
+) -> Artifact:
     """Upload a file; with `inspect`, its inspection job runs too (the worker's on-commit
     work, run here in-process), as readiness only passes on inspected files."""
     with TestCase.captureOnCommitCallbacks(execute=inspect):
-        return services.artifact_upload(actor=actor_for(user), version=version,
-                                        filename=filename, chunks=read_chunks(io.BytesIO(data)))
+        return services.artifact_upload(
+            actor=actor_for(user),
+            version=version,
+            filename=filename,
+            chunks=read_chunks(io.BytesIO(data)),
+        )
 
 
 def superuser() -> User:
     return User.objects.filter(username="root").first() or User.objects.create_superuser(
-        "root", "root@example.com", "pw")
+        "root", "root@example.com", "pw"
+    )
 
 
 def no_approval(registered_model: RegisteredModel, **fields: Any) -> None:
     """Give the model a policy under which stages and protected aliases move directly."""
     from governance import policies
 
-    policies.policy_override_set(actor=actor_for(superuser()), registered_model=registered_model,
-                                 production_approvals=0, staging_approvals=0, **fields)
+    policies.policy_override_set(
+        actor=actor_for(superuser()),
+        registered_model=registered_model,
+        production_approvals=0,
+        staging_approvals=0,
+        **fields,
+    )
 
 
 def place(version: ModelVersion, stage: str, *, archive_existing: bool = False) -> ModelVersion:
     """Put a version in a stage as an administrator would under a no-approval policy: for
     tests about what happens to versions in a stage, not about how they got there."""
     no_approval(version.registered_model)
-    return services.version_stage_set(actor=actor_for(superuser()), version=version,
-                                      stage=stage, archive_existing=archive_existing)
+    return services.version_stage_set(
+        actor=actor_for(superuser()),
+        version=version,
+        stage=stage,
+        archive_existing=archive_existing,
+    )
 
 
 FULL_CARD = {
-    "model_details": {"authors": ["Alice"], "model_type": "classifier",
-                      "architecture": "gradient-boosted trees"},
-    "sections": {key: f"Written {key.replace('_', ' ')}." for key in (
-        "intended_use", "out_of_scope", "training_data", "evaluation_data", "performance",
-        "limitations", "bias_fairness", "ethical_considerations", "recommendations",
-        "caveats")},
+    "model_details": {
+        "authors": ["Alice"],
+        "model_type": "classifier",
+        "architecture": "gradient-boosted trees",
+    },
+    "sections": {
+        key: f"Written {key.replace('_', ' ')}."
+        for key in (
+            "intended_use",
+            "out_of_scope",
+            "training_data",
+            "evaluation_data",
+            "performance",
+            "limitations",
+            "bias_fairness",
+            "ethical_considerations",
+            "recommendations",
+            "caveats",
+        )
+    },
 }
 
 
@@ -105,23 +144,23 @@ def approve_card(version: ModelVersion) -> Any:
 
     card = ModelCard.objects.get(version=version)
     # A writer of its own: card authors may not approve the version's promotions.
-    writer = User.objects.filter(username="card-writer").first() or \
-        User.objects.create_superuser("card-writer", "", "pw")
+    writer = User.objects.filter(username="card-writer").first() or User.objects.create_superuser(
+        "card-writer", "", "pw"
+    )
     editor = actor_for(writer)
     card = card_services.card_update(actor=editor, card=card, changes=FULL_CARD)
     card = card_services.card_submit(actor=editor, card=card)
     for i in range(3):
         if card.status == ModelCard.Status.APPROVED:
             break
-        reviewer = User.objects.filter(username=f"card-reviewer-{i}").first() or \
-            User.objects.create_superuser(f"card-reviewer-{i}", "", "pw")
-        card = card_services.card_review(actor=actor_for(reviewer), card=card,
-                                         decision="approve")
+        reviewer = User.objects.filter(
+            username=f"card-reviewer-{i}"
+        ).first() or User.objects.create_superuser(f"card-reviewer-{i}", "", "pw")
+        card = card_services.card_review(actor=actor_for(reviewer), card=card, decision="approve")
     return card
 
 
-def ready_version(author: User, registered_model: RegisteredModel,
-                  **kwargs: Any) -> ModelVersion:
+def ready_version(author: User, registered_model: RegisteredModel, **kwargs: Any) -> ModelVersion:
     """A version every default readiness check accepts: a signature, an inspected file and
     an approved card."""
     kwargs.setdefault("signature", SIGNATURE)

@@ -46,12 +46,20 @@ class Browser:
         self.base = base
         self.cookies = http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect())
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect()
+        )
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 30) -> Reply:
-        request = urllib.request.Request(self.base + path, data=body, method=method,
-                                         headers=headers or {})
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> Reply:
+        request = urllib.request.Request(
+            self.base + path, data=body, method=method, headers=headers or {}
+        )
         try:
             with self._opener.open(request, timeout=timeout) as response:
                 return Reply(response.status, dict(response.headers.items()), response.read())
@@ -66,11 +74,18 @@ class Browser:
         form = self.get("/login/")
         assert form.status == 200, form.status
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-        body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": username,
-                                       "password": password}).encode()
-        return self.request("POST", "/login/", body, headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Referer": f"{self.base}/login/"})
+        body = urllib.parse.urlencode(
+            {"csrfmiddlewaretoken": token, "username": username, "password": password}
+        ).encode()
+        return self.request(
+            "POST",
+            "/login/",
+            body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Referer": f"{self.base}/login/",
+            },
+        )
 
 
 def wait_until_serving(base: str, process: subprocess.Popen[bytes], timeout: float) -> None:

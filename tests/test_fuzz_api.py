@@ -22,8 +22,9 @@ SEED = int(os.environ.get("MODELGATE_FUZZ_SEED", "20261203"))
 
 
 @pytest.mark.django_db(transaction=True)
-def test_no_request_the_schema_describes_gets_a_5xx_or_an_off_schema_answer(live_server,
-                                                                             tmp_path: Path):
+def test_no_request_the_schema_describes_gets_a_5xx_or_an_off_schema_answer(
+    live_server, tmp_path: Path
+):
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st, "schemathesis is a dev dependency; its `st` command must be beside python"
     admin = superuser()
@@ -36,13 +37,40 @@ def test_no_request_the_schema_describes_gets_a_5xx_or_an_off_schema_answer(live
     schema.write_text(json.dumps(SchemaGenerator().get_schema(request=None, public=True)))
     report = tmp_path / "report"
     run = subprocess.run(
-        [st, "run", str(schema), "--url", live_server.url, "--seed", str(SEED),
-         "-H", f"Authorization: Bearer {secret}",
-         "--checks", "not_a_server_error,response_schema_conformance",
-         "--phases", "examples,coverage,fuzzing", "--max-time", str(FUZZ_SECONDS),
-         "--max-examples", "25", "--workers", "1", "--request-timeout", "30",
-         "--suppress-health-check", "all", "--no-color",
-         "--report", "junit", "--report-dir", str(report)],
-        capture_output=True, text=True, timeout=FUZZ_SECONDS + 300, cwd=tmp_path,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
-    assert run.returncode == 0, (run.stdout[-12000:] + run.stderr[-3000:])
+        [
+            st,
+            "run",
+            str(schema),
+            "--url",
+            live_server.url,
+            "--seed",
+            str(SEED),
+            "-H",
+            f"Authorization: Bearer {secret}",
+            "--checks",
+            "not_a_server_error,response_schema_conformance",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-time",
+            str(FUZZ_SECONDS),
+            "--max-examples",
+            "25",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "30",
+            "--suppress-health-check",
+            "all",
+            "--no-color",
+            "--report",
+            "junit",
+            "--report-dir",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=FUZZ_SECONDS + 300,
+        cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    )
+    assert run.returncode == 0, run.stdout[-12000:] + run.stderr[-3000:]

@@ -88,47 +88,112 @@ MATRIX = [
     Row("GET", "models/", "list", page=True),
     Row("GET", "models/<mname:name>/compare/", "model:view_registeredmodel", page=True),
     Row("GET", "models/<mname:name>/access/", "model:manage_access", page=True),
-    Row("POST", "models/<mname:name>/access/", "model:manage_access",
-        {"who": "nobody", "perm": "view_registeredmodel", "action": "grant"}, page=True),
+    Row(
+        "POST",
+        "models/<mname:name>/access/",
+        "model:manage_access",
+        {"who": "nobody", "perm": "view_registeredmodel", "action": "grant"},
+        page=True,
+    ),
     Row("GET", "inbox/", "list", page=True),
     Row("GET", "requests/", "list", page=True),
     Row("GET", "audit/", "list", page=True),
-    Row("GET", "requests/new/", "model:request_promotion", page=True,
-        extra={"model": "{model}"}),
-    Row("POST", "requests/new/", "model:request_promotion",
-        {"model": "{model}", "version": "2", "target": "staging"}, page=True),
-    Row("GET", "requests/new/checks/", "model:view_registeredmodel", page=True,
-        extra={"model": "{model}", "version": "1", "target": "production"}),
+    Row("GET", "requests/new/", "model:request_promotion", page=True, extra={"model": "{model}"}),
+    Row(
+        "POST",
+        "requests/new/",
+        "model:request_promotion",
+        {"model": "{model}", "version": "2", "target": "staging"},
+        page=True,
+    ),
+    Row(
+        "GET",
+        "requests/new/checks/",
+        "model:view_registeredmodel",
+        page=True,
+        extra={"model": "{model}", "version": "1", "target": "production"},
+    ),
     Row("GET", "requests/<int:pk>/", "model:view_registeredmodel", page=True),
-    Row("POST", "requests/<int:pk>/review/", "model:approve_promotion",
-        {"decision": "approve"}, page=True),
+    Row(
+        "POST",
+        "requests/<int:pk>/review/",
+        "model:approve_promotion",
+        {"decision": "approve"},
+        page=True,
+    ),
     Row("POST", "requests/<int:pk>/cancel/", "cancel", page=True),
     Row("POST", "requests/<int:pk>/apply/", "model:request_promotion", page=True),
     Row("GET", "models/<mname:name>/", "model:view_registeredmodel", page=True),
-    Row("GET", "models/<mname:name>/versions/<int:number>/", "model:view_registeredmodel",
-        page=True),
-    Row("GET", "models/<mname:name>/versions/<int:number>/artifacts/<int:artifact_id>/",
-        "model:view_registeredmodel", page=True),
-    Row("POST", "models/<mname:name>/versions/<int:number>/jobs/",
-        "model:change_registeredmodel", {"kind": "inspect"}, page=True),
-    Row("GET", "models/<mname:name>/versions/<int:number>/card/", "model:view_registeredmodel",
-        page=True),
-    Row("GET", "models/<mname:name>/versions/<int:number>/card/edit/",
-        "model:change_registeredmodel", page=True),
-    Row("POST", "models/<mname:name>/versions/<int:number>/card/edit/",
-        "model:change_registeredmodel", page=True),
-    Row("GET", "models/<mname:name>/versions/<int:number>/card/history/",
-        "model:view_registeredmodel", page=True),
-    Row("POST", "models/<mname:name>/versions/<int:number>/card/submit/",
-        "model:change_registeredmodel", page=True),
-    Row("POST", "models/<mname:name>/versions/<int:number>/card/review/",
-        "model:approve_promotion", page=True),
-    Row("POST", "models/<mname:name>/versions/<int:number>/card/revisions/<int:revision>/"
-        "restore/", "model:change_registeredmodel", page=True),
-    Row("POST", "models/<mname:name>/versions/<int:number>/card/import/",
-        "model:change_registeredmodel", page=True),
-    Row("GET", "models/<mname:name>/versions/<int:number>/card/export.<str:file_format>",
-        "model:view_registeredmodel", page=True),
+    Row(
+        "GET", "models/<mname:name>/versions/<int:number>/", "model:view_registeredmodel", page=True
+    ),
+    Row(
+        "GET",
+        "models/<mname:name>/versions/<int:number>/artifacts/<int:artifact_id>/",
+        "model:view_registeredmodel",
+        page=True,
+    ),
+    Row(
+        "POST",
+        "models/<mname:name>/versions/<int:number>/jobs/",
+        "model:change_registeredmodel",
+        {"kind": "inspect"},
+        page=True,
+    ),
+    Row(
+        "GET",
+        "models/<mname:name>/versions/<int:number>/card/",
+        "model:view_registeredmodel",
+        page=True,
+    ),
+    Row(
+        "GET",
+        "models/<mname:name>/versions/<int:number>/card/edit/",
+        "model:change_registeredmodel",
+        page=True,
+    ),
+    Row(
+        "POST",
+        "models/<mname:name>/versions/<int:number>/card/edit/",
+        "model:change_registeredmodel",
+        page=True,
+    ),
+    Row(
+        "GET",
+        "models/<mname:name>/versions/<int:number>/card/history/",
+        "model:view_registeredmodel",
+        page=True,
+    ),
+    Row(
+        "POST",
+        "models/<mname:name>/versions/<int:number>/card/submit/",
+        "model:change_registeredmodel",
+        page=True,
+    ),
+    Row(
+        "POST",
+        "models/<mname:name>/versions/<int:number>/card/review/",
+        "model:approve_promotion",
+        page=True,
+    ),
+    Row(
+        "POST",
+        "models/<mname:name>/versions/<int:number>/card/revisions/<int:revision>/restore/",
+        "model:change_registeredmodel",
+        page=True,
+    ),
+    Row(
+        "POST",
+        "models/<mname:name>/versions/<int:number>/card/import/",
+        "model:change_registeredmodel",
+        page=True,
+    ),
+    Row(
+        "GET",
+        "models/<mname:name>/versions/<int:number>/card/export.<str:file_format>",
+        "model:view_registeredmodel",
+        page=True,
+    ),
     Row("GET", "api/v1/models/", "list"),
     Row("POST", "api/v1/models/", "global:add_registeredmodel", {"name": "brand-new"}),
     Row("GET", M, "model:view_registeredmodel"),
@@ -150,8 +215,12 @@ MATRIX = [
     Row("PUT", f"{V}tags/<str:key>/", "model:change_registeredmodel", {"value": "v"}),
     Row("DELETE", f"{V}tags/<str:key>/", "model:change_registeredmodel"),
     Row("POST", f"{V}metrics/", "model:change_registeredmodel", {"metrics": {"f1": 0.5}}),
-    Row("POST", f"{V}validate/", "model:view_registeredmodel",
-        {"dataframe_records": [{"age": 1, "income": 2.0, "region": "x"}]}),
+    Row(
+        "POST",
+        f"{V}validate/",
+        "model:view_registeredmodel",
+        {"dataframe_records": [{"age": 1, "income": 2.0, "region": "x"}]},
+    ),
     Row("GET", f"{V}artifacts/", "model:view_registeredmodel"),
     Row("POST", f"{V}artifacts/", "model:change_registeredmodel", extra={"upload": True}),
     Row("GET", f"{V}artifacts/<int:artifact_id>/", "model:view_registeredmodel"),
@@ -172,23 +241,39 @@ MATRIX = [
     Row("GET", "api/v1/datasets/<int:pk>/", "lineage"),
     Row("GET", "api/v1/datasets/<int:pk>/model-versions/", "lineage"),
     Row("GET", "api/v1/code-refs/", "list"),
-    Row("POST", "api/v1/code-refs/", "global:add_coderef",
-        {"repository": "git@x:y.git", "commit": "a" * 40}),
+    Row(
+        "POST",
+        "api/v1/code-refs/",
+        "global:add_coderef",
+        {"repository": "git@x:y.git", "commit": "a" * 40},
+    ),
     Row("GET", "api/v1/code-refs/<int:pk>/", "lineage"),
     Row("GET", "api/v1/training-runs/", "list"),
     Row("POST", "api/v1/training-runs/", "global:add_trainingrun", {"run_id": "r2"}),
     Row("GET", "api/v1/training-runs/<int:pk>/", "lineage"),
     Row("GET", "api/v1/deployments/", "list"),
-    Row("POST", "api/v1/deployments/", "model:change_registeredmodel",
-        {"version": 1, "environment": "staging", "target": "t"}),
+    Row(
+        "POST",
+        "api/v1/deployments/",
+        "model:change_registeredmodel",
+        {"version": 1, "environment": "staging", "target": "t"},
+    ),
     Row("GET", "api/v1/deployments/<int:pk>/", "model:view_registeredmodel"),
     Row("POST", "api/v1/deployments/<int:pk>/retire/", "model:change_registeredmodel"),
     Row("GET", "api/v1/promotion-requests/", "list"),
-    Row("POST", "api/v1/promotion-requests/", "model:request_promotion",
-        {"version": 1, "target_stage": "staging"}),
+    Row(
+        "POST",
+        "api/v1/promotion-requests/",
+        "model:request_promotion",
+        {"version": 1, "target_stage": "staging"},
+    ),
     Row("GET", "api/v1/promotion-requests/<int:pk>/", "model:view_registeredmodel"),
-    Row("POST", "api/v1/promotion-requests/<int:pk>/reviews/", "model:approve_promotion",
-        {"decision": "reject", "comment": "no"}),
+    Row(
+        "POST",
+        "api/v1/promotion-requests/<int:pk>/reviews/",
+        "model:approve_promotion",
+        {"decision": "reject", "comment": "no"},
+    ),
     Row("POST", "api/v1/promotion-requests/<int:pk>/apply/", "model:request_promotion"),
     Row("POST", "api/v1/promotion-requests/<int:pk>/cancel/", "cancel"),
     Row("POST", f"{M}rollback/", "model:request_promotion", {"justification": "why"}),
@@ -197,15 +282,23 @@ MATRIX = [
     Row("GET", f"{M}compliance/", "model:view_registeredmodel"),
     Row("GET", f"{M}my-permissions/", "model:view_registeredmodel"),
     Row("GET", f"{V}card/", "model:view_registeredmodel"),
-    Row("PATCH", f"{V}card/", "model:change_registeredmodel",
-        {"sections": {"intended_use": "For scoring."}}),
+    Row(
+        "PATCH",
+        f"{V}card/",
+        "model:change_registeredmodel",
+        {"sections": {"intended_use": "For scoring."}},
+    ),
     Row("GET", f"{V}card/revisions/", "model:view_registeredmodel"),
     Row("POST", f"{V}card/revisions/<int:revision>/restore/", "model:change_registeredmodel"),
     Row("GET", f"{V}card/diff/", "model:view_registeredmodel", extra={"from": 1, "to": 1}),
     Row("POST", f"{V}card/submit/", "model:change_registeredmodel"),
     Row("POST", f"{V}card/reviews/", "model:approve_promotion", {"decision": "approve"}),
-    Row("POST", f"{V}card/import/", "model:change_registeredmodel",
-        {"readme": "## Intended use\n\nScoring."}),
+    Row(
+        "POST",
+        f"{V}card/import/",
+        "model:change_registeredmodel",
+        {"readme": "## Intended use\n\nScoring."},
+    ),
     Row("GET", f"{V}card/export.<str:file_format>", "model:view_registeredmodel"),
     Row("POST", "api/v1/markdown/preview/", "list", {"text": "**bold**"}),
     Row("GET", "api/v1/audit/events/", "list"),
@@ -214,6 +307,7 @@ MATRIX = [
 
 
 # --- The routes that exist ------------------------------------------------------------------
+
 
 def _routes(patterns: list[Any], prefix: str = "") -> list[tuple[str, Any]]:
     found = []
@@ -235,13 +329,17 @@ def _methods(callback: Any) -> list[str]:
     view = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
     if view is None:
         return sorted(getattr(callback, "http_methods", ("GET",)))  # function pages
-    return sorted(m.upper() for m in view.http_method_names
-                  if m not in ("options", "head", "trace") and hasattr(view, m))
+    return sorted(
+        m.upper()
+        for m in view.http_method_names
+        if m not in ("options", "head", "trace") and hasattr(view, m)
+    )
 
 
 def test_every_route_is_in_the_matrix():
-    existing = {(m, route) for route, cb in _routes(get_resolver().url_patterns)
-                for m in _methods(cb)}
+    existing = {
+        (m, route) for route, cb in _routes(get_resolver().url_patterns) for m in _methods(cb)
+    }
     rows = {(r.method, r.route) for r in MATRIX}
     assert sorted(existing - rows) == [], "routes without a permission row (add them to MATRIX)"
     assert sorted(rows - existing) == [], "rows for routes that no longer exist"
@@ -263,7 +361,7 @@ class World:
     code_ref: int
     run: int
     requester: User
-    cast: dict[str, User]      # per-model role holders, outsider, admin
+    cast: dict[str, User]  # per-model role holders, outsider, admin
     global_cast: dict[str, User]
 
 
@@ -272,11 +370,21 @@ def _chain(act: Actor, name: str) -> dict[str, Any]:
     feature = services.logical_feature_create(actor=act, source=source, name=f"{name}-feature")
     dataset = services.dataset_create(actor=act, name=f"{name}-data", features=[feature])
     code = services.code_ref_create(actor=act, repository=f"git@x:{name}.git", commit="c" * 40)
-    run = services.training_run_create(actor=act, run_id=f"{name}-run", code_ref=code,
-                                       datasets=[(dataset, "training")],
-                                       params={"secret": f"{name}-param"})
-    return {"feature-sources": source.pk, "features": feature.pk, "datasets": dataset.pk,
-            "code-refs": code.pk, "training-runs": run.pk, "run": run}
+    run = services.training_run_create(
+        actor=act,
+        run_id=f"{name}-run",
+        code_ref=code,
+        datasets=[(dataset, "training")],
+        params={"secret": f"{name}-param"},
+    )
+    return {
+        "feature-sources": source.pk,
+        "features": feature.pk,
+        "datasets": dataset.pk,
+        "code-refs": code.pk,
+        "training-runs": run.pk,
+        "run": run,
+    }
 
 
 def _build(roles: dict[str, Any]) -> World:
@@ -290,29 +398,50 @@ def _build(roles: dict[str, Any]) -> World:
     feature = services.logical_feature_create(actor=act, source=source, name="f1")
     dataset = services.dataset_create(actor=act, name="d1", features=[feature])
     code = services.code_ref_create(actor=act, repository="git@x:y.git", commit="b" * 40)
-    run = services.training_run_create(actor=act, run_id="r1", code_ref=code,
-                                       datasets=[(dataset, "training")])
+    run = services.training_run_create(
+        actor=act, run_id="r1", code_ref=code, datasets=[(dataset, "training")]
+    )
     ids: dict[str, dict[str, int]] = {}
     lineage: dict[str, dict[str, int]] = {}
     for name in MODELS:
-        rm = services.registered_model_create(actor=act, name=f"{name}-model",
-                                              tags={"team": "x"})
+        rm = services.registered_model_create(actor=act, name=f"{name}-model", tags={"team": "x"})
         version, _ = services.version_create(
-            actor=Actor(user=author, channel="cli"), registered_model=rm, signature=SIGNATURE,
-            metrics={"auc": 0.9}, tags={"team": "x"}, training_run=run)
+            actor=Actor(user=author, channel="cli"),
+            registered_model=rm,
+            signature=SIGNATURE,
+            metrics={"auc": 0.9},
+            tags={"team": "x"},
+            training_run=run,
+        )
         chain = _chain(act, f"{name}-model")
         lineage[name] = {k: v for k, v in chain.items() if k != "run"}
-        services.version_create(actor=act, registered_model=rm, metrics={"auc": 0.8},
-                                run_id=f"{name}-model-run", training_run=chain["run"])
-        artifact = services.artifact_upload(actor=act, version=version, filename="m.pkl",
-                                            chunks=read_chunks(io.BytesIO(name.encode())))
+        services.version_create(
+            actor=act,
+            registered_model=rm,
+            metrics={"auc": 0.8},
+            run_id=f"{name}-model-run",
+            training_run=chain["run"],
+        )
+        artifact = services.artifact_upload(
+            actor=act,
+            version=version,
+            filename="m.pkl",
+            chunks=read_chunks(io.BytesIO(name.encode())),
+        )
         services.alias_set(actor=act, registered_model=rm, name="champion", version=version)
-        deployment = services.deployment_create(actor=act, version=version,
-                                                environment="staging", target="t")
-        request = promotions.request_create(actor=Actor(user=requester, channel="cli"),
-                                            version=version, target_stage="production")
-        ids[name] = {"model": rm.pk, "artifact": artifact.pk, "deployment": deployment.pk,
-                     "request": request.pk, "job": artifact.jobs.get().pk}
+        deployment = services.deployment_create(
+            actor=act, version=version, environment="staging", target="t"
+        )
+        request = promotions.request_create(
+            actor=Actor(user=requester, channel="cli"), version=version, target_stage="production"
+        )
+        ids[name] = {
+            "model": rm.pk,
+            "artifact": artifact.pk,
+            "deployment": deployment.pk,
+            "request": request.pk,
+            "job": artifact.jobs.get().pk,
+        }
     cast: dict[str, User] = {}
     model = RegisteredModel.objects.get(name="granted-model")
     for role, perms in ROLE_PERMS.items():
@@ -327,25 +456,47 @@ def _build(roles: dict[str, Any]) -> World:
         user = UserFactory(username=f"global-{role.replace(' ', '-')}")
         user.groups.add(roles[role])
         global_cast[role] = user
-    return World(ids, lineage, dataset.pk, source.pk, feature.pk, code.pk, run.pk, requester,
-                 cast, global_cast)
+    return World(
+        ids,
+        lineage,
+        dataset.pk,
+        source.pk,
+        feature.pk,
+        code.pk,
+        run.pk,
+        requester,
+        cast,
+        global_cast,
+    )
 
 
 def _url(row: Row, world: World, model: str) -> str:
     ids = world.ids[model]
-    values = {"name": f"{model}-model", "number": "1", "key": "team", "alias": "champion",
-              "artifact_id": str(ids["artifact"]), "revision": "1", "job_id": str(ids["job"]),
-              "file_format": "hf" if "card/" in row.route else "jsonl"}
+    values = {
+        "name": f"{model}-model",
+        "number": "1",
+        "key": "team",
+        "alias": "champion",
+        "artifact_id": str(ids["artifact"]),
+        "revision": "1",
+        "job_id": str(ids["job"]),
+        "file_format": "hf" if "card/" in row.route else "jsonl",
+    }
     route = row.route
     if "<int:pk>" in route and route.startswith("requests/"):
         route = route.replace("<int:pk>", str(ids["request"]))
     if "<int:pk>" in route and row.rule == "lineage":
         route = route.replace("<int:pk>", str(world.lineage[model][route.split("/")[2]]))
     if "<int:pk>" in route:
-        pk = {"feature-sources": world.feature_source, "features": world.feature,
-              "datasets": world.dataset, "code-refs": world.code_ref,
-              "training-runs": world.run, "deployments": ids["deployment"],
-              "promotion-requests": ids["request"]}[route.split("/")[2]]
+        pk = {
+            "feature-sources": world.feature_source,
+            "features": world.feature,
+            "datasets": world.dataset,
+            "code-refs": world.code_ref,
+            "training-runs": world.run,
+            "deployments": ids["deployment"],
+            "promotion-requests": ids["request"],
+        }[route.split("/")[2]]
         route = route.replace("<int:pk>", str(pk))
     route = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], route)
     return "/" + route
@@ -366,6 +517,7 @@ def _body(row: Row, world: World, model: str) -> dict[str, Any] | None:
 
 # --- Expectations ---------------------------------------------------------------------------
 
+
 def _perms_on(who: str, model: str) -> set[Perm]:
     if who == "administrator":
         return set(Perm)
@@ -382,8 +534,11 @@ def _expected(row: Row, who: str, model: str, global_role: str | None = None) ->
     if row.rule in ("public", "list"):
         return "allowed"
     if global_role is not None:
-        perms = {Perm(p.split(".")[1]) for p in ROLES[global_role]
-                 if p.split(".")[1] in Perm._value2member_map_}
+        perms = {
+            Perm(p.split(".")[1])
+            for p in ROLES[global_role]
+            if p.split(".")[1] in Perm._value2member_map_
+        }
         codenames = {p.split(".")[1] for p in ROLES[global_role]}
     else:
         perms = _perms_on(who, model)
@@ -417,8 +572,7 @@ def _matches(expected: str, response: Any, row: Row) -> bool:
     if expected == "unauthenticated":
         if row.page:
             return status_code == 302 and "/login/" in response["Location"]
-        return status_code in (401, 403) and code in ("not_authenticated",
-                                                      "authentication_failed")
+        return status_code in (401, 403) and code in ("not_authenticated", "authentication_failed")
     if expected == "hidden":
         return status_code == 404
     if expected == "forbidden":
@@ -440,21 +594,28 @@ def _send(row: Row, world: World, user: User | None, model: str) -> Any:
 
         def fill(values: dict[str, Any]) -> dict[str, Any]:
             return {k: f"{model}-model" if v == "{model}" else v for k, v in values.items()}
+
         if row.method == "GET":
             return client.get(url, fill(row.extra))
-        return client.post(url, fill(row.body or {})) if row.method == "POST" \
+        return (
+            client.post(url, fill(row.body or {}))
+            if row.method == "POST"
             else client.generic(row.method, url)
+        )
     client = APIClient()
     if user is not None:
         client.force_authenticate(User.objects.get(pk=user.pk))  # fresh: no cached grants
     if row.extra.get("upload"):
-        return client.post(url, data=b"weights", content_type="application/octet-stream",
-                           HTTP_CONTENT_DISPOSITION='attachment; filename="w.bin"')
+        return client.post(
+            url,
+            data=b"weights",
+            content_type="application/octet-stream",
+            HTTP_CONTENT_DISPOSITION='attachment; filename="w.bin"',
+        )
     params = {k: v for k, v in row.extra.items() if k != "upload"}
     if row.method == "GET":
         return client.get(url, params)
-    return client.generic(row.method, url, json.dumps(body or {}),
-                          content_type="application/json")
+    return client.generic(row.method, url, json.dumps(body or {}), content_type="application/json")
 
 
 def _leaks(response: Any, who: str, global_role: str | None) -> list[str]:
@@ -462,8 +623,9 @@ def _leaks(response: Any, who: str, global_role: str | None) -> list[str]:
     text = text.decode(errors="replace")
     if who == "administrator" or global_role is not None:
         return []
-    return [f"{m}-model" for m in MODELS
-            if Perm.VIEW not in _perms_on(who, m) and f"{m}-model" in text]
+    return [
+        f"{m}-model" for m in MODELS if Perm.VIEW not in _perms_on(who, m) and f"{m}-model" in text
+    ]
 
 
 ROWS = [r for r in MATRIX if r.rule != "staff"]
@@ -474,27 +636,32 @@ def test_permission_matrix(row: Row, roles: dict[str, Any]) -> None:
     world = _build(roles)
     failures = []
     runs: list[tuple[str, User | None, str | None]] = [
-        (who, user, None) for who, user in world.cast.items()]
+        (who, user, None) for who, user in world.cast.items()
+    ]
     runs.append(("anonymous", None, None))
     if row.rule.startswith("global") or row.rule in ("list", "lineage"):
         runs += [(f"global {role}", user, role) for role, user in world.global_cast.items()]
-    models = ("granted",) if row.rule in ("list", "public") or row.rule.startswith(
-        "global") else MODELS
+    models = (
+        ("granted",) if row.rule in ("list", "public") or row.rule.startswith("global") else MODELS
+    )
     for who, user, global_role in runs:
         for model in models:
             expected = _expected(row, who, model, global_role)
             with transaction.atomic():
                 response = _send(row, world, user, model)
-                leaks = (_leaks(response, who, global_role)
-                         if row.rule in ("list", "lineage") else [])
+                leaks = (
+                    _leaks(response, who, global_role) if row.rule in ("list", "lineage") else []
+                )
                 transaction.set_rollback(True)
             if expected == "public":
                 ok = int(response.status_code) < 500
             else:
                 ok = _matches(expected, response, row)
             if not ok or leaks:
-                failures.append(f"{who:>22} on {model:<8} expected {expected:<15} got "
-                                f"{_outcome(response, row.page)} leaks={leaks}")
+                failures.append(
+                    f"{who:>22} on {model:<8} expected {expected:<15} got "
+                    f"{_outcome(response, row.page)} leaks={leaks}"
+                )
     assert not failures, f"{row.method} /{row.route}\n" + "\n".join(failures)
 
 
@@ -515,8 +682,13 @@ def test_lineage_never_leads_a_per_model_user_to_the_hidden_model(roles: dict[st
     lineage and version search by run: for every per-model role holder and the outsider,
     nothing of the hidden model's chain, and the shared chain only with the granted model."""
     world = _build(roles)
-    shared = {"feature-sources": world.feature_source, "features": world.feature,
-              "datasets": world.dataset, "code-refs": world.code_ref, "training-runs": world.run}
+    shared = {
+        "feature-sources": world.feature_source,
+        "features": world.feature,
+        "datasets": world.dataset,
+        "code-refs": world.code_ref,
+        "training-runs": world.run,
+    }
     for who, user in world.cast.items():
         if who == "administrator":
             continue
@@ -527,10 +699,14 @@ def test_lineage_never_leads_a_per_model_user_to_the_hidden_model(roles: dict[st
         for kind in LINEAGE_KINDS:
             ids, texts = _walk(client, f"/api/v1/{kind}/")
             bodies += texts
-            assert ids == (sorted([shared[kind], world.lineage["granted"][kind]])
-                           if sees else []), (who, kind)
-            for model, pk in (("granted", world.lineage["granted"][kind]),
-                              ("hidden", world.lineage["hidden"][kind]), ("shared", shared[kind])):
+            assert ids == (
+                sorted([shared[kind], world.lineage["granted"][kind]]) if sees else []
+            ), (who, kind)
+            for model, pk in (
+                ("granted", world.lineage["granted"][kind]),
+                ("hidden", world.lineage["hidden"][kind]),
+                ("shared", shared[kind]),
+            ):
                 r = client.get(f"/api/v1/{kind}/{pk}/")
                 bodies.append(r.content)
                 assert r.status_code == (200 if sees and model != "hidden" else 404), (who, kind)
@@ -547,8 +723,11 @@ def test_lineage_never_leads_a_per_model_user_to_the_hidden_model(roles: dict[st
             assert r.status_code == 200 and r.json()["results"] == [], (who, params)
         page = Client()
         page.force_login(user)
-        for url in ("/models/granted-model/", "/models/granted-model/versions/1/",
-                    "/models/granted-model/versions/2/"):
+        for url in (
+            "/models/granted-model/",
+            "/models/granted-model/versions/1/",
+            "/models/granted-model/versions/2/",
+        ):
             r = page.get(url)
             bodies.append(r.content)
             assert r.status_code == (200 if sees else 404), (who, url)

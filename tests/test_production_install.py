@@ -52,8 +52,9 @@ ADMIN_PASSWORD = secrets.token_urlsafe(16)
 pytestmark = pytest.mark.skipif(
     not os.environ.get("MODELGATE_INSTALL_TEST"),
     reason="slow: installs the README's production setup in a fresh virtual environment; "
-           "set MODELGATE_INSTALL_TEST=1 with DATABASE_URL=postgres://… (a user who may "
-           "create databases) and REDIS_URL=redis://… to run it")
+    "set MODELGATE_INSTALL_TEST=1 with DATABASE_URL=postgres://… (a user who may "
+    "create databases) and REDIS_URL=redis://… to run it",
+)
 
 
 @dataclass
@@ -67,9 +68,15 @@ class Installation:
 
     def run(self, words: list[str], **kwargs: object) -> str:
         """One command of the README, with the fresh environment's programs."""
-        result = subprocess.run([str(self.venv / "bin" / words[0]), *words[1:]], cwd=ROOT,
-                                env=self.env, capture_output=True, text=True, timeout=600,
-                                **kwargs)
+        result = subprocess.run(
+            [str(self.venv / "bin" / words[0]), *words[1:]],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            **kwargs,
+        )
         assert result.returncode == 0, f"{words}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         return result.stdout
 
@@ -77,9 +84,14 @@ class Installation:
         """A long-running command of the README, in a process group of its own (so that
         stopping it reaches its workers and nothing else)."""
         log = (self.logs / f"{words[0]}-{len(self.processes)}.log").open("wb")
-        process = subprocess.Popen([str(self.venv / "bin" / words[0]), *words[1:]], cwd=ROOT,
-                                   env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [str(self.venv / "bin" / words[0]), *words[1:]],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.processes.append(process)
         return process
 
@@ -95,8 +107,10 @@ class Installation:
                 process.wait(timeout=30)
 
     def log_tail(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                         for p in sorted(self.logs.rglob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.logs.rglob("*.log"))
+        )
 
 
 def _servers() -> tuple[str, str]:
@@ -109,17 +123,24 @@ def _servers() -> tuple[str, str]:
 def _environment(database_url: str, redis_url: str, var_dir: Path, venv: Path) -> dict[str, str]:
     """The README's exports, then its plain-HTTP switches, with this machine's servers."""
     section = production()
-    env = {name: value for name, value in os.environ.items()
-           if name in ("HOME", "LANG", "TMPDIR") or name.startswith("PIP_")}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in ("HOME", "LANG", "TMPDIR") or name.startswith("PIP_")
+    }
     env["PATH"] = f"{venv / 'bin'}:{os.environ['PATH']}"
     env.update(section.environment)
     assert env["DEBUG"] == "false" and env["SECRET_KEY"] == "..."
     assert env["AUDIT_ANCHOR"].startswith("s3://") and env["AUDIT_CHECKPOINT_KEY"] == "..."
-    env.update(SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL=database_url,
-               REDIS_URL=redis_url, MODELGATE_VAR_DIR=str(var_dir),
-               # no bucket here: the anchor is a file, a place the database cannot rewrite
-               AUDIT_ANCHOR=str(var_dir.parent / "audit-anchor.jsonl"),
-               AUDIT_CHECKPOINT_KEY=secrets.token_urlsafe(50))
+    env.update(
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        MODELGATE_VAR_DIR=str(var_dir),
+        # no bucket here: the anchor is a file, a place the database cannot rewrite
+        AUDIT_ANCHOR=str(var_dir.parent / "audit-anchor.jsonl"),
+        AUDIT_CHECKPOINT_KEY=secrets.token_urlsafe(50),
+    )
     if env.get("ARTIFACT_STORAGE") == "s3":  # no bucket here: the local store instead
         env["ARTIFACT_STORAGE"] = "local"
         for name in [n for n in env if n.startswith("ARTIFACT_S3_")]:
@@ -135,10 +156,16 @@ def _single_sign_on(provider: Provider, client_secret: str) -> dict[str, str]:
     # As the README says: the bundle in use (certifi's, or this machine's) plus the private CA
     # (pip, which reads the variable too, must still reach its index).
     bundle = provider.folder / "ca-bundle.pem"
-    bundle.write_text(Path(os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()).read_text()
-                      + "\n" + Path(str(provider.verify)).read_text())
-    env.update(OIDC_OP_ISSUER=provider.issuer, OIDC_RP_CLIENT_SECRET=client_secret,
-               REQUESTS_CA_BUNDLE=str(bundle))
+    bundle.write_text(
+        Path(os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()).read_text()
+        + "\n"
+        + Path(str(provider.verify)).read_text()
+    )
+    env.update(
+        OIDC_OP_ISSUER=provider.issuer,
+        OIDC_RP_CLIENT_SECRET=client_secret,
+        REQUESTS_CA_BUNDLE=str(bundle),
+    )
     return env
 
 
@@ -168,13 +195,22 @@ def installation() -> Iterator[Installation]:
         folder = logs / "oidc-provider"
         folder.mkdir(mode=0o700)  # its keys: root is world-readable for the sandbox
         client_secret = secrets.token_urlsafe(32)
-        provider = stack.enter_context(running_provider(
-            folder, client_id=single_sign_on().environment["OIDC_RP_CLIENT_ID"],
-            client_secret=client_secret, redirect_uri=f"{base}/oidc/callback/",
-            tls=throwaway_tls(folder)))
+        provider = stack.enter_context(
+            running_provider(
+                folder,
+                client_id=single_sign_on().environment["OIDC_RP_CLIENT_ID"],
+                client_secret=client_secret,
+                redirect_uri=f"{base}/oidc/callback/",
+                tls=throwaway_tls(folder),
+            )
+        )
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-        env = _environment(urlunsplit(urlsplit(server_url)._replace(path=f"/{database}")),
-                           redis_url, root / "var", venv)
+        env = _environment(
+            urlunsplit(urlsplit(server_url)._replace(path=f"/{database}")),
+            redis_url,
+            root / "var",
+            venv,
+        )
         env.update(_single_sign_on(provider, client_secret))
         env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
         install = Installation(base=base, venv=venv, env=env, logs=logs, provider=provider)
@@ -188,8 +224,7 @@ def installation() -> Iterator[Installation]:
                 install.run([*words, "--noinput"])  # the password from DJANGO_SUPERUSER_PASSWORD
             else:
                 install.run(words)
-        assert any(w[:2] == ["gunicorn", "config.wsgi:application"] for w in
-                   production().commands)
+        assert any(w[:2] == ["gunicorn", "config.wsgi:application"] for w in production().commands)
         wait_until_serving(install.base, install.processes[0], timeout=120)
         provider.wait_until_ready()
         print(f"installed and serving in {time.monotonic() - started:.0f} s")
@@ -237,8 +272,7 @@ def test_the_api_docs_load_their_assets(installation):
     assert browser.sign_in("admin", ADMIN_PASSWORD).status == 302
     docs = browser.get("/api/docs/")
     assert docs.status == 200
-    assets = (stylesheets(docs.text)
-              + re.findall(r'<script src="([^"]+)"', docs.text))
+    assets = stylesheets(docs.text) + re.findall(r'<script src="([^"]+)"', docs.text)
     assert any("swagger-ui-bundle" in a for a in assets), docs.text
     for asset in assets:
         reply = browser.get(asset.replace(installation.base, ""))
@@ -247,40 +281,61 @@ def test_the_api_docs_load_their_assets(installation):
 
 
 def test_a_worker_converts_an_uploaded_scikit_learn_model(installation):
-    token = installation.run(["python", "manage.py", "token_create", "admin", "--name",
-                              "install-test", "--days", "1"]).strip()
+    token = installation.run(
+        ["python", "manage.py", "token_create", "admin", "--name", "install-test", "--days", "1"]
+    ).strip()
     model_file = installation.logs.parent / "iris.joblib"
-    installation.run(["python", "-c", (
-        "import sys, joblib; from sklearn.datasets import load_iris; "
-        "from sklearn.ensemble import RandomForestClassifier as F; "
-        "X, y = load_iris(return_X_y=True); "
-        "joblib.dump(F(n_estimators=10, random_state=0).fit(X, y), sys.argv[1])"),
-        str(model_file)])
+    installation.run(
+        [
+            "python",
+            "-c",
+            (
+                "import sys, joblib; from sklearn.datasets import load_iris; "
+                "from sklearn.ensemble import RandomForestClassifier as F; "
+                "X, y = load_iris(return_X_y=True); "
+                "joblib.dump(F(n_estimators=10, random_state=0).fit(X, y), sys.argv[1])"
+            ),
+            str(model_file),
+        ]
+    )
     api = Browser(installation.base)
     auth = {"Authorization": f"Bearer {token}"}
 
     def send(method: str, path: str, body: object, content_type: str = "application/json"):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        reply = api.request(method, f"/api/v1/{path}", data,
-                            headers={**auth, "Content-Type": content_type})
+        reply = api.request(
+            method, f"/api/v1/{path}", data, headers={**auth, "Content-Type": content_type}
+        )
         assert reply.status in (200, 201), (path, reply.status, reply.text)
         return reply.json()
 
     columns = ["sl", "sw", "pl", "pw"]
     send("POST", "models/", {"name": "iris"})
-    send("POST", "models/iris/versions/", {
-        "signature": {"inputs": [{"name": c, "type": "double"} for c in columns]},
-        "input_example": [dict(zip(columns, row, strict=True))
-                          for row in ([5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3])]})
-    artifact = send("POST", "models/iris/versions/1/artifacts/?filename=iris.joblib",
-                    model_file.read_bytes(), "application/octet-stream")
+    send(
+        "POST",
+        "models/iris/versions/",
+        {
+            "signature": {"inputs": [{"name": c, "type": "double"} for c in columns]},
+            "input_example": [
+                dict(zip(columns, row, strict=True))
+                for row in ([5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3])
+            ],
+        },
+    )
+    artifact = send(
+        "POST",
+        "models/iris/versions/1/artifacts/?filename=iris.joblib",
+        model_file.read_bytes(),
+        "application/octet-stream",
+    )
     assert artifact["media_type"] == "application/octet-stream"
     job = send("POST", "models/iris/versions/1/jobs/", {"kind": "convert_onnx"})
     deadline = time.monotonic() + 180
     while job["status"] in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(1)
-        job = api.request("GET", f"/api/v1/models/iris/versions/1/jobs/{job['id']}/",
-                          headers=auth).json()
+        job = api.request(
+            "GET", f"/api/v1/models/iris/versions/1/jobs/{job['id']}/", headers=auth
+        ).json()
     assert job["status"] == "succeeded", json.dumps(job, indent=1)[-6000:]
     files = api.request("GET", "/api/v1/models/iris/versions/1/artifacts/", headers=auth).json()
     assert any(f["format"] == "onnx" for f in files), files
@@ -306,18 +361,27 @@ def test_single_sign_on_through_an_https_provider_grants_the_mapped_role(install
     assert f"Sign in with {name}</a>" in browser.get("/login/").text
     start = browser.get("/oidc/authenticate/")
     assert start.status == 302 and start.headers["Location"].startswith(
-        installation.provider.issuer + "/authorize/"), start.headers
-    callback = authorize_at_provider(start.headers["Location"], "dana",
-                                     f"{installation.base}/oidc/callback/",
-                                     verify=installation.provider.verify)
+        installation.provider.issuer + "/authorize/"
+    ), start.headers
+    callback = authorize_at_provider(
+        start.headers["Location"],
+        "dana",
+        f"{installation.base}/oidc/callback/",
+        verify=installation.provider.verify,
+    )
     signed_in = browser.get(callback.removeprefix(installation.base))
-    assert (signed_in.status, signed_in.headers.get("Location")) == (302, "/"), \
-        (signed_in.status, signed_in.text[-2000:])
+    assert (signed_in.status, signed_in.headers.get("Location")) == (302, "/"), (
+        signed_in.status,
+        signed_in.text[-2000:],
+    )
     assert browser.get("/").status == 200
     # The admin role's audit right, and the change it audits, seen by dana herself.
     changes = browser.get("/api/v1/audit/events/?action=user.sso_roles_changed")
     assert changes.status == 200, changes.text[:500]
     (change,) = changes.json()["results"]
-    assert (change["target_label"], change["details"]["added"],
-            change["details"]["matched"]) == ("dana", ["admin"], [group]), change
+    assert (change["target_label"], change["details"]["added"], change["details"]["matched"]) == (
+        "dana",
+        ["admin"],
+        [group],
+    ), change
     assert browser.get("/admin/").status == 302  # a role, never staff

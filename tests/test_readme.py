@@ -37,15 +37,20 @@ def test_production_section_installs_what_workers_need_and_makes_an_administrato
     assert "convert" in extras and "s3" in extras
     pyproject = (ROOT / "pyproject.toml").read_text()
     convert = re.search(r"^convert = \[(.+?)\]$", pyproject, re.M | re.S).group(1)
-    assert all(f'"{name}' in convert for name in ("scikit-learn", "joblib", "skl2onnx",
-                                                  "onnxruntime"))
+    assert all(
+        f'"{name}' in convert for name in ("scikit-learn", "joblib", "skl2onnx", "onnxruntime")
+    )
     lines = [" ".join(c) for c in section.commands]
 
     def step(prefix: str) -> int:
         return next(i for i, line in enumerate(lines) if line.startswith(prefix))
 
-    assert step("python manage.py migrate") < step("python manage.py createsuperuser") < step(
-        "python manage.py collectstatic") < step("gunicorn config.wsgi:application")
+    assert (
+        step("python manage.py migrate")
+        < step("python manage.py createsuperuser")
+        < step("python manage.py collectstatic")
+        < step("gunicorn config.wsgi:application")
+    )
     assert step("celery -A config worker") and step("celery -A config beat")
     assert section.environment["DEBUG"] == "false"
 
@@ -55,12 +60,18 @@ def test_the_demo_serves_with_debug_off_on_a_fresh_checkout(tmp_path):
     styled (static files through WhiteNoise), a missing page is the project's 404 rather than
     Django's debug page, and signing in works over plain http."""
     port = free_port()
-    keep = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "TMPDIR") or k.startswith("PIP_")}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "TMPDIR") or k.startswith("PIP_")
+    }
     demo = subprocess.Popen(
-        [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"], cwd=ROOT,
+        [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],
+        cwd=ROOT,
         env={**keep, "MODELGATE_VAR_DIR": str(tmp_path / "var")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_serving(base, demo, timeout=240)

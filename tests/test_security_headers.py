@@ -38,27 +38,40 @@ def _assert_strict(response) -> None:
 def test_pages_api_answers_and_errors_carry_the_policy(client, api, data_scientist):
     rm = make_model(data_scientist, "churn")
     make_version(data_scientist, rm)
-    for response in (client.get("/login/"), client.get("/admin/login/"),
-                     client.get("/models/"),  # a redirect to the sign-in page
-                     api().get("/api/v1/models/"),  # a 401
-                     api(data_scientist).get("/api/v1/models/"),
-                     api(data_scientist).get("/api/v1/nothing/")):
+    for response in (
+        client.get("/login/"),
+        client.get("/admin/login/"),
+        client.get("/models/"),  # a redirect to the sign-in page
+        api().get("/api/v1/models/"),  # a 401
+        api(data_scientist).get("/api/v1/models/"),
+        api(data_scientist).get("/api/v1/nothing/"),
+    ):
         assert response.status_code < 500
         _assert_strict(response)
     client.force_login(data_scientist)
-    for path in ("/", "/models/", "/models/churn/", "/models/churn/versions/1/",
-                 "/models/churn/versions/1/card/", "/audit/", "/api/docs/"):
+    for path in (
+        "/",
+        "/models/",
+        "/models/churn/",
+        "/models/churn/versions/1/",
+        "/models/churn/versions/1/card/",
+        "/audit/",
+        "/api/docs/",
+    ):
         response = client.get(path)
         assert response.status_code == 200, path
         _assert_strict(response)
 
 
 def test_form_action_takes_more_origins_from_the_environment():
-    code = ("import config.settings as s; "
-            "print(' '.join(s.CONTENT_SECURITY_POLICY['DIRECTIVES']['form-action']))")
+    code = (
+        "import config.settings as s; "
+        "print(' '.join(s.CONTENT_SECURITY_POLICY['DIRECTIVES']['form-action']))"
+    )
     env = {**os.environ, "CSP_FORM_ACTION_EXTRA": "https://idp.example.com, https://sso.test"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["'self'", "https://idp.example.com", "https://sso.test"]
 
 
@@ -84,10 +97,10 @@ def test_no_template_has_inline_script_handlers_or_styles(path):
 
 
 def test_the_scan_catches_what_it_looks_for():
-    assert INLINE_SCRIPT.search('<script>alert(1)</script>')
+    assert INLINE_SCRIPT.search("<script>alert(1)</script>")
     assert not INLINE_SCRIPT.search('<script src="/static/js/x.js" defer></script>')
     assert HANDLER.search('<button type="button" onclick="go()">')
-    assert not HANDLER.search('<button data-print>Print</button>')
+    assert not HANDLER.search("<button data-print>Print</button>")
     assert STYLE.search('<span style="width: 3%">') and STYLE.search("<style>p{}</style>")
 
 

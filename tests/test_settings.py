@@ -26,11 +26,16 @@ def test_env_helpers_parse_good_values(monkeypatch):
     assert env_size("X_UNSET", 7) == 7
 
 
-@pytest.mark.parametrize("reader,value", [(lambda: env_bool("X", True), "maybe"),
-                                          (lambda: env_int("X", 1), "ten"),
-                                          (lambda: env_int("X", 1, minimum=1), "0"),
-                                          (lambda: env_size("X", 1), "2 parsecs"),
-                                          (lambda: env_size("X", 1), "0")])
+@pytest.mark.parametrize(
+    "reader,value",
+    [
+        (lambda: env_bool("X", True), "maybe"),
+        (lambda: env_int("X", 1), "ten"),
+        (lambda: env_int("X", 1, minimum=1), "0"),
+        (lambda: env_size("X", 1), "2 parsecs"),
+        (lambda: env_size("X", 1), "0"),
+    ],
+)
 def test_malformed_values_stop_start_up_naming_the_variable(monkeypatch, reader, value):
     monkeypatch.setenv("X", value)
     with pytest.raises(ImproperlyConfigured, match="^X "):
@@ -40,11 +45,25 @@ def test_malformed_values_stop_start_up_naming_the_variable(monkeypatch, reader,
 def test_production_refuses_to_start_without_secret_key(tmp_path):
     import subprocess
     import sys
-    env = {"DEBUG": "false", "ALLOWED_HOSTS": "x", "MODELGATE_VAR_DIR": str(tmp_path),
-           "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", "import django, os; "
-                             "os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; "
-                             "django.setup()"], env=env, capture_output=True, text=True)
+
+    env = {
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "x",
+        "MODELGATE_VAR_DIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; "
+            "os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; "
+            "django.setup()",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
 
@@ -56,11 +75,21 @@ def _deploy_check(tmp_path: Path, **overrides: str) -> set[str]:
 
     environment = production().environment
     assert environment.pop("SECRET_KEY") == "...", "the README shows no real secret"
-    env = {"PATH": os.environ["PATH"], "MODELGATE_VAR_DIR": str(tmp_path),
-           "SECRET_KEY": secrets.token_urlsafe(50), **environment, **overrides}
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy",
-                             "--fail-level", "WARNING"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": os.environ["PATH"],
+        "MODELGATE_VAR_DIR": str(tmp_path),
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        **environment,
+        **overrides,
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     issues = set(re.findall(r"\((\w+\.[EW]\d+)\)", result.stderr))
     assert (result.returncode == 0) == (not issues), result.stderr
     assert issues or "no issues" in result.stdout, result.stdout + result.stderr
@@ -73,11 +102,14 @@ def test_check_deploy_is_clean_under_the_readme_production_settings(tmp_path):
     assert _deploy_check(tmp_path) == set()
 
 
-@pytest.mark.parametrize("overrides,expected", [
-    ("plain_http", {"security.W008", "security.W012", "security.W016"}),
-    ({"SECURE_HSTS_SECONDS": "0"}, {"security.W004"}),
-    ({"SECURE_HSTS_INCLUDE_SUBDOMAINS": "false"}, {"security.W005"}),
-])
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ("plain_http", {"security.W008", "security.W012", "security.W016"}),
+        ({"SECURE_HSTS_SECONDS": "0"}, {"security.W004"}),
+        ({"SECURE_HSTS_INCLUDE_SUBDOMAINS": "false"}, {"security.W005"}),
+    ],
+)
 def test_each_tls_switch_comes_from_the_environment(tmp_path, overrides, expected):
     """The README's plain-HTTP switches turn off exactly what needs TLS; the HSTS variables
     reach the settings (check --deploy names what each one turns off)."""
@@ -87,18 +119,23 @@ def test_each_tls_switch_comes_from_the_environment(tmp_path, overrides, expecte
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("secure_cookies,https,hint", [(True, False, True), (True, True, False),
-                                                        (False, False, False)])
+@pytest.mark.parametrize(
+    "secure_cookies,https,hint", [(True, False, True), (True, True, False), (False, False, False)]
+)
 def test_a_refused_form_over_plain_http_names_the_secure_cookie_switches(
-        settings, secure_cookies, https, hint):
+    settings, secure_cookies, https, hint
+):
     """Signing in to a production install over http failed with a bare 403 "CSRF cookie not
     set": the browser never returns a secure cookie over http. It stays a 403, with the why."""
     from django.test import Client
 
     settings.CSRF_COOKIE_SECURE = settings.SESSION_COOKIE_SECURE = secure_cookies
     response = Client(enforce_csrf_checks=True).post(
-        "/login/", {"username": "a", "password": "b"}, secure=https,
-        headers={"referer": "https://testserver/login/"} if https else {})
+        "/login/",
+        {"username": "a", "password": "b"},
+        secure=https,
+        headers={"referer": "https://testserver/login/"} if https else {},
+    )
     assert response.status_code == 403
     body = response.content.decode()
     assert "Form refused" in body and "CSRF cookie not set" in body

@@ -9,9 +9,13 @@ import os
 import pytest
 from django.db import connection, transaction
 
-pytestmark = [pytest.mark.django_db(transaction=True),
-              pytest.mark.skipif("os.environ.get('DATABASE_URL', '').startswith('postgres')",
-                                 reason="the write lock belongs to the SQLite backend")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        "os.environ.get('DATABASE_URL', '').startswith('postgres')",
+        reason="the write lock belongs to the SQLite backend",
+    ),
+]
 
 
 def _lock_is_free(path: str) -> bool:

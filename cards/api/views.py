@@ -25,9 +25,11 @@ from registry.templatetags.modelgate import render_markdown
 
 
 class CardIn(StrictInput):
-    base_revision = serializers.IntegerField(min_value=1, required=False,
-                                             help_text="The revision you edited; a newer "
-                                                       "save by someone else is then a 409")
+    base_revision = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="The revision you edited; a newer save by someone else is then a 409",
+    )
     model_details = serializers.DictField(required=False)
     sections = serializers.DictField(required=False)
     metadata = serializers.DictField(required=False)
@@ -36,19 +38,22 @@ class CardIn(StrictInput):
 
 class CardReviewIn(StrictInput):
     decision = serializers.ChoiceField(choices=CardReview.Decision.choices)
-    comment = serializers.CharField(required=False, default="", allow_blank=True,
-                                    trim_whitespace=False)
+    comment = serializers.CharField(
+        required=False, default="", allow_blank=True, trim_whitespace=False
+    )
 
 
 class ImportIn(StrictInput):
-    readme = serializers.CharField(allow_blank=False, trim_whitespace=False,
-                                   max_length=formats.MAX_IMPORT)
+    readme = serializers.CharField(
+        allow_blank=False, trim_whitespace=False, max_length=formats.MAX_IMPORT
+    )
     base_revision = serializers.IntegerField(min_value=1, required=False)
 
 
 class PreviewIn(StrictInput):
-    text = serializers.CharField(allow_blank=True, trim_whitespace=False,
-                                 max_length=card_content.MAX_SECTION)
+    text = serializers.CharField(
+        allow_blank=True, trim_whitespace=False, max_length=card_content.MAX_SECTION
+    )
 
 
 def card_data(card: ModelCard, user: Any) -> dict[str, Any]:
@@ -57,14 +62,25 @@ def card_data(card: ModelCard, user: Any) -> dict[str, Any]:
     approvers, needed, admin_needed = services.approvals(card)
     return {
         **formats.to_json(card),
-        "model": card.registered_model.name, "version": card.version.version,
-        "last_edited_by": _username(card.last_edited_by), "updated_at": _iso(card.updated_at),
-        "submitted_by": _username(card.submitted_by), "approved_at": _iso(card.approved_at),
-        "completeness": {"required": required, "missing": done.missing,
-                         "percent": done.percent, "filled": done.filled, "total": done.total},
-        "review": {"approved_by": [u.username for u in approvers], "approvals_needed": needed,
-                   "admin_approval_needed": admin_needed,
-                   "why_you_may_not_review": services.review_refusal(user, card)},
+        "model": card.registered_model.name,
+        "version": card.version.version,
+        "last_edited_by": _username(card.last_edited_by),
+        "updated_at": _iso(card.updated_at),
+        "submitted_by": _username(card.submitted_by),
+        "approved_at": _iso(card.approved_at),
+        "completeness": {
+            "required": required,
+            "missing": done.missing,
+            "percent": done.percent,
+            "filled": done.filled,
+            "total": done.total,
+        },
+        "review": {
+            "approved_by": [u.username for u in approvers],
+            "approvals_needed": needed,
+            "admin_approval_needed": admin_needed,
+            "why_you_may_not_review": services.review_refusal(user, card),
+        },
     }
 
 
@@ -85,8 +101,13 @@ class CardDetailView(CardView):
     def patch(self, request: Request, name: str, number: int) -> Response:
         data = self.valid(CardIn)
         base, note = data.pop("base_revision", None), data.pop("note", "")
-        services.card_update(actor=self.actor(), card=self.card(name, number), changes=data,
-                             base_revision=base, note=note)
+        services.card_update(
+            actor=self.actor(),
+            card=self.card(name, number),
+            changes=data,
+            base_revision=base,
+            note=note,
+        )
         return self.answer(name, number)
 
 
@@ -94,14 +115,26 @@ class CardRevisionsView(CardView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, name: str, number: int) -> Response:
         card = self.card(name, number)
-        return Response({"revisions": [
-            {"number": r.number, "author": _username(r.author), "note": r.note,
-             "created_at": _iso(r.created_at)} for r in selectors.revisions(card)]})
+        return Response(
+            {
+                "revisions": [
+                    {
+                        "number": r.number,
+                        "author": _username(r.author),
+                        "note": r.note,
+                        "created_at": _iso(r.created_at),
+                    }
+                    for r in selectors.revisions(card)
+                ]
+            }
+        )
 
 
 class CardDiffView(CardView):
-    @extend_schema(parameters=[OpenApiParameter("from", int), OpenApiParameter("to", int)],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[OpenApiParameter("from", int), OpenApiParameter("to", int)],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request, name: str, number: int) -> Response:
         card = self.card(name, number)
         params = request.query_params
@@ -127,8 +160,9 @@ class CardSubmitView(CardView):
 class CardReviewView(CardView):
     @extend_schema(request=CardReviewIn, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, name: str, number: int) -> Response:
-        services.card_review(actor=self.actor(), card=self.card(name, number),
-                             **self.valid(CardReviewIn))
+        services.card_review(
+            actor=self.actor(), card=self.card(name, number), **self.valid(CardReviewIn)
+        )
         return self.answer(name, number)
 
 
@@ -137,9 +171,13 @@ class CardImportView(CardView):
     def post(self, request: Request, name: str, number: int) -> Response:
         data = self.valid(ImportIn)
         changes, report = formats.from_hf_readme(data["readme"])
-        services.card_update(actor=self.actor(), card=self.card(name, number), changes=changes,
-                             base_revision=data.get("base_revision"),
-                             note="Imported from a Hugging Face README")
+        services.card_update(
+            actor=self.actor(),
+            card=self.card(name, number),
+            changes=changes,
+            base_revision=data.get("base_revision"),
+            note="Imported from a Hugging Face README",
+        )
         return self.answer(name, number, import_report=report)
 
 
@@ -147,21 +185,31 @@ class MarkdownRenderer(DownloadRenderer):
     media_type, format = "text/markdown", "md"
 
 
-EXPORTS = {"json": ("application/json", "json"), "md": ("text/markdown; charset=utf-8", "md"),
-           "hf": ("text/markdown; charset=utf-8", "md")}
+EXPORTS = {
+    "json": ("application/json", "json"),
+    "md": ("text/markdown; charset=utf-8", "md"),
+    "hf": ("text/markdown; charset=utf-8", "md"),
+}
 
 
 def export_response(card: ModelCard, file_format: str) -> HttpResponse:
     """The card as a download; shared by the API and the pages."""
     if file_format not in EXPORTS:
-        raise NotFound("Export as export.json, export.md or export.hf (a Hugging Face "
-                       "README.md).", code="unknown_format")
+        raise NotFound(
+            "Export as export.json, export.md or export.hf (a Hugging Face README.md).",
+            code="unknown_format",
+        )
     media_type, suffix = EXPORTS[file_format]
-    body = {"json": lambda: json.dumps(formats.to_json(card), indent=2, default=str),
-            "md": lambda: formats.to_markdown(card),
-            "hf": lambda: formats.to_hf_readme(card)}[file_format]()
-    stem = "README" if file_format == "hf" else (
-        f"{card.registered_model.name}-v{card.version.version}-card")
+    body = {
+        "json": lambda: json.dumps(formats.to_json(card), indent=2, default=str),
+        "md": lambda: formats.to_markdown(card),
+        "hf": lambda: formats.to_hf_readme(card),
+    }[file_format]()
+    stem = (
+        "README"
+        if file_format == "hf"
+        else (f"{card.registered_model.name}-v{card.version.version}-card")
+    )
     response = HttpResponse(body, content_type=media_type)
     response["Content-Disposition"] = f'attachment; filename="{stem}.{suffix}"'
     return response
@@ -170,8 +218,12 @@ def export_response(card: ModelCard, file_format: str) -> HttpResponse:
 class CardExportView(CardView):
     renderer_classes = [renderers.JSONRenderer, MarkdownRenderer]
 
-    @extend_schema(responses={(200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT),
-                              (200, "text/markdown"): OpenApiResponse(OpenApiTypes.STR)})
+    @extend_schema(
+        responses={
+            (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT),
+            (200, "text/markdown"): OpenApiResponse(OpenApiTypes.STR),
+        }
+    )
     def get(self, request: Request, name: str, number: int, file_format: str) -> HttpResponse:
         return export_response(self.card(name, number), file_format)
 

@@ -24,8 +24,11 @@ class DatabaseOperations(operations.DatabaseOperations):
         sql = super().sql_flush(style, tables, **kwargs)
         if AUDIT_TABLE not in tables or not getattr(settings, "AUDIT_ALLOW_FLUSH", False):
             return sql
-        return [f"ALTER TABLE {AUDIT_TABLE} DISABLE TRIGGER {TRUNCATE_TRIGGER};", *sql,
-                f"ALTER TABLE {AUDIT_TABLE} ENABLE TRIGGER {TRUNCATE_TRIGGER};"]
+        return [
+            f"ALTER TABLE {AUDIT_TABLE} DISABLE TRIGGER {TRUNCATE_TRIGGER};",
+            *sql,
+            f"ALTER TABLE {AUDIT_TABLE} ENABLE TRIGGER {TRUNCATE_TRIGGER};",
+        ]
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

@@ -18,17 +18,20 @@ from registry.api.serializers import Links, StrictInput, _iso, _username
 class PromotionRequestIn(StrictInput):
     model = serializers.CharField()
     version = serializers.IntegerField(min_value=1)
-    target_stage = serializers.ChoiceField(choices=["staging", "production"], required=False,
-                                           default="")
+    target_stage = serializers.ChoiceField(
+        choices=["staging", "production"], required=False, default=""
+    )
     target_alias = serializers.CharField(required=False, default="", allow_blank=True)
-    justification = serializers.CharField(required=False, default="", allow_blank=True,
-                                          trim_whitespace=False)
+    justification = serializers.CharField(
+        required=False, default="", allow_blank=True, trim_whitespace=False
+    )
 
 
 class ReviewIn(StrictInput):
     decision = serializers.ChoiceField(choices=Review.Decision.choices)
-    comment = serializers.CharField(required=False, default="", allow_blank=True,
-                                    trim_whitespace=False)
+    comment = serializers.CharField(
+        required=False, default="", allow_blank=True, trim_whitespace=False
+    )
 
 
 class CancelIn(StrictInput):
@@ -46,21 +49,28 @@ class ReviewOut(serializers.Serializer):
     reviewer = serializers.CharField(allow_null=True)
     decision = serializers.CharField()
     comment = serializers.CharField()
-    content_digest = serializers.CharField(help_text="The version's content digest the "
-                                                     "reviewer saw")
-    counts = serializers.BooleanField(required=False, help_text="For approvals: whether it "
-                                      "counts now (same digest, eligible reviewer)")
+    content_digest = serializers.CharField(
+        help_text="The version's content digest the reviewer saw"
+    )
+    counts = serializers.BooleanField(
+        required=False,
+        help_text="For approvals: whether it counts now (same digest, eligible reviewer)",
+    )
     created_at = serializers.DateTimeField()
 
     def to_representation(self, obj: Review) -> dict[str, Any]:
-        out = {"reviewer": _username(obj.reviewer), "decision": obj.decision,
-               "comment": obj.comment, "content_digest": obj.content_digest,
-               "created_at": _iso(obj.created_at)}
+        out = {
+            "reviewer": _username(obj.reviewer),
+            "decision": obj.decision,
+            "comment": obj.comment,
+            "content_digest": obj.content_digest,
+            "created_at": _iso(obj.created_at),
+        }
         evaluation = self.context.get("evaluation")
         if evaluation is not None and obj.decision == Review.Decision.APPROVE:
-            out["counts"] = obj.pk not in {r.pk for r in (*evaluation.voided,
-                                                          *evaluation.ineligible)} and (
-                obj.content_digest == evaluation.digest)
+            out["counts"] = obj.pk not in {
+                r.pk for r in (*evaluation.voided, *evaluation.ineligible)
+            } and (obj.content_digest == evaluation.digest)
         return out
 
 
@@ -79,24 +89,33 @@ class PromotionRequestOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
     decided_at = serializers.DateTimeField(allow_null=True)
     applied_at = serializers.DateTimeField(allow_null=True)
-    content_digest = serializers.CharField(help_text="The version's content digest when the "
-                                                     "request was opened")
+    content_digest = serializers.CharField(
+        help_text="The version's content digest when the request was opened"
+    )
     url = serializers.CharField()
     version_url = serializers.CharField()
 
     def to_representation(self, obj: PromotionRequest) -> dict[str, Any]:
         links = self.context.setdefault("links", Links())
-        base = self.context.setdefault("requests_url",
-                                       reverse("governance-api:promotion-request-list"))
+        base = self.context.setdefault(
+            "requests_url", reverse("governance-api:promotion-request-list")
+        )
         out = {
-            "id": obj.pk, "model": obj.registered_model.name, "version": obj.version.version,
-            "kind": obj.kind, "target_stage": obj.target_stage or None,
-            "target_alias": obj.target_alias or None, "justification": obj.justification,
-            "status": obj.status, "status_message": obj.status_message,
+            "id": obj.pk,
+            "model": obj.registered_model.name,
+            "version": obj.version.version,
+            "kind": obj.kind,
+            "target_stage": obj.target_stage or None,
+            "target_alias": obj.target_alias or None,
+            "justification": obj.justification,
+            "status": obj.status,
+            "status_message": obj.status_message,
             "requested_by": _username(obj.requested_by),
-            "content_digest": obj.content_digest, "created_at": _iso(obj.created_at),
+            "content_digest": obj.content_digest,
+            "created_at": _iso(obj.created_at),
             "decided_at": _iso(obj.decided_at),
-            "applied_at": _iso(obj.applied_at), "url": f"{base}{obj.pk}/",
+            "applied_at": _iso(obj.applied_at),
+            "url": f"{base}{obj.pk}/",
             "version_url": links.version(obj.registered_model.name, obj.version.version),
         }
         if hasattr(obj, "approvals"):
@@ -126,8 +145,9 @@ def evaluation_data(evaluation: Evaluation) -> dict[str, Any]:
 
 class PromotionRequestDetailOut(PromotionRequestOut):
     reviews = ReviewOut(many=True)
-    evaluation = serializers.JSONField(help_text="Policy, approvals and readiness checks, "
-                                                 "computed now")
+    evaluation = serializers.JSONField(
+        help_text="Policy, approvals and readiness checks, computed now"
+    )
     you_may_review = serializers.BooleanField()
     why_not = serializers.CharField(allow_null=True)
     replaced_version = serializers.IntegerField(allow_null=True)
@@ -137,12 +157,17 @@ class PromotionRequestDetailOut(PromotionRequestOut):
         out = super().to_representation(obj)
         refusal = self.context["refusal"]
         evaluation = self.context["evaluation"]
-        out.update(reviews=[ReviewOut(r, context={"evaluation": evaluation}).data
-                            for r in obj.reviews.select_related("reviewer")],
-                   evaluation=evaluation_data(evaluation),
-                   you_may_review=refusal is None, why_not=refusal,
-                   replaced_version=obj.replaced_version.version if obj.replaced_version
-                   else None, applied_by=_username(obj.applied_by))
+        out.update(
+            reviews=[
+                ReviewOut(r, context={"evaluation": evaluation}).data
+                for r in obj.reviews.select_related("reviewer")
+            ],
+            evaluation=evaluation_data(evaluation),
+            you_may_review=refusal is None,
+            why_not=refusal,
+            replaced_version=obj.replaced_version.version if obj.replaced_version else None,
+            applied_by=_username(obj.applied_by),
+        )
         return out
 
 
@@ -163,15 +188,18 @@ class PolicyOut(serializers.Serializer):
 
 
 def policy_data(policy: Policy) -> dict[str, Any]:
-    return {"scope": "model" if policy.registered_model_id else f"{policy.risk_tier} risk tier",
-            "production_approvals": policy.production_approvals,
-            "staging_approvals": policy.staging_approvals,
-            "admin_approval_required": policy.admin_approval_required,
-            "required_checks": list(policy.required_checks),
-            "archive_previous": policy.archive_previous, "auto_apply": policy.auto_apply,
-            "rollback_fast_track": policy.rollback_fast_track,
-            "protected_aliases": list(policy.protected_aliases),
-            "card_required_sections": list(policy.card_required_sections)}
+    return {
+        "scope": "model" if policy.registered_model_id else f"{policy.risk_tier} risk tier",
+        "production_approvals": policy.production_approvals,
+        "staging_approvals": policy.staging_approvals,
+        "admin_approval_required": policy.admin_approval_required,
+        "required_checks": list(policy.required_checks),
+        "archive_previous": policy.archive_previous,
+        "auto_apply": policy.auto_apply,
+        "rollback_fast_track": policy.rollback_fast_track,
+        "protected_aliases": list(policy.protected_aliases),
+        "card_required_sections": list(policy.card_required_sections),
+    }
 
 
 class AuditEventOut(serializers.Serializer):
@@ -194,16 +222,38 @@ class AuditEventOut(serializers.Serializer):
         return audit_event_data(obj)
 
 
-AUDIT_COLUMNS = ("sequence", "occurred_at", "actor", "channel", "action", "target_type",
-                 "target_id", "target_label", "model", "details", "request_id",
-                 "client_address", "prev_hash", "hash")
+AUDIT_COLUMNS = (
+    "sequence",
+    "occurred_at",
+    "actor",
+    "channel",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "model",
+    "details",
+    "request_id",
+    "client_address",
+    "prev_hash",
+    "hash",
+)
 
 
 def audit_event_data(obj: AuditEvent) -> dict[str, Any]:
-    return {"sequence": obj.sequence, "occurred_at": _iso(obj.occurred_at),
-            "actor": obj.actor_label, "channel": obj.channel, "action": obj.action,
-            "target_type": obj.target_type, "target_id": obj.target_id,
-            "target_label": obj.target_label, "model": obj.registered_model_name or None,
-            "details": obj.details, "request_id": obj.request_id,
-            "client_address": obj.client_address, "prev_hash": obj.prev_hash,
-            "hash": obj.hash}
+    return {
+        "sequence": obj.sequence,
+        "occurred_at": _iso(obj.occurred_at),
+        "actor": obj.actor_label,
+        "channel": obj.channel,
+        "action": obj.action,
+        "target_type": obj.target_type,
+        "target_id": obj.target_id,
+        "target_label": obj.target_label,
+        "model": obj.registered_model_name or None,
+        "details": obj.details,
+        "request_id": obj.request_id,
+        "client_address": obj.client_address,
+        "prev_hash": obj.prev_hash,
+        "hash": obj.hash,
+    }

@@ -29,8 +29,7 @@ from registry.errors import NotFound, ValidationFailed
 def _flag(request: Request, name: str) -> bool:
     value = request.query_params.get(name, "")
     if value not in ("", "0", "1", "true", "false"):
-        raise ValidationFailed(f"{name} must be true or false.", field=name,
-                               code="invalid_filter")
+        raise ValidationFailed(f"{name} must be true or false.", field=name, code="invalid_filter")
     return value in ("1", "true")
 
 
@@ -42,22 +41,31 @@ def _instant(request: Request, name: str) -> datetime | None:
 class PromotionRequestListView(RegistryView):
     ordering_fields = ("created_at", "-created_at", "updated_at", "-updated_at")
 
-    @extend_schema(parameters=[
-        OpenApiParameter("model", str), OpenApiParameter("status", str),
-        OpenApiParameter("target", str, description="A stage or an alias name"),
-        OpenApiParameter("mine", bool, description="Only requests I made"),
-        OpenApiParameter("awaiting_my_review", bool, description="My review inbox"),
-        OpenApiParameter("ordering", str), OpenApiParameter("cursor", str),
-        OpenApiParameter("page_size", int)], responses=s.PromotionRequestOut(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("model", str),
+            OpenApiParameter("status", str),
+            OpenApiParameter("target", str, description="A stage or an alias name"),
+            OpenApiParameter("mine", bool, description="Only requests I made"),
+            OpenApiParameter("awaiting_my_review", bool, description="My review inbox"),
+            OpenApiParameter("ordering", str),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=s.PromotionRequestOut(many=True),
+    )
     def get(self, request: Request) -> Response:
         filters = selectors.RequestFilters(
             model=request.query_params.get("model"),
             status=_choice(request, "status", PromotionRequest.Status.values),
             target=request.query_params.get("target"),
             requested_by_me=_flag(request, "mine"),
-            awaiting_my_review=_flag(request, "awaiting_my_review"))
-        return self.page(selectors.promotion_request_list(user=request.user, filters=filters),
-                         s.PromotionRequestOut)
+            awaiting_my_review=_flag(request, "awaiting_my_review"),
+        )
+        return self.page(
+            selectors.promotion_request_list(user=request.user, filters=filters),
+            s.PromotionRequestOut,
+        )
 
     @extend_schema(request=s.PromotionRequestIn, responses={201: s.PromotionRequestDetailOut})
     def post(self, request: Request) -> Response:
@@ -70,8 +78,10 @@ class PromotionRequestListView(RegistryView):
 def detail_response(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Response:
     found = selectors.promotion_request_get(user=request.user, pk=pk)
     evaluation = promotions.evaluate(found)
-    context = {"evaluation": evaluation,
-               "refusal": promotions.review_refusal(request.user, found, evaluation)}
+    context = {
+        "evaluation": evaluation,
+        "refusal": promotions.review_refusal(request.user, found, evaluation),
+    }
     return Response(s.PromotionRequestDetailOut(found, context=context).data, status=code)
 
 
@@ -89,8 +99,9 @@ class PromotionRequestActionView(RegistryView):
 class PromotionReviewView(PromotionRequestActionView):
     @extend_schema(request=s.ReviewIn, responses=s.PromotionRequestDetailOut)
     def post(self, request: Request, pk: int) -> Response:
-        promotions.review_submit(actor=self.actor(), request=self.found(pk),
-                                 **self.valid(s.ReviewIn))
+        promotions.review_submit(
+            actor=self.actor(), request=self.found(pk), **self.valid(s.ReviewIn)
+        )
         return detail_response(request, pk)
 
 
@@ -104,17 +115,20 @@ class PromotionApplyView(PromotionRequestActionView):
 class PromotionCancelView(PromotionRequestActionView):
     @extend_schema(request=s.CancelIn, responses=s.PromotionRequestDetailOut)
     def post(self, request: Request, pk: int) -> Response:
-        promotions.request_cancel(actor=self.actor(), request=self.found(pk),
-                                  **self.valid(s.CancelIn))
+        promotions.request_cancel(
+            actor=self.actor(), request=self.found(pk), **self.valid(s.CancelIn)
+        )
         return detail_response(request, pk)
 
 
 class ModelRollbackView(RegistryView):
     @extend_schema(request=s.RollbackIn, responses={201: s.PromotionRequestDetailOut})
     def post(self, request: Request, name: str) -> Response:
-        created = promotions.rollback_request(actor=self.actor(),
-                                              registered_model=self.registered_model(name),
-                                              **self.valid(s.RollbackIn))
+        created = promotions.rollback_request(
+            actor=self.actor(),
+            registered_model=self.registered_model(name),
+            **self.valid(s.RollbackIn),
+        )
         return detail_response(request, created.pk, status.HTTP_201_CREATED)
 
 
@@ -125,19 +139,34 @@ class ModelPolicyView(RegistryView):
 
 
 class ModelHistoryView(RegistryView):
-    @extend_schema(parameters=[
-        OpenApiParameter("at", OpenApiTypes.DATETIME, description="Which versions held each "
-                         "stage and alias at this instant; without it, the whole timeline"),
-        OpenApiParameter("kind", str), OpenApiParameter("name", str)],
-        responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "at",
+                OpenApiTypes.DATETIME,
+                description="Which versions held each "
+                "stage and alias at this instant; without it, the whole timeline",
+            ),
+            OpenApiParameter("kind", str),
+            OpenApiParameter("name", str),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request, name: str) -> Response:
         rm = self.registered_model(name)
         at = _instant(request, "at")
         if at is not None:
             return Response(history.at_instant(rm, at))
-        return Response({"model": rm.name, "timeline": history.timeline(
-            rm, kind=_choice(request, "kind", ["stage", "alias"]),
-            name=request.query_params.get("name"))})
+        return Response(
+            {
+                "model": rm.name,
+                "timeline": history.timeline(
+                    rm,
+                    kind=_choice(request, "kind", ["stage", "alias"]),
+                    name=request.query_params.get("name"),
+                ),
+            }
+        )
 
 
 class ModelComplianceView(RegistryView):
@@ -148,30 +177,41 @@ class ModelComplianceView(RegistryView):
 
 def _audit_filters(request: Request) -> selectors.AuditFilters:
     return selectors.AuditFilters(
-        model=request.query_params.get("model"), actor=request.query_params.get("actor"),
-        action=request.query_params.get("action"), since=_instant(request, "since"),
-        until=_instant(request, "until"))
+        model=request.query_params.get("model"),
+        actor=request.query_params.get("actor"),
+        action=request.query_params.get("action"),
+        since=_instant(request, "since"),
+        until=_instant(request, "until"),
+    )
 
 
-_AUDIT_PARAMS = [OpenApiParameter("model", str), OpenApiParameter("actor", str),
-                 OpenApiParameter("action", str, description="Exact, or a prefix ending in "
-                                  "'.' (promotion.)"),
-                 OpenApiParameter("since", OpenApiTypes.DATETIME),
-                 OpenApiParameter("until", OpenApiTypes.DATETIME)]
+_AUDIT_PARAMS = [
+    OpenApiParameter("model", str),
+    OpenApiParameter("actor", str),
+    OpenApiParameter("action", str, description="Exact, or a prefix ending in '.' (promotion.)"),
+    OpenApiParameter("since", OpenApiTypes.DATETIME),
+    OpenApiParameter("until", OpenApiTypes.DATETIME),
+]
 
 
 class AuditEventListView(RegistryView):
     ordering = "-sequence"
     ordering_fields = ("sequence", "-sequence")
 
-    @extend_schema(parameters=[*_AUDIT_PARAMS, OpenApiParameter("cursor", str),
-                               OpenApiParameter("page_size", int),
-                               OpenApiParameter("ordering", str)],
-                   responses=s.AuditEventOut(many=True))
+    @extend_schema(
+        parameters=[
+            *_AUDIT_PARAMS,
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("page_size", int),
+            OpenApiParameter("ordering", str),
+        ],
+        responses=s.AuditEventOut(many=True),
+    )
     def get(self, request: Request) -> Response:
-        return self.page(selectors.audit_event_list(user=request.user,
-                                                    filters=_audit_filters(request)),
-                         s.AuditEventOut)
+        return self.page(
+            selectors.audit_event_list(user=request.user, filters=_audit_filters(request)),
+            s.AuditEventOut,
+        )
 
 
 class JSONLinesRenderer(DownloadRenderer):
@@ -206,14 +246,21 @@ class AuditExportView(RegistryView):
 
     renderer_classes = [renderers.JSONRenderer, JSONLinesRenderer, CSVRenderer]
 
-    @extend_schema(parameters=_AUDIT_PARAMS, responses={
-        (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR),
-        (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)})
+    @extend_schema(
+        parameters=_AUDIT_PARAMS,
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR),
+        },
+    )
     def get(self, request: Request, file_format: str) -> StreamingHttpResponse:
         if file_format not in ("jsonl", "csv"):
             raise NotFound("Export as export.jsonl or export.csv.", code="unknown_format")
-        rows = (selectors.audit_event_list(user=request.user, filters=_audit_filters(request))
-                .order_by("sequence").iterator(chunk_size=2000))
+        rows = (
+            selectors.audit_event_list(user=request.user, filters=_audit_filters(request))
+            .order_by("sequence")
+            .iterator(chunk_size=2000)
+        )
         if file_format == "csv":
             response = StreamingHttpResponse(_csv(rows), content_type="text/csv; charset=utf-8")
         else:
@@ -228,8 +275,9 @@ class MyPermissionsView(RegistryView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, name: str) -> Response:
         rm = self.registered_model(name)
-        return Response({"model": rm.name,
-                         "permissions": {p.name.lower(): permissions.has(request.user, p, rm)
-                                         for p in Perm}})
-
-
+        return Response(
+            {
+                "model": rm.name,
+                "permissions": {p.name.lower(): permissions.has(request.user, p, rm) for p in Perm},
+            }
+        )

@@ -53,13 +53,24 @@ class CatalogDetailView(RegistryView):
         return Response(self.output_class(selectors.catalog_get(self.rows(), pk, self.what)).data)
 
 
-def _catalog(name: str, input_class: Any, output_class: Any, rows: Any, create: Any,
-             what: str) -> tuple[type[CatalogListView], type[CatalogDetailView]]:
-    list_view = type(f"{name}ListView", (CatalogListView,), {
-        "input_class": input_class, "output_class": output_class,
-        "rows": lambda self: rows(self), "create": lambda self, data: create(self, data)})
-    detail_view = type(f"{name}DetailView", (CatalogDetailView,), {
-        "output_class": output_class, "what": what, "rows": lambda self: rows(self)})
+def _catalog(
+    name: str, input_class: Any, output_class: Any, rows: Any, create: Any, what: str
+) -> tuple[type[CatalogListView], type[CatalogDetailView]]:
+    list_view = type(
+        f"{name}ListView",
+        (CatalogListView,),
+        {
+            "input_class": input_class,
+            "output_class": output_class,
+            "rows": lambda self: rows(self),
+            "create": lambda self, data: create(self, data),
+        },
+    )
+    detail_view = type(
+        f"{name}DetailView",
+        (CatalogDetailView,),
+        {"output_class": output_class, "what": what, "rows": lambda self: rows(self)},
+    )
     extend_schema(methods=["GET"], responses=output_class(many=True))(list_view)
     extend_schema(methods=["POST"], request=input_class, responses={201: output_class})(list_view)
     extend_schema(responses=output_class)(detail_view)
@@ -67,22 +78,37 @@ def _catalog(name: str, input_class: Any, output_class: Any, rows: Any, create: 
 
 
 FeatureSourceListView, FeatureSourceDetailView = _catalog(
-    "FeatureSource", s.FeatureSourceIn, s.FeatureSourceOut,
+    "FeatureSource",
+    s.FeatureSourceIn,
+    s.FeatureSourceOut,
     lambda view: selectors.feature_source_list(user=view.request.user),
     lambda view, data: services.feature_source_create(actor=view.actor(), **data),
-    "feature_source")
+    "feature_source",
+)
 LogicalFeatureListView, LogicalFeatureDetailView = _catalog(
-    "LogicalFeature", s.LogicalFeatureIn, s.LogicalFeatureOut,
+    "LogicalFeature",
+    s.LogicalFeatureIn,
+    s.LogicalFeatureOut,
     lambda view: selectors.logical_feature_list(user=view.request.user),
-    lambda view, data: services.logical_feature_create(actor=view.actor(), **data), "feature")
+    lambda view, data: services.logical_feature_create(actor=view.actor(), **data),
+    "feature",
+)
 DatasetListView, DatasetDetailView = _catalog(
-    "Dataset", s.DatasetIn, s.DatasetOut,
+    "Dataset",
+    s.DatasetIn,
+    s.DatasetOut,
     lambda view: selectors.dataset_list(user=view.request.user),
-    lambda view, data: services.dataset_create(actor=view.actor(), **data), "dataset")
+    lambda view, data: services.dataset_create(actor=view.actor(), **data),
+    "dataset",
+)
 CodeRefListView, CodeRefDetailView = _catalog(
-    "CodeRef", s.CodeRefIn, s.CodeRefOut,
+    "CodeRef",
+    s.CodeRefIn,
+    s.CodeRefOut,
     lambda view: selectors.code_ref_list(user=view.request.user),
-    lambda view, data: services.code_ref_create(actor=view.actor(), **data), "code_ref")
+    lambda view, data: services.code_ref_create(actor=view.actor(), **data),
+    "code_ref",
+)
 
 
 def _create_run(view: RegistryView, data: dict[str, Any]) -> Any:
@@ -91,9 +117,13 @@ def _create_run(view: RegistryView, data: dict[str, Any]) -> Any:
 
 
 TrainingRunListView, TrainingRunDetailView = _catalog(
-    "TrainingRun", s.TrainingRunIn, s.TrainingRunOut,
-    lambda view: selectors.training_run_list(user=view.request.user), _create_run,
-    "training_run")
+    "TrainingRun",
+    s.TrainingRunIn,
+    s.TrainingRunOut,
+    lambda view: selectors.training_run_list(user=view.request.user),
+    _create_run,
+    "training_run",
+)
 
 
 class DatasetModelsView(RegistryView):
@@ -103,10 +133,10 @@ class DatasetModelsView(RegistryView):
 
     @extend_schema(responses=s.VersionRefOut(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        dataset = selectors.catalog_get(selectors.dataset_list(user=request.user), pk,
-                                        "dataset")
-        return self.page(selectors.models_trained_on(user=request.user, dataset=dataset),
-                         s.VersionRefOut)
+        dataset = selectors.catalog_get(selectors.dataset_list(user=request.user), pk, "dataset")
+        return self.page(
+            selectors.models_trained_on(user=request.user, dataset=dataset), s.VersionRefOut
+        )
 
 
 class DeploymentListView(RegistryView):
@@ -116,16 +146,19 @@ class DeploymentListView(RegistryView):
     @extend_schema(responses=s.DeploymentOut(many=True))
     def get(self, request: Request) -> Response:
         status_filter = _choice(request, "status", Deployment.Status.values)
-        return self.page(selectors.deployment_list(user=request.user, status=status_filter),
-                         s.DeploymentOut)
+        return self.page(
+            selectors.deployment_list(user=request.user, status=status_filter), s.DeploymentOut
+        )
 
     @extend_schema(request=s.DeploymentIn, responses={201: s.DeploymentOut})
     def post(self, request: Request) -> Response:
         data = self.valid(s.DeploymentIn)
         version = self.version(data.pop("name"), data.pop("version"))
         deployment = services.deployment_create(actor=self.actor(), version=version, **data)
-        return Response(s.DeploymentOut(selectors.deployment_get(
-            user=request.user, pk=deployment.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.DeploymentOut(selectors.deployment_get(user=request.user, pk=deployment.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class DeploymentDetailView(RegistryView):

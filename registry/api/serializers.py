@@ -25,12 +25,33 @@ from registry.models import (
 from registry.selectors import version_children
 
 # Fields the server owns: a client that sends them is told so instead of being ignored.
-SERVER_OWNED = frozenset({
-    "id", "version", "stage", "stage_changed_at", "sha256", "storage_key", "size", "created_by",
-    "created_at", "updated_by", "updated_at", "deleted_at", "deleted_by", "last_version_number",
-    "format", "deployed_by", "deployed_at", "retired_at", "retired_by", "aliases", "artifacts",
-    "latest_versions", "latest_version",
-})
+SERVER_OWNED = frozenset(
+    {
+        "id",
+        "version",
+        "stage",
+        "stage_changed_at",
+        "sha256",
+        "storage_key",
+        "size",
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+        "deleted_at",
+        "deleted_by",
+        "last_version_number",
+        "format",
+        "deployed_by",
+        "deployed_at",
+        "retired_at",
+        "retired_by",
+        "aliases",
+        "artifacts",
+        "latest_versions",
+        "latest_version",
+    }
+)
 
 
 class StrictInput(serializers.Serializer):
@@ -39,15 +60,20 @@ class StrictInput(serializers.Serializer):
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
             raise ValidationFailed("The body must be a JSON object.", code="invalid_payload")
-        owned = {k: ["Set by the server; it cannot be written."] for k in data
-                 if k not in self.fields and k in SERVER_OWNED}
+        owned = {
+            k: ["Set by the server; it cannot be written."]
+            for k in data
+            if k not in self.fields and k in SERVER_OWNED
+        }
         if owned:
-            raise ValidationFailed(f"{', '.join(owned)} cannot be written.",
-                                   code="read_only_field", fields=owned)
+            raise ValidationFailed(
+                f"{', '.join(owned)} cannot be written.", code="read_only_field", fields=owned
+            )
         unknown = {k: ["Unknown field."] for k in data if k not in self.fields}
         if unknown:
-            raise ValidationFailed(f"Unknown field: {', '.join(unknown)}.", code="unknown_field",
-                                   fields=unknown)
+            raise ValidationFailed(
+                f"Unknown field: {', '.join(unknown)}.", code="unknown_field", fields=unknown
+            )
         return super().to_internal_value(data)
 
     def create(self, validated_data: Any) -> Any:  # pragma: no cover - never saves
@@ -68,24 +94,39 @@ class AnyJSON(serializers.JSONField):
 class RegisteredModelCreateIn(StrictInput):
     name = serializers.CharField(trim_whitespace=False, allow_blank=True)
     description = _text(required=False, default="")
-    owner = serializers.SlugRelatedField(slug_field="username", required=False, allow_null=True,
-                                         queryset=User.objects.filter(is_active=True))
-    team = serializers.SlugRelatedField(slug_field="name", required=False, allow_null=True,
-                                        queryset=Group.objects.all())
-    risk_tier = serializers.ChoiceField(choices=RegisteredModel.RiskTier.choices, required=False,
-                                        default=RegisteredModel.RiskTier.MEDIUM)
-    tags = serializers.DictField(child=serializers.CharField(allow_blank=True,
-                                                             trim_whitespace=False),
-                                 required=False, default=dict)
+    owner = serializers.SlugRelatedField(
+        slug_field="username",
+        required=False,
+        allow_null=True,
+        queryset=User.objects.filter(is_active=True),
+    )
+    team = serializers.SlugRelatedField(
+        slug_field="name", required=False, allow_null=True, queryset=Group.objects.all()
+    )
+    risk_tier = serializers.ChoiceField(
+        choices=RegisteredModel.RiskTier.choices,
+        required=False,
+        default=RegisteredModel.RiskTier.MEDIUM,
+    )
+    tags = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        default=dict,
+    )
 
 
 class RegisteredModelUpdateIn(StrictInput):
     name = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
     description = _text(required=False)
-    owner = serializers.SlugRelatedField(slug_field="username", required=False, allow_null=True,
-                                         queryset=User.objects.filter(is_active=True))
-    team = serializers.SlugRelatedField(slug_field="name", required=False, allow_null=True,
-                                        queryset=Group.objects.all())
+    owner = serializers.SlugRelatedField(
+        slug_field="username",
+        required=False,
+        allow_null=True,
+        queryset=User.objects.filter(is_active=True),
+    )
+    team = serializers.SlugRelatedField(
+        slug_field="name", required=False, allow_null=True, queryset=Group.objects.all()
+    )
     risk_tier = serializers.ChoiceField(choices=RegisteredModel.RiskTier.choices, required=False)
 
 
@@ -103,18 +144,27 @@ class VersionCreateIn(StrictInput):
     metrics = AnyJSON(required=False, default=dict)
     signature = serializers.DictField(required=False, allow_null=True, default=None)
     input_example = AnyJSON(required=False, allow_null=True, default=None)
-    pip_requirements = serializers.ListField(child=serializers.CharField(), required=False,
-                                             default=list)
+    pip_requirements = serializers.ListField(
+        child=serializers.CharField(), required=False, default=list
+    )
     python_version = _text(required=False, default="")
-    tags = serializers.DictField(child=serializers.CharField(allow_blank=True,
-                                                             trim_whitespace=False),
-                                 required=False, default=dict)
-    training_run = serializers.SlugRelatedField(slug_field="run_id", required=False,
-                                                allow_null=True, default=None,
-                                                queryset=TrainingRun.objects.all())
-    status = serializers.ChoiceField(choices=[ModelVersion.Status.READY,
-                                              ModelVersion.Status.PENDING_REGISTRATION],
-                                     required=False, default=ModelVersion.Status.READY)
+    tags = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        default=dict,
+    )
+    training_run = serializers.SlugRelatedField(
+        slug_field="run_id",
+        required=False,
+        allow_null=True,
+        default=None,
+        queryset=TrainingRun.objects.all(),
+    )
+    status = serializers.ChoiceField(
+        choices=[ModelVersion.Status.READY, ModelVersion.Status.PENDING_REGISTRATION],
+        required=False,
+        default=ModelVersion.Status.READY,
+    )
 
 
 class VersionUpdateIn(StrictInput):
@@ -127,9 +177,9 @@ class VersionUpdateIn(StrictInput):
     input_example = AnyJSON(required=False, allow_null=True)
     pip_requirements = serializers.ListField(child=serializers.CharField(), required=False)
     python_version = _text(required=False)
-    training_run = serializers.SlugRelatedField(slug_field="run_id", required=False,
-                                                allow_null=True,
-                                                queryset=TrainingRun.objects.all())
+    training_run = serializers.SlugRelatedField(
+        slug_field="run_id", required=False, allow_null=True, queryset=TrainingRun.objects.all()
+    )
 
 
 class StageIn(StrictInput):
@@ -146,6 +196,7 @@ class AliasIn(StrictInput):
 
 
 # --- Output ---------------------------------------------------------------------------------
+
 
 def _username(user: User | None) -> str | None:
     return user.get_username() if user is not None else None
@@ -200,8 +251,9 @@ class RegisteredModelOut(LinkedSerializer):
     risk_tier = serializers.CharField()
     tags = serializers.DictField(child=serializers.CharField())
     aliases = serializers.DictField(child=serializers.IntegerField())
-    latest_versions = serializers.DictField(child=serializers.IntegerField(),
-                                            help_text="Newest version per live stage")
+    latest_versions = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Newest version per live stage"
+    )
     last_version_number = serializers.IntegerField()
     created_by = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -211,14 +263,19 @@ class RegisteredModelOut(LinkedSerializer):
 
     def to_representation(self, obj: RegisteredModel) -> dict[str, Any]:
         return {
-            "name": obj.name, "description": obj.description, "owner": obj.owner_name,
-            "team": obj.team_name, "risk_tier": obj.risk_tier,
+            "name": obj.name,
+            "description": obj.description,
+            "owner": obj.owner_name,
+            "team": obj.team_name,
+            "risk_tier": obj.risk_tier,
             "tags": dict(sorted((obj.tag_map or {}).items())),
             "aliases": dict(sorted((obj.alias_map or {}).items())),
             "latest_versions": obj.latest_versions or {},
             "last_version_number": obj.last_version_number,
-            "created_by": obj.created_by_name, "created_at": _iso(obj.created_at),
-            "updated_by": obj.updated_by_name, "updated_at": _iso(obj.updated_at),
+            "created_by": obj.created_by_name,
+            "created_at": _iso(obj.created_at),
+            "updated_by": obj.updated_by_name,
+            "updated_at": _iso(obj.updated_at),
             "url": self.links.model(obj.name),
         }
 
@@ -230,12 +287,17 @@ class MetricOut(serializers.Serializer):
     split = serializers.CharField()
 
 
-def artifact_data(row: dict[str, Any], model_name: str, number: int,
-                  links: Links | None = None) -> dict[str, Any]:
+def artifact_data(
+    row: dict[str, Any], model_name: str, number: int, links: Links | None = None
+) -> dict[str, Any]:
     """An artifact as the API shows it, from the row shape `version_children` returns."""
     links = links or Links()
-    return {**row, "derived": bool(row.get("derived")), "created_at": _iso(row["created_at"]),
-            "download_url": links.download(model_name, number, row["id"])}
+    return {
+        **row,
+        "derived": bool(row.get("derived")),
+        "created_at": _iso(row["created_at"]),
+        "download_url": links.download(model_name, number, row["id"]),
+    }
 
 
 class ArtifactOut(serializers.Serializer):
@@ -246,22 +308,34 @@ class ArtifactOut(serializers.Serializer):
     media_type = serializers.CharField()
     format = serializers.CharField()
     derived_from = serializers.IntegerField(allow_null=True)
-    derived = serializers.BooleanField(help_text="Written by one of Modelgate's jobs (ONNX, "
-                                       "bundle): outside the version's content digest")
+    derived = serializers.BooleanField(
+        help_text="Written by one of Modelgate's jobs (ONNX, "
+        "bundle): outside the version's content digest"
+    )
     derived_by_job = serializers.IntegerField(allow_null=True)
-    input_digest = serializers.CharField(help_text="For derived files: the version's content "
-                                         "digest they were made from")
+    input_digest = serializers.CharField(
+        help_text="For derived files: the version's content digest they were made from"
+    )
     safety = serializers.CharField(help_text="safe, suspicious or unsafe once inspected")
     created_at = serializers.DateTimeField()
     download_url = serializers.CharField()
 
     def to_representation(self, obj: Artifact) -> dict[str, Any]:
         version = obj.version
-        row = {"id": obj.pk, "filename": obj.filename, "size": obj.size, "sha256": obj.sha256,
-               "media_type": obj.media_type, "format": obj.format,
-               "derived_from": obj.derived_from_id, "derived": obj.derived,
-               "derived_by_job": obj.derived_by_job_id, "input_digest": obj.input_digest,
-               "safety": obj.safety, "created_at": obj.created_at}
+        row = {
+            "id": obj.pk,
+            "filename": obj.filename,
+            "size": obj.size,
+            "sha256": obj.sha256,
+            "media_type": obj.media_type,
+            "format": obj.format,
+            "derived_from": obj.derived_from_id,
+            "derived": obj.derived,
+            "derived_by_job": obj.derived_by_job_id,
+            "input_digest": obj.input_digest,
+            "safety": obj.safety,
+            "created_at": obj.created_at,
+        }
         return artifact_data(row, version.registered_model.name, version.version)
 
 
@@ -298,19 +372,32 @@ class VersionOut(LinkedSerializer):
         name = obj.registered_model.name
         children = version_children(obj)
         return {
-            "name": name, "version": obj.version, "description": obj.description,
-            "source": obj.source, "run_id": obj.run_id, "run_link": obj.run_link,
-            "flavor": obj.flavor, "params": obj.params,
+            "name": name,
+            "version": obj.version,
+            "description": obj.description,
+            "source": obj.source,
+            "run_id": obj.run_id,
+            "run_link": obj.run_link,
+            "flavor": obj.flavor,
+            "params": obj.params,
             "metrics": children.metrics,
-            "signature": obj.signature, "input_example": obj.input_example,
-            "pip_requirements": obj.pip_requirements, "python_version": obj.python_version,
-            "status": obj.status, "status_message": obj.status_message, "stage": obj.stage,
+            "signature": obj.signature,
+            "input_example": obj.input_example,
+            "pip_requirements": obj.pip_requirements,
+            "python_version": obj.python_version,
+            "status": obj.status,
+            "status_message": obj.status_message,
+            "stage": obj.stage,
             "stage_changed_at": _iso(obj.stage_changed_at),
-            "aliases": children.aliases, "tags": children.tags,
-            "artifacts": [artifact_data(a, name, obj.version, self.links)
-                          for a in children.artifacts],
-            "training_run": obj.training_run_ref, "created_by": obj.created_by_name,
-            "created_at": _iso(obj.created_at), "updated_at": _iso(obj.updated_at),
+            "aliases": children.aliases,
+            "tags": children.tags,
+            "artifacts": [
+                artifact_data(a, name, obj.version, self.links) for a in children.artifacts
+            ],
+            "training_run": obj.training_run_ref,
+            "created_by": obj.created_by_name,
+            "created_at": _iso(obj.created_at),
+            "updated_at": _iso(obj.updated_at),
             "url": self.links.version(name, obj.version),
         }
 
@@ -341,10 +428,12 @@ class ValidateOut(serializers.Serializer):
 
 # --- Lineage --------------------------------------------------------------------------------
 
+
 class FeatureSourceIn(StrictInput):
     name = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    kind = serializers.ChoiceField(choices=FeatureSource.Kind.choices, required=False,
-                                   default=FeatureSource.Kind.TABLE)
+    kind = serializers.ChoiceField(
+        choices=FeatureSource.Kind.choices, required=False, default=FeatureSource.Kind.TABLE
+    )
     uri = _text(required=False, default="")
     description = _text(required=False, default="")
 
@@ -374,15 +463,15 @@ class DatasetIn(StrictInput):
     uri = _text(required=False, default="")
     digest = _text(required=False, default="")
     description = _text(required=False, default="")
-    features = serializers.PrimaryKeyRelatedField(queryset=LogicalFeature.objects.all(),
-                                                  many=True, required=False, default=list)
+    features = serializers.PrimaryKeyRelatedField(
+        queryset=LogicalFeature.objects.all(), many=True, required=False, default=list
+    )
 
 
 class DatasetOut(serializers.ModelSerializer):
     class Meta:
         model = Dataset
-        fields = ["id", "name", "version", "uri", "digest", "description", "features",
-                  "created_at"]
+        fields = ["id", "name", "version", "uri", "digest", "description", "features", "created_at"]
 
 
 class CodeRefIn(StrictInput):
@@ -399,19 +488,22 @@ class CodeRefOut(serializers.ModelSerializer):
 
 class RunDatasetIn(serializers.Serializer):
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
-    role = serializers.ChoiceField(choices=["training", "validation", "test"],
-                                   required=False, default="training")
+    role = serializers.ChoiceField(
+        choices=["training", "validation", "test"], required=False, default="training"
+    )
 
 
 class TrainingRunIn(StrictInput):
     run_id = serializers.CharField()
     name = _text(required=False, default="")
-    code_ref = serializers.PrimaryKeyRelatedField(queryset=CodeRef.objects.all(), required=False,
-                                                  allow_null=True, default=None)
+    code_ref = serializers.PrimaryKeyRelatedField(
+        queryset=CodeRef.objects.all(), required=False, allow_null=True, default=None
+    )
     datasets = RunDatasetIn(many=True, required=False, default=list)
     params = serializers.DictField(required=False, default=dict)
-    status = serializers.ChoiceField(choices=TrainingRun.Status.choices, required=False,
-                                     default=TrainingRun.Status.FINISHED)
+    status = serializers.ChoiceField(
+        choices=TrainingRun.Status.choices, required=False, default=TrainingRun.Status.FINISHED
+    )
     started_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     ended_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
@@ -430,13 +522,21 @@ class TrainingRunOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def get_datasets(self, obj: TrainingRun) -> list[dict[str, Any]]:
-        return [{"id": link.dataset_id, "name": link.dataset.name,
-                 "version": link.dataset.version, "role": link.role}
-                for link in obj.dataset_links.all()]
+        return [
+            {
+                "id": link.dataset_id,
+                "name": link.dataset.name,
+                "version": link.dataset.version,
+                "role": link.role,
+            }
+            for link in obj.dataset_links.all()
+        ]
 
     def get_model_versions(self, obj: TrainingRun) -> list[dict[str, Any]]:
-        return [{"name": v.registered_model.name, "version": v.version}
-                for v in getattr(obj, "visible_versions", [])]
+        return [
+            {"name": v.registered_model.name, "version": v.version}
+            for v in getattr(obj, "visible_versions", [])
+        ]
 
 
 class DeploymentIn(StrictInput):
@@ -467,6 +567,3 @@ class VersionRefOut(serializers.Serializer):
     name = serializers.CharField(source="registered_model.name")
     version = serializers.IntegerField()
     stage = serializers.CharField()
-
-
-

@@ -36,30 +36,38 @@ urlpatterns = [
     path(f"{V}/metrics/", v.VersionMetricsView.as_view(), name="version-metrics"),
     path(f"{V}/validate/", v.VersionValidateView.as_view(), name="version-validate"),
     path(f"{V}/artifacts/", v.ArtifactListView.as_view(), name="artifact-list"),
-    path(f"{V}/artifacts/<int:artifact_id>/", v.ArtifactDetailView.as_view(),
-         name="artifact-detail"),
-    path(f"{V}/artifacts/<int:artifact_id>/download/", v.ArtifactDownloadView.as_view(),
-         name="artifact-download"),
+    path(
+        f"{V}/artifacts/<int:artifact_id>/", v.ArtifactDetailView.as_view(), name="artifact-detail"
+    ),
+    path(
+        f"{V}/artifacts/<int:artifact_id>/download/",
+        v.ArtifactDownloadView.as_view(),
+        name="artifact-download",
+    ),
     path(f"{V}/jobs/", v.JobListView.as_view(), name="job-list"),
     path(f"{V}/jobs/<int:job_id>/", v.JobDetailView.as_view(), name="job-detail"),
     path(f"{V}/jobs/<int:job_id>/cancel/", v.JobCancelView.as_view(), name="job-cancel"),
     path("versions/", v.VersionSearchView.as_view(), name="version-search"),
     path("feature-sources/", lv.FeatureSourceListView.as_view(), name="feature-source-list"),
-    path("feature-sources/<int:pk>/", lv.FeatureSourceDetailView.as_view(),
-         name="feature-source-detail"),
+    path(
+        "feature-sources/<int:pk>/",
+        lv.FeatureSourceDetailView.as_view(),
+        name="feature-source-detail",
+    ),
     path("features/", lv.LogicalFeatureListView.as_view(), name="feature-list"),
     path("features/<int:pk>/", lv.LogicalFeatureDetailView.as_view(), name="feature-detail"),
     path("datasets/", lv.DatasetListView.as_view(), name="dataset-list"),
     path("datasets/<int:pk>/", lv.DatasetDetailView.as_view(), name="dataset-detail"),
-    path("datasets/<int:pk>/model-versions/", lv.DatasetModelsView.as_view(),
-         name="dataset-models"),
+    path(
+        "datasets/<int:pk>/model-versions/", lv.DatasetModelsView.as_view(), name="dataset-models"
+    ),
     path("code-refs/", lv.CodeRefListView.as_view(), name="code-ref-list"),
     path("code-refs/<int:pk>/", lv.CodeRefDetailView.as_view(), name="code-ref-detail"),
     path("training-runs/", lv.TrainingRunListView.as_view(), name="training-run-list"),
-    path("training-runs/<int:pk>/", lv.TrainingRunDetailView.as_view(),
-         name="training-run-detail"),
+    path("training-runs/<int:pk>/", lv.TrainingRunDetailView.as_view(), name="training-run-detail"),
     path("deployments/", lv.DeploymentListView.as_view(), name="deployment-list"),
     path("deployments/<int:pk>/", lv.DeploymentDetailView.as_view(), name="deployment-detail"),
-    path("deployments/<int:pk>/retire/", lv.DeploymentRetireView.as_view(),
-         name="deployment-retire"),
+    path(
+        "deployments/<int:pk>/retire/", lv.DeploymentRetireView.as_view(), name="deployment-retire"
+    ),
 ]

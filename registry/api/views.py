@@ -36,19 +36,22 @@ class RegistryView(APIView):
 
     def registered_model(self, name: str) -> RegisteredModel:
         # Reads show the model, so they need its display columns; writes only pass it on.
-        return selectors.registered_model_get(user=self.request.user, name=name,
-                                              details=self.request.method in ("GET", "HEAD"))
+        return selectors.registered_model_get(
+            user=self.request.user, name=name, details=self.request.method in ("GET", "HEAD")
+        )
 
     def shown_model(self, name: str) -> RegisteredModel:
         """The model with its display columns, to answer a write with what it changed."""
         return selectors.registered_model_get(user=self.request.user, name=name)
 
     def version(self, name: str, number: int) -> ModelVersion:
-        return selectors.version_get(user=self.request.user,
-                                     registered_model=self.registered_model(name), number=number)
+        return selectors.version_get(
+            user=self.request.user, registered_model=self.registered_model(name), number=number
+        )
 
-    def valid(self, serializer_class: type[s.serializers.Serializer],
-              partial: bool = False) -> dict[str, Any]:
+    def valid(
+        self, serializer_class: type[s.serializers.Serializer], partial: bool = False
+    ) -> dict[str, Any]:
         serializer = serializer_class(data=self.request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
@@ -64,8 +67,9 @@ def _tag_filters(request: Request) -> tuple[tuple[str, str], ...]:
     for raw in request.query_params.getlist("tag"):
         key, sep, value = raw.partition("=")
         if not sep or not key:
-            raise ValidationFailed("tag filters look like tag=key=value.", field="tag",
-                                   code="invalid_filter")
+            raise ValidationFailed(
+                "tag filters look like tag=key=value.", field="tag", code="invalid_filter"
+            )
         pairs.append((key, value))
     return tuple(pairs)
 
@@ -73,18 +77,25 @@ def _tag_filters(request: Request) -> tuple[tuple[str, str], ...]:
 def _choice(request: Request, name: str, choices: list[str]) -> str | None:
     value = request.query_params.get(name)
     if value and value not in choices:
-        raise ValidationFailed(f"{name} must be one of {', '.join(choices)}.", field=name,
-                               code="invalid_filter")
+        raise ValidationFailed(
+            f"{name} must be one of {', '.join(choices)}.", field=name, code="invalid_filter"
+        )
     return value or None
 
 
 _LIST_PARAMS = [
-    OpenApiParameter("q", str, description="Search expression, e.g. "
-                     "name LIKE 'credit%' AND (tags.team = 'risk' OR metrics.auc > 0.9)"),
+    OpenApiParameter(
+        "q",
+        str,
+        description="Search expression, e.g. "
+        "name LIKE 'credit%' AND (tags.team = 'risk' OR metrics.auc > 0.9)",
+    ),
     OpenApiParameter("name", str, description="Name contains (case-insensitive)"),
     OpenApiParameter("tag", str, many=True, description="key=value; repeat for several"),
-    OpenApiParameter("stage", str), OpenApiParameter("owner", str),
-    OpenApiParameter("ordering", str), OpenApiParameter("cursor", str),
+    OpenApiParameter("stage", str),
+    OpenApiParameter("owner", str),
+    OpenApiParameter("ordering", str),
+    OpenApiParameter("cursor", str),
     OpenApiParameter("page_size", int),
 ]
 
@@ -93,25 +104,36 @@ class ModelListView(RegistryView):
     ordering = "name"
     ordering_fields = ("name", "-name", "created_at", "-created_at", "updated_at", "-updated_at")
 
-    @extend_schema(parameters=[*_LIST_PARAMS, OpenApiParameter("team", str),
-                               OpenApiParameter("risk_tier", str)],
-                   responses=s.RegisteredModelOut(many=True))
+    @extend_schema(
+        parameters=[
+            *_LIST_PARAMS,
+            OpenApiParameter("team", str),
+            OpenApiParameter("risk_tier", str),
+        ],
+        responses=s.RegisteredModelOut(many=True),
+    )
     def get(self, request: Request) -> Response:
         filters = selectors.ModelFilters(
-            name_contains=request.query_params.get("name"), tags=_tag_filters(request),
+            name_contains=request.query_params.get("name"),
+            tags=_tag_filters(request),
             stage=_choice(request, "stage", ModelVersion.Stage.values),
-            owner=request.query_params.get("owner"), team=request.query_params.get("team"),
+            owner=request.query_params.get("owner"),
+            team=request.query_params.get("team"),
             risk_tier=_choice(request, "risk_tier", RegisteredModel.RiskTier.values),
-            q=request.query_params.get("q"))
-        return self.page(selectors.registered_model_list(user=request.user, filters=filters),
-                         s.RegisteredModelOut)
+            q=request.query_params.get("q"),
+        )
+        return self.page(
+            selectors.registered_model_list(user=request.user, filters=filters),
+            s.RegisteredModelOut,
+        )
 
     @extend_schema(request=s.RegisteredModelCreateIn, responses={201: s.RegisteredModelOut})
     def post(self, request: Request) -> Response:
         data = self.valid(s.RegisteredModelCreateIn)
         rm = services.registered_model_create(actor=self.actor(), **data)
-        return Response(s.RegisteredModelOut(self.shown_model(rm.name)).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            s.RegisteredModelOut(self.shown_model(rm.name)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class ModelDetailView(RegistryView):
@@ -128,8 +150,9 @@ class ModelDetailView(RegistryView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str) -> Response:
-        services.registered_model_delete(actor=self.actor(),
-                                         registered_model=self.registered_model(name))
+        services.registered_model_delete(
+            actor=self.actor(), registered_model=self.registered_model(name)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -137,14 +160,16 @@ class ModelTagView(RegistryView):
     @extend_schema(request=s.TagValueIn, responses=s.RegisteredModelOut)
     def put(self, request: Request, name: str, key: str) -> Response:
         rm = self.registered_model(name)
-        services.registered_model_tag_set(actor=self.actor(), registered_model=rm, key=key,
-                                          **self.valid(s.TagValueIn))
+        services.registered_model_tag_set(
+            actor=self.actor(), registered_model=rm, key=key, **self.valid(s.TagValueIn)
+        )
         return Response(s.RegisteredModelOut(self.shown_model(name)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str, key: str) -> Response:
-        services.registered_model_tag_delete(actor=self.actor(),
-                                             registered_model=self.registered_model(name), key=key)
+        services.registered_model_tag_delete(
+            actor=self.actor(), registered_model=self.registered_model(name), key=key
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -156,20 +181,30 @@ class VersionSearchView(RegistryView):
 
     ordering_fields = _VERSION_ORDERINGS
 
-    @extend_schema(parameters=[*_LIST_PARAMS, OpenApiParameter("status", str),
-                               OpenApiParameter("run_id", str)],
-                   responses=s.VersionOut(many=True))
+    @extend_schema(
+        parameters=[
+            *_LIST_PARAMS,
+            OpenApiParameter("status", str),
+            OpenApiParameter("run_id", str),
+        ],
+        responses=s.VersionOut(many=True),
+    )
     def get(self, request: Request) -> Response:
-        return self.page(selectors.version_list(user=request.user,
-                                                filters=self.filters(request)), s.VersionOut)
+        return self.page(
+            selectors.version_list(user=request.user, filters=self.filters(request)), s.VersionOut
+        )
 
     def filters(self, request: Request, **extra: Any) -> selectors.VersionFilters:
         return selectors.VersionFilters(
-            name_contains=request.query_params.get("name"), tags=_tag_filters(request),
+            name_contains=request.query_params.get("name"),
+            tags=_tag_filters(request),
             stage=_choice(request, "stage", ModelVersion.Stage.values),
             status=_choice(request, "status", ModelVersion.Status.values),
-            owner=request.query_params.get("owner"), run_id=request.query_params.get("run_id"),
-            q=request.query_params.get("q"), **extra)
+            owner=request.query_params.get("owner"),
+            run_id=request.query_params.get("run_id"),
+            q=request.query_params.get("q"),
+            **extra,
+        )
 
 
 class VersionListView(VersionSearchView):
@@ -178,23 +213,42 @@ class VersionListView(VersionSearchView):
     @extend_schema(parameters=_LIST_PARAMS, responses=s.VersionOut(many=True))
     def get(self, request: Request, name: str) -> Response:
         rm = self.registered_model(name)
-        return self.page(selectors.version_list(
-            user=request.user, filters=self.filters(request, registered_model=rm)), s.VersionOut)
+        return self.page(
+            selectors.version_list(
+                user=request.user, filters=self.filters(request, registered_model=rm)
+            ),
+            s.VersionOut,
+        )
 
-    @extend_schema(request=s.VersionCreateIn, responses={201: s.VersionOut, 200: s.VersionOut},
-                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                                description="A retry with the same key returns "
-                                                "the version the first request created.")])
+    @extend_schema(
+        request=s.VersionCreateIn,
+        responses={201: s.VersionOut, 200: s.VersionOut},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="A retry with the same key returns "
+                "the version the first request created.",
+            )
+        ],
+    )
     def post(self, request: Request, name: str) -> Response:
         rm = self.registered_model(name)
         data = self.valid(s.VersionCreateIn)
         version, created = services.version_create(
-            actor=self.actor(), registered_model=rm,
-            idempotency_key=request.headers.get("Idempotency-Key"), **data)
-        version = selectors.version_get(user=request.user, registered_model=rm,
-                                        number=version.version)
-        return Response(s.VersionOut(version).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+            actor=self.actor(),
+            registered_model=rm,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            **data,
+        )
+        version = selectors.version_get(
+            user=request.user, registered_model=rm, number=version.version
+        )
+        return Response(
+            s.VersionOut(version).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 class VersionDetailView(RegistryView):
@@ -206,8 +260,7 @@ class VersionDetailView(RegistryView):
     def patch(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
         data = self.valid(s.VersionUpdateIn, partial=True)
-        services.version_update(actor=self.actor(), version=version,
-                                **data)
+        services.version_update(actor=self.actor(), version=version, **data)
         return Response(s.VersionOut(self.version(name, number)).data)
 
     @extend_schema(responses={204: None})
@@ -226,22 +279,35 @@ class VersionStageView(RegistryView):
 
 class JobIn(s.StrictInput):
     kind = s.serializers.ChoiceField(choices=PackagingJob.Kind.choices)
-    artifact = s.serializers.IntegerField(min_value=1, required=False, allow_null=True,
-                                          default=None)
+    artifact = s.serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, default=None
+    )
     force = s.serializers.BooleanField(required=False, default=False)
 
 
 def job_data(job: PackagingJob) -> dict[str, Any]:
-    return {"id": job.pk, "kind": job.kind, "status": job.status, "progress": job.progress,
-            "step": job.step, "attempts": job.attempts, "input_sha256": job.input_sha256,
-            "artifact": job.artifact_id, "result": job.result, "error": job.error,
-            "log": job.log, "forced": job.forced,
-            "requested_by": job.requested_by.username if job.requested_by else None,
-            "created_at": s._iso(job.created_at), "started_at": s._iso(job.started_at),
-            "finished_at": s._iso(job.finished_at),
-            # The worker's last sign of life, and the job this one waits for (a bundle waits
-            # for the ONNX conversion of its input).
-            "heartbeat_at": s._iso(job.heartbeat_at), "waits_for": job.waits_for_id}
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "step": job.step,
+        "attempts": job.attempts,
+        "input_sha256": job.input_sha256,
+        "artifact": job.artifact_id,
+        "result": job.result,
+        "error": job.error,
+        "log": job.log,
+        "forced": job.forced,
+        "requested_by": job.requested_by.username if job.requested_by else None,
+        "created_at": s._iso(job.created_at),
+        "started_at": s._iso(job.started_at),
+        "finished_at": s._iso(job.finished_at),
+        # The worker's last sign of life, and the job this one waits for (a bundle waits
+        # for the ONNX conversion of its input).
+        "heartbeat_at": s._iso(job.heartbeat_at),
+        "waits_for": job.waits_for_id,
+    }
 
 
 class JobListView(RegistryView):
@@ -251,55 +317,71 @@ class JobListView(RegistryView):
         rows = selectors.job_list(user=request.user, version=version)
         return Response({"results": [job_data(j) for j in rows]})
 
-    @extend_schema(request=JobIn, responses={201: OpenApiTypes.OBJECT,
-                                             200: OpenApiTypes.OBJECT})
+    @extend_schema(request=JobIn, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
     def post(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
         data = self.valid(JobIn)
-        artifact = (selectors.artifact_get(user=request.user, version=version,
-                                           artifact_id=data["artifact"])
-                    if data["artifact"] else None)
-        job, created = services.job_start(actor=self.actor(), version=version,
-                                          kind=data["kind"], artifact=artifact,
-                                          force=data["force"])
-        return Response(job_data(job), status=status.HTTP_201_CREATED if created
-                        else status.HTTP_200_OK)
+        artifact = (
+            selectors.artifact_get(user=request.user, version=version, artifact_id=data["artifact"])
+            if data["artifact"]
+            else None
+        )
+        job, created = services.job_start(
+            actor=self.actor(),
+            version=version,
+            kind=data["kind"],
+            artifact=artifact,
+            force=data["force"],
+        )
+        return Response(
+            job_data(job), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 class JobDetailView(RegistryView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, name: str, number: int, job_id: int) -> Response:
-        return Response(job_data(selectors.job_get(
-            user=request.user, version=self.version(name, number), job_id=job_id)))
+        return Response(
+            job_data(
+                selectors.job_get(
+                    user=request.user, version=self.version(name, number), job_id=job_id
+                )
+            )
+        )
 
 
 class JobCancelView(RegistryView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, name: str, number: int, job_id: int) -> Response:
-        job = selectors.job_get(user=request.user, version=self.version(name, number),
-                                job_id=job_id)
+        job = selectors.job_get(
+            user=request.user, version=self.version(name, number), job_id=job_id
+        )
         return Response(job_data(services.job_cancel(actor=self.actor(), job=job)))
 
 
 class VersionTagView(RegistryView):
     @extend_schema(request=s.TagValueIn, responses=s.VersionOut)
     def put(self, request: Request, name: str, number: int, key: str) -> Response:
-        services.version_tag_set(actor=self.actor(), version=self.version(name, number), key=key,
-                                 **self.valid(s.TagValueIn))
+        services.version_tag_set(
+            actor=self.actor(),
+            version=self.version(name, number),
+            key=key,
+            **self.valid(s.TagValueIn),
+        )
         return Response(s.VersionOut(self.version(name, number)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str, number: int, key: str) -> Response:
-        services.version_tag_delete(actor=self.actor(), version=self.version(name, number),
-                                    key=key)
+        services.version_tag_delete(actor=self.actor(), version=self.version(name, number), key=key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class VersionMetricsView(RegistryView):
     @extend_schema(request=s.MetricsIn, responses=s.VersionOut)
     def post(self, request: Request, name: str, number: int) -> Response:
-        services.version_metrics_log(actor=self.actor(), version=self.version(name, number),
-                                     **self.valid(s.MetricsIn))
+        services.version_metrics_log(
+            actor=self.actor(), version=self.version(name, number), **self.valid(s.MetricsIn)
+        )
         return Response(s.VersionOut(self.version(name, number)).data)
 
 
@@ -310,8 +392,9 @@ class VersionValidateView(RegistryView):
     def post(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
         if not version.signature:
-            raise ValidationFailed(f"Version {number} has no signature to validate against.",
-                                   code="no_signature")
+            raise ValidationFailed(
+                f"Version {number} has no signature to validate against.", code="no_signature"
+            )
         inputs = version.signature["inputs"]
         rows = validation.rows_from_payload(request.data, validation.is_tensor_schema(inputs))
         errors = validation.rows_check(inputs, rows)
@@ -319,30 +402,44 @@ class VersionValidateView(RegistryView):
 
 
 class ModelCompareView(RegistryView):
-    @extend_schema(parameters=[OpenApiParameter("versions", str, required=True,
-                                                description="Comma-separated, e.g. 1,3,4; the "
-                                                "first is the baseline")],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "versions",
+                str,
+                required=True,
+                description="Comma-separated, e.g. 1,3,4; the first is the baseline",
+            )
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request, name: str) -> Response:
         raw = request.query_params.get("versions", "")
         numbers = [whole_number(p, "versions") for p in raw.split(",") if p.strip()]
-        result = selectors.version_compare(user=request.user,
-                                           registered_model=self.registered_model(name),
-                                           numbers=numbers)
-        result["versions"] = [{"version": v.version, "stage": v.stage,
-                               "created_at": v.created_at} for v in result["versions"]]
+        result = selectors.version_compare(
+            user=request.user, registered_model=self.registered_model(name), numbers=numbers
+        )
+        result["versions"] = [
+            {"version": v.version, "stage": v.stage, "created_at": v.created_at}
+            for v in result["versions"]
+        ]
         return Response(result)
 
 
 class ModelResolveView(RegistryView):
     """What a stage or alias points at right now, with download URLs and digests."""
 
-    @extend_schema(parameters=[OpenApiParameter("stage", str), OpenApiParameter("alias", str)],
-                   responses=s.ResolveOut)
+    @extend_schema(
+        parameters=[OpenApiParameter("stage", str), OpenApiParameter("alias", str)],
+        responses=s.ResolveOut,
+    )
     def get(self, request: Request, name: str) -> Response:
         version = selectors.version_resolve(
-            user=request.user, registered_model=self.registered_model(name),
-            stage=request.query_params.get("stage"), alias=request.query_params.get("alias"))
+            user=request.user,
+            registered_model=self.registered_model(name),
+            stage=request.query_params.get("stage"),
+            alias=request.query_params.get("alias"),
+        )
         return Response(s.ResolveOut(version).data)
 
 
@@ -351,8 +448,9 @@ class AliasListView(RegistryView):
 
     @extend_schema(responses=s.AliasOut(many=True))
     def get(self, request: Request, name: str) -> Response:
-        aliases = selectors.alias_list(user=request.user,
-                                       registered_model=self.registered_model(name))
+        aliases = selectors.alias_list(
+            user=request.user, registered_model=self.registered_model(name)
+        )
         return Response(s.AliasOut(aliases, many=True).data)
 
 
@@ -362,14 +460,16 @@ class AliasDetailView(RegistryView):
         rm = self.registered_model(name)
         number = self.valid(s.AliasIn)["version"]
         version = selectors.version_get(user=request.user, registered_model=rm, number=number)
-        result = services.alias_set(actor=self.actor(), registered_model=rm, name=alias,
-                                    version=version)
+        result = services.alias_set(
+            actor=self.actor(), registered_model=rm, name=alias, version=version
+        )
         return Response(s.AliasOut(result).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str, alias: str) -> Response:
-        services.alias_delete(actor=self.actor(), registered_model=self.registered_model(name),
-                              name=alias)
+        services.alias_delete(
+            actor=self.actor(), registered_model=self.registered_model(name), name=alias
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -390,13 +490,21 @@ class ArtifactListView(RegistryView):
     def get(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
         links = s.Links()
-        return Response([s.artifact_data(a, name, number, links)
-                         for a in selectors.version_children(version).artifacts])
+        return Response(
+            [
+                s.artifact_data(a, name, number, links)
+                for a in selectors.version_children(version).artifacts
+            ]
+        )
 
-    @extend_schema(request={"application/octet-stream": OpenApiTypes.BINARY,
-                            "multipart/form-data": OpenApiTypes.OBJECT},
-                   parameters=[OpenApiParameter("filename", str)],
-                   responses={201: s.ArtifactOut})
+    @extend_schema(
+        request={
+            "application/octet-stream": OpenApiTypes.BINARY,
+            "multipart/form-data": OpenApiTypes.OBJECT,
+        },
+        parameters=[OpenApiParameter("filename", str)],
+        responses={201: s.ArtifactOut},
+    )
     def post(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
         declared = request.META.get("CONTENT_LENGTH")
@@ -417,27 +525,35 @@ class ArtifactListView(RegistryView):
             chunks = read_chunks(request._request)
             media_type = content_type
         artifact = services.artifact_upload(
-            actor=self.actor(), version=version, filename=filename, chunks=chunks,
-            media_type=media_type, declared_size=declared_size)
+            actor=self.actor(),
+            version=version,
+            filename=filename,
+            chunks=chunks,
+            media_type=media_type,
+            declared_size=declared_size,
+        )
         return Response(s.ArtifactOut(artifact).data, status=status.HTTP_201_CREATED)
 
 
 class ArtifactDetailView(RegistryView):
     @extend_schema(responses=s.ArtifactOut)
     def get(self, request: Request, name: str, number: int, artifact_id: int) -> Response:
-        artifact = selectors.artifact_get(user=request.user, version=self.version(name, number),
-                                          artifact_id=artifact_id)
+        artifact = selectors.artifact_get(
+            user=request.user, version=self.version(name, number), artifact_id=artifact_id
+        )
         return Response(s.ArtifactOut(artifact).data)
 
 
 class ArtifactDownloadView(RegistryView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, name: str, number: int, artifact_id: int) -> FileResponse:
-        artifact = selectors.artifact_get(user=request.user, version=self.version(name, number),
-                                          artifact_id=artifact_id)
+        artifact = selectors.artifact_get(
+            user=request.user, version=self.version(name, number), artifact_id=artifact_id
+        )
         handle = services.artifact_open(actor=self.actor(), artifact=artifact)
-        response = FileResponse(handle, as_attachment=True, filename=artifact.filename,
-                                content_type=artifact.media_type)
+        response = FileResponse(
+            handle, as_attachment=True, filename=artifact.filename, content_type=artifact.media_type
+        )
         response["Content-Length"] = str(artifact.size)
         response["Digest"] = f"sha-256={artifact.sha256}"
         response["X-Content-SHA256"] = artifact.sha256

@@ -19,7 +19,19 @@ from registry.models.lineage import (
 from registry.models.packaging import PackagingJob
 
 __all__ = [
-    "Alias", "Artifact", "CodeRef", "Dataset", "Deployment", "FeatureSource", "LogicalFeature",
-    "ModelVersion", "ModelVersionMetric", "ModelVersionTag", "PackagingJob", "RegisteredModel",
-    "RegisteredModelTag", "TrainingRun", "TrainingRunDataset",
+    "Alias",
+    "Artifact",
+    "CodeRef",
+    "Dataset",
+    "Deployment",
+    "FeatureSource",
+    "LogicalFeature",
+    "ModelVersion",
+    "ModelVersionMetric",
+    "ModelVersionTag",
+    "PackagingJob",
+    "RegisteredModel",
+    "RegisteredModelTag",
+    "TrainingRun",
+    "TrainingRunDataset",
 ]

@@ -24,21 +24,43 @@ class RegisteredModel(TimeStamped):
 
     name = models.CharField(max_length=256, unique=True)
     description = models.TextField(blank=True, default="")
-    owner = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="owned_registered_models")
-    team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="registered_models")
-    risk_tier = models.CharField(max_length=16, choices=RiskTier.choices,
-                                 default=RiskTier.MEDIUM, db_index=True)
+    owner = models.ForeignKey(
+        USER,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_registered_models",
+    )
+    team = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="registered_models"
+    )
+    risk_tier = models.CharField(
+        max_length=16, choices=RiskTier.choices, default=RiskTier.MEDIUM, db_index=True
+    )
     # Highest version number ever allocated; only grows, so numbers are never reused.
     last_version_number = models.PositiveIntegerField(default=0, editable=False)
-    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="created_registered_models")
-    updated_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="updated_registered_models")
+    created_by = models.ForeignKey(
+        USER,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="created_registered_models",
+    )
+    updated_by = models.ForeignKey(
+        USER,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="updated_registered_models",
+    )
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    deleted_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="deleted_registered_models")
+    deleted_by = models.ForeignKey(
+        USER,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deleted_registered_models",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -48,8 +70,10 @@ class RegisteredModel(TimeStamped):
             ("manage_access", "Can manage who may access this model"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(risk_tier__in=["low", "medium", "high", "critical"]),
-                                   name="registered_model_risk_tier_valid"),
+            models.CheckConstraint(
+                condition=Q(risk_tier__in=["low", "medium", "high", "critical"]),
+                name="registered_model_risk_tier_valid",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -61,15 +85,19 @@ class RegisteredModel(TimeStamped):
 
 
 class RegisteredModelTag(models.Model):
-    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
-                                         related_name="tags")
+    registered_model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="tags"
+    )
     key = models.CharField(max_length=250)
     value = models.CharField(max_length=5000, blank=True, default="")
 
     class Meta:
         ordering = ["key"]
-        constraints = [models.UniqueConstraint(fields=["registered_model", "key"],
-                                               name="registered_model_tag_unique_key")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registered_model", "key"], name="registered_model_tag_unique_key"
+            )
+        ]
         indexes = [models.Index(fields=["key"], name="rm_tag_key_idx")]
 
     def __str__(self) -> str:
@@ -90,8 +118,9 @@ class ModelVersion(TimeStamped):
         READY = "ready", "Ready"
         FAILED_REGISTRATION = "failed_registration", "Failed registration"
 
-    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
-                                         related_name="versions")
+    registered_model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="versions"
+    )
     version = models.PositiveIntegerField(editable=False)
     description = models.TextField(blank=True, default="")
     source = models.CharField(max_length=1000, blank=True, default="")
@@ -105,43 +134,69 @@ class ModelVersion(TimeStamped):
     python_version = models.CharField(max_length=32, blank=True, default="")
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.READY)
     status_message = models.CharField(max_length=1000, blank=True, default="")
-    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NONE,
-                             editable=False)
+    stage = models.CharField(
+        max_length=16, choices=Stage.choices, default=Stage.NONE, editable=False
+    )
     stage_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
-    training_run = models.ForeignKey("registry.TrainingRun", null=True, blank=True,
-                                     on_delete=models.SET_NULL, related_name="model_versions")
-    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="created_model_versions")
+    training_run = models.ForeignKey(
+        "registry.TrainingRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="model_versions",
+    )
+    created_by = models.ForeignKey(
+        USER,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="created_model_versions",
+    )
     # A client's Idempotency-Key and a digest of its request body: a retry with the same key
     # returns this version; the same key with a different body is refused.
     # NULL (not "") means "no key", so the partial unique constraint below skips those rows.
     idempotency_key = models.CharField(  # noqa: DJ001
-        max_length=255, null=True, blank=True, editable=False)
-    idempotency_fingerprint = models.CharField(max_length=64, blank=True, default="",
-                                               editable=False)
+        max_length=255, null=True, blank=True, editable=False
+    )
+    idempotency_fingerprint = models.CharField(
+        max_length=64, blank=True, default="", editable=False
+    )
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    deleted_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="deleted_model_versions")
+    deleted_by = models.ForeignKey(
+        USER,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deleted_model_versions",
+    )
 
     class Meta:
         ordering = ["registered_model_id", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["registered_model", "version"],
-                                    name="model_version_unique_number"),
-            models.UniqueConstraint(fields=["registered_model", "idempotency_key"],
-                                    condition=Q(idempotency_key__isnull=False),
-                                    name="model_version_unique_idempotency_key"),
-            models.CheckConstraint(condition=Q(version__gte=1),
-                                   name="model_version_number_positive"),
+            models.UniqueConstraint(
+                fields=["registered_model", "version"], name="model_version_unique_number"
+            ),
+            models.UniqueConstraint(
+                fields=["registered_model", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="model_version_unique_idempotency_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(version__gte=1), name="model_version_number_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(stage__in=["none", "staging", "production", "archived"]),
-                name="model_version_stage_valid"),
+                name="model_version_stage_valid",
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=["pending_registration", "ready", "failed_registration"]),
-                name="model_version_status_valid"),
+                name="model_version_status_valid",
+            ),
         ]
-        indexes = [models.Index(fields=["registered_model", "stage"], name="mv_model_stage_idx"),
-                   models.Index(fields=["stage"], name="mv_stage_idx")]
+        indexes = [
+            models.Index(fields=["registered_model", "stage"], name="mv_model_stage_idx"),
+            models.Index(fields=["stage"], name="mv_stage_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.registered_model.name} v{self.version}"
@@ -158,8 +213,9 @@ class ModelVersionTag(models.Model):
 
     class Meta:
         ordering = ["key"]
-        constraints = [models.UniqueConstraint(fields=["version", "key"],
-                                               name="model_version_tag_unique_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "key"], name="model_version_tag_unique_key")
+        ]
         indexes = [models.Index(fields=["key"], name="mv_tag_key_idx")]
 
     def __str__(self) -> str:
@@ -177,8 +233,11 @@ class ModelVersionMetric(models.Model):
 
     class Meta:
         ordering = ["name", "dataset", "split"]
-        constraints = [models.UniqueConstraint(fields=["version", "name", "dataset", "split"],
-                                               name="model_version_metric_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "name", "dataset", "split"], name="model_version_metric_unique"
+            )
+        ]
         # No (name, value) index on purpose: searches test metrics per model or version, and
         # the unique (version, name, …) index answers that; a (name, value) index tempts the
         # planner into scanning every matching metric for each candidate row.
@@ -191,22 +250,28 @@ class ModelVersionMetric(models.Model):
 class Alias(TimeStamped):
     """A movable name ("champion") pointing at one version of a registered model."""
 
-    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE,
-                                         related_name="aliases")
+    registered_model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="aliases"
+    )
     name = models.CharField(max_length=256)
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="aliases")
-    updated_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="updated_aliases")
+    updated_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="updated_aliases"
+    )
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "aliases"
-        constraints = [models.UniqueConstraint(fields=["registered_model", "name"],
-                                               name="alias_unique_name_per_model"),
-                       # "Prod" and "prod" are one alias: protection compares without case,
-                       # so names must be unique without case too.
-                       models.UniqueConstraint(Lower("name"), "registered_model",
-                                               name="alias_unique_name_per_model_ci")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registered_model", "name"], name="alias_unique_name_per_model"
+            ),
+            # "Prod" and "prod" are one alias: protection compares without case,
+            # so names must be unique without case too.
+            models.UniqueConstraint(
+                Lower("name"), "registered_model", name="alias_unique_name_per_model_ci"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.registered_model_id}@{self.name}"
@@ -232,30 +297,39 @@ class Artifact(models.Model):
     media_type = models.CharField(max_length=255, default="application/octet-stream")
     format = models.CharField(max_length=16, choices=Format.choices, default=Format.OTHER)
     storage_key = models.CharField(max_length=512, editable=False)
-    derived_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="derivatives")
+    derived_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derivatives"
+    )
     # Files Modelgate's own jobs wrote (ONNX, bundle): outside the version's content digest,
     # so they may be added to a sealed version; recorded with the job and the digest of the
     # content they were made from.
     derived = models.BooleanField(default=False)
-    derived_by_job = models.ForeignKey("registry.PackagingJob", null=True, blank=True,
-                                       on_delete=models.SET_NULL, related_name="outputs")
+    derived_by_job = models.ForeignKey(
+        "registry.PackagingJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outputs",
+    )
     input_digest = models.CharField(max_length=64, blank=True, default="")
     # Set by the inspect job: safe, suspicious or unsafe (empty until inspected).
     safety = models.CharField(max_length=16, blank=True, default="")
     # An administrator may trust a file the scan did not clear (audited); workers then load it.
     trusted_at = models.DateTimeField(null=True, blank=True)
-    trusted_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="created_artifacts")
+    trusted_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="created_artifacts"
+    )
     created_at = models.DateTimeField(editable=False)
 
     class Meta:
         ordering = ["version_id", "filename"]
         constraints = [
-            models.UniqueConstraint(fields=["version", "filename"],
-                                    name="artifact_unique_filename_per_version"),
+            models.UniqueConstraint(
+                fields=["version", "filename"], name="artifact_unique_filename_per_version"
+            ),
             models.CheckConstraint(condition=Q(size__gte=0), name="artifact_size_non_negative"),
         ]
 

@@ -27,10 +27,12 @@ class PackagingJob(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE,
-                                related_name="packaging_jobs")
-    artifact = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="jobs")
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="packaging_jobs"
+    )
+    artifact = models.ForeignKey(
+        Artifact, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     kind = models.CharField(max_length=32, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
@@ -48,10 +50,12 @@ class PackagingJob(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # A job that must run after another (a bundle after the ONNX conversion of its input, so
     # it ships that flavor); it is sent to a worker when that job ends.
-    waits_for = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="waiting_jobs")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                     on_delete=models.SET_NULL, related_name="+")
+    waits_for = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="waiting_jobs"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -62,8 +66,11 @@ class PackagingJob(models.Model):
         indexes = [models.Index(fields=["version", "kind", "input_sha256"], name="job_input")]
         constraints = [
             # One active job per kind and input: a second start while one runs returns it.
-            models.UniqueConstraint(fields=["version", "kind", "input_sha256"],
-                                    condition=Q(status__in=ACTIVE), name="job_one_active"),
+            models.UniqueConstraint(
+                fields=["version", "kind", "input_sha256"],
+                condition=Q(status__in=ACTIVE),
+                name="job_one_active",
+            ),
             models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_max"),
         ]
 

@@ -48,62 +48,93 @@ def _extras(version: ModelVersion) -> list[tuple[str, bytes]]:
 
 def _included(version: ModelVersion, source: Artifact) -> list[Artifact]:
     """The version's other files that travel with the model (never an earlier bundle)."""
-    return list(version.artifacts.exclude(pk=source.pk).exclude(format=Artifact.Format.MLFLOW)
-                .order_by("filename"))
+    return list(
+        version.artifacts.exclude(pk=source.pk)
+        .exclude(format=Artifact.Format.MLFLOW)
+        .order_by("filename")
+    )
 
 
 def input_digest(version: ModelVersion, source: Artifact) -> str:
     """What a bundle is built from: the same digest means the same bundle, so starting the
     job again returns the earlier one; a new file, signature or card revision makes a new one."""
     digest = hashlib.sha256()
-    for part in (source.sha256, *(a.sha256 for a in _included(version, source)),
-                 json.dumps(version.signature, sort_keys=True),
-                 json.dumps(version.pip_requirements), version.python_version):
+    for part in (
+        source.sha256,
+        *(a.sha256 for a in _included(version, source)),
+        json.dumps(version.signature, sort_keys=True),
+        json.dumps(version.pip_requirements),
+        version.python_version,
+    ):
         digest.update(str(part).encode() + b"\0")
     for name, data in _extras(version):
         digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
-def _requirements(version: ModelVersion, found: dict[str, str], onnx: bool,
-                  skops: bool) -> list[str]:
+def _requirements(
+    version: ModelVersion, found: dict[str, str], onnx: bool, skops: bool
+) -> list[str]:
     if version.pip_requirements:
         return [str(r) for r in version.pip_requirements]
-    names = ["scikit-learn", "numpy", "scipy"] + (["skops"] if skops else []) + (
-        ["onnxruntime"] if onnx else [])
+    names = (
+        ["scikit-learn", "numpy", "scipy"]
+        + (["skops"] if skops else [])
+        + (["onnxruntime"] if onnx else [])
+    )
     return [f"{n}=={found[n]}" for n in names if n in found]
 
 
-def _mlmodel(version: ModelVersion, model_file: str, fmt: str, packaged: dict[str, Any],
-             onnx: Artifact | None, python: str) -> dict[str, Any]:
+def _mlmodel(
+    version: ModelVersion,
+    model_file: str,
+    fmt: str,
+    packaged: dict[str, Any],
+    onnx: Artifact | None,
+    python: str,
+) -> dict[str, Any]:
     found = packaged["versions"]
     sklearn_flavor: dict[str, Any] = {
-        "pickled_model": model_file, "sklearn_version": found.get("scikit-learn", ""),
+        "pickled_model": model_file,
+        "sklearn_version": found.get("scikit-learn", ""),
         "serialization_format": "skops" if fmt == Artifact.Format.SKOPS else "pickle",
-        "code": None}
+        "code": None,
+    }
     if fmt == Artifact.Format.SKOPS:
         sklearn_flavor["skops_trusted_types"] = packaged["trusted_types"]
     flavors: dict[str, Any] = {
-        "python_function": {"loader_module": "mlflow.sklearn", "model_path": model_file,
-                            "predict_fn": "predict", "python_version": python,
-                            "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}},
+        "python_function": {
+            "loader_module": "mlflow.sklearn",
+            "model_path": model_file,
+            "predict_fn": "predict",
+            "python_version": python,
+            "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
+        },
         "sklearn": sklearn_flavor,
     }
     if onnx is not None:
-        flavors["onnx"] = {"data": f"artifacts/{onnx.filename}",
-                           "onnx_version": found.get("onnx", ""),
-                           "providers": ["CPUExecutionProvider"], "code": None}
+        flavors["onnx"] = {
+            "data": f"artifacts/{onnx.filename}",
+            "onnx_version": found.get("onnx", ""),
+            "providers": ["CPUExecutionProvider"],
+            "code": None,
+        }
     document: dict[str, Any] = {
-        "artifact_path": "model", "flavors": flavors,
+        "artifact_path": "model",
+        "flavors": flavors,
         "model_uuid": uuid.uuid5(UUID_NAMESPACE, f"{version.pk}").hex,
         "utc_time_created": version.created_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
-        "metadata": {"modelgate_model": version.registered_model.name,
-                     "modelgate_version": version.version},
+        "metadata": {
+            "modelgate_model": version.registered_model.name,
+            "modelgate_version": version.version,
+        },
     }
     if version.signature:
         document["signature"] = {
             "inputs": json.dumps(version.signature.get("inputs", [])),
-            "outputs": json.dumps(version.signature.get("outputs", [])), "params": None}
+            "outputs": json.dumps(version.signature.get("outputs", [])),
+            "params": None,
+        }
     return document
 
 
@@ -138,38 +169,56 @@ def _add(archive: zipfile.ZipFile, name: str, content: Content) -> dict[str, Any
 def run(job: PackagingJob) -> dict[str, Any]:
     version = job.version
     source, trusted = convert.cleared(job)
-    blocked = [f"{a.filename} ({reason})" for a, reason in jobs.artifacts_clearance(
-        version, [source, *_included(version, source)]) if reason]
+    blocked = [
+        f"{a.filename} ({reason})"
+        for a, reason in jobs.artifacts_clearance(version, [source, *_included(version, source)])
+        if reason
+    ]
     if blocked:
-        raise JobError("A bundle ships only files whose inspection cleared them (or that an "
-                       f"administrator trusted); not cleared: {'; '.join(blocked)}.")
+        raise JobError(
+            "A bundle ships only files whose inspection cleared them (or that an "
+            f"administrator trusted); not cleared: {'; '.join(blocked)}."
+        )
     rows = convert.rows_for(job)
     with convert.workdir("bundle") as workdir:
         jobs.job_progress(job, 20, "checking the model loads and predicts in a limited process")
         packaged = convert.run_child(source, workdir, rows, mode="package", trusted=trusted)
         model_file = "model.skops" if source.format == Artifact.Format.SKOPS else "model.pkl"
         files: dict[str, Content] = {
-            model_file: functools.partial((workdir / model_file).open, "rb")}
+            model_file: functools.partial((workdir / model_file).open, "rb")
+        }
         jobs.job_progress(job, 50, "collecting the version's files")
         storage = artifact_services.artifact_storage()
         onnx = None
         for artifact in _included(version, source):
             files[f"artifacts/{artifact.filename}"] = functools.partial(
-                storage.open, artifact.storage_key, "rb")
+                storage.open, artifact.storage_key, "rb"
+            )
             if artifact.format == Artifact.Format.ONNX and (
-                    onnx is None or artifact.derived_from_id == source.pk):
+                onnx is None or artifact.derived_from_id == source.pk
+            ):
                 onnx = artifact
         python = version.python_version or platform.python_version()
-        requirements = _requirements(version, packaged["versions"], onnx is not None,
-                                     source.format == Artifact.Format.SKOPS)
+        requirements = _requirements(
+            version, packaged["versions"], onnx is not None, source.format == Artifact.Format.SKOPS
+        )
         files["requirements.txt"] = ("\n".join(requirements) + "\n").encode()
         files["python_env.yaml"] = yaml.safe_dump(
-            {"python": python, "build_dependencies": ["pip"],
-             "dependencies": ["-r requirements.txt"]}, sort_keys=False).encode()
+            {
+                "python": python,
+                "build_dependencies": ["pip"],
+                "dependencies": ["-r requirements.txt"],
+            },
+            sort_keys=False,
+        ).encode()
         files["conda.yaml"] = yaml.safe_dump(
-            {"channels": ["conda-forge"],
-             "dependencies": [f"python={python}", "pip", {"pip": requirements}],
-             "name": "mlflow-env"}, sort_keys=False).encode()
+            {
+                "channels": ["conda-forge"],
+                "dependencies": [f"python={python}", "pip", {"pip": requirements}],
+                "name": "mlflow-env",
+            },
+            sort_keys=False,
+        ).encode()
         mlmodel = _mlmodel(version, model_file, source.format, packaged, onnx, python)
         files["MLmodel"] = yaml.safe_dump(mlmodel, sort_keys=False).encode()
         for name, data in _extras(version):
@@ -179,13 +228,23 @@ def run(job: PackagingJob) -> dict[str, Any]:
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
             checksums = {name: _add(bundle, name, files[name]) for name in sorted(files)}
             metadata = {
-                "format": "modelgate-bundle/1", "model": version.registered_model.name,
-                "version": version.version, "flavor": "sklearn", "model_file": model_file,
-                "estimator": packaged["estimator"], "signature": version.signature,
-                "requirements": requirements, "python_version": python,
-                "source_artifact": {"filename": source.filename, "sha256": source.sha256,
-                                    "format": source.format},
-                "skops_trusted_types": packaged["trusted_types"], "files": checksums}
+                "format": "modelgate-bundle/1",
+                "model": version.registered_model.name,
+                "version": version.version,
+                "flavor": "sklearn",
+                "model_file": model_file,
+                "estimator": packaged["estimator"],
+                "signature": version.signature,
+                "requirements": requirements,
+                "python_version": python,
+                "source_artifact": {
+                    "filename": source.filename,
+                    "sha256": source.sha256,
+                    "format": source.format,
+                },
+                "skops_trusted_types": packaged["trusted_types"],
+                "files": checksums,
+            }
             _add(bundle, "modelgate.json", json.dumps(metadata, indent=2, sort_keys=True).encode())
         digest = hashlib.sha256()
         for chunk in _chunks(functools.partial(archive.open, "rb")):
@@ -199,10 +258,23 @@ def run(job: PackagingJob) -> dict[str, Any]:
                 name = f"{version.registered_model.name}-v{version.version}-bundle-job{job.pk}.zip"
             with archive.open("rb") as handle:
                 stored = artifact_services.artifact_upload(
-                    actor=Actor(user=job.requested_by, channel="worker"), version=version,
-                    filename=name, chunks=artifact_services.read_chunks(handle),
-                    media_type="application/zip", derived_from=source, derived_by_job=job)
-    return {"bundle_artifact": {"id": stored.pk, "filename": stored.filename,
-                                "sha256": stored.sha256, "size": stored.size},
-            "files": sorted([*files, "modelgate.json"]), "flavors": sorted(mlmodel["flavors"]),
-            "requirements": requirements, "estimator": packaged["estimator"]}
+                    actor=Actor(user=job.requested_by, channel="worker"),
+                    version=version,
+                    filename=name,
+                    chunks=artifact_services.read_chunks(handle),
+                    media_type="application/zip",
+                    derived_from=source,
+                    derived_by_job=job,
+                )
+    return {
+        "bundle_artifact": {
+            "id": stored.pk,
+            "filename": stored.filename,
+            "sha256": stored.sha256,
+            "size": stored.size,
+        },
+        "files": sorted([*files, "modelgate.json"]),
+        "flavors": sorted(mlmodel["flavors"]),
+        "requirements": requirements,
+        "estimator": packaged["estimator"],
+    }

@@ -94,8 +94,9 @@ def _estimator(workdir: Path, job: dict[str, Any]) -> Loaded:
 
     loaded = load_any(workdir / "model.bin", job["format"], job.get("trusted", False))
     if not isinstance(loaded.model, BaseEstimator):
-        raise ValueError(f"The file holds a {type(loaded.model).__name__}, not a scikit-learn "
-                         "model.")
+        raise ValueError(
+            f"The file holds a {type(loaded.model).__name__}, not a scikit-learn model."
+        )
     return loaded
 
 
@@ -112,9 +113,12 @@ def _to_onnx(model: Any, rows: Any, opset: int | None = None) -> Any:
     from skl2onnx import to_onnx
 
     try:
-        return to_onnx(model, rows[:1], target_opset=opset,
-                       options={id(model): {"zipmap": False}} if hasattr(
-                           model, "predict_proba") else None)
+        return to_onnx(
+            model,
+            rows[:1],
+            target_opset=opset,
+            options={id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None,
+        )
     except Exception as exc:  # noqa: BLE001 - the converter's message is the useful part
         raise ValueError(f"skl2onnx cannot convert {type(model).__name__}: {exc}") from None
 
@@ -130,8 +134,16 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     found = {}
-    for name in ("scikit-learn", "numpy", "scipy", "joblib", "skops", "onnx", "onnxruntime",
-                 "skl2onnx"):
+    for name in (
+        "scikit-learn",
+        "numpy",
+        "scipy",
+        "joblib",
+        "skops",
+        "onnx",
+        "onnxruntime",
+        "skl2onnx",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
     return found
@@ -153,18 +165,26 @@ def convert(workdir: Path) -> dict[str, Any]:
     outputs = session.run(None, {session.get_inputs()[0].name: rows})
     expected = model.predict(rows)
     labels = np.asarray(outputs[0]).reshape(expected.shape)
-    agreement = float(np.mean(labels == expected)) if expected.dtype.kind in "iubUSO" \
+    agreement = (
+        float(np.mean(labels == expected))
+        if expected.dtype.kind in "iubUSO"
         else float(np.mean(np.isclose(labels, expected, rtol=1e-4, atol=1e-5)))
+    )
     max_diff = None
     if hasattr(model, "predict_proba") and len(outputs) > 1:
         max_diff = float(np.max(np.abs(np.asarray(outputs[1]) - model.predict_proba(rows))))
     elif expected.dtype.kind == "f":
         max_diff = float(np.max(np.abs(labels - expected)))
-    return {"estimator": type(model).__name__, "rows": int(len(rows)),
-            "label_agreement": agreement, "max_abs_diff": max_diff,
-            "opset": max(o.version for o in onx.opset_import if o.domain in ("", "ai.onnx")),
-            "trusted_types": loaded.trusted_types, "versions": versions(),
-            "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "estimator": type(model).__name__,
+        "rows": int(len(rows)),
+        "label_agreement": agreement,
+        "max_abs_diff": max_diff,
+        "opset": max(o.version for o in onx.opset_import if o.domain in ("", "ai.onnx")),
+        "trusted_types": loaded.trusted_types,
+        "versions": versions(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def predict(workdir: Path) -> dict[str, Any]:
@@ -174,10 +194,14 @@ def predict(workdir: Path) -> dict[str, Any]:
     job = json.loads((workdir / "job.json").read_text())
     model = _estimator(workdir, job).model
     output = np.asarray(model.predict(_rows(workdir, np.float64)))
-    kind = {"b": "boolean", "i": "long", "u": "long", "f": "double"}.get(output.dtype.kind,
-                                                                         "string")
-    return {"estimator": type(model).__name__, "output_type": kind,
-            "output_columns": 1 if output.ndim == 1 else int(output.shape[1])}
+    kind = {"b": "boolean", "i": "long", "u": "long", "f": "double"}.get(
+        output.dtype.kind, "string"
+    )
+    return {
+        "estimator": type(model).__name__,
+        "output_type": kind,
+        "output_columns": 1 if output.ndim == 1 else int(output.shape[1]),
+    }
 
 
 def _best_ms(fn: Any, repeat: int = 5) -> float:
@@ -221,8 +245,7 @@ def compare(workdir: Path) -> dict[str, Any]:
         return session.run(None, {session.get_inputs()[0].name: rows})
 
     formats = [
-        ("pickle", pickle_save, lambda p: pickle.loads(p.read_bytes()),
-         lambda m: m.predict(rows)),
+        ("pickle", pickle_save, lambda p: pickle.loads(p.read_bytes()), lambda m: m.predict(rows)),
         ("joblib", lambda p: joblib.dump(model, p), joblib.load, lambda m: m.predict(rows)),
         ("skops", skops_save, skops_load, lambda m: m.predict(rows)),
         ("onnx", onnx_save, _session, onnx_predict),
@@ -242,8 +265,12 @@ def compare(workdir: Path) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - one format failing is a row, not the job
             row["error"] = str(exc)[:500]
         table.append(row)
-    return {"estimator": type(model).__name__, "rows": int(len(rows)), "formats": table,
-            "versions": versions()}
+    return {
+        "estimator": type(model).__name__,
+        "rows": int(len(rows)),
+        "formats": table,
+        "versions": versions(),
+    }
 
 
 def package(workdir: Path) -> dict[str, Any]:
@@ -261,9 +288,13 @@ def package(workdir: Path) -> dict[str, Any]:
     else:
         (workdir / "model.pkl").write_bytes(pickle.dumps(model, protocol=4))
     output = np.asarray(model.predict(_rows(workdir, np.float64)))
-    return {"estimator": type(model).__name__, "trusted_types": loaded.trusted_types,
-            "predicts": list(output.shape), "versions": versions(),
-            "has_predict_proba": hasattr(model, "predict_proba")}
+    return {
+        "estimator": type(model).__name__,
+        "trusted_types": loaded.trusted_types,
+        "predicts": list(output.shape),
+        "versions": versions(),
+        "has_predict_proba": hasattr(model, "predict_proba"),
+    }
 
 
 def torchscript(workdir: Path) -> dict[str, Any]:
@@ -280,13 +311,22 @@ def torchscript(workdir: Path) -> dict[str, Any]:
         raise ValueError(f"The module returned a {type(tensor).__name__}, not a tensor.")
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError("The module returned values that are not finite.")
-    return {"torch": torch.__version__, "input_shape": list(rows.shape),
-            "output_shape": list(tensor.shape), "output_dtype": str(tensor.dtype).replace(
-                "torch.", ""), "methods": sorted(m for m in ("forward",) if hasattr(module, m))}
+    return {
+        "torch": torch.__version__,
+        "input_shape": list(rows.shape),
+        "output_shape": list(tensor.shape),
+        "output_dtype": str(tensor.dtype).replace("torch.", ""),
+        "methods": sorted(m for m in ("forward",) if hasattr(module, m)),
+    }
 
 
-MODES = {"convert": convert, "predict": predict, "compare": compare, "package": package,
-         "torchscript": torchscript}
+MODES = {
+    "convert": convert,
+    "predict": predict,
+    "compare": compare,
+    "package": package,
+    "torchscript": torchscript,
+}
 
 
 def run(workdir: Path, isolation: dict[str, Any] | None = None) -> int:
@@ -296,8 +336,9 @@ def run(workdir: Path, isolation: dict[str, Any] | None = None) -> int:
     try:
         result = MODES[mode](workdir)
     except MemoryError:
-        (workdir / "error.json").write_text(json.dumps({"error": "The model needs more "
-                                                        "memory than the conversion limit."}))
+        (workdir / "error.json").write_text(
+            json.dumps({"error": "The model needs more memory than the conversion limit."})
+        )
         return 2
     except Exception as exc:  # noqa: BLE001 - reported to the job, not raised
         (workdir / "error.json").write_text(json.dumps({"error": str(exc)[:2000]}))
@@ -323,15 +364,45 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-_KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
-               "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
+_KEPT_FLAGS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": 1024,
+    "nodiratime": 2048,
+    "relatime": 1 << 21,
+}
 # Syscalls the model process never needs and an escape would: sockets of any family, ptrace,
 # namespaces and mounts, io_uring (which can open sockets without socket()), kernel keys.
 _SECCOMP_DENY = {
-    "x86_64": (0xC000003E, (41, 101, 310, 311, 272, 308, 165, 166, 155, 161, 321, 298, 323,
-                            248, 249, 250, 425, 426, 427)),
-    "aarch64": (0xC00000B7, (198, 117, 270, 271, 97, 268, 40, 39, 41, 51, 280, 241, 282, 217,
-                             218, 219, 425, 426, 427)),
+    "x86_64": (
+        0xC000003E,
+        (
+            41,
+            101,
+            310,
+            311,
+            272,
+            308,
+            165,
+            166,
+            155,
+            161,
+            321,
+            298,
+            323,
+            248,
+            249,
+            250,
+            425,
+            426,
+            427,
+        ),
+    ),
+    "aarch64": (
+        0xC00000B7,
+        (198, 117, 270, 271, 97, 268, 40, 39, 41, 51, 280, 241, 282, 217, 218, 219, 425, 426, 427),
+    ),
 }
 
 
@@ -353,11 +424,20 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int,
-           data: str | None = None) -> None:
+def _mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
     libc = _libc()
-    _check(libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
-                      flags, data and data.encode()), f"mount {target}")
+    _check(
+        libc.mount(
+            source and source.encode(),
+            target.encode(),
+            fstype and fstype.encode(),
+            flags,
+            data and data.encode(),
+        ),
+        f"mount {target}",
+    )
 
 
 def _mounts() -> list[tuple[str, set[str]]]:
@@ -377,18 +457,26 @@ def _in_scratch(path: Path, parent: Path) -> bool:
     if path == parent:
         return True
     return path.is_relative_to(parent) and path.relative_to(parent).parts[0].startswith(
-        "modelgate-")
+        "modelgate-"
+    )
 
 
 def _needed_paths(workdir: Path) -> list[Path]:
     """What the process must still see: the interpreter, its libraries and WORKDIR."""
-    candidates = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                               sys.base_exec_prefix, *sys.path) if p}
+    candidates = {
+        Path(p).resolve()
+        for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path)
+        if p
+    }
     scratch = workdir.resolve()
-    candidates = {p for p in candidates  # not the zygote's or another job's folder
-                  if p.is_dir() and not _in_scratch(p, scratch.parent)} | {scratch}
-    return sorted(p for p in candidates
-                  if not any(q != p and p.is_relative_to(q) for q in candidates))
+    candidates = {
+        p
+        for p in candidates  # not the zygote's or another job's folder
+        if p.is_dir() and not _in_scratch(p, scratch.parent)
+    } | {scratch}
+    return sorted(
+        p for p in candidates if not any(q != p and p.is_relative_to(q) for q in candidates)
+    )
 
 
 def _blocked_ancestor(path: Path) -> Path | None:
@@ -421,8 +509,9 @@ def _private_mounts(workdir: Path, secret: list[str]) -> None:
     for raw in secret:
         path = Path(raw)
         if path.is_dir():
-            _mount("tmpfs", str(path), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                   "size=4k,mode=000")
+            _mount(
+                "tmpfs", str(path), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000"
+            )
         elif path.exists():
             _mount("/dev/null", str(path), None, MS_BIND)
     for point, options in _mounts():
@@ -454,10 +543,12 @@ def _seccomp() -> bool:
         return struct.pack("HBBI", code, jt, jf, k)
 
     deny = 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
-    program = [op(0x20, 0, 0, 4),  # load the architecture
-               op(0x15, 1, 0, audit_arch),  # ours: go on
-               op(0x06, 0, 0, 0x80000000),  # another: kill the process
-               op(0x20, 0, 0, 0)]  # load the syscall number
+    program = [
+        op(0x20, 0, 0, 4),  # load the architecture
+        op(0x15, 1, 0, audit_arch),  # ours: go on
+        op(0x06, 0, 0, 0x80000000),  # another: kill the process
+        op(0x20, 0, 0, 0),
+    ]  # load the syscall number
     if audit_arch == 0xC000003E:
         program.append(op(0x35, len(numbers) + 1, 0, 0x40000000))  # x32 syscalls: deny
     for index, number in enumerate(numbers):
@@ -476,10 +567,23 @@ def _seccomp() -> bool:
     return True
 
 
-_REFUSED_EVENTS = frozenset({
-    "socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
-    "socket.getaddrinfo", "socket.gethostbyname", "os.system", "os.exec", "os.posix_spawn",
-    "os.spawn", "subprocess.Popen", "pty.spawn"})
+_REFUSED_EVENTS = frozenset(
+    {
+        "socket.__new__",
+        "socket.connect",
+        "socket.bind",
+        "socket.sendto",
+        "socket.sendmsg",
+        "socket.getaddrinfo",
+        "socket.gethostbyname",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "subprocess.Popen",
+        "pty.spawn",
+    }
+)
 
 
 def _audit_hook(workdir: Path, secret: list[str]) -> Any:
@@ -541,8 +645,7 @@ def isolate(workdir: Path, request: dict[str, Any]) -> dict[str, Any]:
     namespaces the process forks: the caller continues in the child (PID 1 of the new
     namespace) while this process waits and exits with the child's code."""
     secret = [s for s in request.get("secret", []) if s]
-    done: dict[str, Any] = {"namespaces": False, "user": None, "seccomp": False,
-                            "audit_hook": True}
+    done: dict[str, Any] = {"namespaces": False, "user": None, "seccomp": False, "audit_hook": True}
     root = os.geteuid() == 0
     if request.get("namespaces", True) and root:
         try:
@@ -583,9 +686,19 @@ def isolate(workdir: Path, request: dict[str, Any]) -> dict[str, Any]:
 def _preload() -> None:
     """Import what jobs need once, so each job's process starts warm (PyTorch is left to the
     jobs that need it: it is large and optional)."""
-    for name in ("numpy", "scipy.sparse", "joblib", "sklearn.ensemble", "sklearn.linear_model",
-                 "sklearn.pipeline", "sklearn.preprocessing", "skl2onnx", "onnx", "onnxruntime",
-                 "skops.io"):
+    for name in (
+        "numpy",
+        "scipy.sparse",
+        "joblib",
+        "sklearn.ensemble",
+        "sklearn.linear_model",
+        "sklearn.pipeline",
+        "sklearn.preprocessing",
+        "skl2onnx",
+        "onnx",
+        "onnxruntime",
+        "skops.io",
+    ):
         with contextlib.suppress(ImportError):
             __import__(name)
 
@@ -612,8 +725,9 @@ def _job_process(request: dict[str, Any]) -> int:
     try:
         isolation = isolate(workdir, request)
     except (IsolationError, OSError) as exc:
-        (workdir / "error.json").write_text(json.dumps({
-            "error": f"the model process could not be isolated: {exc}"[:2000]}))
+        (workdir / "error.json").write_text(
+            json.dumps({"error": f"the model process could not be isolated: {exc}"[:2000]})
+        )
         return 3
     return run(workdir, isolation)
 
@@ -638,8 +752,7 @@ def serve() -> int:
         protocol.write(json.dumps({"pid": pid}) + "\n")
         protocol.flush()
         _, status = os.waitpid(pid, 0)
-        protocol.write(json.dumps({"pid": pid, "exit": os.waitstatus_to_exitcode(status)}) +
-                       "\n")
+        protocol.write(json.dumps({"pid": pid, "exit": os.waitstatus_to_exitcode(status)}) + "\n")
         protocol.flush()
     return 0
 

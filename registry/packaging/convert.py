@@ -28,8 +28,13 @@ from registry.services import artifacts as artifact_services
 from registry.services import jobs
 
 SAMPLE_ROWS = 64
-STEPS = {"convert": "Conversion", "predict": "Prediction", "compare": "Format comparison",
-         "package": "Packaging", "torchscript": "TorchScript validation"}
+STEPS = {
+    "convert": "Conversion",
+    "predict": "Prediction",
+    "compare": "Format comparison",
+    "package": "Packaging",
+    "torchscript": "TorchScript validation",
+}
 LOADABLE = (Artifact.Format.PICKLE, Artifact.Format.JOBLIB, Artifact.Format.SKOPS)
 
 
@@ -51,17 +56,24 @@ def rows_for(job: PackagingJob) -> list[list[float]]:
         try:
             return [[float(v) for v in row] for row in rows]
         except (TypeError, ValueError):
-            raise JobError("The input example has non-numeric values; ONNX parity needs "
-                           "numbers.") from None
-    numeric = [c for c in signature.get("inputs", []) if isinstance(c, dict) and c.get("type")
-               in ("double", "float", "long", "integer", "boolean")]
+            raise JobError(
+                "The input example has non-numeric values; ONNX parity needs numbers."
+            ) from None
+    numeric = [
+        c
+        for c in signature.get("inputs", [])
+        if isinstance(c, dict)
+        and c.get("type") in ("double", "float", "long", "integer", "boolean")
+    ]
     if numeric and len(numeric) == len(signature.get("inputs", [])):
         import random
 
         rng = random.Random(job.pk)
         return [[rng.gauss(0, 1) for _ in numeric] for _ in range(SAMPLE_ROWS)]
-    raise JobError("Conversion needs an input example or a signature of numeric columns to "
-                   "check the ONNX model's answers against; the version has neither.")
+    raise JobError(
+        "Conversion needs an input example or a signature of numeric columns to "
+        "check the ONNX model's answers against; the version has neither."
+    )
 
 
 def cleared(job: PackagingJob) -> tuple[Artifact, bool]:
@@ -70,16 +82,20 @@ def cleared(job: PackagingJob) -> tuple[Artifact, bool]:
     trusted)."""
     artifact = input_artifact(job)
     if artifact.format not in LOADABLE:
-        raise JobError(f"Only scikit-learn pickle, joblib or skops files can be loaded; this "
-                       f"is {artifact.format}.")
+        raise JobError(
+            f"Only scikit-learn pickle, joblib or skops files can be loaded; this "
+            f"is {artifact.format}."
+        )
     trusted = artifact.trusted_at is not None
     jobs.job_progress(job, 5, "checking the file", "scanning imports before loading anything")
     report = scan_artifact(artifact)
     if report.verdict != "safe" and not trusted:
-        raise JobError(f"The file is {report.verdict}: "
-                       f"{', '.join(report.dangerous or report.unknown or report.problems)}. "
-                       "Only files whose imports are all on the allow-list are loaded, unless "
-                       "an administrator trusts this artifact.")
+        raise JobError(
+            f"The file is {report.verdict}: "
+            f"{', '.join(report.dangerous or report.unknown or report.problems)}. "
+            "Only files whose imports are all on the allow-list are loaded, unless "
+            "an administrator trusts this artifact."
+        )
     return artifact, trusted
 
 
@@ -93,19 +109,26 @@ def workdir(purpose: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_child(artifact: Artifact, work: Path, rows: list[list[float]], *, mode: str,
-               trusted: bool) -> dict[str, Any]:
+def run_child(
+    artifact: Artifact, work: Path, rows: list[list[float]], *, mode: str, trusted: bool
+) -> dict[str, Any]:
     """Copy the file into `work` and run the limited child process on it."""
-    with artifact_services.artifact_storage().open(artifact.storage_key, "rb") as source, \
-            (work / "model.bin").open("wb") as target:
+    with (
+        artifact_services.artifact_storage().open(artifact.storage_key, "rb") as source,
+        (work / "model.bin").open("wb") as target,
+    ):
         shutil.copyfileobj(source, target, 1024 * 1024)
     (work / "rows.json").write_text(json.dumps(rows))
-    (work / "job.json").write_text(json.dumps({"format": artifact.format, "mode": mode,
-                                                  "trusted": trusted}))
+    (work / "job.json").write_text(
+        json.dumps({"format": artifact.format, "mode": mode, "trusted": trusted})
+    )
     try:
-        code = sandbox.run(work, memory=settings.CONVERSION_MEMORY_LIMIT,
-                           cpu=settings.CONVERSION_CPU_SECONDS,
-                           timeout=settings.CONVERSION_CPU_SECONDS * 2 + 30)
+        code = sandbox.run(
+            work,
+            memory=settings.CONVERSION_MEMORY_LIMIT,
+            cpu=settings.CONVERSION_CPU_SECONDS,
+            timeout=settings.CONVERSION_CPU_SECONDS * 2 + 30,
+        )
     except sandbox.SandboxError as exc:
         raise JobError(str(exc)) from None
     if code != 0:
@@ -113,12 +136,16 @@ def run_child(artifact: Artifact, work: Path, rows: list[list[float]], *, mode: 
         if error_file.exists():
             message = json.loads(error_file.read_text())["error"]
         elif code in (-signal.SIGXCPU, -signal.SIGKILL):
-            message = (f"the model process used its {settings.CONVERSION_CPU_SECONDS} s of CPU "
-                       "time and was stopped")
+            message = (
+                f"the model process used its {settings.CONVERSION_CPU_SECONDS} s of CPU "
+                "time and was stopped"
+            )
         else:
             output = work / "output.log"
-            message = (f"the model process ended with status {code}: "
-                       f"{output.read_text(errors='replace')[-500:] if output.exists() else ''}")
+            message = (
+                f"the model process ended with status {code}: "
+                f"{output.read_text(errors='replace')[-500:] if output.exists() else ''}"
+            )
         raise JobError(f"{STEPS[mode]} failed: {message}")
     return json.loads((work / "result.json").read_text())
 
@@ -127,39 +154,59 @@ def run(job: PackagingJob) -> dict[str, Any]:
     artifact, trusted = cleared(job)
     rows = rows_for(job)
     with workdir("convert") as work:
-        jobs.job_progress(job, 20, "converting in a limited process",
-                          f"{len(rows)} rows for the parity check")
+        jobs.job_progress(
+            job, 20, "converting in a limited process", f"{len(rows)} rows for the parity check"
+        )
         result = run_child(artifact, work, rows, mode="convert", trusted=trusted)
-        jobs.job_progress(job, 80, "checking parity",
-                          f"label agreement {result['label_agreement']:.4f}, max difference "
-                          f"{result['max_abs_diff']}")
-        parity_ok = (result["label_agreement"] >= settings.PARITY_MIN_AGREEMENT
-                     and (result["max_abs_diff"] is None
-                          or result["max_abs_diff"] <= settings.PARITY_MAX_DIFF))
-        result["thresholds"] = {"label_agreement": settings.PARITY_MIN_AGREEMENT,
-                                "max_abs_diff": settings.PARITY_MAX_DIFF}
+        jobs.job_progress(
+            job,
+            80,
+            "checking parity",
+            f"label agreement {result['label_agreement']:.4f}, max difference "
+            f"{result['max_abs_diff']}",
+        )
+        parity_ok = result["label_agreement"] >= settings.PARITY_MIN_AGREEMENT and (
+            result["max_abs_diff"] is None or result["max_abs_diff"] <= settings.PARITY_MAX_DIFF
+        )
+        result["thresholds"] = {
+            "label_agreement": settings.PARITY_MIN_AGREEMENT,
+            "max_abs_diff": settings.PARITY_MAX_DIFF,
+        }
         if not parity_ok:
-            raise JobError(f"The ONNX model disagrees with scikit-learn: label agreement "
-                           f"{result['label_agreement']:.4f}, max difference "
-                           f"{result['max_abs_diff']} (thresholds {result['thresholds']}).")
+            raise JobError(
+                f"The ONNX model disagrees with scikit-learn: label agreement "
+                f"{result['label_agreement']:.4f}, max difference "
+                f"{result['max_abs_diff']} (thresholds {result['thresholds']})."
+            )
         jobs.job_progress(job, 90, "storing the ONNX file")
         data = (work / "model.onnx").read_bytes()
         # A rerun after a worker died between storing and finishing finds its own file.
         onnx_artifact = job.version.artifacts.filter(
-            derived_from=artifact, format=Artifact.Format.ONNX,
-            sha256=hashlib.sha256(data).hexdigest()).first()
+            derived_from=artifact,
+            format=Artifact.Format.ONNX,
+            sha256=hashlib.sha256(data).hexdigest(),
+        ).first()
         if onnx_artifact is None:
             stem = validation.text(Path(artifact.filename).stem, field="filename")[:200]
             name = f"{stem}.onnx"
             if job.version.artifacts.filter(filename=name).exists():
                 name = f"{stem}-job{job.pk}.onnx"
             onnx_artifact = artifact_services.artifact_upload(
-                actor=Actor(user=job.requested_by, channel="worker"), version=job.version,
-                filename=name, chunks=artifact_services.read_chunks(io.BytesIO(data)),
-                media_type="application/onnx", derived_from=artifact, derived_by_job=job)
+                actor=Actor(user=job.requested_by, channel="worker"),
+                version=job.version,
+                filename=name,
+                chunks=artifact_services.read_chunks(io.BytesIO(data)),
+                media_type="application/onnx",
+                derived_from=artifact,
+                derived_by_job=job,
+            )
         name = onnx_artifact.filename
-        result["onnx_artifact"] = {"id": onnx_artifact.pk, "filename": name,
-                                   "sha256": onnx_artifact.sha256, "size": onnx_artifact.size}
+        result["onnx_artifact"] = {
+            "id": onnx_artifact.pk,
+            "filename": name,
+            "sha256": onnx_artifact.sha256,
+            "size": onnx_artifact.size,
+        }
         return result
 
 
@@ -187,8 +234,13 @@ def infer_signature(job: PackagingJob) -> dict[str, Any]:
     inputs = []
     for i, name in enumerate(names):
         seen = {type(row[i]) for row in rows_raw if i < len(row) and row[i] is not None}
-        kind = ("double" if seen <= {int, float} and float in seen
-                else _TYPES.get(next(iter(seen)), "string") if len(seen) == 1 else "string")
+        kind = (
+            "double"
+            if seen <= {int, float} and float in seen
+            else _TYPES.get(next(iter(seen)), "string")
+            if len(seen) == 1
+            else "string"
+        )
         inputs.append({"name": str(name), "type": kind})
     artifact, trusted = cleared(job)
     try:
@@ -198,8 +250,10 @@ def infer_signature(job: PackagingJob) -> dict[str, Any]:
     with workdir("infer") as work:
         jobs.job_progress(job, 30, "predicting on the input example in a limited process")
         predicted = run_child(artifact, work, rows, mode="predict", trusted=trusted)
-    signature = {"inputs": inputs,
-                 "outputs": [{"name": "prediction", "type": predicted["output_type"]}]}
+    signature = {
+        "inputs": inputs,
+        "outputs": [{"name": "prediction", "type": predicted["output_type"]}],
+    }
     jobs.job_progress(job, 90, "saving the signature")
     from registry.errors import DomainError
     from registry.services.versions import version_update
@@ -207,8 +261,11 @@ def infer_signature(job: PackagingJob) -> dict[str, Any]:
     try:
         with transaction.atomic():  # only the attempt that holds the job writes the signature
             jobs.job_require_current(job)
-            version_update(actor=Actor(user=job.requested_by, channel="worker"),
-                           version=version, signature=signature)
+            version_update(
+                actor=Actor(user=job.requested_by, channel="worker"),
+                version=version,
+                signature=signature,
+            )
     except DomainError as exc:
         raise JobError(exc.message) from None
     return {"changed": True, "signature": signature, "estimator": predicted["estimator"]}
@@ -220,11 +277,14 @@ def compare_formats(job: PackagingJob) -> dict[str, Any]:
     artifact, trusted = cleared(job)
     rows = rows_for(job)
     with workdir("compare") as work:
-        jobs.job_progress(job, 20, "timing every format in a limited process",
-                          f"{len(rows)} rows per prediction")
+        jobs.job_progress(
+            job, 20, "timing every format in a limited process", f"{len(rows)} rows per prediction"
+        )
         result = run_child(artifact, work, rows, mode="compare", trusted=trusted)
-    summary = ", ".join(f"{r['format']} {r['size']:,} B" if "size" in r
-                        else f"{r['format']} failed" for r in result["formats"])
+    summary = ", ".join(
+        f"{r['format']} {r['size']:,} B" if "size" in r else f"{r['format']} failed"
+        for r in result["formats"]
+    )
     jobs.job_progress(job, 95, "recording the table", summary)
     return result
 
@@ -233,13 +293,17 @@ def torchscript(job: PackagingJob) -> dict[str, Any]:
     """Validate a TorchScript archive: it loads on the CPU in the limited child process and
     returns finite values for the version's rows. Needs PyTorch on the worker."""
     if importlib.util.find_spec("torch") is None:
-        raise JobError("PyTorch is not installed on this worker. Install the optional extra "
-                       "(pip install 'modelgate[torch]') on the workers to validate "
-                       "TorchScript files.")
+        raise JobError(
+            "PyTorch is not installed on this worker. Install the optional extra "
+            "(pip install 'modelgate[torch]') on the workers to validate "
+            "TorchScript files."
+        )
     artifact = input_artifact(job)
     if artifact.format != Artifact.Format.TORCHSCRIPT:
-        raise JobError(f"TorchScript validation needs a file saved with torch.jit.save; this "
-                       f"is {artifact.format}.")
+        raise JobError(
+            f"TorchScript validation needs a file saved with torch.jit.save; this "
+            f"is {artifact.format}."
+        )
     rows = rows_for(job)
     with workdir("torchscript") as work:
         jobs.job_progress(job, 20, "loading and running the module in a limited process")

@@ -29,8 +29,11 @@ def _beat(job: PackagingJob, interval: float, stop: threading.Event) -> None:
                 if not jobs.job_heartbeat(job):
                     # Cancelled, or queued again and maybe taken over: this attempt's next
                     # write raises Cancelled; beating for it would only mislead.
-                    logger.warning("job %s no longer runs under attempt %s; heartbeat stops",
-                                   job.pk, job.attempts)
+                    logger.warning(
+                        "job %s no longer runs under attempt %s; heartbeat stops",
+                        job.pk,
+                        job.attempts,
+                    )
                     return
             except DatabaseError:  # a database blip: the next beat tries again
                 logger.warning("job %s: heartbeat not written", job.pk, exc_info=True)
@@ -43,8 +46,11 @@ def heartbeat(job: PackagingJob, interval: float | None = None) -> Iterator[None
     """Beat for `job`'s current attempt while the block runs."""
     stop = threading.Event()
     thread = threading.Thread(
-        target=_beat, args=(job, interval or settings.JOB_HEARTBEAT_INTERVAL, stop),
-        name=f"job-{job.pk}-heartbeat", daemon=True)
+        target=_beat,
+        args=(job, interval or settings.JOB_HEARTBEAT_INTERVAL, stop),
+        name=f"job-{job.pk}-heartbeat",
+        daemon=True,
+    )
     thread.start()
     try:
         yield

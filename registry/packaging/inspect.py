@@ -79,9 +79,12 @@ def safetensors_ok(handle: IO[bytes], size: int) -> bool:
         if name == "__metadata__":
             continue
         offsets = tensor.get("data_offsets") if isinstance(tensor, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2
-                and all(isinstance(o, int) and o >= 0 for o in offsets)
-                and offsets[0] <= offsets[1] <= size - 8 - length):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and o >= 0 for o in offsets)
+            and offsets[0] <= offsets[1] <= size - 8 - length
+        ):
             return False
     return True
 
@@ -114,8 +117,11 @@ def _check_mlmodel(report: Report, data: bytes) -> dict[str, str]:
         return {}
     opened: dict[str, str] = {}
     for name, flavor in flavors.items():
-        if not isinstance(flavor, dict) or name == "onnx" or \
-                flavor.get("loader_module") == "mlflow.onnx":
+        if (
+            not isinstance(flavor, dict)
+            or name == "onnx"
+            or flavor.get("loader_module") == "mlflow.onnx"
+        ):
             continue
         how = "skops" if flavor.get("serialization_format") == "skops" else "pickle"
         for key in _MODEL_KEYS:
@@ -152,8 +158,9 @@ def scan_mlflow(handle: IO[bytes]) -> Report:
                 opened = _check_mlmodel(report, archive.read(mlmodel))
             for info in archive.infolist():
                 name, lower = info.filename, info.filename.lower()
-                loaded = next((how for p, how in opened.items()
-                               if name == p or name.startswith(f"{p}/")), "")
+                loaded = next(
+                    (how for p, how in opened.items() if name == p or name.startswith(f"{p}/")), ""
+                )
                 if info.is_dir() or name == "MLmodel":
                     continue
                 if lower.endswith(".skops") or loaded == "skops":
@@ -202,9 +209,11 @@ def run(job: PackagingJob) -> dict[str, Any]:
             digest.update(chunk)
             size += len(chunk)
     if digest.hexdigest() != artifact.sha256 or size != artifact.size:
-        raise JobError(f"The stored file does not match its record (sha256 "
-                       f"{digest.hexdigest()[:12]}…, {size} bytes; recorded "
-                       f"{artifact.sha256[:12]}…, {artifact.size} bytes).")
+        raise JobError(
+            f"The stored file does not match its record (sha256 "
+            f"{digest.hexdigest()[:12]}…, {size} bytes; recorded "
+            f"{artifact.sha256[:12]}…, {artifact.size} bytes)."
+        )
     jobs.job_progress(job, 40, "detecting the format", f"sha256 and size verified ({size:,} B)")
     with storage.open(artifact.storage_key, "rb") as handle:
         fmt = detect_format(head, artifact.filename, handle, size)
@@ -214,8 +223,7 @@ def run(job: PackagingJob) -> dict[str, Any]:
             if not safetensors_ok(handle, size):
                 fmt = result["format"] = Artifact.Format.OTHER  # judged below, not trusted
     if fmt in SCANNED or head[:1] == b"\x80" or artifact.filename.lower().endswith(_PICKLES):
-        jobs.job_progress(job, 50, "scanning what loading would import", f"format {fmt}; "
-                          "scanning")
+        jobs.job_progress(job, 50, "scanning what loading would import", f"format {fmt}; scanning")
         report = scan_artifact(artifact, fmt)
         result["scan"] = report.as_dict()
         verdict = report.verdict
@@ -225,8 +233,11 @@ def run(job: PackagingJob) -> dict[str, Any]:
             report = scan_mlflow(handle)
         result["scan"] = report.as_dict()
         verdict = report.verdict
-    elif artifact.filename.lower().endswith(".json") and size <= JSON_LIMIT and _is_json(
-            storage, artifact):
+    elif (
+        artifact.filename.lower().endswith(".json")
+        and size <= JSON_LIMIT
+        and _is_json(storage, artifact)
+    ):
         # Valid JSON never starts with a pickle opcode that could build anything.
         verdict = "safe"
         result["scan"] = {"verdict": verdict, "note": "JSON data carries no code to run"}

@@ -40,9 +40,16 @@ class SandboxError(Exception):
 
 def clean_env(home: Path) -> dict[str, str]:
     """Only what Python needs: no database URL, no secrets, no cloud credentials."""
-    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
-            "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
 
 
 def secret_paths() -> list[str]:
@@ -85,16 +92,22 @@ class Zygote:
         self.buffer = b""
 
     def _alive(self) -> bool:
-        return (self.process is not None and self.owner == os.getpid()
-                and self.process.poll() is None)
+        return (
+            self.process is not None and self.owner == os.getpid() and self.process.poll() is None
+        )
 
     def _start(self) -> None:
         self.stop()
         self.home = Path(tempfile.mkdtemp(prefix="modelgate-zygote-"))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "registry.packaging.child"], cwd=self.home,
-            env=clean_env(self.home), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=(self.home / "stderr.log").open("wb"), start_new_session=True)
+            [sys.executable, "-m", "registry.packaging.child"],
+            cwd=self.home,
+            env=clean_env(self.home),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(self.home / "stderr.log").open("wb"),
+            start_new_session=True,
+        )
         self.owner, self.buffer = os.getpid(), b""
 
     def stop(self) -> None:
@@ -127,10 +140,19 @@ class Zygote:
     def run(self, workdir: Path, *, memory: int, cpu: int, timeout: float) -> int:
         """Run the job in `workdir` in a fresh limited process; its exit code (negative: the
         signal that ended it)."""
-        request = json.dumps({"workdir": str(workdir), "memory": memory, "cpu": cpu,
-                              "user": settings.SANDBOX_USER,
-                              "namespaces": settings.SANDBOX_NAMESPACES,
-                              "secret": secret_paths()}) + "\n"
+        request = (
+            json.dumps(
+                {
+                    "workdir": str(workdir),
+                    "memory": memory,
+                    "cpu": cpu,
+                    "user": settings.SANDBOX_USER,
+                    "namespaces": settings.SANDBOX_NAMESPACES,
+                    "secret": secret_paths(),
+                }
+            )
+            + "\n"
+        )
         for attempt in (1, 2):
             if not self._alive():
                 self._start()

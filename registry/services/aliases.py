@@ -19,24 +19,35 @@ from registry.services.common import insert_or_conflict
 
 
 @transaction.atomic
-def alias_set(*, actor: Actor, registered_model: RegisteredModel, name: str,
-              version: ModelVersion) -> Alias:
+def alias_set(
+    *, actor: Actor, registered_model: RegisteredModel, name: str, version: ModelVersion
+) -> Alias:
     """Point `name` at `version`: one audited, atomic update (creating the alias if new)."""
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     name = validation.alias_name(name)
     policy = policies.policy_for(registered_model)
     if policies.is_protected(policy, name) and policy.production_approvals:
-        raise gate_refusal(Forbidden(
-            f"Alias '{name}' is protected by the {policies.describe(policy)}: open a promotion "
-            "request (POST /api/v1/promotion-requests) to move it.", code="approval_required"),
-            registered_model, f"move alias '{name}'")
+        raise gate_refusal(
+            Forbidden(
+                f"Alias '{name}' is protected by the {policies.describe(policy)}: open a promotion "
+                "request (POST /api/v1/promotion-requests) to move it.",
+                code="approval_required",
+            ),
+            registered_model,
+            f"move alias '{name}'",
+        )
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
-    return alias_point(actor=actor, registered_model=registered_model, name=name,
-                       version=version)
+    return alias_point(actor=actor, registered_model=registered_model, name=name, version=version)
 
 
-def alias_point(*, actor: Actor, registered_model: RegisteredModel, name: str,
-                version: ModelVersion, request: Any = None) -> Alias:
+def alias_point(
+    *,
+    actor: Actor,
+    registered_model: RegisteredModel,
+    name: str,
+    version: ModelVersion,
+    request: Any = None,
+) -> Alias:
     """The move itself, for callers that checked permission and policy and hold the model's
     row lock."""
     if version.registered_model_id != registered_model.pk:
@@ -46,15 +57,26 @@ def alias_point(*, actor: Actor, registered_model: RegisteredModel, name: str,
     now = timezone.now()
     user = actor.user if actor.user_id is not None else None
     # Names are one alias whatever their case: an existing alias keeps its spelling.
-    alias = (Alias.objects.select_for_update().select_related("version")
-             .filter(registered_model=registered_model, name__iexact=name).first())
+    alias = (
+        Alias.objects.select_for_update()
+        .select_related("version")
+        .filter(registered_model=registered_model, name__iexact=name)
+        .first()
+    )
     created = alias is None
     if created:
-        alias = insert_or_conflict(lambda: Alias.objects.create(
-            registered_model=registered_model, name=name, version=version, updated_by=user,
-            created_at=now, updated_at=now),
+        alias = insert_or_conflict(
+            lambda: Alias.objects.create(
+                registered_model=registered_model,
+                name=name,
+                version=version,
+                updated_by=user,
+                created_at=now,
+                updated_at=now,
+            ),
             f"Alias '{name}' was created by another request at the same time; retry.",
-            "alias_conflict")
+            "alias_conflict",
+        )
     name = alias.name
     previous = None if created else alias.version.version
     if not created:
@@ -62,12 +84,26 @@ def alias_point(*, actor: Actor, registered_model: RegisteredModel, name: str,
             return alias
         alias.version, alias.updated_by, alias.updated_at = version, user, now
         alias.save(update_fields=["version", "updated_by", "updated_at"])
-    history.alias_moved(registered_model=registered_model, name=name, version=version, at=now,
-                        user=user, request=request)
-    audit.record(actor=actor, action="alias.moved" if not created else "alias.created",
-                 target=alias, registered_model=registered_model,
-                 details={"name": name, "from": previous, "to": version.version,
-                          "promotion_request": request.pk if request else None})
+    history.alias_moved(
+        registered_model=registered_model,
+        name=name,
+        version=version,
+        at=now,
+        user=user,
+        request=request,
+    )
+    audit.record(
+        actor=actor,
+        action="alias.moved" if not created else "alias.created",
+        target=alias,
+        registered_model=registered_model,
+        details={
+            "name": name,
+            "from": previous,
+            "to": version.version,
+            "promotion_request": request.pk if request else None,
+        },
+    )
     return alias
 
 
@@ -76,14 +112,27 @@ def alias_delete(*, actor: Actor, registered_model: RegisteredModel, name: str) 
     """Removing an alias (protected or not) needs only `change`: taking a model out of
     service is never blocked."""
     permissions.require(actor.user, Perm.CHANGE, registered_model)
-    alias = (Alias.objects.select_for_update().select_related("version")
-             .filter(registered_model=registered_model, name__iexact=name).first())
+    alias = (
+        Alias.objects.select_for_update()
+        .select_related("version")
+        .filter(registered_model=registered_model, name__iexact=name)
+        .first()
+    )
     if alias is None:
         raise NotFound(f"Alias '{name}' not found.", code="alias_not_found")
     name = alias.name
-    history.alias_moved(registered_model=registered_model, name=name, version=None,
-                        at=timezone.now(), user=actor.user if actor.user_id is not None else None)
-    audit.record(actor=actor, action="alias.deleted", target=alias,
-                 registered_model=registered_model,
-                 details={"name": name, "version": alias.version.version})
+    history.alias_moved(
+        registered_model=registered_model,
+        name=name,
+        version=None,
+        at=timezone.now(),
+        user=actor.user if actor.user_id is not None else None,
+    )
+    audit.record(
+        actor=actor,
+        action="alias.deleted",
+        target=alias,
+        registered_model=registered_model,
+        details={"name": name, "version": alias.version.version},
+    )
     alias.delete()

@@ -54,17 +54,23 @@ def storage_key(sha256: str) -> str:
 
 def filename_check(filename: object) -> str:
     if not isinstance(filename, str) or not filename:
-        raise ValidationFailed("A filename is required.", field="filename",
-                               code="invalid_filename")
+        raise ValidationFailed("A filename is required.", field="filename", code="invalid_filename")
     if len(filename) > 255:
-        raise ValidationFailed("Filenames are at most 255 characters.", field="filename",
-                               code="invalid_filename")
+        raise ValidationFailed(
+            "Filenames are at most 255 characters.", field="filename", code="invalid_filename"
+        )
     if "/" in filename or "\\" in filename or ".." in filename or filename.startswith("."):
-        raise ValidationFailed("Filenames may not contain path separators or '..', or start "
-                               "with '.'.", field="filename", code="invalid_filename")
+        raise ValidationFailed(
+            "Filenames may not contain path separators or '..', or start with '.'.",
+            field="filename",
+            code="invalid_filename",
+        )
     if validation.has_control_chars(filename) or filename != filename.strip():
-        raise ValidationFailed("Filenames may not contain control characters or surrounding "
-                               "white space.", field="filename", code="invalid_filename")
+        raise ValidationFailed(
+            "Filenames may not contain control characters or surrounding white space.",
+            field="filename",
+            code="invalid_filename",
+        )
     return filename
 
 
@@ -73,8 +79,11 @@ def max_upload_size() -> int:
 
 
 def upload_too_large(limit: int) -> TooLarge:
-    return TooLarge(f"The file is larger than the upload limit of {limit:,} bytes.",
-                    code="upload_too_large", extra={"limit": limit})
+    return TooLarge(
+        f"The file is larger than the upload limit of {limit:,} bytes.",
+        code="upload_too_large",
+        extra={"limit": limit},
+    )
 
 
 def check_declared_size(declared_size: int | None) -> None:
@@ -90,7 +99,8 @@ def spool(chunks: Iterable[bytes], *, limit: int) -> tuple[IO[bytes], str, int, 
     settings.UPLOAD_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
     # Returned open to the caller, who closes it (and so deletes it) in a with-block.
     tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115
-        dir=settings.UPLOAD_SPOOL_DIR, prefix="upload-", delete=True)
+        dir=settings.UPLOAD_SPOOL_DIR, prefix="upload-", delete=True
+    )
     digest, size, head = hashlib.sha256(), 0, b""
     try:
         for chunk in chunks:
@@ -123,8 +133,10 @@ def spool_sweep() -> int:
         return 0
     for entry in entries:
         try:
-            if entry.is_file(follow_symlinks=False) and \
-                    entry.stat(follow_symlinks=False).st_mtime < cutoff:
+            if (
+                entry.is_file(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_mtime < cutoff
+            ):
                 os.unlink(entry.path)
                 removed += 1
         except FileNotFoundError:  # its upload ended (and removed it) meanwhile
@@ -165,8 +177,14 @@ def detect_format(head: bytes, filename: str, file: IO[bytes], size: int) -> str
         if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
             return F.TORCHSCRIPT
         return F.OTHER
-    if suffix in (".joblib", ".jbl") and head[:1] in (b"\x80", b"\x78", b"\x1f", b"\x42",
-                                                       b"\xfd", b"\x04"):
+    if suffix in (".joblib", ".jbl") and head[:1] in (
+        b"\x80",
+        b"\x78",
+        b"\x1f",
+        b"\x42",
+        b"\xfd",
+        b"\x04",
+    ):
         return F.JOBLIB
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return F.PICKLE
@@ -191,8 +209,7 @@ _MEDIA_TYPES = {
 # type/subtype as RFC 9110 spells them (tokens): no spaces, no control characters, which a
 # download's Content-Type header could not carry, nor a PostgreSQL text a NUL.
 _MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
-_ENVELOPE_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data",
-                   "multipart/mixed"}
+_ENVELOPE_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "multipart/mixed"}
 
 
 def _media_type(given: str | None, fmt: str, filename: str) -> str:
@@ -207,10 +224,17 @@ def _media_type(given: str | None, fmt: str, filename: str) -> str:
     return mimetypes.guess_type(filename, strict=False)[0] or "application/octet-stream"
 
 
-def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunks: Iterable[bytes],
-                    media_type: str | None = None, declared_size: int | None = None,
-                    derived_from: Artifact | None = None,
-                    derived_by_job: PackagingJob | None = None) -> Artifact:
+def artifact_upload(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    filename: str,
+    chunks: Iterable[bytes],
+    media_type: str | None = None,
+    declared_size: int | None = None,
+    derived_from: Artifact | None = None,
+    derived_by_job: PackagingJob | None = None,
+) -> Artifact:
     """Store a file for `version`.
 
     The bytes stream to a spool file (never whole in memory) while the sha256 is computed;
@@ -228,8 +252,11 @@ def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunk
     if derived_by_job is None:  # refuse before reading any bytes; checked again under lock
         content.require_unsealed(version, "files")
     if Artifact.objects.filter(version=version, filename=filename).exists():
-        raise Conflict(f"Version {version.version} already has a file named '{filename}'.",
-                       code="artifact_exists", field="filename")
+        raise Conflict(
+            f"Version {version.version} already has a file named '{filename}'.",
+            code="artifact_exists",
+            field="filename",
+        )
     tmp, sha256, size, head = spool(chunks, limit=max_upload_size())
     with tmp:
         fmt = detect_format(head, filename, tmp, size)
@@ -239,11 +266,18 @@ def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunk
             key = storage.save(key, File(tmp, name=key))
     try:
         with transaction.atomic():
-            artifact = _artifact_insert(actor=actor, version=version, filename=filename,
-                                        size=size, sha256=sha256, fmt=fmt, key=key,
-                                        media_type=_media_type(media_type, fmt, filename),
-                                        derived_from=derived_from,
-                                        derived_by_job=derived_by_job)
+            artifact = _artifact_insert(
+                actor=actor,
+                version=version,
+                filename=filename,
+                size=size,
+                sha256=sha256,
+                fmt=fmt,
+                key=key,
+                media_type=_media_type(media_type, fmt, filename),
+                derived_from=derived_from,
+                derived_by_job=derived_by_job,
+            )
             # Every file is inspected by a worker (sha256, format, pickle imports), files a
             # job derived included: readiness passes only on a completed, safe inspection.
             from registry.services.jobs import job_start
@@ -255,10 +289,19 @@ def artifact_upload(*, actor: Actor, version: ModelVersion, filename: str, chunk
     return artifact
 
 
-def _artifact_insert(*, actor: Actor, version: ModelVersion, filename: str, size: int,
-                     sha256: str, fmt: str, key: str, media_type: str,
-                     derived_from: Artifact | None,
-                     derived_by_job: PackagingJob | None) -> Artifact:
+def _artifact_insert(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    filename: str,
+    size: int,
+    sha256: str,
+    fmt: str,
+    key: str,
+    media_type: str,
+    derived_from: Artifact | None,
+    derived_by_job: PackagingJob | None,
+) -> Artifact:
     locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if locked.is_deleted:
         raise Conflict("A deleted version cannot receive artifacts.", code="version_deleted")
@@ -269,21 +312,43 @@ def _artifact_insert(*, actor: Actor, version: ModelVersion, filename: str, size
 
         job_require_current(derived_by_job)
     if Artifact.objects.filter(version=locked, filename=filename).exists():
-        raise Conflict(f"Version {locked.version} already has a file named '{filename}'.",
-                       code="artifact_exists", field="filename")
+        raise Conflict(
+            f"Version {locked.version} already has a file named '{filename}'.",
+            code="artifact_exists",
+            field="filename",
+        )
     derived = derived_by_job is not None
     artifact = Artifact.objects.create(
-        version=locked, filename=filename, size=size, sha256=sha256, media_type=media_type,
-        format=fmt, storage_key=key, derived_from=derived_from, derived=derived,
+        version=locked,
+        filename=filename,
+        size=size,
+        sha256=sha256,
+        media_type=media_type,
+        format=fmt,
+        storage_key=key,
+        derived_from=derived_from,
+        derived=derived,
         derived_by_job=derived_by_job,
         input_digest=content.digest(locked) if derived else "",
-        created_by=actor.user if actor.user_id is not None else None, created_at=timezone.now())
-    audit.record(actor=actor, action="artifact.derived" if derived else "artifact.uploaded",
-                 target=artifact, registered_model=version.registered_model,
-                 details={"version": locked.version, "filename": filename, "size": size,
-                          "sha256": sha256, "format": fmt,
-                          **({"job": derived_by_job.pk, "input_digest": artifact.input_digest}
-                             if derived else {})})
+        created_by=actor.user if actor.user_id is not None else None,
+        created_at=timezone.now(),
+    )
+    audit.record(
+        actor=actor,
+        action="artifact.derived" if derived else "artifact.uploaded",
+        target=artifact,
+        registered_model=version.registered_model,
+        details={
+            "version": locked.version,
+            "filename": filename,
+            "size": size,
+            "sha256": sha256,
+            "format": fmt,
+            **(
+                {"job": derived_by_job.pk, "input_digest": artifact.input_digest} if derived else {}
+            ),
+        },
+    )
     return artifact
 
 
@@ -301,8 +366,9 @@ def blobs_release(keys: list[str]) -> None:
 
     def release() -> None:
         storage = artifact_storage()
-        still_used = set(Artifact.objects.filter(storage_key__in=keys)
-                         .values_list("storage_key", flat=True))
+        still_used = set(
+            Artifact.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True)
+        )
         for key in keys:
             if key not in still_used:
                 try:
@@ -313,8 +379,6 @@ def blobs_release(keys: list[str]) -> None:
     transaction.on_commit(release)
 
 
-
-
 @transaction.atomic
 def artifact_trust(*, actor: Actor, artifact: Artifact) -> Artifact:
     """An administrator vouches for a file the scan did not clear, so workers may load it."""
@@ -322,10 +386,17 @@ def artifact_trust(*, actor: Actor, artifact: Artifact) -> Artifact:
     now = timezone.now()
     Artifact.objects.filter(pk=artifact.pk).update(trusted_at=now, trusted_by=actor.user)
     artifact.refresh_from_db()
-    audit.record(actor=actor, action="artifact.trusted", target=artifact,
-                 registered_model=artifact.version.registered_model,
-                 details={"filename": artifact.filename, "sha256": artifact.sha256,
-                          "safety": artifact.safety})
+    audit.record(
+        actor=actor,
+        action="artifact.trusted",
+        target=artifact,
+        registered_model=artifact.version.registered_model,
+        details={
+            "filename": artifact.filename,
+            "sha256": artifact.sha256,
+            "safety": artifact.safety,
+        },
+    )
     return artifact
 
 
@@ -335,5 +406,6 @@ def artifact_safety_set(artifact: Artifact, verdict: str) -> None:
     file with them (a bundle rebuilt after its first file was deleted, a copy under another
     name) reuses it instead of showing no verdict for ever."""
     Artifact.objects.filter(version_id=artifact.version_id, sha256=artifact.sha256).update(
-        safety=verdict)
+        safety=verdict
+    )
     artifact.safety = verdict

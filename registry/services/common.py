@@ -57,9 +57,11 @@ def tag_upsert(tags: Manager, *, key: str, value: str) -> tuple[bool, str | None
     value = validation.tag_value(value, field="value")
     tag = tags.select_for_update().filter(key=key).first()
     if tag is None:
-        insert_or_conflict(lambda: tags.create(key=key, value=value),
-                           f"Tag '{key}' was set by another request at the same time; retry.",
-                           "tag_conflict")
+        insert_or_conflict(
+            lambda: tags.create(key=key, value=value),
+            f"Tag '{key}' was set by another request at the same time; retry.",
+            "tag_conflict",
+        )
         if tags.count() > validation.MAX_TAGS:
             raise ValidationFailed(f"At most {validation.MAX_TAGS} tags.", field="key")
         return True, None

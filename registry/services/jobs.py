@@ -26,9 +26,13 @@ Kind = PackagingJob.Kind
 F = Artifact.Format
 MAX_LOG = 20_000
 # The formats each kind works on, to pick its input when the caller names none.
-INPUT_FORMATS = {Kind.TORCHSCRIPT: (F.TORCHSCRIPT,),
-                 **{k: (F.PICKLE, F.JOBLIB, F.SKOPS) for k in (
-                     Kind.CONVERT_ONNX, Kind.COMPARE_FORMATS, Kind.INFER_SIGNATURE, Kind.BUNDLE)}}
+INPUT_FORMATS = {
+    Kind.TORCHSCRIPT: (F.TORCHSCRIPT,),
+    **{
+        k: (F.PICKLE, F.JOBLIB, F.SKOPS)
+        for k in (Kind.CONVERT_ONNX, Kind.COMPARE_FORMATS, Kind.INFER_SIGNATURE, Kind.BUNDLE)
+    },
+}
 
 
 def _input(version: ModelVersion, kind: str, artifact: Artifact | None) -> Artifact | None:
@@ -40,7 +44,7 @@ def _input(version: ModelVersion, kind: str, artifact: Artifact | None) -> Artif
     # kind works on if there is one (else the job says why it cannot use the file).
     originals = version.artifacts.filter(derived_from__isnull=True).order_by("-created_at", "-pk")
     formats = INPUT_FORMATS.get(kind)
-    return ((formats and originals.filter(format__in=formats).first()) or originals.first())
+    return (formats and originals.filter(format__in=formats).first()) or originals.first()
 
 
 def _input_digest(version: ModelVersion, kind: str, source: Artifact) -> str:
@@ -53,24 +57,35 @@ def _input_digest(version: ModelVersion, kind: str, source: Artifact) -> str:
 
 
 @transaction.atomic
-def job_start(*, actor: Actor, version: ModelVersion, kind: str,
-              artifact: Artifact | None = None, force: bool = False
-              ) -> tuple[PackagingJob, bool]:
+def job_start(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    kind: str,
+    artifact: Artifact | None = None,
+    force: bool = False,
+) -> tuple[PackagingJob, bool]:
     """Queue a job; returns (job, created). Without `force`, the same kind on the same input
     (by sha256) returns the job already running or the one that already succeeded."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     if kind not in PackagingJob.Kind.values:
-        raise ValidationFailed(f"kind must be one of {', '.join(PackagingJob.Kind.values)}.",
-                               field="kind")
+        raise ValidationFailed(
+            f"kind must be one of {', '.join(PackagingJob.Kind.values)}.", field="kind"
+        )
     source = _input(version, kind, artifact)
     if source is None:
-        raise Conflict(f"Version {version.version} has no artifact to {kind}.",
-                       code="no_input_artifact")
+        raise Conflict(
+            f"Version {version.version} has no artifact to {kind}.", code="no_input_artifact"
+        )
     digest = _input_digest(version, kind, source)
     existing = PackagingJob.objects.filter(version=version, kind=kind, input_sha256=digest)
     now = timezone.now()
-    active = (existing.filter(status__in=ACTIVE).select_for_update(of=("self",))
-              .select_related("version__registered_model").first())
+    active = (
+        existing.filter(status__in=ACTIVE)
+        .select_for_update(of=("self",))
+        .select_related("version__registered_model")
+        .first()
+    )
     # A running job whose worker went silent is not returned as if it were working: asking
     # again starts its next attempt (or, out of attempts, it fails and a new job starts).
     if active is not None and (not _silent_since(active, now) or _recover(active, actor, now)):
@@ -84,14 +99,33 @@ def job_start(*, actor: Actor, version: ModelVersion, kind: str,
 
                 artifact_safety_set(source, verdict)  # the same bytes, inspected before
             return done, False
-    job = insert_or_conflict(lambda: PackagingJob.objects.create(
-        version=version, artifact=source, kind=kind, input_sha256=digest, forced=force,
-        requested_by=actor.user if actor.user_id is not None else None, created_at=now,
-        updated_at=now), "The same job was started at the same moment; retry.", "job_conflict")
-    audit.record(actor=actor, action="job.started", target=job,
-                 registered_model=version.registered_model,
-                 details={"kind": kind, "version": version.version, "artifact": source.filename,
-                          "sha256": source.sha256, "forced": force})
+    job = insert_or_conflict(
+        lambda: PackagingJob.objects.create(
+            version=version,
+            artifact=source,
+            kind=kind,
+            input_sha256=digest,
+            forced=force,
+            requested_by=actor.user if actor.user_id is not None else None,
+            created_at=now,
+            updated_at=now,
+        ),
+        "The same job was started at the same moment; retry.",
+        "job_conflict",
+    )
+    audit.record(
+        actor=actor,
+        action="job.started",
+        target=job,
+        registered_model=version.registered_model,
+        details={
+            "kind": kind,
+            "version": version.version,
+            "artifact": source.filename,
+            "sha256": source.sha256,
+            "forced": force,
+        },
+    )
     from registry.tasks import run_job
 
     enqueue_on_commit(run_job, job.pk)
@@ -103,13 +137,20 @@ def job_cancel(*, actor: Actor, job: PackagingJob) -> PackagingJob:
     permissions.require(actor.user, Perm.CHANGE, job.version.registered_model)
     job = PackagingJob.objects.select_for_update().get(pk=job.pk)
     if not job.is_active:
-        raise Conflict(f"The job is {job.status}; only a queued or running job can be "
-                       "cancelled.", code="job_not_active")
+        raise Conflict(
+            f"The job is {job.status}; only a queued or running job can be cancelled.",
+            code="job_not_active",
+        )
     now = timezone.now()
     job.status, job.finished_at, job.updated_at = Status.CANCELLED, now, now
     job.save(update_fields=["status", "finished_at", "updated_at"])
-    audit.record(actor=actor, action="job.cancelled", target=job,
-                 registered_model=job.version.registered_model, details={"kind": job.kind})
+    audit.record(
+        actor=actor,
+        action="job.cancelled",
+        target=job,
+        registered_model=job.version.registered_model,
+        details={"kind": job.kind},
+    )
     _release_waiting(job)
     return job
 
@@ -121,6 +162,7 @@ def job_cancel(*, actor: Actor, job: PackagingJob) -> PackagingJob:
 # once the job is no longer running under it (cancelled, or queued again after its worker
 # went silent and perhaps claimed by a new attempt): a worker that was only slow and comes
 # back can never complete a job a second time.
+
 
 class Cancelled(Exception):
     """The job was cancelled, or taken over by a later attempt, while this attempt ran: stop
@@ -138,9 +180,17 @@ def _blocker(job: PackagingJob) -> PackagingJob | None:
     finishing meanwhile either sees this job waiting or is seen as finished."""
     if job.kind != Kind.BUNDLE or job.artifact is None:
         return None
-    return (PackagingJob.objects.select_for_update()
-            .filter(version_id=job.version_id, kind=Kind.CONVERT_ONNX, status__in=ACTIVE,
-                    input_sha256=job.artifact.sha256).order_by("pk").first())
+    return (
+        PackagingJob.objects.select_for_update()
+        .filter(
+            version_id=job.version_id,
+            kind=Kind.CONVERT_ONNX,
+            status__in=ACTIVE,
+            input_sha256=job.artifact.sha256,
+        )
+        .order_by("pk")
+        .first()
+    )
 
 
 @transaction.atomic
@@ -150,9 +200,12 @@ def job_claim(job_id: int, task_id: str) -> PackagingJob | None:
     job whose first one was only late), or it waits for another job (whose end sends it
     again). A message redelivered after its worker died carries the same task id and takes
     the job over, as a new attempt."""
-    job = (PackagingJob.objects.select_for_update(of=("self",))
-           .select_related("version", "version__registered_model", "artifact")
-           .filter(pk=job_id).first())
+    job = (
+        PackagingJob.objects.select_for_update(of=("self",))
+        .select_related("version", "version__registered_model", "artifact")
+        .filter(pk=job_id)
+        .first()
+    )
     if job is None or not job.is_active:
         return None
     if job.status == Status.RUNNING and job.task_id != task_id[:64]:
@@ -166,8 +219,11 @@ def job_claim(job_id: int, task_id: str) -> PackagingJob | None:
     if job.status == Status.QUEUED and (blocker := _blocker(job)) is not None:
         if job.waits_for_id != blocker.pk:
             job.waits_for, job.updated_at = blocker, now
-            job.log = _log_line(job.log, now, f"waiting for {blocker.get_kind_display()} "
-                                              f"#{blocker.pk} of the same file")
+            job.log = _log_line(
+                job.log,
+                now,
+                f"waiting for {blocker.get_kind_display()} #{blocker.pk} of the same file",
+            )
             job.step = f"waiting for job #{blocker.pk}"
             job.save(update_fields=["waits_for", "updated_at", "log", "step"])
         return None
@@ -176,8 +232,17 @@ def job_claim(job_id: int, task_id: str) -> PackagingJob | None:
     job.attempts += 1
     if job.attempts > 1:
         job.log = _log_line(job.log, now, f"attempt {job.attempts}")
-    job.save(update_fields=["status", "task_id", "updated_at", "started_at", "heartbeat_at",
-                            "attempts", "log"])
+    job.save(
+        update_fields=[
+            "status",
+            "task_id",
+            "updated_at",
+            "started_at",
+            "heartbeat_at",
+            "attempts",
+            "log",
+        ]
+    )
     return job
 
 
@@ -196,8 +261,13 @@ def job_progress(job: PackagingJob, progress: int, step: str, line: str = "") ->
     Cancelled if the job was cancelled or taken over meanwhile."""
     now = timezone.now()
     log = _log_line(job.log, now, line or step)
-    updated = _current(job).update(progress=max(0, min(100, progress)), step=step[:200],
-                                   updated_at=now, heartbeat_at=now, log=log)
+    updated = _current(job).update(
+        progress=max(0, min(100, progress)),
+        step=step[:200],
+        updated_at=now,
+        heartbeat_at=now,
+        log=log,
+    )
     if not updated:
         raise Cancelled()
     job.log = log
@@ -215,8 +285,11 @@ def job_require_current(job: PackagingJob) -> None:
 def job_finish(job: PackagingJob, result: dict[str, Any], *, failed: str = "") -> None:
     """End this attempt's job as succeeded (or failed with `failed`); raise Cancelled if the
     job no longer runs under this attempt."""
-    locked = (PackagingJob.objects.select_for_update(of=("self",))
-              .select_related("version__registered_model").get(pk=job.pk))
+    locked = (
+        PackagingJob.objects.select_for_update(of=("self",))
+        .select_related("version__registered_model")
+        .get(pk=job.pk)
+    )
     if locked.status != Status.RUNNING or locked.attempts != job.attempts:
         raise Cancelled()
     _end(locked, result, failed=failed, log=job.log)
@@ -230,10 +303,18 @@ def _end(locked: PackagingJob, result: dict[str, Any], *, failed: str, log: str)
     locked.finished_at = locked.updated_at = now
     locked.log = _log_line(log, now, f"failed: {failed}" if failed else "done")
     locked.save()
-    audit.record(actor=Actor.system("worker"), action=f"job.{locked.status}", target=locked,
-                 registered_model=locked.version.registered_model,
-                 details={"kind": locked.kind, "version": locked.version.version,
-                          "error": failed[:300], "attempts": locked.attempts})
+    audit.record(
+        actor=Actor.system("worker"),
+        action=f"job.{locked.status}",
+        target=locked,
+        registered_model=locked.version.registered_model,
+        details={
+            "kind": locked.kind,
+            "version": locked.version.version,
+            "error": failed[:300],
+            "attempts": locked.attempts,
+        },
+    )
     _release_waiting(locked)
 
 
@@ -257,13 +338,16 @@ def _silent_since(job: PackagingJob, now: Any) -> int:
 
 def _silent(now: Any) -> Q:
     cutoff = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
-    return Q(status=Status.RUNNING) & (Q(heartbeat_at__lt=cutoff) |
-                                       Q(heartbeat_at__isnull=True, updated_at__lt=cutoff))
+    return Q(status=Status.RUNNING) & (
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff)
+    )
 
 
 def _gave_up(job: PackagingJob, how: str) -> str:
-    return (f"The job lost its worker {job.attempts} times ({how}); given up after "
-            f"JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS} attempts.")
+    return (
+        f"The job lost its worker {job.attempts} times ({how}); given up after "
+        f"JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS} attempts."
+    )
 
 
 def _recover(job: PackagingJob, actor: Actor, now: Any) -> bool:
@@ -276,29 +360,45 @@ def _recover(job: PackagingJob, actor: Actor, now: Any) -> bool:
         return False
     from registry.tasks import run_job
 
-    job.log = _log_line(job.log, now, f"attempt {job.attempts}: no heartbeat from its worker "
-                                      f"for {silent} s; queued again")
+    job.log = _log_line(
+        job.log,
+        now,
+        f"attempt {job.attempts}: no heartbeat from its worker for {silent} s; queued again",
+    )
     job.status, job.task_id, job.heartbeat_at, job.updated_at = Status.QUEUED, "", None, now
     job.save(update_fields=["status", "task_id", "heartbeat_at", "updated_at", "log"])
-    audit.record(actor=actor, action="job.requeued", target=job,
-                 registered_model=job.version.registered_model,
-                 details={"kind": job.kind, "version": job.version.version,
-                          "attempts": job.attempts, "silent_seconds": silent})
+    audit.record(
+        actor=actor,
+        action="job.requeued",
+        target=job,
+        registered_model=job.version.registered_model,
+        details={
+            "kind": job.kind,
+            "version": job.version.version,
+            "attempts": job.attempts,
+            "silent_seconds": silent,
+        },
+    )
     enqueue_on_commit(run_job, job.pk)
     return True
 
 
-def artifacts_clearance(version: ModelVersion,
-                        artifacts: list[Artifact] | None = None) -> list[tuple[Artifact, str]]:
+def artifacts_clearance(
+    version: ModelVersion, artifacts: list[Artifact] | None = None
+) -> list[tuple[Artifact, str]]:
     """Each file of the version (or the given ones) with why it is not cleared to load or
     ship, "" when it is: cleared means an administrator trusted it, or the newest inspection
     of its bytes completed with the verdict safe. Pending, running, cancelled or failed
     inspections, and files never inspected, are not cleared (fail closed). Two queries."""
     files = list(version.artifacts.order_by("filename")) if artifacts is None else artifacts
     newest: dict[str, tuple[str, dict[str, Any]]] = {}
-    for sha256, status, result in (PackagingJob.objects.filter(
-            version=version, kind=Kind.INSPECT, input_sha256__in={a.sha256 for a in files})
-            .order_by("-created_at", "-pk").values_list("input_sha256", "status", "result")):
+    for sha256, status, result in (
+        PackagingJob.objects.filter(
+            version=version, kind=Kind.INSPECT, input_sha256__in={a.sha256 for a in files}
+        )
+        .order_by("-created_at", "-pk")
+        .values_list("input_sha256", "status", "result")
+    ):
         newest.setdefault(sha256, (status, result or {}))
     out = []
     for artifact in files:
@@ -312,8 +412,12 @@ def artifacts_clearance(version: ModelVersion,
         elif status != Status.SUCCEEDED:
             reason = f"inspection {status}"
         elif verdict != "safe":
-            found = (scan.get("dangerous") or scan.get("unknown") or scan.get("problems")
-                     or [scan.get("note") or "no verdict"])
+            found = (
+                scan.get("dangerous")
+                or scan.get("unknown")
+                or scan.get("problems")
+                or [scan.get("note") or "no verdict"]
+            )
             reason = f"{verdict or 'no verdict'}: {', '.join(map(str, found))[:200]}"
         else:
             reason = ""
@@ -330,15 +434,22 @@ def jobs_sweep() -> dict[str, int]:
     from registry.tasks import run_job
 
     now = timezone.now()
-    queued = list(PackagingJob.objects.filter(
-        status=Status.QUEUED, updated_at__lt=now - timedelta(seconds=settings.SWEEP_AFTER))
-        .exclude(waits_for__status__in=ACTIVE).values_list("pk", flat=True))
+    queued = list(
+        PackagingJob.objects.filter(
+            status=Status.QUEUED, updated_at__lt=now - timedelta(seconds=settings.SWEEP_AFTER)
+        )
+        .exclude(waits_for__status__in=ACTIVE)
+        .values_list("pk", flat=True)
+    )
     requeued = failed = 0
     for pk in PackagingJob.objects.filter(_silent(now)).values_list("pk", flat=True):
         with transaction.atomic():
-            job = (PackagingJob.objects.select_for_update(of=("self",))
-                   .select_related("version__registered_model")
-                   .filter(_silent(now), pk=pk).first())
+            job = (
+                PackagingJob.objects.select_for_update(of=("self",))
+                .select_related("version__registered_model")
+                .filter(_silent(now), pk=pk)
+                .first()
+            )
             if job is None:  # it gave a sign of life, or ended, meanwhile
                 continue
             if _recover(job, Actor.system("worker"), now):

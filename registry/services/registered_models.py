@@ -38,14 +38,21 @@ def _tags_replace(registered_model: RegisteredModel, tags: dict[str, str]) -> No
     RegisteredModelTag.objects.filter(registered_model=registered_model).delete()
     RegisteredModelTag.objects.bulk_create(
         RegisteredModelTag(registered_model=registered_model, key=k, value=v)
-        for k, v in tags.items())
+        for k, v in tags.items()
+    )
 
 
 @transaction.atomic
-def registered_model_create(*, actor: Actor, name: str, description: str = "",
-                            owner: User | None = None, team: Group | None = None,
-                            risk_tier: str = RegisteredModel.RiskTier.MEDIUM,
-                            tags: dict[str, str] | None = None) -> RegisteredModel:
+def registered_model_create(
+    *,
+    actor: Actor,
+    name: str,
+    description: str = "",
+    owner: User | None = None,
+    team: Group | None = None,
+    risk_tier: str = RegisteredModel.RiskTier.MEDIUM,
+    tags: dict[str, str] | None = None,
+) -> RegisteredModel:
     """Create a registered model owned by `owner` (default: the actor); the creator receives
     every per-model permission except approving promotions."""
     permissions.require_global(actor.user, "add_registeredmodel", "create registered models")
@@ -55,117 +62,205 @@ def registered_model_create(*, actor: Actor, name: str, description: str = "",
     tags = validation.tags(tags or {})
     existing = RegisteredModel.objects.filter(name=name).first()
     if existing is not None:
-        hint = (" A deleted model holds this name; an administrator can restore or purge it."
-                if existing.is_deleted else "")
-        raise Conflict(f"A registered model named '{name}' already exists.{hint}",
-                       code="registered_model_exists", field="name")
+        hint = (
+            " A deleted model holds this name; an administrator can restore or purge it."
+            if existing.is_deleted
+            else ""
+        )
+        raise Conflict(
+            f"A registered model named '{name}' already exists.{hint}",
+            code="registered_model_exists",
+            field="name",
+        )
     now = timezone.now()
     creator = actor.user if actor.user_id is not None else None
     registered_model = insert_or_conflict(
         lambda: RegisteredModel.objects.create(
-            name=name, description=description, owner=owner or creator, team=team,
-            risk_tier=risk_tier, created_by=creator, updated_by=creator, created_at=now,
-            updated_at=now),
-        f"A registered model named '{name}' already exists.", "registered_model_exists")
+            name=name,
+            description=description,
+            owner=owner or creator,
+            team=team,
+            risk_tier=risk_tier,
+            created_by=creator,
+            updated_by=creator,
+            created_at=now,
+            updated_at=now,
+        ),
+        f"A registered model named '{name}' already exists.",
+        "registered_model_exists",
+    )
     _tags_replace(registered_model, tags)
     if creator is not None:
         for perm in CREATOR_GRANTS:
             permissions.grant(perm, registered_model, user=creator)
-    audit.record(actor=actor, action="registered_model.created", target=registered_model,
-                 registered_model=registered_model,
-                 details={"name": name, "risk_tier": risk_tier, "tags": tags,
-                          "owner": (owner or creator).get_username() if owner or creator else None,
-                          "team": team.name if team else None})
+    audit.record(
+        actor=actor,
+        action="registered_model.created",
+        target=registered_model,
+        registered_model=registered_model,
+        details={
+            "name": name,
+            "risk_tier": risk_tier,
+            "tags": tags,
+            "owner": (owner or creator).get_username() if owner or creator else None,
+            "team": team.name if team else None,
+        },
+    )
     return registered_model
 
 
 @transaction.atomic
-def registered_model_update(*, actor: Actor, registered_model: RegisteredModel,
-                            name: str = UNSET, description: str = UNSET, owner: User | None = UNSET,
-                            team: Group | None = UNSET, risk_tier: str = UNSET) -> RegisteredModel:
+def registered_model_update(
+    *,
+    actor: Actor,
+    registered_model: RegisteredModel,
+    name: str = UNSET,
+    description: str = UNSET,
+    owner: User | None = UNSET,
+    team: Group | None = UNSET,
+    risk_tier: str = UNSET,
+) -> RegisteredModel:
     """Edit metadata. Renaming and the description need `change`; owner, team and risk tier
     decide who answers for the model and which policy applies, so they need `manage_access`."""
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     if any(v is not UNSET for v in (owner, team, risk_tier)):
         permissions.require(actor.user, Perm.MANAGE_ACCESS, registered_model)
     registered_model = RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
-    if name is not UNSET and name != registered_model.name and \
-            not permissions.is_administrator(actor.user) and content.model_seals(registered_model):
+    if (
+        name is not UNSET
+        and name != registered_model.name
+        and not permissions.is_administrator(actor.user)
+        and content.model_seals(registered_model)
+    ):
         # Clients resolve models by name: renaming a serving model would let a new model of
         # any tier take its name, and its stages and aliases, without the old approvals.
-        raise gate_refusal(Forbidden(
-            f"'{registered_model.name}' serves (a version in staging or production, a "
-            "protected alias, an open request or a production deployment); only an "
-            "administrator may rename it.", code="administrator_required"),
-            registered_model, "rename")
-    if risk_tier is not UNSET and _risk_tier(risk_tier) != registered_model.risk_tier and \
-            not permissions.is_administrator(actor.user):
+        raise gate_refusal(
+            Forbidden(
+                f"'{registered_model.name}' serves (a version in staging or production, a "
+                "protected alias, an open request or a production deployment); only an "
+                "administrator may rename it.",
+                code="administrator_required",
+            ),
+            registered_model,
+            "rename",
+        )
+    if (
+        risk_tier is not UNSET
+        and _risk_tier(risk_tier) != registered_model.risk_tier
+        and not permissions.is_administrator(actor.user)
+    ):
         # The tier picks the policy: whoever it governs may not choose it.
-        raise gate_refusal(Forbidden(
-            f"Only an administrator may change the risk tier of '{registered_model.name}' "
-            f"(now {registered_model.risk_tier}).", code="administrator_required"),
-            registered_model, "change risk tier")
+        raise gate_refusal(
+            Forbidden(
+                f"Only an administrator may change the risk tier of '{registered_model.name}' "
+                f"(now {registered_model.risk_tier}).",
+                code="administrator_required",
+            ),
+            registered_model,
+            "change risk tier",
+        )
     if name is not UNSET:
         name = validation.name(name)
         if RegisteredModel.objects.filter(name=name).exclude(pk=registered_model.pk).exists():
-            raise Conflict(f"A registered model named '{name}' already exists.",
-                           code="registered_model_exists", field="name")
+            raise Conflict(
+                f"A registered model named '{name}' already exists.",
+                code="registered_model_exists",
+                field="name",
+            )
     if description is not UNSET:
         description = validation.text(description, field="description")
     if risk_tier is not UNSET:
         risk_tier = _risk_tier(risk_tier)
-    diff = apply_changes(registered_model, {"name": name, "description": description,
-                                            "owner": owner, "team": team, "risk_tier": risk_tier})
+    diff = apply_changes(
+        registered_model,
+        {
+            "name": name,
+            "description": description,
+            "owner": owner,
+            "team": team,
+            "risk_tier": risk_tier,
+        },
+    )
     if diff:
         registered_model.updated_at = timezone.now()
         registered_model.updated_by = actor.user if actor.user_id is not None else None
         fields = [f for f in ("name", "description", "owner", "team", "risk_tier") if f in diff]
         insert_or_conflict(
             lambda: registered_model.save(update_fields=[*fields, "updated_at", "updated_by"]),
-            "A registered model with that name already exists.", "registered_model_exists")
+            "A registered model with that name already exists.",
+            "registered_model_exists",
+        )
         if "description" in diff:  # descriptions can be long; record that it changed, not it
             diff["description"] = {"changed": True}
-        audit.record(actor=actor, action="registered_model.updated", target=registered_model,
-                     registered_model=registered_model, details={"changes": diff})
+        audit.record(
+            actor=actor,
+            action="registered_model.updated",
+            target=registered_model,
+            registered_model=registered_model,
+            details={"changes": diff},
+        )
     return registered_model
 
 
 @transaction.atomic
-def registered_model_tag_set(*, actor: Actor, registered_model: RegisteredModel, key: str,
-                             value: str) -> None:
+def registered_model_tag_set(
+    *, actor: Actor, registered_model: RegisteredModel, key: str, value: str
+) -> None:
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     changed, previous = tag_upsert(registered_model.tags, key=key, value=value)
     if not changed:
         return
-    audit.record(actor=actor, action="registered_model.tag_set", target=registered_model,
-                 registered_model=registered_model,
-                 details={"key": key, "from": previous, "to": value})
+    audit.record(
+        actor=actor,
+        action="registered_model.tag_set",
+        target=registered_model,
+        registered_model=registered_model,
+        details={"key": key, "from": previous, "to": value},
+    )
 
 
 @transaction.atomic
-def registered_model_tag_delete(*, actor: Actor, registered_model: RegisteredModel,
-                                key: str) -> None:
+def registered_model_tag_delete(
+    *, actor: Actor, registered_model: RegisteredModel, key: str
+) -> None:
     permissions.require(actor.user, Perm.CHANGE, registered_model)
-    deleted, _ = RegisteredModelTag.objects.filter(registered_model=registered_model,
-                                                   key=key).delete()
+    deleted, _ = RegisteredModelTag.objects.filter(
+        registered_model=registered_model, key=key
+    ).delete()
     if deleted:
-        audit.record(actor=actor, action="registered_model.tag_deleted", target=registered_model,
-                     registered_model=registered_model, details={"key": key})
+        audit.record(
+            actor=actor,
+            action="registered_model.tag_deleted",
+            target=registered_model,
+            registered_model=registered_model,
+            details={"key": key},
+        )
 
 
 def _refuse_if_serving(versions: list[ModelVersion], what: str) -> None:
-    live = [v for v in versions if v.stage in (ModelVersion.Stage.STAGING,
-                                                 ModelVersion.Stage.PRODUCTION)]
+    live = [
+        v
+        for v in versions
+        if v.stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION)
+    ]
     if live:
         v = live[0]
-        raise Conflict(f"Cannot delete {what}: version {v.version} is in {v.stage}. Move it out "
-                       "of that stage first.", code="version_in_use")
-    deployed = (Deployment.objects.filter(version__in=versions, status=Deployment.Status.ACTIVE)
-                .select_related("version").first())
+        raise Conflict(
+            f"Cannot delete {what}: version {v.version} is in {v.stage}. Move it out "
+            "of that stage first.",
+            code="version_in_use",
+        )
+    deployed = (
+        Deployment.objects.filter(version__in=versions, status=Deployment.Status.ACTIVE)
+        .select_related("version")
+        .first()
+    )
     if deployed is not None:
-        raise Conflict(f"Cannot delete {what}: version {deployed.version.version} has an active "
-                       f"deployment in {deployed.environment}. Retire it first.",
-                       code="version_in_use")
+        raise Conflict(
+            f"Cannot delete {what}: version {deployed.version.version} has an active "
+            f"deployment in {deployed.environment}. Retire it first.",
+            code="version_in_use",
+        )
 
 
 @transaction.atomic
@@ -173,26 +268,38 @@ def registered_model_delete(*, actor: Actor, registered_model: RegisteredModel) 
     """Soft delete: hidden from every list and lookup; an administrator can restore it."""
     permissions.require(actor.user, Perm.DELETE, registered_model)
     registered_model = RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
-    _refuse_if_serving(list(registered_model.versions.filter(deleted_at__isnull=True)),
-                       f"registered model '{registered_model.name}'")
+    _refuse_if_serving(
+        list(registered_model.versions.filter(deleted_at__isnull=True)),
+        f"registered model '{registered_model.name}'",
+    )
     registered_model.deleted_at = timezone.now()
     registered_model.deleted_by = actor.user if actor.user_id is not None else None
     registered_model.save(update_fields=["deleted_at", "deleted_by"])
-    audit.record(actor=actor, action="registered_model.deleted", target=registered_model,
-                 registered_model=registered_model, details={})
+    audit.record(
+        actor=actor,
+        action="registered_model.deleted",
+        target=registered_model,
+        registered_model=registered_model,
+        details={},
+    )
     return registered_model
 
 
 @transaction.atomic
 def registered_model_restore(*, actor: Actor, registered_model: RegisteredModel) -> RegisteredModel:
     require_admin(actor, "restore a deleted registered model")
-    updated = RegisteredModel.objects.filter(pk=registered_model.pk,
-                                             deleted_at__isnull=False).update(
-        deleted_at=None, deleted_by=None)
+    updated = RegisteredModel.objects.filter(
+        pk=registered_model.pk, deleted_at__isnull=False
+    ).update(deleted_at=None, deleted_by=None)
     registered_model.refresh_from_db()
     if updated:
-        audit.record(actor=actor, action="registered_model.restored", target=registered_model,
-                     registered_model=registered_model, details={})
+        audit.record(
+            actor=actor,
+            action="registered_model.restored",
+            target=registered_model,
+            registered_model=registered_model,
+            details={},
+        )
     return registered_model
 
 
@@ -208,7 +315,12 @@ def registered_model_purge(*, actor: Actor, registered_model: RegisteredModel) -
     counts = {"versions": registered_model.versions.count()}
     Deployment.objects.filter(version__registered_model=registered_model).delete()
     registered_model.aliases.all().delete()
-    audit.record(actor=actor, action="registered_model.purged", target=registered_model,
-                 registered_model=registered_model, details=counts)
+    audit.record(
+        actor=actor,
+        action="registered_model.purged",
+        target=registered_model,
+        registered_model=registered_model,
+        details=counts,
+    )
     registered_model.delete()
     blobs_release([k for k in keys if k])

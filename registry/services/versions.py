@@ -39,10 +39,16 @@ def _check_training_run(actor: Actor, training_run: TrainingRun | None) -> None:
     """A version may link only a training run its author can see (the gate's lineage rule):
     otherwise linking would be a way to read another model's run and what it was trained on.
     Answered like a run that does not exist."""
-    if training_run is not None and training_run is not UNSET and not permissions.visible_lineage(
-            actor.user, TrainingRun.objects.filter(pk=training_run.pk)).exists():
-        raise ValidationFailed(f"Object with run_id={training_run.run_id} does not exist.",
-                               field="training_run")
+    if (
+        training_run is not None
+        and training_run is not UNSET
+        and not permissions.visible_lineage(
+            actor.user, TrainingRun.objects.filter(pk=training_run.pk)
+        ).exists()
+    ):
+        raise ValidationFailed(
+            f"Object with run_id={training_run.run_id} does not exist.", field="training_run"
+        )
 
 
 def _check_example(signature: dict[str, Any] | None, example: Any) -> None:
@@ -51,20 +57,34 @@ def _check_example(signature: dict[str, Any] | None, example: Any) -> None:
     rows = example if isinstance(example, list) else [example]
     errors = validation.rows_check(signature["inputs"], rows)
     if errors:
-        raise ValidationFailed(f"The input example does not match the signature: "
-                               f"{errors[0]['message']}", field="input_example",
-                               extra={"errors": errors})
+        raise ValidationFailed(
+            f"The input example does not match the signature: {errors[0]['message']}",
+            field="input_example",
+            extra={"errors": errors},
+        )
 
 
 @transaction.atomic
-def version_create(*, actor: Actor, registered_model: RegisteredModel, description: str = "",
-                   source: str = "", run_id: str = "", run_link: str = "", flavor: str = "",
-                   params: dict[str, Any] | None = None, metrics: Any = None,
-                   signature: dict[str, Any] | None = None, input_example: Any = None,
-                   pip_requirements: list[str] | None = None, python_version: str = "",
-                   tags: dict[str, str] | None = None, training_run: TrainingRun | None = None,
-                   status: str = ModelVersion.Status.READY,
-                   idempotency_key: str | None = None) -> tuple[ModelVersion, bool]:
+def version_create(
+    *,
+    actor: Actor,
+    registered_model: RegisteredModel,
+    description: str = "",
+    source: str = "",
+    run_id: str = "",
+    run_link: str = "",
+    flavor: str = "",
+    params: dict[str, Any] | None = None,
+    metrics: Any = None,
+    signature: dict[str, Any] | None = None,
+    input_example: Any = None,
+    pip_requirements: list[str] | None = None,
+    python_version: str = "",
+    tags: dict[str, str] | None = None,
+    training_run: TrainingRun | None = None,
+    status: str = ModelVersion.Status.READY,
+    idempotency_key: str | None = None,
+) -> tuple[ModelVersion, bool]:
     """Register the next version of `registered_model`; returns (version, created).
 
     Numbers are allocated under a row lock on the registered model, so concurrent creates
@@ -89,27 +109,41 @@ def version_create(*, actor: Actor, registered_model: RegisteredModel, descripti
     tags = validation.tags(tags or {})
     _check_training_run(actor, training_run)
     if status not in (ModelVersion.Status.READY, ModelVersion.Status.PENDING_REGISTRATION):
-        raise ValidationFailed("A new version is 'ready' or 'pending_registration'.",
-                               field="status")
+        raise ValidationFailed(
+            "A new version is 'ready' or 'pending_registration'.", field="status"
+        )
     _check_example(clean["signature"], clean["input_example"])
-    if idempotency_key is not None and (not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY
-                                        or validation.has_control_chars(idempotency_key)):
-        raise ValidationFailed(f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY} printable "
-                               "characters.", code="invalid_idempotency_key")
-    fingerprint = _fingerprint({**clean, "metrics": [m.__dict__ for m in metric_values],
-                                "tags": tags, "status": status,
-                                "training_run": training_run.pk if training_run else None})
+    if idempotency_key is not None and (
+        not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY
+        or validation.has_control_chars(idempotency_key)
+    ):
+        raise ValidationFailed(
+            f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY} printable characters.",
+            code="invalid_idempotency_key",
+        )
+    fingerprint = _fingerprint(
+        {
+            **clean,
+            "metrics": [m.__dict__ for m in metric_values],
+            "tags": tags,
+            "status": status,
+            "training_run": training_run.pk if training_run else None,
+        }
+    )
 
     # The lock serialises version creation per model; it is also what makes the idempotency
     # lookup below safe: a concurrent retry waits here, then finds the committed version.
     locked = RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
     if idempotency_key is not None:
-        existing = ModelVersion.objects.filter(registered_model=locked,
-                                               idempotency_key=idempotency_key).first()
+        existing = ModelVersion.objects.filter(
+            registered_model=locked, idempotency_key=idempotency_key
+        ).first()
         if existing is not None:
             if existing.idempotency_fingerprint != fingerprint:
-                raise Conflict("This Idempotency-Key was already used for a different request.",
-                               code="idempotency_key_reused")
+                raise Conflict(
+                    "This Idempotency-Key was already used for a different request.",
+                    code="idempotency_key_reused",
+                )
             return existing, False
     now = timezone.now()
     locked.last_version_number += 1
@@ -117,64 +151,105 @@ def version_create(*, actor: Actor, registered_model: RegisteredModel, descripti
     locked.save(update_fields=["last_version_number", "updated_at"])
     creator = actor.user if actor.user_id is not None else None
     version = ModelVersion.objects.create(
-        registered_model=locked, version=locked.last_version_number, status=status,
-        training_run=training_run, created_by=creator, created_at=now, updated_at=now,
-        idempotency_key=idempotency_key, idempotency_fingerprint=fingerprint if
-        idempotency_key else "", **clean)
+        registered_model=locked,
+        version=locked.last_version_number,
+        status=status,
+        training_run=training_run,
+        created_by=creator,
+        created_at=now,
+        updated_at=now,
+        idempotency_key=idempotency_key,
+        idempotency_fingerprint=fingerprint if idempotency_key else "",
+        **clean,
+    )
     ModelVersionMetric.objects.bulk_create(
-        ModelVersionMetric(version=version, name=m.name, value=m.value, dataset=m.dataset,
-                           split=m.split) for m in metric_values)
-    ModelVersionTag.objects.bulk_create(ModelVersionTag(version=version, key=k, value=v)
-                                        for k, v in tags.items())
-    audit.record(actor=actor, action="version.created", target=version,
-                 registered_model=locked,
-                 details={"version": version.version, "source": version.source,
-                          "run_id": version.run_id, "status": status})
+        ModelVersionMetric(
+            version=version, name=m.name, value=m.value, dataset=m.dataset, split=m.split
+        )
+        for m in metric_values
+    )
+    ModelVersionTag.objects.bulk_create(
+        ModelVersionTag(version=version, key=k, value=v) for k, v in tags.items()
+    )
+    audit.record(
+        actor=actor,
+        action="version.created",
+        target=version,
+        registered_model=locked,
+        details={
+            "version": version.version,
+            "source": version.source,
+            "run_id": version.run_id,
+            "status": status,
+        },
+    )
     signals.version_created.send(sender=ModelVersion, version=version, actor=actor)
     return version, True
 
 
 @transaction.atomic
-def version_update(*, actor: Actor, version: ModelVersion, description: str = UNSET,
-                   run_link: str = UNSET, flavor: str = UNSET, status: str = UNSET,
-                   status_message: str = UNSET, signature: dict[str, Any] | None = UNSET,
-                   input_example: Any = UNSET, pip_requirements: list[str] = UNSET,
-                   python_version: str = UNSET,
-                   training_run: TrainingRun | None = UNSET) -> ModelVersion:
+def version_update(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    description: str = UNSET,
+    run_link: str = UNSET,
+    flavor: str = UNSET,
+    status: str = UNSET,
+    status_message: str = UNSET,
+    signature: dict[str, Any] | None = UNSET,
+    input_example: Any = UNSET,
+    pip_requirements: list[str] = UNSET,
+    python_version: str = UNSET,
+    training_run: TrainingRun | None = UNSET,
+) -> ModelVersion:
     """Edit a version's metadata. What the model is (signature, example, requirements,
     flavor, training run) may change only while the version is not sealed (governance.content:
     an open request, a serving stage or a protected alias); the description may always."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     changes: dict[str, Any] = {
-        "description": description if description is UNSET else
-        validation.text(description, field="description"),
-        "run_link": run_link if run_link is UNSET else
-        validation.text(run_link, field="run_link", max_length=1000),
-        "flavor": flavor if flavor is UNSET else
-        validation.text(flavor, field="flavor", max_length=64),
+        "description": description
+        if description is UNSET
+        else validation.text(description, field="description"),
+        "run_link": run_link
+        if run_link is UNSET
+        else validation.text(run_link, field="run_link", max_length=1000),
+        "flavor": flavor
+        if flavor is UNSET
+        else validation.text(flavor, field="flavor", max_length=64),
         "status": status,
-        "status_message": status_message if status_message is UNSET else
-        validation.text(status_message, field="status_message", max_length=1000),
+        "status_message": status_message
+        if status_message is UNSET
+        else validation.text(status_message, field="status_message", max_length=1000),
         "signature": signature if signature is UNSET else validation.signature(signature),
-        "input_example": input_example if input_example is UNSET else
-        validation.bounded_json(input_example, field="input_example"),
-        "pip_requirements": pip_requirements if pip_requirements is UNSET else
-        validation.requirements(pip_requirements),
-        "python_version": python_version if python_version is UNSET else
-        validation.text(python_version, field="python_version", max_length=32),
+        "input_example": input_example
+        if input_example is UNSET
+        else validation.bounded_json(input_example, field="input_example"),
+        "pip_requirements": pip_requirements
+        if pip_requirements is UNSET
+        else validation.requirements(pip_requirements),
+        "python_version": python_version
+        if python_version is UNSET
+        else validation.text(python_version, field="python_version", max_length=32),
         "training_run": training_run,
     }
     _check_training_run(actor, training_run)
     if status is not UNSET and status not in ModelVersion.Status.values:
-        raise ValidationFailed(f"Status must be one of {', '.join(ModelVersion.Status.values)}.",
-                               field="status")
-    sealed = [f for f, v in changes.items() if v is not UNSET and f in content.SEALED_FIELDS
-              and v != getattr(version, f)]
+        raise ValidationFailed(
+            f"Status must be one of {', '.join(ModelVersion.Status.values)}.", field="status"
+        )
+    sealed = [
+        f
+        for f, v in changes.items()
+        if v is not UNSET and f in content.SEALED_FIELDS and v != getattr(version, f)
+    ]
     if sealed:
         content.require_unsealed(version, ", ".join(sealed))
-    _check_example(version.signature if signature is UNSET else changes["signature"],
-                   version.input_example if input_example is UNSET else changes["input_example"])
+    _check_example(
+        version.signature if signature is UNSET else changes["signature"],
+        version.input_example if input_example is UNSET else changes["input_example"],
+    )
     diff = apply_changes(version, changes)
     if diff:
         version.updated_at = timezone.now()
@@ -182,8 +257,13 @@ def version_update(*, actor: Actor, version: ModelVersion, description: str = UN
         for big in ("description", "signature", "input_example"):
             if big in diff:
                 diff[big] = {"changed": True}
-        audit.record(actor=actor, action="version.updated", target=version,
-                     registered_model=version.registered_model, details={"changes": diff})
+        audit.record(
+            actor=actor,
+            action="version.updated",
+            target=version,
+            registered_model=version.registered_model,
+            details={"changes": diff},
+        )
     return version
 
 
@@ -193,9 +273,13 @@ def version_tag_set(*, actor: Actor, version: ModelVersion, key: str, value: str
     changed, previous = tag_upsert(version.tags, key=key, value=value)
     if not changed:
         return
-    audit.record(actor=actor, action="version.tag_set", target=version,
-                 registered_model=version.registered_model,
-                 details={"key": key, "from": previous, "to": value})
+    audit.record(
+        actor=actor,
+        action="version.tag_set",
+        target=version,
+        registered_model=version.registered_model,
+        details={"key": key, "from": previous, "to": value},
+    )
 
 
 @transaction.atomic
@@ -203,8 +287,13 @@ def version_tag_delete(*, actor: Actor, version: ModelVersion, key: str) -> None
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     deleted, _ = ModelVersionTag.objects.filter(version=version, key=key).delete()
     if deleted:
-        audit.record(actor=actor, action="version.tag_deleted", target=version,
-                     registered_model=version.registered_model, details={"key": key})
+        audit.record(
+            actor=actor,
+            action="version.tag_deleted",
+            target=version,
+            registered_model=version.registered_model,
+            details={"key": key},
+        )
 
 
 @transaction.atomic
@@ -218,16 +307,26 @@ def version_metrics_log(*, actor: Actor, version: ModelVersion, metrics: Any) ->
     changed = {}
     for m in values:
         row, created = ModelVersionMetric.objects.update_or_create(
-            version=version, name=m.name, dataset=m.dataset, split=m.split,
-            defaults={"value": m.value})
+            version=version,
+            name=m.name,
+            dataset=m.dataset,
+            split=m.split,
+            defaults={"value": m.value},
+        )
         changed[str(row)] = m.value
-    audit.record(actor=actor, action="version.metrics_logged", target=version,
-                 registered_model=version.registered_model, details={"metrics": changed})
+    audit.record(
+        actor=actor,
+        action="version.metrics_logged",
+        target=version,
+        registered_model=version.registered_model,
+        details={"metrics": changed},
+    )
 
 
 @transaction.atomic
-def version_stage_set(*, actor: Actor, version: ModelVersion, stage: str,
-                      archive_existing: bool = False) -> ModelVersion:
+def version_stage_set(
+    *, actor: Actor, version: ModelVersion, stage: str, archive_existing: bool = False
+) -> ModelVersion:
     """Move a version to another stage directly.
 
     Archiving or clearing the stage needs `change`: taking a model out of service is never
@@ -235,27 +334,33 @@ def version_stage_set(*, actor: Actor, version: ModelVersion, stage: str,
     needs no approval for that stage; then holders of `request_promotion` may move directly.
     """
     if stage not in ModelVersion.Stage.values:
-        raise ValidationFailed(f"Stage must be one of {', '.join(ModelVersion.Stage.values)}.",
-                               field="stage")
+        raise ValidationFailed(
+            f"Stage must be one of {', '.join(ModelVersion.Stage.values)}.", field="stage"
+        )
     registered_model = version.registered_model
     if stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
         permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
         policy = policies.policy_for(registered_model)
         needed = policy.approvals_for(stage)
         if needed:
-            raise gate_refusal(Forbidden(
-                f"Under the {policies.describe(policy)}, {stage} needs {needed} approval(s): "
-                "open a promotion request (POST /api/v1/promotion-requests) instead.",
-                code="approval_required"), registered_model, f"move to {stage}")
+            raise gate_refusal(
+                Forbidden(
+                    f"Under the {policies.describe(policy)}, {stage} needs {needed} approval(s): "
+                    "open a promotion request (POST /api/v1/promotion-requests) instead.",
+                    code="approval_required",
+                ),
+                registered_model,
+                f"move to {stage}",
+            )
     else:
         permissions.require(actor.user, Perm.CHANGE, registered_model)
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
-    return stage_move(actor=actor, version=version, stage=stage,
-                      archive_existing=archive_existing)
+    return stage_move(actor=actor, version=version, stage=stage, archive_existing=archive_existing)
 
 
-def stage_move(*, actor: Actor, version: ModelVersion, stage: str, archive_existing: bool,
-               request: Any = None) -> ModelVersion:
+def stage_move(
+    *, actor: Actor, version: ModelVersion, stage: str, archive_existing: bool, request: Any = None
+) -> ModelVersion:
     """The move itself, for callers that checked permission and policy and hold the model's
     row lock (so two concurrent moves to production queue rather than both succeed). With
     `archive_existing`, versions already in the target stage are archived."""
@@ -264,31 +369,50 @@ def stage_move(*, actor: Actor, version: ModelVersion, stage: str, archive_exist
     if version.is_deleted:
         raise Conflict("A deleted version cannot change stage.", code="version_deleted")
     if version.status != ModelVersion.Status.READY and stage in ("staging", "production"):
-        raise Conflict(f"Version {version.version} is {version.status}; only ready versions "
-                       "can be staged or promoted.", code="version_not_ready")
+        raise Conflict(
+            f"Version {version.version} is {version.status}; only ready versions "
+            "can be staged or promoted.",
+            code="version_not_ready",
+        )
     previous = version.stage
     archived: list[ModelVersion] = []
     now = timezone.now()
     user = actor.user if actor.user_id is not None else None
     if archive_existing and stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
-        archived = list(ModelVersion.objects.select_for_update().filter(
-            registered_model=registered_model, stage=stage, deleted_at__isnull=True,
-        ).exclude(pk=version.pk))
+        archived = list(
+            ModelVersion.objects.select_for_update()
+            .filter(
+                registered_model=registered_model,
+                stage=stage,
+                deleted_at__isnull=True,
+            )
+            .exclude(pk=version.pk)
+        )
         ModelVersion.objects.filter(pk__in=[v.pk for v in archived]).update(
-            stage=ModelVersion.Stage.ARCHIVED, stage_changed_at=now, updated_at=now)
-        history.stages_moved(versions=archived, stage=ModelVersion.Stage.ARCHIVED, at=now,
-                             user=user, request=request)
+            stage=ModelVersion.Stage.ARCHIVED, stage_changed_at=now, updated_at=now
+        )
+        history.stages_moved(
+            versions=archived, stage=ModelVersion.Stage.ARCHIVED, at=now, user=user, request=request
+        )
     if previous != stage or archived:
         version.stage, version.stage_changed_at, version.updated_at = stage, now, now
         version.save(update_fields=["stage", "stage_changed_at", "updated_at"])
         if previous != stage:
-            history.stages_moved(versions=[version], stage=stage, at=now, user=user,
-                                 request=request)
-        audit.record(actor=actor, action="version.stage_changed", target=version,
-                     registered_model=registered_model,
-                     details={"from": previous, "to": stage,
-                              "archived_versions": [v.version for v in archived],
-                              "promotion_request": request.pk if request else None})
+            history.stages_moved(
+                versions=[version], stage=stage, at=now, user=user, request=request
+            )
+        audit.record(
+            actor=actor,
+            action="version.stage_changed",
+            target=version,
+            registered_model=registered_model,
+            details={
+                "from": previous,
+                "to": stage,
+                "archived_versions": [v.version for v in archived],
+                "promotion_request": request.pk if request else None,
+            },
+        )
     return version
 
 
@@ -303,13 +427,23 @@ def version_delete(*, actor: Actor, version: ModelVersion) -> ModelVersion:
     Alias.objects.filter(version=version).delete()
     now = timezone.now()
     for name in aliases:
-        history.alias_moved(registered_model=version.registered_model, name=name, version=None,
-                            at=now, user=actor.user if actor.user_id is not None else None)
+        history.alias_moved(
+            registered_model=version.registered_model,
+            name=name,
+            version=None,
+            at=now,
+            user=actor.user if actor.user_id is not None else None,
+        )
     version.deleted_at = now
     version.deleted_by = actor.user if actor.user_id is not None else None
     version.save(update_fields=["deleted_at", "deleted_by"])
-    audit.record(actor=actor, action="version.deleted", target=version,
-                 registered_model=version.registered_model, details={"removed_aliases": aliases})
+    audit.record(
+        actor=actor,
+        action="version.deleted",
+        target=version,
+        registered_model=version.registered_model,
+        details={"removed_aliases": aliases},
+    )
     return version
 
 
@@ -317,11 +451,17 @@ def version_delete(*, actor: Actor, version: ModelVersion) -> ModelVersion:
 def version_restore(*, actor: Actor, version: ModelVersion) -> ModelVersion:
     require_admin(actor, "restore a deleted version")
     updated = ModelVersion.objects.filter(pk=version.pk, deleted_at__isnull=False).update(
-        deleted_at=None, deleted_by=None)
+        deleted_at=None, deleted_by=None
+    )
     version.refresh_from_db()
     if updated:
-        audit.record(actor=actor, action="version.restored", target=version,
-                     registered_model=version.registered_model, details={})
+        audit.record(
+            actor=actor,
+            action="version.restored",
+            target=version,
+            registered_model=version.registered_model,
+            details={},
+        )
     return version
 
 
@@ -335,7 +475,12 @@ def version_purge(*, actor: Actor, version: ModelVersion) -> None:
     if version.deployments.exists():
         raise Conflict("This version has deployment records; they keep it.", code="version_in_use")
     keys = list(version.artifacts.values_list("storage_key", flat=True))
-    audit.record(actor=actor, action="version.purged", target=version,
-                 registered_model=version.registered_model, details={"version": version.version})
+    audit.record(
+        actor=actor,
+        action="version.purged",
+        target=version,
+        registered_model=version.registered_model,
+        details={"version": version.version},
+    )
     version.delete()
     blobs_release(keys)

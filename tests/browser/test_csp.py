@@ -27,9 +27,14 @@ document.addEventListener("securitypolicyviolation", function (e) {
 
 def _watch(page) -> list[str]:
     seen: list[str] = []
-    page.on("console", lambda m: seen.append(f"console {m.type}: {m.text}")
+    page.on(
+        "console",
+        lambda m: (
+            seen.append(f"console {m.type}: {m.text}")
             if "Content Security Policy" in m.text or "Content-Security-Policy" in m.text
-            else None)
+            else None
+        ),
+    )
     page.context.add_init_script(RECORD_VIOLATIONS)
     return seen
 
@@ -46,26 +51,39 @@ def _visit(page, url: str, seen: list[str]) -> None:
 def test_every_kind_of_page_runs_without_a_policy_violation(session, demo):
     page = session("admin")
     seen = _watch(page)
-    version = ModelVersion.objects.filter(registered_model__name="demand-forecaster").order_by(
-        "-version").first()
+    version = (
+        ModelVersion.objects.filter(registered_model__name="demand-forecaster")
+        .order_by("-version")
+        .first()
+    )
     request = PromotionRequest.objects.order_by("pk").first()
     model = f"{demo}/models/demand-forecaster"
-    for path in ("/", "/models/", "/models/demand-forecaster/",
-                 f"/models/demand-forecaster/versions/{version.version}/",
-                 "/models/demand-forecaster/compare/?v=2&v=3",
-                 "/requests/", f"/requests/{request.pk}/", "/requests/new/?model=demand-forecaster",
-                 "/inbox/", "/audit/",
-                 f"/models/demand-forecaster/versions/{version.version}/card/",
-                 f"/models/demand-forecaster/versions/{version.version}/card/edit/",
-                 "/admin/", "/admin/governance/webhook/add/", "/admin/registry/modelversion/",
-                 "/admin/auth/user/1/change/"):
+    for path in (
+        "/",
+        "/models/",
+        "/models/demand-forecaster/",
+        f"/models/demand-forecaster/versions/{version.version}/",
+        "/models/demand-forecaster/compare/?v=2&v=3",
+        "/requests/",
+        f"/requests/{request.pk}/",
+        "/requests/new/?model=demand-forecaster",
+        "/inbox/",
+        "/audit/",
+        f"/models/demand-forecaster/versions/{version.version}/card/",
+        f"/models/demand-forecaster/versions/{version.version}/card/edit/",
+        "/admin/",
+        "/admin/governance/webhook/add/",
+        "/admin/registry/modelversion/",
+        "/admin/auth/user/1/change/",
+    ):
         _visit(page, f"{demo}{path}", seen)
     # The behaviours moved out of inline handlers still work.
     page.goto(f"{model}/versions/{version.version}/card/edit/")
     before = page.locator("#completeness").evaluate("e => e.value")
     page.locator(".section-field[data-required=true] textarea").first.fill("")
-    expect(page.locator("#completeness-text")).not_to_have_text(f"{before}% of the required "
-                                                                 f"sections written.")
+    expect(page.locator("#completeness-text")).not_to_have_text(
+        f"{before}% of the required sections written."
+    )
     assert page.locator("#completeness").evaluate("e => e.value") < before
     _visit(page, f"{demo}/api/docs/", seen)
     expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=20000)

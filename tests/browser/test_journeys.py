@@ -40,8 +40,9 @@ def browser():
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
-                                              args=["--no-sandbox"])
+        chromium = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox"]
+        )
         yield chromium
         chromium.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -91,7 +92,8 @@ def test_request_review_and_audit_journey(session, demo):
     assert alice.locator("tr.differs").count() >= 3
     shot(alice, "1-compare")
     auc_row = alice.locator("table.compare tbody tr").filter(
-        has=alice.locator("th", has_text=re.compile(r"^auc")))
+        has=alice.locator("th", has_text=re.compile(r"^auc"))
+    )
     auc = [float(auc_row.locator("td.num").nth(i).inner_text()) for i in (0, 1)]
     better = 3 if auc[1] >= auc[0] else 2
     assert better == 3, f"the demo's newest version has the best AUC: {auc}"
@@ -109,18 +111,20 @@ def test_request_review_and_audit_journey(session, demo):
     shot(alice, "2-request-form")
     alice.get_by_role("button", name="Request promotion").click()
     expect(alice.get_by_text("created: pending")).to_be_visible()
-    request = PromotionRequest.objects.get(registered_model__name="demand-forecaster",
-                                           status="pending")
+    request = PromotionRequest.objects.get(
+        registered_model__name="demand-forecaster", status="pending"
+    )
     assert request.version.version == better
 
     # The requester sees no approve button on her own request, and a forged POST is refused.
     assert alice.get_by_role("button", name="Approve").count() == 0
     expect(alice.locator("#review-refusal")).to_contain_text("You may not approve")
     token = alice.locator("input[name=csrfmiddlewaretoken]").first.get_attribute("value")
-    forged = alice.request.post(f"{demo}/requests/{request.pk}/review/",
-                                form={"decision": "approve", "comment": "self-approved",
-                                      "csrfmiddlewaretoken": token},
-                                headers={"Referer": alice.url})
+    forged = alice.request.post(
+        f"{demo}/requests/{request.pk}/review/",
+        form={"decision": "approve", "comment": "self-approved", "csrfmiddlewaretoken": token},
+        headers={"Referer": alice.url},
+    )
     assert forged.status == 403
     assert not request.reviews.exists()
     shot(alice, "3-requester-sees-no-approve")
@@ -141,8 +145,10 @@ def test_request_review_and_audit_journey(session, demo):
     expect(carol.locator("h1 .badge")).to_have_text("Production")
     shot(carol, "5-version-in-production")
     # The version that was in production before is archived now.
-    assert ModelVersion.objects.get(registered_model__name="demand-forecaster",
-                                    version=2).stage == "archived"
+    assert (
+        ModelVersion.objects.get(registered_model__name="demand-forecaster", version=2).stage
+        == "archived"
+    )
     carol.get_by_role("link", name="demand-forecaster").click()
     row = carol.locator("tbody tr", has=carol.get_by_role("link", name="v2", exact=True))
     assert row.locator(".badge").first.inner_text() == "Archived"
@@ -151,16 +157,21 @@ def test_request_review_and_audit_journey(session, demo):
     admin = session("admin")
     admin.goto(f"{demo}/audit/?model=demand-forecaster&action=promotion.")
     table = admin.locator("table").inner_text()
-    for action in ("promotion.requested", "promotion.reviewed", "promotion.approved",
-                   "promotion.applied"):
+    for action in (
+        "promotion.requested",
+        "promotion.reviewed",
+        "promotion.approved",
+        "promotion.applied",
+    ):
         assert action in table, action
     assert "alice" in table and "carol" in table
     assert admin.locator(f'table a[href="/requests/{request.pk}/"]').count() >= 4
     shot(admin, "6-audit-story")
     admin.locator(f'table a[href="/requests/{request.pk}/"]').first.click()
     expect(admin.get_by_text("Metrics and card look right.")).to_be_visible()
-    assert AuditEvent.objects.filter(action="promotion.applied",
-                                     registered_model_name="demand-forecaster").exists()
+    assert AuditEvent.objects.filter(
+        action="promotion.applied", registered_model_name="demand-forecaster"
+    ).exists()
 
 
 def test_a_viewer_cannot_see_a_model_they_were_not_granted(session, demo):

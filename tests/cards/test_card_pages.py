@@ -21,17 +21,28 @@ def version(data_scientist):
 
 
 def _form(**overrides):
-    form = {"base_revision": "1", "authors": "Alice, Bob", "model_type": "classifier",
-            "architecture": "trees", "license": "mit", "languages": "en", "datasets": "",
-            "tags": "tabular", "base_model": "", "library_name": "", "pipeline_tag": "",
-            "note": "first draft"}
+    form = {
+        "base_revision": "1",
+        "authors": "Alice, Bob",
+        "model_type": "classifier",
+        "architecture": "trees",
+        "license": "mit",
+        "languages": "en",
+        "datasets": "",
+        "tags": "tabular",
+        "base_model": "",
+        "library_name": "",
+        "pipeline_tag": "",
+        "note": "first draft",
+    }
     form.update({f"section_{k}": v for k, v in FULL_CARD["sections"].items()})
     form.update(overrides)
     return form
 
 
-def test_editor_saves_a_revision_and_the_card_page_shows_it(client, data_scientist, version,
-                                                            django_assert_max_num_queries):
+def test_editor_saves_a_revision_and_the_card_page_shows_it(
+    client, data_scientist, version, django_assert_max_num_queries
+):
     client.force_login(data_scientist)
     url = "/models/churn/versions/1/card/"
     page = client.get(f"{url}edit/").content.decode()
@@ -48,11 +59,14 @@ def test_editor_saves_a_revision_and_the_card_page_shows_it(client, data_scienti
 
 
 def test_a_failed_save_keeps_what_was_typed_and_shows_the_error_by_the_field(
-        client, data_scientist, version):
+    client, data_scientist, version
+):
     client.force_login(data_scientist)
     too_long = "x" * 20_001
-    r = client.post("/models/churn/versions/1/card/edit/",
-                    _form(section_limitations=too_long, section_caveats="kept text"))
+    r = client.post(
+        "/models/churn/versions/1/card/edit/",
+        _form(section_limitations=too_long, section_caveats="kept text"),
+    )
     assert r.status_code == 400
     page = r.content.decode()
     assert "At most 20000 characters" in page and "kept text" in page
@@ -69,13 +83,15 @@ def test_script_in_a_card_never_reaches_a_page(client, data_scientist, reviewer,
     page = client.get("/models/churn/versions/1/card/").content.decode()
     assert "<script>alert" not in page and "onerror" not in page
     assert "javascript:" not in page
-    preview = client.post("/api/v1/markdown/preview/", {"text": XSS},
-                          content_type="application/json").json()["html"]
+    preview = client.post(
+        "/api/v1/markdown/preview/", {"text": XSS}, content_type="application/json"
+    ).json()["html"]
     assert "<script" not in preview and "onerror" not in preview and "javascript:" not in preview
 
 
 def test_review_buttons_only_for_eligible_reviewers_and_forged_posts_refused(
-        client, data_scientist, reviewer, viewer, version):
+    client, data_scientist, reviewer, viewer, version
+):
     from cards import services
 
     card = ModelCard.objects.get(version=version)

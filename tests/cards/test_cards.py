@@ -26,8 +26,11 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "cards" / "schema"
-                     / "model-card-v1.schema.json").read_text())
+SCHEMA = json.loads(
+    (
+        Path(__file__).resolve().parents[2] / "cards" / "schema" / "model-card-v1.schema.json"
+    ).read_text()
+)
 
 
 @pytest.fixture
@@ -58,8 +61,12 @@ def test_every_version_gets_a_card_copied_from_the_previous_one(rm, data_scienti
 def test_each_save_is_a_revision_with_diff_and_restore(rm, data_scientist):
     v = make_version(data_scientist, rm)
     edit(data_scientist, v, sections={"intended_use": "First line.\nSecond line."})
-    edit(data_scientist, v, sections={"intended_use": "First line.\nChanged line."},
-         metadata={"tags": ["tabular"]})
+    edit(
+        data_scientist,
+        v,
+        sections={"intended_use": "First line.\nChanged line."},
+        metadata={"tags": ["tabular"]},
+    )
     card = card_of(v)
     assert card.revision == 3 and card.revisions.count() == 3
     edit(data_scientist, v, sections={"intended_use": "First line.\nChanged line."})
@@ -81,11 +88,19 @@ def test_each_save_is_a_revision_with_diff_and_restore(rm, data_scientist):
 def test_a_stale_editor_cannot_overwrite_a_newer_save(rm, data_scientist):
     v = make_version(data_scientist, rm)
     card = card_of(v)
-    services.card_update(actor=actor_for(data_scientist), card=card,
-                         changes={"sections": {"caveats": "mine"}}, base_revision=1)
+    services.card_update(
+        actor=actor_for(data_scientist),
+        card=card,
+        changes={"sections": {"caveats": "mine"}},
+        base_revision=1,
+    )
     with pytest.raises(Conflict) as exc:
-        services.card_update(actor=actor_for(data_scientist), card=card,
-                             changes={"sections": {"caveats": "theirs"}}, base_revision=1)
+        services.card_update(
+            actor=actor_for(data_scientist),
+            card=card,
+            changes={"sections": {"caveats": "theirs"}},
+            base_revision=1,
+        )
     assert exc.value.code == "card_changed" and exc.value.extra["revision"] == 2
     assert card_of(v).content["sections"]["caveats"] == "mine"
 
@@ -93,17 +108,19 @@ def test_a_stale_editor_cannot_overwrite_a_newer_save(rm, data_scientist):
 def test_bad_input_is_refused_with_the_field_and_changes_nothing(rm, data_scientist):
     v = make_version(data_scientist, rm)
     for changes, field in (
-            ({"sections": {"intended_use": "x" * 20_001}}, "sections.intended_use"),
-            ({"sections": {"nonsense": "x"}}, "sections.nonsense"),
-            ({"metadata": {"tags": "not-a-list"}}, "metadata.tags"),
-            ({"metadata": {"license": "a\x00b"}}, "metadata.license"),
-            ({"model_details": {"authors": ["x"] * 51}}, "model_details.authors")):
+        ({"sections": {"intended_use": "x" * 20_001}}, "sections.intended_use"),
+        ({"sections": {"nonsense": "x"}}, "sections.nonsense"),
+        ({"metadata": {"tags": "not-a-list"}}, "metadata.tags"),
+        ({"metadata": {"license": "a\x00b"}}, "metadata.license"),
+        ({"model_details": {"authors": ["x"] * 51}}, "model_details.authors"),
+    ):
         with pytest.raises(ValidationFailed) as exc:
             edit(data_scientist, v, **changes)
         assert field in exc.value.fields, changes
     with pytest.raises(ValidationFailed):
-        services.card_update(actor=actor_for(data_scientist), card=card_of(v),
-                             changes={"extra": {}})
+        services.card_update(
+            actor=actor_for(data_scientist), card=card_of(v), changes={"extra": {}}
+        )
     assert card_of(v).revision == 1
 
 
@@ -120,12 +137,12 @@ def test_completeness_follows_the_risk_tier(data_scientist):
         services.card_submit(actor=actor_for(data_scientist), card=card)
     assert exc.value.code == "card_incomplete" and "Caveats" in exc.value.message
     low_card = card_of(low.versions.get())
-    assert services.card_submit(actor=actor_for(data_scientist), card=low_card).status == \
-        "in_review"
+    assert (
+        services.card_submit(actor=actor_for(data_scientist), card=low_card).status == "in_review"
+    )
 
 
-def test_review_follows_the_policy_and_separation_of_duties(rm, data_scientist, reviewer,
-                                                            roles):
+def test_review_follows_the_policy_and_separation_of_duties(rm, data_scientist, reviewer, roles):
     v = make_version(data_scientist, rm)
     edit(data_scientist, v, **FULL_CARD)
     card = services.card_submit(actor=actor_for(data_scientist), card=card_of(v))
@@ -133,8 +150,9 @@ def test_review_follows_the_policy_and_separation_of_duties(rm, data_scientist, 
         services.card_review(actor=actor_for(data_scientist), card=card, decision="approve")
     editor = UserFactory(username="editor-reviewer")
     editor.groups.add(roles["reviewer"], roles["data scientist"])
-    services.card_update(actor=actor_for(editor), card=card,
-                         changes={"sections": {"caveats": "One more caveat."}})
+    services.card_update(
+        actor=actor_for(editor), card=card, changes={"sections": {"caveats": "One more caveat."}}
+    )
     card = services.card_submit(actor=actor_for(editor), card=card_of(v))
     with pytest.raises(Forbidden) as exc:  # the last editor may not approve
         services.card_review(actor=actor_for(editor), card=card, decision="approve")
@@ -157,25 +175,32 @@ def test_request_changes_needs_a_comment_and_sends_the_card_back(rm, data_scient
     card = services.card_submit(actor=actor_for(data_scientist), card=card_of(v))
     with pytest.raises(ValidationFailed):
         services.card_review(actor=actor_for(reviewer), card=card, decision="request_changes")
-    card = services.card_review(actor=actor_for(reviewer), card=card,
-                                decision="request_changes", comment="Name the regions.")
+    card = services.card_review(
+        actor=actor_for(reviewer),
+        card=card,
+        decision="request_changes",
+        comment="Name the regions.",
+    )
     assert card.status == "changes_requested"
     with pytest.raises(Conflict):
         services.card_review(actor=actor_for(reviewer), card=card, decision="approve")
     assert services.card_submit(actor=actor_for(data_scientist), card=card).status == "in_review"
 
 
-def test_promotion_readiness_sees_the_card_approval(rm, data_scientist, ml_engineer, reviewer,
-                                                    roles):
+def test_promotion_readiness_sees_the_card_approval(
+    rm, data_scientist, ml_engineer, reviewer, roles
+):
     from tests.factories import SIGNATURE
 
     v = make_version(data_scientist, rm, signature=SIGNATURE)
     make_artifact(data_scientist, v)
-    request = promotions.request_create(actor=actor_for(ml_engineer), version=v,
-                                        target_stage="production")
+    request = promotions.request_create(
+        actor=actor_for(ml_engineer), version=v, target_stage="production"
+    )
     check = next(c for c in promotions.evaluate(request).checks if c.name == "card_approved")
     assert not check.passed and check.required and check.message == "The model card is draft."
     from tests.factories import approve_card
+
     approve_card(v)
     check = next(c for c in promotions.evaluate(request).checks if c.name == "card_approved")
     assert check.passed
@@ -183,16 +208,34 @@ def test_promotion_readiness_sees_the_card_approval(rm, data_scientist, ml_engin
 
 @pytest.fixture
 def finished(rm, data_scientist):
-    v = make_version(data_scientist, rm, metrics=[
-        {"name": "auc", "value": 0.91, "dataset": "holdout", "split": "test"},
-        {"name": "f1", "value": 0.7, "dataset": "holdout", "split": "test"},
-        {"name": "auc", "value": 0.95, "dataset": "train-2026", "split": "train"}])
-    edit(data_scientist, v, **FULL_CARD, metadata={
-        "license": "apache-2.0", "languages": ["en", "de"], "datasets": ["holdout"],
-        "tags": ["tabular", "churn"], "base_model": "", "library_name": "sklearn",
-        "pipeline_tag": "tabular-classification"})
-    edit(data_scientist, v, sections={"limitations": "Sparse history.\n\n### Regions\n\n"
-                                                     "North is under-represented."})
+    v = make_version(
+        data_scientist,
+        rm,
+        metrics=[
+            {"name": "auc", "value": 0.91, "dataset": "holdout", "split": "test"},
+            {"name": "f1", "value": 0.7, "dataset": "holdout", "split": "test"},
+            {"name": "auc", "value": 0.95, "dataset": "train-2026", "split": "train"},
+        ],
+    )
+    edit(
+        data_scientist,
+        v,
+        **FULL_CARD,
+        metadata={
+            "license": "apache-2.0",
+            "languages": ["en", "de"],
+            "datasets": ["holdout"],
+            "tags": ["tabular", "churn"],
+            "base_model": "",
+            "library_name": "sklearn",
+            "pipeline_tag": "tabular-classification",
+        },
+    )
+    edit(
+        data_scientist,
+        v,
+        sections={"limitations": "Sparse history.\n\n### Regions\n\nNorth is under-represented."},
+    )
     return card_of(v)
 
 
@@ -210,30 +253,36 @@ def test_hugging_face_readme_parses_and_round_trips(finished, data_scientist, rm
     data = hub.data.to_dict()
     assert data["license"] == "apache-2.0" and data["language"] == ["en", "de"]
     results = hub.data.eval_results
-    assert {(r.dataset_name, r.dataset_split, r.metric_type, r.metric_value)
-            for r in results} >= {("holdout", "test", "auc", 0.91),
-                                  ("train-2026", "train", "auc", 0.95)}
+    assert {(r.dataset_name, r.dataset_split, r.metric_type, r.metric_value) for r in results} >= {
+        ("holdout", "test", "auc", 0.91),
+        ("train-2026", "train", "auc", 0.95),
+    }
     changes, report = formats.from_hf_readme(readme)
     assert report["unmapped_sections"] == [] and report["unmapped_metadata"] == []
     assert report["skipped_generated"] == ["Metrics"]
     fresh = make_version(data_scientist, rm)
-    card = services.card_update(actor=actor_for(data_scientist), card=card_of(fresh),
-                                changes={"sections": {k: "" for k in card_content.SECTION_KEYS},
-                                         "metadata": card_content.empty()["metadata"],
-                                         "model_details": card_content.empty()[
-                                             "model_details"]})
+    card = services.card_update(
+        actor=actor_for(data_scientist),
+        card=card_of(fresh),
+        changes={
+            "sections": {k: "" for k in card_content.SECTION_KEYS},
+            "metadata": card_content.empty()["metadata"],
+            "model_details": card_content.empty()["model_details"],
+        },
+    )
     card = services.card_update(actor=actor_for(data_scientist), card=card, changes=changes)
     assert card.content == finished.content
 
 
 def test_import_of_a_foreign_readme_reports_what_did_not_map(rm, data_scientist):
-    readme = ("---\nlicense: mit\nlanguage: en\nwidget: []\nthumbnail: x.png\n---\n"
-              "# Some model\n\n## Uses\n\nText classification.\n\n### Direct Use\n\nAs is.\n\n"
-              "## Training Details\n\nWeb text.\n\n## How to Get Started\n\npip install x\n")
+    readme = (
+        "---\nlicense: mit\nlanguage: en\nwidget: []\nthumbnail: x.png\n---\n"
+        "# Some model\n\n## Uses\n\nText classification.\n\n### Direct Use\n\nAs is.\n\n"
+        "## Training Details\n\nWeb text.\n\n## How to Get Started\n\npip install x\n"
+    )
     changes, report = formats.from_hf_readme(readme)
     assert changes["metadata"] == {"license": "mit", "languages": ["en"]}
-    assert changes["sections"]["intended_use"] == "Text classification.\n\n### Direct Use\n\n" \
-        "As is."
+    assert changes["sections"]["intended_use"] == "Text classification.\n\n### Direct Use\n\nAs is."
     assert changes["sections"]["training_data"] == "Web text."
     assert report["unmapped_metadata"] == ["widget", "thumbnail"]
     assert report["unmapped_sections"] == ["How to Get Started"]

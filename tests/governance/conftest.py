@@ -17,6 +17,7 @@ def history(data_scientist: User) -> list[AuditEvent]:
     """A few events from ordinary changes (roles_sync wrote the first ones), in order."""
     rm = make_model(data_scientist, "chained")
     for i in range(3):
-        services.registered_model_tag_set(actor=actor_for(data_scientist), registered_model=rm,
-                                          key=f"k{i}", value=str(i))
+        services.registered_model_tag_set(
+            actor=actor_for(data_scientist), registered_model=rm, key=f"k{i}", value=str(i)
+        )
     return list(AuditEvent.objects.order_by("sequence"))

@@ -64,8 +64,9 @@ class Provider:
             if self.process.poll() is not None:
                 pytest.fail(f"The test provider exited:\n{log.read_text()}")
             try:
-                if requests.get(f"{self.issuer}/.well-known/openid-configuration",
-                                timeout=2, verify=self.verify).ok:
+                if requests.get(
+                    f"{self.issuer}/.well-known/openid-configuration", timeout=2, verify=self.verify
+                ).ok:
                     return
             except requests.ConnectionError:
                 pass
@@ -86,17 +87,29 @@ def throwaway_tls(folder: Path) -> Tls:
     what an operator's in-house provider looks like to Modelgate."""
     now = datetime.datetime.now(datetime.UTC)
 
-    def certificate(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey,
-                    signer: ec.EllipticCurvePrivateKey, *extensions: tuple[object, bool],
-                    ) -> x509.Certificate:
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                                  critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                       signer.public_key()), critical=False))
+    def certificate(
+        subject: x509.Name,
+        issuer: x509.Name,
+        key: ec.EllipticCurvePrivateKey,
+        signer: ec.EllipticCurvePrivateKey,
+        *extensions: tuple[object, bool],
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+                critical=False,
+            )
+        )
         for extension, critical in extensions:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(signer, hashes.SHA256())
@@ -104,27 +117,57 @@ def throwaway_tls(folder: Path) -> Tls:
     def name(common_name: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
-        ec.SECP256R1())
-    ca = certificate(name("Modelgate test CA"), name("Modelgate test CA"), ca_key, ca_key,
-                     (x509.BasicConstraints(ca=True, path_length=0), True),
-                     (x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                    key_encipherment=False, data_encipherment=False,
-                                    key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                    encipher_only=False, decipher_only=False), True))
-    server = certificate(name("127.0.0.1"), ca.subject, server_key, ca_key,
-                         (x509.BasicConstraints(ca=False, path_length=None), True),
-                         (x509.SubjectAlternativeName([
-                             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                             x509.DNSName("localhost")]), False),
-                         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False))
-    tls = Tls(ca=folder / "ca.pem", certfile=folder / "server.pem",
-              keyfile=folder / "server-key.pem")
+    ca_key, server_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca = certificate(
+        name("Modelgate test CA"),
+        name("Modelgate test CA"),
+        ca_key,
+        ca_key,
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        ),
+    )
+    server = certificate(
+        name("127.0.0.1"),
+        ca.subject,
+        server_key,
+        ca_key,
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            False,
+        ),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+    )
+    tls = Tls(
+        ca=folder / "ca.pem", certfile=folder / "server.pem", keyfile=folder / "server-key.pem"
+    )
     tls.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     tls.certfile.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    tls.keyfile.write_bytes(server_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    tls.keyfile.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return tls
 
 
@@ -135,34 +178,56 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_provider(folder: Path, *, client_id: str, client_secret: str, redirect_uri: str,
-                     tls: Tls | None = None) -> Iterator[Provider]:
+def running_provider(
+    folder: Path, *, client_id: str, client_secret: str, redirect_uri: str, tls: Tls | None = None
+) -> Iterator[Provider]:
     """The provider in a subprocess with PROVIDER_USERS and one confidential client, over
     HTTPS with `tls`. Yields once started (call wait_until_ready before use, so that its
     start can overlap other work); stops it afterwards."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (folder / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     (folder / "secret_key").write_text(secrets.token_urlsafe(40))
     (folder / "profiles.json").write_text("{}")
     port = free_port()
     issuer = f"{'https' if tls else 'http'}://127.0.0.1:{port}/o"
-    env = {**os.environ, "OIDC_PROVIDER_DIR": str(folder), "OIDC_PROVIDER_ISSUER": issuer,
-           "OIDC_PROVIDER_ADDRESS": f"127.0.0.1:{port}", "PYTHONPATH": str(ROOT),
-           "OIDC_PROVIDER_SETUP": json.dumps({
-               "users": [{"username": name, **user} for name, user in PROVIDER_USERS.items()],
-               "client": {"client_id": client_id, "client_secret": client_secret,
-                          "redirect_uri": redirect_uri}})}
+    env = {
+        **os.environ,
+        "OIDC_PROVIDER_DIR": str(folder),
+        "OIDC_PROVIDER_ISSUER": issuer,
+        "OIDC_PROVIDER_ADDRESS": f"127.0.0.1:{port}",
+        "PYTHONPATH": str(ROOT),
+        "OIDC_PROVIDER_SETUP": json.dumps(
+            {
+                "users": [{"username": name, **user} for name, user in PROVIDER_USERS.items()],
+                "client": {
+                    "client_id": client_id,
+                    "client_secret": client_secret,
+                    "redirect_uri": redirect_uri,
+                },
+            }
+        ),
+    }
     if tls:
         env.update(OIDC_PROVIDER_CERTFILE=str(tls.certfile), OIDC_PROVIDER_KEYFILE=str(tls.keyfile))
     env.pop("DJANGO_SETTINGS_MODULE", None)
     with (folder / "provider.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "tests.oidc_provider"], cwd=ROOT,
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.oidc_provider"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            yield Provider(issuer=issuer, folder=folder, process=process,
-                           verify=str(tls.ca) if tls else True)
+            yield Provider(
+                issuer=issuer, folder=folder, process=process, verify=str(tls.ca) if tls else True
+            )
         finally:
             process.terminate()  # only the provider started here
             try:
@@ -174,8 +239,12 @@ def running_provider(folder: Path, *, client_id: str, client_secret: str, redire
 
 @pytest.fixture(scope="session")
 def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
-    with running_provider(tmp_path_factory.mktemp("oidc-provider"), client_id=CLIENT_ID,
-                          client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI) as provider:
+    with running_provider(
+        tmp_path_factory.mktemp("oidc-provider"),
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        redirect_uri=REDIRECT_URI,
+    ) as provider:
         provider.wait_until_ready()
         yield provider
 
@@ -212,27 +281,42 @@ def _hidden_fields(page: str) -> dict[str, str]:
 def provider_redirect(client: Client, username: str, next_url: str = "") -> str:
     """Start at Modelgate, sign in and consent at the provider like a browser; return the URL
     the provider sends the browser back to (Modelgate's callback with a code and a state)."""
-    start = client.get("/oidc/authenticate/" + (f"?{urlencode({'next': next_url})}"
-                                                if next_url else ""))
+    start = client.get(
+        "/oidc/authenticate/" + (f"?{urlencode({'next': next_url})}" if next_url else "")
+    )
     assert start.status_code == 302
     return authorize_at_provider(start["Location"], username, REDIRECT_URI)
 
 
-def authorize_at_provider(authorize_url: str, username: str, redirect_uri: str,
-                          verify: str | bool = True) -> str:
+def authorize_at_provider(
+    authorize_url: str, username: str, redirect_uri: str, verify: str | bool = True
+) -> str:
     """A browser at the provider: from the authorization URL Modelgate sent it to, through
     the login form and the consent form; returns where the provider sends it back to."""
     browser = requests.Session()
     # verify on each request: REQUESTS_CA_BUNDLE in the environment beats a session's own
     login = browser.get(authorize_url, timeout=10, verify=verify)  # → the provider's login form
     assert login.status_code == 200 and "/accounts/login/" in login.url
-    consent = browser.post(login.url, timeout=10, verify=verify, headers={"Referer": login.url},
-                           data={**_hidden_fields(login.text), "username": username,
-                                 "password": PROVIDER_USERS[username]["password"]})
+    consent = browser.post(
+        login.url,
+        timeout=10,
+        verify=verify,
+        headers={"Referer": login.url},
+        data={
+            **_hidden_fields(login.text),
+            "username": username,
+            "password": PROVIDER_USERS[username]["password"],
+        },
+    )
     assert consent.status_code == 200 and "/o/authorize/" in consent.url, consent.text[:500]
-    answer = browser.post(consent.url, allow_redirects=False, timeout=10, verify=verify,
-                          headers={"Referer": consent.url},
-                          data={**_hidden_fields(consent.text), "allow": "Authorize"})
+    answer = browser.post(
+        consent.url,
+        allow_redirects=False,
+        timeout=10,
+        verify=verify,
+        headers={"Referer": consent.url},
+        data={**_hidden_fields(consent.text), "allow": "Authorize"},
+    )
     assert answer.status_code == 302, answer.text[:500]
     assert answer.headers["Location"].startswith(redirect_uri)
     return answer.headers["Location"]
@@ -262,8 +346,8 @@ def events(action: str) -> list[AuditEvent]:
 def mapped(roles: dict[str, Group], admin_user: User) -> Callable[..., None]:
     def mapping(**pairs: str) -> None:
         for idp_group, role in pairs.items():
-            sso.idp_mapping_create(actor=Actor.system("cli", user=admin_user),
-                                   idp_group=idp_group, role=roles[role])
+            sso.idp_mapping_create(
+                actor=Actor.system("cli", user=admin_user), idp_group=idp_group, role=roles[role]
+            )
+
     return mapping
-
-

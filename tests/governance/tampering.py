@@ -46,11 +46,15 @@ def tamper(sql: str, params: list[object] | None = None) -> None:
 def rehash_from(sequence: int) -> None:
     """Recompute every hash and link from `sequence` to the head, as a careful forger would
     after editing an event: the chain alone then verifies again."""
-    prev = (AuditEvent.objects.filter(sequence=sequence - 1).values_list("hash", flat=True)
-            .first() or chain.GENESIS)
+    prev = (
+        AuditEvent.objects.filter(sequence=sequence - 1).values_list("hash", flat=True).first()
+        or chain.GENESIS
+    )
     rows = AuditEvent.objects.filter(sequence__gte=sequence).order_by("sequence")
     for row in list(rows.values(*chain.FIELDS)):
         row["prev_hash"] = prev
         prev = chain.event_hash(row)
-        tamper("UPDATE governance_auditevent SET prev_hash = %s, hash = %s WHERE sequence = %s",
-               [row["prev_hash"], prev, row["sequence"]])
+        tamper(
+            "UPDATE governance_auditevent SET prev_hash = %s, hash = %s WHERE sequence = %s",
+            [row["prev_hash"], prev, row["sequence"]],
+        )

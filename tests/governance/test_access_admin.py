@@ -31,11 +31,14 @@ def _view_perm():
 
 
 def test_granting_and_revoking_in_the_admin_is_audited_and_takes_effect(
-        root, api, data_scientist, outsider):
+    root, api, data_scientist, outsider
+):
     rm = make_model(data_scientist, "churn")
     assert api(outsider).get("/api/v1/models/churn/").status_code == 404
-    r = root.post(f"{A}registeredmodeluserpermission/add/",
-                  {"content_object": rm.pk, "user": outsider.pk, "permission": _view_perm().pk})
+    r = root.post(
+        f"{A}registeredmodeluserpermission/add/",
+        {"content_object": rm.pk, "user": outsider.pk, "permission": _view_perm().pk},
+    )
     assert r.status_code == 302, r.content
     grant = RegisteredModelUserPermission.objects.get(user=outsider)
     event = AuditEvent.objects.get(action="access.granted")
@@ -50,26 +53,36 @@ def test_granting_and_revoking_in_the_admin_is_audited_and_takes_effect(
     assert api(outsider).get("/api/v1/models/churn/").status_code == 404
 
 
-def test_grant_pages_are_scoped_to_models_the_staff_member_manages(client, data_scientist,
-                                                                   outsider):
+def test_grant_pages_are_scoped_to_models_the_staff_member_manages(
+    client, data_scientist, outsider
+):
     mine, theirs = make_model(data_scientist, "mine"), make_model(data_scientist, "theirs")
     staff = UserFactory(username="steward", is_staff=True)
-    staff.user_permissions.add(*Permission.objects.filter(
-        codename__in=["view_registeredmodeluserpermission", "add_registeredmodeluserpermission",
-                      "delete_registeredmodeluserpermission"]))
+    staff.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=[
+                "view_registeredmodeluserpermission",
+                "add_registeredmodeluserpermission",
+                "delete_registeredmodeluserpermission",
+            ]
+        )
+    )
     from governance import permissions
+
     permissions.grant(Perm.VIEW, mine, user=staff)
     permissions.grant(Perm.MANAGE_ACCESS, mine, user=staff)
     permissions.grant(Perm.VIEW, theirs, user=outsider)
     client.force_login(staff)
     page = client.get(f"{A}registeredmodeluserpermission/").content.decode()
     assert "mine" in page and "theirs" not in page
-    r = client.post(f"{A}registeredmodeluserpermission/add/",
-                    {"content_object": theirs.pk, "user": staff.pk,
-                     "permission": _view_perm().pk})
+    r = client.post(
+        f"{A}registeredmodeluserpermission/add/",
+        {"content_object": theirs.pk, "user": staff.pk, "permission": _view_perm().pk},
+    )
     assert r.status_code == 200  # the form refuses a model outside the manager's reach
-    assert not RegisteredModelUserPermission.objects.filter(user=staff,
-                                                            content_object=theirs).exists()
+    assert not RegisteredModelUserPermission.objects.filter(
+        user=staff, content_object=theirs
+    ).exists()
 
 
 def test_token_secret_is_shown_once_and_only_its_digest_is_stored(root, viewer):
@@ -91,14 +104,23 @@ def test_token_secret_is_shown_once_and_only_its_digest_is_stored(root, viewer):
 
 
 def test_role_and_flag_changes_on_users_are_audited(root, roles, viewer):
-    form = {"username": viewer.username, "email": viewer.email, "is_active": "on",
-            "is_superuser": "on", "groups": [roles["reviewer"].pk, roles["viewer"].pk],
-            "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00",
-            "initial-date_joined_0": "2026-01-01", "initial-date_joined_1": "00:00:00"}
+    form = {
+        "username": viewer.username,
+        "email": viewer.email,
+        "is_active": "on",
+        "is_superuser": "on",
+        "groups": [roles["reviewer"].pk, roles["viewer"].pk],
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "initial-date_joined_0": "2026-01-01",
+        "initial-date_joined_1": "00:00:00",
+    }
     r = root.post(f"/admin/auth/user/{viewer.pk}/change/", form)
     assert r.status_code == 302, r.content.decode()[:2000]
-    events = {e.details.get("changes") and "flags" or "roles": e.details
-              for e in AuditEvent.objects.filter(action="user.access_changed")}
+    events = {
+        e.details.get("changes") and "flags" or "roles": e.details
+        for e in AuditEvent.objects.filter(action="user.access_changed")
+    }
     assert events["flags"]["changes"]["is_superuser"] == {"from": False, "to": True}
     assert events["roles"]["roles"] == {"added": ["reviewer"], "removed": []}
 
@@ -106,9 +128,13 @@ def test_role_and_flag_changes_on_users_are_audited(root, roles, viewer):
 def test_group_permission_changes_are_audited(root, roles):
     group = roles["viewer"]
     approve = Permission.objects.get(codename="approve_promotion")
-    r = root.post(f"/admin/auth/group/{group.pk}/change/",
-                  {"name": "viewer", "permissions": [
-                      *group.permissions.values_list("pk", flat=True), approve.pk]})
+    r = root.post(
+        f"/admin/auth/group/{group.pk}/change/",
+        {
+            "name": "viewer",
+            "permissions": [*group.permissions.values_list("pk", flat=True), approve.pk],
+        },
+    )
     assert r.status_code == 302
     event = AuditEvent.objects.get(action="group.permissions_changed")
     assert event.details["added"] == ["approve_promotion"]
@@ -116,15 +142,21 @@ def test_group_permission_changes_are_audited(root, roles):
 
 def test_policy_admin_validates_and_audits(root):
     policy = Policy.objects.get(risk_tier="low")
-    form = {"risk_tier": "low", "production_approvals": 2, "staging_approvals": 1,
-            "required_checks": '["artifact", "vibes"]', "protected_aliases": "[]",
-            "card_required_sections": '["intended_use"]',
-            "archive_previous": "on", "auto_apply": "on", "rollback_fast_track": "on"}
+    form = {
+        "risk_tier": "low",
+        "production_approvals": 2,
+        "staging_approvals": 1,
+        "required_checks": '["artifact", "vibes"]',
+        "protected_aliases": "[]",
+        "card_required_sections": '["intended_use"]',
+        "archive_previous": "on",
+        "auto_apply": "on",
+        "rollback_fast_track": "on",
+    }
     r = root.post(f"{A}policy/{policy.pk}/change/", form)
     assert r.status_code == 200 and "Unknown readiness checks: vibes" in r.content.decode()
     assert not AuditEvent.objects.filter(action__startswith="policy.").exists()
-    r = root.post(f"{A}policy/{policy.pk}/change/", {**form,
-                                                     "required_checks": '["artifact"]'})
+    r = root.post(f"{A}policy/{policy.pk}/change/", {**form, "required_checks": '["artifact"]'})
     assert r.status_code == 302
     policy.refresh_from_db()
     assert policy.production_approvals == 2
@@ -149,17 +181,22 @@ def test_compliance_report_page_and_scoped_changelists(root, client, data_scient
     client.force_login(staff)
     listing = client.get("/admin/registry/modelversion/").content.decode()
     assert "churn v1" in listing and "secret-model" not in listing
-    assert client.get(f"/admin/registry/registeredmodel/{hidden.pk}/compliance/"
-                      ).status_code in (302, 403, 404)
+    assert client.get(f"/admin/registry/registeredmodel/{hidden.pk}/compliance/").status_code in (
+        302,
+        403,
+        404,
+    )
 
 
 def test_a_refused_grant_shows_why_and_saves_nothing(root, data_scientist, outsider):
     rm = make_model(data_scientist, "churn")
     outsider.is_active = False
     outsider.save()
-    r = root.post(f"{A}registeredmodeluserpermission/add/",
-                  {"content_object": rm.pk, "user": outsider.pk,
-                   "permission": _view_perm().pk}, follow=True)
+    r = root.post(
+        f"{A}registeredmodeluserpermission/add/",
+        {"content_object": rm.pk, "user": outsider.pk, "permission": _view_perm().pk},
+        follow=True,
+    )
     assert r.status_code == 200 and "That user is inactive." in r.content.decode()
     assert not RegisteredModelUserPermission.objects.filter(user=outsider).exists()
 
@@ -175,27 +212,45 @@ def test_staff_create_tokens_only_for_themselves(client, viewer):
 
 
 def test_approval_grants_in_the_admin_record_the_administrator_and_refuse_the_rest(
-        root, client, admin_user, data_scientist, outsider):
+    root, client, admin_user, data_scientist, outsider
+):
     """The creator manages her model's access, but only an administrator appoints approvers;
     whatever the form posts, who granted and whether an administrator did is recorded by the
     service."""
     rm = make_model(data_scientist, "churn")
     approve = Permission.objects.get(codename="approve_promotion")
-    r = root.post(f"{A}registeredmodeluserpermission/add/",
-                  {"content_object": rm.pk, "user": outsider.pk, "permission": approve.pk,
-                   "by_administrator": "", "granted_by": data_scientist.pk})
+    r = root.post(
+        f"{A}registeredmodeluserpermission/add/",
+        {
+            "content_object": rm.pk,
+            "user": outsider.pk,
+            "permission": approve.pk,
+            "by_administrator": "",
+            "granted_by": data_scientist.pk,
+        },
+    )
     assert r.status_code == 302, r.content
     grant = RegisteredModelUserPermission.objects.get(user=outsider)
     assert (grant.granted_by, grant.by_administrator) == (admin_user, True)
 
     data_scientist.is_staff = True
     data_scientist.save(update_fields=["is_staff"])
-    data_scientist.user_permissions.add(*Permission.objects.filter(codename__in=[
-        "view_registeredmodeluserpermission", "add_registeredmodeluserpermission"]))
+    data_scientist.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_registeredmodeluserpermission", "add_registeredmodeluserpermission"]
+        )
+    )
     client.force_login(data_scientist)
-    r = client.post(f"{A}registeredmodeluserpermission/add/",
-                    {"content_object": rm.pk, "user": UserFactory(username="pal").pk,
-                     "permission": approve.pk, "by_administrator": "on"}, follow=True)
+    r = client.post(
+        f"{A}registeredmodeluserpermission/add/",
+        {
+            "content_object": rm.pk,
+            "user": UserFactory(username="pal").pk,
+            "permission": approve.pk,
+            "by_administrator": "on",
+        },
+        follow=True,
+    )
     assert "Only an administrator may grant" in r.content.decode()
     assert not RegisteredModelUserPermission.objects.filter(user__username="pal").exists()
     event = AuditEvent.objects.get(action="gate.refused")
@@ -203,18 +258,24 @@ def test_approval_grants_in_the_admin_record_the_administrator_and_refuse_the_re
 
 
 def test_a_risk_tier_change_by_a_non_administrator_in_the_admin_is_refused_and_audited(
-        client, data_scientist):
+    client, data_scientist
+):
     rm = make_model(data_scientist, "churn", risk_tier="critical")
     data_scientist.is_staff = True
     data_scientist.save(update_fields=["is_staff"])
-    data_scientist.user_permissions.add(*Permission.objects.filter(
-        codename__in=["view_registeredmodel", "change_registeredmodel"]))
+    data_scientist.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_registeredmodel", "change_registeredmodel"])
+    )
     client.force_login(data_scientist)
-    r = client.post(f"/admin/registry/registeredmodel/{rm.pk}/change/",
-                    {"description": "", "risk_tier": "low", "tags-TOTAL_FORMS": "0",
-                     "tags-INITIAL_FORMS": "0"}, follow=True)
-    assert r.status_code == 200 and "Only an administrator may change the risk tier" in \
-        r.content.decode()
+    r = client.post(
+        f"/admin/registry/registeredmodel/{rm.pk}/change/",
+        {"description": "", "risk_tier": "low", "tags-TOTAL_FORMS": "0", "tags-INITIAL_FORMS": "0"},
+        follow=True,
+    )
+    assert (
+        r.status_code == 200
+        and "Only an administrator may change the risk tier" in r.content.decode()
+    )
     rm.refresh_from_db()
     assert rm.risk_tier == "critical"
     event = AuditEvent.objects.get(action="gate.refused")

@@ -38,25 +38,39 @@ def staff(client, roles):
     """Staff with every Django permission on webhooks, deliveries and policies, but not an
     administrator (superuser)."""
     user = UserFactory(username="steward", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="governance",
-        content_type__model__in=["webhook", "webhookdelivery", "policy"]))
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="governance",
+            content_type__model__in=["webhook", "webhookdelivery", "policy"],
+        )
+    )
     client.force_login(user)
     return client
 
 
 def _hook(name: str = "deployer", **fields) -> Webhook:
     admin = User.objects.filter(is_superuser=True).first() or User.objects.create_superuser(
-        "root", "root@example.com", "pw")
-    return webhooks.webhook_create(actor=Actor(user=admin, channel="cli"), name=name,
-                                   url="https://ci.example.com/hooks/modelgate",
-                                   secret=SECRET, **fields)
+        "root", "root@example.com", "pw"
+    )
+    return webhooks.webhook_create(
+        actor=Actor(user=admin, channel="cli"),
+        name=name,
+        url="https://ci.example.com/hooks/modelgate",
+        secret=SECRET,
+        **fields,
+    )
 
 
 def _form(**overrides) -> dict:
-    return {"name": "deployer", "url": "https://ci.example.com/hooks/modelgate",
-            "secret": "", "registered_model": "", "events": '["promotion.applied"]',
-            "active": "on", **overrides}
+    return {
+        "name": "deployer",
+        "url": "https://ci.example.com/hooks/modelgate",
+        "secret": "",
+        "registered_model": "",
+        "events": '["promotion.applied"]',
+        "active": "on",
+        **overrides,
+    }
 
 
 def _events(prefix: str) -> list[AuditEvent]:
@@ -78,9 +92,13 @@ def test_adding_a_webhook_is_audited_and_the_secret_is_never_shown_again(root, d
     event = AuditEvent.objects.get(action="webhook.created")
     assert event.channel == "admin" and event.actor_label == "root"
     assert event.target_id == str(hook.pk) and event.registered_model_name == "churn"
-    assert event.details == {"webhook": "deployer", "url": "https://ci.example.com/hooks/modelgate",
-                             "registered_model": "churn", "events": ["promotion.applied"],
-                             "active": True}
+    assert event.details == {
+        "webhook": "deployer",
+        "url": "https://ci.example.com/hooks/modelgate",
+        "registered_model": "churn",
+        "events": ["promotion.applied"],
+        "active": True,
+    }
     _no_secret_in_the_log()
     page = root.get(f"{A}webhook/{hook.pk}/change/").content.decode()
     assert SECRET not in page and "A secret is set and is never shown" in page
@@ -89,19 +107,28 @@ def test_adding_a_webhook_is_audited_and_the_secret_is_never_shown_again(root, d
 
 def test_a_webhook_keeps_its_secret_unless_a_new_one_is_typed(root):
     hook = _hook()
-    r = root.post(f"{A}webhook/{hook.pk}/change/",
-                  _form(url="https://deploy.example.com/in", events="[]"))
+    r = root.post(
+        f"{A}webhook/{hook.pk}/change/", _form(url="https://deploy.example.com/in", events="[]")
+    )
     assert r.status_code == 302, r.content.decode()[:3000]
     hook.refresh_from_db()
     assert hook.secret == SECRET and hook.url == "https://deploy.example.com/in"
     [event] = _events("webhook.changed")
-    assert event.details == {"webhook": "deployer", "changes": {
-        "url": {"from": "https://ci.example.com/hooks/modelgate",
-                "to": "https://deploy.example.com/in"}}}  # no secret_changed
+    assert event.details == {
+        "webhook": "deployer",
+        "changes": {
+            "url": {
+                "from": "https://ci.example.com/hooks/modelgate",
+                "to": "https://deploy.example.com/in",
+            }
+        },
+    }  # no secret_changed
     assert event.channel == "admin" and event.actor_label == "root"
 
-    r = root.post(f"{A}webhook/{hook.pk}/change/",
-                  _form(url="https://deploy.example.com/in", events="[]", secret=NEW_SECRET))
+    r = root.post(
+        f"{A}webhook/{hook.pk}/change/",
+        _form(url="https://deploy.example.com/in", events="[]", secret=NEW_SECRET),
+    )
     assert r.status_code == 302
     hook.refresh_from_db()
     assert hook.secret == NEW_SECRET
@@ -111,14 +138,17 @@ def test_a_webhook_keeps_its_secret_unless_a_new_one_is_typed(root):
     assert NEW_SECRET not in root.get(f"{A}webhook/{hook.pk}/change/").content.decode()
 
     # Saving the form unchanged writes nothing.
-    root.post(f"{A}webhook/{hook.pk}/change/",
-              _form(url="https://deploy.example.com/in", events="[]"))
+    root.post(
+        f"{A}webhook/{hook.pk}/change/", _form(url="https://deploy.example.com/in", events="[]")
+    )
     assert len(_events("webhook.changed")) == 2
 
 
 def test_credentials_and_queries_in_a_webhook_address_stay_out_of_the_log(root):
-    r = root.post(f"{A}webhook/add/", _form(secret=SECRET,
-                                           url="https://bot:pa55@chat.example.com/in?token=t0k"))
+    r = root.post(
+        f"{A}webhook/add/",
+        _form(secret=SECRET, url="https://bot:pa55@chat.example.com/in?token=t0k"),
+    )
     assert r.status_code == 302
     event = AuditEvent.objects.get(action="webhook.created")
     assert event.details["url"] == "https://chat.example.com/in?…"
@@ -139,13 +169,19 @@ def test_service_errors_show_in_the_form_and_save_nothing(root):
 
 def test_deleting_webhooks_one_at_a_time_or_in_bulk_writes_one_event_each(root):
     one, two, three = _hook("one"), _hook("two"), _hook("three")
-    WebhookDelivery.objects.create(webhook=one, event="promotion.applied",
-                                   delivery_id=uuid.uuid4(), payload={},
-                                   created_at=timezone.now())
+    WebhookDelivery.objects.create(
+        webhook=one,
+        event="promotion.applied",
+        delivery_id=uuid.uuid4(),
+        payload={},
+        created_at=timezone.now(),
+    )
     r = root.post(f"{A}webhook/{one.pk}/delete/", {"post": "yes"})
     assert r.status_code == 302
-    r = root.post(f"{A}webhook/", {"action": "delete_selected", "post": "yes",
-                                   "_selected_action": [two.pk, three.pk]})
+    r = root.post(
+        f"{A}webhook/",
+        {"action": "delete_selected", "post": "yes", "_selected_action": [two.pk, three.pk]},
+    )
     assert r.status_code == 302
     assert not Webhook.objects.exists() and not WebhookDelivery.objects.exists()
     deleted = _events("webhook.deleted")
@@ -156,15 +192,26 @@ def test_deleting_webhooks_one_at_a_time_or_in_bulk_writes_one_event_each(root):
 
 
 def test_replaying_deliveries_in_the_admin_writes_one_event_each(
-        root, django_capture_on_commit_callbacks):
+    root, django_capture_on_commit_callbacks
+):
     hook = _hook()
-    failed = [WebhookDelivery.objects.create(webhook=hook, event="promotion.applied",
-                                             delivery_id=uuid.uuid4(), payload={"n": n},
-                                             created_at=timezone.now(), status="failed")
-              for n in range(2)]
+    failed = [
+        WebhookDelivery.objects.create(
+            webhook=hook,
+            event="promotion.applied",
+            delivery_id=uuid.uuid4(),
+            payload={"n": n},
+            created_at=timezone.now(),
+            status="failed",
+        )
+        for n in range(2)
+    ]
     with django_capture_on_commit_callbacks() as sends:
-        r = root.post(f"{A}webhookdelivery/", {"action": "replay", "_selected_action": [
-            d.pk for d in failed]}, follow=True)
+        r = root.post(
+            f"{A}webhookdelivery/",
+            {"action": "replay", "_selected_action": [d.pk for d in failed]},
+            follow=True,
+        )
     assert r.status_code == 200 and "Queued again: 2." in r.content.decode()
     assert len(sends) == 2  # each sent after its commit
     events = _events("webhook.delivery_replayed")
@@ -178,22 +225,32 @@ def test_replaying_deliveries_in_the_admin_writes_one_event_each(
 
 def test_staff_who_are_not_administrators_change_no_webhook(staff):
     hook = _hook()
-    delivery = WebhookDelivery.objects.create(webhook=hook, event="promotion.applied",
-                                              delivery_id=uuid.uuid4(), payload={},
-                                              created_at=timezone.now(), status="failed")
+    delivery = WebhookDelivery.objects.create(
+        webhook=hook,
+        event="promotion.applied",
+        delivery_id=uuid.uuid4(),
+        payload={},
+        created_at=timezone.now(),
+        status="failed",
+    )
     before = list(AuditEvent.objects.values_list("pk", flat=True))
     page = staff.get(f"{A}webhook/{hook.pk}/change/")
     assert page.status_code == 200 and SECRET not in page.content.decode()  # view only
     assert staff.post(f"{A}webhook/add/", _form(name="mine", secret="x")).status_code == 403
-    assert staff.post(f"{A}webhook/{hook.pk}/change/",
-                      _form(url="https://evil.example.com/", secret="x")).status_code == 403
+    assert (
+        staff.post(
+            f"{A}webhook/{hook.pk}/change/", _form(url="https://evil.example.com/", secret="x")
+        ).status_code
+        == 403
+    )
     assert staff.post(f"{A}webhook/{hook.pk}/delete/", {"post": "yes"}).status_code == 403
-    staff.post(f"{A}webhook/", {"action": "delete_selected", "post": "yes",
-                                "_selected_action": [hook.pk]})
-    staff.post(f"{A}webhookdelivery/", {"action": "replay",
-                                        "_selected_action": [delivery.pk]})
+    staff.post(
+        f"{A}webhook/", {"action": "delete_selected", "post": "yes", "_selected_action": [hook.pk]}
+    )
+    staff.post(f"{A}webhookdelivery/", {"action": "replay", "_selected_action": [delivery.pk]})
     assert list(Webhook.objects.values_list("name", "url", "secret")) == [
-        ("deployer", "https://ci.example.com/hooks/modelgate", SECRET)]
+        ("deployer", "https://ci.example.com/hooks/modelgate", SECRET)
+    ]
     assert list(WebhookDelivery.objects.all()) == [delivery]
     assert list(AuditEvent.objects.values_list("pk", flat=True)) == before
 
@@ -203,13 +260,19 @@ def test_staff_who_are_not_administrators_change_no_policy(staff):
     values = {f: getattr(low, f) for f in policies.EDITABLE}
     page = staff.get(f"{A}policy/{low.pk}/change/")
     assert page.status_code == 200  # view only
-    form = {"production_approvals": 0, "staging_approvals": 0, "required_checks": "[]",
-            "protected_aliases": "[]", "card_required_sections": "[]"}
+    form = {
+        "production_approvals": 0,
+        "staging_approvals": 0,
+        "required_checks": "[]",
+        "protected_aliases": "[]",
+        "card_required_sections": "[]",
+    }
     assert staff.post(f"{A}policy/{low.pk}/change/", form).status_code == 403
     assert staff.post(f"{A}policy/add/", {**form, "risk_tier": "low"}).status_code == 403
     assert staff.post(f"{A}policy/{low.pk}/delete/", {"post": "yes"}).status_code == 403
-    staff.post(f"{A}policy/", {"action": "delete_selected", "post": "yes",
-                               "_selected_action": [low.pk]})
+    staff.post(
+        f"{A}policy/", {"action": "delete_selected", "post": "yes", "_selected_action": [low.pk]}
+    )
     low.refresh_from_db()
     assert {f: getattr(low, f) for f in policies.EDITABLE} == values
     assert Policy.objects.filter(risk_tier__isnull=False).count() == 4
@@ -218,10 +281,19 @@ def test_staff_who_are_not_administrators_change_no_policy(staff):
 
 def test_deleting_policies_in_the_admin_goes_through_the_service(root, data_scientist):
     rm = make_model(data_scientist, "churn", risk_tier="low")
-    r = root.post(f"{A}policy/add/", {
-        "registered_model": rm.pk, "production_approvals": 3, "staging_approvals": 1,
-        "required_checks": '["artifact"]', "protected_aliases": "[]",
-        "card_required_sections": "[]", "archive_previous": "on", "auto_apply": "on"})
+    r = root.post(
+        f"{A}policy/add/",
+        {
+            "registered_model": rm.pk,
+            "production_approvals": 3,
+            "staging_approvals": 1,
+            "required_checks": '["artifact"]',
+            "protected_aliases": "[]",
+            "card_required_sections": "[]",
+            "archive_previous": "on",
+            "auto_apply": "on",
+        },
+    )
     assert r.status_code == 302, r.content.decode()[:3000]
     override = Policy.objects.get(registered_model=rm)
     assert AuditEvent.objects.get(action="policy.created").registered_model_name == "churn"
@@ -237,24 +309,36 @@ def test_deleting_policies_in_the_admin_goes_through_the_service(root, data_scie
     assert policies.policy_for(rm).production_approvals == 1  # the tier's policy again
 
     tiers = list(Policy.objects.filter(risk_tier__in=["low", "medium"]))
-    r = root.post(f"{A}policy/", {"action": "delete_selected", "post": "yes",
-                                  "_selected_action": [p.pk for p in tiers]})
+    r = root.post(
+        f"{A}policy/",
+        {"action": "delete_selected", "post": "yes", "_selected_action": [p.pk for p in tiers]},
+    )
     assert r.status_code == 302
     assert not Policy.objects.filter(risk_tier__in=["low", "medium"]).exists()
     assert sorted(e.details["policy"] for e in _events("policy.deleted")[1:]) == [
-        "low risk policy", "medium risk policy"]
+        "low risk policy",
+        "medium risk policy",
+    ]
 
 
 def test_a_policy_keeps_its_scope_once_added(root):
     low = Policy.objects.get(risk_tier="low")
     page = root.get(f"{A}policy/{low.pk}/change/").content.decode()
     assert 'name="risk_tier"' not in page and 'name="registered_model"' not in page
-    r = root.post(f"{A}policy/{low.pk}/change/", {
-        "risk_tier": "critical", "production_approvals": 2, "staging_approvals": 1,
-        "required_checks": '["artifact"]', "protected_aliases": "[]",
-        "card_required_sections": "[]", "archive_previous": "on", "auto_apply": "on"})
+    r = root.post(
+        f"{A}policy/{low.pk}/change/",
+        {
+            "risk_tier": "critical",
+            "production_approvals": 2,
+            "staging_approvals": 1,
+            "required_checks": '["artifact"]',
+            "protected_aliases": "[]",
+            "card_required_sections": "[]",
+            "archive_previous": "on",
+            "auto_apply": "on",
+        },
+    )
     assert r.status_code == 302, r.content.decode()[:3000]
     low.refresh_from_db()
     assert low.risk_tier == "low" and low.production_approvals == 2
-    assert AuditEvent.objects.get(action="policy.changed").details["policy"] == (
-        "low risk policy")
+    assert AuditEvent.objects.get(action="policy.changed").details["policy"] == ("low risk policy")

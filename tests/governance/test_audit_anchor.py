@@ -34,7 +34,8 @@ def _lines(path: Path) -> list[dict]:
 
 
 def test_checkpoints_are_appended_as_signed_lines_and_verify_uses_the_newest(
-        history, anchor, data_scientist):
+    history, anchor, data_scientist
+):
     first = run("audit_checkpoint")
     assert first.status == 0 and json.loads(first.out)["sequence"] == len(history)
     make_model(data_scientist, "later")
@@ -63,8 +64,9 @@ def test_without_any_checkpoint_verify_warns_with_status_2(history, settings, an
     assert outcome.status == 2 and "AUDIT_ANCHOR holds none yet" in outcome.err
 
 
-def test_an_emptied_log_is_a_warning_without_a_checkpoint_and_broken_with_one(history, settings,
-                                                                              anchor):
+def test_an_emptied_log_is_a_warning_without_a_checkpoint_and_broken_with_one(
+    history, settings, anchor
+):
     assert run("audit_checkpoint").status == 0
     tamper("DELETE FROM governance_auditevent")
     assert AuditEvent.objects.count() == 0
@@ -77,12 +79,15 @@ def test_an_emptied_log_is_a_warning_without_a_checkpoint_and_broken_with_one(hi
     assert outcome.out.startswith("OK: 0 events") and "The audit log is empty" in outcome.err
 
 
-def test_a_consistently_rehashed_chain_is_caught_by_the_anchor_and_never_sealed(history,
-                                                                                 settings, anchor):
+def test_a_consistently_rehashed_chain_is_caught_by_the_anchor_and_never_sealed(
+    history, settings, anchor
+):
     assert run("audit_checkpoint").status == 0
     target = history[2]
-    tamper("UPDATE governance_auditevent SET details = %s WHERE sequence = %s",
-           ['{"key": "forged"}', target.sequence])
+    tamper(
+        "UPDATE governance_auditevent SET details = %s WHERE sequence = %s",
+        ['{"key": "forged"}', target.sequence],
+    )
     rehash_from(target.sequence)
 
     settings.AUDIT_ANCHOR = ""
@@ -104,8 +109,10 @@ def test_a_truncated_tail_is_caught_by_the_anchor(history, anchor):
     tamper("DELETE FROM governance_auditevent WHERE sequence = %s", [history[-1].sequence])
     outcome = run("verify_audit_log")
     assert outcome.status == 1
-    assert (f"The log ends at event {len(history) - 1} but the checkpoint" in outcome.err
-            and "removed from its end" in outcome.err)
+    assert (
+        f"The log ends at event {len(history) - 1} but the checkpoint" in outcome.err
+        and "removed from its end" in outcome.err
+    )
 
 
 def test_a_forged_checkpoint_line_is_refused(history, anchor):
@@ -113,8 +120,12 @@ def test_a_forged_checkpoint_line_is_refused(history, anchor):
     tamper("DELETE FROM governance_auditevent WHERE sequence = %s", [history[-1].sequence])
     line = _lines(anchor)[0]
     # Claim the shorter log was checkpointed later, without the key.
-    forged = {**line, "sequence": line["sequence"] - 1, "hash": history[-2].hash,
-              "created_at": "2999-01-01T00:00:00+00:00"}
+    forged = {
+        **line,
+        "sequence": line["sequence"] - 1,
+        "hash": history[-2].hash,
+        "created_at": "2999-01-01T00:00:00+00:00",
+    }
     with anchor.open("a") as handle:
         handle.write(json.dumps(forged) + "\n")
     outcome = run("verify_audit_log")
@@ -126,8 +137,9 @@ def test_a_forged_checkpoint_line_is_refused(history, anchor):
     assert outcome.status == 1 and "line 2" in outcome.err and "not JSON" in outcome.err
 
 
-def test_a_replayed_older_checkpoint_does_not_hide_a_truncated_tail(history, anchor,
-                                                                   data_scientist):
+def test_a_replayed_older_checkpoint_does_not_hide_a_truncated_tail(
+    history, anchor, data_scientist
+):
     assert run("audit_checkpoint").status == 0
     make_model(data_scientist, "more")
     assert run("audit_checkpoint").status == 0
@@ -161,15 +173,20 @@ def test_a_stale_checkpoint_is_a_warning(history, anchor, settings, data_scienti
     assert "is celery beat running?" in outcome.err
 
 
-def test_object_store_anchor_keeps_one_object_per_checkpoint(history, settings, tmp_path,
-                                                             data_scientist):
+def test_object_store_anchor_keeps_one_object_per_checkpoint(
+    history, settings, tmp_path, data_scientist
+):
     """AUDIT_ANCHOR=s3://… goes through the Storage API of STORAGES["audit_anchor"] (S3Storage
     in production); a file system storage stands in for the bucket here."""
     bucket = tmp_path / "bucket"
     settings.AUDIT_ANCHOR = "s3://audit-bucket/modelgate"
-    settings.STORAGES = {**settings.STORAGES, "audit_anchor": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(bucket)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "audit_anchor": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(bucket)},
+        },
+    }
     assert run("verify_audit_log").status == 2  # no object yet
     assert run("audit_checkpoint").status == 0
     make_model(data_scientist, "later")
@@ -182,7 +199,8 @@ def test_object_store_anchor_keeps_one_object_per_checkpoint(history, settings, 
 
     # An older checkpoint copied under a newer name is not taken for a newer one.
     (bucket / "checkpoint-999999999999-29990101T000000000000Z.json").write_bytes(
-        (bucket / names[0]).read_bytes())
+        (bucket / names[0]).read_bytes()
+    )
     outcome = run("verify_audit_log")
     assert outcome.status == 1 and "not the one its name says" in outcome.err
 
@@ -197,18 +215,29 @@ def test_beat_runs_the_checkpoint_task_every_interval(history, settings, anchor)
 
 
 def test_anchor_settings_come_from_the_environment(tmp_path):
-    env = {"MODELGATE_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
-           "AUDIT_CHECKPOINT_INTERVAL": "120", "AUDIT_ANCHOR": "s3://audit/modelgate/prod/"}
-    code = ("import json, config.settings as s; print(json.dumps([s.CELERY_BEAT_SCHEDULE"
-            "['audit-checkpoint'], s.STORAGES['audit_anchor']['OPTIONS']['bucket_name'], "
-            "s.STORAGES['audit_anchor']['OPTIONS']['location']]))")
-    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
-                            capture_output=True, text=True, check=True)
+    env = {
+        "MODELGATE_VAR_DIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+        "AUDIT_CHECKPOINT_INTERVAL": "120",
+        "AUDIT_ANCHOR": "s3://audit/modelgate/prod/",
+    }
+    code = (
+        "import json, config.settings as s; print(json.dumps([s.CELERY_BEAT_SCHEDULE"
+        "['audit-checkpoint'], s.STORAGES['audit_anchor']['OPTIONS']['bucket_name'], "
+        "s.STORAGES['audit_anchor']['OPTIONS']['location']]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
     schedule, bucket, prefix = json.loads(result.stdout)
     assert schedule == {"task": "governance.take_audit_checkpoint", "schedule": 120}
     assert (bucket, prefix) == ("audit", "modelgate/prod")
 
-    result = subprocess.run([sys.executable, "-c", "import config.settings"], cwd=ROOT,
-                            env={**env, "AUDIT_ANCHOR": "relative/anchor.jsonl"},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.settings"],
+        cwd=ROOT,
+        env={**env, "AUDIT_ANCHOR": "relative/anchor.jsonl"},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "AUDIT_ANCHOR must be an absolute" in result.stderr

@@ -23,8 +23,9 @@ def story(data_scientist):
     churn = make_model(data_scientist, "churn")
     fraud = make_model(data_scientist, "fraud")
     make_version(data_scientist, churn)
-    services.registered_model_tag_set(actor=actor_for(data_scientist), registered_model=churn,
-                                      key="team", value="growth")
+    services.registered_model_tag_set(
+        actor=actor_for(data_scientist), registered_model=churn, key="team", value="growth"
+    )
     make_version(data_scientist, fraud)
     return churn, fraud
 
@@ -42,30 +43,43 @@ def test_filters_and_cursor_pages(api, admin_user, story):
     client = api(admin_user)
     everything = _all(client)
     assert [r["sequence"] for r in everything] == sorted(
-        (r["sequence"] for r in everything), reverse=True)
+        (r["sequence"] for r in everything), reverse=True
+    )
     assert len({r["sequence"] for r in everything}) == len(everything)
     churn = _all(client, model="churn")
     assert {r["model"] for r in churn} == {"churn"}
     assert {"registered_model.created", "version.created", "registered_model.tag_set"} <= {
-        r["action"] for r in churn}
+        r["action"] for r in churn
+    }
     versions = _all(client, action="version.created")
     assert [r["model"] for r in versions] == ["fraud", "churn"]
     prefixed = _all(client, action="registered_model.")
-    assert {r["action"] for r in prefixed} == {"registered_model.created",
-                                              "registered_model.tag_set"}
+    assert {r["action"] for r in prefixed} == {
+        "registered_model.created",
+        "registered_model.tag_set",
+    }
     assert _all(client, actor="alice") and not _all(client, actor="nobody")
     assert _all(client, since=timezone.now().isoformat()) == []
     assert len(_all(client, until=timezone.now().isoformat())) == len(everything)
     row = everything[0]
-    assert set(row) >= {"sequence", "occurred_at", "actor", "action", "target_type",
-                        "target_id", "details", "request_id", "prev_hash", "hash"}
+    assert set(row) >= {
+        "sequence",
+        "occurred_at",
+        "actor",
+        "action",
+        "target_type",
+        "target_id",
+        "details",
+        "request_id",
+        "prev_hash",
+        "hash",
+    }
     r = client.get(E, {"since": "last tuesday"})
     assert r.status_code == 400 and r.json()["fields"]["since"]
     assert client.get(E, {"ordering": "actor"}).status_code == 400
 
 
-def test_non_administrators_see_only_events_of_models_they_may_view(api, story, outsider,
-                                                                    viewer):
+def test_non_administrators_see_only_events_of_models_they_may_view(api, story, outsider, viewer):
     churn, _ = story
     assert _all(api(outsider)) == []
     permissions.grant(Perm.VIEW, churn, user=outsider)

@@ -45,30 +45,48 @@ def test_events_form_a_gapless_chain_and_verify_ok(history):
 def test_values_that_databases_reshape_still_verify(data_scientist):
     """jsonb prints 1e20 as an integer and refuses NUL; the chain must survive the round trip."""
     with transaction.atomic():
-        audit.record(actor=actor_for(data_scientist), action="test.odd_values", target=None,
-                     details={"big": 1e20, "tiny": 1.5e-10, "one": 1.0, "nan": float("nan"),
-                              "nul": "a\x00b", "nested": [{"ü": "✓"}], 3: None})
+        audit.record(
+            actor=actor_for(data_scientist),
+            action="test.odd_values",
+            target=None,
+            details={
+                "big": 1e20,
+                "tiny": 1.5e-10,
+                "one": 1.0,
+                "nan": float("nan"),
+                "nul": "a\x00b",
+                "nested": [{"ü": "✓"}],
+                3: None,
+            },
+        )
     assert _verify().startswith("OK:")
 
 
 def test_an_edited_event_is_named(history):
     target = history[3]
-    tamper("UPDATE governance_auditevent SET details = %s WHERE sequence = %s",
-           ['{"key": "forged"}', target.sequence])
+    tamper(
+        "UPDATE governance_auditevent SET details = %s WHERE sequence = %s",
+        ['{"key": "forged"}', target.sequence],
+    )
     message = _broken()
     assert f"event {target.sequence}:" in message and "edited" in message
 
 
 def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(history):
     target = history[3]
-    tamper("UPDATE governance_auditevent SET action = 'nothing.happened', hash = %s "
-           "WHERE sequence = %s", ["f" * 64, target.sequence])
+    tamper(
+        "UPDATE governance_auditevent SET action = 'nothing.happened', hash = %s "
+        "WHERE sequence = %s",
+        ["f" * 64, target.sequence],
+    )
     message = _broken()
     assert f"event {target.sequence}:" in message  # its own hash no longer matches its content
     # A forger who also recomputes the hash still breaks the link from the next event.
     row = AuditEvent.objects.filter(sequence=target.sequence).values(*audit.chain.FIELDS).get()
-    tamper("UPDATE governance_auditevent SET hash = %s WHERE sequence = %s",
-           [audit.chain.event_hash(row), target.sequence])
+    tamper(
+        "UPDATE governance_auditevent SET hash = %s WHERE sequence = %s",
+        [audit.chain.event_hash(row), target.sequence],
+    )
     assert f"event {target.sequence + 1}:" in _broken()
 
 
@@ -91,8 +109,9 @@ def test_a_truncated_tail_is_caught_by_the_checkpoint(history, tmp_path):
     assert "removed from its end" in _broken("--checkpoint", str(checkpoint))
 
 
-def test_checkpoint_is_extended_by_later_events_and_refuses_a_forged_file(history, tmp_path,
-                                                                         data_scientist):
+def test_checkpoint_is_extended_by_later_events_and_refuses_a_forged_file(
+    history, tmp_path, data_scientist
+):
     out = StringIO()
     call_command("audit_checkpoint", stdout=out)
     doc = json.loads(out.getvalue())
@@ -108,14 +127,20 @@ def test_checkpoint_is_extended_by_later_events_and_refuses_a_forged_file(histor
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("statement", [
-    "UPDATE governance_auditevent SET action = 'x'",
-    "DELETE FROM governance_auditevent",
-    "TRUNCATE governance_auditevent",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE governance_auditevent SET action = 'x'",
+        "DELETE FROM governance_auditevent",
+        "TRUNCATE governance_auditevent",
+    ],
+)
 def test_postgresql_refuses_to_rewrite_the_log(history, statement):
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
-            connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
     assert AuditEvent.objects.count() == len(history)
 
@@ -136,8 +161,9 @@ def test_concurrent_writers_append_one_chain_without_gaps():
         for j in range(5):
             try:
                 with transaction.atomic():
-                    audit.record(actor=actor, action="test.write", target=None,
-                                 details={"writer": i, "n": j})
+                    audit.record(
+                        actor=actor, action="test.write", target=None, details={"writer": i, "n": j}
+                    )
                     if j == 2:  # a rolled-back change leaves no event and no gap
                         raise RuntimeError("roll back")
             except RuntimeError:

@@ -42,8 +42,9 @@ def test_every_covered_part_changes_the_digest_and_the_description_does_not(data
     seen.add(content.digest(version))
     services.version_metrics_log(actor=actor, version=version, metrics={"auc": 0.95})
     seen.add(content.digest(version))
-    services.version_update(actor=actor, version=version,
-                            input_example=[{"age": 3, "income": 1.0, "region": "x"}])
+    services.version_update(
+        actor=actor, version=version, input_example=[{"age": 3, "income": 1.0, "region": "x"}]
+    )
     seen.add(content.digest(version))
     version.refresh_from_db()
     services.version_update(actor=actor, version=version, signature=None)
@@ -56,26 +57,32 @@ def test_a_derived_file_leaves_the_digest_alone_and_is_marked(data_scientist, ml
     version = make_version(data_scientist, rm)
     source = make_artifact(data_scientist, version, data=pickle.dumps("w"))
     before = content.digest(version)
-    job, _ = services.job_start(actor=actor_for(data_scientist), version=version,
-                                kind="convert_onnx", artifact=source)
+    job, _ = services.job_start(
+        actor=actor_for(data_scientist), version=version, kind="convert_onnx", artifact=source
+    )
     from registry.services.jobs import job_claim
 
     job = job_claim(job.pk, "task")  # only the attempt running the job stores what it derives
-    derived = services.artifact_upload(actor=actor_for(data_scientist), version=version,
-                                       filename="m.onnx", derived_from=source,
-                                       derived_by_job=job,
-                                       chunks=read_chunks(io.BytesIO(b"\x08\x07onnx")))
+    derived = services.artifact_upload(
+        actor=actor_for(data_scientist),
+        version=version,
+        filename="m.onnx",
+        derived_from=source,
+        derived_by_job=job,
+        chunks=read_chunks(io.BytesIO(b"\x08\x07onnx")),
+    )
     assert content.digest(version) == before
     assert (derived.derived, derived.derived_by_job_id, derived.input_digest) == (
-        True, job.pk, before)
-    assert AuditEvent.objects.filter(action="artifact.derived",
-                                     target_id=str(derived.pk)).exists()
+        True,
+        job.pk,
+        before,
+    )
+    assert AuditEvent.objects.filter(action="artifact.derived", target_id=str(derived.pk)).exists()
     # Even a derived file is inspected: a job was queued for it.
     assert derived.jobs.filter(kind="inspect").exists()
 
 
-def test_card_authors_count_as_contributors_only_when_the_policy_requires_the_card(
-        data_scientist):
+def test_card_authors_count_as_contributors_only_when_the_policy_requires_the_card(data_scientist):
     low = make_model(data_scientist, "low", risk_tier="low")
     high = make_model(data_scientist, "high", risk_tier="high")
     for rm in (low, high):
@@ -90,39 +97,43 @@ def test_whoever_changed_covered_metadata_is_a_contributor(data_scientist, ml_en
     version = make_version(data_scientist, rm)
     services.version_update(actor=actor_for(ml_engineer), version=version, description="x")
     assert ml_engineer.pk not in content.contributors(version)
-    services.version_metrics_log(actor=actor_for(ml_engineer), version=version,
-                                 metrics={"auc": 0.8})
+    services.version_metrics_log(
+        actor=actor_for(ml_engineer), version=version, metrics={"auc": 0.8}
+    )
     assert ml_engineer.pk in content.contributors(version)
 
 
 def test_compliance_flags_an_applied_approval_that_no_longer_qualifies(
-        data_scientist, ml_engineer, reviewer, roles):
+    data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "m")  # medium: one approval
     version = make_version(data_scientist, rm, signature=SIGNATURE, metrics={"auc": 0.9})
     make_artifact(data_scientist, version, data=pickle.dumps("w"))
     grantee = UserFactory(username="gina")
     permissions.grant(Perm.VIEW, rm, user=grantee, granted_by=superuser())
     permissions.grant(Perm.APPROVE_PROMOTION, rm, user=grantee, granted_by=superuser())
-    request = promotions.request_create(actor=actor_for(ml_engineer), version=version,
-                                        target_stage="production")
+    request = promotions.request_create(
+        actor=actor_for(ml_engineer), version=version, target_stage="production"
+    )
     promotions.review_submit(actor=actor_for(grantee), request=request, decision="approve")
     request.refresh_from_db()
     assert request.status == "applied"
     assert compliance.report(rm)["compliant"]
     assert Review.objects.get(request=request).content_digest == content.digest(version)
     # The grant is withdrawn by an administrator: that approval would not qualify today.
-    access.grant_remove(actor=actor_for(superuser()), registered_model=rm,
-                        perm=Perm.APPROVE_PROMOTION, user=grantee)
+    access.grant_remove(
+        actor=actor_for(superuser()), registered_model=rm, perm=Perm.APPROVE_PROMOTION, user=grantee
+    )
     report = compliance.report(rm)
     assert not report["compliant"]
-    assert any("gina" in f["message"] and "no approval right" in f["message"]
-               for f in report["findings"])
+    assert any(
+        "gina" in f["message"] and "no approval right" in f["message"] for f in report["findings"]
+    )
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_file_racing_a_request_is_in_its_digest_or_refused(roles, data_scientist,
-                                                             ml_engineer):
+def test_a_file_racing_a_request_is_in_its_digest_or_refused(roles, data_scientist, ml_engineer):
     """The request locks the version's row before it records the digest; an upload checks
     the seal under the same lock: the file is either covered by the request or refused."""
     rm = make_model(data_scientist, "race")
@@ -132,12 +143,16 @@ def test_a_file_racing_a_request_is_in_its_digest_or_refused(roles, data_scienti
     def act(i: int) -> str:
         try:
             if i == 0:
-                promotions.request_create(actor=actor_for(ml_engineer), version=version,
-                                          target_stage="staging")
+                promotions.request_create(
+                    actor=actor_for(ml_engineer), version=version, target_stage="staging"
+                )
             else:
-                services.artifact_upload(actor=actor_for(data_scientist), version=version,
-                                         filename="late.pkl",
-                                         chunks=read_chunks(io.BytesIO(pickle.dumps("late"))))
+                services.artifact_upload(
+                    actor=actor_for(data_scientist),
+                    version=version,
+                    filename="late.pkl",
+                    chunks=read_chunks(io.BytesIO(pickle.dumps("late"))),
+                )
             return "ok"
         except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
             return getattr(exc, "code", repr(exc))

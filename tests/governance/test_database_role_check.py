@@ -32,17 +32,22 @@ def role() -> Iterator[str]:
     """A login role of our own, without privileges, as the application would use; dropped
     again whatever the test did to it."""
     if not _sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0][0]:
-        pytest.skip("needs a PostgreSQL superuser as the test user: it creates and "
-                    "drops login roles of its own (CI runs as postgres)")
+        pytest.skip(
+            "needs a PostgreSQL superuser as the test user: it creates and "
+            "drops login roles of its own (CI runs as postgres)"
+        )
     name = f"modelgate_check_{secrets.token_hex(6)}"
     password = secrets.token_hex(16)
-    owner = _sql("SELECT pg_get_userbyid(relowner) FROM pg_class "
-                 "WHERE oid = 'governance_auditevent'::regclass")[0][0]
+    owner = _sql(
+        "SELECT pg_get_userbyid(relowner) FROM pg_class "
+        "WHERE oid = 'governance_auditevent'::regclass"
+    )[0][0]
     _sql(f"CREATE ROLE {name} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD %s", [password])
     try:
         default = connections["default"]
         connections[ALIAS] = default.__class__(
-            {**default.settings_dict, "USER": name, "PASSWORD": password}, alias=ALIAS)
+            {**default.settings_dict, "USER": name, "PASSWORD": password}, alias=ALIAS
+        )
         try:
             yield name
         finally:
@@ -56,10 +61,12 @@ def role() -> Iterator[str]:
 
 
 def test_check_warns_about_the_test_servers_own_user():
-    superuser, owner = _sql("SELECT rolsuper, pg_has_role(current_user, "
-                            "(SELECT relowner FROM pg_class WHERE oid = "
-                            "'governance_auditevent'::regclass), 'MEMBER') "
-                            "FROM pg_roles WHERE rolname = current_user")[0]
+    superuser, owner = _sql(
+        "SELECT rolsuper, pg_has_role(current_user, "
+        "(SELECT relowner FROM pg_class WHERE oid = "
+        "'governance_auditevent'::regclass), 'MEMBER') "
+        "FROM pg_roles WHERE rolname = current_user"
+    )[0]
     output = _check()
     assert superuser or owner  # it created the test database and ran its migrations
     if superuser:  # CI runs as postgres
@@ -71,8 +78,11 @@ def test_check_warns_about_the_test_servers_own_user():
 
 
 def test_check_can_be_silenced(settings):
-    settings.SILENCED_SYSTEM_CHECKS = [*settings.SILENCED_SYSTEM_CHECKS, "governance.W001",
-                                       "governance.W002"]
+    settings.SILENCED_SYSTEM_CHECKS = [
+        *settings.SILENCED_SYSTEM_CHECKS,
+        "governance.W001",
+        "governance.W002",
+    ]
     assert "governance.W00" not in _check()
 
 

@@ -25,14 +25,24 @@ def rm(data_scientist: User) -> RegisteredModel:
 
 def _serving_unapproved(registered_model: RegisteredModel) -> list[dict[str, str]]:
     """The report's findings about deployments (it has others: readiness, history)."""
-    return [f for f in compliance.report(registered_model)["findings"]
-            if " serves in production environment " in f["message"]]
+    return [
+        f
+        for f in compliance.report(registered_model)["findings"]
+        if " serves in production environment " in f["message"]
+    ]
 
 
 def _deploy(api, user: User, environment: str, version: int = 1, name: str = "churn"):
-    return api(user).post("/api/v1/deployments/", {
-        "name": name, "version": version, "environment": environment,
-        "target": "https://serve/churn"}, format="json")
+    return api(user).post(
+        "/api/v1/deployments/",
+        {
+            "name": name,
+            "version": version,
+            "environment": environment,
+            "target": "https://serve/churn",
+        },
+        format="json",
+    )
 
 
 def test_production_refuses_a_version_never_approved_and_audits_why(api, rm, data_scientist):
@@ -49,8 +59,7 @@ def test_production_refuses_a_version_never_approved_and_audits_why(api, rm, dat
 
 
 @pytest.mark.parametrize("environment", ["prod", "production", "PROD", "Production", " prod "])
-def test_production_environment_names_compare_without_case(api, rm, data_scientist,
-                                                           environment):
+def test_production_environment_names_compare_without_case(api, rm, data_scientist, environment):
     make_version(data_scientist, rm)
     assert _deploy(api, data_scientist, environment).json()["code"] == "not_approved"
 
@@ -77,8 +86,7 @@ def test_production_takes_a_version_in_production(api, rm, data_scientist):
     r = _deploy(api, data_scientist, "prod")
     assert r.status_code == 201 and r.json()["version"] == 1
     event = AuditEvent.objects.get(action="deployment.created")
-    assert event.details == {"version": 1, "environment": "prod",
-                             "target": "https://serve/churn"}
+    assert event.details == {"version": 1, "environment": "prod", "target": "https://serve/churn"}
 
 
 def test_production_takes_a_version_holding_a_protected_alias(api, rm, data_scientist):
@@ -86,10 +94,12 @@ def test_production_takes_a_version_holding_a_protected_alias(api, rm, data_scie
     make_version(data_scientist, rm)
     no_approval(rm, protected_aliases=["Live"])
     admin = actor_for(superuser())
-    services.alias_set(actor=admin, registered_model=rm, name="live", version=rm.versions.get(
-        version=1))
-    services.alias_set(actor=admin, registered_model=rm, name="champion",
-                       version=rm.versions.get(version=2))
+    services.alias_set(
+        actor=admin, registered_model=rm, name="live", version=rm.versions.get(version=1)
+    )
+    services.alias_set(
+        actor=admin, registered_model=rm, name="champion", version=rm.versions.get(version=2)
+    )
     assert _deploy(api, data_scientist, "prod", version=1).status_code == 201
     # An alias the policy does not protect is not an approval.
     assert _deploy(api, data_scientist, "prod", version=2).json()["code"] == "not_approved"
@@ -98,41 +108,49 @@ def test_production_takes_a_version_holding_a_protected_alias(api, rm, data_scie
 def test_the_service_marks_the_refusal_for_the_gate_audit(rm, data_scientist):
     version = make_version(data_scientist, rm)
     with pytest.raises(Conflict) as exc:
-        services.deployment_create(actor=actor_for(data_scientist), version=version,
-                                   environment="production", target="t")
+        services.deployment_create(
+            actor=actor_for(data_scientist), version=version, environment="production", target="t"
+        )
     assert exc.value.code == "not_approved"
-    assert exc.value.refusal == {"registered_model_id": rm.pk, "registered_model_name": "churn",
-                                 "wanted": "deploy", "action": "gate.refused"}
+    assert exc.value.refusal == {
+        "registered_model_id": rm.pk,
+        "registered_model_name": "churn",
+        "wanted": "deploy",
+        "action": "gate.refused",
+    }
 
 
-def test_a_user_who_may_not_change_the_model_is_refused_before_the_gate(api, rm, data_scientist,
-                                                                        viewer, outsider):
+def test_a_user_who_may_not_change_the_model_is_refused_before_the_gate(
+    api, rm, data_scientist, viewer, outsider
+):
     make_version(data_scientist, rm)
     assert _deploy(api, viewer, "prod").status_code == 403
     assert _deploy(api, outsider, "prod").status_code == 404
     assert not AuditEvent.objects.filter(action="gate.refused").exists()
 
 
-def test_deployments_have_no_edit_route_and_are_read_only_in_the_admin(api, client, rm,
-                                                                       data_scientist):
+def test_deployments_have_no_edit_route_and_are_read_only_in_the_admin(
+    api, client, rm, data_scientist
+):
     make_version(data_scientist, rm)
     pk = _deploy(api, data_scientist, "staging").json()["id"]
     for method in ("put", "patch"):
-        r = getattr(api(data_scientist), method)(f"/api/v1/deployments/{pk}/",
-                                                 {"environment": "prod"}, format="json")
+        r = getattr(api(data_scientist), method)(
+            f"/api/v1/deployments/{pk}/", {"environment": "prod"}, format="json"
+        )
         assert r.status_code == 405
     client.force_login(superuser())
     change = f"/admin/registry/deployment/{pk}/change/"
     assert client.get(change).status_code == 200  # browse, yes
-    r = client.post(change, {"environment": "prod", "target": "t", "version": rm.versions.get(
-        version=1).pk})
+    r = client.post(
+        change, {"environment": "prod", "target": "t", "version": rm.versions.get(version=1).pk}
+    )
     assert r.status_code == 403
     assert client.get("/admin/registry/deployment/add/").status_code == 403
     assert Deployment.objects.get().environment == "staging"
 
 
-def test_compliance_flags_active_production_deployments_of_unapproved_versions(rm,
-                                                                                data_scientist):
+def test_compliance_flags_active_production_deployments_of_unapproved_versions(rm, data_scientist):
     admin = actor_for(superuser())
     v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
     place(v1, ModelVersion.Stage.PRODUCTION)
@@ -144,23 +162,25 @@ def test_compliance_flags_active_production_deployments_of_unapproved_versions(r
     services.deployment_create(actor=admin, version=v2, environment="production", target="c")
     findings = _serving_unapproved(rm)
     assert [f["severity"] for f in findings] == ["error"]
-    assert findings[0]["message"].startswith("Version 1 serves in production environment 'prod' "
-                                             "at a (deployed ")
+    assert findings[0]["message"].startswith(
+        "Version 1 serves in production environment 'prod' at a (deployed "
+    )
     assert not compliance.report(rm)["compliant"]
     services.deployment_retire(actor=admin, deployment=Deployment.objects.get(target="a"))
     assert _serving_unapproved(rm) == []
 
 
 def test_compliance_flags_a_record_from_before_the_gate_but_not_a_protected_alias(
-        rm, data_scientist):
+    rm, data_scientist
+):
     v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
     # Rows recorded before deployments were gated (plain rows: no service would write them).
     for version, target in ((v1, "legacy"), (v2, "aliased")):
-        Deployment.objects.create(version=version, environment="PROD", target=target,
-                                  deployed_at=timezone.now())
+        Deployment.objects.create(
+            version=version, environment="PROD", target=target, deployed_at=timezone.now()
+        )
     no_approval(rm, protected_aliases=["live"])
-    services.alias_set(actor=actor_for(superuser()), registered_model=rm, name="live",
-                       version=v2)
+    services.alias_set(actor=actor_for(superuser()), registered_model=rm, name="live", version=v2)
     findings = _serving_unapproved(rm)
     assert [f["message"].split(" serves")[0] for f in findings] == ["Version 1"]
     assert "'PROD' at legacy" in findings[0]["message"] and findings[0]["severity"] == "error"
@@ -168,9 +188,12 @@ def test_compliance_flags_a_record_from_before_the_gate_but_not_a_protected_alia
 
 def test_compliance_report_through_the_api_shows_the_finding(api, rm, data_scientist, reviewer):
     version = make_version(data_scientist, rm)
-    Deployment.objects.create(version=version, environment="production", target="t",
-                              deployed_at=timezone.now())
+    Deployment.objects.create(
+        version=version, environment="production", target="t", deployed_at=timezone.now()
+    )
     report = api(reviewer).get("/api/v1/models/churn/compliance/").json()
     assert not report["compliant"]
-    assert any("neither in production nor holding a protected alias" in f["message"]
-               for f in report["findings"])
+    assert any(
+        "neither in production nor holding a protected alias" in f["message"]
+        for f in report["findings"]
+    )

@@ -46,15 +46,25 @@ pytestmark = pytest.mark.django_db
 API = "/api/v1"
 R = f"{API}/promotion-requests/"
 # A signature the attacker would like approvers not to have seen: one more input.
-WIDER_SIGNATURE = {"inputs": [*SIGNATURE["inputs"], {"name": "tenure", "type": "long"}],
-                   "outputs": SIGNATURE["outputs"]}
+WIDER_SIGNATURE = {
+    "inputs": [*SIGNATURE["inputs"], {"name": "tenure", "type": "long"}],
+    "outputs": SIGNATURE["outputs"],
+}
 
 
 # --- Helpers ----------------------------------------------------------------------------------
 
-def refused(do: Callable[[], Any], status: int, code: str, user: User,
-            registered_model: RegisteredModel, *, action: str = "gate.refused",
-            page: bool = False) -> dict[str, Any]:
+
+def refused(
+    do: Callable[[], Any],
+    status: int,
+    code: str,
+    user: User,
+    registered_model: RegisteredModel,
+    *,
+    action: str = "gate.refused",
+    page: bool = False,
+) -> dict[str, Any]:
     """Run one HTTP attempt and assert it was refused with `status` and `code` and that
     exactly one new audit event records it, with the actor, the model and (for the gate) the
     reason. Refusal events are throttled per address, user, action and model: each attempt
@@ -83,49 +93,63 @@ def refused(do: Callable[[], Any], status: int, code: str, user: User,
     return body
 
 
-def open_request(api, user: User, rm: RegisteredModel, number: int,
-                 **target: str) -> dict[str, Any]:
+def open_request(
+    api, user: User, rm: RegisteredModel, number: int, **target: str
+) -> dict[str, Any]:
     target = target or {"target_stage": "production"}
-    r = api(user).post(R, {"model": rm.name, "version": number, "justification": "better",
-                           **target}, format="json")
+    r = api(user).post(
+        R, {"model": rm.name, "version": number, "justification": "better", **target}, format="json"
+    )
     assert r.status_code == 201, r.json()
     return r.json()
 
 
 def approve(api, user: User, request_id: int) -> Any:
-    return api(user).post(f"{R}{request_id}/reviews/", {"decision": "approve",
-                                                        "comment": "looks fine"},
-                          format="json")
+    return api(user).post(
+        f"{R}{request_id}/reviews/", {"decision": "approve", "comment": "looks fine"}, format="json"
+    )
 
 
-def promote(rm: RegisteredModel, version: ModelVersion, requester: User, *reviewers: User,
-            **target: str) -> PromotionRequest:
+def promote(
+    rm: RegisteredModel, version: ModelVersion, requester: User, *reviewers: User, **target: str
+) -> PromotionRequest:
     """Set-up: a promotion the way the workflow makes it (request, enough approvals)."""
     target = target or {"target_stage": "production"}
-    request = promotions.request_create(actor=actor_for(requester), version=version,
-                                        justification="set-up", **target)
+    request = promotions.request_create(
+        actor=actor_for(requester), version=version, justification="set-up", **target
+    )
     for user in reviewers:
         request.refresh_from_db()
-        promotions.review_submit(actor=actor_for(user), request=request, decision="approve",
-                                 comment="ok")
+        promotions.review_submit(
+            actor=actor_for(user), request=request, decision="approve", comment="ok"
+        )
     request.refresh_from_db()
     assert request.status == "applied"
     return request
 
 
-def upload(api, user: User, rm: RegisteredModel, number: int, filename: str = "extra.pkl",
-           data: bytes = b"\x80\x04K\x02.") -> Any:
-    return api(user).post(f"{API}/models/{rm.name}/versions/{number}/artifacts/"
-                          f"?filename={filename}", data=data,
-                          content_type="application/octet-stream")
+def upload(
+    api,
+    user: User,
+    rm: RegisteredModel,
+    number: int,
+    filename: str = "extra.pkl",
+    data: bytes = b"\x80\x04K\x02.",
+) -> Any:
+    return api(user).post(
+        f"{API}/models/{rm.name}/versions/{number}/artifacts/?filename={filename}",
+        data=data,
+        content_type="application/octet-stream",
+    )
 
 
 def files_of(version: ModelVersion) -> list[tuple[str, str]]:
     return sorted(version.artifacts.values_list("filename", "sha256"))
 
 
-def assert_sealed_attempts_refused(api, user: User, rm: RegisteredModel,
-                                   version: ModelVersion, seal: str) -> None:
+def assert_sealed_attempts_refused(
+    api, user: User, rm: RegisteredModel, version: ModelVersion, seal: str
+) -> None:
     """Signature, metrics and a new file: each refused as version_sealed, naming `seal`;
     the content digest, files, metrics and signature stay as they were."""
     digest, files, signature = content.digest(version), files_of(version), version.signature
@@ -149,9 +173,11 @@ def assert_sealed_attempts_refused(api, user: User, rm: RegisteredModel,
 
 # --- Policies ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("tier", ["high", "critical"])
 def test_the_default_high_and_critical_policies_protect_champion_prod_and_production(
-        data_scientist, tier):
+    data_scientist, tier
+):
     rm = make_model(data_scientist, f"fresh-{tier}", risk_tier=tier)
     policy = policies.policy_for(rm)
     assert {a.casefold() for a in policy.protected_aliases} >= {"champion", "prod", "production"}
@@ -162,8 +188,10 @@ def test_the_default_high_and_critical_policies_protect_champion_prod_and_produc
 
 # --- Attack 2: changing what already serves ---------------------------------------------------
 
+
 def test_a_change_rights_user_cannot_upload_a_file_to_a_version_in_production(
-        api, data_scientist, ml_engineer, reviewer):
+    api, data_scientist, ml_engineer, reviewer
+):
     rm = make_model(data_scientist, "churn")
     v1 = ready_version(data_scientist, rm)
     promote(rm, v1, ml_engineer, reviewer)
@@ -171,38 +199,48 @@ def test_a_change_rights_user_cannot_upload_a_file_to_a_version_in_production(
     before = api(data_scientist).get(resolve).json()
     assert before["version"] == 1 and len(before["artifacts"]) == 1
 
-    body = refused(lambda: upload(api, data_scientist, rm, 1, "model.pkl.bak"), 409,
-                   "version_sealed", data_scientist, rm)
+    body = refused(
+        lambda: upload(api, data_scientist, rm, 1, "model.pkl.bak"),
+        409,
+        "version_sealed",
+        data_scientist,
+        rm,
+    )
     assert body["sealed_by"] == ["it is in production"]
 
     after = api(data_scientist).get(resolve).json()
     assert [(a["filename"], a["sha256"]) for a in after["artifacts"]] == [
-        (a["filename"], a["sha256"]) for a in before["artifacts"]]
+        (a["filename"], a["sha256"]) for a in before["artifacts"]
+    ]
     assert Artifact.objects.filter(version=v1).count() == 1
-    assert not AuditEvent.objects.filter(action="artifact.uploaded",
-                                         details__filename="model.pkl.bak").exists()
+    assert not AuditEvent.objects.filter(
+        action="artifact.uploaded", details__filename="model.pkl.bak"
+    ).exists()
 
 
 def test_a_version_holding_a_protected_alias_refuses_signature_metrics_and_file_changes(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     v1 = ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, reviewer_named(roles, "dave"),
-            target_alias="champion")
+    promote(rm, v1, ml_engineer, reviewer, reviewer_named(roles, "dave"), target_alias="champion")
     v1.refresh_from_db()
     assert v1.stage == "none" and rm.aliases.get().name == "champion"
 
     assert_sealed_attempts_refused(api, data_scientist, rm, v1, "protected alias 'champion'")
     # What the model is stays frozen; what it says about itself does not.
-    r = api(data_scientist).patch(f"{API}/models/scorer/versions/1/",
-                                  {"description": "still editable"}, format="json")
+    r = api(data_scientist).patch(
+        f"{API}/models/scorer/versions/1/", {"description": "still editable"}, format="json"
+    )
     assert r.status_code == 200 and r.json()["description"] == "still editable"
 
 
 # --- Attack 3: changing content between approvals ---------------------------------------------
 
+
 def test_after_the_first_of_two_approvals_the_author_cannot_change_signature_metrics_or_files(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     v1 = ready_version(data_scientist, rm)
     request = open_request(api, ml_engineer, rm, 1)
@@ -212,8 +250,9 @@ def test_after_the_first_of_two_approvals_the_author_cannot_change_signature_met
     assert_sealed_attempts_refused(api, data_scientist, rm, v1, f"request #{request['id']}")
     stored = PromotionRequest.objects.get(pk=request["id"])
     assert stored.status == "pending" and stored.content_digest == content.digest(v1)
-    assert list(Review.objects.filter(request=stored).values_list("content_digest", flat=True)
-                ) == [stored.content_digest]
+    assert list(Review.objects.filter(request=stored).values_list("content_digest", flat=True)) == [
+        stored.content_digest
+    ]
 
     # The first approval still binds to the same content, so the second one applies it.
     r = approve(api, reviewer_named(roles, "dave"), request["id"])
@@ -221,27 +260,31 @@ def test_after_the_first_of_two_approvals_the_author_cannot_change_signature_met
 
 
 def test_editing_and_reapproving_the_card_voids_an_earlier_approval(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     ready_version(data_scientist, rm)
     request = open_request(api, ml_engineer, rm, 1)
     assert approve(api, reviewer, request["id"]).json()["status"] == "pending"
 
     card = f"{API}/models/scorer/versions/1/card/"
-    r = api(data_scientist).patch(card, {"sections": {"limitations": "Rewritten after the "
-                                                      "first approval."}}, format="json")
+    r = api(data_scientist).patch(
+        card, {"sections": {"limitations": "Rewritten after the first approval."}}, format="json"
+    )
     assert r.status_code == 200 and r.json()["status"] == "draft", r.json()
     edited = AuditEvent.objects.get(action="promotion.approvals_voided")
     assert edited.actor_id == data_scientist.pk and edited.details["voided"] == ["carol"]
     assert api(data_scientist).post(f"{card}submit/").status_code == 200
     for name in ("card-reviewer-0", "card-reviewer-1"):
-        r = api(User.objects.get(username=name)).post(f"{card}reviews/",
-                                                      {"decision": "approve"}, format="json")
+        r = api(User.objects.get(username=name)).post(
+            f"{card}reviews/", {"decision": "approve"}, format="json"
+        )
         assert r.status_code == 200, r.json()
     assert r.json()["status"] == "approved"
 
-    voided = AuditEvent.objects.filter(action="promotion.approvals_voided",
-                                       target_id=str(request["id"]))
+    voided = AuditEvent.objects.filter(
+        action="promotion.approvals_voided", target_id=str(request["id"])
+    )
     assert voided.exists() and all(e.details["voided"] == ["carol"] for e in voided)
 
     # One fresh approval is not two: carol's approval was given on the old card.
@@ -260,7 +303,8 @@ def test_editing_and_reapproving_the_card_voids_an_earlier_approval(
 
 
 def test_a_reviewer_whose_approval_was_voided_may_approve_the_new_content(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     ready_version(data_scientist, rm)
     request = open_request(api, ml_engineer, rm, 1)
@@ -269,10 +313,12 @@ def test_a_reviewer_whose_approval_was_voided_may_approve_the_new_content(
     api(data_scientist).patch(card, {"sections": {"limitations": "Rewritten."}}, format="json")
     api(data_scientist).post(f"{card}submit/")
     for name in ("card-reviewer-0", "card-reviewer-1"):
-        api(User.objects.get(username=name)).post(f"{card}reviews/", {"decision": "approve"},
-                                                  format="json")
-    assert api(reviewer).get(f"{R}{request['id']}/").json()["evaluation"][
-        "voided_approvals"] == ["carol"]
+        api(User.objects.get(username=name)).post(
+            f"{card}reviews/", {"decision": "approve"}, format="json"
+        )
+    assert api(reviewer).get(f"{R}{request['id']}/").json()["evaluation"]["voided_approvals"] == [
+        "carol"
+    ]
     r = approve(api, reviewer, request["id"])  # "Reviewers must approve it again."
     assert r.status_code == 200, r.json()
     assert r.json()["evaluation"]["approved_by"] == ["carol"]
@@ -281,8 +327,9 @@ def test_a_reviewer_whose_approval_was_voided_may_approve_the_new_content(
 def _approved_not_applied(api, rm, data_scientist, ml_engineer, *reviewers) -> dict:
     """A high-risk request approved by two reviewers under a policy that does not apply on
     approval, so it waits, approved, for someone to apply it."""
-    policies.policy_override_set(actor=actor_for(superuser()), registered_model=rm,
-                                 auto_apply=False)
+    policies.policy_override_set(
+        actor=actor_for(superuser()), registered_model=rm, auto_apply=False
+    )
     ready_version(data_scientist, rm)
     request = open_request(api, ml_engineer, rm, 1)
     for user in reviewers:
@@ -293,13 +340,17 @@ def _approved_not_applied(api, rm, data_scientist, ml_engineer, *reviewers) -> d
 
 
 def test_editing_the_card_of_an_approved_request_sends_it_back_to_pending(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
-    request = _approved_not_applied(api, rm, data_scientist, ml_engineer, reviewer,
-                                    reviewer_named(roles, "dave"))
-    r = api(data_scientist).patch(f"{API}/models/scorer/versions/1/card/",
-                                  {"sections": {"limitations": "Edited once approved."}},
-                                  format="json")
+    request = _approved_not_applied(
+        api, rm, data_scientist, ml_engineer, reviewer, reviewer_named(roles, "dave")
+    )
+    r = api(data_scientist).patch(
+        f"{API}/models/scorer/versions/1/card/",
+        {"sections": {"limitations": "Edited once approved."}},
+        format="json",
+    )
     assert r.status_code == 200, r.json()
     stored = PromotionRequest.objects.get(pk=request["id"])
     assert stored.status == "pending" and stored.decided_at is None
@@ -312,13 +363,19 @@ def test_editing_the_card_of_an_approved_request_sends_it_back_to_pending(
 
 
 def test_applying_after_an_approver_lost_eligibility_is_refused(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
     request = _approved_not_applied(api, rm, data_scientist, ml_engineer, reviewer, dave)
     dave.groups.remove(roles["reviewer"])  # an administrator takes the role away
-    body = refused(lambda: api(ml_engineer).post(f"{R}{request['id']}/apply/"), 409,
-                   "approvals_insufficient", ml_engineer, rm)
+    body = refused(
+        lambda: api(ml_engineer).post(f"{R}{request['id']}/apply/"),
+        409,
+        "approvals_insufficient",
+        ml_engineer,
+        rm,
+    )
     assert len(body["ineligible_reviews"]) == 1
     assert PromotionRequest.objects.get(pk=request["id"]).status == "approved"
     assert ModelVersion.objects.get(registered_model=rm, version=1).stage == "none"
@@ -326,7 +383,8 @@ def test_applying_after_an_approver_lost_eligibility_is_refused(
 
 
 def test_a_rollback_to_an_archived_version_whose_content_changed_gets_no_fast_track(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
     v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
@@ -337,14 +395,16 @@ def test_a_rollback_to_an_archived_version_whose_content_changed_gets_no_fast_tr
     entered = StageHistory.objects.filter(version=v1, name="production").latest("started_at")
 
     # Archived versions are not sealed: the author slips new metrics into v1...
-    r = api(data_scientist).post(f"{API}/models/scorer/versions/1/metrics/",
-                                 {"metrics": {"auc": 0.99}}, format="json")
+    r = api(data_scientist).post(
+        f"{API}/models/scorer/versions/1/metrics/", {"metrics": {"auc": 0.99}}, format="json"
+    )
     assert r.status_code == 200, r.json()
     assert content.digest(v1) != entered.content_digest
 
     # ... then asks for the fast track back to production.
-    r = api(ml_engineer).post(f"{API}/models/scorer/rollback/",
-                              {"justification": "v2 drifts"}, format="json")
+    r = api(ml_engineer).post(
+        f"{API}/models/scorer/rollback/", {"justification": "v2 drifts"}, format="json"
+    )
     assert r.status_code == 201, r.json()
     rollback = r.json()
     assert rollback["kind"] == "rollback" and rollback["version"] == 1
@@ -352,67 +412,88 @@ def test_a_rollback_to_an_archived_version_whose_content_changed_gets_no_fast_tr
     assert rollback["evaluation"]["approvals_needed"] == 2
     r = approve(api, reviewer, rollback["id"])
     assert r.status_code == 200 and r.json()["status"] == "pending", r.json()
-    assert dict(rm.versions.values_list("version", "stage")) == {1: "archived",
-                                                                 2: "production"}
+    assert dict(rm.versions.values_list("version", "stage")) == {1: "archived", 2: "production"}
 
 
 def test_a_rollback_after_the_archived_versions_requirements_changed_gets_no_fast_track(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
     v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
     promote(rm, v1, ml_engineer, reviewer, dave)
     promote(rm, v2, ml_engineer, reviewer, dave)
-    r = api(data_scientist).patch(f"{API}/models/scorer/versions/1/",
-                                  {"pip_requirements": ["scikit-learn==1.4.2",
-                                                        "evil-helper==0.1"]}, format="json")
+    r = api(data_scientist).patch(
+        f"{API}/models/scorer/versions/1/",
+        {"pip_requirements": ["scikit-learn==1.4.2", "evil-helper==0.1"]},
+        format="json",
+    )
     assert r.status_code == 200, r.json()
-    r = api(ml_engineer).post(f"{API}/models/scorer/rollback/",
-                              {"justification": "v2 drifts"}, format="json")
+    r = api(ml_engineer).post(
+        f"{API}/models/scorer/rollback/", {"justification": "v2 drifts"}, format="json"
+    )
     assert r.status_code == 201, r.json()
     assert r.json()["evaluation"]["fast_track"] is False
     assert approve(api, reviewer, r.json()["id"]).json()["status"] == "pending"
 
 
 def test_a_rollback_to_an_unchanged_archived_version_keeps_its_fast_track(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     """The control for the attack above: the same rollback without the change needs one."""
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
     v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
     promote(rm, v1, ml_engineer, reviewer, dave)
     promote(rm, v2, ml_engineer, reviewer, dave)
-    r = api(ml_engineer).post(f"{API}/models/scorer/rollback/",
-                              {"justification": "v2 drifts"}, format="json")
+    r = api(ml_engineer).post(
+        f"{API}/models/scorer/rollback/", {"justification": "v2 drifts"}, format="json"
+    )
     assert r.json()["evaluation"]["fast_track"] is True
     assert approve(api, reviewer, r.json()["id"]).json()["status"] == "applied"
 
 
 # --- Attack 4: appointing approvers -----------------------------------------------------------
 
+
 def _access(client, rm: RegisteredModel, who: str, perm: Perm, action: str = "grant") -> Any:
-    return client.post(f"/models/{rm.name}/access/", {"who": who, "perm": str(perm),
-                                                      "action": action})
+    return client.post(
+        f"/models/{rm.name}/access/", {"who": who, "perm": str(perm), "action": action}
+    )
 
 
 def _model_grants(rm: RegisteredModel, *users: User) -> set[tuple[str, str]]:
-    return set(RegisteredModelUserPermission.objects.filter(
-        content_object=rm, user__in=users).values_list("user__username", "permission__codename"))
+    return set(
+        RegisteredModelUserPermission.objects.filter(content_object=rm, user__in=users).values_list(
+            "user__username", "permission__codename"
+        )
+    )
 
 
 def test_a_model_creator_cannot_appoint_approvers_or_access_managers(
-        api, client, data_scientist, outsider):
-    r = api(data_scientist).post(f"{API}/models/", {"name": "scorer", "risk_tier": "high"},
-                                 format="json")
+    api, client, data_scientist, outsider
+):
+    r = api(data_scientist).post(
+        f"{API}/models/", {"name": "scorer", "risk_tier": "high"}, format="json"
+    )
     assert r.status_code == 201, r.json()
     rm = RegisteredModel.objects.get(name="scorer")
     oscar = UserFactory(username="oscar")  # a second account without any role
     client.force_login(data_scientist)
 
-    for who, perm in ((outsider, Perm.APPROVE_PROMOTION), (oscar, Perm.APPROVE_PROMOTION),
-                      (outsider, Perm.MANAGE_ACCESS)):
-        refused(lambda who=who, perm=perm: _access(client, rm, who.username, perm), 403,
-                "administrator_required", data_scientist, rm, page=True)
+    for who, perm in (
+        (outsider, Perm.APPROVE_PROMOTION),
+        (oscar, Perm.APPROVE_PROMOTION),
+        (outsider, Perm.MANAGE_ACCESS),
+    ):
+        refused(
+            lambda who=who, perm=perm: _access(client, rm, who.username, perm),
+            403,
+            "administrator_required",
+            data_scientist,
+            rm,
+            page=True,
+        )
         event = AuditEvent.objects.filter(action="gate.refused").latest("sequence")
         assert event.details["wanted"] == f"grant {perm}"
         assert "Only an administrator" in event.details["reason"]
@@ -427,23 +508,39 @@ def test_an_access_manager_cannot_grant_themselves_anything(client, data_scienti
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     assert permissions.has(data_scientist, Perm.MANAGE_ACCESS, rm)  # the creator's grant
     client.force_login(data_scientist)
-    for who, perm in (("alice", Perm.APPROVE_PROMOTION), ("alice", Perm.VIEW),
-                      ("group:data scientist", Perm.APPROVE_PROMOTION)):
-        refused(lambda who=who, perm=perm: _access(client, rm, who, perm), 403, "self_grant",
-                data_scientist, rm, page=True)
+    for who, perm in (
+        ("alice", Perm.APPROVE_PROMOTION),
+        ("alice", Perm.VIEW),
+        ("group:data scientist", Perm.APPROVE_PROMOTION),
+    ):
+        refused(
+            lambda who=who, perm=perm: _access(client, rm, who, perm),
+            403,
+            "self_grant",
+            data_scientist,
+            rm,
+            page=True,
+        )
     # Nor take their own access away behind an administrator's back.
-    refused(lambda: _access(client, rm, "alice", Perm.MANAGE_ACCESS, "revoke"), 403,
-            "self_grant", data_scientist, rm, page=True)
+    refused(
+        lambda: _access(client, rm, "alice", Perm.MANAGE_ACCESS, "revoke"),
+        403,
+        "self_grant",
+        data_scientist,
+        rm,
+        page=True,
+    )
     assert not permissions.has(data_scientist, Perm.APPROVE_PROMOTION, rm)
-    assert _model_grants(rm, data_scientist) == {(
-        "alice", str(p)) for p in (Perm.VIEW, Perm.CHANGE, Perm.DELETE,
-                                   Perm.REQUEST_PROMOTION, Perm.MANAGE_ACCESS)}
-    assert not AuditEvent.objects.filter(action__in=("access.granted",
-                                                     "access.revoked")).exists()
+    assert _model_grants(rm, data_scientist) == {
+        ("alice", str(p))
+        for p in (Perm.VIEW, Perm.CHANGE, Perm.DELETE, Perm.REQUEST_PROMOTION, Perm.MANAGE_ACCESS)
+    }
+    assert not AuditEvent.objects.filter(action__in=("access.granted", "access.revoked")).exists()
 
 
 def test_an_approval_grant_made_by_an_administrator_counts_and_one_made_by_the_creator_does_not(
-        api, client, data_scientist, ml_engineer, outsider, admin_user):
+    api, client, data_scientist, ml_engineer, outsider, admin_user
+):
     rm = make_model(data_scientist, "churn")
     ready_version(data_scientist, rm)
     oscar = UserFactory(username="oscar")
@@ -453,13 +550,22 @@ def test_an_approval_grant_made_by_an_administrator_counts_and_one_made_by_the_c
     client.force_login(admin_user)
     for perm in (Perm.VIEW, Perm.APPROVE_PROMOTION):
         assert _access(client, rm, "olivia", perm).status_code == 302
-    assert RegisteredModelUserPermission.objects.get(
-        user=outsider, content_object=rm, permission__codename="approve_promotion"
-    ).by_administrator is True
+    assert (
+        RegisteredModelUserPermission.objects.get(
+            user=outsider, content_object=rm, permission__codename="approve_promotion"
+        ).by_administrator
+        is True
+    )
 
     request = open_request(api, ml_engineer, rm, 1)
-    body = refused(lambda: approve(api, oscar, request["id"]), 403, "permission_denied",
-                   oscar, rm, action="access.refused")
+    body = refused(
+        lambda: approve(api, oscar, request["id"]),
+        403,
+        "permission_denied",
+        oscar,
+        rm,
+        action="access.refused",
+    )
     assert "approve" in body["message"]
     assert not Review.objects.filter(request_id=request["id"]).exists()
     r = approve(api, outsider, request["id"])
@@ -468,12 +574,15 @@ def test_an_approval_grant_made_by_an_administrator_counts_and_one_made_by_the_c
 
 # --- Attack 5: skipping the inspection ---------------------------------------------------------
 
+
 def test_a_cancelled_inspection_fails_packaging_naming_the_file_and_blocks_approval(
-        api, data_scientist, ml_engineer, reviewer):
+    api, data_scientist, ml_engineer, reviewer
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     v1 = make_version(data_scientist, rm, signature=SIGNATURE)
-    make_artifact(data_scientist, v1, data=pickle.dumps("weights"), filename="weights.pkl",
-                  inspect=False)
+    make_artifact(
+        data_scientist, v1, data=pickle.dumps("weights"), filename="weights.pkl", inspect=False
+    )
     approve_card(v1)
     jobs = f"{API}/models/scorer/versions/1/jobs/"
     (job,) = api(data_scientist).get(jobs).json()["results"]
@@ -487,8 +596,9 @@ def test_a_cancelled_inspection_fails_packaging_naming_the_file_and_blocks_appro
     assert "weights.pkl" in packaging["message"] and "cancelled" in packaging["message"]
     assert request["evaluation"]["ready_to_approve"] is False
 
-    body = refused(lambda: approve(api, reviewer, request["id"]), 409, "checks_failing",
-                   reviewer, rm)
+    body = refused(
+        lambda: approve(api, reviewer, request["id"]), 409, "checks_failing", reviewer, rm
+    )
     assert "packaging" in body["checks"] and "weights.pkl" in body["message"]
     assert not Review.objects.filter(request_id=request["id"]).exists()
     assert PromotionRequest.objects.get(pk=request["id"]).status == "pending"
@@ -498,14 +608,24 @@ def test_a_cancelled_inspection_fails_packaging_naming_the_file_and_blocks_appro
 
 # --- Attack 6: choosing one's own policy -------------------------------------------------------
 
+
 def test_the_creator_cannot_lower_the_risk_tier(api, data_scientist):
-    r = api(data_scientist).post(f"{API}/models/", {"name": "fraud", "risk_tier": "critical",
-                                                    "description": "before"}, format="json")
+    r = api(data_scientist).post(
+        f"{API}/models/",
+        {"name": "fraud", "risk_tier": "critical", "description": "before"},
+        format="json",
+    )
     assert r.status_code == 201, r.json()
     rm = RegisteredModel.objects.get(name="fraud")
-    body = refused(lambda: api(data_scientist).patch(
-        f"{API}/models/fraud/", {"risk_tier": "low", "description": "after"}, format="json"),
-        403, "administrator_required", data_scientist, rm)
+    body = refused(
+        lambda: api(data_scientist).patch(
+            f"{API}/models/fraud/", {"risk_tier": "low", "description": "after"}, format="json"
+        ),
+        403,
+        "administrator_required",
+        data_scientist,
+        rm,
+    )
     assert "critical" in body["message"]
     rm.refresh_from_db()
     assert rm.risk_tier == "critical" and rm.description == "before"
@@ -515,16 +635,19 @@ def test_the_creator_cannot_lower_the_risk_tier(api, data_scientist):
 
 # --- Attack 7: an administrator approving their own content ------------------------------------
 
+
 def test_an_administrator_who_uploaded_a_file_cannot_approve_its_request(
-        api, data_scientist, ml_engineer, reviewer, admin_user):
+    api, data_scientist, ml_engineer, reviewer, admin_user
+):
     rm = make_model(data_scientist, "churn")
     make_version(data_scientist, rm, signature=SIGNATURE)
     r = upload(api, admin_user, rm, 1, "model.pkl")
     assert r.status_code == 201, r.json()
     request = open_request(api, ml_engineer, rm, 1)
 
-    body = refused(lambda: approve(api, admin_user, request["id"]), 403,
-                   "separation_of_duties", admin_user, rm)
+    body = refused(
+        lambda: approve(api, admin_user, request["id"]), 403, "separation_of_duties", admin_user, rm
+    )
     assert "supplied content" in body["message"]
     assert not Review.objects.filter(request_id=request["id"]).exists()
     assert PromotionRequest.objects.get(pk=request["id"]).status == "pending"
@@ -534,26 +657,40 @@ def test_an_administrator_who_uploaded_a_file_cannot_approve_its_request(
 
 # --- Attack 10: aliases that differ only in case ---------------------------------------------
 
+
 @pytest.mark.parametrize("alias", ["Prod", "PROD", "Champion", "PRODUCTION"])
 def test_a_protected_alias_in_another_case_is_refused(api, data_scientist, alias):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     make_version(data_scientist, rm)
-    body = refused(lambda: api(data_scientist).put(f"{API}/models/scorer/aliases/{alias}/",
-                                                   {"version": 1}, format="json"),
-                   403, "approval_required", data_scientist, rm)
+    body = refused(
+        lambda: api(data_scientist).put(
+            f"{API}/models/scorer/aliases/{alias}/", {"version": 1}, format="json"
+        ),
+        403,
+        "approval_required",
+        data_scientist,
+        rm,
+    )
     assert "protected" in body["message"]
     assert not Alias.objects.filter(registered_model=rm).exists()
 
 
 def test_a_protected_alias_that_exists_cannot_be_moved_by_another_spelling(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     v1 = ready_version(data_scientist, rm)
     make_version(data_scientist, rm)
     promote(rm, v1, ml_engineer, reviewer, reviewer_named(roles, "dave"), target_alias="prod")
-    refused(lambda: api(data_scientist).put(f"{API}/models/scorer/aliases/PROD/",
-                                            {"version": 2}, format="json"),
-            403, "approval_required", data_scientist, rm)
+    refused(
+        lambda: api(data_scientist).put(
+            f"{API}/models/scorer/aliases/PROD/", {"version": 2}, format="json"
+        ),
+        403,
+        "approval_required",
+        data_scientist,
+        rm,
+    )
     assert list(rm.aliases.values_list("name", "version__version")) == [("prod", 1)]
 
 
@@ -562,8 +699,10 @@ def test_an_alias_differing_only_in_case_never_becomes_a_second_alias(api, data_
     make_version(data_scientist, rm)
     make_version(data_scientist, rm)
     client = api(data_scientist)
-    assert client.put(f"{API}/models/churn/aliases/prod/", {"version": 1},
-                      format="json").status_code == 200
+    assert (
+        client.put(f"{API}/models/churn/aliases/prod/", {"version": 1}, format="json").status_code
+        == 200
+    )
     r = client.put(f"{API}/models/churn/aliases/PROD/", {"version": 2}, format="json")
     assert r.status_code in (200, 409), r.json()
     if r.status_code == 200:  # the existing alias moved and kept its spelling
@@ -577,49 +716,77 @@ def test_an_alias_differing_only_in_case_never_becomes_a_second_alias(api, data_
 
 # --- Deployments ------------------------------------------------------------------------------
 
+
 def test_deploying_an_unapproved_version_to_production_is_refused(api, data_scientist):
     rm = make_model(data_scientist, "churn")
     make_version(data_scientist, rm)
-    body = refused(lambda: api(data_scientist).post(f"{API}/deployments/", {
-        "name": "churn", "version": 1, "environment": "prod", "target": "https://serve/churn"},
-        format="json"), 409, "not_approved", data_scientist, rm)
+    body = refused(
+        lambda: api(data_scientist).post(
+            f"{API}/deployments/",
+            {"name": "churn", "version": 1, "environment": "prod", "target": "https://serve/churn"},
+            format="json",
+        ),
+        409,
+        "not_approved",
+        data_scientist,
+        rm,
+    )
     assert "Promote it first" in body["message"]
     assert not Deployment.objects.exists()
 
 
 def test_a_version_deployed_to_production_stays_sealed_after_it_is_archived(
-        api, data_scientist, ml_engineer, reviewer):
+    api, data_scientist, ml_engineer, reviewer
+):
     rm = make_model(data_scientist, "churn")
     v1 = ready_version(data_scientist, rm)
     promote(rm, v1, ml_engineer, reviewer)
-    r = api(data_scientist).post(f"{API}/deployments/", {
-        "name": "churn", "version": 1, "environment": "prod", "target": "https://serve/churn"},
-        format="json")
+    r = api(data_scientist).post(
+        f"{API}/deployments/",
+        {"name": "churn", "version": 1, "environment": "prod", "target": "https://serve/churn"},
+        format="json",
+    )
     assert r.status_code == 201, r.json()
-    r = api(data_scientist).post(f"{API}/models/churn/versions/1/stage/",
-                                 {"stage": "archived"}, format="json")
+    r = api(data_scientist).post(
+        f"{API}/models/churn/versions/1/stage/", {"stage": "archived"}, format="json"
+    )
     assert r.status_code == 200, r.json()
     files = files_of(v1)
-    refused(lambda: upload(api, data_scientist, rm, 1, "swapped.pkl"), 409, "version_sealed",
-            data_scientist, rm)
+    refused(
+        lambda: upload(api, data_scientist, rm, 1, "swapped.pkl"),
+        409,
+        "version_sealed",
+        data_scientist,
+        rm,
+    )
     assert files_of(v1) == files
 
 
 def test_a_production_environment_name_hiding_an_invisible_character_is_refused(
-        api, data_scientist):
+    api, data_scientist
+):
     rm = make_model(data_scientist, "churn")
     make_version(data_scientist, rm)
-    r = api(data_scientist).post(f"{API}/deployments/", {
-        "name": "churn", "version": 1, "environment": "prod\u200b",
-        "target": "https://serve/churn"}, format="json")
+    r = api(data_scientist).post(
+        f"{API}/deployments/",
+        {
+            "name": "churn",
+            "version": 1,
+            "environment": "prod\u200b",
+            "target": "https://serve/churn",
+        },
+        format="json",
+    )
     assert r.status_code in (400, 409), r.json()
     assert not Deployment.objects.filter(version__registered_model=rm).exists()
 
 
 # --- Attack 11: every refusal above is on the record -------------------------------------------
 
+
 def test_gate_refusals_are_readable_in_the_audit_api_with_actor_and_reason(
-        api, data_scientist, admin_user):
+    api, data_scientist, admin_user
+):
     """The events the tests above assert are what an auditor reads back through the API."""
     rm = make_model(data_scientist, "fraud", risk_tier="critical")
     api(data_scientist).patch(f"{API}/models/fraud/", {"risk_tier": "low"}, format="json")

@@ -49,15 +49,17 @@ def gate_events(do: Callable[[], Any]) -> tuple[Any, list[AuditEvent]]:
     cache.clear()
     before = set(AuditEvent.objects.filter(action="gate.refused").values_list("pk", flat=True))
     response = do()
-    return response, list(AuditEvent.objects.filter(action="gate.refused").exclude(
-        pk__in=before))
+    return response, list(AuditEvent.objects.filter(action="gate.refused").exclude(pk__in=before))
 
 
-def upload(api, user: User, rm: RegisteredModel, number: int, filename: str,
-           data: bytes, query: str = "") -> Any:
-    return api(user).post(f"{API}/models/{rm.name}/versions/{number}/artifacts/"
-                          f"?filename={filename}{query}", data=data,
-                          content_type="application/octet-stream")
+def upload(
+    api, user: User, rm: RegisteredModel, number: int, filename: str, data: bytes, query: str = ""
+) -> Any:
+    return api(user).post(
+        f"{API}/models/{rm.name}/versions/{number}/artifacts/?filename={filename}{query}",
+        data=data,
+        content_type="application/octet-stream",
+    )
 
 
 def clearance(version: ModelVersion) -> dict[str, str]:
@@ -68,8 +70,14 @@ def clearance(version: ModelVersion) -> dict[str, str]:
 # bytes read as a safetensors header: SHORT_BINBYTES of 7 bytes "\0\0\0\0\0\0{" (so bytes 0-7
 # are the little-endian length 1859 and byte 8 is "{"), POP, then GLOBAL os.system + REDUCE.
 # Padding after STOP is never read by pickle.load.
-DISGUISED_PICKLE = (b"C\x07" + b"\x00" * 6 + b"{" + b"0"
-                    + b"cos\nsystem\n(S'id > /tmp/modelgate-pwned'\ntR." + b" " * 2000)
+DISGUISED_PICKLE = (
+    b"C\x07"
+    + b"\x00" * 6
+    + b"{"
+    + b"0"
+    + b"cos\nsystem\n(S'id > /tmp/modelgate-pwned'\ntR."
+    + b" " * 2000
+)
 
 
 def _mlflow_zip(pickled_name: str, pickled: bytes) -> bytes:
@@ -87,7 +95,8 @@ def _mlflow_zip(pickled_name: str, pickled: bytes) -> bytes:
         f"    pickled_model: {pickled_name}\n"
         "    serialization_format: cloudpickle\n"
         "    sklearn_version: 1.4.2\n"
-        "mlflow_version: 2.12.1\n")
+        "mlflow_version: 2.12.1\n"
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("MLmodel", mlmodel)
@@ -105,13 +114,13 @@ class _Boom:
 
 # --- The scanner: files judged safe that a loader would run ------------------------------------
 
+
 def test_a_pickle_disguised_as_safetensors_is_not_cleared(api, data_scientist):
     # DISGUISED_PICKLE really is a pickle (pickle.loads would run os.system; not run here).
     assert pickletools_ops(DISGUISED_PICKLE)[-1] == "STOP"
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     version = make_version(data_scientist, rm, signature=SIGNATURE)
-    artifact = make_artifact(data_scientist, version, data=DISGUISED_PICKLE,
-                             filename="model.pkl")
+    artifact = make_artifact(data_scientist, version, data=DISGUISED_PICKLE, filename="model.pkl")
     artifact.refresh_from_db()
     assert artifact.safety != "safe", (artifact.format, artifact.safety)
     assert clearance(version)["model.pkl"], "model.pkl cleared to load"
@@ -148,13 +157,18 @@ def test_an_mlflow_zip_whose_pickled_model_is_a_pkl_is_unsafe(data_scientist):
 
 # --- Refusals on the record -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stage", ["production", "staging"])
-def test_a_direct_stage_move_without_approval_is_refused_and_audited(api, data_scientist,
-                                                                     ml_engineer, stage):
+def test_a_direct_stage_move_without_approval_is_refused_and_audited(
+    api, data_scientist, ml_engineer, stage
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     ready_version(data_scientist, rm)
-    response, events = gate_events(lambda: api(ml_engineer).post(
-        f"{API}/models/scorer/versions/1/stage/", {"stage": stage}, format="json"))
+    response, events = gate_events(
+        lambda: api(ml_engineer).post(
+            f"{API}/models/scorer/versions/1/stage/", {"stage": stage}, format="json"
+        )
+    )
     assert response.status_code == 403 and response.json()["code"] == "approval_required"
     assert dict(rm.versions.values_list("version", "stage")) == {1: "none"}  # nothing moved
     assert len(events) == 1, "no gate.refused event"
@@ -163,19 +177,20 @@ def test_a_direct_stage_move_without_approval_is_refused_and_audited(api, data_s
 
 # --- Renaming: another model takes over the name CI resolves -----------------------------------
 
+
 def test_a_serving_critical_model_cannot_be_renamed_away_by_its_creator(
-        api, data_scientist, ml_engineer, reviewer, admin_user, roles):
+    api, data_scientist, ml_engineer, reviewer, admin_user, roles
+):
     rm = make_model(data_scientist, "fraud", risk_tier="critical")
     v1 = ready_version(data_scientist, rm)
     promote(rm, v1, ml_engineer, reviewer, admin_user)
     before = api(ml_engineer).get(f"{API}/models/fraud/resolve/?stage=production").json()
 
-    r = api(data_scientist).patch(f"{API}/models/fraud/", {"name": "fraud-old"},
-                                  format="json")
+    r = api(data_scientist).patch(f"{API}/models/fraud/", {"name": "fraud-old"}, format="json")
     if r.status_code == 200:  # the open road: a low-tier impostor under the served name
-        created = api(data_scientist).post(f"{API}/models/", {"name": "fraud",
-                                                              "risk_tier": "low"},
-                                           format="json")
+        created = api(data_scientist).post(
+            f"{API}/models/", {"name": "fraud", "risk_tier": "low"}, format="json"
+        )
         assert created.status_code == 201, created.json()
         impostor = RegisteredModel.objects.get(name="fraud")
         v = make_version(data_scientist, impostor)
@@ -190,8 +205,10 @@ def test_a_serving_critical_model_cannot_be_renamed_away_by_its_creator(
 
 # --- Roads that held ----------------------------------------------------------------------------
 
+
 def test_an_upload_claiming_to_be_derived_is_still_refused_on_a_sealed_version(
-        api, data_scientist, ml_engineer, reviewer):
+    api, data_scientist, ml_engineer, reviewer
+):
     rm = make_model(data_scientist, "churn")
     v1 = ready_version(data_scientist, rm)
     promote(rm, v1, ml_engineer, reviewer)
@@ -201,15 +218,22 @@ def test_an_upload_claiming_to_be_derived_is_still_refused_on_a_sealed_version(
         assert r.status_code == 409 and r.json()["code"] == "version_sealed", r.json()
     r = api(data_scientist).post(
         f"{API}/models/churn/versions/1/artifacts/",
-        {"file": io.BytesIO(b"\x08\x01onnx"), "filename": "model.onnx", "derived": "true",
-         "derived_by_job": "1"}, format="multipart")
+        {
+            "file": io.BytesIO(b"\x08\x01onnx"),
+            "filename": "model.onnx",
+            "derived": "true",
+            "derived_by_job": "1",
+        },
+        format="multipart",
+    )
     assert r.status_code in (400, 409), r.json()
     assert sorted(v1.artifacts.values_list("filename", "sha256")) == files
     assert not Artifact.objects.filter(version=v1, derived=True).exists()
 
 
 def test_deleting_a_protected_alias_does_not_let_it_be_recreated_without_a_request(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     v1 = ready_version(data_scientist, rm)
     make_version(data_scientist, rm)
@@ -217,8 +241,11 @@ def test_deleting_a_protected_alias_does_not_let_it_be_recreated_without_a_reque
     client = api(data_scientist)
     assert client.delete(f"{API}/models/scorer/aliases/prod/").status_code == 204
     for name in ("prod", "Prod", "PRODUCTION", "champion"):
-        response, events = gate_events(lambda name=name: client.put(
-            f"{API}/models/scorer/aliases/{name}/", {"version": 2}, format="json"))
+        response, events = gate_events(
+            lambda name=name: client.put(
+                f"{API}/models/scorer/aliases/{name}/", {"version": 2}, format="json"
+            )
+        )
         assert response.status_code == 403, response.json()
         assert response.json()["code"] == "approval_required"
         assert len(events) == 1
@@ -226,7 +253,8 @@ def test_deleting_a_protected_alias_does_not_let_it_be_recreated_without_a_reque
 
 
 def test_taking_a_version_out_of_production_and_changing_it_loses_the_fast_track(
-        api, data_scientist, ml_engineer, reviewer, roles):
+    api, data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
     v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
@@ -234,17 +262,21 @@ def test_taking_a_version_out_of_production_and_changing_it_loses_the_fast_track
     promote(rm, v2, ml_engineer, reviewer, dave)
     client = api(data_scientist)
     # v1 is archived (and not deployed): unsealed. Stage moves to none do not reseal it.
-    assert client.post(f"{API}/models/scorer/versions/1/stage/", {"stage": "none"},
-                       format="json").status_code == 200
+    assert (
+        client.post(
+            f"{API}/models/scorer/versions/1/stage/", {"stage": "none"}, format="json"
+        ).status_code
+        == 200
+    )
     r = upload(api, data_scientist, rm, 1, "extra.pkl", pickle.dumps("swapped"))
     assert r.status_code == 201, r.json()
-    r = api(ml_engineer).post(f"{API}/models/scorer/rollback/", {"justification": "v2 drifts"},
-                              format="json")
+    r = api(ml_engineer).post(
+        f"{API}/models/scorer/rollback/", {"justification": "v2 drifts"}, format="json"
+    )
     assert r.status_code == 201, r.json()
     assert r.json()["version"] == 1
     assert r.json()["evaluation"]["fast_track"] is False
-    r = api(reviewer).post(f"{R}{r.json()['id']}/reviews/", {"decision": "approve"},
-                           format="json")
+    r = api(reviewer).post(f"{R}{r.json()['id']}/reviews/", {"decision": "approve"}, format="json")
     # One approval does not apply it (here the new file is not inspected yet either).
     assert r.json().get("status") == "pending" or r.json()["code"] == "checks_failing", r.json()
     assert dict(rm.versions.values_list("version", "stage")) == {1: "none", 2: "production"}
@@ -263,8 +295,10 @@ def test_a_creator_cannot_appoint_approvers_through_a_group(client, data_scienti
     client.force_login(data_scientist)
     for perm in (Perm.APPROVE_PROMOTION, Perm.MANAGE_ACCESS):
         cache.clear()
-        r = client.post(f"/models/{rm.name}/access/", {"who": "group:friends",
-                                                       "perm": str(perm), "action": "grant"})
+        r = client.post(
+            f"/models/{rm.name}/access/",
+            {"who": "group:friends", "perm": str(perm), "action": "grant"},
+        )
         assert r.status_code == 400
         event = AuditEvent.objects.filter(action="gate.refused").latest("sequence")
         assert event.details["code"] == "administrator_required"
@@ -272,7 +306,8 @@ def test_a_creator_cannot_appoint_approvers_through_a_group(client, data_scienti
 
 
 def test_a_deleted_and_restored_version_does_not_keep_its_protected_alias(
-        api, data_scientist, ml_engineer, reviewer, admin_user, roles):
+    api, data_scientist, ml_engineer, reviewer, admin_user, roles
+):
     from registry import services
 
     rm = make_model(data_scientist, "scorer", risk_tier="high")
@@ -288,49 +323,73 @@ def test_a_deleted_and_restored_version_does_not_keep_its_protected_alias(
 
 # --- Bad input on these paths: 4xx, never 500 ---------------------------------------------------
 
-@pytest.mark.parametrize("method,path,body", [
-    ("post", R, {"model": "scorer", "version": "one", "target_stage": "production"}),
-    ("post", R, {"model": "scorer", "version": 1, "target_stage": ["production"]}),
-    ("post", R, {"model": "scorer", "version": 1, "target_alias": "a" * 500}),
-    ("post", R, {"model": "scorer", "version": 1, "target_alias": "pr\u200bod"}),
-    ("post", R, {"model": ["scorer"], "version": 1, "target_stage": "production"}),
-    ("post", R, {"model": "scorer", "version": 2 ** 70, "target_stage": "production"}),
-    ("post", f"{R}999999/reviews/", {"decision": "approve"}),
-    ("post", f"{R}1/reviews/", {"decision": ["approve"]}),
-    ("post", f"{R}1/reviews/", {"decision": "approve", "comment": {"x": 1}}),
-    ("post", f"{API}/models/scorer/versions/1/stage/", {"stage": "production",
-                                                        "archive_existing": "maybe"}),
-    ("put", f"{API}/models/scorer/aliases/prod/", {"version": 2 ** 70}),
-    ("put", f"{API}/models/scorer/aliases/%00/", {"version": 1}),
-    ("post", f"{API}/models/scorer/versions/1/jobs/", {"kind": "inspect", "artifact": 2 ** 70}),
-    ("post", f"{API}/models/scorer/rollback/", {"justification": ["x"]}),
-    ("post", f"{API}/deployments/", {"name": "scorer", "version": 1, "environment": "prod\x00",
-                                     "target": "x"}),
-    ("get", f"{API}/models/scorer/resolve/?stage=production&alias=prod", None),
-    ("patch", f"{API}/models/scorer/versions/1/", {"training_run": 2 ** 70}),
-    ("patch", f"{API}/models/scorer/versions/1/card/", {"sections": ["x"]}),
-    ("post", f"{API}/models/scorer/versions/1/card/restore/", {"revision": 2 ** 70}),
-])
-def test_bad_input_on_gate_paths_is_a_4xx(api, data_scientist, ml_engineer, reviewer, method,
-                                          path, body):
+
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("post", R, {"model": "scorer", "version": "one", "target_stage": "production"}),
+        ("post", R, {"model": "scorer", "version": 1, "target_stage": ["production"]}),
+        ("post", R, {"model": "scorer", "version": 1, "target_alias": "a" * 500}),
+        ("post", R, {"model": "scorer", "version": 1, "target_alias": "pr\u200bod"}),
+        ("post", R, {"model": ["scorer"], "version": 1, "target_stage": "production"}),
+        ("post", R, {"model": "scorer", "version": 2**70, "target_stage": "production"}),
+        ("post", f"{R}999999/reviews/", {"decision": "approve"}),
+        ("post", f"{R}1/reviews/", {"decision": ["approve"]}),
+        ("post", f"{R}1/reviews/", {"decision": "approve", "comment": {"x": 1}}),
+        (
+            "post",
+            f"{API}/models/scorer/versions/1/stage/",
+            {"stage": "production", "archive_existing": "maybe"},
+        ),
+        ("put", f"{API}/models/scorer/aliases/prod/", {"version": 2**70}),
+        ("put", f"{API}/models/scorer/aliases/%00/", {"version": 1}),
+        ("post", f"{API}/models/scorer/versions/1/jobs/", {"kind": "inspect", "artifact": 2**70}),
+        ("post", f"{API}/models/scorer/rollback/", {"justification": ["x"]}),
+        (
+            "post",
+            f"{API}/deployments/",
+            {"name": "scorer", "version": 1, "environment": "prod\x00", "target": "x"},
+        ),
+        ("get", f"{API}/models/scorer/resolve/?stage=production&alias=prod", None),
+        ("patch", f"{API}/models/scorer/versions/1/", {"training_run": 2**70}),
+        ("patch", f"{API}/models/scorer/versions/1/card/", {"sections": ["x"]}),
+        ("post", f"{API}/models/scorer/versions/1/card/restore/", {"revision": 2**70}),
+    ],
+)
+def test_bad_input_on_gate_paths_is_a_4xx(
+    api, data_scientist, ml_engineer, reviewer, method, path, body
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     ready_version(data_scientist, rm)
-    promotions.request_create(actor=actor_for(ml_engineer), version=rm.versions.get(),
-                              target_stage="staging", justification="x")
-    user = reviewer if "reviews" in path else ml_engineer if (
-        "promotion" in path or "rollback" in path or "stage" in path) else data_scientist
+    promotions.request_create(
+        actor=actor_for(ml_engineer),
+        version=rm.versions.get(),
+        target_stage="staging",
+        justification="x",
+    )
+    user = (
+        reviewer
+        if "reviews" in path
+        else ml_engineer
+        if ("promotion" in path or "rollback" in path or "stage" in path)
+        else data_scientist
+    )
     client = api(user)
-    response = (getattr(client, method)(path, body, format="json") if body is not None
-                else client.get(path))
+    response = (
+        getattr(client, method)(path, body, format="json") if body is not None else client.get(path)
+    )
     assert 400 <= response.status_code < 500, (response.status_code, response.content[:300])
 
 
-@pytest.mark.parametrize("path", [
-    f"{API}/models/scorer/resolve/?alias=pr%00od",
-    f"{API}/models/scorer/resolve/?stage=produc%00tion",
-    f"{API}/models/?name=sc%00",
-    f"{R}?model=sc%00orer",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{API}/models/scorer/resolve/?alias=pr%00od",
+        f"{API}/models/scorer/resolve/?stage=produc%00tion",
+        f"{API}/models/?name=sc%00",
+        f"{R}?model=sc%00orer",
+    ],
+)
 def test_a_nul_byte_in_a_lookup_is_a_4xx(api, data_scientist, ml_engineer, path):
     # PostgreSQL refuses NUL bytes in text (a DataError, once a 500): config/edge.py answers
     # 400 before any lookup runs.

@@ -31,10 +31,15 @@ def victor():
     return user
 
 
-def _login(client, password: str, *, address: str = ATTACKER, path: str = "/login/",
-           username: str = "victor"):
-    return client.post(path, {"username": username, "password": password},
-                       REMOTE_ADDR=address)
+def _login(
+    client,
+    password: str,
+    *,
+    address: str = ATTACKER,
+    path: str = "/login/",
+    username: str = "victor",
+):
+    return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
 def _signed_in(client) -> bool:
@@ -42,8 +47,11 @@ def _signed_in(client) -> bool:
 
 
 def _actions() -> list[str]:
-    return list(AuditEvent.objects.filter(action__startswith="auth.").order_by("sequence")
-                .values_list("action", flat=True))
+    return list(
+        AuditEvent.objects.filter(action__startswith="auth.")
+        .order_by("sequence")
+        .values_list("action", flat=True)
+    )
 
 
 def test_protection_is_on_in_tests(settings):
@@ -67,8 +75,12 @@ def test_forty_wrong_passwords_lock_the_pair_and_every_step_is_audited(client, v
     assert {e.details["username"] for e in failures} == {"victor"}
     assert {e.client_address for e in failures} == {ATTACKER}
     lockout = AuditEvent.objects.get(action="auth.locked_out")
-    assert lockout.details == {"username": "victor", "failures": 5, "limit": 5,
-                               "cool_off_minutes": 15}
+    assert lockout.details == {
+        "username": "victor",
+        "failures": 5,
+        "limit": 5,
+        "cool_off_minutes": 15,
+    }
     assert lockout.client_address == ATTACKER and lockout.channel == "web"
     refused = AuditEvent.objects.get(action="auth.login_refused")
     assert refused.details == {"username": "victor", "reason": "locked out"}
@@ -93,8 +105,11 @@ def test_the_lock_ends_after_the_cool_off(client, victor, settings):
         _login(client, f"guess-{n}")
     assert _login(client, PASSWORD).status_code == 429
     # Time passes: the failures are older than the cool-off.
-    AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time
-                                 - settings.AXES_COOLOFF_TIME - timedelta(seconds=1))
+    AccessAttempt.objects.update(
+        attempt_time=AccessAttempt.objects.get().attempt_time
+        - settings.AXES_COOLOFF_TIME
+        - timedelta(seconds=1)
+    )
     assert _login(client, PASSWORD).status_code == 302 and _signed_in(client)
 
 
@@ -111,8 +126,7 @@ def test_a_success_resets_the_count(client, victor):
 def test_the_admin_login_is_throttled_too(client, victor):
     victor.is_staff = True
     victor.save()
-    statuses = [_login(client, f"guess-{n}", path="/admin/login/").status_code
-                for n in range(6)]
+    statuses = [_login(client, f"guess-{n}", path="/admin/login/").status_code for n in range(6)]
     assert statuses == [200] * 4 + [429, 429]
     assert _login(client, PASSWORD, path="/admin/login/").status_code == 429
     # One lock for the pair, whichever page: the login page refuses as well.
@@ -125,20 +139,25 @@ def test_many_names_from_one_address_do_not_flood_the_audit_log(client, settings
 
     for n in range(audit.LOGIN_EVENTS_RECORDED_PER_ADDRESS + 15):
         _login(client, "x", username=f"user{n}")  # one try per name: no lockout
-    assert AuditEvent.objects.filter(action="auth.login_failed").count() == \
-        audit.LOGIN_EVENTS_RECORDED_PER_ADDRESS + 1  # then one throttled event
+    assert (
+        AuditEvent.objects.filter(action="auth.login_failed").count()
+        == audit.LOGIN_EVENTS_RECORDED_PER_ADDRESS + 1
+    )  # then one throttled event
 
 
 def test_api_tokens_are_not_passwords_and_are_not_counted(api, victor, client):
     for _ in range(10):
-        assert api().get("/api/v1/models/",
-                         HTTP_AUTHORIZATION="Bearer mg_wrongwrongwrong").status_code == 401
+        assert (
+            api().get("/api/v1/models/", HTTP_AUTHORIZATION="Bearer mg_wrongwrongwrong").status_code
+            == 401
+        )
     assert not AccessAttempt.objects.exists()
     assert client.post("/login/", {"username": "victor", "password": PASSWORD}).status_code == 302
 
 
-def test_with_throttling_switched_off_failures_are_throttled_like_refusals(client, victor,
-                                                                           settings):
+def test_with_throttling_switched_off_failures_are_throttled_like_refusals(
+    client, victor, settings
+):
     settings.AXES_ENABLED = False
     assert {_login(client, f"guess-{n}").status_code for n in range(8)} == {200}
     assert _login(client, PASSWORD).status_code == 302

@@ -40,8 +40,18 @@ from tests.governance.oidc_support import (
 def test_sign_in_sets_mapped_roles_and_a_changed_claim_removes_one(idp, mapped, roles):
     mapped(**{"mg-reviewers": "reviewer", "mg-viewers": "viewer", "mg-admin": "admin"})
     # A prefix, a longer value, another case and an unmapped group grant nothing.
-    idp.profiles(dana={"groups": ["mg-reviewers", "mg-viewers", "mg-admin-team", "mg-adm",
-                                  "MG-ADMIN", "unmapped"]})
+    idp.profiles(
+        dana={
+            "groups": [
+                "mg-reviewers",
+                "mg-viewers",
+                "mg-admin-team",
+                "mg-adm",
+                "MG-ADMIN",
+                "unmapped",
+            ]
+        }
+    )
 
     user = sign_in(Client(), "dana")
 
@@ -56,8 +66,14 @@ def test_sign_in_sets_mapped_roles_and_a_changed_claim_removes_one(idp, mapped, 
     [granted] = events("user.sso_roles_changed")
     assert granted.actor_id == user.pk and granted.channel == "web"
     assert granted.details["added"] == ["reviewer", "viewer"] and granted.details["removed"] == []
-    assert granted.details["values"] == ["mg-reviewers", "mg-viewers", "mg-admin-team", "mg-adm",
-                                         "MG-ADMIN", "unmapped"]
+    assert granted.details["values"] == [
+        "mg-reviewers",
+        "mg-viewers",
+        "mg-admin-team",
+        "mg-adm",
+        "MG-ADMIN",
+        "unmapped",
+    ]
     assert granted.details["claim"] == "groups" and granted.details["issuer"] == idp.issuer
     # A role no mapping names is the administrators' to give, and single sign-on leaves it.
     user.groups.add(roles["data scientist"])
@@ -104,20 +120,35 @@ def test_explicit_endpoints_work_without_discovery(idp, settings):
 
 # --- Refusals ---------------------------------------------------------------------------------
 
+
 def _with_query(url: str, **changes: str) -> str:
     parts = urlsplit(url)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()} | changes
     return f"{parts.path}?{urlencode(query)}"
 
 
-@pytest.mark.parametrize("case", ["tampered_state", "expired_state", "replayed", "forged_code",
-                                  "provider_error", "wrong_algorithm"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "tampered_state",
+        "expired_state",
+        "replayed",
+        "forged_code",
+        "provider_error",
+        "wrong_algorithm",
+    ],
+)
 def test_callback_refuses_and_audits(idp, settings, case):
     client = Client()
     callback = provider_redirect(client, "dana")
-    expected = {"tampered_state": "state_unknown", "expired_state": "state_expired",
-                "replayed": "state_unknown", "forged_code": "provider_response",
-                "provider_error": "provider_error", "wrong_algorithm": "token_algorithm"}[case]
+    expected = {
+        "tampered_state": "state_unknown",
+        "expired_state": "state_expired",
+        "replayed": "state_unknown",
+        "forged_code": "provider_response",
+        "provider_error": "provider_error",
+        "wrong_algorithm": "token_algorithm",
+    }[case]
     if case == "tampered_state":
         callback = _with_query(callback, state="forged-" + secrets.token_urlsafe(8))
     elif case == "expired_state":
@@ -172,6 +203,7 @@ def test_creating_accounts_can_be_switched_off(idp, settings):
 
 # --- Account matching -------------------------------------------------------------------------
 
+
 def test_unverified_email_never_links_a_local_account(idp, data_scientist):
     idp.profiles(erin={"email_verified": False, "groups": []})
 
@@ -208,6 +240,7 @@ def test_verified_email_never_links_a_superuser(idp, admin_user):
 
 # --- Off, and local accounts ------------------------------------------------------------------
 
+
 def test_without_configuration_there_is_no_button_and_oidc_urls_are_404(settings, roles):
     settings.OIDC_RP_CLIENT_ID = ""
     client = Client()
@@ -220,8 +253,10 @@ def test_with_sso_on_the_login_page_offers_it_and_passwords_still_work(idp, data
     client = Client()
     page = client.get("/login/?next=/models/").content.decode()
     # A plain link: no script, so a strict Content-Security-Policy holds.
-    assert '<a class="button" href="/oidc/authenticate/?next=%2Fmodels%2F">Sign in with Test IdP' \
+    assert (
+        '<a class="button" href="/oidc/authenticate/?next=%2Fmodels%2F">Sign in with Test IdP'
         in page
+    )
 
     response = client.post("/login/", {"username": "alice", "password": "pw"})
 
@@ -230,30 +265,36 @@ def test_with_sso_on_the_login_page_offers_it_and_passwords_still_work(idp, data
 
 # --- Mappings: administrators only, audited from any edge -------------------------------------
 
+
 def test_mapping_changes_are_audited_with_the_administrator(roles, admin_user):
     actor = Actor.system("cli", user=admin_user)  # e.g. from manage.py shell
 
-    mapping = sso.idp_mapping_create(actor=actor, idp_group="cn=ml,ou=groups",
-                                     role=roles["reviewer"])
+    mapping = sso.idp_mapping_create(
+        actor=actor, idp_group="cn=ml,ou=groups", role=roles["reviewer"]
+    )
     sso.idp_mapping_change(actor=actor, mapping=mapping, role=roles["viewer"])
     sso.idp_mapping_delete(actor=actor, mapping=mapping)
 
-    created, changed, deleted = (events(f"sso_mapping.{what}")[0]
-                                 for what in ("created", "changed", "deleted"))
-    assert all(e.actor_id == admin_user.pk and e.channel == "cli"
-               for e in (created, changed, deleted))
+    created, changed, deleted = (
+        events(f"sso_mapping.{what}")[0] for what in ("created", "changed", "deleted")
+    )
+    assert all(
+        e.actor_id == admin_user.pk and e.channel == "cli" for e in (created, changed, deleted)
+    )
     assert created.details == {"idp_group": "cn=ml,ou=groups", "role": "reviewer"}
     assert changed.details["changes"] == {"role": {"from": "reviewer", "to": "viewer"}}
     assert deleted.details == {"idp_group": "cn=ml,ou=groups", "role": "viewer"}
     assert not IdpGroupMapping.objects.exists()
 
 
-def test_mappings_refuse_non_administrators_non_roles_and_inexact_values(roles, admin_user,
-                                                                       data_scientist):
+def test_mappings_refuse_non_administrators_non_roles_and_inexact_values(
+    roles, admin_user, data_scientist
+):
     actor = Actor.system("cli", user=admin_user)
     with pytest.raises(Forbidden):
-        sso.idp_mapping_create(actor=Actor.system("cli", user=data_scientist),
-                               idp_group="mg", role=roles["admin"])
+        sso.idp_mapping_create(
+            actor=Actor.system("cli", user=data_scientist), idp_group="mg", role=roles["admin"]
+        )
     team = Group.objects.create(name="team-x")
     superusers = Group.objects.create(name="superuser")
     for group in (team, superusers):
@@ -273,16 +314,20 @@ def test_admin_pages_add_and_delete_mappings_through_the_audited_service(roles, 
     client.force_login(admin_user)
     team = Group.objects.create(name="team-x")
 
-    refused = client.post("/admin/governance/idpgroupmapping/add/",
-                          {"idp_group": "mg", "role": team.pk})
+    refused = client.post(
+        "/admin/governance/idpgroupmapping/add/", {"idp_group": "mg", "role": team.pk}
+    )
     assert refused.status_code == 200 and not IdpGroupMapping.objects.exists()
-    added = client.post("/admin/governance/idpgroupmapping/add/",
-                        {"idp_group": "mg-reviewers", "role": roles["reviewer"].pk})
+    added = client.post(
+        "/admin/governance/idpgroupmapping/add/",
+        {"idp_group": "mg-reviewers", "role": roles["reviewer"].pk},
+    )
     assert added.status_code == 302
     mapping = IdpGroupMapping.objects.get()
     assert mapping.created_by == admin_user
-    deleted = client.post(f"/admin/governance/idpgroupmapping/{mapping.pk}/delete/",
-                          {"post": "yes"})
+    deleted = client.post(
+        f"/admin/governance/idpgroupmapping/{mapping.pk}/delete/", {"post": "yes"}
+    )
     assert deleted.status_code == 302 and not IdpGroupMapping.objects.exists()
 
     [created] = events("sso_mapping.created")
@@ -293,17 +338,18 @@ def test_admin_pages_add_and_delete_mappings_through_the_audited_service(roles, 
 
 def test_command_maps_and_unmaps_as_the_named_administrator(roles, admin_user, data_scientist):
     out = StringIO()
-    call_command("sso_group_mapping", "add", "cn=ml,ou=groups", "reviewer", "--as", "root",
-                 stdout=out)
+    call_command(
+        "sso_group_mapping", "add", "cn=ml,ou=groups", "reviewer", "--as", "root", stdout=out
+    )
     call_command("sso_group_mapping", "list", stdout=out)
     assert "cn=ml,ou=groups\treviewer" in out.getvalue()
     with pytest.raises(CommandError, match="administrator"):
-        call_command("sso_group_mapping", "remove", "cn=ml,ou=groups", "reviewer",
-                     "--as", "alice")
+        call_command("sso_group_mapping", "remove", "cn=ml,ou=groups", "reviewer", "--as", "alice")
     with pytest.raises(CommandError, match="Modelgate roles"):
         call_command("sso_group_mapping", "add", "cn=ml,ou=groups", "superuser", "--as", "root")
-    call_command("sso_group_mapping", "remove", "cn=ml,ou=groups", "reviewer", "--as", "root",
-                 stdout=out)
+    call_command(
+        "sso_group_mapping", "remove", "cn=ml,ou=groups", "reviewer", "--as", "root", stdout=out
+    )
 
     assert not IdpGroupMapping.objects.exists()
     [created], [deleted] = events("sso_mapping.created"), events("sso_mapping.deleted")
@@ -320,24 +366,55 @@ def test_admin_lists_identities_to_administrators_only(idp, admin_user, data_sci
     assert client.get("/admin/governance/externalidentity/").status_code == 403
 
 
-@pytest.mark.parametrize("env,message", [
-    ({"OIDC_RP_CLIENT_ID": "mg"}, "OIDC_RP_CLIENT_SECRET and OIDC_OP_ISSUER must be set"),
-    ({"OIDC_RP_CLIENT_ID": "mg", "OIDC_RP_CLIENT_SECRET": "s", "OIDC_OP_ISSUER": "https://i",
-      "OIDC_RP_SIGN_ALGO": "HS256"}, "OIDC_RP_SIGN_ALGO must be an asymmetric algorithm"),
-    ({"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(40), "ALLOWED_HOSTS": "mg.example",
-      "OIDC_RP_CLIENT_ID": "mg", "OIDC_RP_CLIENT_SECRET": "s",
-      "OIDC_OP_ISSUER": "http://login.example/realm"},
-     "OIDC_OP_ISSUER: must start with https:// when DEBUG is off"),
-    ({"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(40), "ALLOWED_HOSTS": "mg.example",
-      "OIDC_RP_CLIENT_ID": "mg", "OIDC_RP_CLIENT_SECRET": "s",
-      "OIDC_OP_ISSUER": "https://login.example/realm",
-      "OIDC_OP_TOKEN_ENDPOINT": "http://login.example/token"},
-     "OIDC_OP_TOKEN_ENDPOINT: must start with https:// when DEBUG is off"),
-])
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        ({"OIDC_RP_CLIENT_ID": "mg"}, "OIDC_RP_CLIENT_SECRET and OIDC_OP_ISSUER must be set"),
+        (
+            {
+                "OIDC_RP_CLIENT_ID": "mg",
+                "OIDC_RP_CLIENT_SECRET": "s",
+                "OIDC_OP_ISSUER": "https://i",
+                "OIDC_RP_SIGN_ALGO": "HS256",
+            },
+            "OIDC_RP_SIGN_ALGO must be an asymmetric algorithm",
+        ),
+        (
+            {
+                "DEBUG": "false",
+                "SECRET_KEY": secrets.token_urlsafe(40),
+                "ALLOWED_HOSTS": "mg.example",
+                "OIDC_RP_CLIENT_ID": "mg",
+                "OIDC_RP_CLIENT_SECRET": "s",
+                "OIDC_OP_ISSUER": "http://login.example/realm",
+            },
+            "OIDC_OP_ISSUER: must start with https:// when DEBUG is off",
+        ),
+        (
+            {
+                "DEBUG": "false",
+                "SECRET_KEY": secrets.token_urlsafe(40),
+                "ALLOWED_HOSTS": "mg.example",
+                "OIDC_RP_CLIENT_ID": "mg",
+                "OIDC_RP_CLIENT_SECRET": "s",
+                "OIDC_OP_ISSUER": "https://login.example/realm",
+                "OIDC_OP_TOKEN_ENDPOINT": "http://login.example/token",
+            },
+            "OIDC_OP_TOKEN_ENDPOINT: must start with https:// when DEBUG is off",
+        ),
+    ],
+)
 def test_incomplete_symmetric_or_plain_http_configuration_stops_start_up(tmp_path, env, message):
     result = subprocess.run(
-        [sys.executable, "-c", "import django, os; "
-         "os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; django.setup()"],
+        [
+            sys.executable,
+            "-c",
+            "import django, os; "
+            "os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; django.setup()",
+        ],
         env={"MODELGATE_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", **env},
-        capture_output=True, text=True, cwd=ROOT)
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode != 0 and message in result.stderr

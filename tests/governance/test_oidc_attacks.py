@@ -57,12 +57,14 @@ def offline_idp(settings, roles):
 
 # --- Account matching ---------------------------------------------------------------------------
 
+
 def test_email_linking_never_reaches_a_modelgate_administrator_by_role(roles, data_scientist):
     """The admin role makes an account a Modelgate administrator (require_admin) as much as
     superuser does; linking it on an e-mail address hands that to the IdP account."""
     data_scientist.groups.add(roles["admin"])
-    user = sso.sso_sign_in(claims=claims(email="alice@example.com", email_verified=True,
-                                         preferred_username="erin"))
+    user = sso.sso_sign_in(
+        claims=claims(email="alice@example.com", email_verified=True, preferred_username="erin")
+    )
     assert user.pk != data_scientist.pk
     assert not ExternalIdentity.objects.filter(user=data_scientist).exists()
 
@@ -76,8 +78,12 @@ def _any_group(user: User, roles: dict[str, Group], admin: User) -> None:
 
 
 def _model_grant(user: User, roles: dict[str, Group], admin: User) -> None:
-    access.grant_add(actor=actor_for(admin), registered_model=make_model(admin, "credit"),
-                     perm=Perm.VIEW, user=user)
+    access.grant_add(
+        actor=actor_for(admin),
+        registered_model=make_model(admin, "credit"),
+        perm=Perm.VIEW,
+        user=user,
+    )
 
 
 def _own_permission(user: User, roles: dict[str, Group], admin: User) -> None:
@@ -95,14 +101,18 @@ def test_email_links_only_a_plain_account(roles, admin_user, privilege):
     same account without the privilege links (the control)."""
     local = UserFactory(username="olivia", email="Olivia@Example.com")
     privilege(local, roles, admin_user)
-    user = sso.sso_sign_in(claims=claims(email="olivia@example.com", email_verified=True,
-                                         preferred_username="olivia"))
+    user = sso.sso_sign_in(
+        claims=claims(email="olivia@example.com", email_verified=True, preferred_username="olivia")
+    )
     assert user.pk != local.pk and user.username.startswith("olivia-")
     assert not ExternalIdentity.objects.filter(user=local).exists()
 
     plain = UserFactory(username="pat", email="pat@example.com")
-    linked = sso.sso_sign_in(claims=SsoClaims.from_claims({
-        "iss": ISSUER, "sub": "sub-2", "email": "PAT@example.com", "email_verified": True}))
+    linked = sso.sso_sign_in(
+        claims=SsoClaims.from_claims(
+            {"iss": ISSUER, "sub": "sub-2", "email": "PAT@example.com", "email_verified": True}
+        )
+    )
     assert linked.pk == plain.pk
 
 
@@ -111,8 +121,10 @@ def test_sso_never_reaches_an_account_made_staff_or_superuser_after_linking(role
     all'. Only linking checks it: once linked, promoting the account leaves the IdP in
     control of a superuser."""
     first = sso.sso_sign_in(claims=claims(preferred_username="dana"))
-    for flags in ({"is_staff": True, "is_superuser": False},
-                  {"is_staff": False, "is_superuser": True}):
+    for flags in (
+        {"is_staff": True, "is_superuser": False},
+        {"is_staff": False, "is_superuser": True},
+    ):
         User.objects.filter(pk=first.pk).update(**flags)
         with pytest.raises(SsoRefused) as refused:
             sso.sso_sign_in(claims=claims(preferred_username="dana"))
@@ -152,8 +164,11 @@ def test_a_deactivated_local_account_is_not_replaced_by_a_fresh_one(roles, data_
     User.objects.filter(pk=data_scientist.pk).update(is_active=False)
     for link in (True, False):
         with override_settings(OIDC_LINK_VERIFIED_EMAIL=link), pytest.raises(SsoRefused) as refused:
-            sso.sso_sign_in(claims=claims(email="ALICE@example.com", email_verified=True,
-                                          preferred_username="alice"))
+            sso.sso_sign_in(
+                claims=claims(
+                    email="ALICE@example.com", email_verified=True, preferred_username="alice"
+                )
+            )
         assert refused.value.reason == "inactive"
     assert User.objects.filter(is_active=True, username__startswith="alice").count() == 0
     assert not ExternalIdentity.objects.exists()
@@ -182,13 +197,17 @@ def test_a_unicode_case_collision_in_the_email_never_links(roles, data_scientist
     User.objects.filter(pk=data_scientist.pk).update(email="alice@mail.example")
     if "\u017f" in look_alike:
         User.objects.filter(pk=data_scientist.pk).update(email="alice@mais.example")
-    user = sso.sso_sign_in(claims=claims(email=look_alike, email_verified=True,
-                                         preferred_username="mallory"))
+    user = sso.sso_sign_in(
+        claims=claims(email=look_alike, email_verified=True, preferred_username="mallory")
+    )
     assert user.pk != data_scientist.pk
     # ... and a deactivated alice is not taken for the look-alike's owner either.
     User.objects.filter(pk=data_scientist.pk).update(is_active=False)
-    other = sso.sso_sign_in(claims=SsoClaims.from_claims({
-        "iss": ISSUER, "sub": "sub-2", "email": look_alike, "email_verified": True}))
+    other = sso.sso_sign_in(
+        claims=SsoClaims.from_claims(
+            {"iss": ISSUER, "sub": "sub-2", "email": look_alike, "email_verified": True}
+        )
+    )
     assert other.pk not in (data_scientist.pk, user.pk)
 
 
@@ -218,8 +237,10 @@ def test_a_username_taken_by_a_simultaneous_sign_in_gets_a_suffix_not_a_500():
             while time.monotonic() < deadline:  # until the sign-in waits on our row
                 # Within a transaction pg_stat_activity is a snapshot taken at first use.
                 cursor.execute("SELECT pg_stat_clear_snapshot()")
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                               "current_database() AND wait_event_type = 'Lock'")
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND wait_event_type = 'Lock'"
+                )
                 if cursor.fetchone()[0]:
                     break
                 time.sleep(0.05)
@@ -234,6 +255,7 @@ def test_a_username_taken_by_a_simultaneous_sign_in_gets_a_suffix_not_a_500():
 
 # --- Role mapping ---------------------------------------------------------------------------------
 
+
 def _admin_client(admin_user: User) -> Client:
     client = Client()
     client.force_login(admin_user)
@@ -241,8 +263,10 @@ def _admin_client(admin_user: User) -> Client:
 
 
 def _rename(client: Client, group: Group, name: str) -> object:
-    return client.post(f"/admin/auth/group/{group.pk}/change/", {
-        "name": name, "permissions": list(group.permissions.values_list("pk", flat=True))})
+    return client.post(
+        f"/admin/auth/group/{group.pk}/change/",
+        {"name": name, "permissions": list(group.permissions.values_list("pk", flat=True))},
+    )
 
 
 def test_a_role_group_cannot_be_renamed(roles, admin_user, mapped):
@@ -282,8 +306,9 @@ def test_a_mapping_never_grants_a_group_that_is_no_role(roles, admin_user, mappe
     not hand the group out (an administrator may have given it any permission)."""
     mapped(**{"mg-viewers": "viewer", "mg-reviewers": "reviewer"})
     Group.objects.filter(pk=roles["viewer"].pk).update(name="renamed-viewer")
-    user = sso.sso_sign_in(claims=claims(preferred_username="dana",
-                                         groups=["mg-viewers", "mg-reviewers"]))
+    user = sso.sso_sign_in(
+        claims=claims(preferred_username="dana", groups=["mg-viewers", "mg-reviewers"])
+    )
     assert roles_of(user) == {"reviewer"}
 
 
@@ -291,8 +316,9 @@ def test_the_mapping_admin_needs_a_csrf_token(roles, admin_user):
     """Sound: the admin's add form refuses a cross-site POST."""
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
-    response = client.post("/admin/governance/idpgroupmapping/add/",
-                           {"idp_group": "mg", "role": roles["admin"].pk})
+    response = client.post(
+        "/admin/governance/idpgroupmapping/add/", {"idp_group": "mg", "role": roles["admin"].pk}
+    )
     assert response.status_code == 403
     assert not sso.IdpGroupMapping.objects.exists()
 
@@ -300,9 +326,22 @@ def test_the_mapping_admin_needs_a_csrf_token(roles, admin_user):
 def test_group_matching_is_exact(roles, mapped):
     """Sound: prefix, case, spaces, unicode look-alikes and NFKC forms grant nothing."""
     mapped(**{"mg-admin": "admin"})
-    user = sso.sso_sign_in(claims=claims(preferred_username="dana", groups=[
-        "mg-admin ", "MG-ADMIN", "mg-admin-x", "mg\u2010admin", "ｍｇ-admin", "mg-adm",
-        "mg-admin\u200b", ["mg-admin"], {"mg-admin": 1}]))
+    user = sso.sso_sign_in(
+        claims=claims(
+            preferred_username="dana",
+            groups=[
+                "mg-admin ",
+                "MG-ADMIN",
+                "mg-admin-x",
+                "mg\u2010admin",
+                "ｍｇ-admin",
+                "mg-adm",
+                "mg-admin\u200b",
+                ["mg-admin"],
+                {"mg-admin": 1},
+            ],
+        )
+    )
     assert roles_of(user) == set()
     assert not user.is_staff and not user.is_superuser
 
@@ -310,23 +349,34 @@ def test_group_matching_is_exact(roles, mapped):
 # --- Token validation (the backend, with the provider's key) --------------------------------------
 
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-_PEM = _KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
-_PUBLIC_PEM = _KEY.public_key().public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+_PEM = _KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+_PUBLIC_PEM = _KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
 
 
 def _jwk(alg: str | None) -> jwt.PyJWK:
     """The provider's key as its JWKS lists it; many providers give no "alg"."""
-    data = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(_KEY.public_key())), "kid": "k1",
-            "use": "sig"}
+    data = {
+        **json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(_KEY.public_key())),
+        "kid": "k1",
+        "use": "sig",
+    }
     return jwt.PyJWK({**data, "alg": alg} if alg else data)
 
 
 def _payload(**changes: object) -> dict[str, object]:
     now = int(time.time())
-    payload = {"iss": ISSUER, "sub": "sub-1", "aud": CLIENT_ID, "exp": now + 300, "iat": now,
-               "nonce": "n-1"}
+    payload = {
+        "iss": ISSUER,
+        "sub": "sub-1",
+        "aud": CLIENT_ID,
+        "exp": now + 300,
+        "iat": now,
+        "nonce": "n-1",
+    }
     payload.update(changes)
     return {k: v for k, v in payload.items() if v is not None}
 
@@ -344,8 +394,7 @@ def _backend(alg: str | None) -> OidcBackend:
 
 @pytest.mark.parametrize("alg", ["RS256", "RS512", "PS256", "PS384", "PS512"])
 @pytest.mark.parametrize("alg_in_jwks", [True, False])
-def test_every_accepted_rsa_signing_algorithm_verifies_a_good_token(offline_idp, alg,
-                                                                     alg_in_jwks):
+def test_every_accepted_rsa_signing_algorithm_verifies_a_good_token(offline_idp, alg, alg_in_jwks):
     """settings accept PS256/PS384/PS512, but the library only fetches the JWKS for algorithms
     starting with RS or ES; for PS* it verifies with the client secret, so no token ever
     verified. A JWK without "alg" is RS256 to PyJWT, which refused a PS256 token with it."""
@@ -366,7 +415,8 @@ def test_a_jwks_key_of_another_type_is_refused(offline_idp):
     backend = _backend("PS256")
     ec_key = ec.generate_private_key(ec.SECP256R1()).public_key()
     backend.retrieve_matching_jwk = lambda token: jwt.PyJWK(
-        {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key)), "kid": "k1"})
+        {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key)), "kid": "k1"}
+    )
     token = jwt.encode(_payload(), _PEM, algorithm="PS256", headers={"kid": "k1"})
     with pytest.raises(SsoRefused):
         backend.verify_token(token, nonce="n-1")
@@ -381,22 +431,40 @@ def _forged(case: str) -> str:
         body = _b64(json.dumps(_payload()).encode())
         signature = hmac.new(_PUBLIC_PEM, f"{header}.{body}".encode(), hashlib.sha256).digest()
         return f"{header}.{body}.{_b64(signature)}"
-    changes = {"wrong_audience": {"aud": "other-client"},
-               "wrong_issuer": {"iss": "https://evil.test/realm"},
-               "expired": {"exp": int(time.time()) - 3600},
-               "no_exp": {"exp": None}, "no_iat": {"iat": None}, "no_aud": {"aud": None},
-               "wrong_nonce": {"nonce": "n-2"}, "no_nonce": {"nonce": None},
-               "future_iat": {"iat": int(time.time()) + 3600},
-               "many_audiences_no_azp": {"aud": ["other-client", CLIENT_ID]},
-               "many_audiences_other_azp": {"aud": ["other-client", CLIENT_ID],
-                                            "azp": "other-client"}}[case]
+    changes = {
+        "wrong_audience": {"aud": "other-client"},
+        "wrong_issuer": {"iss": "https://evil.test/realm"},
+        "expired": {"exp": int(time.time()) - 3600},
+        "no_exp": {"exp": None},
+        "no_iat": {"iat": None},
+        "no_aud": {"aud": None},
+        "wrong_nonce": {"nonce": "n-2"},
+        "no_nonce": {"nonce": None},
+        "future_iat": {"iat": int(time.time()) + 3600},
+        "many_audiences_no_azp": {"aud": ["other-client", CLIENT_ID]},
+        "many_audiences_other_azp": {"aud": ["other-client", CLIENT_ID], "azp": "other-client"},
+    }[case]
     return jwt.encode(_payload(**changes), _PEM, algorithm="RS256", headers={"kid": "k1"})
 
 
-@pytest.mark.parametrize("case", [
-    "alg_none", "hs256_with_public_key", "wrong_audience", "wrong_issuer", "expired", "no_exp",
-    "no_iat", "no_aud", "wrong_nonce", "no_nonce", "future_iat", "many_audiences_no_azp",
-    "many_audiences_other_azp"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "alg_none",
+        "hs256_with_public_key",
+        "wrong_audience",
+        "wrong_issuer",
+        "expired",
+        "no_exp",
+        "no_iat",
+        "no_aud",
+        "wrong_nonce",
+        "no_nonce",
+        "future_iat",
+        "many_audiences_no_azp",
+        "many_audiences_other_azp",
+    ],
+)
 def test_forged_id_tokens_are_refused(offline_idp, case):
     """Sound checks: each forged or mis-addressed ID token is refused."""
     with pytest.raises(Exception) as raised:
@@ -407,16 +475,15 @@ def test_forged_id_tokens_are_refused(offline_idp, case):
 def test_an_id_token_authorized_for_another_client_is_refused(offline_idp):
     """OIDC Core 3.1.3.7 (5): if azp is present it should be this client; only the
     several-audiences case is checked."""
-    token = jwt.encode(_payload(azp="other-client"), _PEM, algorithm="RS256",
-                       headers={"kid": "k1"})
+    token = jwt.encode(_payload(azp="other-client"), _PEM, algorithm="RS256", headers={"kid": "k1"})
     with pytest.raises(SsoRefused):
         _backend("RS256").verify_token(token, nonce="n-1")
 
 
 # --- The callback and the redirect ---------------------------------------------------------------
 
-def test_a_cross_site_get_to_the_callback_does_not_log_the_user_out(offline_idp,
-                                                                    data_scientist):
+
+def test_a_cross_site_get_to_the_callback_does_not_log_the_user_out(offline_idp, data_scientist):
     """Logging out is POST-only (CSRF-protected); the callback's error branch logs out on a
     plain GET any page can trigger with <img src=/oidc/callback/?error=x>."""
     client = Client()
@@ -424,8 +491,7 @@ def test_a_cross_site_get_to_the_callback_does_not_log_the_user_out(offline_idp,
     response = client.get("/oidc/callback/?error=access_denied")
     assert response.status_code == 302 and response["Location"] == "/login/"
     assert session_user(client) == data_scientist
-    assert AuditEvent.objects.get(action="auth.sso_failed").details["reason"] == \
-        "provider_error"
+    assert AuditEvent.objects.get(action="auth.sso_failed").details["reason"] == "provider_error"
 
 
 def test_an_error_answer_uses_up_its_state(offline_idp):
@@ -439,13 +505,23 @@ def test_an_error_answer_uses_up_its_state(offline_idp):
     assert list(client.session["oidc_states"]) == [second]
 
 
-@pytest.mark.parametrize("query", [
-    "code=a&code=b&state=x&state=y", "code=%00&state=%00", "code=a&state=" + "s" * 20000,
-    "code=" + "c" * 20000 + "&state=VALID", "state=VALID&code=a&state=VALID",
-    "code=a%00b&state=VALID", "error=x&state=VALID", "error=%00&state=%00",
-    "error=x&error=&state=VALID", "code=&state=VALID", "code=a&state=",
-    "state=VALID&code=%ff%fe",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "code=a&code=b&state=x&state=y",
+        "code=%00&state=%00",
+        "code=a&state=" + "s" * 20000,
+        "code=" + "c" * 20000 + "&state=VALID",
+        "state=VALID&code=a&state=VALID",
+        "code=a%00b&state=VALID",
+        "error=x&state=VALID",
+        "error=%00&state=%00",
+        "error=x&error=&state=VALID",
+        "code=&state=VALID",
+        "code=a&state=",
+        "state=VALID&code=%ff%fe",
+    ],
+)
 def test_malformed_callbacks_are_never_a_5xx(offline_idp, query):
     client = Client(raise_request_exception=False)
     start = client.get("/oidc/authenticate/?next=/models/")
@@ -456,9 +532,16 @@ def test_malformed_callbacks_are_never_a_5xx(offline_idp, query):
     assert session_user(client) is None
 
 
-@pytest.mark.parametrize("next_url", ["//evil.example/", "https://evil.example/",
-                                      "/\\evil.example", "http:/\\/evil.example",
-                                      "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "http:/\\/evil.example",
+        "javascript:alert(1)",
+    ],
+)
 def test_next_never_leaves_the_site(offline_idp, next_url):
     """Sound: the library keeps only a local next (url_has_allowed_host_and_scheme)."""
     client = Client()

@@ -41,26 +41,26 @@ def test_home_shows_what_waits_for_each_user(client, story, reviewer, ml_enginee
     *_, pending = story
     client.force_login(reviewer)
     html = client.get("/").content.decode()
-    awaiting = html[html.index('id="awaiting"'):html.index('id="mine"')]
+    awaiting = html[html.index('id="awaiting"') : html.index('id="mine"')]
     assert f"#{pending.pk}" in awaiting and "churn" in html
     assert re.search(r'id="count-awaiting">1<', html)
     client.force_login(ml_engineer)
     html = client.get("/").content.decode()
-    awaiting = html[html.index('id="awaiting"'):html.index('id="mine"')]
+    awaiting = html[html.index('id="awaiting"') : html.index('id="mine"')]
     assert "Nothing waits for your review." in awaiting  # requesters do not review their own
-    assert f"#{pending.pk}" in html[html.index('id="mine"'):]
+    assert f"#{pending.pk}" in html[html.index('id="mine"') :]
 
 
-def test_models_page_filters_and_hides_what_the_user_may_not_see(client, data_scientist,
-                                                                  outsider):
+def test_models_page_filters_and_hides_what_the_user_may_not_see(client, data_scientist, outsider):
     make_model(data_scientist, "alpha", tags={"team": "risk"}, risk_tier="high")
     make_model(data_scientist, "beta", tags={"team": "growth"})
     client.force_login(data_scientist)
     html = client.get("/models/", {"tag": "team=risk"}).content.decode()
     assert ">alpha<" in html and ">beta<" not in html
     assert '<a href="/models/" aria-current="page">Models</a>' in html
-    html = client.get("/models/", {"risk_tier": "medium", "owner": data_scientist.username}
-                      ).content.decode()
+    html = client.get(
+        "/models/", {"risk_tier": "medium", "owner": data_scientist.username}
+    ).content.decode()
     assert ">beta<" in html and ">alpha<" not in html
     client.force_login(outsider)
     html = client.get("/models/").content.decode()
@@ -79,32 +79,43 @@ def test_compare_highlights_differences_and_charts_the_metrics(client, story, vi
     assert r.status_code == 400 and "Version 9" in r.content.decode()
 
 
-def test_request_form_shows_the_checklist_and_field_errors(client, story, ml_engineer,
-                                                           reviewer):
+def test_request_form_shows_the_checklist_and_field_errors(client, story, ml_engineer, reviewer):
     rm, v1, v2, pending = story
     client.force_login(ml_engineer)
     html = client.get("/requests/new/", {"model": "churn", "version": "2"}).content.decode()
     assert "Readiness checks" in html and "Artifact stored with its SHA-256" in html
     assert 'class="pass"' in html
-    fragment = client.get("/requests/new/checks/", {"model": "churn", "version": "1",
-                                                    "target": "staging"}).content.decode()
+    fragment = client.get(
+        "/requests/new/checks/", {"model": "churn", "version": "1", "target": "staging"}
+    ).content.decode()
     assert "an empty target" in fragment and "<ul" in fragment
     before = PromotionRequest.objects.count()
-    r = client.post("/requests/new/", {"model": "churn", "version": "2",
-                                        "target": "production"})
+    r = client.post("/requests/new/", {"model": "churn", "version": "2", "target": "production"})
     assert r.status_code == 400  # a duplicate of the open request
-    assert re.search(r'<p id="version-error" class="error">Request #\d+ for this version',
-                     r.content.decode()) or "still open" in r.content.decode()
+    assert (
+        re.search(
+            r'<p id="version-error" class="error">Request #\d+ for this version', r.content.decode()
+        )
+        or "still open" in r.content.decode()
+    )
     r = client.post("/requests/new/", {"model": "churn", "version": "2", "target": "no way!"})
     html = r.content.decode()
     assert r.status_code == 400 and 'id="target-error"' in html and 'aria-invalid="true"' in html
     for version in ("99", "two"):
-        r = client.post("/requests/new/", {"model": "churn", "version": version,
-                                            "target": "staging"})
+        r = client.post(
+            "/requests/new/", {"model": "churn", "version": version, "target": "staging"}
+        )
         assert r.status_code == 400 and 'id="version-error"' in r.content.decode()
     assert PromotionRequest.objects.count() == before
-    r = client.post("/requests/new/", {"model": "churn", "version": "2", "target": "staging",
-                                        "justification": "Try it in staging"})
+    r = client.post(
+        "/requests/new/",
+        {
+            "model": "churn",
+            "version": "2",
+            "target": "staging",
+            "justification": "Try it in staging",
+        },
+    )
     assert r.status_code == 302
     created = PromotionRequest.objects.latest("pk")
     assert r["Location"] == f"/requests/{created.pk}/" and created.target_stage == "staging"
@@ -113,7 +124,8 @@ def test_request_form_shows_the_checklist_and_field_errors(client, story, ml_eng
 
 
 def test_only_eligible_reviewers_see_buttons_and_forged_posts_are_refused(
-        client, story, reviewer, ml_engineer, data_scientist, viewer):
+    client, story, reviewer, ml_engineer, data_scientist, viewer
+):
     *_, pending = story
     url = f"/requests/{pending.pk}/"
     for user in (ml_engineer, data_scientist, viewer):
@@ -171,8 +183,7 @@ def test_inbox_and_request_list(client, story, reviewer, ml_engineer):
     assert f"#{pending.pk}</a>" in html
 
 
-def test_audit_page_filters_links_and_scopes(client, story, reviewer, outsider,
-                                              data_scientist):
+def test_audit_page_filters_links_and_scopes(client, story, reviewer, outsider, data_scientist):
     *_, pending = story
     make_model(data_scientist, "secret")
     client.force_login(reviewer)
@@ -193,25 +204,34 @@ def test_access_page_grants_and_revokes(client, story, data_scientist, outsider)
     client.force_login(admin_user)
     html = client.get("/models/churn/access/").content.decode()
     assert "Roles (everywhere)" in html and "reviewer" in html
-    r = client.post("/models/churn/access/", {"who": "nobody-here", "perm": "view_registeredmodel",
-                                              "action": "grant"})
+    r = client.post(
+        "/models/churn/access/",
+        {"who": "nobody-here", "perm": "view_registeredmodel", "action": "grant"},
+    )
     assert r.status_code == 400 and 'id="who-error"' in r.content.decode()
-    r = client.post("/models/churn/access/", {"who": outsider.username, "perm": "",
-                                              "action": "grant"})
+    r = client.post(
+        "/models/churn/access/", {"who": outsider.username, "perm": "", "action": "grant"}
+    )
     assert r.status_code == 400 and 'id="perm-error"' in r.content.decode()
-    r = client.post("/models/churn/access/", {"who": outsider.username,
-                                              "perm": "view_registeredmodel", "action": "x"})
+    r = client.post(
+        "/models/churn/access/",
+        {"who": outsider.username, "perm": "view_registeredmodel", "action": "x"},
+    )
     assert r.status_code == 400 and "Choose Grant or Revoke." in r.content.decode()
-    r = client.post("/models/churn/access/", {"who": outsider.username,
-                                              "perm": "view_registeredmodel", "action": "grant"},
-                    follow=True)
+    r = client.post(
+        "/models/churn/access/",
+        {"who": outsider.username, "perm": "view_registeredmodel", "action": "grant"},
+        follow=True,
+    )
     assert f"Granted view to {outsider.username}." in r.content.decode()
     client.force_login(outsider)
     assert client.get("/models/churn/").status_code == 200
     assert "Manage access" not in client.get("/models/churn/").content.decode()
     client.force_login(admin_user)
-    client.post("/models/churn/access/", {"who": outsider.username,
-                                          "perm": "view_registeredmodel", "action": "revoke"})
+    client.post(
+        "/models/churn/access/",
+        {"who": outsider.username, "perm": "view_registeredmodel", "action": "revoke"},
+    )
     client.force_login(outsider)
     assert client.get("/models/churn/").status_code == 404
     assert AuditEvent.objects.filter(action__in=("access.granted", "access.revoked")).count() == 2
@@ -220,33 +240,51 @@ def test_access_page_grants_and_revokes(client, story, data_scientist, outsider)
 def test_pages_use_a_bounded_number_of_queries(client, data_scientist, ml_engineer, reviewer):
     def grow(name: str, versions: int) -> PromotionRequest:
         rm = make_model(data_scientist, name, tags={"team": "x"})
-        made = [ready_version(data_scientist, rm, metrics={"auc": 0.5 + i / 100},
-                              params={"depth": i}) for i in range(versions)]
+        made = [
+            ready_version(data_scientist, rm, metrics={"auc": 0.5 + i / 100}, params={"depth": i})
+            for i in range(versions)
+        ]
         decide(reviewer, ask(ml_engineer, made[0]))
         return ask(ml_engineer, made[-1])
 
     small = grow("small", 2)
     client.force_login(reviewer)
-    urls = ["/", "/models/", "/models/small/", "/models/small/versions/2/",
-            "/models/small/compare/", f"/requests/{small.pk}/", "/inbox/", "/requests/",
-            "/audit/"]
+    urls = [
+        "/",
+        "/models/",
+        "/models/small/",
+        "/models/small/versions/2/",
+        "/models/small/compare/",
+        f"/requests/{small.pk}/",
+        "/inbox/",
+        "/requests/",
+        "/audit/",
+    ]
     before = {url: _queries(client, url) for url in urls}
     for i in range(4):
         grow(f"more-{i}", 6)
     for _ in range(3, 7):
-        make_version(data_scientist, ModelVersion.objects.get(
-            registered_model__name="small", version=1).registered_model)
+        make_version(
+            data_scientist,
+            ModelVersion.objects.get(registered_model__name="small", version=1).registered_model,
+        )
     after = {url: _queries(client, url) for url in urls}
     assert after == before
     assert max(after.values()) <= 30
 
 
-def test_request_page_spells_out_schema_changes(client, story, data_scientist, ml_engineer,
-                                                reviewer):
+def test_request_page_spells_out_schema_changes(
+    client, story, data_scientist, ml_engineer, reviewer
+):
     rm, *_ = story
-    changed = {"inputs": [{"name": "age", "type": "double"}, {"name": "income", "type": "double"},
-                          {"name": "tenure", "type": "long"}],
-               "outputs": [{"name": "score", "type": "double"}]}
+    changed = {
+        "inputs": [
+            {"name": "age", "type": "double"},
+            {"name": "income", "type": "double"},
+            {"name": "tenure", "type": "long"},
+        ],
+        "outputs": [{"name": "score", "type": "double"}],
+    }
     v3 = ready_version(data_scientist, rm, signature=changed)
     request = ask(ml_engineer, v3, target="staging")  # staging is empty: nothing to diff
     client.force_login(reviewer)
@@ -261,7 +299,8 @@ def test_request_page_spells_out_schema_changes(client, story, data_scientist, m
 
 
 def test_the_request_page_shows_the_digest_and_approvals_a_card_change_voided(
-        client, data_scientist, ml_engineer, reviewer):
+    client, data_scientist, ml_engineer, reviewer
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")  # two approvals, card required
     version = ready_version(data_scientist, rm)
     request = ask(ml_engineer, version)
@@ -272,10 +311,13 @@ def test_the_request_page_shows_the_digest_and_approvals_a_card_change_voided(
     assert f'title="{before}"' in html and 'id="voided-approvals"' not in html
 
     card = ModelCard.objects.get(version=version)  # the author edits the card meanwhile
-    card_services.card_update(actor=actor_for(data_scientist), card=card,
-                              changes={"sections": {"limitations": "Also: winter data."}})
+    card_services.card_update(
+        actor=actor_for(data_scientist),
+        card=card,
+        changes={"sections": {"limitations": "Also: winter data."}},
+    )
     html = client.get(f"/requests/{request.pk}/").content.decode()
-    voided = html[html.index('id="voided-approvals"'):]
+    voided = html[html.index('id="voided-approvals"') :]
     assert "carol" in voided[:300] and "must approve again" in voided[:300]
     assert f'title="{content.digest(version)}"' in html and f'title="{before}"' in html
     event = AuditEvent.objects.get(action="promotion.approvals_voided")
@@ -283,7 +325,8 @@ def test_the_request_page_shows_the_digest_and_approvals_a_card_change_voided(
 
 
 def test_a_gate_refusal_on_a_page_is_a_403_and_an_audit_event_with_the_reason(
-        client, story, data_scientist):
+    client, story, data_scientist
+):
     rm, *_ = story
     root = superuser()
     own = ask(root, ready_version(data_scientist, rm), target="staging")

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize("models", [2, 24])
 def test_lists_with_per_model_grants_cost_constant_queries(
-        api, data_scientist, outsider, models, django_assert_max_num_queries):
+    api, data_scientist, outsider, models, django_assert_max_num_queries
+):
     team = GroupFactory(name="team-x")
     outsider.groups.add(team)
     for i in range(models):
@@ -28,8 +29,11 @@ def test_lists_with_per_model_grants_cost_constant_queries(
         # every third model stays hidden
     client = api(outsider)
     visible = len([i for i in range(models) if i % 3 != 2])
-    for url, expected in (("/api/v1/models/", visible), ("/api/v1/versions/", 2 * visible),
-                          ("/api/v1/audit/events/", None)):
+    for url, expected in (
+        ("/api/v1/models/", visible),
+        ("/api/v1/versions/", 2 * visible),
+        ("/api/v1/audit/events/", None),
+    ):
         with django_assert_max_num_queries(9):
             body = client.get(url, {"page_size": 200}).json()
         if expected is not None:
@@ -38,8 +42,9 @@ def test_lists_with_per_model_grants_cost_constant_queries(
         assert not any(n and int(n[1:]) % 3 == 2 for n in names), url
 
 
-def test_holders_answers_in_one_query(data_scientist, reviewer, outsider,
-                                      django_assert_num_queries):
+def test_holders_answers_in_one_query(
+    data_scientist, reviewer, outsider, django_assert_num_queries
+):
     rm = make_model(data_scientist, "m")
     team = GroupFactory(name="approvers")
     outsider.groups.add(team)
@@ -70,8 +75,12 @@ def test_auditors_read_the_whole_log_and_admins_role_too(api, roles, data_scient
     make_model(data_scientist, "m")
     auditor = UserFactory(username="audrey")
     auditor.groups.add(roles["auditor"])
-    actions = {r["action"] for r in api(auditor).get("/api/v1/audit/events/",
-                                                     {"page_size": 500}).json()["results"]}
+    actions = {
+        r["action"]
+        for r in api(auditor).get("/api/v1/audit/events/", {"page_size": 500}).json()["results"]
+    }
     assert "role.synced" in actions  # an event tied to no model
-    assert api(auditor).patch("/api/v1/models/m/", {"description": "x"},
-                              format="json").status_code == 403
+    assert (
+        api(auditor).patch("/api/v1/models/m/", {"description": "x"}, format="json").status_code
+        == 403
+    )

@@ -25,17 +25,20 @@ pytestmark = pytest.mark.django_db
 R = "/api/v1/promotion-requests/"
 
 
-
-
 def ask(user, version, target="production", **kwargs) -> PromotionRequest:
-    return promotions.request_create(actor=actor_for(user), version=version,
-                                     target_stage=target, **kwargs)
+    return promotions.request_create(
+        actor=actor_for(user), version=version, target_stage=target, **kwargs
+    )
 
 
 def decide(user, request, decision="approve", comment="") -> PromotionRequest:
     request.refresh_from_db()
-    return promotions.review_submit(actor=actor_for(user), request=request, decision=decision,
-                                    comment=comment or ("ok" if decision == "approve" else "no"))
+    return promotions.review_submit(
+        actor=actor_for(user),
+        request=request,
+        decision=decision,
+        comment=comment or ("ok" if decision == "approve" else "no"),
+    )
 
 
 def second_reviewer(roles) -> object:
@@ -50,7 +53,8 @@ def rm(data_scientist):
 
 
 def test_approval_applies_the_request_and_archives_the_previous_version(
-        rm, data_scientist, ml_engineer, reviewer):
+    rm, data_scientist, ml_engineer, reviewer
+):
     v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
     decide(reviewer, ask(ml_engineer, v1))
     request = ask(ml_engineer, v2, justification="better recall")
@@ -59,22 +63,32 @@ def test_approval_applies_the_request_and_archives_the_previous_version(
     request.refresh_from_db()
     assert request.status == "applied" and request.replaced_version == v1
     assert dict(rm.versions.values_list("version", "stage")) == {1: "archived", 2: "production"}
-    actions = list(AuditEvent.objects.filter(target_type="governance.promotionrequest",
-                                             target_id=str(request.pk))
-                   .order_by("sequence").values_list("action", flat=True))
-    assert actions == ["promotion.requested", "promotion.reviewed", "promotion.approved",
-                       "promotion.applied"]
+    actions = list(
+        AuditEvent.objects.filter(
+            target_type="governance.promotionrequest", target_id=str(request.pk)
+        )
+        .order_by("sequence")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        "promotion.requested",
+        "promotion.reviewed",
+        "promotion.approved",
+        "promotion.applied",
+    ]
     moved = AuditEvent.objects.filter(action="version.stage_changed").latest("sequence")
     assert moved.details["promotion_request"] == request.pk
     assert moved.details["archived_versions"] == [1]
     open_rows = StageHistory.objects.filter(registered_model=rm, ended_at__isnull=True)
     assert sorted(open_rows.values_list("version__version", "name")) == [
-        (1, "archived"), (2, "production")]
+        (1, "archived"),
+        (2, "production"),
+    ]
 
 
 def test_requester_and_author_may_not_approve(rm, data_scientist, ml_engineer, reviewer, roles):
     data_scientist.groups.add(roles["reviewer"])  # the author is now also a reviewer
-    ml_engineer.groups.add(roles["reviewer"])     # and so is the requester
+    ml_engineer.groups.add(roles["reviewer"])  # and so is the requester
     request = ask(ml_engineer, ready_version(data_scientist, rm))
     for user, who in ((ml_engineer, "You requested"), (data_scientist, "You created version")):
         with pytest.raises(Forbidden) as exc:
@@ -86,8 +100,9 @@ def test_requester_and_author_may_not_approve(rm, data_scientist, ml_engineer, r
     assert request.status == "applied"
 
 
-def test_reviewers_without_the_permission_are_refused(rm, data_scientist, ml_engineer, viewer,
-                                                      outsider):
+def test_reviewers_without_the_permission_are_refused(
+    rm, data_scientist, ml_engineer, viewer, outsider
+):
     request = ask(ml_engineer, ready_version(data_scientist, rm))
     with pytest.raises(Forbidden):
         decide(viewer, request)
@@ -109,8 +124,9 @@ def test_high_risk_needs_two_distinct_reviewers(data_scientist, ml_engineer, rev
     assert request.status == "applied"
 
 
-def test_critical_needs_an_administrator_among_the_approvers(data_scientist, ml_engineer,
-                                                             reviewer, roles):
+def test_critical_needs_an_administrator_among_the_approvers(
+    data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "fraud", risk_tier="critical")
     request = ask(ml_engineer, ready_version(data_scientist, rm))
     decide(reviewer, request)
@@ -139,11 +155,13 @@ def test_failing_required_checks_block_approval(rm, data_scientist, ml_engineer,
 
 
 def test_signature_compatibility_compares_with_the_production_version(
-        rm, data_scientist, ml_engineer, reviewer):
+    rm, data_scientist, ml_engineer, reviewer
+):
     decide(reviewer, ask(ml_engineer, ready_version(data_scientist, rm)))
-    narrower = {"inputs": [{"name": "age", "type": "double"}, {"name": "region",
-                                                               "type": "string"}],
-                "outputs": SIGNATURE["outputs"]}
+    narrower = {
+        "inputs": [{"name": "age", "type": "double"}, {"name": "region", "type": "string"}],
+        "outputs": SIGNATURE["outputs"],
+    }
     request = ask(ml_engineer, ready_version(data_scientist, rm, signature=narrower))
     evaluation = promotions.evaluate(request)
     check = next(c for c in evaluation.checks if c.name == "signature_compatible")
@@ -154,8 +172,9 @@ def test_signature_compatibility_compares_with_the_production_version(
         decide(reviewer, request)
 
 
-def test_request_changes_blocks_until_that_reviewer_approves(data_scientist, ml_engineer,
-                                                             reviewer, roles):
+def test_request_changes_blocks_until_that_reviewer_approves(
+    data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     request = ask(ml_engineer, ready_version(data_scientist, rm))
     dave = second_reviewer(roles)
@@ -172,11 +191,11 @@ def test_request_changes_blocks_until_that_reviewer_approves(data_scientist, ml_
 def test_a_decided_request_cannot_be_acted_on(rm, data_scientist, ml_engineer, reviewer, roles):
     request = ask(ml_engineer, ready_version(data_scientist, rm))
     decide(reviewer, request, "reject", "not yet")
-    for act in (lambda: decide(second_reviewer(roles), request),
-                lambda: promotions.request_cancel(actor=actor_for(ml_engineer),
-                                                  request=request),
-                lambda: promotions.request_apply(actor=actor_for(ml_engineer),
-                                                 request=request)):
+    for act in (
+        lambda: decide(second_reviewer(roles), request),
+        lambda: promotions.request_cancel(actor=actor_for(ml_engineer), request=request),
+        lambda: promotions.request_apply(actor=actor_for(ml_engineer), request=request),
+    ):
         with pytest.raises(Conflict) as exc:
             act()
         assert exc.value.code == "request_not_pending"
@@ -195,8 +214,9 @@ def test_applying_supersedes_competing_requests(rm, data_scientist, ml_engineer,
     assert ModelVersion.objects.filter(registered_model=rm, stage="production").count() == 1
 
 
-def test_duplicate_and_pointless_requests_are_refused(rm, data_scientist, ml_engineer,
-                                                      reviewer, viewer):
+def test_duplicate_and_pointless_requests_are_refused(
+    rm, data_scientist, ml_engineer, reviewer, viewer
+):
     v = ready_version(data_scientist, rm)
     request = ask(ml_engineer, v)
     with pytest.raises(Conflict) as exc:
@@ -212,10 +232,12 @@ def test_duplicate_and_pointless_requests_are_refused(rm, data_scientist, ml_eng
         ask(viewer, v)
 
 
-def test_without_auto_apply_an_approved_request_waits_for_apply(rm, data_scientist,
-                                                                ml_engineer, reviewer):
-    policies.policy_override_set(actor=actor_for(superuser()), registered_model=rm,
-                                 auto_apply=False)
+def test_without_auto_apply_an_approved_request_waits_for_apply(
+    rm, data_scientist, ml_engineer, reviewer
+):
+    policies.policy_override_set(
+        actor=actor_for(superuser()), registered_model=rm, auto_apply=False
+    )
     request = ask(ml_engineer, ready_version(data_scientist, rm))
     with pytest.raises(Conflict) as exc:
         promotions.request_apply(actor=actor_for(ml_engineer), request=request)
@@ -242,7 +264,8 @@ def test_cancel_is_for_the_requester_or_a_manager(rm, data_scientist, ml_enginee
 
 
 def test_rollback_restores_the_previous_production_version_on_a_fast_track(
-        data_scientist, ml_engineer, reviewer, roles):
+    data_scientist, ml_engineer, reviewer, roles
+):
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     dave = second_reviewer(roles)
     v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
@@ -252,10 +275,12 @@ def test_rollback_restores_the_previous_production_version_on_a_fast_track(
         decide(dave, request)
     assert promotions.rollback_candidate(rm) == v1
     with pytest.raises(ValidationFailed):  # a rollback must say why
-        promotions.rollback_request(actor=actor_for(ml_engineer), registered_model=rm,
-                                    justification=" ")
-    rollback = promotions.rollback_request(actor=actor_for(ml_engineer), registered_model=rm,
-                                           justification="v2 drifts on new traffic")
+        promotions.rollback_request(
+            actor=actor_for(ml_engineer), registered_model=rm, justification=" "
+        )
+    rollback = promotions.rollback_request(
+        actor=actor_for(ml_engineer), registered_model=rm, justification="v2 drifts on new traffic"
+    )
     assert rollback.kind == "rollback" and rollback.version == v1
     assert promotions.evaluate(rollback).fast_track
     decide(reviewer, rollback)  # one approval is enough: v1 was approved for production before
@@ -266,24 +291,28 @@ def test_rollback_restores_the_previous_production_version_on_a_fast_track(
 
 def test_rollback_without_history_is_a_clear_404(rm, ml_engineer):
     with pytest.raises(NotFound) as exc:
-        promotions.rollback_request(actor=actor_for(ml_engineer), registered_model=rm,
-                                    justification="why")
+        promotions.rollback_request(
+            actor=actor_for(ml_engineer), registered_model=rm, justification="why"
+        )
     assert exc.value.code == "no_rollback_target"
 
 
-def test_protected_aliases_move_only_through_requests(rm, data_scientist, ml_engineer,
-                                                      reviewer):
-    policies.policy_override_set(actor=actor_for(superuser()), registered_model=rm,
-                                 protected_aliases=["champion"])
+def test_protected_aliases_move_only_through_requests(rm, data_scientist, ml_engineer, reviewer):
+    policies.policy_override_set(
+        actor=actor_for(superuser()), registered_model=rm, protected_aliases=["champion"]
+    )
     v = ready_version(data_scientist, rm)
     with pytest.raises(Forbidden) as exc:
-        services.alias_set(actor=actor_for(data_scientist), registered_model=rm,
-                           name="champion", version=v)
+        services.alias_set(
+            actor=actor_for(data_scientist), registered_model=rm, name="champion", version=v
+        )
     assert exc.value.code == "approval_required"
-    services.alias_set(actor=actor_for(data_scientist), registered_model=rm, name="shadow",
-                       version=v)  # unprotected aliases still move freely
-    request = promotions.request_create(actor=actor_for(ml_engineer), version=v,
-                                        target_alias="champion")
+    services.alias_set(
+        actor=actor_for(data_scientist), registered_model=rm, name="shadow", version=v
+    )  # unprotected aliases still move freely
+    request = promotions.request_create(
+        actor=actor_for(ml_engineer), version=v, target_alias="champion"
+    )
     decide(reviewer, request)
     assert rm.aliases.get(name="champion").version == v
     row = StageHistory.objects.get(kind="alias", name="champion")
@@ -294,17 +323,23 @@ def test_a_no_approval_policy_applies_requests_at_once(rm, data_scientist, ml_en
     Policy.objects.filter(risk_tier="medium").update(production_approvals=0)
     request = ask(ml_engineer, ready_version(data_scientist, rm))
     assert request.status == "applied"
-    assert AuditEvent.objects.get(action="promotion.approved").details["note"] == \
-        "the policy needs no approval"
+    assert (
+        AuditEvent.objects.get(action="promotion.approved").details["note"]
+        == "the policy needs no approval"
+    )
 
 
 def test_policy_changes_are_for_admins_validated_and_audited(rm, data_scientist):
     with pytest.raises(Forbidden):
-        policies.policy_override_set(actor=actor_for(data_scientist), registered_model=rm,
-                                     production_approvals=0)
+        policies.policy_override_set(
+            actor=actor_for(data_scientist), registered_model=rm, production_approvals=0
+        )
     admin = actor_for(superuser())
-    for bad in ({"production_approvals": -1}, {"required_checks": ["vibes"]},
-                {"protected_aliases": ["bad name!"]}):
+    for bad in (
+        {"production_approvals": -1},
+        {"required_checks": ["vibes"]},
+        {"protected_aliases": ["bad name!"]},
+    ):
         with pytest.raises(ValidationFailed):
             policies.policy_override_set(actor=admin, registered_model=rm, **bad)
     assert not Policy.objects.filter(registered_model=rm).exists()
@@ -316,7 +351,8 @@ def test_policy_changes_are_for_admins_validated_and_audited(rm, data_scientist)
 
 
 def test_reviewers_are_emailed_and_the_requester_hears_the_decision(
-        rm, data_scientist, ml_engineer, reviewer, mailoutbox, django_capture_on_commit_callbacks):
+    rm, data_scientist, ml_engineer, reviewer, mailoutbox, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         request = ask(ml_engineer, ready_version(data_scientist, rm))
     assert len(mailoutbox) == 1
@@ -332,13 +368,15 @@ def test_reviewers_are_emailed_and_the_requester_hears_the_decision(
 
 
 def test_point_in_time_history_names_versions_and_approvers(
-        rm, data_scientist, ml_engineer, reviewer, api):
+    rm, data_scientist, ml_engineer, reviewer, api
+):
     v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
     decide(reviewer, ask(ml_engineer, v1))
     between = timezone.now()
     decide(reviewer, ask(ml_engineer, v2))
-    r = api(reviewer).get("/api/v1/models/churn/history/",
-                          {"at": between.isoformat().replace("+00:00", "Z")})
+    r = api(reviewer).get(
+        "/api/v1/models/churn/history/", {"at": between.isoformat().replace("+00:00", "Z")}
+    )
     assert r.status_code == 200
     production = r.json()["stages"]["production"]
     assert [p["version"] for p in production] == [1]
@@ -346,7 +384,10 @@ def test_point_in_time_history_names_versions_and_approvers(
     assert production[0]["started_by"] == "carol"
     now = api(reviewer).get("/api/v1/models/churn/history/").json()["timeline"]
     assert [(t["version"], t["name"], t["ended_at"] is None) for t in now] == [
-        (2, "production", True), (1, "archived", True), (1, "production", False)]
+        (2, "production", True),
+        (1, "archived", True),
+        (1, "production", False),
+    ]
     r = api(reviewer).get("/api/v1/models/churn/history/", {"at": "yesterday"})
     assert r.status_code == 400 and r.json()["fields"]["at"]
 
@@ -361,6 +402,7 @@ def test_compliance_report(rm, data_scientist, ml_engineer, reviewer, api):
     assert all(c["passed"] for c in report["production_readiness"] if c["required"])
     # A direct move under a no-approval policy is reported, not hidden.
     from tests.factories import place
+
     place(ready_version(data_scientist, rm), "production", archive_existing=True)
     report = api(reviewer).get("/api/v1/models/churn/compliance/").json()
     assert report["findings"][0]["severity"] == "warning"
@@ -377,7 +419,8 @@ def test_seeded_tier_policies_match_the_shipped_defaults():
 
 
 def test_model_page_shows_policy_production_history_and_a_point_in_time(
-        client, rm, data_scientist, ml_engineer, reviewer, django_assert_max_num_queries):
+    client, rm, data_scientist, ml_engineer, reviewer, django_assert_max_num_queries
+):
     v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
     decide(reviewer, ask(ml_engineer, v1))
     between = timezone.now()

@@ -22,18 +22,24 @@ def rm(data_scientist):
     return make_model(data_scientist, "churn")
 
 
-def test_request_review_and_apply_through_the_api(api, rm, data_scientist, ml_engineer,
-                                                  reviewer):
+def test_request_review_and_apply_through_the_api(api, rm, data_scientist, ml_engineer, reviewer):
     ready_version(data_scientist, rm)
-    r = api(ml_engineer).post(R, {"model": "churn", "version": 1, "target_stage": "production",
-                                  "justification": "better"}, format="json")
+    r = api(ml_engineer).post(
+        R,
+        {"model": "churn", "version": 1, "target_stage": "production", "justification": "better"},
+        format="json",
+    )
     assert r.status_code == 201, r.json()
     body = r.json()
     assert body["status"] == "pending" and body["requested_by"] == "bob"
     assert body["evaluation"]["approvals_needed"] == 1
     assert body["evaluation"]["ready_to_approve"] is True
     assert {c["name"] for c in body["evaluation"]["checks"]} >= {
-        "artifact", "signature", "signature_compatible", "metrics"}
+        "artifact",
+        "signature",
+        "signature_compatible",
+        "metrics",
+    }
     assert body["you_may_review"] is False and "may not approve" in body["why_not"]
     url = body["url"]
 
@@ -43,14 +49,16 @@ def test_request_review_and_apply_through_the_api(api, rm, data_scientist, ml_en
     assert [i["id"] for i in inbox] == [body["id"]]
     assert api(ml_engineer).get(R, {"awaiting_my_review": "1"}).json()["results"] == []
     assert [i["id"] for i in api(ml_engineer).get(R, {"mine": "1"}).json()["results"]] == [
-        body["id"]]
+        body["id"]
+    ]
 
     r = api(ml_engineer).post(f"{url}reviews/", {"decision": "approve"}, format="json")
     assert r.status_code == 403 and r.json()["code"] == "permission_denied"
     r = api(reviewer).post(f"{url}reviews/", {"decision": "reject"}, format="json")
     assert r.status_code == 400 and r.json()["fields"]["comment"]
-    r = api(reviewer).post(f"{url}reviews/", {"decision": "approve", "comment": "fine"},
-                           format="json")
+    r = api(reviewer).post(
+        f"{url}reviews/", {"decision": "approve", "comment": "fine"}, format="json"
+    )
     assert r.status_code == 200
     done = r.json()
     assert done["status"] == "applied" and done["applied_by"] == "carol"
@@ -66,12 +74,17 @@ def test_bad_input_is_a_4xx_and_changes_nothing(api, rm, data_scientist, ml_engi
     cases = [
         ({"model": "churn", "version": 1}, 400, "validation_failed"),
         ({"model": "churn", "version": 1, "target_stage": "qa"}, 400, "validation_failed"),
-        ({"model": "churn", "version": 9, "target_stage": "production"}, 404,
-         "version_not_found"),
-        ({"model": "nope", "version": 1, "target_stage": "production"}, 404,
-         "registered_model_not_found"),
-        ({"model": "churn", "version": 1, "target_stage": "production", "status": "applied"},
-         400, "unknown_field"),
+        ({"model": "churn", "version": 9, "target_stage": "production"}, 404, "version_not_found"),
+        (
+            {"model": "nope", "version": 1, "target_stage": "production"},
+            404,
+            "registered_model_not_found",
+        ),
+        (
+            {"model": "churn", "version": 1, "target_stage": "production", "status": "applied"},
+            400,
+            "unknown_field",
+        ),
         ({"model": "churn", "version": 1, "target_alias": "bad alias!"}, 400, None),
     ]
     for body, code, error in cases:
@@ -82,21 +95,24 @@ def test_bad_input_is_a_4xx_and_changes_nothing(api, rm, data_scientist, ml_engi
             assert r.json()["code"] == error
     assert not PromotionRequest.objects.exists()
     assert client.get(f"{R}999/").status_code == 404
-    assert client.post(f"{R}999/reviews/", {"decision": "approve"},
-                       format="json").status_code == 404
+    assert (
+        client.post(f"{R}999/reviews/", {"decision": "approve"}, format="json").status_code == 404
+    )
     assert client.get(R, {"status": "maybe"}).status_code == 400
 
 
-def test_requests_of_invisible_models_are_404_and_never_listed(api, rm, data_scientist,
-                                                               ml_engineer, outsider):
+def test_requests_of_invisible_models_are_404_and_never_listed(
+    api, rm, data_scientist, ml_engineer, outsider
+):
     request = ask(ml_engineer, ready_version(data_scientist, rm))
     assert api(outsider).get(f"{R}{request.pk}/").status_code == 404
     assert api(outsider).post(f"{R}{request.pk}/cancel/", {}, format="json").status_code == 404
     assert api(outsider).get(R).json()["results"] == []
 
 
-def test_request_list_costs_constant_queries(api, data_scientist, ml_engineer, reviewer,
-                                             django_assert_max_num_queries):
+def test_request_list_costs_constant_queries(
+    api, data_scientist, ml_engineer, reviewer, django_assert_max_num_queries
+):
     for i in range(6):
         rm = make_model(data_scientist, f"m{i}")
         request = ask(ml_engineer, ready_version(data_scientist, rm))
@@ -118,20 +134,23 @@ def test_policy_and_my_permissions_endpoints(api, rm, ml_engineer, viewer):
 
 
 def test_rollback_endpoint(api, rm, data_scientist, ml_engineer, reviewer):
-    r = api(ml_engineer).post("/api/v1/models/churn/rollback/", {"justification": "x"},
-                              format="json")
+    r = api(ml_engineer).post(
+        "/api/v1/models/churn/rollback/", {"justification": "x"}, format="json"
+    )
     assert r.status_code == 404 and r.json()["code"] == "no_rollback_target"
     for _ in range(2):
         decide(reviewer, ask(ml_engineer, ready_version(data_scientist, rm)))
-    r = api(ml_engineer).post("/api/v1/models/churn/rollback/", {"justification": "drift"},
-                              format="json")
+    r = api(ml_engineer).post(
+        "/api/v1/models/churn/rollback/", {"justification": "drift"}, format="json"
+    )
     assert r.status_code == 201 and r.json()["version"] == 1 and r.json()["kind"] == "rollback"
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_final_approvals_of_competing_requests_leave_one_production_version(
-        roles, data_scientist, ml_engineer):
+    roles, data_scientist, ml_engineer
+):
     """Six requests for production, each approved at the same instant by its own reviewer:
     the model lock makes them queue; the first applies, the rest find themselves superseded."""
     rm = make_model(data_scientist, "race")
@@ -144,8 +163,9 @@ def test_concurrent_final_approvals_of_competing_requests_leave_one_production_v
 
     def approve(i: int) -> str:
         try:
-            promotions.review_submit(actor=actor_for(reviewers[i]), request=requests[i],
-                                     decision="approve", comment="go")
+            promotions.review_submit(
+                actor=actor_for(reviewers[i]), request=requests[i], decision="approve", comment="go"
+            )
             return "ok"
         except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
             return getattr(exc, "code", repr(exc))
@@ -159,8 +179,7 @@ def test_concurrent_final_approvals_of_competing_requests_leave_one_production_v
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_approvals_of_one_request_count_once_each(roles, data_scientist,
-                                                             ml_engineer):
+def test_concurrent_approvals_of_one_request_count_once_each(roles, data_scientist, ml_engineer):
     """Two reviewers approve a high-risk request at once; a third approves the same request
     at the same time: it is applied exactly once, every approval recorded once."""
     rm = make_model(data_scientist, "scorer", risk_tier="high")
@@ -173,8 +192,9 @@ def test_concurrent_approvals_of_one_request_count_once_each(roles, data_scienti
 
     def approve(i: int) -> str:
         try:
-            promotions.review_submit(actor=actor_for(reviewers[i]), request=request,
-                                     decision="approve", comment="go")
+            promotions.review_submit(
+                actor=actor_for(reviewers[i]), request=request, decision="approve", comment="go"
+            )
             return "ok"
         except Exception as exc:  # noqa: BLE001
             return getattr(exc, "code", repr(exc))

@@ -18,8 +18,10 @@ def rm(data_scientist):
 
 def test_invisible_and_forbidden_requests_are_recorded(api, rm, outsider, viewer):
     assert api(outsider).get("/api/v1/models/churn/").status_code == 404
-    assert api(viewer).patch("/api/v1/models/churn/", {"description": "x"},
-                             format="json").status_code == 403
+    assert (
+        api(viewer).patch("/api/v1/models/churn/", {"description": "x"}, format="json").status_code
+        == 403
+    )
     events = {e.actor_label: e for e in AuditEvent.objects.filter(action="access.refused")}
     hidden, forbidden = events["olivia"], events["victor"]
     assert hidden.registered_model_name == "churn" and hidden.registered_model_id == rm.pk

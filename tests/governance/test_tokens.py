@@ -19,8 +19,9 @@ def _get(client, raw):
 
 
 def test_token_is_stored_hashed_and_authenticates(client, data_scientist):
-    token, raw = token_create(actor=Actor.system("cli", user=data_scientist),
-                              user=data_scientist, name="ci")
+    token, raw = token_create(
+        actor=Actor.system("cli", user=data_scientist), user=data_scientist, name="ci"
+    )
     assert raw.startswith("mg_") and raw not in token.digest and len(token.digest) == 64
     assert not ApiToken.objects.filter(digest__contains=raw[3:]).exists()
     assert _get(client, raw).status_code == 200
@@ -32,8 +33,12 @@ def test_token_is_stored_hashed_and_authenticates(client, data_scientist):
 
 def test_expired_revoked_and_wrong_tokens_are_401(client, data_scientist):
     actor = Actor.system("cli", user=data_scientist)
-    expired, raw_expired = token_create(actor=actor, user=data_scientist, name="old",
-                                        expires_at=timezone.now() + timedelta(seconds=1))
+    expired, raw_expired = token_create(
+        actor=actor,
+        user=data_scientist,
+        name="old",
+        expires_at=timezone.now() + timedelta(seconds=1),
+    )
     ApiToken.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(1))
     revoked, raw_revoked = token_create(actor=actor, user=data_scientist, name="rev")
     token_revoke(actor=actor, token=revoked)
@@ -43,8 +48,9 @@ def test_expired_revoked_and_wrong_tokens_are_401(client, data_scientist):
 
 
 def test_inactive_users_tokens_stop_working(client, data_scientist):
-    _, raw = token_create(actor=Actor.system("cli", user=data_scientist), user=data_scientist,
-                          name="x")
+    _, raw = token_create(
+        actor=Actor.system("cli", user=data_scientist), user=data_scientist, name="x"
+    )
     data_scientist.is_active = False
     data_scientist.save()
     assert _get(client, raw).status_code == 401
@@ -61,18 +67,22 @@ def test_token_create_command_prints_a_working_token(client, data_scientist, cap
     assert _get(client, raw).status_code == 200
 
 
-def test_token_requests_get_their_role_permissions_and_lose_them_at_once(client, roles,
-                                                                        data_scientist, viewer):
+def test_token_requests_get_their_role_permissions_and_lose_them_at_once(
+    client, roles, data_scientist, viewer
+):
     from tests.factories import make_model
+
     make_model(data_scientist, "m")
     url = "/api/v1/models/m/versions/"
-    _, ds_raw = token_create(actor=Actor.system("cli", user=data_scientist),
-                             user=data_scientist, name="ds")
+    _, ds_raw = token_create(
+        actor=Actor.system("cli", user=data_scientist), user=data_scientist, name="ds"
+    )
     _, viewer_raw = token_create(actor=Actor.system("cli", user=viewer), user=viewer, name="v")
 
     def post(raw):
-        return client.post(url, {}, content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client.post(
+            url, {}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}"
+        )
 
     assert post(viewer_raw).status_code == 403
     assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {viewer_raw}").status_code == 200

@@ -53,8 +53,16 @@ def dns(monkeypatch):
         answers.lookups[host] = n + 1
         script = answers[host]
         addresses = script[min(n, len(script) - 1)] if isinstance(script[0], list) else script
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
-                 (a, port) if ":" not in a else (a, port, 0, 0)) for a in addresses]
+        return [
+            (
+                socket.AF_INET6 if ":" in a else socket.AF_INET,
+                socket.SOCK_STREAM,
+                6,
+                "",
+                (a, port) if ":" not in a else (a, port, 0, 0),
+            )
+            for a in addresses
+        ]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return answers
@@ -64,27 +72,30 @@ def _create(root, url: str) -> Webhook:
     return webhooks.webhook_create(actor=root, name="hook", url=url, secret="s3cret")
 
 
-@pytest.mark.parametrize(("url", "reason"), [
-    ("http://127.0.0.1/hook", "loopback"),
-    ("http://10.1.2.3/hook", "private"),
-    ("http://192.168.0.10/hook", "private"),
-    ("http://172.16.5.4/hook", "private"),
-    ("http://169.254.169.254/latest/meta-data/", "link-local"),
-    ("http://100.64.0.1/", "not globally routable"),
-    ("http://0.0.0.0:8000/", "unspecified"),
-    ("http://224.0.0.1/", "multicast"),
-    ("http://240.0.0.1/", "reserved"),
-    ("http://[::1]:8000/hook", "loopback"),
-    ("http://[::ffff:127.0.0.1]/hook", "loopback (IPv4 127.0.0.1 inside IPv6)"),
-    ("http://[::ffff:169.254.169.254]/", "link-local (IPv4 169.254.169.254 inside IPv6)"),
-    ("http://[2002:7f00:1::]/", "loopback (IPv4 127.0.0.1 inside IPv6)"),
-    ("http://[64:ff9b::a00:1]/", "private (IPv4 10.0.0.1 inside IPv6)"),
-    ("http://[fe80::1]/", "link-local"),
-    ("http://[fc00::1]/", "private"),
-    ("http://[ff02::1]/", "multicast"),
-    ("http://[::]/", "unspecified"),
-    ("http://localhost:8000/hook", "loopback"),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1/hook", "loopback"),
+        ("http://10.1.2.3/hook", "private"),
+        ("http://192.168.0.10/hook", "private"),
+        ("http://172.16.5.4/hook", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://100.64.0.1/", "not globally routable"),
+        ("http://0.0.0.0:8000/", "unspecified"),
+        ("http://224.0.0.1/", "multicast"),
+        ("http://240.0.0.1/", "reserved"),
+        ("http://[::1]:8000/hook", "loopback"),
+        ("http://[::ffff:127.0.0.1]/hook", "loopback (IPv4 127.0.0.1 inside IPv6)"),
+        ("http://[::ffff:169.254.169.254]/", "link-local (IPv4 169.254.169.254 inside IPv6)"),
+        ("http://[2002:7f00:1::]/", "loopback (IPv4 127.0.0.1 inside IPv6)"),
+        ("http://[64:ff9b::a00:1]/", "private (IPv4 10.0.0.1 inside IPv6)"),
+        ("http://[fe80::1]/", "link-local"),
+        ("http://[fc00::1]/", "private"),
+        ("http://[ff02::1]/", "multicast"),
+        ("http://[::]/", "unspecified"),
+        ("http://localhost:8000/hook", "loopback"),
+    ],
+)
 def test_non_public_targets_are_refused_when_saved(root, url, reason):
     with pytest.raises(ValidationFailed) as refused:
         _create(root, url)
@@ -95,8 +106,15 @@ def test_non_public_targets_are_refused_when_saved(root, url, reason):
     assert not AuditEvent.objects.filter(action__startswith="webhook.").exists()
 
 
-@pytest.mark.parametrize("url", ["ftp://files.example.com/x", "file:///etc/passwd",
-                                 "gopher://127.0.0.1:6379/_INFO", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://files.example.com/x",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:6379/_INFO",
+        "javascript:alert(1)",
+    ],
+)
 def test_only_http_and_https_are_accepted(root, url):
     with pytest.raises(ValidationFailed) as refused:
         _create(root, url)
@@ -133,8 +151,12 @@ def test_an_allow_listed_host_is_accepted_by_its_exact_name_only(root, settings)
     assert _create(root, "http://LOCALHOST:8000/hook").pk
     webhooks.webhook_create(actor=root, name="v6", url="http://[::1]:9000/", secret="k")
     # The name is listed, not what it resolves to; and no prefix or suffix matching.
-    for url in ("http://127.0.0.1:8000/hook", "http://localhost.:8000/hook",
-                "http://evil.hooks.internal/", "http://hooks.internal.evil.test/"):
+    for url in (
+        "http://127.0.0.1:8000/hook",
+        "http://localhost.:8000/hook",
+        "http://evil.hooks.internal/",
+        "http://hooks.internal.evil.test/",
+    ):
         with pytest.raises(ValidationFailed):
             _create(root, url)
     assert Webhook.objects.count() == 2
@@ -152,9 +174,13 @@ def test_a_changed_address_is_checked_and_an_unchanged_one_is_not_looked_up(root
 
 
 def _delivery(hook: Webhook) -> WebhookDelivery:
-    return WebhookDelivery.objects.create(webhook=hook, event="promotion.applied",
-                                          delivery_id=uuid.uuid4(), payload={"x": 1},
-                                          created_at=timezone.now())
+    return WebhookDelivery.objects.create(
+        webhook=hook,
+        event="promotion.applied",
+        delivery_id=uuid.uuid4(),
+        payload={"x": 1},
+        created_at=timezone.now(),
+    )
 
 
 def test_a_target_that_turned_private_since_it_was_saved_is_not_sent_to(root, dns, receiver):
@@ -199,8 +225,7 @@ def test_the_delivery_connects_to_the_address_it_checked(root, dns, receiver, se
     assert headers["X-Modelgate-Signature"] == webhooks.sign("s3cret", body)
 
 
-def test_only_the_start_of_a_response_is_stored_and_less_is_shown(root, settings, receiver,
-                                                                  client):
+def test_only_the_start_of_a_response_is_stored_and_less_is_shown(root, settings, receiver, client):
     settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     secret_page = ("internal-" * 1000).encode()
     endpoint = receiver(400, body=secret_page)
@@ -220,9 +245,17 @@ def test_only_the_start_of_a_response_is_stored_and_less_is_shown(root, settings
 
 def test_the_admin_refuses_a_private_target_with_a_message(client, admin_user):
     client.force_login(admin_user)
-    r = client.post("/admin/governance/webhook/add/", {
-        "name": "metadata", "url": "http://169.254.169.254/latest/meta-data/",
-        "secret": "s3cret", "registered_model": "", "events": "[]", "active": "on"})
+    r = client.post(
+        "/admin/governance/webhook/add/",
+        {
+            "name": "metadata",
+            "url": "http://169.254.169.254/latest/meta-data/",
+            "secret": "s3cret",
+            "registered_model": "",
+            "events": "[]",
+            "active": "on",
+        },
+    )
     assert r.status_code == 200
     assert "is not a public address (link-local)" in r.content.decode()
     assert not Webhook.objects.exists()
@@ -276,8 +309,7 @@ def raw_server(settings):
         server.close()
 
 
-def test_a_target_that_does_not_speak_http_leaves_only_a_short_error(root, raw_server,
-                                                                     client):
+def test_a_target_that_does_not_speak_http_leaves_only_a_short_error(root, raw_server, client):
     """http.client puts the whole first line (up to 64 KiB) of a non-HTTP answer into its
     BadStatusLine message: stored whole, that went around the response limit, and the admin
     showed it all (issue 12 review). NUL, escapes and direction overrides are dropped too."""
@@ -303,7 +335,8 @@ def test_an_old_long_error_is_shown_short_in_the_admin(root, client):
     """Rows written before errors were bounded are cut when shown."""
     delivery = _delivery(_create(root, "https://8.8.8.8/in"))
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        error="BadStatusLine: " + "internal-secret-" * 3000)
+        error="BadStatusLine: " + "internal-secret-" * 3000
+    )
     client.force_login(root.user)
     shown = client.get(f"/admin/governance/webhookdelivery/{delivery.pk}/change/").content
     assert b"BadStatusLine: internal-secret-" in shown
@@ -333,10 +366,12 @@ def _drip(conn, stop) -> None:
         stop.wait(0.4)
 
 
-@pytest.mark.parametrize(("scheme", "reply"), [("http", _drip_headers), ("http", _drip_body),
-                                               ("https", _silent)])
+@pytest.mark.parametrize(
+    ("scheme", "reply"), [("http", _drip_headers), ("http", _drip_body), ("https", _silent)]
+)
 def test_a_receiver_dripping_bytes_cannot_hold_the_worker_past_the_timeout(
-        root, raw_server, settings, scheme, reply):
+    root, raw_server, settings, scheme, reply
+):
     """WEBHOOK_TIMEOUT was each read's socket timeout: a receiver sending a byte every little
     while held the delivery, and the Celery worker, for as long as it liked (issue 12
     review). It is now the budget of the whole attempt, and running out is retried."""

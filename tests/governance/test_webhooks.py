@@ -43,8 +43,13 @@ class Receiver:
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
                 self.end_headers()
-                self.wfile.write(answer if answer is not None
-                                 else b'{"ok": true}' if status < 300 else b"try later")
+                self.wfile.write(
+                    answer
+                    if answer is not None
+                    else b'{"ok": true}'
+                    if status < 300
+                    else b"try later"
+                )
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -79,11 +84,13 @@ def _promote(data_scientist, ml_engineer, reviewer, capture) -> None:
         decide(reviewer, request)
 
 
-def test_applied_promotion_is_delivered_signed(receiver, data_scientist, ml_engineer, reviewer,
-                                              django_capture_on_commit_callbacks):
+def test_applied_promotion_is_delivered_signed(
+    receiver, data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks
+):
     endpoint = receiver()
-    Webhook.objects.create(name="deployer", url=endpoint.url, secret="s3cret",
-                           events=["promotion.applied"])
+    Webhook.objects.create(
+        name="deployer", url=endpoint.url, secret="s3cret", events=["promotion.applied"]
+    )
     _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
     assert len(endpoint.received) == 1
     headers, body = endpoint.received[0]
@@ -101,11 +108,11 @@ def test_applied_promotion_is_delivered_signed(receiver, data_scientist, ml_engi
     assert delivery.response_status == 200 and delivery.response_body == '{"ok": true}'
 
 
-def test_transient_failures_are_retried_then_succeed(receiver, data_scientist, ml_engineer,
-                                                    reviewer, django_capture_on_commit_callbacks):
+def test_transient_failures_are_retried_then_succeed(
+    receiver, data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks
+):
     endpoint = receiver(503, 500)
-    Webhook.objects.create(name="ci", url=endpoint.url, secret="k",
-                           events=["promotion.applied"])
+    Webhook.objects.create(name="ci", url=endpoint.url, secret="k", events=["promotion.applied"])
     _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "succeeded" and delivery.attempts == 3
@@ -114,16 +121,15 @@ def test_transient_failures_are_retried_then_succeed(receiver, data_scientist, m
     assert len(ids) == 1  # the receiver can tell a retry from a new event
 
 
-def test_client_errors_fail_at_once_and_unreachable_hosts_give_up(receiver, data_scientist,
-                                                                  ml_engineer, reviewer,
-                                                                  settings,
-                                                                  django_capture_on_commit_callbacks):
+def test_client_errors_fail_at_once_and_unreachable_hosts_give_up(
+    receiver, data_scientist, ml_engineer, reviewer, settings, django_capture_on_commit_callbacks
+):
     settings.WEBHOOK_MAX_ATTEMPTS = 3
     endpoint = receiver(410)
-    Webhook.objects.create(name="gone", url=endpoint.url, secret="k",
-                           events=["promotion.applied"])
-    Webhook.objects.create(name="down", url="http://127.0.0.1:9/hook", secret="k",
-                           events=["promotion.applied"])
+    Webhook.objects.create(name="gone", url=endpoint.url, secret="k", events=["promotion.applied"])
+    Webhook.objects.create(
+        name="down", url="http://127.0.0.1:9/hook", secret="k", events=["promotion.applied"]
+    )
     _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
     gone = WebhookDelivery.objects.get(webhook__name="gone")
     assert gone.status == "failed" and gone.attempts == 1 and gone.response_status == 410
@@ -134,16 +140,18 @@ def test_client_errors_fail_at_once_and_unreachable_hosts_give_up(receiver, data
 
 def test_only_matching_webhooks_receive_events(data_scientist, ml_engineer, reviewer):
     other = make_model(data_scientist, "other")
-    Webhook.objects.create(name="other-model", url="http://127.0.0.1:9/", secret="k",
-                           registered_model=other)
-    Webhook.objects.create(name="inactive", url="http://127.0.0.1:9/", secret="k",
-                           active=False)
-    Webhook.objects.create(name="requests-only", url="http://127.0.0.1:9/", secret="k",
-                           events=["promotion.requested"])
+    Webhook.objects.create(
+        name="other-model", url="http://127.0.0.1:9/", secret="k", registered_model=other
+    )
+    Webhook.objects.create(name="inactive", url="http://127.0.0.1:9/", secret="k", active=False)
+    Webhook.objects.create(
+        name="requests-only", url="http://127.0.0.1:9/", secret="k", events=["promotion.requested"]
+    )
     rm = make_model(data_scientist, "churn")
     decide(reviewer, ask(ml_engineer, ready_version(data_scientist, rm)))
     assert list(WebhookDelivery.objects.values_list("webhook__name", "event")) == [
-        ("requests-only", "promotion.requested")]
+        ("requests-only", "promotion.requested")
+    ]
 
 
 def test_backoff_grows_exponentially_and_is_capped(settings):
@@ -153,18 +161,21 @@ def test_backoff_grows_exponentially_and_is_capped(settings):
             assert ceiling / 2 <= webhooks.backoff(attempt) <= ceiling
 
 
-def test_admin_replays_a_delivery(receiver, client, data_scientist, ml_engineer, reviewer,
-                                  django_capture_on_commit_callbacks):
+def test_admin_replays_a_delivery(
+    receiver, client, data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks
+):
     endpoint = receiver(404)
-    Webhook.objects.create(name="ci", url=endpoint.url, secret="k",
-                           events=["promotion.applied"])
+    Webhook.objects.create(name="ci", url=endpoint.url, secret="k", events=["promotion.applied"])
     _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
     failed = WebhookDelivery.objects.get()
     assert failed.status == "failed"
     client.force_login(superuser())
     with django_capture_on_commit_callbacks(execute=True):
-        r = client.post("/admin/governance/webhookdelivery/",
-                        {"action": "replay", "_selected_action": [failed.pk]}, follow=True)
+        r = client.post(
+            "/admin/governance/webhookdelivery/",
+            {"action": "replay", "_selected_action": [failed.pk]},
+            follow=True,
+        )
     assert r.status_code == 200
     replay = WebhookDelivery.objects.get(replay_of=failed)
     assert replay.status == "succeeded" and replay.payload == failed.payload
@@ -172,8 +183,11 @@ def test_admin_replays_a_delivery(receiver, client, data_scientist, ml_engineer,
     event = AuditEvent.objects.get(action="webhook.delivery_replayed")
     assert event.actor_label == "root" and event.channel == "admin"
     assert event.target_id == str(failed.pk) and event.details == {
-        "webhook": "ci", "event": "promotion.applied", "delivery": str(failed.delivery_id),
-        "replay": str(replay.delivery_id)}
+        "webhook": "ci",
+        "event": "promotion.applied",
+        "delivery": str(failed.delivery_id),
+        "replay": str(replay.delivery_id),
+    }
 
 
 def test_only_administrators_change_webhooks_or_replay_deliveries(ml_engineer):
@@ -183,16 +197,23 @@ def test_only_administrators_change_webhooks_or_replay_deliveries(ml_engineer):
     from registry.errors import Forbidden
 
     staff = UserFactory(username="steward", is_staff=True)  # staff, not an administrator
-    hook = webhooks.webhook_create(actor=Actor(user=superuser(), channel="cli"), name="ci",
-                                   url="https://ci.example.com/hook", secret="s3cret")
-    delivery = WebhookDelivery.objects.create(webhook=hook, event="promotion.applied",
-                                              delivery_id=uuid.uuid4(), payload={},
-                                              created_at=timezone.now())
+    hook = webhooks.webhook_create(
+        actor=Actor(user=superuser(), channel="cli"),
+        name="ci",
+        url="https://ci.example.com/hook",
+        secret="s3cret",
+    )
+    delivery = WebhookDelivery.objects.create(
+        webhook=hook,
+        event="promotion.applied",
+        delivery_id=uuid.uuid4(),
+        payload={},
+        created_at=timezone.now(),
+    )
     for user in (staff, ml_engineer, None):
         actor = Actor(user=user, channel="api")
         with pytest.raises(Forbidden):
-            webhooks.webhook_create(actor=actor, name="x", url="https://x.example.com/",
-                                    secret="k")
+            webhooks.webhook_create(actor=actor, name="x", url="https://x.example.com/", secret="k")
         with pytest.raises(Forbidden):
             webhooks.webhook_change(actor=actor, webhook=hook, url="https://evil.example.com/")
         with pytest.raises(Forbidden):
@@ -201,8 +222,9 @@ def test_only_administrators_change_webhooks_or_replay_deliveries(ml_engineer):
             webhooks.webhook_delivery_replay(actor=actor, delivery=delivery)
     assert list(Webhook.objects.values_list("url", flat=True)) == ["https://ci.example.com/hook"]
     assert WebhookDelivery.objects.count() == 1
-    assert list(AuditEvent.objects.filter(action__startswith="webhook.")
-                .values_list("action", flat=True)) == ["webhook.created"]
+    assert list(
+        AuditEvent.objects.filter(action__startswith="webhook.").values_list("action", flat=True)
+    ) == ["webhook.created"]
 
 
 def test_webhook_services_validate_and_audit_without_the_secret():
@@ -210,30 +232,45 @@ def test_webhook_services_validate_and_audit_without_the_secret():
     from registry.errors import ValidationFailed
 
     root = Actor(user=superuser(), channel="cli")
-    for bad, field in (({"url": "ftp://x.example.com/"}, "url"), ({"secret": " "}, "secret"),
-                       ({"events": ["promotion.shipped"]}, "events"), ({"name": ""}, "name"),
-                       ({"events": "promotion.applied"}, "events")):
+    for bad, field in (
+        ({"url": "ftp://x.example.com/"}, "url"),
+        ({"secret": " "}, "secret"),
+        ({"events": ["promotion.shipped"]}, "events"),
+        ({"name": ""}, "name"),
+        ({"events": "promotion.applied"}, "events"),
+    ):
         with pytest.raises(ValidationFailed) as refused:
-            webhooks.webhook_create(actor=root, **{"name": "ci", "url": "https://x.example.com/",
-                                                   "secret": "s3cret", **bad})
+            webhooks.webhook_create(
+                actor=root,
+                **{"name": "ci", "url": "https://x.example.com/", "secret": "s3cret", **bad},
+            )
         assert field in refused.value.fields
     assert not Webhook.objects.exists()
-    hook = webhooks.webhook_create(actor=root, name="ci", url="https://x.example.com/",
-                                   secret="s3cret-one", events=["promotion.applied"] * 2)
+    hook = webhooks.webhook_create(
+        actor=root,
+        name="ci",
+        url="https://x.example.com/",
+        secret="s3cret-one",
+        events=["promotion.applied"] * 2,
+    )
     assert hook.events == ["promotion.applied"]
     webhooks.webhook_change(actor=root, webhook=hook, secret="s3cret-two", active=False)
     hook.refresh_from_db()
     assert hook.secret == "s3cret-two" and hook.active is False
     event = AuditEvent.objects.get(action="webhook.changed")
-    assert event.details == {"webhook": "ci", "secret_changed": True,
-                             "changes": {"active": {"from": True, "to": False}}}
+    assert event.details == {
+        "webhook": "ci",
+        "secret_changed": True,
+        "changes": {"active": {"from": True, "to": False}},
+    }
     assert "s3cret" not in str(list(AuditEvent.objects.values()))
     with pytest.raises(ValidationFailed):
         webhooks.webhook_change(actor=root, webhook=hook, secret_hint="x")
 
 
 def test_a_broker_outage_does_not_undo_or_fail_the_committed_change(
-        monkeypatch, data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks):
+    monkeypatch, data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks
+):
     from governance import tasks
 
     def down(*args: object) -> None:
@@ -245,12 +282,19 @@ def test_a_broker_outage_does_not_undo_or_fail_the_committed_change(
     _promote(data_scientist, ml_engineer, reviewer, django_capture_on_commit_callbacks)
     assert WebhookDelivery.objects.filter(status="pending").count() >= 1  # replayable
     from registry.models import ModelVersion
+
     assert ModelVersion.objects.get().stage == "production"
 
 
 def test_the_sweeper_sends_what_a_broker_outage_left_pending(
-        monkeypatch, receiver, settings, data_scientist, ml_engineer, reviewer,
-        django_capture_on_commit_callbacks):
+    monkeypatch,
+    receiver,
+    settings,
+    data_scientist,
+    ml_engineer,
+    reviewer,
+    django_capture_on_commit_callbacks,
+):
     from datetime import timedelta
 
     from django.utils import timezone

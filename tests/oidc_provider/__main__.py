@@ -28,8 +28,14 @@ def _serve_tls(address: str, certfile: str, keyfile: str) -> None:
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            for name, value in {"bind": address, "certfile": certfile, "keyfile": keyfile,
-                                "workers": 1, "threads": 4, "loglevel": "warning"}.items():
+            for name, value in {
+                "bind": address,
+                "certfile": certfile,
+                "keyfile": keyfile,
+                "workers": 1,
+                "threads": 4,
+                "loglevel": "warning",
+            }.items():
                 self.cfg.set(name, value)
 
         def load(self) -> Any:
@@ -48,23 +54,34 @@ def main() -> None:
     call_command("migrate", verbosity=0, interactive=False)
     setup = json.loads(os.environ["OIDC_PROVIDER_SETUP"])
     for user in setup["users"]:
-        User.objects.create_user(user["username"], email=user.get("email", ""),
-                                 password=user["password"],
-                                 first_name=user.get("first_name", ""),
-                                 last_name=user.get("last_name", ""))
+        User.objects.create_user(
+            user["username"],
+            email=user.get("email", ""),
+            password=user["password"],
+            first_name=user.get("first_name", ""),
+            last_name=user.get("last_name", ""),
+        )
     client = setup["client"]
     Application.objects.create(
-        name="Modelgate", client_id=client["client_id"], client_secret=client["client_secret"],
-        redirect_uris=client["redirect_uri"], client_type=Application.CLIENT_CONFIDENTIAL,
+        name="Modelgate",
+        client_id=client["client_id"],
+        client_secret=client["client_secret"],
+        redirect_uris=client["redirect_uri"],
+        client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
-        algorithm=Application.RS256_ALGORITHM, skip_authorization=False)
-    certfile, keyfile = (os.environ.get("OIDC_PROVIDER_CERTFILE"),
-                         os.environ.get("OIDC_PROVIDER_KEYFILE"))
+        algorithm=Application.RS256_ALGORITHM,
+        skip_authorization=False,
+    )
+    certfile, keyfile = (
+        os.environ.get("OIDC_PROVIDER_CERTFILE"),
+        os.environ.get("OIDC_PROVIDER_KEYFILE"),
+    )
     if certfile and keyfile:
         _serve_tls(os.environ["OIDC_PROVIDER_ADDRESS"], certfile, keyfile)
     else:
-        call_command("runserver", os.environ["OIDC_PROVIDER_ADDRESS"], use_reloader=False,
-                     skip_checks=True)
+        call_command(
+            "runserver", os.environ["OIDC_PROVIDER_ADDRESS"], use_reloader=False, skip_checks=True
+        )
 
 
 if __name__ == "__main__":

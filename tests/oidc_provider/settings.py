@@ -25,14 +25,17 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 ROOT_URLCONF = "tests.oidc_provider.urls"
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [HERE / "templates"],
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
-}]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3",
-                         "NAME": str(DIR / "provider.sqlite3")}}
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [HERE / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DIR / "provider.sqlite3")}
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Test passwords and client secrets: hashed fast.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -44,11 +47,18 @@ OAUTH2_PROVIDER = {
     "OIDC_ENABLED": True,
     "OIDC_RSA_PRIVATE_KEY": (DIR / "key.pem").read_text(),
     "OIDC_ISS_ENDPOINT": os.environ["OIDC_PROVIDER_ISSUER"],
-    "SCOPES": {"openid": "OpenID Connect", "profile": "Profile", "email": "E-mail",
-               "groups": "Group memberships"},
+    "SCOPES": {
+        "openid": "OpenID Connect",
+        "profile": "Profile",
+        "email": "E-mail",
+        "groups": "Group memberships",
+    },
     "OAUTH2_VALIDATOR_CLASS": "tests.oidc_provider.validators.GroupsValidator",
     "PKCE_REQUIRED": True,
 }
-LOGGING = {"version": 1, "disable_existing_loggers": False,
-           "handlers": {"console": {"class": "logging.StreamHandler"}},
-           "root": {"handlers": ["console"], "level": "WARNING"}}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

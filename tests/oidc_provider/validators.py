@@ -19,8 +19,11 @@ class GroupsValidator(OAuth2Validator):
         user = request.user
         profiles = json.loads((DIR / "profiles.json").read_text())
         profile = profiles.get(user.username, {})
-        return {"preferred_username": user.username, "given_name": user.first_name,
-                "family_name": user.last_name, "email": user.email,
-                "email_verified": profile.get("email_verified", True),
-                "groups": profile.get("groups", [])}
-
+        return {
+            "preferred_username": user.username,
+            "given_name": user.first_name,
+            "family_name": user.last_name,
+            "email": user.email,
+            "email_verified": profile.get("email_verified", True),
+            "groups": profile.get("groups", []),
+        }

@@ -32,8 +32,10 @@ pytestmark = pytest.mark.django_db
 V = "/api/v1/models/churn/versions/1/"
 X, Y = make_classification(n_samples=200, n_features=4, random_state=1)
 COLUMNS = ["a", "b", "c", "d"]
-SIGNATURE = {"inputs": [{"name": c, "type": "double"} for c in COLUMNS],
-             "outputs": [{"name": "label", "type": "long"}]}
+SIGNATURE = {
+    "inputs": [{"name": c, "type": "double"} for c in COLUMNS],
+    "outputs": [{"name": "label", "type": "long"}],
+}
 EXAMPLE = [dict(zip(COLUMNS, row, strict=True)) for row in X[:20].tolist()]
 
 
@@ -50,14 +52,18 @@ def _dump(obj, fmt: str, tmp_path) -> bytes:
 @pytest.fixture
 def setup(api, data_scientist, django_capture_on_commit_callbacks):
     """Upload `data` to a new version and return a client and a function that runs a job."""
+
     def make(data: bytes, filename: str, **fields):
         fields.setdefault("signature", SIGNATURE)
         fields.setdefault("input_example", EXAMPLE)
         make_version(data_scientist, make_model(data_scientist, "churn"), **fields)
         client = api(data_scientist)
         with django_capture_on_commit_callbacks(execute=True):
-            r = client.post(f"{V}artifacts/?filename={filename}", data=data,
-                            content_type="application/octet-stream")
+            r = client.post(
+                f"{V}artifacts/?filename={filename}",
+                data=data,
+                content_type="application/octet-stream",
+            )
         assert r.status_code == 201, r.content
 
         def run(kind: str, **body):
@@ -65,7 +71,9 @@ def setup(api, data_scientist, django_capture_on_commit_callbacks):
                 r = client.post(f"{V}jobs/", {"kind": kind, **body}, format="json")
             assert r.status_code in (200, 201), r.json()
             return client.get(f"{V}jobs/{r.json()['id']}/").json()
+
         return client, run
+
     return make
 
 
@@ -105,8 +113,15 @@ def test_a_bundle_loads_and_predicts_with_mlflow(setup, tmp_path, monkeypatch, o
     assert metadata["signature"] == stored_signature
     assert metadata["estimator"] == "RandomForestClassifier"
     assert set(metadata["files"]) == {
-        "MLmodel", "model.pkl", "requirements.txt", "python_env.yaml", "conda.yaml",
-        "artifacts/forest.onnx", "model_card.md", "model_card.json"}
+        "MLmodel",
+        "model.pkl",
+        "requirements.txt",
+        "python_env.yaml",
+        "conda.yaml",
+        "artifacts/forest.onnx",
+        "model_card.md",
+        "model_card.json",
+    }
     for name, entry in metadata["files"].items():
         assert hashlib.sha256((target / name).read_bytes()).hexdigest() == entry["sha256"], name
     mlmodel = yaml.safe_load((target / "MLmodel").read_text())
@@ -139,17 +154,24 @@ def test_a_bundle_rebuilds_only_when_what_it_packs_changes(setup, tmp_path, data
     assert "onnx" not in first["result"]["flavors"]  # no ONNX file yet: no ONNX flavor
     assert run("bundle")["id"] == first["id"]
     card = ModelCard.objects.get()
-    card_services.card_update(actor=actor_for(data_scientist), card=card,
-                              changes={"sections": {"limitations": "Only for churn."}})
+    card_services.card_update(
+        actor=actor_for(data_scientist),
+        card=card,
+        changes={"sections": {"limitations": "Only for churn."}},
+    )
     second = run("bundle")
     assert second["id"] != first["id"] and second["status"] == "succeeded"
-    assert second["result"]["bundle_artifact"]["sha256"] != \
-        first["result"]["bundle_artifact"]["sha256"]
+    assert (
+        second["result"]["bundle_artifact"]["sha256"]
+        != first["result"]["bundle_artifact"]["sha256"]
+    )
     target = _download(client, second["result"]["bundle_artifact"]["id"], tmp_path)
     assert "Only for churn." in (target / "model_card.md").read_text()
     # A plain pickle travels as it was uploaded.
-    assert hashlib.sha256((target / "model.pkl").read_bytes()).hexdigest() == \
-        Artifact.objects.get(filename="pipe.pkl").sha256
+    assert (
+        hashlib.sha256((target / "model.pkl").read_bytes()).hexdigest()
+        == Artifact.objects.get(filename="pipe.pkl").sha256
+    )
     forced = run("bundle", force=True)
     assert forced["id"] != second["id"] and forced["status"] == "succeeded"
     # A reproducible zip: forcing the same input stores no second copy.
@@ -157,7 +179,8 @@ def test_a_bundle_rebuilds_only_when_what_it_packs_changes(setup, tmp_path, data
 
 
 def test_a_skops_model_is_inspected_converted_and_bundled_with_its_trusted_types(
-        setup, tmp_path, monkeypatch):
+    setup, tmp_path, monkeypatch
+):
     import mlflow.pyfunc
     import pandas as pd
 
@@ -178,7 +201,8 @@ def test_a_skops_model_is_inspected_converted_and_bundled_with_its_trusted_types
     assert sklearn_flavor["skops_trusted_types"] == ["sklearn.tree._tree.Tree"]
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     predictions = mlflow.pyfunc.load_model(str(target)).predict(
-        pd.DataFrame(X[:10], columns=COLUMNS))
+        pd.DataFrame(X[:10], columns=COLUMNS)
+    )
     assert (np.asarray(predictions) == forest.predict(X[:10])).all()
 
 
@@ -205,8 +229,7 @@ def test_a_malicious_skops_file_is_unsafe_and_never_loaded(setup, tmp_path):
     assert "posix.system" in inspected.result["scan"]["dangerous"]
     for kind in ("convert_onnx", "bundle", "compare_formats"):
         job = run(kind)
-        assert job["status"] == "failed" and "The file is unsafe: posix.system" in \
-            job["error"], job
+        assert job["status"] == "failed" and "The file is unsafe: posix.system" in job["error"], job
     assert not Artifact.objects.filter(format__in=("onnx", "mlflow")).exists()
 
 
@@ -239,7 +262,7 @@ def _torchscript_like() -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("net/code/__torch__.py", "")
-        archive.writestr("net/constants.pkl", b"\x80\x02)." )
+        archive.writestr("net/constants.pkl", b"\x80\x02).")
         archive.writestr("net/data.pkl", b"\x80\x02}.")
     return out.getvalue()
 
@@ -248,8 +271,9 @@ def test_torchscript_without_pytorch_fails_fast(setup, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "torch" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
     _, run = setup(_torchscript_like(), "net.pt")
     assert Artifact.objects.get().format == "torchscript"
     job = run("torchscript")
@@ -280,9 +304,15 @@ def test_bundle_refuses_what_cannot_be_loaded(setup, tmp_path):
     assert not Artifact.objects.filter(format="mlflow").exists()
 
 
-def test_the_version_page_shows_results_and_starts_jobs(setup, tmp_path, client, data_scientist,
-                                                        viewer, django_capture_on_commit_callbacks,
-                                                        django_assert_max_num_queries):
+def test_the_version_page_shows_results_and_starts_jobs(
+    setup,
+    tmp_path,
+    client,
+    data_scientist,
+    viewer,
+    django_capture_on_commit_callbacks,
+    django_assert_max_num_queries,
+):
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y)
     _, run = setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
     for kind in ("convert_onnx", "compare_formats", "bundle"):
@@ -292,7 +322,7 @@ def test_the_version_page_shows_results_and_starts_jobs(setup, tmp_path, client,
     with django_assert_max_num_queries(20):
         html = client.get(page).content.decode()
     assert "ONNX parity" in html and "Label agreement" in html
-    assert "Formats compared" in html and "<th scope=\"row\">skops</th>" in html
+    assert "Formats compared" in html and '<th scope="row">skops</th>' in html
     assert "Download churn-v1-bundle.zip" in html and 'name="kind"' in html
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -315,15 +345,17 @@ def _packaging_check(user):
     from governance import promotions
     from registry.models import ModelVersion
 
-    request = promotions.request_create(actor=actor_for(user), version=ModelVersion.objects.get(),
-                                        target_stage="staging")
+    request = promotions.request_create(
+        actor=actor_for(user), version=ModelVersion.objects.get(), target_stage="staging"
+    )
     check = next(c for c in promotions.evaluate(request).checks if c.name == "packaging")
     request.delete()
     return check
 
 
-def test_readiness_names_trusted_types_and_blocks_unsafe_files(setup, tmp_path, ml_engineer,
-                                                               admin_user):
+def test_readiness_names_trusted_types_and_blocks_unsafe_files(
+    setup, tmp_path, ml_engineer, admin_user
+):
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y)
     _, run = setup(_dump(forest, "skops", tmp_path), "forest.skops")
     run("convert_onnx")
@@ -331,6 +363,7 @@ def test_readiness_names_trusted_types_and_blocks_unsafe_files(setup, tmp_path, 
     assert check.passed and "sklearn.tree._tree.Tree" in check.message
 
     from tests.factories import make_artifact
+
     version = Artifact.objects.first().version
     make_artifact(ml_engineer, version, _evil_skops(tmp_path), "evil.skops")  # inspected
     evil = Artifact.objects.get(filename="evil.skops")
@@ -353,7 +386,8 @@ def test_a_later_success_clears_an_earlier_failure(setup, tmp_path, ml_engineer,
 
 
 def test_a_bundle_is_inspected_member_by_member_and_then_clears_readiness(
-        setup, tmp_path, ml_engineer):
+    setup, tmp_path, ml_engineer
+):
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y)
     _, run = setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
     assert run("convert_onnx")["status"] == "succeeded"
@@ -378,14 +412,30 @@ class _Shell:
         return (os.system, ("true",))
 
 
-@pytest.mark.parametrize("members, why", [
-    ({"MLmodel": b"flavors:\n  python_function:\n    loader_module: evil.loader\n"},
-     "loads through evil.loader"),
-    ({"MLmodel": b"flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
-                 b"    code: code\n", "code/x.py": b"import os"}, "ships code"),
-    ({"MLmodel": b"flavors:\n  sklearn:\n    pickled_model: model.pkl\n",
-      "model.pkl": pickle.dumps(_Shell())}, "model.pkl: posix"),
-])
+@pytest.mark.parametrize(
+    "members, why",
+    [
+        (
+            {"MLmodel": b"flavors:\n  python_function:\n    loader_module: evil.loader\n"},
+            "loads through evil.loader",
+        ),
+        (
+            {
+                "MLmodel": b"flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+                b"    code: code\n",
+                "code/x.py": b"import os",
+            },
+            "ships code",
+        ),
+        (
+            {
+                "MLmodel": b"flavors:\n  sklearn:\n    pickled_model: model.pkl\n",
+                "model.pkl": pickle.dumps(_Shell()),
+            },
+            "model.pkl: posix",
+        ),
+    ],
+)
 def test_an_uploaded_mlflow_zip_that_would_run_code_is_unsafe(setup, members, why, ml_engineer):
     setup(_mlflow_zip(members), "model.zip")
     artifact = Artifact.objects.get(filename="model.zip")
@@ -397,7 +447,8 @@ def test_an_uploaded_mlflow_zip_that_would_run_code_is_unsafe(setup, members, wh
 
 
 def test_a_bundle_asked_for_while_the_onnx_conversion_is_queued_waits_and_ships_its_flavor(
-        setup, tmp_path, data_scientist, settings, django_capture_on_commit_callbacks):
+    setup, tmp_path, data_scientist, settings, django_capture_on_commit_callbacks
+):
     """With two workers a bundle used to finish before the ONNX conversion of the same file
     and lack the ONNX flavor; now it waits for the conversion, and the conversion's end
     sends it to a worker."""
@@ -420,11 +471,16 @@ def test_a_bundle_asked_for_while_the_onnx_conversion_is_queued_waits_and_ships_
     assert f"waiting for Convert to ONNX #{convert.pk} of the same file" in bundle.log
     shown = APIClient()
     shown.force_authenticate(data_scientist)
-    jobs = {j["id"]: j for j in shown.get(
-        f"/api/v1/models/{version.registered_model.name}/versions/1/jobs/").json()["results"]}
+    jobs = {
+        j["id"]: j
+        for j in shown.get(
+            f"/api/v1/models/{version.registered_model.name}/versions/1/jobs/"
+        ).json()["results"]
+    }
     assert jobs[bundle.pk]["waits_for"] == convert.pk and jobs[bundle.pk]["heartbeat_at"] is None
     PackagingJob.objects.filter(pk=bundle.pk).update(
-        updated_at=timezone.now() - timedelta(seconds=settings.SWEEP_AFTER + 1))
+        updated_at=timezone.now() - timedelta(seconds=settings.SWEEP_AFTER + 1)
+    )
     assert sweep.apply().get()["requeued"] == 0  # waiting is not lost: not sent again
     with django_capture_on_commit_callbacks(execute=True):
         assert run_job.apply(args=[convert.pk]).get() == "succeeded"
@@ -440,7 +496,8 @@ def test_a_bundle_asked_for_while_the_onnx_conversion_is_queued_waits_and_ships_
 
 
 def test_a_bundle_waiting_for_a_conversion_that_is_cancelled_runs_without_onnx(
-        setup, tmp_path, data_scientist, django_capture_on_commit_callbacks):
+    setup, tmp_path, data_scientist, django_capture_on_commit_callbacks
+):
     from registry.models import ModelVersion
     from registry.services import job_cancel, job_start
     from registry.services.jobs import job_claim
@@ -458,4 +515,6 @@ def test_a_bundle_waiting_for_a_conversion_that_is_cancelled_runs_without_onnx(
         job_cancel(actor=actor, job=convert)
     bundle.refresh_from_db()
     assert bundle.status == "succeeded" and bundle.result["flavors"] == [
-        "python_function", "sklearn"]
+        "python_function",
+        "sklearn",
+    ]

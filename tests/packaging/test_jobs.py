@@ -41,17 +41,18 @@ def version(data_scientist):
 
 def _upload(client, data: bytes, filename: str, capture):
     with capture(execute=True):
-        r = client.post(f"{V}artifacts/?filename={filename}", data=data,
-                        content_type="application/octet-stream")
+        r = client.post(
+            f"{V}artifacts/?filename={filename}", data=data, content_type="application/octet-stream"
+        )
     assert r.status_code == 201, r.content
     return r.json()
 
 
-def test_an_upload_is_inspected_and_marked_safe(api, data_scientist, version,
-                                                django_capture_on_commit_callbacks):
+def test_an_upload_is_inspected_and_marked_safe(
+    api, data_scientist, version, django_capture_on_commit_callbacks
+):
     client = api(data_scientist)
-    artifact = _upload(client, _model_bytes(), "model.joblib",
-                       django_capture_on_commit_callbacks)
+    artifact = _upload(client, _model_bytes(), "model.joblib", django_capture_on_commit_callbacks)
     jobs = client.get(f"{V}jobs/").json()["results"]
     assert len(jobs) == 1
     job = jobs[0]
@@ -66,13 +67,15 @@ def test_an_upload_is_inspected_and_marked_safe(api, data_scientist, version,
 
 
 def test_a_malicious_pickle_is_flagged_unsafe_and_never_loaded(
-        api, data_scientist, version, django_capture_on_commit_callbacks):
+    api, data_scientist, version, django_capture_on_commit_callbacks
+):
     marker = "/tmp/modelgate-pwned-by-upload"
     if os.path.exists(marker):
         os.remove(marker)
     client = api(data_scientist)
-    artifact = _upload(client, pickle.dumps(Evil()), "model.pkl",
-                       django_capture_on_commit_callbacks)
+    artifact = _upload(
+        client, pickle.dumps(Evil()), "model.pkl", django_capture_on_commit_callbacks
+    )
     job = client.get(f"{V}jobs/").json()["results"][0]
     assert job["result"]["scan"]["verdict"] == "unsafe"
     assert job["result"]["scan"]["dangerous"] in (["posix.system"], ["nt.system"])
@@ -80,8 +83,9 @@ def test_a_malicious_pickle_is_flagged_unsafe_and_never_loaded(
     assert not os.path.exists(marker)
 
 
-def test_jobs_are_idempotent_per_input_unless_forced(api, data_scientist, version,
-                                                     django_capture_on_commit_callbacks):
+def test_jobs_are_idempotent_per_input_unless_forced(
+    api, data_scientist, version, django_capture_on_commit_callbacks
+):
     client = api(data_scientist)
     _upload(client, _model_bytes(), "model.joblib", django_capture_on_commit_callbacks)
     first = client.get(f"{V}jobs/").json()["results"][0]
@@ -94,10 +98,10 @@ def test_jobs_are_idempotent_per_input_unless_forced(api, data_scientist, versio
 
 
 def test_a_tampered_file_fails_inspection_with_a_clear_message(
-        api, data_scientist, version, django_capture_on_commit_callbacks):
+    api, data_scientist, version, django_capture_on_commit_callbacks
+):
     client = api(data_scientist)
-    artifact = _upload(client, _model_bytes(), "model.joblib",
-                       django_capture_on_commit_callbacks)
+    artifact = _upload(client, _model_bytes(), "model.joblib", django_capture_on_commit_callbacks)
     key = Artifact.objects.get(pk=artifact["id"]).storage_key
     path = artifact_storage().path(key)
     with open(path, "ab") as handle:
@@ -112,8 +116,11 @@ def test_cancel_and_errors(api, data_scientist, viewer, version):
     client = api(data_scientist)
     r = client.post(f"{V}jobs/", {"kind": "inspect"}, format="json")
     assert r.status_code == 409 and r.json()["code"] == "no_input_artifact"
-    client.post(f"{V}artifacts/?filename=m.pkl", data=pickle.dumps({"a": 1}),
-                content_type="application/octet-stream")  # queued; the task waits for commit
+    client.post(
+        f"{V}artifacts/?filename=m.pkl",
+        data=pickle.dumps({"a": 1}),
+        content_type="application/octet-stream",
+    )  # queued; the task waits for commit
     job = client.get(f"{V}jobs/").json()["results"][0]
     assert job["status"] == "queued"
     assert api(viewer).post(f"{V}jobs/{job['id']}/cancel/").status_code == 403
@@ -122,16 +129,20 @@ def test_cancel_and_errors(api, data_scientist, viewer, version):
     r = client.post(f"{V}jobs/{job['id']}/cancel/")
     assert r.status_code == 409 and r.json()["code"] == "job_not_active"
     from registry.tasks import run_job
+
     assert run_job.apply(args=[job["id"]]).get() == "nothing to do"  # a late message is inert
-    for body, code in (({"kind": "teleport"}, "validation_failed"),
-                       ({"kind": "inspect", "artifact": 999}, "artifact_not_found")):
+    for body, code in (
+        ({"kind": "teleport"}, "validation_failed"),
+        ({"kind": "inspect", "artifact": 999}, "artifact_not_found"),
+    ):
         r = client.post(f"{V}jobs/", body, format="json")
         assert r.json()["code"] == code, r.json()
     assert client.get(f"{V}jobs/999/").status_code == 404
 
 
-def test_version_page_shows_jobs_and_the_verdict(client, data_scientist, version,
-                                                 django_capture_on_commit_callbacks):
+def test_version_page_shows_jobs_and_the_verdict(
+    client, data_scientist, version, django_capture_on_commit_callbacks
+):
     from tests.factories import make_artifact
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -25,11 +25,13 @@ from tests.factories import actor_for, make_model, make_version
 
 pytestmark = pytest.mark.django_db
 V = "/api/v1/models/churn/versions/1/"
-SIGNATURE = {"inputs": [{"name": c, "type": "double"} for c in "abcd"],
-             "outputs": [{"name": "label", "type": "long"}]}
+SIGNATURE = {
+    "inputs": [{"name": c, "type": "double"} for c in "abcd"],
+    "outputs": [{"name": "label", "type": "long"}],
+}
 
 # Runs inside the model process while the file loads; tries each escape, reports in an error.
-PROBE = '''
+PROBE = """
 import ctypes, json, os, socket, struct
 results = {"isolated_network": os.readlink("/proc/self/ns/net") != OUR_NET}
 libc = ctypes.CDLL(None, use_errno=True)
@@ -65,7 +67,7 @@ attempt("write_outside", lambda: open(OUTSIDE, "w").write("escaped"))
 attempt("raw_write_outside", lambda: raw_open(OUTSIDE + "-raw", os.O_WRONLY | os.O_CREAT))
 attempt("write_scratch", lambda: open("scratch.txt", "w").write("fine"))
 raise RuntimeError("PROBE" + json.dumps(results) + "PROBE")
-'''
+"""
 
 
 class Probe:
@@ -78,29 +80,34 @@ class Probe:
 
 def _upload(client, data: bytes, filename: str, capture) -> Artifact:
     with capture(execute=True):
-        r = client.post(f"{V}artifacts/?filename={filename}", data=data,
-                        content_type="application/octet-stream")
+        r = client.post(
+            f"{V}artifacts/?filename={filename}", data=data, content_type="application/octet-stream"
+        )
     assert r.status_code == 201, r.json()
     return Artifact.objects.get(filename=filename)
 
 
 def _convert(client, artifact: Artifact, capture) -> dict:
     with capture(execute=True):
-        r = client.post(f"{V}jobs/", {"kind": "convert_onnx", "force": True,
-                                      "artifact": artifact.pk}, format="json")
+        r = client.post(
+            f"{V}jobs/",
+            {"kind": "convert_onnx", "force": True, "artifact": artifact.pk},
+            format="json",
+        )
     assert r.status_code in (200, 201), r.json()
     return client.get(f"{V}jobs/{r.json()['id']}/").json()
 
 
 @pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "fallback"])
 def test_a_trusted_payload_cannot_read_secrets_connect_or_write_outside_its_folder(
-        api, data_scientist, admin_user, settings, django_capture_on_commit_callbacks,
-        namespaces):
+    api, data_scientist, admin_user, settings, django_capture_on_commit_callbacks, namespaces
+):
     settings.SANDBOX_NAMESPACES = namespaces
     make_version(data_scientist, make_model(data_scientist, "churn"), signature=SIGNATURE)
     client = api(data_scientist)
-    other = _upload(client, pickle.dumps({"another": "model"}), "other.pkl",
-                    django_capture_on_commit_callbacks)
+    other = _upload(
+        client, pickle.dumps({"another": "model"}), "other.pkl", django_capture_on_commit_callbacks
+    )
     blob = artifact_storage().path(other.storage_key)
     secrets = [blob, str(settings.VAR_DIR / "secret_key")]
     if connection.vendor == "sqlite":
@@ -113,12 +120,17 @@ def test_a_trusted_payload_cannot_read_secrets_connect_or_write_outside_its_fold
     listener.setblocking(False)
     outside = str(Path(tempfile.gettempdir()) / f"modelgate-escape-{uuid.uuid4().hex}")
     code = PROBE
-    for name, value in (("OUR_NET", os.readlink("/proc/self/ns/net")),
-                        ("PORT", listener.getsockname()[1]), ("STORE", str(Path(blob).parent)),
-                        ("OUTSIDE", outside), ("SECRETS", secrets)):
+    for name, value in (
+        ("OUR_NET", os.readlink("/proc/self/ns/net")),
+        ("PORT", listener.getsockname()[1]),
+        ("STORE", str(Path(blob).parent)),
+        ("OUTSIDE", outside),
+        ("SECRETS", secrets),
+    ):
         code = f"{name} = {value!r}\n" + code
-    probe = _upload(client, pickle.dumps(Probe(code)), "probe.pkl",
-                    django_capture_on_commit_callbacks)
+    probe = _upload(
+        client, pickle.dumps(Probe(code)), "probe.pkl", django_capture_on_commit_callbacks
+    )
     refused = _convert(client, probe, django_capture_on_commit_callbacks)
     assert refused["status"] == "failed" and "The file is unsafe" in refused["error"], refused
     artifact_trust(actor=actor_for(admin_user), artifact=probe)
@@ -128,8 +140,11 @@ def test_a_trusted_payload_cannot_read_secrets_connect_or_write_outside_its_fold
     assert job["status"] == "failed" and "PROBE" in job["error"], job
     results = json.loads(job["error"].split("PROBE")[1])
     assert results["write_scratch"] == "done", results  # the payload did run
-    escapes = {k: v for k, v in results.items() if k.startswith(("read_secret", "list_store",
-                                                                 "connect", "write_outside"))}
+    escapes = {
+        k: v
+        for k, v in results.items()
+        if k.startswith(("read_secret", "list_store", "connect", "write_outside"))
+    }
     assert len(escapes) >= 5 and all(v.startswith("refused") for v in escapes.values()), results
     # Below Python (ctypes calls libc directly): seccomp refuses the socket everywhere; files
     # are out of reach where the namespaces hold.
@@ -148,16 +163,17 @@ def test_a_trusted_payload_cannot_read_secrets_connect_or_write_outside_its_fold
 
 
 @pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "fallback"])
-def test_a_conversion_says_how_its_process_was_isolated(api, data_scientist, settings,
-                                                        django_capture_on_commit_callbacks,
-                                                        namespaces):
+def test_a_conversion_says_how_its_process_was_isolated(
+    api, data_scientist, settings, django_capture_on_commit_callbacks, namespaces
+):
     settings.SANDBOX_NAMESPACES = namespaces
     X, y = make_classification(n_samples=100, n_features=4, random_state=0)
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
     make_version(data_scientist, make_model(data_scientist, "churn"), signature=SIGNATURE)
     client = api(data_scientist)
-    artifact = _upload(client, pickle.dumps(forest), "forest.pkl",
-                       django_capture_on_commit_callbacks)
+    artifact = _upload(
+        client, pickle.dumps(forest), "forest.pkl", django_capture_on_commit_callbacks
+    )
     job = _convert(client, artifact, django_capture_on_commit_callbacks)
     assert job["status"] == "succeeded", job
     isolation = job["result"]["isolation"]
@@ -190,13 +206,18 @@ def _namespaces_work() -> bool:
     """Whether this machine lets root unshare mount, network and PID namespaces."""
     import subprocess
 
-    return os.geteuid() == 0 and subprocess.run(
-        ["unshare", "--mount", "--net", "--pid", "--fork", "true"],
-        capture_output=True).returncode == 0
+    return (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["unshare", "--mount", "--net", "--pid", "--fork", "true"], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def test_libraries_installed_under_the_temporary_folder_stay_visible_to_the_model_process(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     """A virtual environment under /tmp used to be hidden with the rest of the temporary folder,
     so conversions failed with "No module named ..."; the scratch folders beside the job's own
     (other jobs', the zygote's) and the temporary folder as a whole stay hidden."""

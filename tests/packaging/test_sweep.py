@@ -39,8 +39,9 @@ def job(data_scientist):
 def _age(job: PackagingJob, seconds: int, **fields) -> None:
     """Make the job's last change (and by default its heartbeat) `seconds` old."""
     then = timezone.now() - timedelta(seconds=seconds)
-    PackagingJob.objects.filter(pk=job.pk).update(**{"updated_at": then, "heartbeat_at": then,
-                                                     **fields})
+    PackagingJob.objects.filter(pk=job.pk).update(
+        **{"updated_at": then, "heartbeat_at": then, **fields}
+    )
 
 
 def _events(job: PackagingJob, action: str) -> list[AuditEvent]:
@@ -48,7 +49,8 @@ def _events(job: PackagingJob, action: str) -> list[AuditEvent]:
 
 
 def test_a_queued_job_whose_message_was_lost_runs_after_the_sweep(
-        job, settings, django_capture_on_commit_callbacks):
+    job, settings, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         assert sweep.apply().get()["requeued"] == 0  # recent: its message may still come
     _age(job, settings.SWEEP_AFTER + 1)
@@ -59,12 +61,17 @@ def test_a_queued_job_whose_message_was_lost_runs_after_the_sweep(
 
 
 def test_a_job_whose_worker_fell_silent_is_queued_again_then_given_up(
-        job, settings, django_capture_on_commit_callbacks):
+    job, settings, django_capture_on_commit_callbacks
+):
     jobs.job_claim(job.pk, "task-a")
     _age(job, settings.JOB_HEARTBEAT_TIMEOUT - 5)  # a beat missed or two: maybe still alive
     with django_capture_on_commit_callbacks(execute=True):
-        assert sweep.apply().get() == {"requeued": 0, "failed": 0, "deliveries": 0,
-                                       "spool_files": 0}
+        assert sweep.apply().get() == {
+            "requeued": 0,
+            "failed": 0,
+            "deliveries": 0,
+            "spool_files": 0,
+        }
     _age(job, settings.JOB_HEARTBEAT_TIMEOUT + 1)
     with django_capture_on_commit_callbacks(execute=True):
         assert sweep.apply().get()["requeued"] == 1
@@ -74,8 +81,9 @@ def test_a_job_whose_worker_fell_silent_is_queued_again_then_given_up(
     assert requeued.details["attempts"] == 1 and requeued.details["silent_seconds"] >= 61
     assert "no heartbeat from its worker" in job.log and "attempt 2" in job.log
 
-    again, _ = jobs.job_start(actor=actor_for(job.requested_by), version=job.version,
-                              kind="inspect", force=True)
+    again, _ = jobs.job_start(
+        actor=actor_for(job.requested_by), version=job.version, kind="inspect", force=True
+    )
     jobs.job_claim(again.pk, "task-c")
     PackagingJob.objects.filter(pk=again.pk).update(attempts=settings.JOB_MAX_ATTEMPTS)
     _age(again, settings.JOB_HEARTBEAT_TIMEOUT + 1)
@@ -88,7 +96,8 @@ def test_a_job_whose_worker_fell_silent_is_queued_again_then_given_up(
 
 
 def test_a_living_worker_s_job_stuck_in_a_long_step_is_not_queued_again(
-        job, settings, django_capture_on_commit_callbacks):
+    job, settings, django_capture_on_commit_callbacks
+):
     jobs.job_claim(job.pk, "task-a")
     # No progress for an hour, but its worker beat a moment ago: working, not lost.
     _age(job, 3600, heartbeat_at=timezone.now() - timedelta(seconds=5))
@@ -99,7 +108,8 @@ def test_a_living_worker_s_job_stuck_in_a_long_step_is_not_queued_again(
 
 
 def test_a_slow_worker_that_comes_back_cannot_complete_the_job_again(
-        job, settings, data_scientist, django_capture_on_commit_callbacks):
+    job, settings, data_scientist, django_capture_on_commit_callbacks
+):
     stale = jobs.job_claim(job.pk, "task-a")
     _age(job, settings.JOB_HEARTBEAT_TIMEOUT + 1)
     with django_capture_on_commit_callbacks(execute=False):  # queued again, not yet taken
@@ -114,9 +124,14 @@ def test_a_slow_worker_that_comes_back_cannot_complete_the_job_again(
     with pytest.raises(jobs.Cancelled):
         jobs.job_progress(stale, 90, "storing")
     with pytest.raises(jobs.Cancelled):
-        artifacts.artifact_upload(actor=actor_for(data_scientist), version=job.version,
-                                  filename="late.onnx", chunks=[b"\x08\x01"],
-                                  derived_from=job.artifact, derived_by_job=stale)
+        artifacts.artifact_upload(
+            actor=actor_for(data_scientist),
+            version=job.version,
+            filename="late.onnx",
+            chunks=[b"\x08\x01"],
+            derived_from=job.artifact,
+            derived_by_job=stale,
+        )
     with pytest.raises(jobs.Cancelled):
         jobs.job_finish(stale, {"late": True})
     job.refresh_from_db()
@@ -126,7 +141,8 @@ def test_a_slow_worker_that_comes_back_cannot_complete_the_job_again(
 
 
 def test_asking_again_for_a_stuck_job_starts_its_next_attempt(
-        api, job, settings, data_scientist, django_capture_on_commit_callbacks):
+    api, job, settings, data_scientist, django_capture_on_commit_callbacks
+):
     client = api(data_scientist)
     jobs.job_claim(job.pk, "task-a")
     _age(job, settings.JOB_HEARTBEAT_TIMEOUT - 5)
@@ -142,8 +158,9 @@ def test_asking_again_for_a_stuck_job_starts_its_next_attempt(
     assert _events(job, "job.requeued")[0].actor_id == data_scientist.pk
 
     # Out of attempts, the stuck job fails for good and the request starts a new job.
-    stuck, _ = jobs.job_start(actor=actor_for(data_scientist), version=job.version,
-                              kind="inspect", force=True)
+    stuck, _ = jobs.job_start(
+        actor=actor_for(data_scientist), version=job.version, kind="inspect", force=True
+    )
     jobs.job_claim(stuck.pk, "task-c")
     _age(stuck, settings.JOB_HEARTBEAT_TIMEOUT + 1, attempts=settings.JOB_MAX_ATTEMPTS)
     with django_capture_on_commit_callbacks(execute=True):
@@ -154,7 +171,8 @@ def test_asking_again_for_a_stuck_job_starts_its_next_attempt(
 
 
 def test_a_starting_worker_queues_again_the_jobs_of_a_dead_one(
-        job, settings, django_capture_on_commit_callbacks):
+    job, settings, django_capture_on_commit_callbacks
+):
     jobs.job_claim(job.pk, "task-a")
     _age(job, settings.JOB_HEARTBEAT_TIMEOUT + 1)
     with django_capture_on_commit_callbacks(execute=True):
@@ -171,8 +189,7 @@ def test_a_message_that_keeps_coming_back_fails_after_max_attempts(job, settings
     PackagingJob.objects.filter(pk=job.pk).update(attempts=settings.JOB_MAX_ATTEMPTS)
     assert run_job.apply(args=[job.pk], task_id="task-a").get() == "nothing to do"
     job.refresh_from_db()
-    assert job.status == "failed" and "lost its worker 3 times (its message came back)" in \
-        job.error
+    assert job.status == "failed" and "lost its worker 3 times (its message came back)" in job.error
 
 
 def test_a_second_message_for_a_running_job_does_nothing(job):
@@ -212,7 +229,8 @@ def test_the_heartbeat_comes_from_the_worker_process_not_from_progress(job, sett
 
 
 def test_stale_spool_files_are_swept_but_never_an_upload_in_progress(
-        settings, data_scientist, django_capture_on_commit_callbacks):
+    settings, data_scientist, django_capture_on_commit_callbacks
+):
     spool = settings.UPLOAD_SPOOL_DIR
     spool.mkdir(parents=True, exist_ok=True)
     killed = spool / "upload-killed"  # what a killed upload left behind
@@ -229,8 +247,9 @@ def test_stale_spool_files_are_swept_but_never_an_upload_in_progress(
         yield b""
 
     with django_capture_on_commit_callbacks(execute=True):
-        artifact = artifacts.artifact_upload(actor=actor_for(data_scientist), version=version,
-                                             filename="m.pkl", chunks=chunks())
+        artifact = artifacts.artifact_upload(
+            actor=actor_for(data_scientist), version=version, filename="m.pkl", chunks=chunks()
+        )
     assert swept == [1] and not killed.exists() and (spool / "upload-recent").exists()
     artifact.refresh_from_db()
     assert artifact.size == len(pickle.dumps({"a": 1})) and artifact.safety == "safe"
@@ -238,7 +257,8 @@ def test_stale_spool_files_are_swept_but_never_an_upload_in_progress(
 
 
 def test_the_same_bytes_under_a_second_name_show_the_verdict_too(
-        data_scientist, django_capture_on_commit_callbacks):
+    data_scientist, django_capture_on_commit_callbacks
+):
     """An inspection is of bytes: a second file with them (a bundle rebuilt after the first
     was deleted, a copy) reuses it rather than showing "not yet" for ever."""
     version = make_version(data_scientist, make_model(data_scientist, "churn"))
@@ -252,6 +272,7 @@ def test_the_same_bytes_under_a_second_name_show_the_verdict_too(
     third_version = make_version(data_scientist, version.registered_model)
     with django_capture_on_commit_callbacks(execute=True):
         for name in ("c.pkl", "d.pkl"):
-            artifacts.artifact_upload(actor=actor_for(data_scientist), version=third_version,
-                                      filename=name, chunks=[data])
+            artifacts.artifact_upload(
+                actor=actor_for(data_scientist), version=third_version, filename=name, chunks=[data]
+            )
     assert set(third_version.artifacts.values_list("safety", flat=True)) == {"safe"}

@@ -24,10 +24,16 @@ from config.celery import app as celery_app
 from registry.models import PackagingJob
 from tests.factories import make_artifact, make_model, make_version
 
-pytestmark = [pytest.mark.django_db(transaction=True),
-              pytest.mark.skipif(not settings.REDIS_URL, reason=(
-                  "needs Redis: set REDIS_URL=redis://host:6379/<db> (real Celery workers use "
-                  "it as their broker)"))]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not settings.REDIS_URL,
+        reason=(
+            "needs Redis: set REDIS_URL=redis://host:6379/<db> (real Celery workers use "
+            "it as their broker)"
+        ),
+    ),
+]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,18 +45,41 @@ def _database_url() -> str:
 
 
 def _start_worker(name: str, extra: list[str], env: dict[str, str]) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
-           "ARTIFACT_ROOT": settings.STORAGES["artifacts"]["OPTIONS"]["location"],
-           "CELERY_TASK_ALWAYS_EAGER": "false", **env}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "ARTIFACT_ROOT": settings.STORAGES["artifacts"]["OPTIONS"]["location"],
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        **env,
+    }
     hostname = f"{name}-{os.getpid()}@%h"
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--loglevel", "WARNING", "--hostname", hostname, *extra],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            hostname,
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     expected = hostname.replace("%h", socket.gethostname())
     while time.monotonic() < deadline and not any(
-            expected in reply for reply in celery_app.control.ping(timeout=0.5)):
+        expected in reply for reply in celery_app.control.ping(timeout=0.5)
+    ):
         assert process.poll() is None, process.stdout.read()
     return process
 
@@ -104,8 +133,11 @@ def _children_of(pid: int) -> list[int]:
             except OSError:
                 continue
         return found
-    return [int(entry.name) for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and (_stat(int(entry.name)) or ("", 0, 0))[1] == pid]
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and (_stat(int(entry.name)) or ("", 0, 0))[1] == pid
+    ]
 
 
 def _model_processes(worker: subprocess.Popen) -> dict[int, int]:
@@ -127,8 +159,11 @@ def _model_processes(worker: subprocess.Popen) -> dict[int, int]:
 
 def _running(processes: dict[int, int]) -> list[int]:
     """Those of `processes` still running (not gone, not a zombie awaiting its reaper)."""
-    return [pid for pid, started in processes.items()
-            if (stat := _stat(pid)) is not None and stat[2] == started and stat[0] != "Z"]
+    return [
+        pid
+        for pid, started in processes.items()
+        if (stat := _stat(pid)) is not None and stat[2] == started and stat[0] != "Z"
+    ]
 
 
 def _wait(job: PackagingJob, until, seconds: float = 90) -> PackagingJob:
@@ -141,10 +176,14 @@ def _wait(job: PackagingJob, until, seconds: float = 90) -> PackagingJob:
 
 def test_a_real_worker_inspects_an_upload(worker, data_scientist):
     version = make_version(data_scientist, make_model(data_scientist, "churn"))
-    artifact = make_artifact(data_scientist, version, pickle.dumps({"weights": [1, 2, 3]}),
-                             "model.pkl")
-    job = _wait(PackagingJob.objects.get(artifact=artifact),
-                lambda j: j.status not in ("queued", "running"), 60)
+    artifact = make_artifact(
+        data_scientist, version, pickle.dumps({"weights": [1, 2, 3]}), "model.pkl"
+    )
+    job = _wait(
+        PackagingJob.objects.get(artifact=artifact),
+        lambda j: j.status not in ("queued", "running"),
+        60,
+    )
     output = b"" if worker.poll() is None else worker.stdout.read()
     assert job.status == "succeeded", (job.status, job.error, output[-2000:])
     assert job.result["scan"]["verdict"] == "safe" and job.task_id
@@ -154,7 +193,8 @@ def test_a_real_worker_inspects_an_upload(worker, data_scientist):
 
 @pytest.mark.postgres
 def test_a_sigkilled_worker_s_job_completes_exactly_once_on_another_within_two_minutes(
-        workers, data_scientist):
+    workers, data_scientist
+):
     """The job's message stays unacknowledged with the killed worker (the visibility timeout
     is the production 4 h); the job recovers through its heartbeat alone: silent for
     JOB_HEARTBEAT_TIMEOUT, the sweeper (beat in the new worker) queues it again and the new
@@ -176,8 +216,7 @@ def test_a_sigkilled_worker_s_job_completes_exactly_once_on_another_within_two_m
     buffer = io.BytesIO()
     joblib.dump(forest, buffer)
     signature = {"inputs": [{"name": f"f{i}", "type": "double"} for i in range(10)]}
-    version = make_version(data_scientist, make_model(data_scientist, "churn"),
-                           signature=signature)
+    version = make_version(data_scientist, make_model(data_scientist, "churn"), signature=signature)
     fast = {"JOB_HEARTBEAT_INTERVAL": "1", "JOB_HEARTBEAT_TIMEOUT": "5", "SWEEP_INTERVAL": "2"}
     if os.environ.get("MODELGATE_RECOVERY_DEFAULTS") == "1":
         # Measure recovery with the default timeout and sweep (a beat every second only so
@@ -185,8 +224,10 @@ def test_a_sigkilled_worker_s_job_completes_exactly_once_on_another_within_two_m
         fast = {"JOB_HEARTBEAT_INTERVAL": "1"}
     first = workers("first", **fast)
     artifact = make_artifact(data_scientist, version, buffer.getvalue(), "forest.joblib")
-    inspect = _wait(PackagingJob.objects.get(artifact=artifact, kind="inspect"),
-                    lambda j: j.status == "succeeded")
+    inspect = _wait(
+        PackagingJob.objects.get(artifact=artifact, kind="inspect"),
+        lambda j: j.status == "succeeded",
+    )
     assert inspect.status == "succeeded", inspect.error
     job, _ = job_start(actor=actor_for(data_scientist), version=version, kind="convert_onnx")
     job = _wait(job, lambda j: j.step.startswith("converting"), 60)
@@ -209,8 +250,9 @@ def test_a_sigkilled_worker_s_job_completes_exactly_once_on_another_within_two_m
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("running", 1)  # what the dead worker left
     workers("second", beat=True, **fast)
-    job = _wait(job, lambda j: j.status in ("succeeded", "failed"),
-                120 - (time.monotonic() - killed_at))
+    job = _wait(
+        job, lambda j: j.status in ("succeeded", "failed"), 120 - (time.monotonic() - killed_at)
+    )
     assert job.status == "succeeded", (job.status, job.error, job.log)
     recovered_in = time.monotonic() - killed_at
     print(f"recovered {recovered_in:.0f} s after the kill")
@@ -219,14 +261,16 @@ def test_a_sigkilled_worker_s_job_completes_exactly_once_on_another_within_two_m
     [onnx] = Artifact.objects.filter(version=version, format="onnx")
     assert onnx.derived_by_job_id == job.pk and job.result["onnx_artifact"]["id"] == onnx.pk
     events = AuditEvent.objects.filter(target_id=str(job.pk))
-    assert list(events.filter(action__startswith="job.").order_by("pk").values_list(
-        "action", flat=True)) == ["job.started", "job.requeued", "job.succeeded"]
+    assert list(
+        events.filter(action__startswith="job.").order_by("pk").values_list("action", flat=True)
+    ) == ["job.started", "job.requeued", "job.succeeded"]
     assert events.get(action="job.requeued").details["attempts"] == 1
     assert "no heartbeat from its worker" in job.log and "attempt 2" in job.log
 
 
-def test_a_real_worker_inspects_converts_and_bundles_an_upload(worker, data_scientist, tmp_path,
-                                                               monkeypatch):
+def test_a_real_worker_inspects_converts_and_bundles_an_upload(
+    worker, data_scientist, tmp_path, monkeypatch
+):
     import zipfile
 
     import joblib
@@ -249,10 +293,14 @@ def test_a_real_worker_inspects_converts_and_bundles_an_upload(worker, data_scie
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer)
     version = make_version(
-        data_scientist, make_model(data_scientist, "churn"),
-        signature={"inputs": [{"name": c, "type": "double"} for c in columns],
-                   "outputs": [{"name": "label", "type": "long"}]},
-        input_example=[dict(zip(columns, row, strict=True)) for row in X[:16].tolist()])
+        data_scientist,
+        make_model(data_scientist, "churn"),
+        signature={
+            "inputs": [{"name": c, "type": "double"} for c in columns],
+            "outputs": [{"name": "label", "type": "long"}],
+        },
+        input_example=[dict(zip(columns, row, strict=True)) for row in X[:16].tolist()],
+    )
     artifact = make_artifact(data_scientist, version, buffer.getvalue(), "pipe.joblib")
     finished = lambda j: j.status not in ("queued", "running")  # noqa: E731
     inspect = _wait(PackagingJob.objects.get(artifact=artifact, kind="inspect"), finished)
@@ -271,8 +319,10 @@ def test_a_real_worker_inspects_converts_and_bundles_an_upload(worker, data_scie
     inspection = _wait(stored.jobs.get(kind="inspect"), finished)
     stored.refresh_from_db()
     assert (inspection.status, stored.safety) == ("succeeded", "safe"), inspection.error
-    with artifact_storage().open(stored.storage_key, "rb") as handle, \
-            zipfile.ZipFile(handle) as archive:
+    with (
+        artifact_storage().open(stored.storage_key, "rb") as handle,
+        zipfile.ZipFile(handle) as archive,
+    ):
         archive.extractall(tmp_path / "bundle")
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     model = mlflow.pyfunc.load_model(str(tmp_path / "bundle"))

@@ -18,18 +18,25 @@ def client(api, data_scientist):
     return api(data_scientist)
 
 
-@pytest.mark.parametrize("content_type", [
-    "application/x-www-form-urlencoded",  # curl --data-binary without -H Content-Type
-    "application/x-www-form-urlencoded; charset=utf-8",
-    "APPLICATION/X-WWW-FORM-URLENCODED",
-])
-@pytest.mark.parametrize("filename,data,expected", [
-    ("iris.joblib", b"\x80\x04\x95joblib-ish", "application/octet-stream"),
-    ("labels.json", b'{"0": "setosa"}', "application/json"),
-    ("forest.onnx", b"\x08\x07onnx-ish", "application/onnx"),
-])
-def test_a_form_encoding_is_never_stored_as_the_files_media_type(client, content_type,
-                                                                 filename, data, expected):
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",  # curl --data-binary without -H Content-Type
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "APPLICATION/X-WWW-FORM-URLENCODED",
+    ],
+)
+@pytest.mark.parametrize(
+    "filename,data,expected",
+    [
+        ("iris.joblib", b"\x80\x04\x95joblib-ish", "application/octet-stream"),
+        ("labels.json", b'{"0": "setosa"}', "application/json"),
+        ("forest.onnx", b"\x08\x07onnx-ish", "application/onnx"),
+    ],
+)
+def test_a_form_encoding_is_never_stored_as_the_files_media_type(
+    client, content_type, filename, data, expected
+):
     r = client.post(f"{V}/artifacts/?filename={filename}", data=data, content_type=content_type)
     assert r.status_code == 201, r.content
     assert r.json()["media_type"] == expected
@@ -38,13 +45,17 @@ def test_a_form_encoding_is_never_stored_as_the_files_media_type(client, content
     assert download["Content-Type"] == expected
 
 
-@pytest.mark.parametrize("content_type,expected", [
-    ("application/zip", "application/zip"),
-    ("Application/Octet-Stream; q=1", "application/octet-stream"),
-    ("not a type", "application/octet-stream"),
-])
+@pytest.mark.parametrize(
+    "content_type,expected",
+    [
+        ("application/zip", "application/zip"),
+        ("Application/Octet-Stream; q=1", "application/octet-stream"),
+        ("not a type", "application/octet-stream"),
+    ],
+)
 def test_a_declared_file_type_is_kept(client, content_type, expected):
-    r = client.post(f"{V}/artifacts/?filename=model.bin", data=b"\x00\x01\x02",
-                    content_type=content_type)
+    r = client.post(
+        f"{V}/artifacts/?filename=model.bin", data=b"\x00\x01\x02", content_type=content_type
+    )
     assert r.status_code == 201, r.content
     assert r.json()["media_type"] == expected

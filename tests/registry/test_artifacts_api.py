@@ -26,8 +26,12 @@ def version(data_scientist):
 
 
 def _raw(client, data: bytes, filename: str = "model.pkl", **extra):
-    return client.post(f"{V}/artifacts/?filename={filename}", data=data,
-                       content_type="application/octet-stream", **extra)
+    return client.post(
+        f"{V}/artifacts/?filename={filename}",
+        data=data,
+        content_type="application/octet-stream",
+        **extra,
+    )
 
 
 def test_raw_upload_stores_content_addressed_and_audits(api, data_scientist, version):
@@ -48,15 +52,15 @@ def test_raw_upload_stores_content_addressed_and_audits(api, data_scientist, ver
 
 
 def test_multipart_upload(api, data_scientist, version):
-    upload = SimpleUploadedFile("clf.joblib", b"\x80\x04joblib-bytes",
-                                content_type="application/octet-stream")
+    upload = SimpleUploadedFile(
+        "clf.joblib", b"\x80\x04joblib-bytes", content_type="application/octet-stream"
+    )
     r = api(data_scientist).post(f"{V}/artifacts/", {"file": upload}, format="multipart")
     assert r.status_code == 201, r.content
     assert (r.json()["filename"], r.json()["format"]) == ("clf.joblib", "joblib")
 
 
-def test_download_streams_the_bytes_after_permission_check(api, data_scientist, outsider,
-                                                           version):
+def test_download_streams_the_bytes_after_permission_check(api, data_scientist, outsider, version):
     data = bytes(range(256)) * 100
     artifact = make_artifact(data_scientist, version, data, "weights.bin")
     url = f"{V}/artifacts/{artifact.pk}/download/"
@@ -68,8 +72,9 @@ def test_download_streams_the_bytes_after_permission_check(api, data_scientist, 
     assert api(outsider).get(url).status_code == 404
 
 
-@pytest.mark.parametrize("filename", ["../etc/passwd", "a/b.pkl", "a\\b.pkl", "..", ".hidden",
-                                      "x..y", ""])
+@pytest.mark.parametrize(
+    "filename", ["../etc/passwd", "a/b.pkl", "a\\b.pkl", "..", ".hidden", "x..y", ""]
+)
 def test_filenames_with_paths_or_dots_are_refused(api, data_scientist, version, filename):
     r = _raw(api(data_scientist), b"data", filename)
     assert r.status_code == 400 and r.json()["code"] == "invalid_filename"
@@ -110,8 +115,9 @@ def test_limit_is_enforced_while_streaming(data_scientist, version, settings, tm
             yield b"y" * 1024
 
     with pytest.raises(TooLarge):
-        services.artifact_upload(actor=actor_for(data_scientist), version=version,
-                                 filename="f.bin", chunks=endless())
+        services.artifact_upload(
+            actor=actor_for(data_scientist), version=version, filename="f.bin", chunks=endless()
+        )
     assert len(consumed) == 11
     assert not list((tmp_path / "spool").iterdir())
     assert not (tmp_path / "artifacts").exists() or not any((tmp_path / "artifacts").rglob("*"))
@@ -123,7 +129,8 @@ def test_viewer_cannot_upload(api, data_scientist, viewer, version):
 
 
 def test_identical_content_shares_one_blob_until_the_last_reference_goes(
-        data_scientist, admin_user, version, django_capture_on_commit_callbacks):
+    data_scientist, admin_user, version, django_capture_on_commit_callbacks
+):
     other = make_version(data_scientist, version.registered_model)
     a = make_artifact(data_scientist, version, b"same")
     b = make_artifact(data_scientist, other, b"same")
@@ -152,33 +159,40 @@ def _safetensors() -> bytes:
     return struct.pack("<Q", len(header)) + header + b"\x00" * 4
 
 
-@pytest.mark.parametrize("filename,data,fmt", [
-    ("m.pkl", b"\x80\x05\x95rest", "pickle"),
-    ("m.pkl", b"(dp0\n.", "pickle"),
-    ("m.joblib", b"\x80\x04rest", "joblib"),
-    ("m.joblib", b"\x78\x9cdata", "joblib"),
-    ("m.safetensors", _safetensors(), "safetensors"),
-    ("m.skops", _zip(["schema.json", "abc.npy"]), "skops"),
-    ("m.pt", _zip(["m/code/__torch__.py", "m/constants.pkl", "m/data.pkl"]), "torchscript"),
-    ("m.zip", _zip(["readme.txt"]), "other"),
-    ("m.onnx", b"\x08\x07\x12\x04", "onnx"),
-    ("notes.txt", b"hello", "other"),
-])
+@pytest.mark.parametrize(
+    "filename,data,fmt",
+    [
+        ("m.pkl", b"\x80\x05\x95rest", "pickle"),
+        ("m.pkl", b"(dp0\n.", "pickle"),
+        ("m.joblib", b"\x80\x04rest", "joblib"),
+        ("m.joblib", b"\x78\x9cdata", "joblib"),
+        ("m.safetensors", _safetensors(), "safetensors"),
+        ("m.skops", _zip(["schema.json", "abc.npy"]), "skops"),
+        ("m.pt", _zip(["m/code/__torch__.py", "m/constants.pkl", "m/data.pkl"]), "torchscript"),
+        ("m.zip", _zip(["readme.txt"]), "other"),
+        ("m.onnx", b"\x08\x07\x12\x04", "onnx"),
+        ("notes.txt", b"hello", "other"),
+    ],
+)
 def test_format_is_detected_without_loading(data_scientist, version, filename, data, fmt):
     assert make_artifact(data_scientist, version, data, filename).format == fmt
 
 
 def test_an_html_upload_is_served_as_a_download_never_inline(api, data_scientist, version):
-    r = api(data_scientist).post(f"{V}/artifacts/?filename=page.html",
-                                 data=b"<script>alert(1)</script>", content_type="text/html")
+    r = api(data_scientist).post(
+        f"{V}/artifacts/?filename=page.html",
+        data=b"<script>alert(1)</script>",
+        content_type="text/html",
+    )
     assert r.status_code == 201
     download = api(data_scientist).get(r.json()["download_url"])
     assert download["Content-Disposition"].startswith("attachment;")
     assert download["X-Content-Type-Options"] == "nosniff"
 
 
-def test_session_upload_with_form_csrf_token_is_still_size_limited(data_scientist, version,
-                                                                   settings):
+def test_session_upload_with_form_csrf_token_is_still_size_limited(
+    data_scientist, version, settings
+):
     """The CSRF check reads a form token from the body, so it must parse through the limit."""
     from django.middleware.csrf import _get_new_csrf_string
     from rest_framework.test import APIClient
@@ -189,18 +203,21 @@ def test_session_upload_with_form_csrf_token_is_still_size_limited(data_scientis
     token = _get_new_csrf_string()
     client.cookies["csrftoken"] = token
     big = SimpleUploadedFile("big.bin", b"x" * 5000)
-    r = client.post(f"{V}/artifacts/", {"file": big, "csrfmiddlewaretoken": token},
-                    format="multipart")
+    r = client.post(
+        f"{V}/artifacts/", {"file": big, "csrfmiddlewaretoken": token}, format="multipart"
+    )
     assert r.status_code == 413 and r.json()["code"] == "upload_too_large"
     small = SimpleUploadedFile("small.bin", b"x" * 10)
-    ok = client.post(f"{V}/artifacts/", {"file": small, "csrfmiddlewaretoken": token},
-                     format="multipart")
+    ok = client.post(
+        f"{V}/artifacts/", {"file": small, "csrfmiddlewaretoken": token}, format="multipart"
+    )
     assert ok.status_code == 201, ok.content
     assert Artifact.objects.get().filename == "small.bin"
 
 
-def test_a_real_safetensors_file_is_inspected_safe_and_a_truncated_one_is_not(data_scientist,
-                                                                            version):
+def test_a_real_safetensors_file_is_inspected_safe_and_a_truncated_one_is_not(
+    data_scientist, version
+):
     good = make_artifact(data_scientist, version, _safetensors(), "w.safetensors")
     bad = make_artifact(data_scientist, version, _safetensors()[:-2], "cut.safetensors")
     good.refresh_from_db()
@@ -210,10 +227,8 @@ def test_a_real_safetensors_file_is_inspected_safe_and_a_truncated_one_is_not(da
     assert (bad.format, bad.safety) == ("other", "suspicious")
 
 
-def test_a_json_file_is_inspected_as_data_and_a_pickle_named_json_is_not(data_scientist,
-                                                                       version):
-    labels = make_artifact(data_scientist, version, b'{"0": "stay", "1": "churn"}',
-                           "labels.json")
+def test_a_json_file_is_inspected_as_data_and_a_pickle_named_json_is_not(data_scientist, version):
+    labels = make_artifact(data_scientist, version, b'{"0": "stay", "1": "churn"}', "labels.json")
     fake = make_artifact(data_scientist, version, b"cos\nsystem\n(S'true'\ntR.", "fake.json")
     labels.refresh_from_db()
     fake.refresh_from_db()

@@ -24,13 +24,20 @@ from tests.factories import make_model, make_version
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _request(live_server, token: str, method: str, path: str, body=None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict]:
+def _request(
+    live_server,
+    token: str,
+    method: str,
+    path: str,
+    body=None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict]:
     url = urlsplit(live_server.url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
     try:
-        conn.request(method, path, body=body, headers={"Authorization": f"Bearer {token}",
-                                                       **(headers or {})})
+        conn.request(
+            method, path, body=body, headers={"Authorization": f"Bearer {token}", **(headers or {})}
+        )
         response = conn.getresponse()
         return response.status, json.loads(response.read() or b"{}")
     finally:
@@ -44,24 +51,39 @@ def _token(user) -> str:
 def test_fifty_concurrent_version_creations_get_exactly_1_to_50(live_server, data_scientist):
     make_model(data_scientist, "busy")
     token = _token(data_scientist)
-    results = all_at_once(50, lambda i: _request(
-        live_server, token, "POST", "/api/v1/models/busy/versions/",
-        json.dumps({"source": f"s3://runs/{i}", "metrics": {"auc": i / 100}}),
-        {"Content-Type": "application/json"}))
+    results = all_at_once(
+        50,
+        lambda i: _request(
+            live_server,
+            token,
+            "POST",
+            "/api/v1/models/busy/versions/",
+            json.dumps({"source": f"s3://runs/{i}", "metrics": {"auc": i / 100}}),
+            {"Content-Type": "application/json"},
+        ),
+    )
     assert [status for status, _ in results] == [201] * 50, results
     assert sorted(body["version"] for _, body in results) == list(range(1, 51))
     assert sorted(ModelVersion.objects.values_list("version", flat=True)) == list(range(1, 51))
     assert len({body["source"] for _, body in results}) == 50
 
 
-def test_concurrent_retries_with_one_idempotency_key_create_one_version(live_server,
-                                                                         data_scientist):
+def test_concurrent_retries_with_one_idempotency_key_create_one_version(
+    live_server, data_scientist
+):
     make_model(data_scientist, "retry")
     token = _token(data_scientist)
-    results = all_at_once(10, lambda _: _request(
-        live_server, token, "POST", "/api/v1/models/retry/versions/",
-        json.dumps({"source": "s3://same"}),
-        {"Content-Type": "application/json", "Idempotency-Key": "k-1"}))
+    results = all_at_once(
+        10,
+        lambda _: _request(
+            live_server,
+            token,
+            "POST",
+            "/api/v1/models/retry/versions/",
+            json.dumps({"source": "s3://same"}),
+            {"Content-Type": "application/json", "Idempotency-Key": "k-1"},
+        ),
+    )
     assert sorted(status for status, _ in results) == [200] * 9 + [201]
     assert {body["version"] for _, body in results} == {1}
     assert ModelVersion.objects.count() == 1
@@ -83,10 +105,14 @@ def test_200_mb_upload_streams_with_bounded_memory(live_server, data_scientist):
 
     tracemalloc.start()
     try:
-        status, result = _request(live_server, token, "POST",
-                                  "/api/v1/models/big/versions/1/artifacts/?filename=big.bin",
-                                  body(), {"Content-Type": "application/octet-stream",
-                                           "Content-Length": str(size)})
+        status, result = _request(
+            live_server,
+            token,
+            "POST",
+            "/api/v1/models/big/versions/1/artifacts/?filename=big.bin",
+            body(),
+            {"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -97,8 +123,7 @@ def test_200_mb_upload_streams_with_bounded_memory(live_server, data_scientist):
     assert artifact_storage().size(artifact.storage_key) == size
 
 
-def test_concurrent_direct_moves_leave_exactly_one_production_version(data_scientist,
-                                                                     ml_engineer):
+def test_concurrent_direct_moves_leave_exactly_one_production_version(data_scientist, ml_engineer):
     from registry import services
     from tests.factories import actor_for, no_approval
 
@@ -107,8 +132,12 @@ def test_concurrent_direct_moves_leave_exactly_one_production_version(data_scien
     versions = [make_version(data_scientist, rm) for _ in range(6)]
 
     def promote(i: int) -> None:
-        services.version_stage_set(actor=actor_for(ml_engineer), version=versions[i],
-                                   stage="production", archive_existing=True)
+        services.version_stage_set(
+            actor=actor_for(ml_engineer),
+            version=versions[i],
+            stage="production",
+            archive_existing=True,
+        )
 
     all_at_once(len(versions), promote, close_connections=True)
     stages = list(ModelVersion.objects.filter(registered_model=rm).values_list("stage", flat=True))

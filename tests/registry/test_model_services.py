@@ -56,8 +56,9 @@ def test_viewer_cannot_create_models(viewer):
 
 def test_update_changes_fields_and_audits_the_diff(data_scientist, admin_user):
     rm = make_model(data_scientist, "m")
-    services.registered_model_update(actor=actor_for(admin_user), registered_model=rm,
-                                     description="new", risk_tier="critical")
+    services.registered_model_update(
+        actor=actor_for(admin_user), registered_model=rm, description="new", risk_tier="critical"
+    )
     rm.refresh_from_db()
     assert (rm.description, rm.risk_tier) == ("new", "critical")
     event = AuditEvent.objects.get(action="registered_model.updated")
@@ -67,10 +68,12 @@ def test_update_changes_fields_and_audits_the_diff(data_scientist, admin_user):
 def test_update_of_risk_tier_needs_manage_access(data_scientist, ml_engineer):
     rm = make_model(data_scientist, "m")
     with pytest.raises(Forbidden):
-        services.registered_model_update(actor=actor_for(ml_engineer), registered_model=rm,
-                                         risk_tier="low")
-    services.registered_model_update(actor=actor_for(ml_engineer), registered_model=rm,
-                                     description="ml engineers may edit text")
+        services.registered_model_update(
+            actor=actor_for(ml_engineer), registered_model=rm, risk_tier="low"
+        )
+    services.registered_model_update(
+        actor=actor_for(ml_engineer), registered_model=rm, description="ml engineers may edit text"
+    )
     rm.refresh_from_db()
     assert rm.risk_tier == "medium" and rm.description.startswith("ml engineers")
 
@@ -78,8 +81,9 @@ def test_update_of_risk_tier_needs_manage_access(data_scientist, ml_engineer):
 def test_outsider_gets_not_found_not_forbidden(data_scientist, outsider):
     rm = make_model(data_scientist, "secret")
     with pytest.raises(NotFound):
-        services.registered_model_update(actor=actor_for(outsider), registered_model=rm,
-                                         description="x")
+        services.registered_model_update(
+            actor=actor_for(outsider), registered_model=rm, description="x"
+        )
 
 
 def test_tag_set_overwrites_and_delete_removes(data_scientist):
@@ -125,16 +129,18 @@ def test_purge_needs_soft_delete_first_and_removes_rows_and_grants(data_scientis
     services.registered_model_purge(actor=actor_for(admin_user), registered_model=rm)
     assert not RegisteredModel.objects.exists()
     assert not rm.user_grants.exists()
-    assert AuditEvent.objects.filter(action="registered_model.purged",
-                                     registered_model_id=rm.pk).exists()
+    assert AuditEvent.objects.filter(
+        action="registered_model.purged", registered_model_id=rm.pk
+    ).exists()
 
 
 def test_tag_limit_is_enforced_for_models_and_versions(data_scientist):
     rm = make_model(data_scientist, "m", tags={f"k{i}": "v" for i in range(100)})
     actor = actor_for(data_scientist)
     with pytest.raises(ValidationFailed):
-        services.registered_model_tag_set(actor=actor, registered_model=rm, key="one-more",
-                                          value="v")
+        services.registered_model_tag_set(
+            actor=actor, registered_model=rm, key="one-more", value="v"
+        )
     assert rm.tags.count() == 100
     services.registered_model_tag_set(actor=actor, registered_model=rm, key="k1", value="new")
     assert rm.tags.get(key="k1").value == "new"

@@ -21,9 +21,16 @@ def _error(response, status, code):
 
 
 def test_create_returns_the_model_and_audits(api, data_scientist):
-    r = api(data_scientist).post(URL, {"name": "credit-risk", "risk_tier": "high",
-                                       "tags": {"team": "risk"}, "description": "# Hi"},
-                                 format="json")
+    r = api(data_scientist).post(
+        URL,
+        {
+            "name": "credit-risk",
+            "risk_tier": "high",
+            "tags": {"team": "risk"},
+            "description": "# Hi",
+        },
+        format="json",
+    )
     assert r.status_code == 201
     body = r.json()
     assert body["name"] == "credit-risk" and body["owner"] == "alice"
@@ -34,8 +41,11 @@ def test_create_returns_the_model_and_audits(api, data_scientist):
 
 def test_duplicate_name_is_409(api, data_scientist):
     make_model(data_scientist, "dup")
-    body = _error(api(data_scientist).post(URL, {"name": "dup"}, format="json"), 409,
-                  "registered_model_exists")
+    body = _error(
+        api(data_scientist).post(URL, {"name": "dup"}, format="json"),
+        409,
+        "registered_model_exists",
+    )
     assert "name" in body["fields"]
 
 
@@ -51,15 +61,15 @@ def test_malformed_json_is_400(api, data_scientist):
 
 
 def test_non_utf8_body_is_400(api, data_scientist):
-    r = api(data_scientist).post(URL, data=b'{"name": "\xff\xfe"}',
-                                 content_type="application/json")
+    r = api(data_scientist).post(URL, data=b'{"name": "\xff\xfe"}', content_type="application/json")
     _error(r, 400, "malformed_request")
     assert not RegisteredModel.objects.exists()
 
 
 def test_wrong_types_are_400_with_field_errors(api, data_scientist):
-    r = api(data_scientist).post(URL, {"name": "m", "tags": ["not", "a", "dict"],
-                                       "risk_tier": "extreme"}, format="json")
+    r = api(data_scientist).post(
+        URL, {"name": "m", "tags": ["not", "a", "dict"], "risk_tier": "extreme"}, format="json"
+    )
     body = _error(r, 400, "validation_failed")
     assert set(body["fields"]) == {"tags", "risk_tier"}
 
@@ -70,20 +80,29 @@ def test_a_body_that_is_not_an_object_is_400(api, data_scientist):
 
 @pytest.mark.parametrize("field", ["created_by", "created_at", "last_version_number", "id"])
 def test_server_owned_fields_are_refused(api, data_scientist, field):
-    body = _error(api(data_scientist).post(URL, {"name": "m", field: "x"}, format="json"), 400,
-                  "read_only_field")
+    body = _error(
+        api(data_scientist).post(URL, {"name": "m", field: "x"}, format="json"),
+        400,
+        "read_only_field",
+    )
     assert field in body["fields"]
     assert not RegisteredModel.objects.exists()
 
 
 def test_unknown_fields_are_refused(api, data_scientist):
-    _error(api(data_scientist).post(URL, {"name": "m", "colour": "red"}, format="json"), 400,
-           "unknown_field")
+    _error(
+        api(data_scientist).post(URL, {"name": "m", "colour": "red"}, format="json"),
+        400,
+        "unknown_field",
+    )
 
 
 def test_unknown_owner_is_a_field_error(api, data_scientist):
-    body = _error(api(data_scientist).post(URL, {"name": "m", "owner": "ghost"}, format="json"),
-                  400, "validation_failed")
+    body = _error(
+        api(data_scientist).post(URL, {"name": "m", "owner": "ghost"}, format="json"),
+        400,
+        "validation_failed",
+    )
     assert "owner" in body["fields"]
 
 
@@ -141,8 +160,9 @@ def test_list_paginates_with_a_cursor(api, data_scientist):
 
 
 @pytest.mark.parametrize("rows", [1, 30])
-def test_list_query_count_is_constant(api, data_scientist, outsider, django_assert_max_num_queries,
-                                      rows):
+def test_list_query_count_is_constant(
+    api, data_scientist, outsider, django_assert_max_num_queries, rows
+):
     for i in range(rows):
         rm = make_model(data_scientist, f"m{i}", tags={"a": "1", "b": "2"})
         make_version(data_scientist, rm)
@@ -156,16 +176,18 @@ def test_list_query_count_is_constant(api, data_scientist, outsider, django_asse
 def test_patch_updates_and_rename_keeps_versions(api, data_scientist):
     rm = make_model(data_scientist, "old")
     make_version(data_scientist, rm)
-    r = api(data_scientist).patch(URL + "old/", {"name": "new", "description": "d"},
-                                  format="json")
+    r = api(data_scientist).patch(URL + "old/", {"name": "new", "description": "d"}, format="json")
     assert r.status_code == 200 and r.json()["name"] == "new"
     assert api(data_scientist).get(URL + "new/versions/1/").status_code == 200
 
 
 def test_viewer_patch_is_403_and_changes_nothing(api, data_scientist, viewer):
     make_model(data_scientist, "m", description="before")
-    _error(api(viewer).patch(URL + "m/", {"description": "after"}, format="json"), 403,
-           "permission_denied")
+    _error(
+        api(viewer).patch(URL + "m/", {"description": "after"}, format="json"),
+        403,
+        "permission_denied",
+    )
     assert RegisteredModel.objects.get().description == "before"
 
 
@@ -200,20 +222,23 @@ def test_openapi_schema_and_docs_are_served(api, viewer):
     assert client.get("/api/docs/").status_code == 200
 
 
-def test_model_shows_tags_aliases_and_newest_version_per_live_stage(api, data_scientist,
-                                                                    reviewer):
+def test_model_shows_tags_aliases_and_newest_version_per_live_stage(api, data_scientist, reviewer):
     from registry import services
     from tests.factories import actor_for
+
     rm = make_model(data_scientist, "m", tags={"b": "2", "a": "1"})
     v1, v2, v3, v4 = (make_version(data_scientist, rm) for _ in range(4))
     place(v1, "production")
     place(v2, "production")
     place(v3, "staging")
     place(v4, "archived")
-    services.alias_set(actor=actor_for(data_scientist), registered_model=rm,
-                       name="champion", version=v2)
-    for body in (api(data_scientist).get(URL + "m/").json(),
-                 api(data_scientist).get(URL).json()["results"][0]):
+    services.alias_set(
+        actor=actor_for(data_scientist), registered_model=rm, name="champion", version=v2
+    )
+    for body in (
+        api(data_scientist).get(URL + "m/").json(),
+        api(data_scientist).get(URL).json()["results"][0],
+    ):
         assert body["tags"] == {"a": "1", "b": "2"}
         assert body["aliases"] == {"champion": 2}
         assert body["latest_versions"] == {"production": 2, "staging": 3}
@@ -226,10 +251,12 @@ def test_model_shows_tags_aliases_and_newest_version_per_live_stage(api, data_sc
 @pytest.mark.parametrize("name", ["plain", "with space", "ünï-cødé", "50%:off", "a+b=c&d"])
 def test_links_match_the_url_configuration(api, data_scientist, name):
     from django.urls import reverse
+
     rm = make_model(data_scientist, name)
     make_version(data_scientist, rm)
     from registry.models import ModelVersion
     from tests.factories import make_artifact
+
     artifact = make_artifact(data_scientist, ModelVersion.objects.get())
     client = api(data_scientist)
     model_url = reverse("registry-api:model-detail", args=[name])

@@ -23,7 +23,10 @@ def demo(db, settings):
 def test_demo_data_has_every_stage_users_and_is_idempotent(demo):
     assert RegisteredModel.objects.count() == 6
     assert set(ModelVersion.objects.values_list("stage", flat=True)) == {
-        "production", "staging", "archived"}
+        "production",
+        "staging",
+        "archived",
+    }
     call_command("demo", "--no-serve", stdout=io.StringIO())
     assert RegisteredModel.objects.count() == 6
     for model in RegisteredModel.objects.all():
@@ -37,34 +40,38 @@ def test_demo_reviewer_approves_the_waiting_request_as_the_readme_says(demo, cli
     from governance import audit
 
     # Through the sign-in page: login throttling needs the request client.login lacks.
-    assert client.post("/login/", {"username": "carol",
-                                    "password": "modelgate-demo"}).status_code == 302
+    assert (
+        client.post("/login/", {"username": "carol", "password": "modelgate-demo"}).status_code
+        == 302
+    )
     home = client.get("/").content.decode()
-    waiting = home[home.index('id="awaiting"'):home.index('id="mine"')]
+    waiting = home[home.index('id="awaiting"') : home.index('id="mine"')]
     links = re.findall(r'href="(/requests/\d+/)"', waiting)
     assert len(links) == 1 and "churn-predictor" in waiting
     page = client.get(links[0]).content.decode()
     assert "Readiness checks" in page and 'value="approve"' in page
     r = client.post(links[0] + "review/", {"decision": "approve", "comment": "ok"}, follow=True)
     assert "Applied" in r.content.decode()
-    stages = dict(RegisteredModel.objects.get(name="churn-predictor").versions.values_list(
-        "version", "stage"))
+    stages = dict(
+        RegisteredModel.objects.get(name="churn-predictor").versions.values_list("version", "stage")
+    )
     assert stages[4] == "production" and stages[3] == "archived"
     history = client.get("/models/churn-predictor/").content.decode()
-    assert "carol" in history[history.index("Production history"):]
+    assert "carol" in history[history.index("Production history") :]
     assert audit.verify().ok
 
 
 def test_demo_outsider_sees_only_the_granted_model(demo, client):
-    assert client.post("/login/", {"username": "olivia",
-                                    "password": "modelgate-demo"}).status_code == 302
+    assert (
+        client.post("/login/", {"username": "olivia", "password": "modelgate-demo"}).status_code
+        == 302
+    )
     page = client.get("/models/")
     assert b"churn-predictor" in page.content and b"fraud-detector" not in page.content
     assert client.get("/models/fraud-detector/").status_code == 404
 
 
-def test_pages_render_with_bounded_queries(client, data_scientist,
-                                           django_assert_max_num_queries):
+def test_pages_render_with_bounded_queries(client, data_scientist, django_assert_max_num_queries):
     rm = make_model(data_scientist, "m", description="<script>alert(1)</script> **bold**")
     for _ in range(5):
         make_artifact(data_scientist, make_version(data_scientist, rm, metrics={"auc": 0.9}))
@@ -102,8 +109,10 @@ def test_bad_search_on_page_shows_a_message_not_a_500(client, data_scientist):
 
 
 def test_every_admin_changelist_and_change_page_loads(client, demo):
-    assert client.post("/login/", {"username": "admin",
-                                    "password": "modelgate-demo"}).status_code == 302
+    assert (
+        client.post("/login/", {"username": "admin", "password": "modelgate-demo"}).status_code
+        == 302
+    )
     for model in site._registry:
         opts = model._meta
         url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
@@ -121,6 +130,7 @@ def test_admin_actions_go_through_services(client, data_scientist, admin_user):
     v = make_version(data_scientist, rm)
     from registry import services
     from tests.factories import actor_for, place
+
     place(v, "production")
     client.force_login(admin_user)
     url = reverse("admin:registry_registeredmodel_changelist")
@@ -139,11 +149,21 @@ def test_admin_actions_go_through_services(client, data_scientist, admin_user):
 
 def test_admin_edit_of_risk_tier_is_audited(client, data_scientist, admin_user):
     from governance.models import AuditEvent
+
     rm = make_model(data_scientist, "m")
     client.force_login(admin_user)
     url = reverse("admin:registry_registeredmodel_change", args=[rm.pk])
-    r = client.post(url, {"description": "", "risk_tier": "critical", "owner": data_scientist.pk,
-                          "team": "", "tags-TOTAL_FORMS": "0", "tags-INITIAL_FORMS": "0"})
+    r = client.post(
+        url,
+        {
+            "description": "",
+            "risk_tier": "critical",
+            "owner": data_scientist.pk,
+            "team": "",
+            "tags-TOTAL_FORMS": "0",
+            "tags-INITIAL_FORMS": "0",
+        },
+    )
     assert r.status_code == 302, r.content[:2000]
     rm.refresh_from_db()
     assert rm.risk_tier == "critical"
@@ -170,8 +190,9 @@ def test_demo_shows_a_protected_alias_moved_through_a_request(demo, client):
 
     from governance.models import PromotionRequest
 
-    moved = PromotionRequest.objects.get(registered_model__name="credit-risk-classifier",
-                                         target_alias="champion")
+    moved = PromotionRequest.objects.get(
+        registered_model__name="credit-risk-classifier", target_alias="champion"
+    )
     assert moved.status == "applied"
     client.force_login(User.objects.get(username="carol"))
     html = client.get("/models/credit-risk-classifier/").content.decode()

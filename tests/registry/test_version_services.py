@@ -27,30 +27,45 @@ def test_versions_are_numbered_per_model(data_scientist):
 
 def test_create_stores_metrics_params_signature_and_tags(data_scientist):
     rm = make_model(data_scientist)
-    v = make_version(data_scientist, rm, params={"depth": 3, "lr": 0.1},
-                     metrics=[{"name": "auc", "value": 0.91, "dataset": "holdout",
-                               "split": "test"}, {"name": "auc", "value": 0.95}],
-                     signature=SIGNATURE, input_example=[{"age": 3, "income": 1.0,
-                                                          "region": "n"}],
-                     tags={"k": "v"}, source="s3://b/m", run_id="r1")
+    v = make_version(
+        data_scientist,
+        rm,
+        params={"depth": 3, "lr": 0.1},
+        metrics=[
+            {"name": "auc", "value": 0.91, "dataset": "holdout", "split": "test"},
+            {"name": "auc", "value": 0.95},
+        ],
+        signature=SIGNATURE,
+        input_example=[{"age": 3, "income": 1.0, "region": "n"}],
+        tags={"k": "v"},
+        source="s3://b/m",
+        run_id="r1",
+    )
     assert v.params == {"depth": 3, "lr": 0.1}
     assert sorted((m.name, m.dataset, m.value) for m in v.metrics.all()) == [
-        ("auc", "", 0.95), ("auc", "holdout", 0.91)]
+        ("auc", "", 0.95),
+        ("auc", "holdout", 0.91),
+    ]
     assert v.signature["inputs"][0] == {"name": "age", "type": "long", "required": True}
     assert v.status == "ready" and v.stage == "none" and v.created_by == data_scientist
 
 
-@pytest.mark.parametrize("field,value", [
-    ("metrics", {"auc": "high"}),
-    ("metrics", {"auc": float("nan")}),
-    ("params", {"k": {"nested": 1}}),
-    ("signature", {"inputs": [{"name": "a", "type": "bogus"}]}),
-    ("signature", {"inputs": [{"name": "a", "type": "long"}, {"name": "a", "type": "long"}]}),
-    ("signature", {"inputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32",
-                                                                  "shape": [-1, 0]}}]}),
-    ("signature", {"outputs": []}),
-    ("pip_requirements", ["ok", 3]),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("metrics", {"auc": "high"}),
+        ("metrics", {"auc": float("nan")}),
+        ("params", {"k": {"nested": 1}}),
+        ("signature", {"inputs": [{"name": "a", "type": "bogus"}]}),
+        ("signature", {"inputs": [{"name": "a", "type": "long"}, {"name": "a", "type": "long"}]}),
+        (
+            "signature",
+            {"inputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 0]}}]},
+        ),
+        ("signature", {"outputs": []}),
+        ("pip_requirements", ["ok", 3]),
+    ],
+)
 def test_create_refuses_malformed_fields_and_writes_nothing(data_scientist, field, value):
     rm = make_model(data_scientist)
     with pytest.raises(ValidationFailed) as exc:
@@ -64,23 +79,30 @@ def test_create_refuses_malformed_fields_and_writes_nothing(data_scientist, fiel
 def test_input_example_must_match_signature(data_scientist):
     rm = make_model(data_scientist)
     with pytest.raises(ValidationFailed) as exc:
-        make_version(data_scientist, rm, signature=SIGNATURE,
-                     input_example=[{"age": "old", "income": 1.0, "region": "n"}])
+        make_version(
+            data_scientist,
+            rm,
+            signature=SIGNATURE,
+            input_example=[{"age": "old", "income": 1.0, "region": "n"}],
+        )
     assert exc.value.fields == {"input_example": [exc.value.message]}
 
 
 def test_idempotency_key_returns_the_first_version(data_scientist):
     rm = make_model(data_scientist)
     actor = actor_for(data_scientist)
-    first, created = services.version_create(actor=actor, registered_model=rm, source="s3://x",
-                                             idempotency_key="abc")
-    again, created_again = services.version_create(actor=actor, registered_model=rm,
-                                                   source="s3://x", idempotency_key="abc")
+    first, created = services.version_create(
+        actor=actor, registered_model=rm, source="s3://x", idempotency_key="abc"
+    )
+    again, created_again = services.version_create(
+        actor=actor, registered_model=rm, source="s3://x", idempotency_key="abc"
+    )
     assert created and not created_again and first.pk == again.pk
     assert ModelVersion.objects.count() == 1
     with pytest.raises(Conflict) as exc:
-        services.version_create(actor=actor, registered_model=rm, source="s3://other",
-                                idempotency_key="abc")
+        services.version_create(
+            actor=actor, registered_model=rm, source="s3://other", idempotency_key="abc"
+        )
     assert exc.value.code == "idempotency_key_reused"
 
 
@@ -91,7 +113,8 @@ def test_viewer_cannot_create_versions(data_scientist, viewer):
 
 
 def test_direct_moves_to_staging_or_production_need_a_no_approval_policy(
-        data_scientist, ml_engineer, viewer):
+    data_scientist, ml_engineer, viewer
+):
     rm = make_model(data_scientist)
     v = make_version(data_scientist, rm)
     with pytest.raises(Forbidden) as exc:  # no request_promotion at all
@@ -110,8 +133,12 @@ def test_direct_moves_to_staging_or_production_need_a_no_approval_policy(
     v.refresh_from_db()
     assert v.stage == "production"
     event = AuditEvent.objects.filter(action="version.stage_changed").latest("pk")
-    assert event.details == {"from": "none", "to": "production", "archived_versions": [],
-                             "promotion_request": None}
+    assert event.details == {
+        "from": "none",
+        "to": "production",
+        "archived_versions": [],
+        "promotion_request": None,
+    }
 
 
 def test_archiving_needs_only_change_permission(data_scientist):
@@ -167,8 +194,9 @@ def test_delete_refuses_staged_and_deployed_versions(data_scientist):
 def test_delete_removes_aliases_and_numbers_are_never_reused(data_scientist, admin_user):
     rm = make_model(data_scientist)
     v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
-    services.alias_set(actor=actor_for(data_scientist), registered_model=rm, name="champion",
-                       version=v2)
+    services.alias_set(
+        actor=actor_for(data_scientist), registered_model=rm, name="champion", version=v2
+    )
     services.version_delete(actor=actor_for(data_scientist), version=v2)
     assert not Alias.objects.exists()
     event = AuditEvent.objects.get(action="version.deleted")
@@ -207,17 +235,20 @@ def test_alias_refuses_a_version_of_another_model(data_scientist):
     a, b = make_model(data_scientist, "a"), make_model(data_scientist, "b")
     vb = make_version(data_scientist, b)
     with pytest.raises(ValidationFailed):
-        services.alias_set(actor=actor_for(data_scientist), registered_model=a, name="x",
-                           version=vb)
+        services.alias_set(
+            actor=actor_for(data_scientist), registered_model=a, name="x", version=vb
+        )
 
 
-def test_purge_keeps_versions_with_deployment_records_and_restore_brings_back(data_scientist,
-                                                                               admin_user):
+def test_purge_keeps_versions_with_deployment_records_and_restore_brings_back(
+    data_scientist, admin_user
+):
     rm = make_model(data_scientist)
     v = make_version(data_scientist, rm)
     admin = actor_for(admin_user)
-    deployment = services.deployment_create(actor=admin, version=v, environment="staging",
-                                            target="t")
+    deployment = services.deployment_create(
+        actor=admin, version=v, environment="staging", target="t"
+    )
     services.deployment_retire(actor=admin, deployment=deployment)
     services.version_delete(actor=admin, version=v)
     with pytest.raises(Conflict) as exc:
@@ -231,26 +262,37 @@ def test_purge_keeps_versions_with_deployment_records_and_restore_brings_back(da
     assert AuditEvent.objects.filter(action="version.restored").count() == 1
 
 
-def test_model_purge_removes_deployment_records_but_keeps_the_audit_trail(data_scientist,
-                                                                         admin_user):
+def test_model_purge_removes_deployment_records_but_keeps_the_audit_trail(
+    data_scientist, admin_user
+):
     from registry.models import Deployment, RegisteredModel
+
     rm = make_model(data_scientist)
     v = make_version(data_scientist, rm)
     admin = actor_for(admin_user)
-    services.deployment_retire(actor=admin, deployment=services.deployment_create(
-        actor=admin, version=v, environment="staging", target="t"))
+    services.deployment_retire(
+        actor=admin,
+        deployment=services.deployment_create(
+            actor=admin, version=v, environment="staging", target="t"
+        ),
+    )
     services.registered_model_delete(actor=admin, registered_model=rm)
     services.registered_model_purge(actor=admin, registered_model=rm)
     assert not RegisteredModel.objects.exists() and not Deployment.objects.exists()
-    assert AuditEvent.objects.filter(registered_model_id=rm.pk,
-                                     action="deployment.created").exists()
+    assert AuditEvent.objects.filter(
+        registered_model_id=rm.pk, action="deployment.created"
+    ).exists()
 
 
 def test_version_status_can_be_marked_failed_with_a_message(data_scientist):
     rm = make_model(data_scientist)
     v = make_version(data_scientist, rm, status="pending_registration")
-    services.version_update(actor=actor_for(data_scientist), version=v,
-                            status="failed_registration", status_message="copy failed")
+    services.version_update(
+        actor=actor_for(data_scientist),
+        version=v,
+        status="failed_registration",
+        status_message="copy failed",
+    )
     v.refresh_from_db()
     assert (v.status, v.status_message) == ("failed_registration", "copy failed")
     with pytest.raises(ValidationFailed):

@@ -27,8 +27,13 @@ def rm(data_scientist):
 
 def test_create_version_returns_201_with_the_next_number(api, data_scientist, rm):
     client = api(data_scientist)
-    payload = {"source": "s3://bucket/model", "params": {"depth": 3},
-               "metrics": {"auc": 0.91}, "signature": SIGNATURE, "tags": {"k": "v"}}
+    payload = {
+        "source": "s3://bucket/model",
+        "params": {"depth": 3},
+        "metrics": {"auc": 0.91},
+        "signature": SIGNATURE,
+        "tags": {"k": "v"},
+    }
     first = client.post(f"{M}/versions/", payload, format="json")
     second = client.post(f"{M}/versions/", payload, format="json")
     assert (first.status_code, second.status_code) == (201, 201)
@@ -41,15 +46,18 @@ def test_create_version_returns_201_with_the_next_number(api, data_scientist, rm
 
 def test_idempotency_key_header_returns_the_same_version(api, data_scientist, rm):
     client = api(data_scientist)
-    first = client.post(f"{M}/versions/", {"source": "s3://a"}, format="json",
-                        HTTP_IDEMPOTENCY_KEY="retry-1")
-    retry = client.post(f"{M}/versions/", {"source": "s3://a"}, format="json",
-                        HTTP_IDEMPOTENCY_KEY="retry-1")
+    first = client.post(
+        f"{M}/versions/", {"source": "s3://a"}, format="json", HTTP_IDEMPOTENCY_KEY="retry-1"
+    )
+    retry = client.post(
+        f"{M}/versions/", {"source": "s3://a"}, format="json", HTTP_IDEMPOTENCY_KEY="retry-1"
+    )
     assert (first.status_code, retry.status_code) == (201, 200)
     assert first.json()["version"] == retry.json()["version"] == 1
     assert ModelVersion.objects.count() == 1
-    other = client.post(f"{M}/versions/", {"source": "s3://b"}, format="json",
-                        HTTP_IDEMPOTENCY_KEY="retry-1")
+    other = client.post(
+        f"{M}/versions/", {"source": "s3://b"}, format="json", HTTP_IDEMPOTENCY_KEY="retry-1"
+    )
     assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
 
 
@@ -96,18 +104,23 @@ def test_patch_and_stage_endpoints(api, data_scientist, ml_engineer, viewer, rm)
 def test_version_tags_and_metrics_endpoints(api, data_scientist, rm):
     make_version(data_scientist, rm, metrics={"auc": 0.8})
     client = api(data_scientist)
-    assert client.put(f"{M}/versions/1/tags/k/", {"value": "v"},
-                      format="json").json()["tags"] == {"k": "v"}
-    r = client.post(f"{M}/versions/1/metrics/", {"metrics": [{"name": "f1", "value": 0.5,
-                                                               "split": "test"}]}, format="json")
+    assert client.put(f"{M}/versions/1/tags/k/", {"value": "v"}, format="json").json()["tags"] == {
+        "k": "v"
+    }
+    r = client.post(
+        f"{M}/versions/1/metrics/",
+        {"metrics": [{"name": "f1", "value": 0.5, "split": "test"}]},
+        format="json",
+    )
     assert {m["name"] for m in r.json()["metrics"]} == {"auc", "f1"}
     assert client.delete(f"{M}/versions/1/tags/k/").status_code == 204
 
 
 def test_compare_gives_side_by_side_and_changes(api, data_scientist, rm):
     make_version(data_scientist, rm, params={"depth": 3, "lr": 0.1}, metrics={"auc": 0.8})
-    make_version(data_scientist, rm, params={"depth": 5, "lr": 0.1}, metrics={"auc": 0.88,
-                                                                              "f1": 0.6})
+    make_version(
+        data_scientist, rm, params={"depth": 5, "lr": 0.1}, metrics={"auc": 0.88, "f1": 0.6}
+    )
     r = api(data_scientist).get(f"{M}/compare/", {"versions": "1,2"})
     body = r.json()
     assert body["baseline"] == 1
@@ -122,8 +135,7 @@ def test_compare_gives_side_by_side_and_changes(api, data_scientist, rm):
     assert f1["changes"] == [{"absolute": None, "percent": None}]
 
 
-@pytest.mark.parametrize("versions,status", [("1", 400), ("1,x", 400), ("1,1", 400),
-                                             ("1,9", 404)])
+@pytest.mark.parametrize("versions,status", [("1", 400), ("1,x", 400), ("1,1", 400), ("1,9", 404)])
 def test_compare_rejects_bad_version_lists(api, data_scientist, rm, versions, status):
     make_version(data_scientist, rm)
     make_version(data_scientist, rm)
@@ -133,27 +145,41 @@ def test_compare_rejects_bad_version_lists(api, data_scientist, rm, versions, st
 def test_validate_reports_schema_errors(api, data_scientist, rm):
     make_version(data_scientist, rm, signature=SIGNATURE)
     client = api(data_scientist)
-    ok = client.post(f"{M}/versions/1/validate/",
-                     {"dataframe_records": [{"age": 30, "income": 1.5, "region": "n"}]},
-                     format="json")
+    ok = client.post(
+        f"{M}/versions/1/validate/",
+        {"dataframe_records": [{"age": 30, "income": 1.5, "region": "n"}]},
+        format="json",
+    )
     assert ok.json() == {"valid": True, "rows": 1, "errors": []}
-    bad = client.post(f"{M}/versions/1/validate/", {"dataframe_split": {
-        "columns": ["age", "income", "colour"], "data": [["old", 2, "red"]]}}, format="json")
+    bad = client.post(
+        f"{M}/versions/1/validate/",
+        {"dataframe_split": {"columns": ["age", "income", "colour"], "data": [["old", 2, "red"]]}},
+        format="json",
+    )
     codes = {(e["code"], e.get("column")) for e in bad.json()["errors"]}
-    assert codes == {("wrong_type", "age"), ("missing_column", "region"),
-                     ("extra_column", "colour")}
+    assert codes == {
+        ("wrong_type", "age"),
+        ("missing_column", "region"),
+        ("extra_column", "colour"),
+    }
 
 
 def test_validate_checks_tensor_shapes(api, data_scientist, rm):
-    make_version(data_scientist, rm, signature={"inputs": [
-        {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2, 2]}}]})
+    make_version(
+        data_scientist,
+        rm,
+        signature={
+            "inputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2, 2]}}]
+        },
+    )
     client = api(data_scientist)
-    ok = client.post(f"{M}/versions/1/validate/", {"instances": [[[1, 2], [3, 4.5]]]},
-                     format="json")
+    ok = client.post(
+        f"{M}/versions/1/validate/", {"instances": [[[1, 2], [3, 4.5]]]}, format="json"
+    )
     assert ok.json()["valid"] is True
-    bad = client.post(f"{M}/versions/1/validate/", {"instances": [[[1, 2, 3]], [["a", 1],
-                                                                              [1, 1]]]},
-                      format="json")
+    bad = client.post(
+        f"{M}/versions/1/validate/", {"instances": [[[1, 2, 3]], [["a", 1], [1, 1]]]}, format="json"
+    )
     assert [e["code"] for e in bad.json()["errors"]] == ["wrong_shape", "wrong_type"]
 
 
@@ -162,8 +188,9 @@ def test_validate_without_signature_or_with_bad_payload_is_400(api, data_scienti
     r = api(data_scientist).post(f"{M}/versions/1/validate/", {"rows": []}, format="json")
     assert r.status_code == 400 and r.json()["code"] == "no_signature"
     make_version(data_scientist, rm, signature=SIGNATURE)
-    r = api(data_scientist).post(f"{M}/versions/2/validate/", {"rows": [], "instances": []},
-                                 format="json")
+    r = api(data_scientist).post(
+        f"{M}/versions/2/validate/", {"rows": [], "instances": []}, format="json"
+    )
     assert r.status_code == 400 and r.json()["code"] == "invalid_payload"
 
 
@@ -172,8 +199,9 @@ def test_resolve_stage_and_alias(api, data_scientist, reviewer, rm):
     make_artifact(data_scientist, v1, b"weights")
     make_version(data_scientist, rm)
     place(v1, "production")
-    services.alias_set(actor=actor_for(data_scientist), registered_model=rm, name="champion",
-                       version=v1)
+    services.alias_set(
+        actor=actor_for(data_scientist), registered_model=rm, name="champion", version=v1
+    )
     client = api(data_scientist)
     body = client.get(f"{M}/resolve/", {"stage": "production"}).json()
     assert body["version"] == 1 and body["aliases"] == ["champion"]
@@ -190,14 +218,18 @@ def test_aliases_endpoints(api, data_scientist, rm):
     make_version(data_scientist, rm)
     make_version(data_scientist, rm)
     client = api(data_scientist)
-    assert client.put(f"{M}/aliases/champion/", {"version": 1}, format="json").json()[
-        "version"] == 1
-    assert client.put(f"{M}/aliases/champion/", {"version": 2}, format="json").json()[
-        "version"] == 2
+    assert (
+        client.put(f"{M}/aliases/champion/", {"version": 1}, format="json").json()["version"] == 1
+    )
+    assert (
+        client.put(f"{M}/aliases/champion/", {"version": 2}, format="json").json()["version"] == 2
+    )
     listed = client.get(f"{M}/aliases/").json()
     assert [(a["name"], a["version"]) for a in listed] == [("champion", 2)]
-    assert client.put(f"{M}/aliases/latest/", {"version": 1},
-                      format="json").json()["code"] == "invalid_alias"
+    assert (
+        client.put(f"{M}/aliases/latest/", {"version": 1}, format="json").json()["code"]
+        == "invalid_alias"
+    )
     assert client.put(f"{M}/aliases/x/", {"version": 9}, format="json").status_code == 404
     assert client.delete(f"{M}/aliases/champion/").status_code == 204
     assert client.delete(f"{M}/aliases/champion/").status_code == 404
@@ -215,8 +247,9 @@ def test_version_search_across_models(api, data_scientist, outsider):
 
 
 @pytest.mark.parametrize("rows", [1, 25])
-def test_version_list_query_count_is_constant(api, data_scientist, rm, rows,
-                                              django_assert_max_num_queries):
+def test_version_list_query_count_is_constant(
+    api, data_scientist, rm, rows, django_assert_max_num_queries
+):
     for _ in range(rows):
         v = make_version(data_scientist, rm, tags={"a": "b"}, metrics={"auc": 0.1, "f1": 0.2})
         make_artifact(data_scientist, v, f"bytes{v.version}".encode())
@@ -228,6 +261,9 @@ def test_version_list_query_count_is_constant(api, data_scientist, rm, rows,
 
 def test_validate_rejects_a_ragged_dataframe_split(api, data_scientist, rm):
     make_version(data_scientist, rm, signature=SIGNATURE)
-    r = api(data_scientist).post(f"{M}/versions/1/validate/", {"dataframe_split": {
-        "columns": ["age", "income"], "data": [[1, 2.0], [3]]}}, format="json")
+    r = api(data_scientist).post(
+        f"{M}/versions/1/validate/",
+        {"dataframe_split": {"columns": ["age", "income"], "data": [[1, 2.0], [3]]}},
+        format="json",
+    )
     assert r.status_code == 400 and r.json()["code"] == "invalid_payload"

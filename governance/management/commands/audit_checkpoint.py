@@ -11,10 +11,12 @@ from governance import checkpoints
 
 
 class Command(BaseCommand):
-    help = ("Sign the audit log's head and print the checkpoint as JSON. With AUDIT_ANCHOR set "
-            "it is also appended there (celery beat does this every AUDIT_CHECKPOINT_INTERVAL "
-            "seconds); without it, keep the output outside the database yourself. Refuses "
-            "(exit status 1) when the log is broken or no longer extends the newest checkpoint.")
+    help = (
+        "Sign the audit log's head and print the checkpoint as JSON. With AUDIT_ANCHOR set "
+        "it is also appended there (celery beat does this every AUDIT_CHECKPOINT_INTERVAL "
+        "seconds); without it, keep the output outside the database yourself. Refuses "
+        "(exit status 1) when the log is broken or no longer extends the newest checkpoint."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

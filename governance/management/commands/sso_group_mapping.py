@@ -14,19 +14,29 @@ from registry.errors import DomainError
 
 
 class Command(BaseCommand):
-    help = ("IdP group → role mappings: sso_group_mapping list | "
-            "sso_group_mapping add GROUP ROLE --as ADMIN | "
-            "sso_group_mapping remove GROUP ROLE --as ADMIN")
+    help = (
+        "IdP group → role mappings: sso_group_mapping list | "
+        "sso_group_mapping add GROUP ROLE --as ADMIN | "
+        "sso_group_mapping remove GROUP ROLE --as ADMIN"
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["list", "add", "remove"])
         parser.add_argument("idp_group", nargs="?", help="the exact value in the groups claim")
         parser.add_argument("role", nargs="?", help="a Modelgate role, e.g. reviewer")
-        parser.add_argument("--as", dest="username",
-                            help="the administrator making the change (audited)")
+        parser.add_argument(
+            "--as", dest="username", help="the administrator making the change (audited)"
+        )
 
-    def handle(self, *args: Any, action: str, idp_group: str | None, role: str | None,
-               username: str | None, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        action: str,
+        idp_group: str | None,
+        role: str | None,
+        username: str | None,
+        **options: Any,
+    ) -> None:
         if action == "list":
             for mapping in IdpGroupMapping.objects.select_related("role"):
                 self.stdout.write(f"{mapping.idp_group}\t{mapping.role.name}")
@@ -42,12 +52,15 @@ class Command(BaseCommand):
             if action == "add":
                 sso.idp_mapping_create(actor=actor, idp_group=idp_group, role=group)
             else:
-                mapping = IdpGroupMapping.objects.filter(idp_group=idp_group,
-                                                         role__name=role).first()
+                mapping = IdpGroupMapping.objects.filter(
+                    idp_group=idp_group, role__name=role
+                ).first()
                 if mapping is None:
                     raise CommandError(f"{idp_group!r} is not mapped to {role!r}.")
                 sso.idp_mapping_delete(actor=actor, mapping=mapping)
         except DomainError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(f"{'Mapped' if action == 'add' else 'Unmapped'} {idp_group!r} "
-                          f"{'to' if action == 'add' else 'from'} {role!r}.")
+        self.stdout.write(
+            f"{'Mapped' if action == 'add' else 'Unmapped'} {idp_group!r} "
+            f"{'to' if action == 'add' else 'from'} {role!r}."
+        )

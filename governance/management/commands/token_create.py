@@ -28,8 +28,9 @@ class Command(BaseCommand):
             raise CommandError(f"No active user named {username!r}.")
         expires = timezone.now() + timedelta(days=days) if days > 0 else None
         try:
-            _, raw = token_create(actor=Actor.system("cli", user=user), user=user, name=name,
-                                  expires_at=expires)
+            _, raw = token_create(
+                actor=Actor.system("cli", user=user), user=user, name=name, expires_at=expires
+            )
         except DomainError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(raw)
