@@ -27,4 +27,7 @@
   }
   form.elements.version.addEventListener("change", refresh);
   form.elements.target.addEventListener("change", refresh);
+  // The choice may have changed before this script ran (a quick hand, a slow page) or been
+  // restored by the browser on Back: show the checklist for what the form holds now.
+  refresh();
 })();
