@@ -72,7 +72,7 @@ import django
 django.setup()
 from django.contrib.auth.models import User
 from django.db import transaction
-from governance.actors import Actor
+from core.actors import Actor
 from governance.roles import roles_sync
 from governance.tokens import token_create
 from registry import services

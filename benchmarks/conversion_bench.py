@@ -75,7 +75,7 @@ def main() -> None:
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
 
-    from governance.actors import Actor
+    from core.actors import Actor
     from registry.models import PackagingJob
     from registry.services import job_start, registered_model_create, version_create
     from registry.services.artifacts import artifact_upload, read_chunks

@@ -34,7 +34,7 @@ def seed() -> object:
     from django.contrib.auth.models import User
     from django.utils import timezone
 
-    from governance.actors import Actor
+    from core.actors import Actor
     from governance.roles import roles_sync
     from registry.models import (
         Alias,

@@ -182,8 +182,8 @@ def audit_appends(writers: int, per_writer: int) -> None:
     from django.contrib.auth.models import User
     from django.db import connection, transaction
 
+    from core.actors import Actor
     from governance import audit
-    from governance.actors import Actor
 
     actor = Actor(user=User.objects.get(username="bench-admin"), channel="cli")
     latencies: list[float] = []

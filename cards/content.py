@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from registry.errors import ValidationFailed
+from core.errors import ValidationFailed
 from registry.validation import has_control_chars
 
 SCHEMA = "modelgate.card/v1"

@@ -12,8 +12,8 @@ from rest_framework.exceptions import ParseError
 
 from cards import content as card_content
 from cards.models import ModelCard
-from config.edge import MAX_JSON_DEPTH, check_json
-from registry.errors import ValidationFailed
+from core.edge import MAX_JSON_DEPTH, check_json
+from core.errors import ValidationFailed
 
 JSON_FORMAT = 1
 MAX_IMPORT = 256 * 1024

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from cards.models import CardRevision, ModelCard
+from core.errors import NotFound
 from governance import permissions
 from governance.permissions import AnyUser
-from registry.errors import NotFound
 from registry.models import ModelVersion
 
 

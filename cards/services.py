@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from cards import content as card_content
 from cards.models import CardReview, CardRevision, ModelCard
+from core.actors import Actor
+from core.errors import Conflict, Forbidden, ValidationFailed
 from governance import audit, permissions, policies, promotions
-from governance.actors import Actor
 from governance.permissions import AnyUser, Perm
 from governance.refusals import gate_refusal
 from registry import validation
-from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import ModelVersion
 
 Status = ModelCard.Status

@@ -14,14 +14,14 @@ from cards import content as card_content
 from cards import formats, selectors, services
 from cards.api.views import export_response
 from cards.models import ModelCard
-from config.edge import whole_number
+from core.actors import Actor
+from core.edge import whole_number
+from core.errors import DomainError
+from core.pages import page
 from governance import permissions
-from governance.actors import Actor
 from governance.permissions import Perm
 from governance.refusals import refused
 from registry import selectors as registry_selectors
-from registry.errors import DomainError
-from registry.views import page
 
 
 def _card(request: HttpRequest, name: str, number: int) -> ModelCard:

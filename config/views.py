@@ -6,7 +6,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from config.api import error_body, json_not_found, json_server_error
+from core.api import error_body, json_not_found, json_server_error
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

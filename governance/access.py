@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from core.actors import Actor
+from core.errors import Forbidden, ValidationFailed
 from governance import audit, permissions
-from governance.actors import Actor
 from governance.models import RegisteredModelGroupPermission, RegisteredModelUserPermission
 from governance.permissions import Perm
 from governance.refusals import gate_refusal
-from registry.errors import Forbidden, ValidationFailed
 from registry.models import RegisteredModel
 
 

@@ -21,15 +21,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from core.actors import Actor
+from core.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from governance import access, audit, permissions, policies, sso, webhooks
 from governance import models as m
-from governance.actors import Actor
 from governance.permissions import Perm
 from governance.refusals import refused
 from governance.roles import ROLES
 from governance.tokens import token_create, token_fields, token_revoke
 from registry.admin import ReadOnlyAdmin, _run
-from registry.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from registry.services.common import require_admin
 
 

@@ -18,8 +18,8 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from core.actors import Actor
 from governance import chain
-from governance.actors import Actor
 from governance.models import AuditEvent
 from registry.models import RegisteredModel
 

@@ -25,10 +25,10 @@ from typing import Any
 from django.apps import apps
 from django.db.models import QuerySet
 
+from core.errors import Conflict
 from governance import policies
 from governance.models import AuditEvent, PromotionRequest
 from governance.refusals import gate_refusal
-from registry.errors import Conflict
 from registry.models import Alias, Deployment, ModelVersion, RegisteredModel
 from registry.services.lineage import is_production_environment
 

@@ -42,10 +42,10 @@ from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
+from core.actors import Actor
+from core.errors import DomainError
 from governance import audit, sso
-from governance.actors import Actor
 from governance.sso import SsoClaims, SsoRefused
-from registry.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

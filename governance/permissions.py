@@ -17,6 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, JSONField, Model, OuterRef, Q, QuerySet, Subquery, Value
 
 from cards.models import CardReview, ModelCard
+from core.errors import Forbidden, NotFound
 from governance.models import (
     PromotionRequest,
     RegisteredModelGroupPermission,
@@ -24,7 +25,6 @@ from governance.models import (
     StageHistory,
 )
 from registry.aggregates import JSONArrayAgg
-from registry.errors import Forbidden, NotFound
 from registry.models import (
     Alias,
     Artifact,

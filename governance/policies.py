@@ -9,11 +9,11 @@ from typing import Any
 from django.db import transaction
 
 from cards import content as card_content
+from core.actors import Actor
+from core.errors import ValidationFailed
 from governance import audit, permissions, readiness
-from governance.actors import Actor
 from governance.models import Policy
 from registry import validation
-from registry.errors import ValidationFailed
 from registry.models import RegisteredModel
 from registry.services.common import apply_changes, require_admin
 

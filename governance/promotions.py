@@ -15,13 +15,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from governance import audit, content, notifications, permissions, policies, readiness
-from governance.actors import Actor
 from governance.models import Policy, PromotionRequest, Review, StageHistory
 from governance.permissions import AnyUser, Perm
 from governance.refusals import gate_refusal
 from registry import validation
-from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.services.aliases import alias_point
 from registry.services.versions import stage_move

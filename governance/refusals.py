@@ -13,9 +13,10 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from core import signals as core_signals
+from core.actors import Actor
+from core.errors import DomainError
 from governance import audit
-from governance.actors import Actor
-from registry.errors import DomainError
 from registry.models import RegisteredModel
 
 
@@ -45,6 +46,14 @@ def refused(request: HttpRequest, exc: DomainError) -> None:
         registered_model=registered_model,
         details=details,
     )
+
+
+@receiver(core_signals.refusal, dispatch_uid="governance.refused")
+def _record_api_refusal(
+    sender: object, request: HttpRequest, exc: DomainError, **_: object
+) -> None:
+    """The API's exception handler (core/api.py) announces refusals; the audit log keeps them."""
+    refused(request, exc)
 
 
 def gate_refusal(exc: DomainError, registered_model: RegisteredModel, wanted: str) -> DomainError:

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Group, Permission
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 
+from core.actors import Actor
 from governance import audit
-from governance.actors import Actor
 
 _LINEAGE_ADD = [
     "registry.add_featuresource",

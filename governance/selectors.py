@@ -7,10 +7,10 @@ from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
 
+from core.errors import NotFound
 from governance import permissions
 from governance.models import AuditEvent, PromotionRequest
 from governance.permissions import AnyUser, Perm
-from registry.errors import NotFound
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,11 @@ from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.actors import Actor
+from core.errors import Forbidden, NotFound, ValidationFailed
 from governance import audit, permissions
-from governance.actors import Actor
 from governance.models import ExternalIdentity, IdpGroupMapping, RegisteredModelUserPermission
 from governance.roles import ROLES
-from registry.errors import Forbidden, NotFound, ValidationFailed
 from registry.services.common import UNSET, apply_changes, insert_or_conflict, require_admin
 
 MAX_GROUP_VALUE = 200

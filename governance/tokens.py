@@ -13,10 +13,10 @@ from django.db import transaction
 from django.db.models import OuterRef, QuerySet
 from django.utils import timezone
 
+from core.actors import Actor
+from core.errors import Forbidden, ValidationFailed
 from governance import audit, permissions
-from governance.actors import Actor
 from governance.models import ApiToken
-from registry.errors import Forbidden, ValidationFailed
 
 TOKEN_PREFIX = "mg_"
 # Writing last_used_at on every request would turn each read into a write; a minute is enough.

@@ -16,15 +16,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from config.edge import instant, is_whole_number, whole_number
+from core.actors import Actor
+from core.edge import instant, is_whole_number, whole_number
+from core.errors import Conflict, DomainError, ValidationFailed
+from core.pages import page
 from governance import access, permissions, promotions, selectors
-from governance.actors import Actor
 from governance.models import AuditEvent, PromotionRequest, Review
 from governance.permissions import Perm
 from governance.refusals import refused
 from registry import selectors as registry_selectors
-from registry.errors import Conflict, DomainError, ValidationFailed
-from registry.views import page
 
 TARGETS = [("production", "Production"), ("staging", "Staging")]
 # Which form field shows a service's error about one of its arguments (else the form's top).

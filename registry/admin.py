@@ -13,12 +13,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.actors import Actor
+from core.errors import DomainError
 from governance import compliance, permissions
-from governance.actors import Actor
 from governance.refusals import refused
 from registry import models as m
 from registry import services
-from registry.errors import DomainError
 
 
 def _run(

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from cards import services as card_services
 from cards.models import ModelCard
+from core.actors import Actor
 from governance import permissions, policies, promotions
-from governance.actors import Actor
 from governance.models import PromotionRequest
 from governance.permissions import Perm
 from governance.roles import defaults_sync

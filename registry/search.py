@@ -27,7 +27,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 
-from registry.errors import ValidationFailed
+from core.errors import ValidationFailed
 from registry.models import (
     ModelVersion,
     ModelVersionMetric,

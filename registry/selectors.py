@@ -12,10 +12,10 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
+from core.errors import NotFound, ValidationFailed
 from governance import permissions
 from registry import search
 from registry.aggregates import json_array_of, json_object_of
-from registry.errors import NotFound, ValidationFailed
 from registry.models import (
     Alias,
     Artifact,
@@ -466,3 +466,25 @@ def job_get(*, user: AnyUser, version: ModelVersion, job_id: int) -> PackagingJo
     if job is None:
         raise NotFound(f"Job {job_id} of this version not found.", code="job_not_found")
     return job
+
+
+class ModelLookups:
+    """For views of any app (mixed into an API view with `self.request`): the model and
+    version in the URL, as the signed-in user may see them (404 otherwise)."""
+
+    request: Any
+
+    def registered_model(self, name: str) -> RegisteredModel:
+        # Reads show the model, so they need its display columns; writes only pass it on.
+        return registered_model_get(
+            user=self.request.user, name=name, details=self.request.method in ("GET", "HEAD")
+        )
+
+    def shown_model(self, name: str) -> RegisteredModel:
+        """The model with its display columns, to answer a write with what it changed."""
+        return registered_model_get(user=self.request.user, name=name)
+
+    def version(self, name: str, number: int) -> ModelVersion:
+        return version_get(
+            user=self.request.user, registered_model=self.registered_model(name), number=number
+        )

@@ -1,7 +1,7 @@
 from django.urls import path
 
+import core.converters  # noqa: F401  (registers "mname")
 from registry import views
-from registry.api.urls import ModelNameConverter  # noqa: F401  (registers "mname")
 
 app_name = "registry"
 urlpatterns = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from registry.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 MAX_NAME = 256
 MAX_TAG_KEY = 250

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from cards.models import ModelCard
-from config.edge import instant, is_whole_number, whole_number
+from core.actors import Actor
+from core.edge import instant, is_whole_number, whole_number
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.pages import page
 from governance import history, permissions, policies, promotions
 from governance import selectors as governance_selectors
-from governance.actors import Actor
 from governance.models import PromotionRequest
 from governance.permissions import Perm
-from governance.refusals import refused
 from registry import selectors, services
-from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.models import (
     ModelVersion,
     PackagingJob,
@@ -30,32 +26,6 @@ from registry.models import (
     TrainingRun,
     TrainingRunDataset,
 )
-
-
-def page(
-    view: Callable[..., HttpResponse] | None = None, *, methods: tuple[str, ...] = ("GET",)
-) -> Any:
-    """Signed-in users only, only the given HTTP methods (405 otherwise; the permission matrix
-    reads them from `wrapper.http_methods`); domain NotFound/Forbidden become 404/403."""
-    if view is None:
-        return lambda v: page(v, methods=methods)
-
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method not in methods and not (request.method == "HEAD" and "GET" in methods):
-            return HttpResponseNotAllowed(methods)
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            refused(request, exc)
-            raise Http404(exc.message) from None
-        except Forbidden as exc:
-            refused(request, exc)
-            raise PermissionDenied(exc.message) from None
-
-    wrapper.http_methods = methods  # type: ignore[attr-defined]
-    return wrapper
 
 
 @page

@@ -14,7 +14,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
-from governance.actors import Actor
+from core.actors import Actor
 from governance.roles import roles_sync
 from tests.factories import UserFactory
 

@@ -11,7 +11,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.test import TestCase
 
-from governance.actors import Actor
+from core.actors import Actor
 from registry import services
 from registry.models import Artifact, ModelVersion, RegisteredModel
 from registry.services.artifacts import read_chunks

@@ -27,8 +27,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from core.actors import Actor
 from governance import permissions, promotions
-from governance.actors import Actor
 from governance.permissions import Perm
 from governance.roles import ROLES
 from registry import services

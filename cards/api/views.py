@@ -16,12 +16,13 @@ from rest_framework.response import Response
 from cards import content as card_content
 from cards import formats, selectors, services
 from cards.models import CardReview, ModelCard
-from config.api import DownloadRenderer
-from config.edge import whole_number
-from registry.api.serializers import StrictInput, _iso, _username
-from registry.api.views import RegistryView
-from registry.errors import NotFound
-from registry.templatetags.modelgate import render_markdown
+from core.api import DownloadRenderer
+from core.edge import whole_number
+from core.errors import NotFound
+from core.markdown import render_markdown
+from core.serializers import StrictInput, iso, username
+from core.views import ApiView
+from registry.selectors import ModelLookups
 
 
 class CardIn(StrictInput):
@@ -64,10 +65,10 @@ def card_data(card: ModelCard, user: Any) -> dict[str, Any]:
         **formats.to_json(card),
         "model": card.registered_model.name,
         "version": card.version.version,
-        "last_edited_by": _username(card.last_edited_by),
-        "updated_at": _iso(card.updated_at),
-        "submitted_by": _username(card.submitted_by),
-        "approved_at": _iso(card.approved_at),
+        "last_edited_by": username(card.last_edited_by),
+        "updated_at": iso(card.updated_at),
+        "submitted_by": username(card.submitted_by),
+        "approved_at": iso(card.approved_at),
         "completeness": {
             "required": required,
             "missing": done.missing,
@@ -84,7 +85,7 @@ def card_data(card: ModelCard, user: Any) -> dict[str, Any]:
     }
 
 
-class CardView(RegistryView):
+class CardView(ModelLookups, ApiView):
     def card(self, name: str, number: int) -> ModelCard:
         return selectors.card_get(user=self.request.user, version=self.version(name, number))
 
@@ -120,9 +121,9 @@ class CardRevisionsView(CardView):
                 "revisions": [
                     {
                         "number": r.number,
-                        "author": _username(r.author),
+                        "author": username(r.author),
                         "note": r.note,
-                        "created_at": _iso(r.created_at),
+                        "created_at": iso(r.created_at),
                     }
                     for r in selectors.revisions(card)
                 ]
@@ -228,7 +229,7 @@ class CardExportView(CardView):
         return export_response(self.card(name, number), file_format)
 
 
-class MarkdownPreviewView(RegistryView):
+class MarkdownPreviewView(ApiView):
     """Markdown rendered and sanitised exactly as pages show it (for live previews)."""
 
     @extend_schema(request=PreviewIn, responses=OpenApiTypes.OBJECT)

@@ -8,9 +8,9 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
+from core.serializers import Links, StrictInput, iso, username
 from governance.models import AuditEvent, Policy, PromotionRequest, Review
 from governance.promotions import Evaluation
-from registry.api.serializers import Links, StrictInput, _iso, _username
 
 # --- Input ----------------------------------------------------------------------------------
 
@@ -60,11 +60,11 @@ class ReviewOut(serializers.Serializer):
 
     def to_representation(self, obj: Review) -> dict[str, Any]:
         out = {
-            "reviewer": _username(obj.reviewer),
+            "reviewer": username(obj.reviewer),
             "decision": obj.decision,
             "comment": obj.comment,
             "content_digest": obj.content_digest,
-            "created_at": _iso(obj.created_at),
+            "created_at": iso(obj.created_at),
         }
         evaluation = self.context.get("evaluation")
         if evaluation is not None and obj.decision == Review.Decision.APPROVE:
@@ -110,11 +110,11 @@ class PromotionRequestOut(serializers.Serializer):
             "justification": obj.justification,
             "status": obj.status,
             "status_message": obj.status_message,
-            "requested_by": _username(obj.requested_by),
+            "requested_by": username(obj.requested_by),
             "content_digest": obj.content_digest,
-            "created_at": _iso(obj.created_at),
-            "decided_at": _iso(obj.decided_at),
-            "applied_at": _iso(obj.applied_at),
+            "created_at": iso(obj.created_at),
+            "decided_at": iso(obj.decided_at),
+            "applied_at": iso(obj.applied_at),
             "url": f"{base}{obj.pk}/",
             "version_url": links.version(obj.registered_model.name, obj.version.version),
         }
@@ -133,8 +133,8 @@ def evaluation_data(evaluation: Evaluation) -> dict[str, Any]:
         "fast_track": evaluation.fast_track,
         "approved_by": [u.username for u in evaluation.approvers],
         "content_digest": evaluation.digest,
-        "voided_approvals": [_username(r.reviewer) for r in evaluation.voided],
-        "ineligible_approvals": [_username(r.reviewer) for r in evaluation.ineligible],
+        "voided_approvals": [username(r.reviewer) for r in evaluation.voided],
+        "ineligible_approvals": [username(r.reviewer) for r in evaluation.ineligible],
         "changes_requested_by": [u.username for u in evaluation.changes_requested_by],
         "ready_to_approve": not evaluation.blocking,
         "checks": [{**asdict(c), "blocking": c.blocking} for c in evaluation.checks],
@@ -166,7 +166,7 @@ class PromotionRequestDetailOut(PromotionRequestOut):
             you_may_review=refusal is None,
             why_not=refusal,
             replaced_version=obj.replaced_version.version if obj.replaced_version else None,
-            applied_by=_username(obj.applied_by),
+            applied_by=username(obj.applied_by),
         )
         return out
 
@@ -243,7 +243,7 @@ AUDIT_COLUMNS = (
 def audit_event_data(obj: AuditEvent) -> dict[str, Any]:
     return {
         "sequence": obj.sequence,
-        "occurred_at": _iso(obj.occurred_at),
+        "occurred_at": iso(obj.occurred_at),
         "actor": obj.actor_label,
         "channel": obj.channel,
         "action": obj.action,

@@ -16,14 +16,15 @@ from rest_framework import renderers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import DownloadRenderer
-from config.edge import instant
+from core.api import DownloadRenderer
+from core.edge import instant
+from core.errors import NotFound, ValidationFailed
+from core.views import ApiView, choice
 from governance import compliance, history, permissions, policies, promotions, selectors
 from governance.api import serializers as s
 from governance.models import PromotionRequest
 from governance.permissions import Perm
-from registry.api.views import RegistryView, _choice
-from registry.errors import NotFound, ValidationFailed
+from registry.selectors import ModelLookups
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -38,7 +39,11 @@ def _instant(request: Request, name: str) -> datetime | None:
     return instant(raw, name) if raw else None
 
 
-class PromotionRequestListView(RegistryView):
+class GovernanceView(ModelLookups, ApiView):
+    """The API edge's plumbing with lookups of the model and version in the URL."""
+
+
+class PromotionRequestListView(GovernanceView):
     ordering_fields = ("created_at", "-created_at", "updated_at", "-updated_at")
 
     @extend_schema(
@@ -57,7 +62,7 @@ class PromotionRequestListView(RegistryView):
     def get(self, request: Request) -> Response:
         filters = selectors.RequestFilters(
             model=request.query_params.get("model"),
-            status=_choice(request, "status", PromotionRequest.Status.values),
+            status=choice(request, "status", PromotionRequest.Status.values),
             target=request.query_params.get("target"),
             requested_by_me=_flag(request, "mine"),
             awaiting_my_review=_flag(request, "awaiting_my_review"),
@@ -85,13 +90,13 @@ def detail_response(request: Request, pk: int, code: int = status.HTTP_200_OK) -
     return Response(s.PromotionRequestDetailOut(found, context=context).data, status=code)
 
 
-class PromotionRequestDetailView(RegistryView):
+class PromotionRequestDetailView(GovernanceView):
     @extend_schema(responses=s.PromotionRequestDetailOut)
     def get(self, request: Request, pk: int) -> Response:
         return detail_response(request, pk)
 
 
-class PromotionRequestActionView(RegistryView):
+class PromotionRequestActionView(GovernanceView):
     def found(self, pk: int) -> PromotionRequest:
         return selectors.promotion_request_get(user=self.request.user, pk=pk)
 
@@ -121,7 +126,7 @@ class PromotionCancelView(PromotionRequestActionView):
         return detail_response(request, pk)
 
 
-class ModelRollbackView(RegistryView):
+class ModelRollbackView(GovernanceView):
     @extend_schema(request=s.RollbackIn, responses={201: s.PromotionRequestDetailOut})
     def post(self, request: Request, name: str) -> Response:
         created = promotions.rollback_request(
@@ -132,13 +137,13 @@ class ModelRollbackView(RegistryView):
         return detail_response(request, created.pk, status.HTTP_201_CREATED)
 
 
-class ModelPolicyView(RegistryView):
+class ModelPolicyView(GovernanceView):
     @extend_schema(responses=s.PolicyOut)
     def get(self, request: Request, name: str) -> Response:
         return Response(s.PolicyOut(policies.policy_for(self.registered_model(name))).data)
 
 
-class ModelHistoryView(RegistryView):
+class ModelHistoryView(GovernanceView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -162,14 +167,14 @@ class ModelHistoryView(RegistryView):
                 "model": rm.name,
                 "timeline": history.timeline(
                     rm,
-                    kind=_choice(request, "kind", ["stage", "alias"]),
+                    kind=choice(request, "kind", ["stage", "alias"]),
                     name=request.query_params.get("name"),
                 ),
             }
         )
 
 
-class ModelComplianceView(RegistryView):
+class ModelComplianceView(GovernanceView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, name: str) -> Response:
         return Response(compliance.report(self.registered_model(name)))
@@ -194,7 +199,7 @@ _AUDIT_PARAMS = [
 ]
 
 
-class AuditEventListView(RegistryView):
+class AuditEventListView(GovernanceView):
     ordering = "-sequence"
     ordering_fields = ("sequence", "-sequence")
 
@@ -241,7 +246,7 @@ def _csv(rows: Iterator[Any]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-class AuditExportView(RegistryView):
+class AuditExportView(GovernanceView):
     """The filtered log in sequence order, streamed: JSON Lines or CSV."""
 
     renderer_classes = [renderers.JSONRenderer, JSONLinesRenderer, CSVRenderer]
@@ -269,7 +274,7 @@ class AuditExportView(RegistryView):
         return response
 
 
-class MyPermissionsView(RegistryView):
+class MyPermissionsView(GovernanceView):
     """What the caller may do on one model: for clients that show or hide actions."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)

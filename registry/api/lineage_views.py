@@ -9,9 +9,10 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.views import choice
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.views import RegistryView, _choice
+from registry.api.views import RegistryView
 from registry.models import Deployment
 
 
@@ -145,7 +146,7 @@ class DeploymentListView(RegistryView):
 
     @extend_schema(responses=s.DeploymentOut(many=True))
     def get(self, request: Request) -> Response:
-        status_filter = _choice(request, "status", Deployment.Status.values)
+        status_filter = choice(request, "status", Deployment.Status.values)
         return self.page(
             selectors.deployment_list(user=request.user, status=status_filter), s.DeploymentOut
         )

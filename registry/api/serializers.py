@@ -4,13 +4,11 @@ rest. Output serializers render what selectors return."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from django.contrib.auth.models import Group, User
-from django.urls import reverse
 from rest_framework import serializers
 
-from registry.errors import ValidationFailed
+from core.serializers import Links, StrictInput, iso, username
 from registry.models import (
     Artifact,
     CodeRef,
@@ -25,62 +23,6 @@ from registry.models import (
 from registry.selectors import version_children
 
 # Fields the server owns: a client that sends them is told so instead of being ignored.
-SERVER_OWNED = frozenset(
-    {
-        "id",
-        "version",
-        "stage",
-        "stage_changed_at",
-        "sha256",
-        "storage_key",
-        "size",
-        "created_by",
-        "created_at",
-        "updated_by",
-        "updated_at",
-        "deleted_at",
-        "deleted_by",
-        "last_version_number",
-        "format",
-        "deployed_by",
-        "deployed_at",
-        "retired_at",
-        "retired_by",
-        "aliases",
-        "artifacts",
-        "latest_versions",
-        "latest_version",
-    }
-)
-
-
-class StrictInput(serializers.Serializer):
-    """Refuses unknown keys and server-owned fields, and non-object bodies."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise ValidationFailed("The body must be a JSON object.", code="invalid_payload")
-        owned = {
-            k: ["Set by the server; it cannot be written."]
-            for k in data
-            if k not in self.fields and k in SERVER_OWNED
-        }
-        if owned:
-            raise ValidationFailed(
-                f"{', '.join(owned)} cannot be written.", code="read_only_field", fields=owned
-            )
-        unknown = {k: ["Unknown field."] for k in data if k not in self.fields}
-        if unknown:
-            raise ValidationFailed(
-                f"Unknown field: {', '.join(unknown)}.", code="unknown_field", fields=unknown
-            )
-        return super().to_internal_value(data)
-
-    def create(self, validated_data: Any) -> Any:  # pragma: no cover - never saves
-        raise NotImplementedError
-
-    def update(self, instance: Any, validated_data: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
 
 
 def _text(**kw: Any) -> serializers.CharField:
@@ -198,32 +140,6 @@ class AliasIn(StrictInput):
 # --- Output ---------------------------------------------------------------------------------
 
 
-def _username(user: User | None) -> str | None:
-    return user.get_username() if user is not None else None
-
-
-# reverse() per row cost more than the row itself (thread-local URLconf lookups on every
-# call), so a response reverses the collection URL once and appends the quoted parts, with the
-# same quoting reverse() applies. tests/registry/test_models_api.py pins the two together.
-_URL_SAFE = "!$&'()*+,;=~:@"
-
-
-class Links:
-    """URLs of registry objects, from one reverse() per response."""
-
-    def __init__(self) -> None:
-        self.models = reverse("registry-api:model-list")
-
-    def model(self, name: str) -> str:
-        return f"{self.models}{quote(name, safe=_URL_SAFE)}/"
-
-    def version(self, name: str, number: int) -> str:
-        return f"{self.model(name)}versions/{number}/"
-
-    def download(self, name: str, number: int, artifact_id: int) -> str:
-        return f"{self.version(name, number)}artifacts/{artifact_id}/download/"
-
-
 class LinkedSerializer(serializers.Serializer):
     @property
     def links(self) -> Links:
@@ -231,13 +147,6 @@ class LinkedSerializer(serializers.Serializer):
         if "_links" not in self.__dict__:
             self.__dict__["_links"] = Links()
         return self.__dict__["_links"]
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class RegisteredModelOut(LinkedSerializer):
@@ -273,9 +182,9 @@ class RegisteredModelOut(LinkedSerializer):
             "latest_versions": obj.latest_versions or {},
             "last_version_number": obj.last_version_number,
             "created_by": obj.created_by_name,
-            "created_at": _iso(obj.created_at),
+            "created_at": iso(obj.created_at),
             "updated_by": obj.updated_by_name,
-            "updated_at": _iso(obj.updated_at),
+            "updated_at": iso(obj.updated_at),
             "url": self.links.model(obj.name),
         }
 
@@ -295,7 +204,7 @@ def artifact_data(
     return {
         **row,
         "derived": bool(row.get("derived")),
-        "created_at": _iso(row["created_at"]),
+        "created_at": iso(row["created_at"]),
         "download_url": links.download(model_name, number, row["id"]),
     }
 
@@ -388,7 +297,7 @@ class VersionOut(LinkedSerializer):
             "status": obj.status,
             "status_message": obj.status_message,
             "stage": obj.stage,
-            "stage_changed_at": _iso(obj.stage_changed_at),
+            "stage_changed_at": iso(obj.stage_changed_at),
             "aliases": children.aliases,
             "tags": children.tags,
             "artifacts": [
@@ -396,8 +305,8 @@ class VersionOut(LinkedSerializer):
             ],
             "training_run": obj.training_run_ref,
             "created_by": obj.created_by_name,
-            "created_at": _iso(obj.created_at),
-            "updated_at": _iso(obj.updated_at),
+            "created_at": iso(obj.created_at),
+            "updated_at": iso(obj.updated_at),
             "url": self.links.version(name, obj.version),
         }
 
@@ -560,7 +469,7 @@ class DeploymentOut(serializers.Serializer):
     retired_at = serializers.DateTimeField(allow_null=True)
 
     def get_deployed_by(self, obj: Deployment) -> str | None:
-        return _username(obj.deployed_by)
+        return username(obj.deployed_by)
 
 
 class VersionRefOut(serializers.Serializer):

@@ -1,22 +1,8 @@
-from django.urls import path, register_converter
+from django.urls import path
 
+import core.converters  # noqa: F401  (registers "mname")
 from registry.api import lineage_views as lv
 from registry.api import views as v
-
-
-class ModelNameConverter:
-    """Registered model names: anything but '/', as the name rules allow."""
-
-    regex = "[^/]+"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
-
-
-register_converter(ModelNameConverter, "mname")
 
 app_name = "registry-api"
 M = "models/<mname:name>"

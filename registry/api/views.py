@@ -11,55 +11,21 @@ from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from config.api import CursorPagination
-from config.edge import is_whole_number, whole_number
-from governance.actors import Actor
+from core.edge import is_whole_number, whole_number
+from core.errors import ValidationFailed
+from core.serializers import Links, StrictInput, iso
+from core.views import ApiView, choice
 from registry import selectors, services, validation
 from registry.api import serializers as s
-from registry.errors import ValidationFailed
 from registry.models import ModelVersion, PackagingJob, RegisteredModel
+from registry.selectors import ModelLookups
 from registry.services.artifacts import CHUNK, check_declared_size, read_chunks
 from registry.uploads import LimitedTemporaryFileUploadHandler
 
 
-class RegistryView(APIView):
-    """Shared plumbing: the actor, lookups through selectors, validated input, pagination."""
-
-    ordering_fields: tuple[str, ...] = ()
-    ordering = "-created_at"
-    pagination_class = CursorPagination
-
-    def actor(self) -> Actor:
-        return Actor.from_request(self.request, channel="api")
-
-    def registered_model(self, name: str) -> RegisteredModel:
-        # Reads show the model, so they need its display columns; writes only pass it on.
-        return selectors.registered_model_get(
-            user=self.request.user, name=name, details=self.request.method in ("GET", "HEAD")
-        )
-
-    def shown_model(self, name: str) -> RegisteredModel:
-        """The model with its display columns, to answer a write with what it changed."""
-        return selectors.registered_model_get(user=self.request.user, name=name)
-
-    def version(self, name: str, number: int) -> ModelVersion:
-        return selectors.version_get(
-            user=self.request.user, registered_model=self.registered_model(name), number=number
-        )
-
-    def valid(
-        self, serializer_class: type[s.serializers.Serializer], partial: bool = False
-    ) -> dict[str, Any]:
-        serializer = serializer_class(data=self.request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
-    def page(self, queryset: Any, serializer_class: type[s.serializers.Serializer]) -> Response:
-        paginator = self.pagination_class()
-        rows = paginator.paginate_queryset(queryset, self.request, view=self)
-        return paginator.get_paginated_response(serializer_class(rows, many=True).data)
+class RegistryView(ModelLookups, ApiView):
+    """The API edge's plumbing (core.api.ApiView) with lookups of models and versions."""
 
 
 def _tag_filters(request: Request) -> tuple[tuple[str, str], ...]:
@@ -72,15 +38,6 @@ def _tag_filters(request: Request) -> tuple[tuple[str, str], ...]:
             )
         pairs.append((key, value))
     return tuple(pairs)
-
-
-def _choice(request: Request, name: str, choices: list[str]) -> str | None:
-    value = request.query_params.get(name)
-    if value and value not in choices:
-        raise ValidationFailed(
-            f"{name} must be one of {', '.join(choices)}.", field=name, code="invalid_filter"
-        )
-    return value or None
 
 
 _LIST_PARAMS = [
@@ -116,10 +73,10 @@ class ModelListView(RegistryView):
         filters = selectors.ModelFilters(
             name_contains=request.query_params.get("name"),
             tags=_tag_filters(request),
-            stage=_choice(request, "stage", ModelVersion.Stage.values),
+            stage=choice(request, "stage", ModelVersion.Stage.values),
             owner=request.query_params.get("owner"),
             team=request.query_params.get("team"),
-            risk_tier=_choice(request, "risk_tier", RegisteredModel.RiskTier.values),
+            risk_tier=choice(request, "risk_tier", RegisteredModel.RiskTier.values),
             q=request.query_params.get("q"),
         )
         return self.page(
@@ -198,8 +155,8 @@ class VersionSearchView(RegistryView):
         return selectors.VersionFilters(
             name_contains=request.query_params.get("name"),
             tags=_tag_filters(request),
-            stage=_choice(request, "stage", ModelVersion.Stage.values),
-            status=_choice(request, "status", ModelVersion.Status.values),
+            stage=choice(request, "stage", ModelVersion.Stage.values),
+            status=choice(request, "status", ModelVersion.Status.values),
             owner=request.query_params.get("owner"),
             run_id=request.query_params.get("run_id"),
             q=request.query_params.get("q"),
@@ -277,7 +234,7 @@ class VersionStageView(RegistryView):
         return Response(s.VersionOut(self.version(name, number)).data)
 
 
-class JobIn(s.StrictInput):
+class JobIn(StrictInput):
     kind = s.serializers.ChoiceField(choices=PackagingJob.Kind.choices)
     artifact = s.serializers.IntegerField(
         min_value=1, required=False, allow_null=True, default=None
@@ -300,12 +257,12 @@ def job_data(job: PackagingJob) -> dict[str, Any]:
         "log": job.log,
         "forced": job.forced,
         "requested_by": job.requested_by.username if job.requested_by else None,
-        "created_at": s._iso(job.created_at),
-        "started_at": s._iso(job.started_at),
-        "finished_at": s._iso(job.finished_at),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
         # The worker's last sign of life, and the job this one waits for (a bundle waits
         # for the ONNX conversion of its input).
-        "heartbeat_at": s._iso(job.heartbeat_at),
+        "heartbeat_at": iso(job.heartbeat_at),
         "waits_for": job.waits_for_id,
     }
 
@@ -489,7 +446,7 @@ class ArtifactListView(RegistryView):
     @extend_schema(responses=s.ArtifactOut(many=True))
     def get(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
-        links = s.Links()
+        links = Links()
         return Response(
             [
                 s.artifact_data(a, name, number, links)

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import yaml
 
-from governance.actors import Actor
+from core.actors import Actor
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.packaging import convert
 from registry.packaging.inspect import JobError

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from governance.actors import Actor
+from core.actors import Actor
 from registry import validation
 from registry.models import Artifact, PackagingJob
 from registry.packaging import sandbox
@@ -255,7 +255,7 @@ def infer_signature(job: PackagingJob) -> dict[str, Any]:
         "outputs": [{"name": "prediction", "type": predicted["output_type"]}],
     }
     jobs.job_progress(job, 90, "saving the signature")
-    from registry.errors import DomainError
+    from core.errors import DomainError
     from registry.services.versions import version_update
 
     try:

@@ -25,11 +25,11 @@ from django.core.files.storage import Storage, storages
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor
+from core.errors import Conflict, TooLarge, ValidationFailed
 from governance import audit, content, permissions
-from governance.actors import Actor
 from governance.permissions import Perm
 from registry import validation
-from registry.errors import Conflict, TooLarge, ValidationFailed
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.services.common import require_admin
 

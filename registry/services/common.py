@@ -7,10 +7,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Manager, Model
 
+from core.actors import Actor
+from core.errors import Conflict, Forbidden, ValidationFailed
 from governance import permissions
-from governance.actors import Actor
 from registry import validation
-from registry.errors import Conflict, Forbidden, ValidationFailed
 
 
 class _Unset:

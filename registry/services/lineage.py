@@ -16,13 +16,13 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
+from core.actors import Actor
+from core.errors import Conflict, ValidationFailed
 from governance import audit, permissions, policies
-from governance.actors import Actor
 from governance.models import Policy
 from governance.permissions import Perm
 from governance.refusals import gate_refusal
 from registry import validation
-from registry.errors import Conflict, ValidationFailed
 from registry.models import (
     Alias,
     CodeRef,

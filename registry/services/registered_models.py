@@ -6,12 +6,12 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor
+from core.errors import Conflict, Forbidden, ValidationFailed
 from governance import audit, content, permissions
-from governance.actors import Actor
 from governance.permissions import Perm
 from governance.refusals import gate_refusal
 from registry import validation
-from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import Deployment, ModelVersion, RegisteredModel, RegisteredModelTag
 from registry.services.artifacts import blobs_release
 from registry.services.common import (

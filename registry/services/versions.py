@@ -10,12 +10,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor
+from core.errors import Conflict, Forbidden, ValidationFailed
 from governance import audit, content, history, permissions, policies
-from governance.actors import Actor
 from governance.permissions import Perm
 from governance.refusals import gate_refusal
 from registry import signals, validation
-from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import (
     Alias,
     ModelVersion,

@@ -13,9 +13,9 @@ from huggingface_hub import ModelCard as HubCard
 from cards import content as card_content
 from cards import formats, services
 from cards.models import ModelCard
+from core.errors import Conflict, Forbidden, ValidationFailed
 from governance import promotions
 from governance.models import AuditEvent
-from registry.errors import Conflict, Forbidden, ValidationFailed
 from tests.factories import (
     FULL_CARD,
     UserFactory,

@@ -28,8 +28,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from core.actors import Actor
 from governance import sso
-from governance.actors import Actor
 from governance.models import AuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
+from core.actors import Actor
 from governance import policies, webhooks
-from governance.actors import Actor
 from governance.models import AuditEvent, Policy, Webhook, WebhookDelivery
 from tests.factories import UserFactory, make_model
 

@@ -22,10 +22,10 @@ from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from core.actors import Actor
+from core.errors import Conflict, Forbidden, ValidationFailed
 from governance import sso
-from governance.actors import Actor
 from governance.models import ExternalIdentity, IdpGroupMapping
-from registry.errors import Conflict, Forbidden, ValidationFailed
 from tests.governance.oidc_support import (
     ROOT,
     events,

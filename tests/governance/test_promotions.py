@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from governance import policies, promotions
 from governance.models import AuditEvent, Policy, PromotionRequest, StageHistory
 from registry import services
-from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.models import ModelVersion
 from tests.factories import (
     SIGNATURE,

@@ -6,10 +6,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from governance.actors import Actor
+from core.actors import Actor
+from core.errors import Forbidden
 from governance.models import ApiToken, AuditEvent, RegisteredModelUserPermission
 from governance.tokens import token_create, token_revoke
-from registry.errors import Forbidden
 
 pytestmark = pytest.mark.django_db
 

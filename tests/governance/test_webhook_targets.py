@@ -18,10 +18,10 @@ import uuid
 import pytest
 from django.utils import timezone
 
+from core.actors import Actor
+from core.errors import ValidationFailed
 from governance import webhooks
-from governance.actors import Actor
 from governance.models import AuditEvent, Webhook, WebhookDelivery
-from registry.errors import ValidationFailed
 from tests.factories import superuser
 from tests.governance import test_webhooks
 

@@ -193,8 +193,8 @@ def test_admin_replays_a_delivery(
 def test_only_administrators_change_webhooks_or_replay_deliveries(ml_engineer):
     from django.utils import timezone
 
-    from governance.actors import Actor
-    from registry.errors import Forbidden
+    from core.actors import Actor
+    from core.errors import Forbidden
 
     staff = UserFactory(username="steward", is_staff=True)  # staff, not an administrator
     hook = webhooks.webhook_create(
@@ -228,8 +228,8 @@ def test_only_administrators_change_webhooks_or_replay_deliveries(ml_engineer):
 
 
 def test_webhook_services_validate_and_audit_without_the_secret():
-    from governance.actors import Actor
-    from registry.errors import ValidationFailed
+    from core.actors import Actor
+    from core.errors import ValidationFailed
 
     root = Actor(user=superuser(), channel="cli")
     for bad, field in (

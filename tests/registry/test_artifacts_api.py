@@ -9,9 +9,9 @@ import zipfile
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core.errors import TooLarge
 from governance.models import AuditEvent
 from registry import services
-from registry.errors import TooLarge
 from registry.models import Artifact
 from registry.services.artifacts import artifact_storage, storage_key
 from tests.factories import actor_for, make_artifact, make_model, make_version

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from governance.actors import Actor
+from core.actors import Actor
 from governance.tokens import token_create
 from registry.models import Artifact, ModelVersion
 from registry.services.artifacts import artifact_storage

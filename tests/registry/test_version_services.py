@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import Conflict, Forbidden, ValidationFailed
 from governance.models import AuditEvent
 from registry import services
-from registry.errors import Conflict, Forbidden, ValidationFailed
 from registry.models import Alias, ModelVersion
 from tests.factories import (
     SIGNATURE,

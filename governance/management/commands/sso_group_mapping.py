@@ -7,10 +7,10 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.actors import Actor
+from core.errors import DomainError
 from governance import sso
-from governance.actors import Actor
 from governance.models import IdpGroupMapping
-from registry.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -9,9 +9,9 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from governance.actors import Actor
+from core.actors import Actor
+from core.errors import DomainError
 from governance.tokens import token_create
-from registry.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -13,7 +13,7 @@ limit is a 413 with a code (config/views.py, `bad_request`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +22,8 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from config.api import error_body
-from registry.errors import ValidationFailed
+from core.api import error_body
+from core.errors import ValidationFailed
 
 MAX_JSON_DEPTH = 200
 MAX_WHOLE_NUMBER = 2**63 - 1  # the largest value of a 64-bit integer column
@@ -88,7 +88,7 @@ class SafeJSONParser(parsers.JSONParser):
         self,
         stream: Any,
         media_type: str | None = None,
-        parser_context: dict[str, Any] | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         try:
             data = super().parse(stream, media_type, parser_context)

@@ -15,7 +15,8 @@ from rest_framework import exceptions, pagination, renderers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from registry.errors import DomainError, ValidationFailed
+from core import signals
+from core.errors import DomainError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +63,7 @@ def error_body(
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         if exc.refusal and context.get("request") is not None:
-            from governance.refusals import refused
-
-            refused(context["request"], exc)
+            signals.refusal.send(sender=DomainError, request=context["request"], exc=exc)
         return Response(
             error_body(exc.code, exc.message, exc.fields, **exc.extra), status=exc.status_code
         )
@@ -81,11 +80,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = next(
             (c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), str(exc.default_code)
         )
-        headers = {}
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait))
+        headers: dict[str, str] = {}
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+        if wait is not None:
+            headers["Retry-After"] = str(int(wait))
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         status = exc.status_code
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):

@@ -53,7 +53,7 @@ class DomainError(Exception):
 
     @property
     def is_access_refusal(self) -> bool:
-        return bool(self.refusal) and self.refusal.get("action") == "access.refused"
+        return self.refusal is not None and self.refusal.get("action") == "access.refused"
 
 
 class ValidationFailed(DomainError):
