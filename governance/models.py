@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-from registry.models import RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 
 USER = settings.AUTH_USER_MODEL
 
@@ -189,7 +189,8 @@ class Policy(models.Model):
         return f"{self.risk_tier} risk policy"
 
     def approvals_for(self, target_stage: str) -> int:
-        return self.staging_approvals if target_stage == "staging" else self.production_approvals
+        staging = target_stage == ModelVersion.Stage.STAGING
+        return self.staging_approvals if staging else self.production_approvals
 
 
 class PromotionRequest(models.Model):

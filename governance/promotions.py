@@ -98,7 +98,7 @@ def _unchanged_since_production(version: ModelVersion, digest: str) -> bool:
         bool(last)
         and last == digest
         and PromotionRequest.objects.filter(
-            version=version, target_stage="production", status=Status.APPLIED
+            version=version, target_stage=ModelVersion.Stage.PRODUCTION, status=Status.APPLIED
         ).exists()
     )
 
@@ -122,7 +122,7 @@ def preview(version: ModelVersion, *, stage: str = "", alias: str = "") -> Previ
         policy=policy,
         current=current,
         checks=readiness.evaluate(version, current, policy.required_checks),
-        needed=policy.approvals_for(stage or "production"),
+        needed=policy.approvals_for(stage or ModelVersion.Stage.PRODUCTION),
     )
 
 
@@ -277,7 +277,7 @@ def request_create(
         raise ValidationFailed(
             "Give exactly one of target_stage or target_alias.", field="target_stage"
         )
-    if target_stage and target_stage not in ("staging", "production"):
+    if target_stage and target_stage not in ModelVersion.PROMOTION_STAGES:
         raise ValidationFailed("target_stage must be staging or production.", field="target_stage")
     if target_alias:
         target_alias = validation.alias_name(target_alias)
@@ -468,6 +468,14 @@ def review_submit(
 
 
 @transaction.atomic
+def may_apply(user: AnyUser, request: PromotionRequest) -> bool:
+    """Whether `user` may apply this request now: it is approved and they may request
+    promotions of the model (pages show the button; request_apply enforces the same rule)."""
+    return request.status == Status.APPROVED and permissions.has(
+        user, Perm.REQUEST_PROMOTION, request.registered_model
+    )
+
+
 def request_apply(*, actor: Actor, request: PromotionRequest) -> PromotionRequest:
     """Apply an approved request (for policies that do not apply on approval)."""
     registered_model = request.registered_model
@@ -665,7 +673,7 @@ def rollback_candidate(registered_model: RegisteredModel) -> ModelVersion:
         StageHistory.objects.filter(
             registered_model=registered_model,
             kind=StageHistory.Kind.STAGE,
-            name="production",
+            name=ModelVersion.Stage.PRODUCTION,
             ended_at__isnull=False,
             version__deleted_at__isnull=True,
             version__status=ModelVersion.Status.READY,

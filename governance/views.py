@@ -25,8 +25,9 @@ from governance.models import AuditEvent, PromotionRequest, Review
 from governance.permissions import Perm
 from governance.refusals import refused
 from registry import selectors as registry_selectors
+from registry.models import ModelVersion
 
-TARGETS = [("production", "Production"), ("staging", "Staging")]
+TARGETS = [(stage.value, stage.label) for stage in ModelVersion.PROMOTION_STAGES]
 # Which form field shows a service's error about one of its arguments (else the form's top).
 FORM_FIELDS = {
     "version": "version",
@@ -46,7 +47,7 @@ def _checks_for(user: Any, model_name: str, number: str, target: str) -> promoti
     version = registry_selectors.version_get(
         user=user, registered_model=rm, number=whole_number(number, "version")
     )
-    stage, alias = (target, "") if target in ("production", "staging") else ("", target)
+    stage, alias = (target, "") if target in ModelVersion.PROMOTION_STAGES else ("", target)
     return promotions.preview(version, stage=stage, alias=alias)
 
 
@@ -65,12 +66,15 @@ def request_new(request: HttpRequest) -> HttpResponse:
     )
     form = {
         "version": source.get("version") or (str(versions[0].version) if versions else ""),
-        "target": source.get("target", "production"),
+        "target": source.get("target", ModelVersion.Stage.PRODUCTION),
         "justification": source.get("justification", ""),
     }
     errors: dict[str, str] = {}
     aliases = sorted(rm.alias_map or {})
-    if request.method == "POST" and form["target"] not in ("production", "staging", *aliases):
+    if request.method == "POST" and form["target"] not in (
+        *ModelVersion.PROMOTION_STAGES,
+        *aliases,
+    ):
         errors["target"] = "Choose production, staging or one of this model's aliases."
     elif request.method == "POST":
         target = form["target"]
@@ -81,8 +85,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
             created = promotions.request_create(
                 actor=Actor.from_request(request),
                 version=version,
-                target_stage=target if target in ("production", "staging") else "",
-                target_alias="" if target in ("production", "staging") else target,
+                target_stage=target if target in ModelVersion.PROMOTION_STAGES else "",
+                target_alias="" if target in ModelVersion.PROMOTION_STAGES else target,
                 justification=form["justification"],
             )
         except (ValueError, DomainError) as exc:
@@ -126,7 +130,10 @@ def request_checks(request: HttpRequest) -> HttpResponse:
     number = params.get("version", "")
     checklist = (
         _checks_for(
-            request.user, params.get("model", ""), number, params.get("target", "production")
+            request.user,
+            params.get("model", ""),
+            number,
+            params.get("target", ModelVersion.Stage.PRODUCTION),
         )
         if is_whole_number(number)
         else None
@@ -181,11 +188,8 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     req = selectors.promotion_request_get(user=request.user, pk=pk)
     evaluation = promotions.evaluate(req)
     refusal = promotions.review_refusal(request.user, req, evaluation)
-    rm = req.registered_model
     may_cancel = req.is_open and promotions.may_cancel(request.user, req)
-    may_apply = req.status == PromotionRequest.Status.APPROVED and permissions.has(
-        request.user, Perm.REQUEST_PROMOTION, rm
-    )
+    may_apply = promotions.may_apply(request.user, req)
     return render(
         request,
         "governance/request_detail.html",

@@ -151,7 +151,9 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
             "access": permissions.grant_table(rm) if may_manage else None,
             "policy": policy,
-            "production_history": history.timeline(rm, kind="stage", name="production", limit=20),
+            "production_history": history.timeline(
+                rm, kind="stage", name=ModelVersion.Stage.PRODUCTION, limit=20
+            ),
             "at_text": at_text,
             "at_state": at_state,
             "at_error": at_error,

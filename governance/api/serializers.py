@@ -11,6 +11,7 @@ from rest_framework import serializers
 from core.serializers import Links, StrictInput, iso, username
 from governance.models import AuditEvent, Policy, PromotionRequest, Review
 from governance.promotions import Evaluation
+from registry.models import ModelVersion
 
 # --- Input ----------------------------------------------------------------------------------
 
@@ -19,7 +20,7 @@ class PromotionRequestIn(StrictInput):
     model = serializers.CharField()
     version = serializers.IntegerField(min_value=1)
     target_stage = serializers.ChoiceField(
-        choices=["staging", "production"], required=False, default=""
+        choices=[s.value for s in ModelVersion.PROMOTION_STAGES], required=False, default=""
     )
     target_alias = serializers.CharField(required=False, default="", allow_blank=True)
     justification = serializers.CharField(

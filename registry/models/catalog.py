@@ -113,6 +113,9 @@ class ModelVersion(TimeStamped):
         PRODUCTION = "production", "Production"
         ARCHIVED = "archived", "Archived"
 
+    # The stages a promotion leads to (requests, policies, readiness), most guarded first.
+    PROMOTION_STAGES = (Stage.PRODUCTION, Stage.STAGING)
+
     class Status(models.TextChoices):
         PENDING_REGISTRATION = "pending_registration", "Pending registration"
         READY = "ready", "Ready"

@@ -368,7 +368,7 @@ def stage_move(
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.is_deleted:
         raise Conflict("A deleted version cannot change stage.", code="version_deleted")
-    if version.status != ModelVersion.Status.READY and stage in ("staging", "production"):
+    if version.status != ModelVersion.Status.READY and stage in ModelVersion.PROMOTION_STAGES:
         raise Conflict(
             f"Version {version.version} is {version.status}; only ready versions "
             "can be staged or promoted.",

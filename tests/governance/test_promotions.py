@@ -239,12 +239,18 @@ def test_without_auto_apply_an_approved_request_waits_for_apply(
         actor=actor_for(superuser()), registered_model=rm, auto_apply=False
     )
     request = ask(ml_engineer, ready_version(data_scientist, rm))
+    assert not promotions.may_apply(ml_engineer, request)  # pages hide the button: not yet
     with pytest.raises(Conflict) as exc:
         promotions.request_apply(actor=actor_for(ml_engineer), request=request)
     assert exc.value.code == "request_not_approved"
     decide(reviewer, request)
     request.refresh_from_db()
     assert request.status == "approved" and request.version.stage == "none"
+    # The one rule the page and the service share: approved, and may request promotions.
+    assert promotions.may_apply(ml_engineer, request)
+    assert not promotions.may_apply(reviewer, request)
+    with pytest.raises(Forbidden):
+        promotions.request_apply(actor=actor_for(reviewer), request=request)
     promotions.request_apply(actor=actor_for(ml_engineer), request=request)
     request.refresh_from_db()
     assert request.status == "applied" and request.applied_by == ml_engineer
