@@ -98,6 +98,20 @@ class SafeJSONParser(parsers.JSONParser):
         return data
 
 
+def tag_filters(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """`tag=key=value` filters (API and pages alike), exactly as given: tag keys and values may
+    hold spaces. 400 invalid_filter for one without '=' or without a key."""
+    pairs = []
+    for raw in values:
+        key, sep, value = raw.partition("=")
+        if not sep or not key:
+            raise ValidationFailed(
+                "tag filters look like tag=key=value.", field="tag", code="invalid_filter"
+            )
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
 def is_whole_number(raw: str) -> bool:
     """Whether `whole_number` would take it (str.isdigit() also says yes to '²' and '١')."""
     text = raw.strip()

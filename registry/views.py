@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 
 from cards.models import ModelCard
 from core.actors import Actor
-from core.edge import instant, is_whole_number, whole_number
+from core.edge import instant, is_whole_number, tag_filters, whole_number
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.pages import page
 from governance import history, permissions, policies, promotions
@@ -65,30 +65,28 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _tags(values: list[str]) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for value in values:
-        key, sep, tag_value = value.partition("=")
-        if sep and key:
-            pairs.append((key.strip(), tag_value.strip()))
-    return tuple(pairs)
+def _typed_tag(text: str) -> str:
+    """A tag filter typed into the page's box: spaces around the key and value are the
+    typist's, not the tag's (the API takes filters exactly as given)."""
+    key, sep, value = text.partition("=")
+    return f"{key.strip()}{sep}{value.strip()}"
 
 
 @page
 def model_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
-    filters = selectors.ModelFilters(
-        name_contains=params.get("name") or None,
-        tags=_tags(params.getlist("tag")),
-        stage=params.get("stage") if params.get("stage") in ModelVersion.Stage.values else None,
-        owner=params.get("owner") or None,
-        team=params.get("team") or None,
-        risk_tier=params.get("risk_tier")
-        if params.get("risk_tier") in RegisteredModel.RiskTier.values
-        else None,
-        q=params.get("q") or None,
-    )
     try:
+        filters = selectors.ModelFilters(
+            name_contains=params.get("name") or None,
+            tags=tag_filters([_typed_tag(t) for t in params.getlist("tag") if t.strip()]),
+            stage=params.get("stage") if params.get("stage") in ModelVersion.Stage.values else None,
+            owner=params.get("owner") or None,
+            team=params.get("team") or None,
+            risk_tier=params.get("risk_tier")
+            if params.get("risk_tier") in RegisteredModel.RiskTier.values
+            else None,
+            q=params.get("q") or None,
+        )
         queryset = selectors.registered_model_list(user=request.user, filters=filters)
         page_obj = Paginator(queryset.order_by("name"), 25).get_page(params.get("page"))
         page_obj.object_list = list(page_obj.object_list)  # evaluated here: errors surface

@@ -12,7 +12,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.edge import is_whole_number, whole_number
+from core.edge import is_whole_number, tag_filters, whole_number
 from core.errors import ValidationFailed
 from core.serializers import Links, StrictInput, iso
 from core.views import ApiView, choice
@@ -26,18 +26,6 @@ from registry.uploads import LimitedTemporaryFileUploadHandler
 
 class RegistryView(ModelLookups, ApiView):
     """The API edge's plumbing (core.api.ApiView) with lookups of models and versions."""
-
-
-def _tag_filters(request: Request) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for raw in request.query_params.getlist("tag"):
-        key, sep, value = raw.partition("=")
-        if not sep or not key:
-            raise ValidationFailed(
-                "tag filters look like tag=key=value.", field="tag", code="invalid_filter"
-            )
-        pairs.append((key, value))
-    return tuple(pairs)
 
 
 _LIST_PARAMS = [
@@ -72,7 +60,7 @@ class ModelListView(RegistryView):
     def get(self, request: Request) -> Response:
         filters = selectors.ModelFilters(
             name_contains=request.query_params.get("name"),
-            tags=_tag_filters(request),
+            tags=tag_filters(request.query_params.getlist("tag")),
             stage=choice(request, "stage", ModelVersion.Stage.values),
             owner=request.query_params.get("owner"),
             team=request.query_params.get("team"),
@@ -154,7 +142,7 @@ class VersionSearchView(RegistryView):
     def filters(self, request: Request, **extra: Any) -> selectors.VersionFilters:
         return selectors.VersionFilters(
             name_contains=request.query_params.get("name"),
-            tags=_tag_filters(request),
+            tags=tag_filters(request.query_params.getlist("tag")),
             stage=choice(request, "stage", ModelVersion.Stage.values),
             status=choice(request, "status", ModelVersion.Status.values),
             owner=request.query_params.get("owner"),

@@ -199,3 +199,23 @@ def test_demo_shows_a_protected_alias_moved_through_a_request(demo, client):
     assert "@champion → v5" in html and ">protected</span>" in html
     html = client.get("/models/churn-predictor/").content.decode()  # medium: none protected
     assert "@champion → v3" in html and ">protected</span>" not in html
+
+
+def test_the_models_page_reads_tag_filters_with_the_api_s_rule(client, data_scientist):
+    """One tag-filter parser for the API and the page; the page forgives the typist's spaces
+    around the key and the value, and a filter without '=' is a message, not ignored."""
+    from registry import services
+    from tests.factories import actor_for
+
+    rm = make_model(data_scientist, "scorer")
+    make_model(data_scientist, "ranker")
+    services.registered_model_tag_set(
+        actor=actor_for(data_scientist), registered_model=rm, key="team", value="risk"
+    )
+    client.force_login(data_scientist)
+    html = client.get("/models/", {"tag": " team = risk "}).content.decode()
+    assert "scorer" in html and "ranker" not in html
+    r = client.get("/models/", {"tag": "team"})
+    assert r.status_code == 200 and "tag filters look like" in r.content.decode()
+    api = client.get("/api/v1/models/", {"tag": "team"})
+    assert api.status_code == 400 and api.json()["code"] == "invalid_filter"
