@@ -8,7 +8,6 @@ import ipaddress
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from django.test import Client
 from core.actors import Actor
 from governance import sso
 from governance.models import AuditEvent
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "modelgate-test"
@@ -169,12 +169,6 @@ def throwaway_tls(folder: Path) -> Tls:
         )
     )
     return tls
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -29,12 +29,12 @@ from governance.models import ExternalIdentity, IdpGroupMapping
 from tests.governance.oidc_support import (
     ROOT,
     events,
-    free_port,
     provider_redirect,
     roles_of,
     session_user,
     sign_in,
 )
+from tests.live import free_port
 
 
 def test_sign_in_sets_mapped_roles_and_a_changed_claim_removes_one(idp, mapped, roles):
