@@ -124,10 +124,9 @@ def whole_number(raw: str, field: str, *, code: str = "validation_failed") -> in
     text = raw.strip()
     if not _DIGITS.fullmatch(text):
         raise ValidationFailed(f"{field} must be a whole number.", field=field, code=code)
-    value = int(text) if len(text) <= 20 else MAX_WHOLE_NUMBER + 1
-    if value > MAX_WHOLE_NUMBER:
+    if not is_whole_number(text):  # the one range rule: at most MAX_WHOLE_NUMBER
         raise ValidationFailed(f"{field} is larger than any stored number.", field=field, code=code)
-    return value
+    return int(text)
 
 
 def instant(
