@@ -18,6 +18,9 @@ from core.actors import Actor
 from governance.roles import roles_sync
 from tests.factories import UserFactory
 
+# Every answer from /api/v1/ is checked against the generated OpenAPI schema.
+pytest_plugins = ["tests.openapi_check"]
+
 # Django's test server listens with a backlog of 10, so 50 clients connecting at once overflow
 # it and the kernel resets connections before the application sees them. Production serves
 # with gunicorn (backlog 2048); give the live test server a comparable queue.
