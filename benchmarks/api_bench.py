@@ -74,7 +74,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from core.actors import Actor
 from governance.roles import roles_sync
-from governance.tokens import token_create
+from core.tokens import token_create
 from registry import services
 
 models, versions = int(sys.argv[1]), int(sys.argv[2])

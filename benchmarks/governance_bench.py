@@ -182,8 +182,8 @@ def audit_appends(writers: int, per_writer: int) -> None:
     from django.contrib.auth.models import User
     from django.db import connection, transaction
 
+    from core import audit
     from core.actors import Actor
-    from governance import audit
 
     actor = Actor(user=User.objects.get(username="bench-admin"), channel="cli")
     latencies: list[float] = []

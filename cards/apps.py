@@ -8,7 +8,13 @@ class CardsConfig(AppConfig):
     verbose_name = "Model cards"
 
     def ready(self) -> None:
+        from cards.models import CardReview, ModelCard
+        from core import permissions
         from registry.signals import bundle_files, version_created
+
+        # A card and its reviews inherit the grants of their version's model.
+        permissions.register_scoped(ModelCard, "registered_model", "version")
+        permissions.register_scoped(CardReview, "card__registered_model", "card__version")
 
         version_created.connect(_start_card, dispatch_uid="cards.start_card")
         bundle_files.connect(_card_files, dispatch_uid="cards.bundle_files")

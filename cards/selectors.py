@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from cards.models import CardRevision, ModelCard
+from core import permissions
 from core.errors import NotFound
-from governance import permissions
-from governance.permissions import AnyUser
+from core.permissions import AnyUser
 from registry.models import ModelVersion
 
 

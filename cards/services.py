@@ -1,6 +1,6 @@
 """Model card changes: start, edit (a revision per save), restore, submit, review.
 
-Every function checks permission through governance.permissions first, locks the card row,
+Every function checks permission through core.permissions first, locks the card row,
 and records an audit event in the same transaction.
 """
 
@@ -14,11 +14,12 @@ from django.utils import timezone
 
 from cards import content as card_content
 from cards.models import CardReview, CardRevision, ModelCard
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Conflict, Forbidden, ValidationFailed
-from governance import audit, permissions, policies, promotions
-from governance.permissions import AnyUser, Perm
-from governance.refusals import gate_refusal
+from core.permissions import AnyUser, Perm
+from core.refusals import gate_refusal
+from governance import policies, promotions
 from registry import validation
 from registry.models import ModelVersion
 

@@ -14,13 +14,13 @@ from cards import content as card_content
 from cards import formats, selectors, services
 from cards.api.views import export_response
 from cards.models import ModelCard
+from core import permissions
 from core.actors import Actor
 from core.edge import whole_number
 from core.errors import DomainError
 from core.pages import page
-from governance import permissions
-from governance.permissions import Perm
-from governance.refusals import refused
+from core.permissions import Perm
+from core.refusals import refused
 from registry import selectors as registry_selectors
 
 

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "core",  # the kernel: audit log, API tokens, the permission gate
     "registry",
     "governance",
     "cards",
@@ -273,7 +274,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # AXES_COOLOFF_MINUTES, while the same user from another address still signs in, so a stranger
 # cannot lock everyone out by typing their names. A success resets the pair's count. Attempts
 # while locked are refused without checking the password and do not extend the lock. Each
-# counted failure and each lockout is audited (governance/refusals.py); `manage.py axes_reset`
+# counted failure and each lockout is audited (core/refusals.py); `manage.py axes_reset`
 # (or axes_reset_username NAME) lifts locks early. API tokens are not passwords: not counted.
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
@@ -281,7 +282,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimu
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "governance.refusals.locked_out_page"  # a 429 page saying for how long
+AXES_LOCKOUT_CALLABLE = "core.refusals.locked_out_page"  # a 429 page saying for how long
 AXES_VERBOSE = False  # no start-up banner; its log lines mask user names and addresses
 
 # --- Content-Security-Policy (django-csp) ---------------------------------------------------
@@ -366,7 +367,7 @@ if OIDC_RP_CLIENT_ID:
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "governance.authentication.BearerTokenAuthentication",
+        "core.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -497,7 +498,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
-# Object permissions are decided only by governance/permissions.py, which reads guardian's
+# Object permissions are decided only by core/permissions.py, which reads guardian's
 # tables directly; routing user.has_perm(obj) through guardian's backend would open a second
 # path to the same decision, so the backend stays unhooked on purpose.
 # security.W021 (no HSTS preload): preload is a deliberate opt-in (SECURE_HSTS_PRELOAD), since

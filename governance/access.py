@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Forbidden, ValidationFailed
-from governance import audit, permissions
+from core.permissions import Perm
+from core.refusals import gate_refusal
 from governance.models import RegisteredModelGroupPermission, RegisteredModelUserPermission
-from governance.permissions import Perm
-from governance.refusals import gate_refusal
 from registry.models import RegisteredModel
 
 

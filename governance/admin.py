@@ -18,18 +18,17 @@ from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from core import audit, permissions
 from core.actors import Actor
-from core.errors import DomainError, Forbidden, NotFound, ValidationFailed
-from governance import access, audit, permissions, policies, sso, webhooks
+from core.admin import ReadOnlyAdmin, run_service
+from core.errors import DomainError, Forbidden, NotFound
+from core.permissions import Perm
+from core.refusals import refused
+from governance import access, policies, sso, webhooks
 from governance import models as m
-from governance.permissions import Perm
-from governance.refusals import refused
 from governance.roles import ROLES
-from governance.tokens import token_create, token_fields, token_revoke
-from registry.admin import ReadOnlyAdmin, _run
 from registry.services.common import require_admin
 
 
@@ -41,127 +40,6 @@ def _refused(request: HttpRequest, exc: DomainError) -> None:
     """A service said no: audit it if it is a refusal (as the API and pages do), and say why."""
     refused(request, exc)
     messages.error(request, exc.message)
-
-
-@admin.register(m.AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = [
-        "sequence",
-        "occurred_at",
-        "actor_label",
-        "channel",
-        "action",
-        "registered_model_name",
-        "target_label",
-    ]
-    list_filter = ["action", "channel"]
-    search_fields = ["actor_label", "action", "registered_model_name", "target_label", "request_id"]
-    date_hierarchy = "occurred_at"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        from governance.selectors import audit_events_visible
-
-        return audit_events_visible(request.user)
-
-
-# --- API tokens -----------------------------------------------------------------------------
-
-
-class TokenForm(forms.ModelForm):
-    class Meta:
-        model = m.ApiToken
-        fields = ["user", "name", "expires_at"]
-
-    def clean(self) -> dict[str, Any]:
-        """The service's own rules, as form errors instead of an exception in save_model."""
-        data = super().clean()
-        try:
-            token_fields(data.get("name") or "", data.get("expires_at"))
-        except ValidationFailed as exc:
-            field = next(iter(exc.fields), None)
-            self.add_error(field if field in self.fields else None, exc.message)
-        return data
-
-
-@admin.register(m.ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = [
-        "name",
-        "user",
-        "prefix",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-        "revoked_at",
-    ]
-    list_select_related = ["user"]
-    search_fields = ["name", "user__username", "prefix"]
-    list_filter = ["revoked_at", "expires_at"]
-    autocomplete_fields = ["user"]
-    actions = ["revoke"]
-    readonly_fields = [
-        "user",
-        "name",
-        "prefix",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-        "revoked_at",
-    ]
-
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        if obj is None:
-            kwargs["form"] = TokenForm
-        return super().get_form(request, obj, **kwargs)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return self.readonly_fields if obj is not None else []
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "user" and not request.user.is_superuser:
-            kwargs["queryset"] = User.objects.filter(pk=request.user.pk)  # as token_create says
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return self.readonly_fields if obj is not None else ["user", "name", "expires_at"]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # tokens are created and revoked, never edited
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # revoke instead: the row stays for the audit trail
-
-    def save_model(self, request: HttpRequest, obj: m.ApiToken, form: Any, change: bool) -> None:
-        token, secret = token_create(
-            actor=_actor(request),
-            user=form.cleaned_data["user"],
-            name=form.cleaned_data["name"],
-            expires_at=form.cleaned_data["expires_at"],
-        )
-        obj.pk = token.pk
-        request._modelgate_new_token = (token, secret)  # type: ignore[attr-defined]
-
-    def response_add(
-        self, request: HttpRequest, obj: m.ApiToken, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        token, secret = request._modelgate_new_token  # type: ignore[attr-defined]
-        return TemplateResponse(
-            request,
-            "admin/governance/token_created.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "title": "API token created",
-                "token": token,
-                "secret": secret,
-            },
-        )
-
-    @admin.action(description="Revoke selected tokens")
-    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for token in queryset.select_related("user"):
-            token_revoke(actor=_actor(request), token=token)
-        messages.success(request, f"Revoked: {queryset.count()}.")
 
 
 # --- Per-model grants -----------------------------------------------------------------------
@@ -736,7 +614,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay selected deliveries", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run(
+        run_service(
             request,
             queryset.select_related("webhook__registered_model"),
             webhooks.webhook_delivery_replay,

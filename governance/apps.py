@@ -7,9 +7,14 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        # system checks, signal receivers, token scheme
-        from governance import checks, refusals, schema  # noqa: F401
+        # system checks; promotion requests and stage history inherit their model's grants
+        from core import permissions
+        from governance import checks  # noqa: F401
+        from governance.models import PromotionRequest, StageHistory
         from governance.roles import defaults_sync_after_migrate
+
+        permissions.register_scoped(PromotionRequest, "registered_model")
+        permissions.register_scoped(StageHistory, "registered_model")
 
         # Sent per app after `migrate`; governance comes after registry, so the permissions
         # the roles hold exist by the time this app's turn comes.

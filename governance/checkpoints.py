@@ -33,7 +33,7 @@ from django.core.files.storage import storages
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from governance import audit, chain
+from core import audit, chain
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.core import checks
 from django.db import DatabaseError, connections
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 
 HINT = (
     "Run the application as a least-privilege role and keep the owner for `migrate` (README, "

@@ -7,9 +7,10 @@ from typing import Any
 
 from django.db.models import Prefetch
 
+from core.models import AuditEvent
 from governance import policies, promotions, readiness
 from governance.history import describe
-from governance.models import AuditEvent, PromotionRequest, Review, StageHistory
+from governance.models import PromotionRequest, Review, StageHistory
 from registry.models import Deployment, ModelVersion, RegisteredModel
 from registry.services.lineage import is_approved_for_production, is_production_environment
 

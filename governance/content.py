@@ -26,9 +26,10 @@ from django.apps import apps
 from django.db.models import QuerySet
 
 from core.errors import Conflict
+from core.models import AuditEvent
+from core.refusals import gate_refusal
 from governance import policies
-from governance.models import AuditEvent, PromotionRequest
-from governance.refusals import gate_refusal
+from governance.models import PromotionRequest
 from registry.models import Alias, Deployment, ModelVersion, RegisteredModel
 from registry.services.lineage import is_production_environment
 

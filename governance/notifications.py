@@ -8,9 +8,9 @@ from django.conf import settings
 from django.urls import reverse
 
 from config.celery import enqueue_on_commit
-from governance import permissions
+from core import permissions
+from core.permissions import Perm
 from governance.models import PromotionRequest, Review
-from governance.permissions import Perm
 
 
 def _url(request: PromotionRequest) -> str:

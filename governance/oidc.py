@@ -42,9 +42,10 @@ from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
+from core import audit
 from core.actors import Actor
 from core.errors import DomainError
-from governance import audit, sso
+from governance import sso
 from governance.sso import SsoClaims, SsoRefused
 
 logger = logging.getLogger(__name__)

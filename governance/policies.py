@@ -9,9 +9,10 @@ from typing import Any
 from django.db import transaction
 
 from cards import content as card_content
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import ValidationFailed
-from governance import audit, permissions, readiness
+from governance import readiness
 from governance.models import Policy
 from registry import validation
 from registry.models import RegisteredModel

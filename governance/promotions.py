@@ -15,12 +15,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from governance import audit, content, notifications, permissions, policies, readiness
+from core.permissions import AnyUser, Perm
+from core.refusals import gate_refusal
+from governance import content, notifications, policies, readiness
 from governance.models import Policy, PromotionRequest, Review, StageHistory
-from governance.permissions import AnyUser, Perm
-from governance.refusals import gate_refusal
 from registry import validation
 from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.services.aliases import alias_point
@@ -157,7 +158,7 @@ def evaluate(request: PromotionRequest) -> Evaluation:
 def _tally(request: PromotionRequest, digest: str) -> dict[str, Any]:
     """The part of an evaluation that reviews change. An approval counts only if it was
     given on the version's current content digest, by someone who may approve this model's
-    promotions now (an eligible approver: governance.permissions) and who is neither the
+    promotions now (an eligible approver: core.permissions) and who is neither the
     requester nor a contributor of the version's content. Each reviewer's latest word is
     the one that counts."""
     latest = _latest_decisions(request)

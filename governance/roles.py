@@ -7,8 +7,8 @@ from django.contrib.auth.models import Group, Permission
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 
+from core import audit
 from core.actors import Actor
-from governance import audit
 
 _LINEAGE_ADD = [
     "registry.add_featuresource",
@@ -28,13 +28,13 @@ DATA_SCIENTIST = [
 ML_ENGINEER = [*DATA_SCIENTIST, "registry.request_promotion"]
 REVIEWER = [*VIEWER, "registry.approve_promotion"]
 # Auditors read every model and the whole audit log (events tied to no model included).
-AUDITOR = [*VIEWER, "governance.view_auditevent"]
+AUDITOR = [*VIEWER, "core.view_auditevent"]
 ADMIN = [
     *ML_ENGINEER,
     "registry.approve_promotion",
     "registry.delete_registeredmodel",
     "registry.manage_access",
-    "governance.view_auditevent",
+    "core.view_auditevent",
 ]
 
 ROLES: dict[str, list[str]] = {

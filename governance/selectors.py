@@ -7,10 +7,11 @@ from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
 
+from core import audit, permissions
 from core.errors import NotFound
-from governance import permissions
-from governance.models import AuditEvent, PromotionRequest
-from governance.permissions import AnyUser, Perm
+from core.models import AuditEvent
+from core.permissions import AnyUser, Perm
+from governance.models import PromotionRequest
 
 
 @dataclass(frozen=True)
@@ -92,19 +93,10 @@ class AuditFilters:
     until: datetime | None = None
 
 
-def audit_events_visible(user: AnyUser) -> QuerySet[AuditEvent]:
-    """Everything for administrators and holders of governance.view_auditevent; otherwise the
-    events of the models the user may view."""
-    qs = AuditEvent.objects.all()
-    if permissions.may_read_whole_audit_log(user):
-        return qs
-    return qs.filter(registered_model_id__in=permissions.visible_models(user).values("pk"))
-
-
 def audit_event_list(
     *, user: AnyUser, filters: AuditFilters = AuditFilters()
 ) -> QuerySet[AuditEvent]:
-    qs = audit_events_visible(user)
+    qs = audit.events_visible(user)
     if filters.model:
         qs = qs.filter(registered_model_name=filters.model)
     if filters.actor:

@@ -43,9 +43,9 @@ from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Forbidden, NotFound, ValidationFailed
-from governance import audit, permissions
 from governance.models import ExternalIdentity, IdpGroupMapping, RegisteredModelUserPermission
 from governance.roles import ROLES
 from registry.services.common import UNSET, apply_changes, insert_or_conflict, require_admin

@@ -16,14 +16,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from core import permissions
 from core.actors import Actor
 from core.edge import instant, is_whole_number, whole_number
 from core.errors import Conflict, DomainError, ValidationFailed
+from core.models import AuditEvent
 from core.pages import page
-from governance import access, permissions, promotions, selectors
-from governance.models import AuditEvent, PromotionRequest, Review
-from governance.permissions import Perm
-from governance.refusals import refused
+from core.permissions import Perm
+from core.refusals import refused
+from governance import access, promotions, selectors
+from governance.models import PromotionRequest, Review
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion
 

@@ -44,9 +44,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.celery import enqueue_on_commit
+from core import audit
 from core.actors import Actor
 from core.errors import NotFound, ValidationFailed
-from governance import audit, webhook_targets
+from governance import webhook_targets
 from governance.models import PromotionRequest, Webhook, WebhookDelivery
 from registry.models import RegisteredModel
 from registry.services.common import apply_changes, require_admin

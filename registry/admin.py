@@ -13,50 +13,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core import permissions
 from core.actors import Actor
+from core.admin import ModelScoped, ReadOnlyAdmin, run_service
 from core.errors import DomainError
-from governance import compliance, permissions
-from governance.refusals import refused
+from core.refusals import refused
+from governance import compliance
 from registry import models as m
 from registry import services
-
-
-def _run(
-    request: HttpRequest,
-    queryset: QuerySet,
-    service: Any,
-    what: str,
-    param: str = "registered_model",
-) -> None:
-    """Apply a service to each selected row (passed as `param`); report successes and
-    refusals."""
-    actor = Actor.from_request(request, channel="admin")
-    done = 0
-    for obj in queryset:
-        try:
-            service(actor=actor, **{param: obj})
-            done += 1
-        except DomainError as exc:
-            refused(request, exc)
-            messages.error(request, f"{obj}: {exc.message}")
-    if done:
-        messages.success(request, f"{what}: {done}.")
-
-
-class ModelScoped(admin.ModelAdmin):
-    """Staff who are not superusers see only rows of models they may view, and lineage rows
-    as far as they lead to such versions, decided by governance.permissions like everywhere
-    else (deleted rows stay hidden from them)."""
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        if permissions.is_lineage(qs.model):  # catalogue rows follow the versions they feed
-            return permissions.visible_lineage(request.user, qs)
-        if not permissions.is_model_scoped(qs.model):
-            return qs
-        return permissions.visible(request.user, qs)
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -184,15 +148,15 @@ class RegisteredModelAdmin(ModelScoped):
 
     @admin.action(description="Delete (soft) selected models")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run(request, queryset, services.registered_model_delete, "Deleted")
+        run_service(request, queryset, services.registered_model_delete, "Deleted")
 
     @admin.action(description="Restore selected deleted models")
     def restore(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run(request, queryset, services.registered_model_restore, "Restored")
+        run_service(request, queryset, services.registered_model_restore, "Restored")
 
     @admin.action(description="Purge selected deleted models for good")
     def purge(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run(request, queryset, services.registered_model_purge, "Purged")
+        run_service(request, queryset, services.registered_model_purge, "Purged")
 
 
 class MetricInline(admin.TabularInline):
@@ -235,28 +199,15 @@ class ModelVersionAdmin(ModelScoped):
 
     @admin.action(description="Delete (soft) selected versions")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run(request, queryset, services.version_delete, "Deleted", param="version")
+        run_service(request, queryset, services.version_delete, "Deleted", param="version")
 
     @admin.action(description="Restore selected deleted versions")
     def restore(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run(request, queryset, services.version_restore, "Restored", param="version")
+        run_service(request, queryset, services.version_restore, "Restored", param="version")
 
     @admin.action(description="Purge selected deleted versions for good")
     def purge(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run(request, queryset, services.version_purge, "Purged", param="version")
-
-
-class ReadOnlyAdmin(ModelScoped):
-    """Records whose changes go through services: browse and search here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        run_service(request, queryset, services.version_purge, "Purged", param="version")
 
 
 @admin.register(m.Alias)
@@ -283,7 +234,7 @@ class ArtifactAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Trust selected files (workers may load them despite the scan)")
     def trust(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run(request, queryset, services.artifact_trust, "Trusted", param="artifact")
+        run_service(request, queryset, services.artifact_trust, "Trusted", param="artifact")
 
     list_select_related = ["version__registered_model"]
     search_fields = ["filename", "sha256", "version__registered_model__name"]

@@ -15,10 +15,11 @@ from django.utils import timezone
 
 from cards import services as card_services
 from cards.models import ModelCard
+from core import permissions
 from core.actors import Actor
-from governance import permissions, policies, promotions
+from core.permissions import Perm
+from governance import policies, promotions
 from governance.models import PromotionRequest
-from governance.permissions import Perm
 from governance.roles import defaults_sync
 from registry import services
 from registry.models import ModelVersion, RegisteredModel

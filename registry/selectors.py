@@ -12,10 +12,10 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
+from core import permissions
+from core.aggregates import json_array_of, json_object_of
 from core.errors import NotFound, ValidationFailed
-from governance import permissions
 from registry import search
-from registry.aggregates import json_array_of, json_object_of
 from registry.models import (
     Alias,
     Artifact,
@@ -383,7 +383,7 @@ def deployment_get(*, user: AnyUser, pk: int) -> Deployment:
 
 
 # Lineage records are visible as far as the model versions they lead to
-# (governance.permissions.visible_lineage): a global view grant reads the whole catalogue.
+# (core.permissions.visible_lineage): a global view grant reads the whole catalogue.
 # Upstream links (a run's datasets and code, a dataset's features, a feature's source) lead to
 # the same versions, so they are visible too; downstream links to versions are filtered.
 

@@ -10,14 +10,15 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from cards.models import ModelCard
+from core import permissions
 from core.actors import Actor
 from core.edge import instant, is_whole_number, tag_filters, whole_number
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.pages import page
-from governance import history, permissions, policies, promotions
+from core.permissions import Perm
+from governance import history, policies, promotions
 from governance import selectors as governance_selectors
 from governance.models import PromotionRequest
-from governance.permissions import Perm
 from registry import selectors, services
 from registry.models import (
     ModelVersion,

@@ -177,13 +177,13 @@ def test_a_page_post_over_the_memory_limit_is_a_413(client, admin_user, settings
 
 
 def test_an_api_token_added_in_the_admin_with_a_past_expiry_is_a_form_error(client, admin_user):
-    from governance.models import ApiToken
+    from core.models import ApiToken
 
     admin_user.is_staff = admin_user.is_superuser = True
     admin_user.save()
     client.force_login(admin_user)
     r = client.post(
-        "/admin/governance/apitoken/add/",
+        "/admin/core/apitoken/add/",
         {
             "user": admin_user.pk,
             "name": "ci",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from governance.tokens import token_create
+from core.tokens import token_create
 from tests.factories import actor_for, make_model, make_version, superuser
 
 FUZZ_SECONDS = int(os.environ.get("MODELGATE_FUZZ_SECONDS", "60"))

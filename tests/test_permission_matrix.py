@@ -1,6 +1,6 @@
 """The permission matrix: every route and method of the project × every role × a model the
 user was granted and one they were not → the expected outcome, written down here independently
-of governance/permissions.py. A route or method missing from MATRIX fails
+of core/permissions.py. A route or method missing from MATRIX fails
 `test_every_route_is_in_the_matrix`, so an endpoint cannot land without a permission row.
 
 Users: for each role, one holding the role's permissions *per model* on "granted" only; an
@@ -27,9 +27,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from core import permissions
 from core.actors import Actor
-from governance import permissions, promotions
-from governance.permissions import Perm
+from core.permissions import Perm
+from governance import promotions
 from governance.roles import ROLES
 from registry import services
 from registry.models import RegisteredModel

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.template import engines
 
-from governance.tokens import token_create
+from core.tokens import token_create
 from tests.factories import actor_for, make_model, make_version
 
 pytestmark = pytest.mark.django_db

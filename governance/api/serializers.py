@@ -8,8 +8,9 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
+from core.models import AuditEvent
 from core.serializers import Links, StrictInput, iso, username
-from governance.models import AuditEvent, Policy, PromotionRequest, Review
+from governance.models import Policy, PromotionRequest, Review
 from governance.promotions import Evaluation
 from registry.models import ModelVersion
 

@@ -16,14 +16,15 @@ from rest_framework import renderers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import permissions
 from core.api import DownloadRenderer
 from core.edge import instant
 from core.errors import NotFound, ValidationFailed
+from core.permissions import Perm
 from core.views import ApiView, choice
-from governance import compliance, history, permissions, policies, promotions, selectors
+from governance import compliance, history, policies, promotions, selectors
 from governance.api import serializers as s
 from governance.models import PromotionRequest
-from governance.permissions import Perm
 from registry.selectors import ModelLookups
 
 

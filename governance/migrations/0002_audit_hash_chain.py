@@ -5,7 +5,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from governance import chain
+from core import chain
 
 
 def chain_existing(apps, schema_editor):

@@ -18,7 +18,7 @@ from registry.models import Deployment
 
 class CatalogListView(RegistryView):
     """List and create one kind of lineage record (visible as far as the model versions it
-    leads to: governance.permissions.visible_lineage)."""
+    leads to: core.permissions.visible_lineage)."""
 
     ordering = "-created_at"
     ordering_fields = ("created_at", "-created_at")

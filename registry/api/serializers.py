@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group, User
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.serializers import Links, StrictInput, iso, username
@@ -17,6 +18,7 @@ from registry.models import (
     FeatureSource,
     LogicalFeature,
     ModelVersion,
+    PackagingJob,
     RegisteredModel,
     TrainingRun,
 )
@@ -329,10 +331,109 @@ class ValidateIn(serializers.Serializer):
     inputs = serializers.ListField(required=False)
 
 
+class RowErrorOut(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="missing_column, extra_column, wrong_type or wrong_shape"
+    )
+    message = serializers.CharField()
+    row = serializers.IntegerField(help_text="Index of the row, from 0")
+    column = serializers.CharField(required=False, help_text="For column errors")
+
+
 class ValidateOut(serializers.Serializer):
     valid = serializers.BooleanField()
     rows = serializers.IntegerField()
-    errors = serializers.ListField(child=serializers.DictField())
+    errors = RowErrorOut(many=True)
+
+
+class CompareVersionOut(serializers.Serializer):
+    version = serializers.IntegerField()
+    stage = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class CompareParamOut(serializers.Serializer):
+    name = serializers.CharField()
+    values = serializers.ListField(
+        child=serializers.JSONField(allow_null=True),
+        help_text="One per compared version, in order; null where a version lacks it",
+    )
+    differs = serializers.BooleanField()
+
+
+class MetricChangeOut(serializers.Serializer):
+    absolute = serializers.FloatField(allow_null=True)
+    percent = serializers.FloatField(allow_null=True, help_text="null when the baseline is 0")
+
+
+class CompareMetricOut(serializers.Serializer):
+    name = serializers.CharField(help_text="name, with [dataset/split] when recorded")
+    values = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    changes = MetricChangeOut(many=True, help_text="Against the baseline, one per other version")
+    differs = serializers.BooleanField()
+
+
+class CompareOut(serializers.Serializer):
+    """Params and metrics of two or more versions side by side (selectors.version_compare)."""
+
+    registered_model = serializers.CharField()
+    baseline = serializers.IntegerField()
+    versions = CompareVersionOut(many=True)
+    params = CompareParamOut(many=True)
+    metrics = CompareMetricOut(many=True)
+
+
+class JobOut(serializers.Serializer):
+    """A packaging job (ONNX conversion, bundle, inspection...) and where it stands."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=PackagingJob.Kind.choices)
+    status = serializers.CharField()
+    progress = serializers.IntegerField(help_text="0 to 100")
+    step = serializers.CharField()
+    attempts = serializers.IntegerField()
+    input_sha256 = serializers.CharField()
+    artifact = serializers.IntegerField(allow_null=True)
+    result = serializers.DictField(help_text="What the job produced; depends on its kind")
+    error = serializers.CharField()
+    log = serializers.CharField()
+    forced = serializers.BooleanField()
+    requested_by = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_at = serializers.DateTimeField(
+        allow_null=True, help_text="The worker's last sign of life"
+    )
+    waits_for = serializers.IntegerField(
+        allow_null=True, help_text="The job this one waits for (a bundle waits for its ONNX)"
+    )
+
+    def to_representation(self, job: PackagingJob) -> dict[str, Any]:
+        return {
+            "id": job.pk,
+            "kind": job.kind,
+            "status": job.status,
+            "progress": job.progress,
+            "step": job.step,
+            "attempts": job.attempts,
+            "input_sha256": job.input_sha256,
+            "artifact": job.artifact_id,
+            "result": job.result,
+            "error": job.error,
+            "log": job.log,
+            "forced": job.forced,
+            "requested_by": job.requested_by.username if job.requested_by else None,
+            "created_at": iso(job.created_at),
+            "started_at": iso(job.started_at),
+            "finished_at": iso(job.finished_at),
+            "heartbeat_at": iso(job.heartbeat_at),
+            "waits_for": job.waits_for_id,
+        }
+
+
+class JobListOut(serializers.Serializer):
+    results = JobOut(many=True)
 
 
 # --- Lineage --------------------------------------------------------------------------------
@@ -417,6 +518,18 @@ class TrainingRunIn(StrictInput):
     ended_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
+class RunDatasetOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.CharField()
+    role = serializers.CharField(help_text="training, validation or test")
+
+
+class RunVersionOut(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+
+
 class TrainingRunOut(serializers.Serializer):
     id = serializers.IntegerField()
     run_id = serializers.CharField()
@@ -430,6 +543,7 @@ class TrainingRunOut(serializers.Serializer):
     model_versions = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 
+    @extend_schema_field(RunDatasetOut(many=True))
     def get_datasets(self, obj: TrainingRun) -> list[dict[str, Any]]:
         return [
             {
@@ -441,6 +555,7 @@ class TrainingRunOut(serializers.Serializer):
             for link in obj.dataset_links.all()
         ]
 
+    @extend_schema_field(RunVersionOut(many=True, help_text="Only versions you may see"))
     def get_model_versions(self, obj: TrainingRun) -> list[dict[str, Any]]:
         return [
             {"name": v.registered_model.name, "version": v.version}

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from core.edge import is_whole_number, tag_filters, whole_number
 from core.errors import ValidationFailed
-from core.serializers import Links, StrictInput, iso
+from core.serializers import Links, StrictInput
 from core.views import ApiView, choice
 from registry import selectors, services, validation
 from registry.api import serializers as s
@@ -230,39 +230,14 @@ class JobIn(StrictInput):
     force = s.serializers.BooleanField(required=False, default=False)
 
 
-def job_data(job: PackagingJob) -> dict[str, Any]:
-    return {
-        "id": job.pk,
-        "kind": job.kind,
-        "status": job.status,
-        "progress": job.progress,
-        "step": job.step,
-        "attempts": job.attempts,
-        "input_sha256": job.input_sha256,
-        "artifact": job.artifact_id,
-        "result": job.result,
-        "error": job.error,
-        "log": job.log,
-        "forced": job.forced,
-        "requested_by": job.requested_by.username if job.requested_by else None,
-        "created_at": iso(job.created_at),
-        "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at),
-        # The worker's last sign of life, and the job this one waits for (a bundle waits
-        # for the ONNX conversion of its input).
-        "heartbeat_at": iso(job.heartbeat_at),
-        "waits_for": job.waits_for_id,
-    }
-
-
 class JobListView(RegistryView):
-    @extend_schema(operation_id="v1_models_versions_jobs_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="v1_models_versions_jobs_list", responses=s.JobListOut)
     def get(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
         rows = selectors.job_list(user=request.user, version=version)
-        return Response({"results": [job_data(j) for j in rows]})
+        return Response({"results": s.JobOut(rows, many=True).data})
 
-    @extend_schema(request=JobIn, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
+    @extend_schema(request=JobIn, responses={201: s.JobOut, 200: s.JobOut})
     def post(self, request: Request, name: str, number: int) -> Response:
         version = self.version(name, number)
         data = self.valid(JobIn)
@@ -279,29 +254,26 @@ class JobListView(RegistryView):
             force=data["force"],
         )
         return Response(
-            job_data(job), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            s.JobOut(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
 
 class JobDetailView(RegistryView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=s.JobOut)
     def get(self, request: Request, name: str, number: int, job_id: int) -> Response:
-        return Response(
-            job_data(
-                selectors.job_get(
-                    user=request.user, version=self.version(name, number), job_id=job_id
-                )
-            )
+        job = selectors.job_get(
+            user=request.user, version=self.version(name, number), job_id=job_id
         )
+        return Response(s.JobOut(job).data)
 
 
 class JobCancelView(RegistryView):
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=s.JobOut)
     def post(self, request: Request, name: str, number: int, job_id: int) -> Response:
         job = selectors.job_get(
             user=request.user, version=self.version(name, number), job_id=job_id
         )
-        return Response(job_data(services.job_cancel(actor=self.actor(), job=job)))
+        return Response(s.JobOut(services.job_cancel(actor=self.actor(), job=job)).data)
 
 
 class VersionTagView(RegistryView):
@@ -356,7 +328,7 @@ class ModelCompareView(RegistryView):
                 description="Comma-separated, e.g. 1,3,4; the first is the baseline",
             )
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=s.CompareOut,
     )
     def get(self, request: Request, name: str) -> Response:
         raw = request.query_params.get("versions", "")

@@ -8,11 +8,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Forbidden, NotFound, ValidationFailed
-from governance import audit, history, permissions, policies
-from governance.permissions import Perm
-from governance.refusals import gate_refusal
+from core.permissions import Perm
+from core.refusals import gate_refusal
+from governance import history, policies
 from registry import validation
 from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.services.common import insert_or_conflict

@@ -25,10 +25,11 @@ from django.core.files.storage import Storage, storages
 from django.db import transaction
 from django.utils import timezone
 
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Conflict, TooLarge, ValidationFailed
-from governance import audit, content, permissions
-from governance.permissions import Perm
+from core.permissions import Perm
+from governance import content
 from registry import validation
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.services.common import require_admin

@@ -7,9 +7,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Manager, Model
 
+from core import permissions
 from core.actors import Actor
 from core.errors import Conflict, Forbidden, ValidationFailed
-from governance import permissions
 from registry import validation
 
 
@@ -73,7 +73,7 @@ def tag_upsert(tags: Manager, *, key: str, value: str) -> tuple[bool, str | None
 
 
 def require_admin(actor: Actor, what: str) -> None:
-    """For administrators only (governance.permissions.is_administrator: active superusers
+    """For administrators only (core.permissions.is_administrator: active superusers
     and the admin role): restoring, purging, policies, risk tiers, trusting files."""
     if not permissions.is_administrator(actor.user):
         raise Forbidden(f"Only an administrator may {what}.", code="permission_denied")

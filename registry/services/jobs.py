@@ -13,10 +13,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config.celery import enqueue_on_commit
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Conflict, ValidationFailed
-from governance import audit, permissions
-from governance.permissions import Perm
+from core.permissions import Perm
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.models.packaging import ACTIVE
 from registry.services.common import insert_or_conflict

@@ -1,7 +1,7 @@
 """Lineage records: feature sources, logical features, datasets, code refs, training runs,
 deployments. Recording a catalogue entry needs the matching global `add_*` permission (data
 scientists and up); reading one follows the versions it leads to
-(governance.permissions.visible_lineage), so an entry may link only entries its author can see.
+(core.permissions.visible_lineage), so an entry may link only entries its author can see.
 Deployments belong to a version and follow its model's permissions; in a production
 environment only an approved version may be recorded."""
 
@@ -16,12 +16,13 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Conflict, ValidationFailed
-from governance import audit, permissions, policies
+from core.permissions import Perm
+from core.refusals import gate_refusal
+from governance import policies
 from governance.models import Policy
-from governance.permissions import Perm
-from governance.refusals import gate_refusal
 from registry import validation
 from registry.models import (
     Alias,

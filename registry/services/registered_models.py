@@ -6,11 +6,12 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Conflict, Forbidden, ValidationFailed
-from governance import audit, content, permissions
-from governance.permissions import Perm
-from governance.refusals import gate_refusal
+from core.permissions import Perm
+from core.refusals import gate_refusal
+from governance import content
 from registry import validation
 from registry.models import Deployment, ModelVersion, RegisteredModel, RegisteredModelTag
 from registry.services.artifacts import blobs_release

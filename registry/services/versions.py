@@ -10,11 +10,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Conflict, Forbidden, ValidationFailed
-from governance import audit, content, history, permissions, policies
-from governance.permissions import Perm
-from governance.refusals import gate_refusal
+from core.permissions import Perm
+from core.refusals import gate_refusal
+from governance import content, history, policies
 from registry import signals, validation
 from registry.models import (
     Alias,

@@ -18,7 +18,8 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from governance.models import AuditEvent, PromotionRequest
+from core.models import AuditEvent
+from governance.models import PromotionRequest
 from registry.models import ModelVersion
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,8 +14,8 @@ from cards import content as card_content
 from cards import formats, services
 from cards.models import ModelCard
 from core.errors import Conflict, Forbidden, ValidationFailed
+from core.models import AuditEvent
 from governance import promotions
-from governance.models import AuditEvent
 from tests.factories import (
     FULL_CARD,
     UserFactory,

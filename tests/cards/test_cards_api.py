@@ -8,7 +8,7 @@ import json
 import pytest
 from huggingface_hub import ModelCard as HubCard
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from tests.factories import FULL_CARD, SIGNATURE, make_artifact, make_model, make_version
 
 pytestmark = pytest.mark.django_db

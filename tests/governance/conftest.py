@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from registry import services
 from tests.factories import actor_for, make_model
 from tests.governance.oidc_support import idp, mapped, oidc_provider  # noqa: F401  (fixtures)

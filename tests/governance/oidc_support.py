@@ -28,8 +28,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from core.actors import Actor
+from core.models import AuditEvent
 from governance import sso
-from governance.models import AuditEvent
 from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from io import StringIO
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from governance import chain
-from governance.models import AuditEvent
+from core import chain
+from core.models import AuditEvent
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,18 @@
 """Access management in the admin: grants, tokens, roles, policies — each change audited, each
-page scoped by governance.permissions."""
+page scoped by core.permissions."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
 
+from core.models import ApiToken, AuditEvent
+from core.permissions import Perm
+from core.tokens import token_authenticate
 from governance.models import (
-    ApiToken,
-    AuditEvent,
     Policy,
     RegisteredModelUserPermission,
 )
-from governance.permissions import Perm
-from governance.tokens import token_authenticate
 from tests.factories import UserFactory, make_model
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +66,7 @@ def test_grant_pages_are_scoped_to_models_the_staff_member_manages(
             ]
         )
     )
-    from governance import permissions
+    from core import permissions
 
     permissions.grant(Perm.VIEW, mine, user=staff)
     permissions.grant(Perm.MANAGE_ACCESS, mine, user=staff)
@@ -86,7 +85,7 @@ def test_grant_pages_are_scoped_to_models_the_staff_member_manages(
 
 
 def test_token_secret_is_shown_once_and_only_its_digest_is_stored(root, viewer):
-    r = root.post(f"{A}apitoken/add/", {"user": viewer.pk, "name": "ci", "expires_at": ""})
+    r = root.post("/admin/core/apitoken/add/", {"user": viewer.pk, "name": "ci", "expires_at": ""})
     assert r.status_code == 200
     page = r.content.decode()
     token = ApiToken.objects.get()
@@ -94,10 +93,10 @@ def test_token_secret_is_shown_once_and_only_its_digest_is_stored(root, viewer):
     assert secret.startswith("mg_") and "shown only on this page" in page
     assert token_authenticate(secret) == viewer
     assert secret not in str(list(ApiToken.objects.values()))
-    assert secret not in root.get(f"{A}apitoken/{token.pk}/change/").content.decode()
+    assert secret not in root.get(f"/admin/core/apitoken/{token.pk}/change/").content.decode()
     assert AuditEvent.objects.filter(action="token.created").exists()
 
-    root.post(f"{A}apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    root.post("/admin/core/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     token.refresh_from_db()
     assert token.revoked_at is not None and token_authenticate(secret) is None
     assert AuditEvent.objects.filter(action="token.revoked").count() == 1
@@ -165,7 +164,7 @@ def test_policy_admin_validates_and_audits(root):
 
 
 def test_compliance_report_page_and_scoped_changelists(root, client, data_scientist):
-    from governance import permissions
+    from core import permissions
     from tests.factories import make_version
 
     rm = make_model(data_scientist, "churn")
@@ -205,9 +204,9 @@ def test_staff_create_tokens_only_for_themselves(client, viewer):
     staff = UserFactory(username="staffer", is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="add_apitoken"))
     client.force_login(staff)
-    r = client.post(f"{A}apitoken/add/", {"user": viewer.pk, "name": "x", "expires_at": ""})
+    r = client.post("/admin/core/apitoken/add/", {"user": viewer.pk, "name": "x", "expires_at": ""})
     assert r.status_code == 200 and not ApiToken.objects.exists()  # invalid choice
-    r = client.post(f"{A}apitoken/add/", {"user": staff.pk, "name": "x", "expires_at": ""})
+    r = client.post("/admin/core/apitoken/add/", {"user": staff.pk, "name": "x", "expires_at": ""})
     assert r.status_code == 200 and ApiToken.objects.get().user == staff
 
 

@@ -11,8 +11,9 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from core.actors import Actor
+from core.models import AuditEvent
 from governance import policies, webhooks
-from governance.models import AuditEvent, Policy, Webhook, WebhookDelivery
+from governance.models import Policy, Webhook, WebhookDelivery
 from tests.factories import UserFactory, make_model
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from config.celery import app as celery_app
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from tests.factories import make_model
 from tests.governance.tampering import rehash_from, run, tamper
 

@@ -9,8 +9,8 @@ import json
 import pytest
 from django.utils import timezone
 
-from governance import permissions
-from governance.permissions import Perm
+from core import permissions
+from core.permissions import Perm
 from registry import services
 from tests.factories import actor_for, make_model, make_version
 

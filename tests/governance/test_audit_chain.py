@@ -11,9 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
+from core import audit
 from core.actors import Actor
-from governance import audit
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from tests.concurrency import all_at_once
 from tests.factories import UserFactory, actor_for, make_model
 from tests.governance.tampering import run, tamper

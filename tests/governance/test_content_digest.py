@@ -9,9 +9,11 @@ import pickle
 import pytest
 from django.contrib.auth.models import User
 
-from governance import access, compliance, content, permissions, promotions
-from governance.models import AuditEvent, PromotionRequest, Review
-from governance.permissions import Perm
+from core import permissions
+from core.models import AuditEvent
+from core.permissions import Perm
+from governance import access, compliance, content, promotions
+from governance.models import PromotionRequest, Review
 from registry import services
 from registry.models import Artifact
 from registry.services.artifacts import read_chunks

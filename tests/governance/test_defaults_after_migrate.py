@@ -14,7 +14,8 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
-from governance.models import AuditEvent, Policy
+from core.models import AuditEvent
+from governance.models import Policy
 from governance.policies import TIER_DEFAULTS
 from governance.roles import ROLES
 

@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from core.errors import Conflict
+from core.models import AuditEvent
 from governance import compliance
-from governance.models import AuditEvent
 from registry import services
 from registry.models import Deployment, ModelVersion, RegisteredModel
 from tests.factories import actor_for, make_model, make_version, no_approval, place, superuser

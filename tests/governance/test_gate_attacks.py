@@ -18,15 +18,16 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
-from governance import content, permissions, policies, promotions
+from core import permissions
+from core.models import AuditEvent
+from core.permissions import Perm
+from governance import content, policies, promotions
 from governance.models import (
-    AuditEvent,
     PromotionRequest,
     RegisteredModelUserPermission,
     Review,
     StageHistory,
 )
-from governance.permissions import Perm
 from registry.models import Alias, Artifact, Deployment, ModelVersion, RegisteredModel
 from tests.factories import (
     SIGNATURE,

@@ -18,8 +18,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 
+from core.models import AuditEvent
 from governance import content, promotions
-from governance.models import AuditEvent
 from registry.models import Alias, Artifact, ModelVersion, RegisteredModel
 from registry.services import jobs
 from tests.factories import (
@@ -285,8 +285,8 @@ def test_taking_a_version_out_of_production_and_changing_it_loses_the_fast_track
 def test_a_creator_cannot_appoint_approvers_through_a_group(client, data_scientist, roles):
     from django.contrib.auth.models import Group
 
-    from governance import permissions
-    from governance.permissions import Perm
+    from core import permissions
+    from core.permissions import Perm
 
     rm = make_model(data_scientist, "scorer", risk_tier="high")
     team = Group.objects.create(name="friends")

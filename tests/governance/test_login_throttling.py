@@ -15,7 +15,7 @@ import pytest
 from axes.models import AccessAttempt
 from django.core.management import call_command
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -135,7 +135,7 @@ def test_the_admin_login_is_throttled_too(client, victor):
 
 
 def test_many_names_from_one_address_do_not_flood_the_audit_log(client, settings):
-    from governance import audit
+    from core import audit
 
     for n in range(audit.LOGIN_EVENTS_RECORDED_PER_ADDRESS + 15):
         _login(client, "x", username=f"user{n}")  # one try per name: no lockout

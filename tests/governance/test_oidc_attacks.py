@@ -19,10 +19,11 @@ from django.contrib.auth.models import Group, Permission, User
 from django.db import connection, transaction
 from django.test import Client, override_settings
 
+from core.models import AuditEvent
+from core.permissions import Perm
 from governance import access, sso
-from governance.models import AuditEvent, ExternalIdentity
+from governance.models import ExternalIdentity
 from governance.oidc import OidcBackend
-from governance.permissions import Perm
 from governance.sso import SsoClaims, SsoRefused
 from tests.factories import UserFactory, actor_for, make_model
 from tests.governance.oidc_support import (

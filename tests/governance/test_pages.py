@@ -12,8 +12,9 @@ from django.test.utils import CaptureQueriesContext
 
 from cards import services as card_services
 from cards.models import ModelCard
+from core.models import AuditEvent
 from governance import content
-from governance.models import AuditEvent, PromotionRequest, Review
+from governance.models import PromotionRequest, Review
 from registry.models import ModelVersion
 from tests.factories import actor_for, make_model, make_version, ready_version, superuser
 from tests.governance.test_promotions import ask, decide

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from governance import permissions
-from governance.permissions import Perm
+from core import permissions
+from core.permissions import Perm
 from tests.factories import GroupFactory, make_model, make_version, superuser
 
 pytestmark = pytest.mark.django_db

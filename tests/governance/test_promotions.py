@@ -7,8 +7,9 @@ import pytest
 from django.utils import timezone
 
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.models import AuditEvent
 from governance import policies, promotions
-from governance.models import AuditEvent, Policy, PromotionRequest, StageHistory
+from governance.models import Policy, PromotionRequest, StageHistory
 from registry import services
 from registry.models import ModelVersion
 from tests.factories import (

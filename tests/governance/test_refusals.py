@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from tests.factories import make_model
 
 pytestmark = pytest.mark.django_db

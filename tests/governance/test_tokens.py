@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from core.actors import Actor
 from core.errors import Forbidden
-from governance.models import ApiToken, AuditEvent, RegisteredModelUserPermission
-from governance.tokens import token_create, token_revoke
+from core.models import ApiToken, AuditEvent
+from core.tokens import token_create, token_revoke
+from governance.models import RegisteredModelUserPermission
 
 pytestmark = pytest.mark.django_db
 

@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from core.actors import Actor
 from core.errors import ValidationFailed
+from core.models import AuditEvent
 from governance import webhooks
-from governance.models import AuditEvent, Webhook, WebhookDelivery
+from governance.models import Webhook, WebhookDelivery
 from tests.factories import superuser
 from tests.governance import test_webhooks
 

@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from core.models import AuditEvent
 from governance import webhooks
-from governance.models import AuditEvent, Webhook, WebhookDelivery
+from governance.models import Webhook, WebhookDelivery
 from tests.factories import UserFactory, make_model, ready_version, superuser
 from tests.governance.test_promotions import ask, decide
 

@@ -196,7 +196,7 @@ def test_an_administrator_may_trust_a_file_the_scan_did_not_clear(
     client.post("/admin/registry/artifact/", {"action": "trust", "_selected_action": [artifact.pk]})
     artifact.refresh_from_db()
     assert artifact.trusted_at is not None and artifact.trusted_by == admin_user
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     assert AuditEvent.objects.filter(action="artifact.trusted").count() == 1
     with django_capture_on_commit_callbacks(execute=True):

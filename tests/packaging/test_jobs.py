@@ -13,7 +13,7 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from registry.models import Artifact, PackagingJob
 from registry.services.artifacts import artifact_storage
 from tests.factories import make_model, make_version

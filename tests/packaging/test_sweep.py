@@ -17,7 +17,7 @@ import pytest
 from celery.signals import worker_ready
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from registry.models import Artifact, PackagingJob
 from registry.packaging.heartbeat import heartbeat
 from registry.services import artifacts, jobs

@@ -206,7 +206,7 @@ def test_a_sigkilled_worker_s_job_completes_exactly_once_on_another_within_two_m
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
 
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
     from registry.models import Artifact
     from registry.services import job_start
     from tests.factories import actor_for

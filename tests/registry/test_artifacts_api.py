@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from core.errors import TooLarge
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from registry import services
 from registry.models import Artifact
 from registry.services.artifacts import artifact_storage, storage_key

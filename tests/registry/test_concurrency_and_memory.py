@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from core.actors import Actor
-from governance.tokens import token_create
+from core.tokens import token_create
 from registry.models import Artifact, ModelVersion
 from registry.services.artifacts import artifact_storage
 from tests.concurrency import all_at_once

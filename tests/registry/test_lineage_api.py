@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from governance import permissions
-from governance.models import AuditEvent
-from governance.permissions import Perm
+from core import permissions
+from core.models import AuditEvent
+from core.permissions import Perm
 from registry import services
 from registry.models import CodeRef
 from tests.factories import actor_for, make_model, make_version, superuser

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from core import permissions
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from governance import permissions
-from governance.models import AuditEvent
-from governance.permissions import Perm
+from core.models import AuditEvent
+from core.permissions import Perm
 from registry import services
 from registry.models import RegisteredModel
 from tests.factories import actor_for, make_model, make_version, place

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from governance import permissions
-from governance.models import AuditEvent
-from governance.permissions import Perm
+from core import permissions
+from core.models import AuditEvent
+from core.permissions import Perm
 from registry.models import RegisteredModel
 from tests.factories import make_model, make_version, place
 

@@ -7,8 +7,8 @@ from django.contrib.admin.sites import site
 from django.core.management import call_command
 from django.urls import reverse
 
-from governance import permissions
-from governance.permissions import Perm
+from core import permissions
+from core.permissions import Perm
 from registry.models import ModelVersion, RegisteredModel
 from tests.factories import make_artifact, make_model, make_version
 
@@ -37,7 +37,7 @@ def test_demo_reviewer_approves_the_waiting_request_as_the_readme_says(demo, cli
     """README: sign in as carol; Home lists the waiting request; open it, comment, Approve."""
     import re
 
-    from governance import audit
+    from core import audit
 
     # Through the sign-in page: login throttling needs the request client.login lacks.
     assert (
@@ -148,7 +148,7 @@ def test_admin_actions_go_through_services(client, data_scientist, admin_user):
 
 
 def test_admin_edit_of_risk_tier_is_audited(client, data_scientist, admin_user):
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     rm = make_model(data_scientist, "m")
     client.force_login(admin_user)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import Conflict, Forbidden, ValidationFailed
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from registry import services
 from registry.models import Alias, ModelVersion
 from tests.factories import (

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from governance import permissions
-from governance.permissions import Perm
+from core import permissions
+from core.permissions import Perm
 from registry import services
 from registry.models import ModelVersion
 from tests.factories import (

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.actors import Actor
 from core.errors import DomainError
-from governance.tokens import token_create
+from core.tokens import token_create
 
 
 class Command(BaseCommand):

@@ -28,7 +28,7 @@ class JSONArrayAgg(Aggregate):
         return super().as_sql(compiler, connection, function="JSONB_AGG", **extra)
 
 
-def _per_outer_row(queryset: QuerySet, parent: str, aggregate: Aggregate) -> Subquery:
+def _per_outer_row(queryset: QuerySet[Any], parent: str, aggregate: Aggregate) -> Subquery:
     """`aggregate` over the `queryset` rows whose `parent` is the outer query's row."""
     rows = (
         queryset.filter(**{parent: OuterRef("pk")})
@@ -40,12 +40,12 @@ def _per_outer_row(queryset: QuerySet, parent: str, aggregate: Aggregate) -> Sub
     return Subquery(rows, output_field=JSONField())
 
 
-def json_array_of(queryset: QuerySet, *, parent: str, value: Any) -> Subquery:
+def json_array_of(queryset: QuerySet[Any], *, parent: str, value: Any) -> Subquery:
     """A subquery yielding a JSON array of `value` over rows whose `parent` is the outer row.
     The order of elements is unspecified; callers sort."""
     return _per_outer_row(queryset, parent, JSONArrayAgg(value))
 
 
-def json_object_of(queryset: QuerySet, *, parent: str, key: str, value: str) -> Subquery:
+def json_object_of(queryset: QuerySet[Any], *, parent: str, key: str, value: str) -> Subquery:
     """A subquery yielding {key: value} over `queryset` rows whose `parent` is the outer row."""
     return _per_outer_row(queryset, parent, JSONObjectAgg(key, value))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from axes.helpers import get_failure_limit
@@ -13,11 +14,18 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from core import audit
 from core import signals as core_signals
 from core.actors import Actor
 from core.errors import DomainError
-from governance import audit
-from registry.models import RegisteredModel
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """The model a refusal concerned, as the exception carried it."""
+
+    pk: int
+    name: str
 
 
 def refused(request: HttpRequest, exc: DomainError) -> None:
@@ -26,7 +34,7 @@ def refused(request: HttpRequest, exc: DomainError) -> None:
     if not refusal:
         return
     registered_model = (
-        RegisteredModel(pk=refusal["registered_model_id"], name=refusal["registered_model_name"])
+        _Refused(int(str(refusal["registered_model_id"])), str(refusal["registered_model_name"]))
         if refusal["registered_model_id"] is not None
         else None
     )
@@ -48,7 +56,7 @@ def refused(request: HttpRequest, exc: DomainError) -> None:
     )
 
 
-@receiver(core_signals.refusal, dispatch_uid="governance.refused")
+@receiver(core_signals.refusal, dispatch_uid="core.refused")
 def _record_api_refusal(
     sender: object, request: HttpRequest, exc: DomainError, **_: object
 ) -> None:
@@ -56,7 +64,7 @@ def _record_api_refusal(
     refused(request, exc)
 
 
-def gate_refusal(exc: DomainError, registered_model: RegisteredModel, wanted: str) -> DomainError:
+def gate_refusal(exc: DomainError, registered_model: audit.ModelRef, wanted: str) -> DomainError:
     """Mark `exc` as a refusal by the governance gate, so the edge audits it (gate.refused,
     with the reason) after the failed transaction rolled back."""
     return exc.refusing(registered_model.pk, registered_model.name, wanted, action="gate.refused")
@@ -94,7 +102,7 @@ def _login_failed(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
     actor = Actor.from_request(request) if request is not None else Actor.system("web")
-    details = {"username": str(credentials.get("username", ""))[:150]}
+    details: dict[str, object] = {"username": str(credentials.get("username", ""))[:150]}
     if request is None or not settings.AXES_ENABLED:
         audit.record_refusal(actor=actor, action="auth.login_failed", details=details)
         return

@@ -1,6 +1,6 @@
 """The one function that writes audit events, inside the caller's transaction.
 
-Events form a hash chain (governance/chain.py). Appending takes the chain lock, reads the
+Events form a hash chain (core/chain.py). Appending takes the chain lock, reads the
 head and inserts the next event; the lock is held until the caller's transaction ends, so
 concurrent writers append one after another and a rolled-back change leaves no event and no
 gap. On SQLite the write transaction itself (BEGIN IMMEDIATE) is the lock; on PostgreSQL it
@@ -11,20 +11,31 @@ the chain lock is always the last lock a transaction takes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 
+from core import chain, permissions
 from core.actors import Actor
-from governance import chain
-from governance.models import AuditEvent
-from registry.models import RegisteredModel
+from core.models import AuditEvent
 
 # Any constant: the key of PostgreSQL's advisory lock that serialises appends to the chain.
 CHAIN_LOCK_KEY = 0x6D6F64656C676174  # "modelgat"
+
+
+class ModelRef(Protocol):
+    """The registered model an event concerns: its id and name are kept (not a foreign key),
+    so purging the model keeps its history."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 def _chain_head() -> tuple[int, str]:
@@ -40,14 +51,14 @@ def record(
     actor: Actor,
     action: str,
     target: Model | None,
-    registered_model: RegisteredModel | None = None,
+    registered_model: ModelRef | None = None,
     details: dict[str, object] | None = None,
 ) -> AuditEvent:
     """Append one event. Refuses to run outside a transaction: the event must share the fate
     of the change it records."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record() must run inside the transaction of the change.")
-    user = actor.user if actor.user_id is not None else None
+    user = actor.user if actor.user_id is not None and isinstance(actor.user, User) else None
     sequence, prev_hash = _chain_head()
     event = AuditEvent(
         sequence=sequence + 1,
@@ -79,11 +90,12 @@ def _fields(event: AuditEvent) -> dict[str, object]:
 
 def events(*, batch: int = 2000) -> Iterator[dict[str, Any]]:
     """Every event's chained fields and hash, in sequence order, streamed from the database."""
-    return (
+    rows: Iterator[dict[str, Any]] = (
         AuditEvent.objects.order_by("sequence")
         .values(*chain.FIELDS, "hash")
         .iterator(chunk_size=batch)
     )
+    return rows
 
 
 def verify(*, batch: int = 2000) -> chain.Verdict:
@@ -102,7 +114,7 @@ def record_refusal(
     actor: Actor,
     action: str,
     details: dict[str, object],
-    registered_model: RegisteredModel | None = None,
+    registered_model: ModelRef | None = None,
 ) -> AuditEvent | None:
     """Record a refused access or a failed login, in a transaction of its own (the refused
     request's changes, if any, were rolled back). At most one event per address, user, action
@@ -149,3 +161,12 @@ def record_login_event(
         return record_refusal(actor=actor, action=action, details=details)
     with transaction.atomic():
         return record(actor=actor, action=action, target=None, details=details)
+
+
+def events_visible(user: permissions.AnyUser) -> QuerySet[AuditEvent]:
+    """Everything for administrators and auditors (core.view_auditevent); otherwise the events
+    of the models the user may view."""
+    qs = AuditEvent.objects.all()
+    if permissions.may_read_whole_audit_log(user):
+        return qs
+    return qs.filter(registered_model_id__in=permissions.visible_models(user).values("pk"))

@@ -6,8 +6,8 @@ from django.contrib.auth.models import User
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from governance.refusals import token_rejected
-from governance.tokens import token_authenticate
+from core.refusals import token_rejected
+from core.tokens import token_authenticate
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

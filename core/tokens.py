@@ -13,10 +13,10 @@ from django.db import transaction
 from django.db.models import OuterRef, QuerySet
 from django.utils import timezone
 
+from core import audit, permissions
 from core.actors import Actor
 from core.errors import Forbidden, ValidationFailed
-from governance import audit, permissions
-from governance.models import ApiToken
+from core.models import ApiToken
 
 TOKEN_PREFIX = "mg_"
 # Writing last_used_at on every request would turn each read into a write; a minute is enough.
@@ -110,7 +110,7 @@ def token_authenticate(raw: str) -> User | None:
         return None
     if not token.user.is_active:
         return None
-    permissions.remember_global(token.user, token.registry_codenames)
+    permissions.remember_global(token.user, token.registry_codenames)  # type: ignore[attr-defined]
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user

@@ -10,40 +10,33 @@ Invisible means 404 (missing and forbidden look the same); visible but not allow
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeGuard, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Exists, JSONField, Model, OuterRef, Q, QuerySet, Subquery, Value
+from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
-from cards.models import CardReview, ModelCard
+from core.aggregates import JSONArrayAgg
 from core.errors import Forbidden, NotFound
-from governance.models import (
-    PromotionRequest,
-    RegisteredModelGroupPermission,
-    RegisteredModelUserPermission,
-    StageHistory,
-)
-from registry.aggregates import JSONArrayAgg
-from registry.models import (
-    Alias,
-    Artifact,
-    CodeRef,
-    Dataset,
-    Deployment,
-    FeatureSource,
-    LogicalFeature,
-    ModelVersion,
-    ModelVersionMetric,
-    ModelVersionTag,
-    PackagingJob,
-    RegisteredModel,
-    RegisteredModelTag,
-    TrainingRun,
-)
+from core.models import GrantMeta
 
 M = TypeVar("M", bound=Model)
 AnyUser = User | AnonymousUser | None
+
+
+class ScopeRow(Protocol):
+    """What the gate reads of a registered model (the registered scope's rows)."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def is_deleted(self) -> bool: ...
 
 
 class Perm(StrEnum):
@@ -64,22 +57,58 @@ _VERBS = {
     Perm.MANAGE_ACCESS: "manage access to",
 }
 
-# How each child model reaches its registered model, and its version (for soft deletion).
-_PATHS: dict[type[Model], tuple[str, str | None]] = {
-    RegisteredModel: ("", None),
-    RegisteredModelTag: ("registered_model", None),
-    ModelVersion: ("registered_model", ""),
-    Alias: ("registered_model", "version"),
-    ModelVersionTag: ("version__registered_model", "version"),
-    ModelVersionMetric: ("version__registered_model", "version"),
-    Artifact: ("version__registered_model", "version"),
-    Deployment: ("version__registered_model", "version"),
-    PackagingJob: ("version__registered_model", "version"),
-    PromotionRequest: ("registered_model", None),
-    ModelCard: ("registered_model", "version"),
-    CardReview: ("card__registered_model", "card__version"),
-    StageHistory: ("registered_model", None),
-}
+# The gate imports no app: each app tells it, from its AppConfig.ready(), which model is the
+# unit of permissions (the registered model), how each of its model-scoped models reaches it
+# (and its version, for soft deletion), and how its lineage records reach versions. A model
+# nobody registered is refused (KeyError), never let through.
+_SCOPE: list[type[Model]] = []
+_PATHS: dict[type[Model], tuple[str, str | None]] = {}
+_LINEAGE_PATHS: dict[type[Model], str] = {}
+_VERSION: list[type[Model]] = []
+
+
+def register_scope(model: type[Model], *, version: type[Model]) -> None:
+    """The model whose rows carry grants (with `deleted_at`, `is_deleted` and `name`), and its
+    versions (reached from it by `registered_model`). Registered once."""
+    if _SCOPE and _SCOPE[0] is not model:
+        raise ImproperlyConfigured(f"The permission scope is already {_SCOPE[0].__name__}.")
+    _SCOPE[:] = [model]
+    _VERSION[:] = [version]
+    _PATHS[model] = ("", None)
+
+
+def register_scoped(model: type[Model], to_model: str, to_version: str | None = None) -> None:
+    """Rows of `model` belong to one registered model, reached by the lookup path `to_model`,
+    and (if `to_version` is not None) to one version reached by `to_version` ("" when the row
+    is the version)."""
+    _PATHS[model] = (to_model, to_version)
+
+
+def register_lineage(model: type[Model], to_versions: str) -> None:
+    """Rows of `model` are lineage records, visible through the versions reached by the lookup
+    path `to_versions`."""
+    _LINEAGE_PATHS[model] = to_versions
+
+
+def _scope() -> type[Model]:
+    if not _SCOPE:
+        raise ImproperlyConfigured("No app registered the permission scope (register_scope).")
+    return _SCOPE[0]
+
+
+def _grant_tables() -> tuple[Any, Any]:
+    """The scope's per-model grant tables: guardian's direct foreign-key tables, which must
+    record who granted (GrantMeta). Anything else (guardian's generic tables) is refused."""
+    scope = _scope()
+    # guardian accepts the class (it reads the model's fields); its stubs say instance
+    tables = (get_user_obj_perms_model(scope), get_group_obj_perms_model(scope))  # type: ignore[arg-type]
+    for table in tables:
+        if not issubclass(table, GrantMeta):
+            raise ImproperlyConfigured(
+                f"{table.__name__} is not a direct grant table of {scope.__name__} "
+                "extending core.models.GrantMeta."
+            )
+    return tables
 
 
 def is_model_scoped(model: type[Model]) -> bool:
@@ -87,13 +116,13 @@ def is_model_scoped(model: type[Model]) -> bool:
     return model in _PATHS
 
 
-def _active(user: AnyUser) -> bool:
+def _active(user: AnyUser) -> TypeGuard[User]:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
 def _global_permissions(user: Any) -> QuerySet[Permission]:
     return Permission.objects.filter(
-        Q(user=user) | Q(group__user=user), content_type__app_label="registry"
+        Q(user=user) | Q(group__user=user), content_type__app_label=_scope()._meta.app_label
     )
 
 
@@ -146,21 +175,21 @@ ADMIN_GRANTED = (Perm.APPROVE_PROMOTION,)
 _NOT_BY_ADMIN = Q(permission__codename__in=[str(p) for p in ADMIN_GRANTED], by_administrator=False)
 
 
-def _grant_rows(user: User, codename: str | None = None) -> tuple[QuerySet, QuerySet]:
-    user_rows = RegisteredModelUserPermission.objects.filter(user=user).exclude(_NOT_BY_ADMIN)
-    group_rows = RegisteredModelGroupPermission.objects.filter(group__user=user).exclude(
-        _NOT_BY_ADMIN
-    )
+def _grant_rows(
+    user: User, codename: str | None = None
+) -> tuple[QuerySet[Any], QuerySet[Any]]:
+    user_rows = _grant_tables()[0].objects.filter(user=user).exclude(_NOT_BY_ADMIN)
+    group_rows = _grant_tables()[1].objects.filter(group__user=user).exclude(_NOT_BY_ADMIN)
     if codename is not None:
         user_rows = user_rows.filter(permission__codename=codename)
         group_rows = group_rows.filter(permission__codename=codename)
     return user_rows, group_rows
 
 
-def models_with(user: AnyUser, perm: Perm) -> QuerySet[RegisteredModel]:
+def models_with(user: AnyUser, perm: Perm) -> QuerySet[Model]:
     """Registered models (not deleted) on which the user holds `perm`: one SQL query, however
     many grants."""
-    qs = RegisteredModel.objects.filter(deleted_at__isnull=True)
+    qs = _scope()._default_manager.filter(deleted_at__isnull=True)
     if not _active(user):
         return qs.none()
     if has_global(user, perm):
@@ -172,14 +201,14 @@ def models_with(user: AnyUser, perm: Perm) -> QuerySet[RegisteredModel]:
     )
 
 
-def visible_models(user: AnyUser) -> QuerySet[RegisteredModel]:
+def visible_models(user: AnyUser) -> QuerySet[Model]:
     return models_with(user, Perm.VIEW)
 
 
 def may_read_whole_audit_log(user: AnyUser) -> bool:
-    """Administrators and auditors (holders of governance.view_auditevent) read every event;
+    """Administrators and auditors (holders of core.view_auditevent) read every event;
     everyone else reads the events of the models they may view."""
-    return _active(user) and (user.is_superuser or user.has_perm("governance.view_auditevent"))
+    return _active(user) and (user.is_superuser or user.has_perm("core.view_auditevent"))
 
 
 def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
@@ -204,15 +233,18 @@ def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     return qs
 
 
-# How each lineage record reaches the model versions trained from it (registry/models/lineage.py:
-# feature sources → features → datasets → training runs → versions; code refs → training runs).
-_LINEAGE_PATHS: dict[type[Model], str] = {
-    TrainingRun: "model_versions",
-    CodeRef: "training_runs__model_versions",
-    Dataset: "training_runs__model_versions",
-    LogicalFeature: "datasets__training_runs__model_versions",
-    FeatureSource: "features__datasets__training_runs__model_versions",
-}
+def admin_rows(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
+    """The rows the admin lists: everything (deleted rows included, to restore or purge) for
+    active superusers; for other staff, model-scoped rows of the models they may view and
+    lineage rows as far as they lead to such versions; other tables unfiltered (their admin
+    decides who may open them)."""
+    if _active(user) and user.is_superuser:
+        return queryset
+    if is_lineage(queryset.model):
+        return visible_lineage(user, queryset)
+    if not is_model_scoped(queryset.model):
+        return queryset
+    return visible(user, queryset)
 
 
 def is_lineage(model: type[Model]) -> bool:
@@ -231,12 +263,12 @@ def visible_lineage(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
         return queryset
     path = _LINEAGE_PATHS[queryset.model]
     reachable = queryset.model._default_manager.filter(
-        **{f"{path}__in": visible(user, ModelVersion.objects.all()).values("pk")}
+        **{f"{path}__in": visible(user, _VERSION[0]._default_manager.all()).values("pk")}
     )
     return queryset.filter(pk__in=reachable.values("pk"))
 
 
-def _object_codenames(user: User, registered_model: RegisteredModel) -> set[str]:
+def _object_codenames(user: User, registered_model: ScopeRow) -> set[str]:
     cache: dict[int, set[str]] = user.__dict__.setdefault("_modelgate_grants", {})
     if registered_model.pk not in cache:
         user_rows, group_rows = _grant_rows(user)
@@ -250,7 +282,7 @@ def _object_codenames(user: User, registered_model: RegisteredModel) -> set[str]
     return cache[registered_model.pk]
 
 
-def has(user: AnyUser, perm: Perm, registered_model: RegisteredModel) -> bool:
+def has(user: AnyUser, perm: Perm, registered_model: ScopeRow) -> bool:
     if not _active(user) or registered_model.is_deleted:
         return False
     if has_global(user, perm):
@@ -258,7 +290,7 @@ def has(user: AnyUser, perm: Perm, registered_model: RegisteredModel) -> bool:
     return perm in _object_codenames(user, registered_model)
 
 
-def is_model_administrator(user: AnyUser, registered_model: RegisteredModel) -> bool:
+def is_model_administrator(user: AnyUser, registered_model: ScopeRow) -> bool:
     """An administrator, or someone an administrator made manager of this one model: whose
     approval satisfies a policy's "administrator approval required". A creator's own
     manage_access grant does not count."""
@@ -273,7 +305,7 @@ def is_model_administrator(user: AnyUser, registered_model: RegisteredModel) -> 
     )
 
 
-def require(user: AnyUser, perm: Perm, registered_model: RegisteredModel) -> None:
+def require(user: AnyUser, perm: Perm, registered_model: ScopeRow) -> None:
     """Raise NotFound if the model is invisible to the user, Forbidden if not allowed."""
     if not has(user, Perm.VIEW, registered_model):
         raise NotFound(
@@ -303,13 +335,13 @@ def invalidate(user: User) -> None:
 
 def _permission(perm: Perm) -> Permission:
     return Permission.objects.get(
-        content_type=ContentType.objects.get_for_model(RegisteredModel), codename=str(perm)
+        content_type=ContentType.objects.get_for_model(_scope()), codename=str(perm)
     )
 
 
 def grant(
     perm: Perm,
-    registered_model: RegisteredModel,
+    registered_model: ScopeRow,
     *,
     user: User | None = None,
     group: Group | None = None,
@@ -324,11 +356,11 @@ def grant(
         raise ValueError("Anonymous users are never granted anything.")
     permission = _permission(perm)
     by_administrator = is_administrator(granted_by)
-    table = RegisteredModelUserPermission if user is not None else RegisteredModelGroupPermission
+    table = _grant_tables()[0 if user is not None else 1]
     row, created = table.objects.get_or_create(
         permission=permission,
         content_object=registered_model,
-        **({"user": user} if user is not None else {"group": group}),
+        **({"user": user} if user is not None else {"group": group}),  # type: ignore[dict-item]
         defaults={"granted_by": granted_by, "by_administrator": by_administrator},
     )
     if not created and by_administrator and not row.by_administrator:
@@ -337,21 +369,25 @@ def grant(
         created = True
     if user is not None:
         invalidate(user)
-    return created
+    return bool(created)
 
 
-def holders(perm: Perm, registered_model: RegisteredModel) -> QuerySet[User]:
+def holders(perm: Perm, registered_model: ScopeRow) -> QuerySet[User]:
     """Active users who may `perm` on the model: superusers, role (global) holders and per-model
     grantees, directly or through a group. One query."""
-    global_perm = Q(content_type__app_label="registry", codename=str(perm))
+    global_perm = Q(content_type__app_label=_scope()._meta.app_label, codename=str(perm))
     direct = Permission.objects.filter(global_perm, user=OuterRef("pk"))
     via_group = Permission.objects.filter(global_perm, group__user=OuterRef("pk"))
-    user_rows = RegisteredModelUserPermission.objects.filter(
-        content_object=registered_model, permission__codename=str(perm)
-    ).exclude(_NOT_BY_ADMIN)
-    group_rows = RegisteredModelGroupPermission.objects.filter(
-        content_object=registered_model, permission__codename=str(perm)
-    ).exclude(_NOT_BY_ADMIN)
+    user_rows = (
+        _grant_tables()[0]
+        .objects.filter(content_object=registered_model, permission__codename=str(perm))
+        .exclude(_NOT_BY_ADMIN)
+    )
+    group_rows = (
+        _grant_tables()[1]
+        .objects.filter(content_object=registered_model, permission__codename=str(perm))
+        .exclude(_NOT_BY_ADMIN)
+    )
     return (
         User.objects.filter(is_active=True)
         .filter(
@@ -365,21 +401,27 @@ def holders(perm: Perm, registered_model: RegisteredModel) -> QuerySet[User]:
     )
 
 
-def grant_table(registered_model: RegisteredModel) -> dict[str, Any]:
+def grant_table(registered_model: ScopeRow) -> dict[str, Any]:
     """Who holds what on the model, for its access page: per-model grants to users and groups
     (revocable there) and the roles whose members hold permissions everywhere. Three queries."""
     grants: dict[tuple[str, str], list[str]] = {}
-    for username, codename in RegisteredModelUserPermission.objects.filter(
-        content_object=registered_model
-    ).values_list("user__username", "permission__codename"):
+    for username, codename in (
+        _grant_tables()[0]
+        .objects.filter(content_object=registered_model)
+        .values_list("user__username", "permission__codename")
+    ):
         grants.setdefault(("user", username), []).append(codename)
-    for name, codename in RegisteredModelGroupPermission.objects.filter(
-        content_object=registered_model
-    ).values_list("group__name", "permission__codename"):
+    for name, codename in (
+        _grant_tables()[1]
+        .objects.filter(content_object=registered_model)
+        .values_list("group__name", "permission__codename")
+    ):
         grants.setdefault(("group", name), []).append(codename)
     roles: dict[str, list[str]] = {}
     for name, codename in Permission.objects.filter(
-        content_type__app_label="registry", codename__in=[str(p) for p in Perm], group__isnull=False
+        content_type__app_label=_scope()._meta.app_label,
+        codename__in=[str(p) for p in Perm],
+        group__isnull=False,
     ).values_list("group__name", "codename"):
         roles.setdefault(name, []).append(codename)
     order = [str(p) for p in Perm]

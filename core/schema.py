@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "governance.authentication.BearerTokenAuthentication"
+    target_class = "core.authentication.BearerTokenAuthentication"
     name = "personalToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
