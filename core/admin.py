@@ -46,7 +46,7 @@ def run_service(
         messages.success(request, f"{what}: {done}.")
 
 
-class ModelScoped(admin.ModelAdmin[Any]):
+class ModelScoped(admin.ModelAdmin):  # type: ignore[type-arg]
     """Staff who are not superusers see only rows of models they may view, and lineage rows
     as far as they lead to such versions, decided by core.permissions like everywhere
     else (deleted rows stay hidden from them)."""
@@ -90,7 +90,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 # --- API tokens -----------------------------------------------------------------------------
 
 
-class TokenForm(forms.ModelForm[ApiToken]):
+class TokenForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = ApiToken
         fields = ["user", "name", "expires_at"]
@@ -107,7 +107,7 @@ class TokenForm(forms.ModelForm[ApiToken]):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin[Any]):
+class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = [
         "name",
         "user",
@@ -143,8 +143,10 @@ class ApiTokenAdmin(admin.ModelAdmin[Any]):
         return self.readonly_fields if obj is not None else []
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "user" and not request.user.is_superuser:
-            kwargs["queryset"] = User.objects.filter(pk=request.user.pk)  # as token_create says
+        if db_field.name == "user" and not permissions.is_superuser(request.user):
+            kwargs["queryset"] = User.objects.filter(
+                pk=request.user.pk or 0
+            )  # as token_create says
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:

@@ -90,6 +90,15 @@ def register_lineage(model: type[Model], to_versions: str) -> None:
     _LINEAGE_PATHS[model] = to_versions
 
 
+def _registered(paths: dict[type[Model], Any], model: type[Model]) -> Any:
+    try:
+        return paths[model]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"{model.__name__} is not registered with the permission gate: refused."
+        ) from None
+
+
 def _scope() -> type[Model]:
     if not _SCOPE:
         raise ImproperlyConfigured("No app registered the permission scope (register_scope).")
@@ -162,6 +171,12 @@ def has_global(user: AnyUser, codename: str) -> bool:
     return user.is_superuser or codename in _global_codenames(user)
 
 
+def is_superuser(user: AnyUser) -> bool:
+    """An active superuser: beyond every grant, and the only one who sees deleted rows in the
+    admin and acts on other users' tokens."""
+    return _active(user) and user.is_superuser
+
+
 def is_administrator(user: AnyUser) -> bool:
     """Administrators: active superusers and holders of the admin role (manage_access on
     every model). Only they grant approval or access management, change risk tiers and
@@ -175,9 +190,7 @@ ADMIN_GRANTED = (Perm.APPROVE_PROMOTION,)
 _NOT_BY_ADMIN = Q(permission__codename__in=[str(p) for p in ADMIN_GRANTED], by_administrator=False)
 
 
-def _grant_rows(
-    user: User, codename: str | None = None
-) -> tuple[QuerySet[Any], QuerySet[Any]]:
+def _grant_rows(user: User, codename: str | None = None) -> tuple[QuerySet[Any], QuerySet[Any]]:
     user_rows = _grant_tables()[0].objects.filter(user=user).exclude(_NOT_BY_ADMIN)
     group_rows = _grant_tables()[1].objects.filter(group__user=user).exclude(_NOT_BY_ADMIN)
     if codename is not None:
@@ -213,7 +226,7 @@ def may_read_whole_audit_log(user: AnyUser) -> bool:
 
 def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     """Restrict a queryset of registry objects to what the user may view (soft-deleted hidden)."""
-    model_path, version_path = _PATHS[queryset.model]
+    model_path, version_path = _registered(_PATHS, queryset.model)
     to_model = f"{model_path}__" if model_path else ""
     qs = queryset.filter(**{f"{to_model}deleted_at__isnull": True})
     if not _active(user):
@@ -238,7 +251,7 @@ def admin_rows(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     active superusers; for other staff, model-scoped rows of the models they may view and
     lineage rows as far as they lead to such versions; other tables unfiltered (their admin
     decides who may open them)."""
-    if _active(user) and user.is_superuser:
+    if is_superuser(user):
         return queryset
     if is_lineage(queryset.model):
         return visible_lineage(user, queryset)
@@ -261,7 +274,7 @@ def visible_lineage(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
         return queryset.none()
     if has_global(user, Perm.VIEW):
         return queryset
-    path = _LINEAGE_PATHS[queryset.model]
+    path = _registered(_LINEAGE_PATHS, queryset.model)
     reachable = queryset.model._default_manager.filter(
         **{f"{path}__in": visible(user, _VERSION[0]._default_manager.all()).values("pk")}
     )

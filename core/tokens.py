@@ -43,7 +43,7 @@ def token_create(
     *, actor: Actor, user: User, name: str, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token for `user`; returns the row and the secret, which is never stored."""
-    if actor.user_id != user.pk and not (actor.user is not None and actor.user.is_superuser):
+    if actor.user_id != user.pk and not permissions.is_superuser(actor.user):
         raise Forbidden("You may only create tokens for yourself.", code="permission_denied")
     name = token_fields(name, expires_at)
     now = timezone.now()
@@ -72,7 +72,7 @@ def token_create(
 
 @transaction.atomic
 def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
-    if actor.user_id != token.user_id and not (actor.user is not None and actor.user.is_superuser):
+    if actor.user_id != token.user_id and not permissions.is_superuser(actor.user):
         raise Forbidden("You may only revoke your own tokens.", code="permission_denied")
     updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()

@@ -69,7 +69,7 @@ class _GrantAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .select_related("content_object", "permission", self.grantee)
         )
-        if request.user.is_superuser:
+        if permissions.is_superuser(request.user):
             return qs
         return qs.filter(
             content_object__in=permissions.models_with(request.user, Perm.MANAGE_ACCESS)
@@ -78,7 +78,7 @@ class _GrantAdmin(admin.ModelAdmin):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "permission":
             kwargs["queryset"] = _model_permissions()
-        if db_field.name == "content_object" and not request.user.is_superuser:
+        if db_field.name == "content_object" and not permissions.is_superuser(request.user):
             kwargs["queryset"] = permissions.models_with(request.user, Perm.MANAGE_ACCESS)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 

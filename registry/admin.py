@@ -83,7 +83,7 @@ class RegisteredModelAdmin(ModelScoped):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         allowed = super().has_change_permission(request, obj)
-        if obj is None or request.user.is_superuser:
+        if obj is None or permissions.is_superuser(request.user):
             return allowed
         return allowed and permissions.has(request.user, permissions.Perm.CHANGE, obj)
 

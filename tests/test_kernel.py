@@ -1,0 +1,133 @@
+"""The kernel (core/, issue 13): the gate decides only for models an app registered with it and
+refuses the rest; it refuses grant tables that cannot say who granted; and the move of the
+audit log and API tokens from governance to core keeps an existing database's rows, hash
+chain and role permissions."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ImproperlyConfigured
+from guardian.models import UserObjectPermission
+
+from core import permissions
+from core.permissions import Perm
+from governance.roles import ROLES
+from registry.models import ModelVersion, RegisteredModel
+from tests.factories import UserFactory, make_model, superuser
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.django_db
+
+
+def test_a_model_nobody_registered_is_refused_not_let_through():
+    viewer = UserFactory()
+    with pytest.raises(ImproperlyConfigured, match="Group is not registered"):
+        permissions.visible(viewer, Group.objects.all())
+    with pytest.raises(ImproperlyConfigured, match="Permission is not registered"):
+        permissions.visible_lineage(viewer, Permission.objects.all())
+    assert not permissions.is_model_scoped(Group)
+
+
+def test_the_scope_is_registered_once():
+    with pytest.raises(ImproperlyConfigured, match="already RegisteredModel"):
+        permissions.register_scope(Group, version=ModelVersion)
+    permissions.register_scope(RegisteredModel, version=ModelVersion)  # the same: no change
+
+
+def test_grant_tables_that_cannot_say_who_granted_are_refused(monkeypatch):
+    model = make_model(superuser())
+    user = UserFactory()
+    monkeypatch.setattr(permissions, "get_user_obj_perms_model", lambda scope: UserObjectPermission)
+    with pytest.raises(ImproperlyConfigured, match="GrantMeta"):
+        permissions.has(user, Perm.VIEW, model)
+
+
+def _manage(var_dir: Path, *args: str, exits: tuple[int, ...] = (0,)) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**env, "MODELGATE_VAR_DIR": str(var_dir)},
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode in exits, done.stderr
+    return done.stdout
+
+
+def test_an_existing_database_keeps_its_audit_log_tokens_and_auditor_permission(tmp_path):
+    """Rebuild the database as it was before core existed (the two tables owned by
+    governance, the auditor role holding governance.view_auditevent, an event and a token),
+    then run `migrate` as an upgrade would."""
+    _manage(tmp_path, "migrate", "--verbosity", "0")
+    database = tmp_path / "modelgate.sqlite3"
+    _manage(
+        tmp_path,
+        "shell",
+        "-c",
+        "from core.actors import Actor; from core.tokens import token_create;"
+        "from django.contrib.auth.models import User;"
+        "u = User.objects.create_user('tess');"
+        "token_create(actor=Actor.system('cli', user=u), user=u, name='ci')",
+    )
+    with sqlite3.connect(database) as db:
+        before = db.execute(
+            "SELECT p.id FROM auth_permission p JOIN django_content_type ct "
+            "ON ct.id = p.content_type_id WHERE ct.app_label = 'core' "
+            "AND p.codename = 'view_auditevent'"
+        ).fetchone()[0]
+        db.execute(
+            "UPDATE django_content_type SET app_label = 'governance' "
+            "WHERE app_label = 'core' AND model IN ('auditevent', 'apitoken')"
+        )
+        db.execute(
+            "DELETE FROM django_migrations WHERE (app = 'core' AND name = "
+            "'0001_adopt_audit_and_tokens') OR (app = 'governance' AND name = "
+            "'0010_audit_and_tokens_move_to_core')"
+        )
+        events, tokens = db.execute(
+            "SELECT (SELECT count(*) FROM governance_auditevent), "
+            "(SELECT count(*) FROM governance_apitoken)"
+        ).fetchone()
+    assert events > 0 and tokens == 1
+
+    _manage(tmp_path, "migrate", "--verbosity", "0")
+
+    with sqlite3.connect(database) as db:
+        labels = dict(
+            db.execute(
+                "SELECT model, app_label FROM django_content_type "
+                "WHERE model IN ('auditevent', 'apitoken')"
+            )
+        )
+        after = db.execute(
+            "SELECT p.id FROM auth_permission p JOIN django_content_type ct "
+            "ON ct.id = p.content_type_id WHERE ct.app_label = 'core' "
+            "AND p.codename = 'view_auditevent'"
+        ).fetchone()[0]
+        auditor = {
+            f"{app}.{codename}"
+            for app, codename in db.execute(
+                "SELECT ct.app_label, p.codename FROM auth_group g "
+                "JOIN auth_group_permissions gp ON gp.group_id = g.id "
+                "JOIN auth_permission p ON p.id = gp.permission_id "
+                "JOIN django_content_type ct ON ct.id = p.content_type_id "
+                "WHERE g.name = 'auditor'"
+            )
+        }
+        assert db.execute("SELECT count(*) FROM governance_apitoken").fetchone()[0] == 1
+        kept = db.execute("SELECT count(*) FROM governance_auditevent").fetchone()[0]
+    assert kept >= events
+    assert labels == {"auditevent": "core", "apitoken": "core"}  # moved, not duplicated
+    assert after == before  # the same permission row: the role's grant did not change
+    assert auditor == set(ROLES["auditor"]) and "core.view_auditevent" in auditor
+    # 2: intact, but no anchor outside the database is configured to vouch for it
+    assert _manage(tmp_path, "verify_audit_log", exits=(0, 2)).startswith(f"OK: {kept} events")
