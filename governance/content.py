@@ -20,17 +20,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
+from functools import reduce
 from typing import Any
 
 from django.apps import apps
-from django.db.models import QuerySet
+from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from core.errors import Conflict
 from core.models import AuditEvent
 from core.refusals import gate_refusal
 from governance import policies
-from governance.models import PromotionRequest
-from registry.models import Alias, Deployment, ModelVersion, RegisteredModel
+from governance.models import Policy, PromotionRequest
+from registry.models import Alias, Artifact, Deployment, ModelVersion, RegisteredModel
 from registry.services.lineage import is_production_environment
 
 # Fields of a version under the digest: what approvers judge, and what the model needs to
@@ -48,8 +51,13 @@ SEALED_FIELDS = (
 )
 
 
+# The readiness check that puts a version's card under its digest (and its authors among the
+# version's contributors).
+CARD_CHECK = "card_approved"
+
+
 def _card_part(version: ModelVersion) -> dict[str, Any] | None:
-    if "card_approved" not in policies.policy_for(version.registered_model).required_checks:
+    if CARD_CHECK not in policies.policy_for(version.registered_model).required_checks:
         return None
     card = (
         apps.get_model("cards", "ModelCard")
@@ -83,39 +91,92 @@ def digest(version: ModelVersion) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-# Audit actions whose actor supplied content under the digest (the version's metadata: its
-# details say which fields changed; metrics always count).
-_CONTENT_ACTIONS = ("version.created", "version.updated", "version.metrics_logged")
+# Audit events whose actor supplied content under the digest: creating the version, logging
+# its metrics, or changing covered metadata (an update's details name the changed fields).
+_CONTENT_EVENTS = Q(action__in=("version.created", "version.metrics_logged")) | Q(
+    action="version.updated", details__changes__has_any_keys=SEALED_FIELDS
+)
+
+
+def _card_counts() -> Q:
+    """Registered models whose policy in force requires an approved card, as a filter: the
+    model's own policy, else its tier's row, else the tier's shipped defaults (the order of
+    policies.policy_for, which _card_part reads)."""
+    own = Policy.objects.filter(registered_model=OuterRef("pk"))
+    tier = Policy.objects.filter(risk_tier=OuterRef("risk_tier"))
+
+    def requiring(policies_: QuerySet[Policy]) -> Exists:
+        # Check names are validated words, so the quoted name only matches that element of
+        # the JSON list (SQLite has no JSON containment lookup).
+        return Exists(
+            policies_.alias(checks=Cast("required_checks", TextField())).filter(
+                checks__contains=f'"{CARD_CHECK}"'
+            )
+        )
+
+    shipped = [t for t, d in policies.TIER_DEFAULTS.items() if CARD_CHECK in d["required_checks"]]
+    return Q(requiring(own)) | (
+        ~Q(Exists(own)) & (Q(requiring(tier)) | (~Q(Exists(tier)) & Q(risk_tier__in=shipped)))
+    )
+
+
+def _supplied(version: int | OuterRef) -> list[QuerySet[Any]]:
+    """Every record of someone supplying content under the digest of `version` (a pk, or a
+    reference to the version of the enclosing query's row), one query per kind, each with a
+    `supplier` column: its author, the uploaders of its primary files and the administrators
+    who trusted one (vouching supplies too), whoever changed its covered metadata or logged
+    its metrics, and (when the policy requires the card) the card's authors. The one
+    definition of a contributor: `contributors` lists them for a version, `barred` asks the
+    same rows about one user for many requests."""
+    key = str(version) if isinstance(version, int) else Cast(version, CharField())
+    revisions = apps.get_model("cards", "CardRevision").objects
+    primary = Artifact.objects.filter(version=version, derived=False)
+    return [
+        ModelVersion.objects.filter(pk=version).values(supplier=F("created_by")),
+        primary.values(supplier=F("created_by")),
+        primary.values(supplier=F("trusted_by")),
+        AuditEvent.objects.filter(target_type="registry.modelversion", target_id=key)
+        .filter(_CONTENT_EVENTS)
+        .values(supplier=F("actor")),
+        revisions.filter(
+            card__version=version,
+            card__version__registered_model__in=RegisteredModel.objects.filter(_card_counts()),
+        ).values(supplier=F("author")),
+    ]
 
 
 def contributors(version: ModelVersion) -> set[int]:
-    """Ids of everyone who supplied content under the version's digest since it was created:
-    its author, the uploaders of its primary files and the administrators who trusted one,
-    whoever changed its covered metadata or logged its metrics, and (when the policy requires
-    the card) the card's authors. They may not approve its promotions. Four queries."""
-    found: set[int] = set()
-    if version.created_by_id is not None:
-        found.add(version.created_by_id)
-    for uploader, truster in version.artifacts.filter(derived=False).values_list(
-        "created_by_id", "trusted_by_id"
-    ):
-        found.update(u for u in (uploader, truster) if u is not None)  # vouching supplies too
-    for action, actor_id, details in AuditEvent.objects.filter(
-        target_type="registry.modelversion",
-        target_id=str(version.pk),
-        action__in=_CONTENT_ACTIONS,
-        actor__isnull=False,
-    ).values_list("action", "actor_id", "details"):
-        changes = (details or {}).get("changes") or {}
-        if action != "version.updated" or any(f in changes for f in SEALED_FIELDS):
-            found.add(actor_id)
-    if _card_part(version) is not None:
-        found.update(
-            apps.get_model("cards", "CardRevision")
-            .objects.filter(card__version=version, author__isnull=False)
-            .values_list("author_id", flat=True)
-        )
-    return found
+    """Ids of everyone who supplied content under the version's digest since it was created
+    (see _supplied). They may not approve its promotions. One query."""
+    parts = [
+        rows.filter(supplier__isnull=False).order_by().values_list("supplier", flat=True)
+        for rows in _supplied(version.pk)
+    ]
+    return set(parts[0].union(*parts[1:]))
+
+
+# --- Separation of duties: who may not decide a promotion request -------------------------
+
+
+def barred_reviewers(request: PromotionRequest) -> set[int]:
+    """Who may not decide this request: the requester and everyone who supplied content of
+    the version."""
+    barred = contributors(request.version)
+    if request.requested_by_id is not None:
+        barred.add(request.requested_by_id)
+    return barred
+
+
+def barred(user_id: int | None) -> Q:
+    """The same rule asked the other way round, as a filter on promotion requests: those the
+    user may not decide (requested them, or supplied content of their version). A fixed
+    number of subqueries, however many requests."""
+    if user_id is None:
+        return Q(pk__in=[])  # nobody in particular: barred from nothing
+    return Q(requested_by=user_id) | reduce(
+        operator.or_,
+        (Q(Exists(rows.filter(supplier=user_id))) for rows in _supplied(OuterRef("version"))),
+    )
 
 
 def _sealed_by(versions: QuerySet[ModelVersion], registered_model: RegisteredModel) -> list[str]:

@@ -186,13 +186,9 @@ def _tally(request: PromotionRequest, digest: str) -> dict[str, Any]:
     }
 
 
-def barred_reviewers(request: PromotionRequest) -> set[int]:
-    """Who may not decide this request: the requester and everyone who supplied content of
-    the version (separation of duties)."""
-    barred = content.contributors(request.version)
-    if request.requested_by_id is not None:
-        barred.add(request.requested_by_id)
-    return barred
+# Who may not decide a request (separation of duties): content.py holds the rule, in this
+# form for one request and as `content.barred(user)` for the reviewer's inbox.
+barred_reviewers = content.barred_reviewers
 
 
 OTHER_CONTENT = "approved other content than the version holds"
@@ -215,7 +211,8 @@ def review_refusal(
 ) -> str | None:
     """Why `user` may not review this request, or None if they may (for pages to hide the
     buttons; the services enforce the same rules). An evaluation of the request, when the
-    caller has one, saves reading who supplied the version's content again."""
+    caller has one, saves reading who supplied the version's content again. The reviewer's
+    inbox (selectors.awaiting_review) applies the same rules to many requests at once."""
     if not permissions.has(user, Perm.APPROVE_PROMOTION, request.registered_model):
         return "You may not approve promotions of this model."
     if request.requested_by_id == user.pk:
@@ -468,7 +465,6 @@ def review_submit(
     return request
 
 
-@transaction.atomic
 def may_apply(user: AnyUser, request: PromotionRequest) -> bool:
     """Whether `user` may apply this request now: it is approved and they may request
     promotions of the model (pages show the button; request_apply enforces the same rule)."""
@@ -477,6 +473,7 @@ def may_apply(user: AnyUser, request: PromotionRequest) -> bool:
     )
 
 
+@transaction.atomic
 def request_apply(*, actor: Actor, request: PromotionRequest) -> PromotionRequest:
     """Apply an approved request (for policies that do not apply on approval)."""
     registered_model = request.registered_model
@@ -630,12 +627,18 @@ def content_changed(*, actor: Actor, version: ModelVersion) -> None:
         )
 
 
+def _may_withdraw(user: AnyUser, request: PromotionRequest) -> bool:
+    """Who may withdraw a request: its requester, or whoever manages access to the model."""
+    return (
+        request.requested_by_id is not None and user.pk == request.requested_by_id
+    ) or permissions.has(user, Perm.MANAGE_ACCESS, request.registered_model)
+
+
 def may_cancel(user: AnyUser, request: PromotionRequest) -> bool:
-    """The requester, or whoever manages access to the model (pages hide the button for
-    everyone else; request_cancel refuses them)."""
-    return user.pk == request.requested_by_id or permissions.has(
-        user, Perm.MANAGE_ACCESS, request.registered_model
-    )
+    """Whether `user` may cancel this request now: it is open, and they requested it or
+    manage access to the model (pages show the button; request_cancel enforces the same
+    rule: 403 for anyone else, 409 once the request is closed)."""
+    return request.is_open and _may_withdraw(user, request)
 
 
 @transaction.atomic
@@ -645,7 +648,7 @@ def request_cancel(
     """The requester, or whoever manages access to the model, withdraws an open request."""
     registered_model = request.registered_model
     permissions.require(actor.user, Perm.VIEW, registered_model)
-    if not may_cancel(actor.user, request):
+    if not _may_withdraw(actor.user, request):
         raise Forbidden(
             "Only the requester or a manager of this model may cancel it.", code="permission_denied"
         )

@@ -190,8 +190,6 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     req = selectors.promotion_request_get(user=request.user, pk=pk)
     evaluation = promotions.evaluate(req)
     refusal = promotions.review_refusal(request.user, req, evaluation)
-    may_cancel = req.is_open and promotions.may_cancel(request.user, req)
-    may_apply = promotions.may_apply(request.user, req)
     return render(
         request,
         "governance/request_detail.html",
@@ -201,8 +199,8 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "timeline": _timeline(req),
             "may_review": refusal is None,
             "review_refusal": refusal,
-            "may_cancel": may_cancel,
-            "may_apply": may_apply,
+            "may_cancel": promotions.may_cancel(request.user, req),
+            "may_apply": promotions.may_apply(request.user, req),
             "decisions": Review.Decision.choices,
             "comment_error": request.session.pop("comment_error", ""),
         },
