@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "registry",
     "governance",
     "cards",
+    "config",  # the composition root: the demo command
     "csp",
     "axes",  # login throttling; its tables hold the failure counts
 ]

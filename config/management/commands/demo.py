@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.demo import demo_exists, demo_load
+from config.demo import demo_exists, demo_load
 from registry.packaging.child import die_with_parent
 
 
