@@ -8,13 +8,20 @@ class CardsConfig(AppConfig):
     verbose_name = "Model cards"
 
     def ready(self) -> None:
+        from cards import content as card_content
         from cards.models import CardReview, ModelCard
         from core import permissions
+        from governance import policies
         from registry.signals import bundle_files, version_created
 
         # A card and its reviews inherit the grants of their version's model.
         permissions.register_scoped(ModelCard, "registered_model", "version")
         permissions.register_scoped(CardReview, "card__registered_model", "card__version")
+        # Governance knows no card: it learns here which sections a policy may require and
+        # which each risk tier requires out of the box (before any policy is read or seeded).
+        policies.card_sections_register(
+            keys=card_content.SECTION_KEYS, required_by_tier=card_content.REQUIRED_BY_TIER
+        )
 
         version_created.connect(_start_card, dispatch_uid="cards.start_card")
         bundle_files.connect(_card_files, dispatch_uid="cards.bundle_files")

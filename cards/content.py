@@ -100,7 +100,8 @@ METADATA_LISTS = ("languages", "datasets", "tags")
 METADATA_STRINGS = ("license", "base_model", "library_name", "pipeline_tag")
 
 # Which sections each risk tier requires before a card can be submitted (policies may
-# override per tier or per model).
+# override per tier or per model). CardsConfig.ready() hands them, with SECTION_KEYS, to
+# governance's policies, which import no card.
 REQUIRED_BY_TIER: dict[str, list[str]] = {
     "low": ["intended_use"],
     "medium": ["intended_use", "out_of_scope", "training_data", "limitations"],

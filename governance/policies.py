@@ -6,9 +6,9 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from cards import content as card_content
 from core import audit, permissions
 from core.actors import Actor
 from core.errors import ValidationFailed
@@ -52,8 +52,36 @@ TIER_DEFAULTS: dict[str, dict[str, Any]] = {
         "protected_aliases": list(PROTECTED_ALIASES),
     },
 }
-for _tier, _sections in card_content.REQUIRED_BY_TIER.items():
-    TIER_DEFAULTS[_tier]["card_required_sections"] = list(_sections)
+# The model card sections a policy may require, as the cards app registered them (in order).
+# Empty until it does, and then every section name is refused: governance knows no card.
+_card_section_keys: tuple[str, ...] = ()
+
+
+def card_sections_register(
+    *, keys: Iterable[str], required_by_tier: dict[str, Iterable[str]]
+) -> None:
+    """The cards app tells which card sections exist and which each risk tier requires out of
+    the box (from its AppConfig.ready(), before any policy is read or seeded). Replaces what
+    was registered before; a tier it leaves out requires no section by default."""
+    global _card_section_keys
+    known = tuple(keys)
+    unknown_tiers = set(required_by_tier) - set(TIER_DEFAULTS)
+    if unknown_tiers:
+        raise ImproperlyConfigured(f"Unknown risk tiers: {', '.join(sorted(unknown_tiers))}.")
+    for tier, sections in required_by_tier.items():
+        unknown = [s for s in sections if s not in known]
+        if unknown:
+            raise ImproperlyConfigured(
+                f"The {tier} tier requires unknown card sections: {', '.join(unknown)}."
+            )
+    _card_section_keys = known
+    for tier, defaults in TIER_DEFAULTS.items():
+        defaults["card_required_sections"] = list(required_by_tier.get(tier, ()))
+
+
+def card_section_keys() -> tuple[str, ...]:
+    """The card sections a policy may require (none if no cards app registered them)."""
+    return _card_section_keys
 
 
 def policy_for(registered_model: RegisteredModel) -> Policy:
@@ -112,14 +140,14 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     if "card_required_sections" in values:
         sections = values["card_required_sections"]
         unknown = (
-            [s for s in sections if s not in card_content.SECTION_KEYS]
+            [s for s in sections if s not in _card_section_keys]
             if isinstance(sections, list)
             else ["(not a list)"]
         )
         if unknown:
             raise ValidationFailed(
                 f"Unknown card sections: {', '.join(map(str, unknown))}. "
-                f"Known: {', '.join(card_content.SECTION_KEYS)}.",
+                f"Known: {', '.join(_card_section_keys) or 'none (model cards are not enabled)'}.",
                 field="card_required_sections",
             )
     if "protected_aliases" in values:
