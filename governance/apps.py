@@ -8,6 +8,7 @@ class GovernanceConfig(AppConfig):
 
     def ready(self) -> None:
         # system checks; promotion requests and stage history inherit their model's grants
+        import governance.tasks  # noqa: F401 - its Celery tasks, known by name in every process
         from core import permissions
         from governance import checks  # noqa: F401
         from governance.models import PromotionRequest, StageHistory

@@ -7,10 +7,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.urls import reverse
 
-from config.celery import enqueue_on_commit
 from core import permissions
 from core.permissions import Perm
+from core.tasks import enqueue_on_commit
+from governance import webhooks
 from governance.models import PromotionRequest, Review
+
+SEND_EMAIL = "governance.tasks.send_email"  # the Celery task that sends one e-mail (tasks.py)
 
 
 def _url(request: PromotionRequest) -> str:
@@ -27,14 +30,10 @@ def _send(subject: str, body: str, recipients: list[str]) -> None:
     recipients = sorted({r for r in recipients if r})
     if not recipients:
         return
-    from governance.tasks import send_email
-
-    enqueue_on_commit(send_email, subject, body, recipients)
+    enqueue_on_commit(SEND_EMAIL, subject, body, recipients)
 
 
 def _event(event: str, request: PromotionRequest) -> None:
-    from governance import webhooks
-
     webhooks.emit(event, request)
 
 

@@ -9,6 +9,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from core import audit
 from core.actors import Actor
+from governance.policies import tier_policies_ensure
 
 _LINEAGE_ADD = [
     "registry.add_featuresource",
@@ -80,8 +81,6 @@ def defaults_sync(*, actor: Actor) -> dict[str, Group]:
     """What every database starts from: the role groups holding exactly their default
     permissions, and a policy row for every risk tier (existing policies are kept as edited).
     Idempotent; `migrate` runs it (below), the demo too."""
-    from governance.policies import tier_policies_ensure  # policies import the whole gate
-
     groups = roles_sync(actor=actor)
     tier_policies_ensure(actor=actor)
     return groups

@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 
-from governance import webhooks
+from governance import checkpoints, webhooks
 
 
 @shared_task(
@@ -45,6 +45,4 @@ def take_audit_checkpoint() -> dict[str, object]:
     """Run by celery beat every AUDIT_CHECKPOINT_INTERVAL seconds: sign the audit chain head
     and append it to AUDIT_ANCHOR. Fails (and Celery logs why) when the log no longer extends
     the newest checkpoint: a rewritten log is never sealed again."""
-    from governance import checkpoints
-
     return checkpoints.checkpoint_take()

@@ -43,10 +43,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.celery import enqueue_on_commit
 from core import audit
 from core.actors import Actor
 from core.errors import NotFound, ValidationFailed
+from core.tasks import enqueue_on_commit
 from governance import webhook_targets
 from governance.models import PromotionRequest, Webhook, WebhookDelivery
 from registry.models import RegisteredModel
@@ -64,6 +64,7 @@ EVENTS = (
 )
 EDITABLE = ("name", "url", "secret", "registered_model", "events", "active")
 _check_url = URLValidator(schemes=["http", "https"])
+DELIVER = "governance.tasks.deliver_webhook"  # the Celery task of one attempt (tasks.py)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -97,9 +98,7 @@ def payload(event: str, request: PromotionRequest) -> dict[str, Any]:
 
 
 def _enqueue(delivery: WebhookDelivery) -> None:
-    from governance.tasks import deliver_webhook
-
-    enqueue_on_commit(deliver_webhook, delivery.pk)
+    enqueue_on_commit(DELIVER, delivery.pk)
 
 
 def emit(event: str, request: PromotionRequest) -> list[WebhookDelivery]:

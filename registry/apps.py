@@ -6,6 +6,7 @@ class RegistryConfig(AppConfig):
     verbose_name = "Registry"
 
     def ready(self) -> None:
+        import registry.tasks  # noqa: F401 - its Celery tasks, known by name in every process
         from core import permissions
         from registry import lookups
         from registry.models import (

@@ -33,43 +33,9 @@ from registry.packaging.inspect import JobError
 from registry.services import artifacts as artifact_services
 from registry.services import jobs
 from registry.services.artifacts import CHUNK
-from registry.signals import bundle_files
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 UUID_NAMESPACE = uuid.UUID("6d6f6465-6c67-6174-6562-756e646c6521")
-
-
-def _extras(version: ModelVersion) -> list[tuple[str, bytes]]:
-    files: list[tuple[str, bytes]] = []
-    for _receiver, response in bundle_files.send(sender=ModelVersion, version=version):
-        files.extend(response or [])
-    return files
-
-
-def _included(version: ModelVersion, source: Artifact) -> list[Artifact]:
-    """The version's other files that travel with the model (never an earlier bundle)."""
-    return list(
-        version.artifacts.exclude(pk=source.pk)
-        .exclude(format=Artifact.Format.MLFLOW)
-        .order_by("filename")
-    )
-
-
-def input_digest(version: ModelVersion, source: Artifact) -> str:
-    """What a bundle is built from: the same digest means the same bundle, so starting the
-    job again returns the earlier one; a new file, signature or card revision makes a new one."""
-    digest = hashlib.sha256()
-    for part in (
-        source.sha256,
-        *(a.sha256 for a in _included(version, source)),
-        json.dumps(version.signature, sort_keys=True),
-        json.dumps(version.pip_requirements),
-        version.python_version,
-    ):
-        digest.update(str(part).encode() + b"\0")
-    for name, data in _extras(version):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
 
 
 def _requirements(
@@ -171,7 +137,9 @@ def run(job: PackagingJob) -> dict[str, Any]:
     source, trusted = convert.cleared(job)
     blocked = [
         f"{a.filename} ({reason})"
-        for a, reason in jobs.artifacts_clearance(version, [source, *_included(version, source)])
+        for a, reason in jobs.artifacts_clearance(
+            version, [source, *jobs.bundle_included(version, source)]
+        )
         if reason
     ]
     if blocked:
@@ -190,7 +158,7 @@ def run(job: PackagingJob) -> dict[str, Any]:
         jobs.job_progress(job, 50, "collecting the version's files")
         storage = artifact_services.artifact_storage()
         onnx = None
-        for artifact in _included(version, source):
+        for artifact in jobs.bundle_included(version, source):
             files[f"artifacts/{artifact.filename}"] = functools.partial(
                 storage.open, artifact.storage_key, "rb"
             )
@@ -221,7 +189,7 @@ def run(job: PackagingJob) -> dict[str, Any]:
         ).encode()
         mlmodel = _mlmodel(version, model_file, source.format, packaged, onnx, python)
         files["MLmodel"] = yaml.safe_dump(mlmodel, sort_keys=False).encode()
-        for name, data in _extras(version):
+        for name, data in jobs.bundle_extras(version):
             files[name] = data
         jobs.job_progress(job, 70, "writing the zip", f"{len(files) + 1} files")
         archive = workdir / "bundle.zip"

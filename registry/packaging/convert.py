@@ -20,12 +20,14 @@ from django.conf import settings
 from django.db import transaction
 
 from core.actors import Actor
+from core.errors import DomainError
 from registry import validation
 from registry.models import Artifact, PackagingJob
 from registry.packaging import sandbox
 from registry.packaging.inspect import JobError, input_artifact, scan_artifact
 from registry.services import artifacts as artifact_services
 from registry.services import jobs
+from registry.services.versions import version_update
 
 SAMPLE_ROWS = 64
 STEPS = {
@@ -255,9 +257,6 @@ def infer_signature(job: PackagingJob) -> dict[str, Any]:
         "outputs": [{"name": "prediction", "type": predicted["output_type"]}],
     }
     jobs.job_progress(job, 90, "saving the signature")
-    from core.errors import DomainError
-    from registry.services.versions import version_update
-
     try:
         with transaction.atomic():  # only the attempt that holds the job writes the signature
             jobs.job_require_current(job)

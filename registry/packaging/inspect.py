@@ -15,12 +15,7 @@ from django.db import transaction
 from registry.models import Artifact, PackagingJob
 from registry.packaging.scan import Report, scan, scan_skops
 from registry.services import jobs
-from registry.services.artifacts import (
-    CHUNK,
-    artifact_safety_set,
-    artifact_storage,
-    detect_format,
-)
+from registry.services.artifacts import CHUNK, artifact_storage, detect_format
 
 SCANNED = (Artifact.Format.PICKLE, Artifact.Format.JOBLIB, Artifact.Format.SKOPS)
 # Formats whose loaders execute no code from the file.
@@ -251,6 +246,6 @@ def run(job: PackagingJob) -> dict[str, Any]:
         jobs.job_require_current(job)
         if fmt != artifact.format:  # the inspection, reading the whole file, has the last word
             Artifact.objects.filter(pk=artifact.pk).update(format=fmt)
-        artifact_safety_set(artifact, verdict)
+        jobs.artifact_safety_set(artifact, verdict)
     jobs.job_progress(job, 95, "recording the verdict", f"verdict: {verdict}")
     return result

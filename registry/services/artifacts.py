@@ -33,6 +33,7 @@ from governance import content
 from registry import validation
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.services.common import require_admin
+from registry.services.jobs import job_require_current, job_start
 
 logger = logging.getLogger(__name__)
 
@@ -281,8 +282,6 @@ def artifact_upload(
             )
             # Every file is inspected by a worker (sha256, format, pickle imports), files a
             # job derived included: readiness passes only on a completed, safe inspection.
-            from registry.services.jobs import job_start
-
             job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
     except BaseException:
         blobs_release([key])
@@ -309,8 +308,6 @@ def _artifact_insert(
     if derived_by_job is None:
         content.require_unsealed(locked, "files")
     else:  # only the attempt that holds the job stores what it derived (not a stale worker)
-        from registry.services.jobs import job_require_current
-
         job_require_current(derived_by_job)
     if Artifact.objects.filter(version=locked, filename=filename).exists():
         raise Conflict(
@@ -399,14 +396,3 @@ def artifact_trust(*, actor: Actor, artifact: Artifact) -> Artifact:
         },
     )
     return artifact
-
-
-def artifact_safety_set(artifact: Artifact, verdict: str) -> None:
-    """Record an inspection verdict (safe, suspicious, unsafe) on the artifact and on every
-    file of its version with the same bytes: an inspection is of the bytes, and a second
-    file with them (a bundle rebuilt after its first file was deleted, a copy under another
-    name) reuses it instead of showing no verdict for ever."""
-    Artifact.objects.filter(version_id=artifact.version_id, sha256=artifact.sha256).update(
-        safety=verdict
-    )
-    artifact.safety = verdict

@@ -1,9 +1,12 @@
-"""Packaging jobs: start (idempotent per kind and input), cancel, and the worker's side of
-claiming a job, reporting progress and finishing it. The work itself is in
-registry/packaging/; the Celery task is registry.tasks.run_job."""
+"""Packaging jobs: start (idempotent per kind and input; a bundle's input is everything it
+packs), cancel, and the worker's side of claiming a job, reporting progress, recording an
+inspection's verdict and finishing it. The work itself is in registry/packaging/, which calls
+these; the Celery task is registry.tasks.run_job, sent by name (core.tasks)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -12,19 +15,21 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from config.celery import enqueue_on_commit
 from core import audit, permissions
 from core.actors import Actor
 from core.errors import Conflict, ValidationFailed
 from core.permissions import Perm
+from core.tasks import enqueue_on_commit
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.models.packaging import ACTIVE
 from registry.services.common import insert_or_conflict
+from registry.signals import bundle_files
 
 Status = PackagingJob.Status
 Kind = PackagingJob.Kind
 F = Artifact.Format
 MAX_LOG = 20_000
+RUN_JOB = "registry.tasks.run_job"  # the Celery task that runs a job (registry/tasks.py)
 # The formats each kind works on, to pick its input when the caller names none.
 INPUT_FORMATS = {
     Kind.TORCHSCRIPT: (F.TORCHSCRIPT,),
@@ -47,12 +52,44 @@ def _input(version: ModelVersion, kind: str, artifact: Artifact | None) -> Artif
     return (formats and originals.filter(format__in=formats).first()) or originals.first()
 
 
+def bundle_extras(version: ModelVersion) -> list[tuple[str, bytes]]:
+    """The files other apps add to the version's bundle (registry.signals.bundle_files)."""
+    files: list[tuple[str, bytes]] = []
+    for _receiver, response in bundle_files.send(sender=ModelVersion, version=version):
+        files.extend(response or [])
+    return files
+
+
+def bundle_included(version: ModelVersion, source: Artifact) -> list[Artifact]:
+    """The version's other files that travel with the model (never an earlier bundle)."""
+    return list(
+        version.artifacts.exclude(pk=source.pk)
+        .exclude(format=Artifact.Format.MLFLOW)
+        .order_by("filename")
+    )
+
+
+def bundle_input_digest(version: ModelVersion, source: Artifact) -> str:
+    """What a bundle is built from: the same digest means the same bundle, so starting the
+    job again returns the earlier one; a new file, signature or card revision makes a new one."""
+    digest = hashlib.sha256()
+    for part in (
+        source.sha256,
+        *(a.sha256 for a in bundle_included(version, source)),
+        json.dumps(version.signature, sort_keys=True),
+        json.dumps(version.pip_requirements),
+        version.python_version,
+    ):
+        digest.update(str(part).encode() + b"\0")
+    for name, data in bundle_extras(version):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
 def _input_digest(version: ModelVersion, kind: str, source: Artifact) -> str:
     """What makes two jobs the same: the input file, and for a bundle everything it packs."""
     if kind == Kind.BUNDLE:
-        from registry.packaging.bundle import input_digest
-
-        return input_digest(version, source)
+        return bundle_input_digest(version, source)
     return source.sha256
 
 
@@ -95,8 +132,6 @@ def job_start(
         if done is not None:
             verdict = (done.result.get("scan") or {}).get("verdict")
             if kind == Kind.INSPECT and verdict and source.safety != verdict:
-                from registry.services.artifacts import artifact_safety_set
-
                 artifact_safety_set(source, verdict)  # the same bytes, inspected before
             return done, False
     job = insert_or_conflict(
@@ -126,9 +161,7 @@ def job_start(
             "forced": force,
         },
     )
-    from registry.tasks import run_job
-
-    enqueue_on_commit(run_job, job.pk)
+    enqueue_on_commit(RUN_JOB, job.pk)
     return job, True
 
 
@@ -281,6 +314,17 @@ def job_require_current(job: PackagingJob) -> None:
         raise Cancelled()
 
 
+def artifact_safety_set(artifact: Artifact, verdict: str) -> None:
+    """Record an inspection verdict (safe, suspicious, unsafe) on the artifact and on every
+    file of its version with the same bytes: an inspection is of the bytes, and a second
+    file with them (a bundle rebuilt after its first file was deleted, a copy under another
+    name) reuses it instead of showing no verdict for ever."""
+    Artifact.objects.filter(version_id=artifact.version_id, sha256=artifact.sha256).update(
+        safety=verdict
+    )
+    artifact.safety = verdict
+
+
 @transaction.atomic
 def job_finish(job: PackagingJob, result: dict[str, Any], *, failed: str = "") -> None:
     """End this attempt's job as succeeded (or failed with `failed`); raise Cancelled if the
@@ -321,10 +365,8 @@ def _end(locked: PackagingJob, result: dict[str, Any], *, failed: str, log: str)
 def _release_waiting(job: PackagingJob) -> None:
     """Send the jobs that waited for `job` to a worker, once its end commits. Their rows are
     not touched here (a bundle being claimed locks its row, then this job's: no cycle)."""
-    from registry.tasks import run_job
-
     for pk in job.waiting_jobs.filter(status=Status.QUEUED).values_list("pk", flat=True):
-        enqueue_on_commit(run_job, pk)
+        enqueue_on_commit(RUN_JOB, pk)
 
 
 def _silent_since(job: PackagingJob, now: Any) -> int:
@@ -358,8 +400,6 @@ def _recover(job: PackagingJob, actor: Actor, now: Any) -> bool:
     if job.attempts >= settings.JOB_MAX_ATTEMPTS:
         _end(job, {}, log=job.log, failed=_gave_up(job, f"no heartbeat for {silent} s"))
         return False
-    from registry.tasks import run_job
-
     job.log = _log_line(
         job.log,
         now,
@@ -379,7 +419,7 @@ def _recover(job: PackagingJob, actor: Actor, now: Any) -> bool:
             "silent_seconds": silent,
         },
     )
-    enqueue_on_commit(run_job, job.pk)
+    enqueue_on_commit(RUN_JOB, job.pk)
     return True
 
 
@@ -431,8 +471,6 @@ def jobs_sweep() -> dict[str, int]:
     sent; not those waiting for another job), and running jobs whose worker sent no
     heartbeat for JOB_HEARTBEAT_TIMEOUT seconds (killed, out of memory, its machine gone). A
     job that lost its worker JOB_MAX_ATTEMPTS times fails instead."""
-    from registry.tasks import run_job
-
     now = timezone.now()
     queued = list(
         PackagingJob.objects.filter(
@@ -457,5 +495,5 @@ def jobs_sweep() -> dict[str, int]:
             else:
                 failed += 1
     for pk in queued:  # outside a transaction: sent now, a broker error logged (robust)
-        enqueue_on_commit(run_job, pk)
+        enqueue_on_commit(RUN_JOB, pk)
     return {"requeued": len(queued) + requeued, "failed": failed}
