@@ -22,6 +22,7 @@ import copy
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
@@ -153,6 +154,10 @@ def _is_json(media_type: str) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _describe(error: ValidationError) -> str:
     deepest = best_match([error]) if error.context else error
     message = deepest.message
@@ -160,9 +165,13 @@ def _describe(error: ValidationError) -> str:
         # One line for all the declared fields an object lacks, not one per field.
         missing = [k for k in deepest.validator_value if k not in deepest.instance]
         message = f"required properties missing: {', '.join(missing)}"
-    shown = json.dumps(deepest.instance, default=str)
-    if len(shown) > 160:
-        shown = shown[:157] + "..."
+    elif deepest.context:
+        # No branch of a oneOf/anyOf fits and none fits better: say why each does not.
+        message = f"fits none of the {deepest.validator} branches: " + "; ".join(
+            f"[{e.schema_path[0]}] {e.json_path}: {_shorten(e.message, 100)}"
+            for e in sorted(deepest.context, key=lambda e: list(map(str, e.schema_path)))[:4]
+        )
+    shown = _shorten(json.dumps(deepest.instance, default=str))
     return f"  at {deepest.json_path}: {message}\n    value: {shown}"
 
 
@@ -215,13 +224,22 @@ def problems(method: str, path: str, response: Any) -> tuple[str, list[str]]:
     return label, [f"the body does not match {what}:", *listed]
 
 
+# Answers checked and seconds spent (schema generation included), for the summary line.
+_spent = {"answers": 0, "seconds": 0.0}
+
+
 def check(response: Any) -> None:
     __tracebackhide__ = True
     request = getattr(response, "request", None) or {}
     path = request.get("PATH_INFO", "")
     if not path.startswith(PREFIX):
         return
-    label, found = problems(request.get("REQUEST_METHOD", "GET"), path, response)
+    started = time.perf_counter()
+    try:
+        label, found = problems(request.get("REQUEST_METHOD", "GET"), path, response)
+    finally:
+        _spent["answers"] += 1
+        _spent["seconds"] += time.perf_counter() - started
     if found:
         pytest.fail(f"OpenAPI check: {label} answered {response.status_code}:\n" + "\n".join(found))
 
@@ -246,3 +264,11 @@ def _openapi_checked_client() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Client, "request", _checked(Client.request))
         yield
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _spent["answers"]:
+        terminalreporter.write_line(
+            f"OpenAPI check: {_spent['answers']} answers from {PREFIX} checked against the "
+            f"schema in {_spent['seconds']:.1f} s"
+        )

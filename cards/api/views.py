@@ -4,7 +4,6 @@ import, and a markdown preview for editors."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -15,12 +14,13 @@ from rest_framework.response import Response
 
 from cards import content as card_content
 from cards import formats, selectors, services
+from cards.api import serializers as out
 from cards.models import CardReview, ModelCard
 from core.api import DownloadRenderer
 from core.edge import whole_number
 from core.errors import NotFound
 from core.markdown import render_markdown
-from core.serializers import StrictInput, iso, username
+from core.serializers import StrictInput
 from core.views import ApiView
 from registry.selectors import ModelLookups
 
@@ -57,48 +57,21 @@ class PreviewIn(StrictInput):
     )
 
 
-def card_data(card: ModelCard, user: Any) -> dict[str, Any]:
-    required = services.required_sections(card)
-    done = card_content.completeness(card.content, required)
-    approvers, needed, admin_needed = services.approvals(card)
-    return {
-        **formats.to_json(card),
-        "model": card.registered_model.name,
-        "version": card.version.version,
-        "last_edited_by": username(card.last_edited_by),
-        "updated_at": iso(card.updated_at),
-        "submitted_by": username(card.submitted_by),
-        "approved_at": iso(card.approved_at),
-        "completeness": {
-            "required": required,
-            "missing": done.missing,
-            "percent": done.percent,
-            "filled": done.filled,
-            "total": done.total,
-        },
-        "review": {
-            "approved_by": [u.username for u in approvers],
-            "approvals_needed": needed,
-            "admin_approval_needed": admin_needed,
-            "why_you_may_not_review": services.review_refusal(user, card),
-        },
-    }
-
-
 class CardView(ModelLookups, ApiView):
     def card(self, name: str, number: int) -> ModelCard:
         return selectors.card_get(user=self.request.user, version=self.version(name, number))
 
-    def answer(self, name: str, number: int, **extra: Any) -> Response:
-        return Response({**card_data(self.card(name, number), self.request.user), **extra})
+    def answer(self, name: str, number: int) -> Response:
+        card = self.card(name, number)
+        return Response(out.CardOut(card, context={"user": self.request.user}).data)
 
 
 class CardDetailView(CardView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=out.CardOut)
     def get(self, request: Request, name: str, number: int) -> Response:
         return self.answer(name, number)
 
-    @extend_schema(request=CardIn, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=CardIn, responses=out.CardOut)
     def patch(self, request: Request, name: str, number: int) -> Response:
         data = self.valid(CardIn)
         base, note = data.pop("base_revision", None), data.pop("note", "")
@@ -113,28 +86,15 @@ class CardDetailView(CardView):
 
 
 class CardRevisionsView(CardView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=out.CardRevisionsOut)
     def get(self, request: Request, name: str, number: int) -> Response:
-        card = self.card(name, number)
-        return Response(
-            {
-                "revisions": [
-                    {
-                        "number": r.number,
-                        "author": username(r.author),
-                        "note": r.note,
-                        "created_at": iso(r.created_at),
-                    }
-                    for r in selectors.revisions(card)
-                ]
-            }
-        )
+        return Response(out.CardRevisionsOut(self.card(name, number)).data)
 
 
 class CardDiffView(CardView):
     @extend_schema(
         parameters=[OpenApiParameter("from", int), OpenApiParameter("to", int)],
-        responses=OpenApiTypes.OBJECT,
+        responses=out.CardDiffOut,
     )
     def get(self, request: Request, name: str, number: int) -> Response:
         card = self.card(name, number)
@@ -145,21 +105,21 @@ class CardDiffView(CardView):
 
 
 class CardRestoreView(CardView):
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=out.CardOut)
     def post(self, request: Request, name: str, number: int, revision: int) -> Response:
         services.card_restore(actor=self.actor(), card=self.card(name, number), number=revision)
         return self.answer(name, number)
 
 
 class CardSubmitView(CardView):
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=out.CardOut)
     def post(self, request: Request, name: str, number: int) -> Response:
         services.card_submit(actor=self.actor(), card=self.card(name, number))
         return self.answer(name, number)
 
 
 class CardReviewView(CardView):
-    @extend_schema(request=CardReviewIn, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=CardReviewIn, responses=out.CardOut)
     def post(self, request: Request, name: str, number: int) -> Response:
         services.card_review(
             actor=self.actor(), card=self.card(name, number), **self.valid(CardReviewIn)
@@ -168,7 +128,7 @@ class CardReviewView(CardView):
 
 
 class CardImportView(CardView):
-    @extend_schema(request=ImportIn, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=ImportIn, responses=out.CardImportOut)
     def post(self, request: Request, name: str, number: int) -> Response:
         data = self.valid(ImportIn)
         changes, report = formats.from_hf_readme(data["readme"])
@@ -179,7 +139,8 @@ class CardImportView(CardView):
             base_revision=data.get("base_revision"),
             note="Imported from a Hugging Face README",
         )
-        return self.answer(name, number, import_report=report)
+        context = {"user": request.user, "report": report}
+        return Response(out.CardImportOut(self.card(name, number), context=context).data)
 
 
 class MarkdownRenderer(DownloadRenderer):
@@ -221,7 +182,7 @@ class CardExportView(CardView):
 
     @extend_schema(
         responses={
-            (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT),
+            (200, "application/json"): OpenApiResponse(out.CardExportOut),
             (200, "text/markdown"): OpenApiResponse(OpenApiTypes.STR),
         }
     )
@@ -232,6 +193,7 @@ class CardExportView(CardView):
 class MarkdownPreviewView(ApiView):
     """Markdown rendered and sanitised exactly as pages show it (for live previews)."""
 
-    @extend_schema(request=PreviewIn, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=PreviewIn, responses=out.MarkdownPreviewOut)
     def post(self, request: Request) -> Response:
-        return Response({"html": render_markdown(self.valid(PreviewIn)["text"])})
+        html = render_markdown(self.valid(PreviewIn)["text"])
+        return Response(out.MarkdownPreviewOut({"html": html}).data)

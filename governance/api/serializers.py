@@ -6,9 +6,11 @@ from dataclasses import asdict
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from core.models import AuditEvent
+from core.permissions import Perm
 from core.serializers import Links, StrictInput, iso, username
 from governance.models import Policy, PromotionRequest, Review
 from governance.promotions import Evaluation
@@ -125,6 +127,88 @@ class PromotionRequestOut(serializers.Serializer):
         return out
 
 
+class PolicyOut(serializers.Serializer):
+    scope = serializers.CharField(help_text="'model', or '<tier> risk tier'")
+    production_approvals = serializers.IntegerField()
+    staging_approvals = serializers.IntegerField()
+    admin_approval_required = serializers.BooleanField()
+    required_checks = serializers.ListField(child=serializers.CharField())
+    archive_previous = serializers.BooleanField()
+    auto_apply = serializers.BooleanField()
+    rollback_fast_track = serializers.BooleanField()
+    protected_aliases = serializers.ListField(child=serializers.CharField())
+    card_required_sections = serializers.ListField(child=serializers.CharField())
+
+    def to_representation(self, obj: Policy) -> dict[str, Any]:
+        return policy_data(obj)
+
+
+class CheckOut(serializers.Serializer):
+    """A readiness check's outcome for one version."""
+
+    name = serializers.CharField()
+    title = serializers.CharField()
+    required = serializers.BooleanField(help_text="Required by the policy in force")
+    passed = serializers.BooleanField()
+    message = serializers.CharField()
+
+
+class EvaluatedCheckOut(CheckOut):
+    details = serializers.DictField(help_text="What the check found; depends on the check")
+    blocking = serializers.BooleanField(help_text="Required and not passed")
+
+
+class SignatureChangeOut(serializers.Serializer):
+    """One input whose type, shape or dtype changed ("from" is a Python keyword)."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "name": serializers.CharField(),
+            "field": serializers.CharField(help_text="type, shape or dtype"),
+            "from": serializers.JSONField(allow_null=True),
+            "to": serializers.JSONField(allow_null=True),
+        }
+
+
+class SchemaDiffOut(serializers.Serializer):
+    removed = serializers.ListField(child=serializers.CharField())
+    added = serializers.ListField(child=serializers.CharField())
+    added_required = serializers.ListField(child=serializers.CharField())
+    changed = SignatureChangeOut(many=True)
+
+
+class EvaluationOut(serializers.Serializer):
+    """Where a request stands under the policy in force, computed now."""
+
+    policy = PolicyOut()
+    approvals_needed = serializers.IntegerField()
+    admin_approval_needed = serializers.BooleanField()
+    admin_approved = serializers.BooleanField()
+    fast_track = serializers.BooleanField()
+    approved_by = serializers.ListField(child=serializers.CharField())
+    content_digest = serializers.CharField(help_text="The version's content digest now")
+    voided_approvals = serializers.ListField(
+        child=serializers.CharField(allow_null=True),
+        help_text="Approvers whose approval was given on other content",
+    )
+    ineligible_approvals = serializers.ListField(
+        child=serializers.CharField(allow_null=True),
+        help_text="Approvers who may not (or no longer) approve this version",
+    )
+    changes_requested_by = serializers.ListField(child=serializers.CharField())
+    ready_to_approve = serializers.BooleanField()
+    checks = EvaluatedCheckOut(many=True)
+    current_version = serializers.IntegerField(
+        allow_null=True, help_text="The version holding the target now"
+    )
+    schema_diff = SchemaDiffOut(
+        allow_null=True, help_text="Inputs changed against the current version, if another"
+    )
+
+    def to_representation(self, evaluation: Evaluation) -> dict[str, Any]:
+        return evaluation_data(evaluation)
+
+
 def evaluation_data(evaluation: Evaluation) -> dict[str, Any]:
     current = evaluation.current
     return {
@@ -147,9 +231,7 @@ def evaluation_data(evaluation: Evaluation) -> dict[str, Any]:
 
 class PromotionRequestDetailOut(PromotionRequestOut):
     reviews = ReviewOut(many=True)
-    evaluation = serializers.JSONField(
-        help_text="Policy, approvals and readiness checks, computed now"
-    )
+    evaluation = EvaluationOut(help_text="Policy, approvals and readiness checks, computed now")
     you_may_review = serializers.BooleanField()
     why_not = serializers.CharField(allow_null=True)
     replaced_version = serializers.IntegerField(allow_null=True)
@@ -173,22 +255,6 @@ class PromotionRequestDetailOut(PromotionRequestOut):
         return out
 
 
-class PolicyOut(serializers.Serializer):
-    scope = serializers.CharField()
-    production_approvals = serializers.IntegerField()
-    staging_approvals = serializers.IntegerField()
-    admin_approval_required = serializers.BooleanField()
-    required_checks = serializers.ListField(child=serializers.CharField())
-    archive_previous = serializers.BooleanField()
-    auto_apply = serializers.BooleanField()
-    rollback_fast_track = serializers.BooleanField()
-    protected_aliases = serializers.ListField(child=serializers.CharField())
-    card_required_sections = serializers.ListField(child=serializers.CharField())
-
-    def to_representation(self, obj: Policy) -> dict[str, Any]:
-        return policy_data(obj)
-
-
 def policy_data(policy: Policy) -> dict[str, Any]:
     return {
         "scope": "model" if policy.registered_model_id else f"{policy.risk_tier} risk tier",
@@ -202,6 +268,105 @@ def policy_data(policy: Policy) -> dict[str, Any]:
         "protected_aliases": list(policy.protected_aliases),
         "card_required_sections": list(policy.card_required_sections),
     }
+
+
+# --- History, compliance, permissions -------------------------------------------------------
+
+
+class ApprovalOut(serializers.Serializer):
+    user = serializers.CharField(allow_null=True)
+    at = serializers.DateTimeField()
+
+
+class PlacementOut(serializers.Serializer):
+    """A version's time in a stage or under an alias (governance.history.describe)."""
+
+    kind = serializers.CharField(help_text="stage or alias")
+    name = serializers.CharField(help_text="The stage or alias name")
+    version = serializers.IntegerField()
+    started_at = serializers.DateTimeField()
+    started_by = serializers.CharField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    ended_by = serializers.CharField(allow_null=True)
+    promotion_request = serializers.IntegerField(allow_null=True)
+    content_digest = serializers.CharField()
+    approved_by = ApprovalOut(many=True)
+
+
+class HistoryTimelineOut(serializers.Serializer):
+    model = serializers.CharField()
+    timeline = PlacementOut(many=True, help_text="Newest first")
+
+
+class HistoryAtOut(serializers.Serializer):
+    at = serializers.DateTimeField()
+    stages = serializers.DictField(
+        child=PlacementOut(many=True), help_text="Who held each stage at that instant"
+    )
+    aliases = serializers.DictField(
+        child=PlacementOut(), help_text="Which version each alias named at that instant"
+    )
+
+
+HistoryOut = PolymorphicProxySerializer(
+    component_name="ModelHistory",
+    serializers=[HistoryTimelineOut, HistoryAtOut],
+    resource_type_field_name=None,
+    many=False,
+)
+
+
+class FindingOut(serializers.Serializer):
+    severity = serializers.CharField(help_text="error or warning")
+    message = serializers.CharField()
+
+
+class RegisteredOut(serializers.Serializer):
+    at = serializers.DateTimeField()
+    by = serializers.CharField()
+
+
+class ProductionPlacementOut(PlacementOut):
+    finding = serializers.CharField(
+        required=False, help_text="Present when the placement was not approved as required"
+    )
+
+
+class ComplianceReviewOut(serializers.Serializer):
+    request = serializers.IntegerField()
+    version = serializers.IntegerField()
+    target = serializers.CharField(help_text="A stage, or alias 'name'")
+    reviewer = serializers.CharField(allow_null=True)
+    decision = serializers.CharField()
+    comment = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class ComplianceOut(serializers.Serializer):
+    """The compliance report of one model (governance.compliance.report)."""
+
+    model = serializers.CharField()
+    risk_tier = serializers.CharField()
+    compliant = serializers.BooleanField(help_text="No finding of severity error")
+    findings = FindingOut(many=True)
+    registered = RegisteredOut(allow_null=True)
+    production_version = serializers.IntegerField(allow_null=True)
+    production_readiness = CheckOut(many=True)
+    production_history = ProductionPlacementOut(many=True)
+    reviews = ComplianceReviewOut(many=True)
+    open_requests = serializers.IntegerField()
+
+
+class PermissionsOut(serializers.Serializer):
+    """One flag per permission (core.permissions.Perm)."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {p.name.lower(): serializers.BooleanField() for p in Perm}
+
+
+class MyPermissionsOut(serializers.Serializer):
+    model = serializers.CharField()
+    permissions = PermissionsOut()
 
 
 class AuditEventOut(serializers.Serializer):

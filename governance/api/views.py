@@ -156,7 +156,7 @@ class ModelHistoryView(GovernanceView):
             OpenApiParameter("kind", str),
             OpenApiParameter("name", str),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=s.HistoryOut,
     )
     def get(self, request: Request, name: str) -> Response:
         rm = self.registered_model(name)
@@ -176,7 +176,7 @@ class ModelHistoryView(GovernanceView):
 
 
 class ModelComplianceView(GovernanceView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=s.ComplianceOut)
     def get(self, request: Request, name: str) -> Response:
         return Response(compliance.report(self.registered_model(name)))
 
@@ -278,7 +278,7 @@ class AuditExportView(GovernanceView):
 class MyPermissionsView(GovernanceView):
     """What the caller may do on one model: for clients that show or hide actions."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=s.MyPermissionsOut)
     def get(self, request: Request, name: str) -> Response:
         rm = self.registered_model(name)
         return Response(
