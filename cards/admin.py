@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from cards import models as m
-from registry.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 
 class RevisionInline(admin.TabularInline):

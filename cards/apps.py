@@ -9,9 +9,11 @@ class CardsConfig(AppConfig):
 
     def ready(self) -> None:
         from cards import content as card_content
+        from cards import panels as card_panels
         from cards.models import CardReview, ModelCard
         from core import permissions
         from governance import policies
+        from registry import panels as registry_panels
         from registry.signals import bundle_files, version_created
 
         # A card and its reviews inherit the grants of their version's model.
@@ -22,6 +24,7 @@ class CardsConfig(AppConfig):
         policies.card_sections_register(
             keys=card_content.SECTION_KEYS, required_by_tier=card_content.REQUIRED_BY_TIER
         )
+        registry_panels.contribute("version", card_panels.version)
 
         version_created.connect(_start_card, dispatch_uid="cards.start_card")
         bundle_files.connect(_card_files, dispatch_uid="cards.bundle_files")

@@ -12,7 +12,7 @@ from governance import policies, promotions, readiness
 from governance.history import describe
 from governance.models import PromotionRequest, Review, StageHistory
 from registry.models import Deployment, ModelVersion, RegisteredModel
-from registry.services.lineage import is_approved_for_production, is_production_environment
+from registry.services.lineage import is_production_environment
 
 
 def report(registered_model: RegisteredModel) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def _deployment_findings(registered_model: RegisteredModel) -> list[dict[str, st
         .order_by("deployed_at", "pk")
     ):
         aliases = [a.name for a in d.version.aliases.all()]
-        if is_production_environment(d.environment) and not is_approved_for_production(
+        if is_production_environment(d.environment) and not policies.approved_for_production(
             d.version, aliases, policy
         ):
             findings.append(

@@ -15,7 +15,7 @@ from core.errors import ValidationFailed
 from governance import readiness
 from governance.models import Policy
 from registry import validation
-from registry.models import RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 from registry.services.common import apply_changes, require_admin
 
 EDITABLE = (
@@ -107,6 +107,16 @@ def is_protected(policy: Policy, alias_name: str) -> bool:
 
 def forget(registered_model: RegisteredModel) -> None:
     registered_model.__dict__.pop("_modelgate_policy", None)
+
+
+def approved_for_production(
+    version: ModelVersion, alias_names: Iterable[str], policy: Policy
+) -> bool:
+    """A version may serve in a production environment if it is in stage production or holds
+    one of the model's protected aliases (both are reached only through approval)."""
+    return version.stage == ModelVersion.Stage.PRODUCTION or any(
+        is_protected(policy, name) for name in alias_names
+    )
 
 
 def describe(policy: Policy) -> str:

@@ -516,3 +516,8 @@ def deliveries_sweep() -> int:
     for delivery in stale:  # outside a transaction: sent now, a broker error logged
         _enqueue(delivery)
     return len(stale)
+
+
+def swept(sender: object, **_: object) -> dict[str, int]:
+    """The registry's periodic sweep (registry.signals.sweeping) covers deliveries too."""
+    return {"deliveries": deliveries_sweep()}

@@ -18,9 +18,8 @@ from core.actors import Actor
 from core.admin import ModelScoped, ReadOnlyAdmin, run_service
 from core.errors import DomainError
 from core.refusals import refused
-from governance import compliance
 from registry import models as m
-from registry import services
+from registry import panels, services
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -114,7 +113,7 @@ class RegisteredModelAdmin(ModelScoped):
                 "opts": self.model._meta,
                 "title": f"Compliance report: {registered_model.name}",
                 "original": registered_model,
-                "report": compliance.report(registered_model),
+                **panels.context("compliance", registered_model=registered_model),
             },
         )
 

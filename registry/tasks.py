@@ -11,6 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError, connection
 
+from registry import signals
 from registry.models import PackagingJob
 from registry.packaging import bundle, convert, inspect
 from registry.packaging.heartbeat import heartbeat
@@ -78,10 +79,12 @@ def run_job(self: Any, job_id: int) -> str:
 def sweep() -> dict[str, int]:
     """Run by celery beat every SWEEP_INTERVAL seconds and by each worker as it starts: queue
     again what lost messages and dead workers left behind (packaging jobs and webhook
-    deliveries), and remove stale upload spool files."""
-    from governance.webhooks import deliveries_sweep
-
-    return {**jobs.jobs_sweep(), "deliveries": deliveries_sweep(), "spool_files": spool_sweep()}
+    deliveries), and remove stale upload spool files. Other apps sweep their own work through
+    the `sweeping` signal (governance: webhook deliveries)."""
+    swept: dict[str, int] = {**jobs.jobs_sweep(), "spool_files": spool_sweep()}
+    for _receiver, counts in signals.sweeping.send(sender=sweep):
+        swept.update(counts)
+    return swept
 
 
 @worker_ready.connect

@@ -9,17 +9,13 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from cards.models import ModelCard
 from core import permissions
 from core.actors import Actor
 from core.edge import instant, is_whole_number, tag_filters, whole_number
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.pages import page
 from core.permissions import Perm
-from governance import history, policies, promotions
-from governance import selectors as governance_selectors
-from governance.models import PromotionRequest
-from registry import selectors, services
+from registry import panels, selectors, services
 from registry.models import (
     ModelVersion,
     PackagingJob,
@@ -32,11 +28,9 @@ from registry.models import (
 @page
 def home(request: HttpRequest) -> HttpResponse:
     """What needs the user: requests waiting for their review, their own open requests,
-    recent promotions, what is in production, failed jobs. A fixed number of queries."""
+    recent promotions (contributed by governance), what is in production, failed jobs. A
+    fixed number of queries."""
     user = request.user
-    requests = governance_selectors.promotion_request_list(user=user).order_by("-created_at", "-pk")
-    awaiting = governance_selectors.awaiting_review(user, requests)
-    mine = requests.filter(requested_by=user.pk, status__in=PromotionRequest.OPEN)
     production = selectors.version_list(
         user=user, filters=selectors.VersionFilters(stage=ModelVersion.Stage.PRODUCTION)
     )
@@ -49,18 +43,12 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "registry/home.html",
         {
-            "awaiting": awaiting[:10],
-            "mine": mine[:10],
-            "recent": requests.filter(status=PromotionRequest.Status.APPLIED).order_by(
-                "-applied_at", "-pk"
-            )[:10],
+            **panels.context("home", user=user),
             "production": production.order_by("registered_model__name")[:20],
             "failed_jobs": failed_jobs[:10],
             "counts": {
                 "models": permissions.visible_models(user).count(),
                 "production": production.count(),
-                "awaiting": awaiting.count(),
-                "open": requests.filter(status__in=PromotionRequest.OPEN).count(),
             },
         },
     )
@@ -129,32 +117,26 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     versions = selectors.version_list(
         user=request.user, filters=selectors.VersionFilters(registered_model=rm)
     )
-    at_text, at_state, at_error = request.GET.get("at", "").strip(), None, ""
+    at_text, at, at_error = request.GET.get("at", "").strip(), None, ""
     if at_text:
         try:
-            at_state = history.at_instant(rm, instant(at_text, "at", naive_is_utc=True))
+            at = instant(at_text, "at", naive_is_utc=True)
         except ValidationFailed:
             at_error = "Give a date and time like 2026-03-01 12:00 (UTC)."
     shown = list(versions.order_by("-version")[:200])
     lineage = _lineage(shown[:10])
     may_manage = permissions.has(request.user, Perm.MANAGE_ACCESS, rm)
-    policy = policies.policy_for(rm)
     return render(
         request,
         "registry/model_detail.html",
         {
-            "protected": [n for n in (rm.alias_map or {}) if policies.is_protected(policy, n)],
+            **panels.context("model", user=request.user, registered_model=rm, at=at),
             "registered_model": rm,
             "versions": shown,
             "lineage": [(v, lineage[v.pk]) for v in shown[:10] if lineage[v.pk]["run"]],
             "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
             "access": permissions.grant_table(rm) if may_manage else None,
-            "policy": policy,
-            "production_history": history.timeline(
-                rm, kind="stage", name=ModelVersion.Stage.PRODUCTION, limit=20
-            ),
             "at_text": at_text,
-            "at_state": at_state,
             "at_error": at_error,
         },
     )
@@ -169,19 +151,16 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     for job in jobs:  # newest first: the first succeeded job of each kind is the one shown
         if job.status == PackagingJob.Status.SUCCEEDED:
             latest.setdefault(job.kind, job)
-    production = promotions.preview(version, stage=ModelVersion.Stage.PRODUCTION)
     return render(
         request,
         "registry/version_detail.html",
         {
+            **panels.context("version", user=request.user, version=version),
             "registered_model": rm,
             "version": version,
             "lineage": _lineage([version])[version.pk],
-            "checks": production.checks,
-            "production": production.current,
             "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
             "children": selectors.version_children(version),
-            "card": ModelCard.objects.filter(version=version).only("status").first(),
             "jobs": jobs,
             "job_kinds": PackagingJob.Kind.choices,
             "may_change": permissions.has(request.user, Perm.CHANGE, rm),

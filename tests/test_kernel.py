@@ -131,3 +131,47 @@ def test_an_existing_database_keeps_its_audit_log_tokens_and_auditor_permission(
     assert auditor == set(ROLES["auditor"]) and "core.view_auditevent" in auditor
     # 2: intact, but no anchor outside the database is configured to vouch for it
     assert _manage(tmp_path, "verify_audit_log", exits=(0, 2)).startswith(f"OK: {kept} events")
+
+
+# --- registry ← governance: the registry asks its governor instead of importing governance ---
+
+
+def test_without_a_governor_governed_changes_are_refused_and_nothing_changes(monkeypatch):
+    from registry import governed
+    from registry.services import aliases, versions
+    from tests.factories import actor_for, no_approval, ready_version
+
+    root = superuser()
+    model = make_model(root)
+    no_approval(model)  # with governance installed, both moves below would succeed
+    version = ready_version(root, model)
+    monkeypatch.setattr(governed, "_GOVERNOR", [])
+    with pytest.raises(ImproperlyConfigured, match="No governor"):
+        versions.version_stage_set(actor=actor_for(root), version=version, stage="production")
+    with pytest.raises(ImproperlyConfigured, match="No governor"):
+        aliases.alias_set(
+            actor=actor_for(root), registered_model=model, name="live", version=version
+        )
+    version.refresh_from_db()
+    assert version.stage == ModelVersion.Stage.NONE
+    assert not model.aliases.exists()
+
+
+def test_the_governor_is_installed_once():
+    from governance.governor import GOVERNANCE
+    from registry import governed
+
+    governed.install(GOVERNANCE)  # the same one again: no change
+    with pytest.raises(ImproperlyConfigured, match="already installed"):
+        governed.install(object())  # type: ignore[arg-type]
+
+
+def test_page_contributions_may_not_overwrite_each_other(monkeypatch):
+    from registry import panels
+
+    monkeypatch.setitem(panels._CONTRIBUTORS, "home", [lambda user: {"a": 1}])
+    panels.contribute("home", lambda user: {"a": 2})
+    with pytest.raises(ImproperlyConfigured, match=r"set \['a'\]"):
+        panels.context("home", user=None)
+    with pytest.raises(ImproperlyConfigured, match="No registry page 'nowhere'"):
+        panels.contribute("nowhere", lambda: {})

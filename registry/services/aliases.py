@@ -10,11 +10,10 @@ from django.utils import timezone
 
 from core import audit, permissions
 from core.actors import Actor
-from core.errors import Forbidden, NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from core.permissions import Perm
-from core.refusals import gate_refusal
-from governance import history, policies
 from registry import validation
+from registry.governed import governor
 from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.services.common import insert_or_conflict
 
@@ -26,17 +25,7 @@ def alias_set(
     """Point `name` at `version`: one audited, atomic update (creating the alias if new)."""
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     name = validation.alias_name(name)
-    policy = policies.policy_for(registered_model)
-    if policies.is_protected(policy, name) and policy.production_approvals:
-        raise gate_refusal(
-            Forbidden(
-                f"Alias '{name}' is protected by the {policies.describe(policy)}: open a promotion "
-                "request (POST /api/v1/promotion-requests) to move it.",
-                code="approval_required",
-            ),
-            registered_model,
-            f"move alias '{name}'",
-        )
+    governor().require_direct_alias(actor, registered_model, name)
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
     return alias_point(actor=actor, registered_model=registered_model, name=name, version=version)
 
@@ -85,7 +74,7 @@ def alias_point(
             return alias
         alias.version, alias.updated_by, alias.updated_at = version, user, now
         alias.save(update_fields=["version", "updated_by", "updated_at"])
-    history.alias_moved(
+    governor().alias_moved(
         registered_model=registered_model,
         name=name,
         version=version,
@@ -122,7 +111,7 @@ def alias_delete(*, actor: Actor, registered_model: RegisteredModel, name: str) 
     if alias is None:
         raise NotFound(f"Alias '{name}' not found.", code="alias_not_found")
     name = alias.name
-    history.alias_moved(
+    governor().alias_moved(
         registered_model=registered_model,
         name=name,
         version=None,

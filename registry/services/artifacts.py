@@ -29,8 +29,8 @@ from core import audit, permissions
 from core.actors import Actor
 from core.errors import Conflict, TooLarge, ValidationFailed
 from core.permissions import Perm
-from governance import content
 from registry import validation
+from registry.governed import governor
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.services.common import require_admin
 from registry.services.jobs import job_require_current, job_start
@@ -252,7 +252,7 @@ def artifact_upload(
     if version.is_deleted:
         raise Conflict("A deleted version cannot receive artifacts.", code="version_deleted")
     if derived_by_job is None:  # refuse before reading any bytes; checked again under lock
-        content.require_unsealed(version, "files")
+        governor().require_unsealed(version, "files")
     if Artifact.objects.filter(version=version, filename=filename).exists():
         raise Conflict(
             f"Version {version.version} already has a file named '{filename}'.",
@@ -306,7 +306,7 @@ def _artifact_insert(
     if locked.is_deleted:
         raise Conflict("A deleted version cannot receive artifacts.", code="version_deleted")
     if derived_by_job is None:
-        content.require_unsealed(locked, "files")
+        governor().require_unsealed(locked, "files")
     else:  # only the attempt that holds the job stores what it derived (not a stale worker)
         job_require_current(derived_by_job)
     if Artifact.objects.filter(version=locked, filename=filename).exists():
@@ -327,7 +327,7 @@ def _artifact_insert(
         derived_from=derived_from,
         derived=derived,
         derived_by_job=derived_by_job,
-        input_digest=content.digest(locked) if derived else "",
+        input_digest=governor().content_digest(locked) if derived else "",
         created_by=actor.user if actor.user_id is not None else None,
         created_at=timezone.now(),
     )

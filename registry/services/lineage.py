@@ -21,9 +21,8 @@ from core.actors import Actor
 from core.errors import Conflict, ValidationFailed
 from core.permissions import Perm
 from core.refusals import gate_refusal
-from governance import policies
-from governance.models import Policy
 from registry import validation
+from registry.governed import governor
 from registry.models import (
     Alias,
     CodeRef,
@@ -71,16 +70,6 @@ def is_production_environment(environment: str) -> bool:
     without case or surrounding blanks."""
     wanted = {name.strip().casefold() for name in settings.PRODUCTION_ENVIRONMENTS}
     return environment.strip().casefold() in wanted
-
-
-def is_approved_for_production(
-    version: ModelVersion, alias_names: Iterable[str], policy: Policy
-) -> bool:
-    """A version may serve in a production environment if it is in stage production or holds
-    one of the model's protected aliases (both are reached only through approval)."""
-    return version.stage == ModelVersion.Stage.PRODUCTION or any(
-        policies.is_protected(policy, name) for name in alias_names
-    )
 
 
 @transaction.atomic
@@ -290,7 +279,7 @@ def deployment_create(
         aliases = (
             Alias.objects.select_for_update().filter(version=version).values_list("name", flat=True)
         )
-        if not is_approved_for_production(version, aliases, policies.policy_for(registered_model)):
+        if not governor().approved_for_production(version, aliases):
             raise gate_refusal(
                 Conflict(
                     f"Version {version.version} of '{registered_model.name}' is neither in "

@@ -11,8 +11,8 @@ from core.actors import Actor
 from core.errors import Conflict, Forbidden, ValidationFailed
 from core.permissions import Perm
 from core.refusals import gate_refusal
-from governance import content
 from registry import validation
+from registry.governed import governor
 from registry.models import Deployment, ModelVersion, RegisteredModel, RegisteredModelTag
 from registry.services.artifacts import blobs_release
 from registry.services.common import (
@@ -131,7 +131,7 @@ def registered_model_update(
         name is not UNSET
         and name != registered_model.name
         and not permissions.is_administrator(actor.user)
-        and content.model_seals(registered_model)
+        and governor().model_sealed(registered_model)
     ):
         # Clients resolve models by name: renaming a serving model would let a new model of
         # any tier take its name, and its stages and aliases, without the old approvals.

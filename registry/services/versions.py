@@ -12,11 +12,10 @@ from django.utils import timezone
 
 from core import audit, permissions
 from core.actors import Actor
-from core.errors import Conflict, Forbidden, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from core.permissions import Perm
-from core.refusals import gate_refusal
-from governance import content, history, policies
 from registry import signals, validation
+from registry.governed import governor
 from registry.models import (
     Alias,
     ModelVersion,
@@ -243,10 +242,10 @@ def version_update(
     sealed = [
         f
         for f, v in changes.items()
-        if v is not UNSET and f in content.SEALED_FIELDS and v != getattr(version, f)
+        if v is not UNSET and f in governor().sealed_fields and v != getattr(version, f)
     ]
     if sealed:
-        content.require_unsealed(version, ", ".join(sealed))
+        governor().require_unsealed(version, ", ".join(sealed))
     _check_example(
         version.signature if signature is UNSET else changes["signature"],
         version.input_example if input_example is UNSET else changes["input_example"],
@@ -304,7 +303,7 @@ def version_metrics_log(*, actor: Actor, version: ModelVersion, metrics: Any) ->
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     values = validation.metrics(metrics)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
-    content.require_unsealed(version, "metrics")
+    governor().require_unsealed(version, "metrics")
     changed = {}
     for m in values:
         row, created = ModelVersionMetric.objects.update_or_create(
@@ -341,18 +340,7 @@ def version_stage_set(
     registered_model = version.registered_model
     if stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
         permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
-        policy = policies.policy_for(registered_model)
-        needed = policy.approvals_for(stage)
-        if needed:
-            raise gate_refusal(
-                Forbidden(
-                    f"Under the {policies.describe(policy)}, {stage} needs {needed} approval(s): "
-                    "open a promotion request (POST /api/v1/promotion-requests) instead.",
-                    code="approval_required",
-                ),
-                registered_model,
-                f"move to {stage}",
-            )
+        governor().require_direct_stage(actor, registered_model, stage)
     else:
         permissions.require(actor.user, Perm.CHANGE, registered_model)
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
@@ -392,14 +380,14 @@ def stage_move(
         ModelVersion.objects.filter(pk__in=[v.pk for v in archived]).update(
             stage=ModelVersion.Stage.ARCHIVED, stage_changed_at=now, updated_at=now
         )
-        history.stages_moved(
+        governor().stages_moved(
             versions=archived, stage=ModelVersion.Stage.ARCHIVED, at=now, user=user, request=request
         )
     if previous != stage or archived:
         version.stage, version.stage_changed_at, version.updated_at = stage, now, now
         version.save(update_fields=["stage", "stage_changed_at", "updated_at"])
         if previous != stage:
-            history.stages_moved(
+            governor().stages_moved(
                 versions=[version], stage=stage, at=now, user=user, request=request
             )
         audit.record(
@@ -428,7 +416,7 @@ def version_delete(*, actor: Actor, version: ModelVersion) -> ModelVersion:
     Alias.objects.filter(version=version).delete()
     now = timezone.now()
     for name in aliases:
-        history.alias_moved(
+        governor().alias_moved(
             registered_model=version.registered_model,
             name=name,
             version=None,

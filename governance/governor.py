@@ -1,0 +1,99 @@
+"""Governance as the registry's governor (registry/governed.py): approvals before direct stage
+and alias moves, sealed versions, content digests and stage history, each answered by the
+module that owns the rule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from core.actors import Actor
+from core.errors import Forbidden
+from core.refusals import gate_refusal
+from governance import content, history, policies
+from registry.models import ModelVersion, RegisteredModel
+
+
+class Governance:
+    sealed_fields = content.SEALED_FIELDS
+
+    def require_unsealed(self, version: ModelVersion, what: str) -> None:
+        content.require_unsealed(version, what)
+
+    def model_sealed(self, registered_model: RegisteredModel) -> bool:
+        return bool(content.model_seals(registered_model))
+
+    def content_digest(self, version: ModelVersion) -> str:
+        return content.digest(version)
+
+    def require_direct_stage(
+        self, actor: Actor, registered_model: RegisteredModel, stage: str
+    ) -> None:
+        policy = policies.policy_for(registered_model)
+        needed = policy.approvals_for(stage)
+        if needed:
+            raise gate_refusal(
+                Forbidden(
+                    f"Under the {policies.describe(policy)}, {stage} needs {needed} approval(s): "
+                    "open a promotion request (POST /api/v1/promotion-requests) instead.",
+                    code="approval_required",
+                ),
+                registered_model,
+                f"move to {stage}",
+            )
+
+    def require_direct_alias(
+        self, actor: Actor, registered_model: RegisteredModel, name: str
+    ) -> None:
+        policy = policies.policy_for(registered_model)
+        if policies.is_protected(policy, name) and policy.production_approvals:
+            raise gate_refusal(
+                Forbidden(
+                    f"Alias '{name}' is protected by the {policies.describe(policy)}: open a "
+                    "promotion request (POST /api/v1/promotion-requests) to move it.",
+                    code="approval_required",
+                ),
+                registered_model,
+                f"move alias '{name}'",
+            )
+
+    def approved_for_production(self, version: ModelVersion, alias_names: Iterable[str]) -> bool:
+        return policies.approved_for_production(
+            version, alias_names, policies.policy_for(version.registered_model)
+        )
+
+    def stages_moved(
+        self,
+        *,
+        versions: Iterable[ModelVersion],
+        stage: str,
+        at: datetime,
+        user: User | None,
+        request: Any = None,
+    ) -> None:
+        history.stages_moved(versions=versions, stage=stage, at=at, user=user, request=request)
+
+    def alias_moved(
+        self,
+        *,
+        registered_model: RegisteredModel,
+        name: str,
+        version: ModelVersion | None,
+        at: datetime,
+        user: User | None,
+        request: Any = None,
+    ) -> None:
+        history.alias_moved(
+            registered_model=registered_model,
+            name=name,
+            version=version,
+            at=at,
+            user=user,
+            request=request,
+        )
+
+
+GOVERNANCE = Governance()
