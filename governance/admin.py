@@ -3,8 +3,8 @@
 Every change with governance meaning goes through a service, so it is checked and audited the
 same way as through the API: per-model grants, API tokens (the secret is shown once, on the
 page that answers the creation, and never stored), policies, webhooks (the secret is
-write-only) and delivery replays, users' roles and flags, and the permissions of role groups.
-Audit events, promotion requests and history are read-only.
+write-only) and delivery replays, and users and groups (governance.accounts: their flags,
+roles, permissions and names). Audit events, promotion requests and history are read-only.
 """
 
 from __future__ import annotations
@@ -15,18 +15,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, Permission, User
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from core import audit, permissions
+from core import permissions
 from core.actors import Actor
 from core.admin import ReadOnlyAdmin, run_service
 from core.errors import DomainError, Forbidden, NotFound
 from core.permissions import Perm
 from core.refusals import refused
-from governance import access, policies, sso, webhooks
+from governance import access, accounts, policies, sso, webhooks
 from governance import models as m
 from governance.roles import ROLES
 from registry.services.common import require_admin
@@ -142,148 +141,7 @@ class GroupGrantAdmin(_GrantAdmin):
     grantee = "group"
 
 
-# --- Users and role groups: the same admin pages, with every access change audited ---------
-
-_USER_FLAGS = ("is_active", "is_staff", "is_superuser")
-
-
-def _names(values: Any) -> list[str]:
-    """Group names or permission codenames, sorted, for before/after comparisons."""
-    return sorted(str(getattr(v, "codename", None) or getattr(v, "name", v)) for v in values)
-
-
-admin.site.unregister(User)
-admin.site.unregister(Group)
-
-
-@admin.register(User)
-class AuditedUserAdmin(UserAdmin):
-    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        before = User.objects.filter(pk=obj.pk).values(*_USER_FLAGS).first() or {}
-        super().save_model(request, obj, form, change)
-        flags = {
-            f: {"from": before.get(f), "to": getattr(obj, f)}
-            for f in _USER_FLAGS
-            if before.get(f) != getattr(obj, f)
-        }
-        if not change:
-            audit.record(
-                actor=_actor(request),
-                action="user.created",
-                target=obj,
-                details={"user": obj.username},
-            )
-        elif flags:
-            audit.record(
-                actor=_actor(request),
-                action="user.access_changed",
-                target=obj,
-                details={"user": obj.username, "changes": flags},
-            )
-        request._modelgate_user_before = (  # type: ignore[attr-defined]
-            _names(obj.groups.all()) if change else [],
-            _names(obj.user_permissions.all()) if change else [],
-        )
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        groups_before, perms_before = request._modelgate_user_before  # type: ignore
-        super().save_related(request, form, formsets, change)
-        user = form.instance
-        groups, perms = _names(user.groups.all()), _names(user.user_permissions.all())
-        details: dict[str, Any] = {}
-        if groups != groups_before:
-            details["roles"] = {
-                "added": sorted(set(groups) - set(groups_before)),
-                "removed": sorted(set(groups_before) - set(groups)),
-            }
-        if perms != perms_before:
-            details["permissions"] = {
-                "added": sorted(set(perms) - set(perms_before)),
-                "removed": sorted(set(perms_before) - set(perms)),
-            }
-        if details:
-            audit.record(
-                actor=_actor(request),
-                action="user.access_changed",
-                target=user,
-                details={"user": user.username, **details},
-            )
-        permissions.invalidate(user)
-
-
-class _GroupForm(forms.ModelForm):
-    class Meta:
-        model = Group
-        fields = ["name", "permissions"]
-
-    def clean_name(self) -> str:
-        # Only shown for groups that are no role (a role's name is read-only).
-        name = self.cleaned_data["name"]
-        if name in ROLES:
-            raise forms.ValidationError(
-                "That is a Modelgate role's name; roles are created by migrate."
-            )
-        return name
-
-
-@admin.register(Group)
-class AuditedGroupAdmin(GroupAdmin):
-    """A role's name is read-only: code (ROLES) and identity-provider mappings find roles by
-    name, so renaming one would turn a mapping or a grant into one for a group that is no
-    role. Renaming any other group is audited, as its permission changes are."""
-
-    form = _GroupForm
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Group | None = None) -> Any:
-        fields = tuple(super().get_readonly_fields(request, obj))
-        return (*fields, "name") if obj is not None and obj.name in ROLES else fields
-
-    def save_model(self, request: HttpRequest, obj: Group, form: Any, change: bool) -> None:
-        request._modelgate_group_before = (  # type: ignore[attr-defined]
-            _names(obj.permissions.all()) if change else []
-        )
-        before = (
-            Group.objects.filter(pk=obj.pk).values_list("name", flat=True).first()
-            if change
-            else None
-        )
-        super().save_model(request, obj, form, change)  # in the admin's transaction
-        if before is not None and before != obj.name:
-            audit.record(
-                actor=_actor(request),
-                action="group.renamed",
-                target=obj,
-                details={"group": obj.name, "from": before, "to": obj.name},
-            )
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        before = request._modelgate_group_before  # type: ignore[attr-defined]
-        super().save_related(request, form, formsets, change)
-        after = _names(form.instance.permissions.all())
-        if after != before:
-            audit.record(
-                actor=_actor(request),
-                action="group.permissions_changed",
-                target=form.instance,
-                details={
-                    "group": form.instance.name,
-                    "added": sorted(set(after) - set(before)),
-                    "removed": sorted(set(before) - set(after)),
-                },
-            )
-
-    def delete_model(self, request: HttpRequest, obj: Group) -> None:
-        with transaction.atomic():
-            audit.record(
-                actor=_actor(request),
-                action="group.deleted",
-                target=obj,
-                details={"group": obj.name},
-            )
-            super().delete_model(request, obj)
-
-
-# --- Policies and webhooks: administrators only, through their services ----------------------
+# --- Administered records: administrators only, each change through its service ------------
 
 
 def _administers(request: HttpRequest) -> bool:
@@ -304,26 +162,16 @@ def _form_error(form: forms.Form, exc: DomainError) -> forms.ValidationError:
     return forms.ValidationError(exc.message)
 
 
-class _AdministeredAdmin(admin.ModelAdmin):
-    """Add, change and delete for administrators only (the admin asks the same rule as the
-    service), each object through `_save`/`_delete`, which call the audited services. Bulk
-    deletion deletes one object at a time, one event each. A refusal or an error the form did
-    not catch becomes a message and saves nothing; never a 500."""
+class _ThroughServices(admin.ModelAdmin):
+    """Each object saved through `_save` and deleted through `_delete`, which call the audited
+    services. Bulk deletion deletes one object at a time, one event each. A refusal or an
+    error the form did not catch becomes a message and saves nothing; never a 500."""
 
     def _save(self, actor: Actor, obj: Any, form: Any, change: bool) -> Any:
         raise NotImplementedError
 
     def _delete(self, actor: Actor, obj: Any) -> None:
         raise NotImplementedError
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return _administers(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _administers(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _administers(request)
 
     def _refuse(self, request: HttpRequest, exc: DomainError) -> None:
         _refused(request, exc)
@@ -376,6 +224,104 @@ class _AdministeredAdmin(admin.ModelAdmin):
                 reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
             )
         return super().response_delete(request, obj_display, obj_id)
+
+
+class _AdministeredAdmin(_ThroughServices):
+    """Add, change and delete for administrators only (the admin asks the same rule as the
+    service)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _administers(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _administers(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _administers(request)
+
+
+# --- Users and groups: Django's pages, each change through governance.accounts -------------
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+class _AccountsAdmin(_ThroughServices):
+    """Django's permissions to see the pages, and the services' rule (administrators) to
+    change anything on them. The services save the many-to-many fields (roles, permissions)
+    themselves, so the form's are not saved again."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and _administers(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and _administers(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and _administers(request)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if self._was_refused(request):
+            return
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
+@admin.register(User)
+class AuditedUserAdmin(_AccountsAdmin, UserAdmin):
+    def _save(self, actor: Actor, obj: User, form: Any, change: bool) -> User:
+        data = form.cleaned_data
+        if not change:
+            usable = data.get("set_usable_password", True)
+            return accounts.user_create(
+                actor=actor,
+                username=data["username"],
+                password=data.get("password1") if usable else None,
+            )
+        editable = (*accounts.USER_FIELDS, *accounts.USER_RELATIONS)
+        return accounts.user_update(
+            actor=actor, user=obj, **{k: v for k, v in data.items() if k in editable}
+        )
+
+    def _delete(self, actor: Actor, obj: User) -> None:
+        accounts.user_delete(actor=actor, user=obj)
+
+
+class _GroupForm(forms.ModelForm):
+    class Meta:
+        model = Group
+        fields = ["name", "permissions"]
+
+    def clean_name(self) -> str:
+        # Only shown for groups that are no role (a role's name is read-only).
+        try:
+            return accounts.group_name_validate(self.cleaned_data["name"])
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(_AccountsAdmin, GroupAdmin):
+    """A role's name is read-only (governance.accounts says why)."""
+
+    form = _GroupForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Group | None = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "name") if obj is not None and obj.name in ROLES else fields
+
+    def _save(self, actor: Actor, obj: Group, form: Any, change: bool) -> Group:
+        data = form.cleaned_data
+        if not change:
+            return accounts.group_create(
+                actor=actor, name=data["name"], permissions=data["permissions"]
+            )
+        return accounts.group_update(
+            actor=actor, group=obj, name=data.get("name"), permissions=data["permissions"]
+        )
+
+    def _delete(self, actor: Actor, obj: Group) -> None:
+        accounts.group_delete(actor=actor, group=obj)
 
 
 class PolicyForm(forms.ModelForm):
