@@ -25,14 +25,14 @@ from functools import reduce
 from typing import Any
 
 from django.apps import apps
-from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, TextField
+from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 
 from core.errors import Conflict
 from core.models import AuditEvent
 from core.refusals import gate_refusal
 from governance import policies
-from governance.models import Policy, PromotionRequest
+from governance.models import PromotionRequest
 from registry.models import Alias, Artifact, Deployment, ModelVersion, RegisteredModel
 from registry.services.lineage import is_production_environment
 
@@ -99,25 +99,9 @@ _CONTENT_EVENTS = Q(action__in=("version.created", "version.metrics_logged")) | 
 
 
 def _card_counts() -> Q:
-    """Registered models whose policy in force requires an approved card, as a filter: the
-    model's own policy, else its tier's row, else the tier's shipped defaults (the order of
-    policies.policy_for, which _card_part reads)."""
-    own = Policy.objects.filter(registered_model=OuterRef("pk"))
-    tier = Policy.objects.filter(risk_tier=OuterRef("risk_tier"))
-
-    def requiring(policies_: QuerySet[Policy]) -> Exists:
-        # Check names are validated words, so the quoted name only matches that element of
-        # the JSON list (SQLite has no JSON containment lookup).
-        return Exists(
-            policies_.alias(checks=Cast("required_checks", TextField())).filter(
-                checks__contains=f'"{CARD_CHECK}"'
-            )
-        )
-
-    shipped = [t for t, d in policies.TIER_DEFAULTS.items() if CARD_CHECK in d["required_checks"]]
-    return Q(requiring(own)) | (
-        ~Q(Exists(own)) & (Q(requiring(tier)) | (~Q(Exists(tier)) & Q(risk_tier__in=shipped)))
-    )
+    """Registered models whose policy in force requires an approved card (the rule
+    _card_part reads through policies.policy_for), as a filter."""
+    return policies.models_whose_policy_requires(CARD_CHECK)
 
 
 def _supplied(version: int | OuterRef) -> list[QuerySet[Any]]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from core import audit, permissions
 from core.actors import Actor
@@ -84,18 +87,49 @@ def card_section_keys() -> tuple[str, ...]:
     return _card_section_keys
 
 
+# Where a model's policy in force comes from, in order: the first Policy row whose field (left)
+# matches the model's (right); with none, its tier's shipped TIER_DEFAULTS. The one definition
+# `policy_for` reads for one model and `models_whose_policy_requires` turns into a filter.
+POLICY_ORDER = (("registered_model", "pk"), ("risk_tier", "risk_tier"))
+_CHECK_NAME = re.compile(r"[a-z0-9_]+")
+
+
 def policy_for(registered_model: RegisteredModel) -> Policy:
     """The policy in force. Two indexed lookups at most; remembered on the model instance."""
     cached = registered_model.__dict__.get("_modelgate_policy")
     if cached is not None:
         return cached
-    policy = (
-        Policy.objects.filter(registered_model=registered_model).first()
-        or Policy.objects.filter(risk_tier=registered_model.risk_tier).first()
-        or Policy(risk_tier=registered_model.risk_tier, **TIER_DEFAULTS[registered_model.risk_tier])
-    )
+    for field, key in POLICY_ORDER:
+        policy = Policy.objects.filter(**{field: getattr(registered_model, key)}).first()
+        if policy is not None:
+            break
+    else:
+        policy = Policy(
+            risk_tier=registered_model.risk_tier, **TIER_DEFAULTS[registered_model.risk_tier]
+        )
     registered_model.__dict__["_modelgate_policy"] = policy
     return policy
+
+
+def models_whose_policy_requires(check: str) -> Q:
+    """A filter on registered models: those whose policy in force (policy_for, from the same
+    POLICY_ORDER) lists `check` among its required checks. One subquery per source, however
+    many models."""
+    if not _CHECK_NAME.fullmatch(check):
+        # Check names are such words, so the quoted name below matches only that element of
+        # the JSON list (SQLite has no JSON containment lookup).
+        raise ValueError(f"Not a readiness check name: {check!r}")
+
+    def requiring(rows: QuerySet[Policy]) -> Q:
+        text = rows.alias(checks=Cast("required_checks", TextField()))
+        return Q(Exists(text.filter(checks__contains=f'"{check}"')))
+
+    shipped = [t for t, d in TIER_DEFAULTS.items() if check in d.get("required_checks", ())]
+    rule = Q(risk_tier__in=shipped)
+    for field, key in reversed(POLICY_ORDER):
+        rows = Policy.objects.filter(**{field: OuterRef(key)})
+        rule = requiring(rows) | (~Q(Exists(rows)) & rule)
+    return rule
 
 
 def is_protected(policy: Policy, alias_name: str) -> bool:
