@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, User
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.serializers import Links, StrictInput, iso, username
+from core.serializers import AwareDateTimeField, Links, StrictInput, iso, username
 from registry.models import (
     Artifact,
     CodeRef,
@@ -514,8 +514,8 @@ class TrainingRunIn(StrictInput):
     status = serializers.ChoiceField(
         choices=TrainingRun.Status.choices, required=False, default=TrainingRun.Status.FINISHED
     )
-    started_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    ended_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    started_at = AwareDateTimeField(required=False, allow_null=True, default=None)
+    ended_at = AwareDateTimeField(required=False, allow_null=True, default=None)
 
 
 class RunDatasetOut(serializers.Serializer):
