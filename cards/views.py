@@ -25,8 +25,10 @@ from registry import selectors as registry_selectors
 
 
 def _card(request: HttpRequest, name: str, number: int) -> ModelCard:
-    rm = registry_selectors.registered_model_get(user=request.user, name=name)
-    version = registry_selectors.version_get(user=request.user, registered_model=rm, number=number)
+    registered_model = registry_selectors.registered_model_get(user=request.user, name=name)
+    version = registry_selectors.version_get(
+        user=request.user, registered_model=registered_model, number=number
+    )
     return selectors.card_get(user=request.user, version=version)
 
 

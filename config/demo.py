@@ -167,7 +167,7 @@ def _load_models(users: dict[str, User]) -> None:
     )
     for m_i, (name, tier, team, description, flavor, n_versions, tags) in enumerate(DEMO_MODELS):
         with transaction.atomic():
-            rm = services.registered_model_create(
+            registered_model = services.registered_model_create(
                 actor=alice,
                 name=name,
                 description=description,
@@ -199,7 +199,7 @@ def _load_models(users: dict[str, User]) -> None:
                 )
                 version, _ = services.version_create(
                     actor=alice,
-                    registered_model=rm,
+                    registered_model=registered_model,
                     description=f"Retrained on the {2026}-{n + 4:02d} snapshot.",
                     source=f"s3://models/{name}/{n}/",
                     run_id=run.run_id,
@@ -246,11 +246,11 @@ def _load_models(users: dict[str, User]) -> None:
                 # Promotions need inspected files: inspect here rather than wait for the
                 # worker (its queued message then finds the job done and does nothing).
                 run_job.apply(args=[artifact.jobs.get(kind="inspect").pk])
-            _stage_versions(users, rm, n_versions)
+            _stage_versions(users, registered_model, n_versions)
         if name == "churn-predictor":
-            permissions.grant(Perm.VIEW, rm, user=users["olivia"])
+            permissions.grant(Perm.VIEW, registered_model, user=users["olivia"])
         if name == "demand-forecaster":  # alice's own model: she may ask for its promotions
-            permissions.grant(Perm.REQUEST_PROMOTION, rm, user=users["alice"])
+            permissions.grant(Perm.REQUEST_PROMOTION, registered_model, user=users["alice"])
 
 
 def _card(name: str, description: str, flavor: str) -> dict[str, object]:
@@ -296,9 +296,11 @@ def _approve_card(users: dict[str, User], version: ModelVersion) -> None:
     reviewers approve it as the model's policy requires."""
     alice = Actor.system("cli", user=users["alice"])
     card = ModelCard.objects.select_related("registered_model").get(version=version)
-    rm = card.registered_model
+    registered_model = card.registered_model
     card = card_services.card_update(
-        actor=alice, card=card, changes=_card(rm.name, rm.description, version.flavor)
+        actor=alice,
+        card=card,
+        changes=_card(registered_model.name, registered_model.description, version.flavor),
     )
     card = card_services.card_submit(actor=alice, card=card)
     for reviewer in ("carol", "dave", "admin"):
@@ -318,7 +320,7 @@ def _promote(
     """Bob asks, the reviewers (and the administrator, where the policy wants one) approve."""
     if ModelCard.objects.get(version=version).status != ModelCard.Status.APPROVED:
         _approve_card(users, version)
-    request = promotions.request_create(
+    request = promotions.promotion_request_create(
         actor=Actor.system("cli", user=users["bob"]),
         version=version,
         target_stage=target,
@@ -329,25 +331,27 @@ def _promote(
         request.refresh_from_db()
         if request.status != PromotionRequest.Status.PENDING:
             break
-        promotions.review_submit(
+        promotions.promotion_request_review(
             actor=Actor.system("cli", user=users[reviewer]),
-            request=request,
+            promotion_request=request,
             decision="approve",
             comment="Looks good.",
         )
 
 
-def _stage_versions(users: dict[str, User], rm: RegisteredModel, n_versions: int) -> None:
+def _stage_versions(
+    users: dict[str, User], registered_model: RegisteredModel, n_versions: int
+) -> None:
     """Every version but the newest went through production in turn (so the older ones are
     archived); the newest is in staging; churn-predictor's newest waits for a reviewer."""
     admin = Actor.system("cli", user=users["admin"])
-    versions = {v.version: v for v in rm.versions.all()}
+    versions = {v.version: v for v in registered_model.versions.all()}
     production = n_versions - 1
     for number in range(1, production + 1):
         _promote(users, versions[number], "production")
     _promote(users, versions[n_versions], "staging")
-    if rm.name == "churn-predictor":
-        promotions.request_create(
+    if registered_model.name == "churn-predictor":
+        promotions.promotion_request_create(
             actor=Actor.system("cli", user=users["bob"]),
             version=versions[n_versions],
             target_stage="production",
@@ -355,18 +359,24 @@ def _stage_versions(users: dict[str, User], rm: RegisteredModel, n_versions: int
             "churn recall up 3 points, latency unchanged.",
         )
     # High and critical policies protect "champion": it moves through a request there.
-    if policies.is_protected(policies.policy_for(rm), "champion"):
+    if policies.is_protected(policies.policy_for(registered_model), "champion"):
         _promote(users, versions[production], alias="champion")
     else:
         services.alias_set(
-            actor=admin, registered_model=rm, name="champion", version=versions[production]
+            actor=admin,
+            registered_model=registered_model,
+            name="champion",
+            version=versions[production],
         )
     services.alias_set(
-        actor=admin, registered_model=rm, name="challenger", version=versions[n_versions]
+        actor=admin,
+        registered_model=registered_model,
+        name="challenger",
+        version=versions[n_versions],
     )
     services.deployment_create(
         actor=admin,
         version=versions[production],
         environment="prod",
-        target=f"https://serving.example.com/{rm.name}",
+        target=f"https://serving.example.com/{registered_model.name}",
     )

@@ -142,12 +142,12 @@ def contributors(version: ModelVersion) -> set[int]:
 # --- Separation of duties: who may not decide a promotion request -------------------------
 
 
-def barred_reviewers(request: PromotionRequest) -> set[int]:
+def barred_reviewers(promotion_request: PromotionRequest) -> set[int]:
     """Who may not decide this request: the requester and everyone who supplied content of
     the version."""
-    barred = contributors(request.version)
-    if request.requested_by_id is not None:
-        barred.add(request.requested_by_id)
+    barred = contributors(promotion_request.version)
+    if promotion_request.requested_by_id is not None:
+        barred.add(promotion_request.requested_by_id)
     return barred
 
 

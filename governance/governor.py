@@ -18,7 +18,7 @@ from registry.models import ModelVersion, RegisteredModel
 
 
 class Governance:
-    sealed_fields = content.SEALED_FIELDS
+    sealed_fields: tuple[str, ...] = content.SEALED_FIELDS
 
     def require_unsealed(self, version: ModelVersion, what: str) -> None:
         content.require_unsealed(version, what)
@@ -72,9 +72,11 @@ class Governance:
         stage: str,
         at: datetime,
         user: User | None,
-        request: Any = None,
+        promotion_request: Any = None,
     ) -> None:
-        history.stages_moved(versions=versions, stage=stage, at=at, user=user, request=request)
+        history.stages_moved(
+            versions=versions, stage=stage, at=at, user=user, promotion_request=promotion_request
+        )
 
     def alias_moved(
         self,
@@ -84,7 +86,7 @@ class Governance:
         version: ModelVersion | None,
         at: datetime,
         user: User | None,
-        request: Any = None,
+        promotion_request: Any = None,
     ) -> None:
         history.alias_moved(
             registered_model=registered_model,
@@ -92,7 +94,7 @@ class Governance:
             version=version,
             at=at,
             user=user,
-            request=request,
+            promotion_request=promotion_request,
         )
 
 

@@ -21,7 +21,7 @@ def stages_moved(
     stage: str,
     at: datetime,
     user: User | None,
-    request: PromotionRequest | None = None,
+    promotion_request: PromotionRequest | None = None,
 ) -> None:
     """Close the open stage rows of `versions` and open one in `stage` (none: no new row).
     Runs in the mover's transaction, after the versions' rows were locked."""
@@ -38,7 +38,7 @@ def stages_moved(
                 name=stage,
                 started_at=at,
                 started_by=user,
-                promotion_request=request,
+                promotion_request=promotion_request,
                 content_digest=_digest(v, stage),
             )
             for v in versions
@@ -52,7 +52,7 @@ def alias_moved(
     version: ModelVersion | None,
     at: datetime,
     user: User | None,
-    request: PromotionRequest | None = None,
+    promotion_request: PromotionRequest | None = None,
 ) -> None:
     StageHistory.objects.filter(
         registered_model=registered_model,
@@ -68,7 +68,7 @@ def alias_moved(
             name=name,
             started_at=at,
             started_by=user,
-            promotion_request=request,
+            promotion_request=promotion_request,
             content_digest=content.digest(version),
         )
 
@@ -90,7 +90,7 @@ def _rows(registered_model: RegisteredModel):
 
 
 def describe(row: StageHistory) -> dict[str, Any]:
-    request = row.promotion_request
+    promotion_request = row.promotion_request
     return {
         "kind": row.kind,
         "name": row.name,
@@ -99,13 +99,13 @@ def describe(row: StageHistory) -> dict[str, Any]:
         "started_by": row.started_by.username if row.started_by else None,
         "ended_at": row.ended_at,
         "ended_by": row.ended_by.username if row.ended_by else None,
-        "promotion_request": request.pk if request else None,
+        "promotion_request": promotion_request.pk if promotion_request else None,
         "content_digest": row.content_digest,
         "approved_by": [
             {"user": r.reviewer.username if r.reviewer else None, "at": r.created_at}
-            for r in request.approvals
+            for r in promotion_request.approvals
         ]
-        if request
+        if promotion_request
         else [],
     }
 

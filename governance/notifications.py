@@ -16,14 +16,15 @@ from governance.models import PromotionRequest, Review
 SEND_EMAIL = "governance.tasks.send_email"  # the Celery task that sends one e-mail (tasks.py)
 
 
-def _url(request: PromotionRequest) -> str:
+def _url(promotion_request: PromotionRequest) -> str:
     return settings.SITE_URL.rstrip("/") + reverse(
-        "governance-api:promotion-request-detail", kwargs={"pk": request.pk}
+        "governance-api:promotion-request-detail", kwargs={"pk": promotion_request.pk}
     )
 
 
-def _summary(request: PromotionRequest) -> str:
-    return f"{request.registered_model.name} v{request.version.version} → {request.target}"
+def _summary(promotion_request: PromotionRequest) -> str:
+    pr = promotion_request
+    return f"{pr.registered_model.name} v{pr.version.version} → {pr.target}"
 
 
 def _send(subject: str, body: str, recipients: list[str]) -> None:
@@ -33,52 +34,59 @@ def _send(subject: str, body: str, recipients: list[str]) -> None:
     enqueue_on_commit(SEND_EMAIL, subject, body, recipients)
 
 
-def _event(event: str, request: PromotionRequest) -> None:
-    webhooks.emit(event, request)
+def _event(event: str, promotion_request: PromotionRequest) -> None:
+    webhooks.emit(event, promotion_request)
 
 
-def request_waiting(request: PromotionRequest) -> None:
+def request_waiting(promotion_request: PromotionRequest) -> None:
     """Tell every reviewer who may decide the request (not the requester or the author)."""
-    excluded = {request.requested_by_id, request.version.created_by_id}
+    excluded = {promotion_request.requested_by_id, promotion_request.version.created_by_id}
     reviewers = [
         u.email
-        for u in permissions.holders(Perm.APPROVE_PROMOTION, request.registered_model)
+        for u in permissions.holders(Perm.APPROVE_PROMOTION, promotion_request.registered_model)
         if u.pk not in excluded
     ]
-    who = request.requested_by.username if request.requested_by else "automation"
+    who = (
+        promotion_request.requested_by.username if promotion_request.requested_by else "automation"
+    )
     _send(
-        f"[Modelgate] Review requested: {_summary(request)}",
-        f"{who} asks to move {_summary(request)}.\n\n"
-        f"Justification: {request.justification or '(none given)'}\n\n{_url(request)}\n",
+        f"[Modelgate] Review requested: {_summary(promotion_request)}",
+        f"{who} asks to move {_summary(promotion_request)}.\n\n"
+        f"Justification: {promotion_request.justification or '(none given)'}\n\n"
+        f"{_url(promotion_request)}\n",
         reviewers,
     )
-    _event("promotion.requested", request)
+    _event("promotion.requested", promotion_request)
 
 
-def _to_requester(request: PromotionRequest, subject: str, body: str) -> None:
-    if request.requested_by is not None:
+def _to_requester(promotion_request: PromotionRequest, subject: str, body: str) -> None:
+    if promotion_request.requested_by is not None:
         _send(
-            f"[Modelgate] {subject}: {_summary(request)}",
-            f"{body}\n\n{_url(request)}\n",
-            [request.requested_by.email],
+            f"[Modelgate] {subject}: {_summary(promotion_request)}",
+            f"{body}\n\n{_url(promotion_request)}\n",
+            [promotion_request.requested_by.email],
         )
 
 
-def request_reviewed(request: PromotionRequest, review: Review) -> None:
+def request_reviewed(promotion_request: PromotionRequest, review: Review) -> None:
     who = review.reviewer.username if review.reviewer else "a reviewer"
     _to_requester(
-        request,
+        promotion_request,
         f"{review.get_decision_display()} by {who}",
         f"{who}: {review.get_decision_display().lower()}.\n\n{review.comment}",
     )
-    _event("promotion.reviewed", request)
+    _event("promotion.reviewed", promotion_request)
 
 
-def request_decided(request: PromotionRequest) -> None:
-    _to_requester(request, f"Request {request.status}", f"Your request is {request.status}.")
-    _event(f"promotion.{request.status}", request)
+def request_decided(promotion_request: PromotionRequest) -> None:
+    _to_requester(
+        promotion_request,
+        f"Request {promotion_request.status}",
+        f"Your request is {promotion_request.status}.",
+    )
+    _event(f"promotion.{promotion_request.status}", promotion_request)
 
 
-def request_applied(request: PromotionRequest) -> None:
-    _to_requester(request, "Applied", f"{_summary(request)} is done.")
-    _event("promotion.applied", request)
+def request_applied(promotion_request: PromotionRequest) -> None:
+    _to_requester(promotion_request, "Applied", f"{_summary(promotion_request)} is done.")
+    _event("promotion.applied", promotion_request)

@@ -78,9 +78,9 @@ class Evaluation:
         )
 
 
-def _latest_decisions(request: PromotionRequest) -> dict[int, Review]:
+def _latest_decisions(promotion_request: PromotionRequest) -> dict[int, Review]:
     return policies.latest_decisions(
-        request.reviews.select_related("reviewer").order_by("created_at", "pk")
+        promotion_request.reviews.select_related("reviewer").order_by("created_at", "pk")
     )
 
 
@@ -127,15 +127,19 @@ def preview(version: ModelVersion, *, stage: str = "", alias: str = "") -> Previ
     )
 
 
-def evaluate(request: PromotionRequest) -> Evaluation:
-    now = preview(request.version, stage=request.target_stage, alias=request.target_alias)
+def evaluate(promotion_request: PromotionRequest) -> Evaluation:
+    now = preview(
+        promotion_request.version,
+        stage=promotion_request.target_stage,
+        alias=promotion_request.target_alias,
+    )
     policy, needed, current, checks = now.policy, now.needed, now.current, now.checks
-    digest = content.digest(request.version)
+    digest = content.digest(promotion_request.version)
     fast_track = (
-        request.kind == PromotionRequest.Kind.ROLLBACK
+        promotion_request.kind == PromotionRequest.Kind.ROLLBACK
         and policy.rollback_fast_track
         and needed > 1
-        and _unchanged_since_production(request.version, digest)
+        and _unchanged_since_production(promotion_request.version, digest)
     )
     if fast_track:
         needed = 1
@@ -146,28 +150,28 @@ def evaluate(request: PromotionRequest) -> Evaluation:
         checks=checks,
         current=current,
         fast_track=fast_track,
-        schema_diff=readiness.schema_diff(current.signature, request.version.signature)
-        if current is not None and current.pk != request.version_id
+        schema_diff=readiness.schema_diff(current.signature, promotion_request.version.signature)
+        if current is not None and current.pk != promotion_request.version_id
         else None,
         blocking=[c for c in checks if c.blocking],
         digest=digest,
-        **_tally(request, digest),
+        **_tally(promotion_request, digest),
     )
 
 
-def _tally(request: PromotionRequest, digest: str) -> dict[str, Any]:
+def _tally(promotion_request: PromotionRequest, digest: str) -> dict[str, Any]:
     """The part of an evaluation that reviews change. An approval counts only if it was
     given on the version's current content digest, by someone who may approve this model's
     promotions now (an eligible approver: core.permissions) and who is neither the
     requester nor a contributor of the version's content. Each reviewer's latest word is
     the one that counts."""
-    latest = _latest_decisions(request)
-    barred = barred_reviewers(request)
+    latest = _latest_decisions(promotion_request)
+    barred = barred_reviewers(promotion_request)
     approvers, voided, ineligible = [], [], []
     for review in latest.values():
         if review.decision != Review.Decision.APPROVE:
             continue
-        flaw = approval_flaw(review, request, barred, digest)
+        flaw = approval_flaw(review, promotion_request, barred, digest)
         if flaw == OTHER_CONTENT:
             voided.append(review)
         elif flaw:
@@ -182,7 +186,7 @@ def _tally(request: PromotionRequest, digest: str) -> dict[str, Any]:
         "changes_requested_by": [
             r.reviewer for r in latest.values() if r.decision == Review.Decision.REQUEST_CHANGES
         ],
-        "admin_approved": policies.admin_among(approvers, request.registered_model),
+        "admin_approved": policies.admin_among(approvers, promotion_request.registered_model),
     }
 
 
@@ -194,12 +198,16 @@ barred_reviewers = content.barred_reviewers
 OTHER_CONTENT = "approved other content than the version holds"
 
 
-def approval_flaw(review: Review, request: PromotionRequest, barred: set[int], digest: str) -> str:
+def approval_flaw(
+    review: Review, promotion_request: PromotionRequest, barred: set[int], digest: str
+) -> str:
     """Why an approval does not count, or "" if it does: the one rule the tally and the
     compliance report (for applied requests, against the digest that was applied) share."""
     if review.reviewer_id is None or review.reviewer_id in barred:
         return "supplied the version's content or requested it"
-    if not permissions.has(review.reviewer, Perm.APPROVE_PROMOTION, request.registered_model):
+    if not permissions.has(
+        review.reviewer, Perm.APPROVE_PROMOTION, promotion_request.registered_model
+    ):
         return "holds no approval right from a role or an administrator's grant"
     if digest and review.content_digest != digest:
         return OTHER_CONTENT
@@ -207,44 +215,48 @@ def approval_flaw(review: Review, request: PromotionRequest, barred: set[int], d
 
 
 def review_refusal(
-    user: AnyUser, request: PromotionRequest, evaluation: Evaluation | None = None
+    user: AnyUser, promotion_request: PromotionRequest, evaluation: Evaluation | None = None
 ) -> str | None:
     """Why `user` may not review this request, or None if they may (for pages to hide the
     buttons; the services enforce the same rules). An evaluation of the request, when the
     caller has one, saves reading who supplied the version's content again. The reviewer's
     inbox (selectors.awaiting_review) applies the same rules to many requests at once."""
-    if not permissions.has(user, Perm.APPROVE_PROMOTION, request.registered_model):
+    if not permissions.has(user, Perm.APPROVE_PROMOTION, promotion_request.registered_model):
         return "You may not approve promotions of this model."
-    if request.requested_by_id == user.pk:
+    if promotion_request.requested_by_id == user.pk:
         return "You requested this promotion; another reviewer must decide it."
-    if request.version.created_by_id == user.pk:
-        return f"You created version {request.version.version}; another reviewer must decide it."
-    barred = evaluation.barred if evaluation is not None else barred_reviewers(request)
+    if promotion_request.version.created_by_id == user.pk:
+        return (
+            f"You created version {promotion_request.version.version}; another reviewer must "
+            "decide it."
+        )
+    barred = evaluation.barred if evaluation is not None else barred_reviewers(promotion_request)
     if user.pk in barred:
         return (
-            f"You supplied content of version {request.version.version} (files, "
+            f"You supplied content of version {promotion_request.version.version} (files, "
             "metadata, metrics or its card); another reviewer must decide it."
         )
-    if not request.is_open or request.status != Status.PENDING:
-        return f"This request is {request.status}."
+    if not promotion_request.is_open or promotion_request.status != Status.PENDING:
+        return f"This request is {promotion_request.status}."
     return None
 
 
-def _locked(request: PromotionRequest) -> PromotionRequest:
+def _locked(promotion_request: PromotionRequest) -> PromotionRequest:
     """Lock the model row, then the request row; return the request as committed."""
-    RegisteredModel.objects.select_for_update().get(pk=request.registered_model_id)
+    RegisteredModel.objects.select_for_update().get(pk=promotion_request.registered_model_id)
     return (
         PromotionRequest.objects.select_for_update(of=("self",))
         .select_related("registered_model", "version", "version__registered_model", "requested_by")
-        .get(pk=request.pk)
+        .get(pk=promotion_request.pk)
     )
 
 
-def _not_pending(request: PromotionRequest, doing: str) -> Conflict:
+def _not_pending(promotion_request: PromotionRequest, doing: str) -> Conflict:
     return Conflict(
-        f"Request #{request.pk} is {request.status}; it can no longer be {doing}.",
+        f"Request #{promotion_request.pk} is {promotion_request.status}; it can no longer be "
+        f"{doing}.",
         code="request_not_pending",
-        extra={"status": request.status},
+        extra={"status": promotion_request.status},
     )
 
 
@@ -258,7 +270,7 @@ def _text(value: Any, field_name: str, *, required: bool = False) -> str:
 
 
 @transaction.atomic
-def request_create(
+def promotion_request_create(
     *,
     actor: Actor,
     version: ModelVersion,
@@ -314,7 +326,7 @@ def request_create(
             extra={"request": duplicate.pk},
         )
     now = timezone.now()
-    request = PromotionRequest.objects.create(
+    promotion_request = PromotionRequest.objects.create(
         registered_model=registered_model,
         version=version,
         kind=kind,
@@ -329,27 +341,27 @@ def request_create(
     audit.record(
         actor=actor,
         action="promotion.requested",
-        target=request,
+        target=promotion_request,
         registered_model=registered_model,
         details={
             "version": version.version,
-            "target": request.target,
+            "target": promotion_request.target,
             "kind": kind,
             "justification": justification[:500],
-            "content_digest": request.content_digest,
+            "content_digest": promotion_request.content_digest,
         },
     )
-    evaluation = evaluate(request)
+    evaluation = evaluate(promotion_request)
     if evaluation.needed == 0 and not evaluation.admin_needed:
         if evaluation.blocking:
-            raise _checks_failing(evaluation, request)
-        _approve(actor, request, evaluation, note="the policy needs no approval")
+            raise _checks_failing(evaluation, promotion_request)
+        _approve(actor, promotion_request, evaluation, note="the policy needs no approval")
     else:
-        notifications.request_waiting(request)
-    return request
+        notifications.request_waiting(promotion_request)
+    return promotion_request
 
 
-def _checks_failing(evaluation: Evaluation, request: PromotionRequest) -> Conflict:
+def _checks_failing(evaluation: Evaluation, promotion_request: PromotionRequest) -> Conflict:
     return gate_refusal(
         Conflict(
             "Required readiness checks fail: "
@@ -357,20 +369,26 @@ def _checks_failing(evaluation: Evaluation, request: PromotionRequest) -> Confli
             code="checks_failing",
             extra={"checks": [c.name for c in evaluation.blocking]},
         ),
-        request.registered_model,
-        f"promote to {request.target}",
+        promotion_request.registered_model,
+        f"promote to {promotion_request.target}",
     )
 
 
-def _approve(actor: Actor, request: PromotionRequest, evaluation: Evaluation, note: str) -> None:
+def _approve(
+    actor: Actor, promotion_request: PromotionRequest, evaluation: Evaluation, note: str
+) -> None:
     now = timezone.now()
-    request.status, request.decided_at, request.updated_at = Status.APPROVED, now, now
-    request.save(update_fields=["status", "decided_at", "updated_at"])
+    promotion_request.status, promotion_request.decided_at, promotion_request.updated_at = (
+        Status.APPROVED,
+        now,
+        now,
+    )
+    promotion_request.save(update_fields=["status", "decided_at", "updated_at"])
     audit.record(
         actor=actor,
         action="promotion.approved",
-        target=request,
-        registered_model=request.registered_model,
+        target=promotion_request,
+        registered_model=promotion_request.registered_model,
         details={
             "approvers": [u.username for u in evaluation.approvers],
             "needed": evaluation.needed,
@@ -380,38 +398,38 @@ def _approve(actor: Actor, request: PromotionRequest, evaluation: Evaluation, no
         },
     )
     if evaluation.policy.auto_apply:
-        _apply(actor, request, evaluation.policy)
+        _apply(actor, promotion_request, evaluation.policy)
     else:
-        notifications.request_decided(request)
+        notifications.request_decided(promotion_request)
 
 
 @transaction.atomic
-def review_submit(
-    *, actor: Actor, request: PromotionRequest, decision: str, comment: str = ""
+def promotion_request_review(
+    *, actor: Actor, promotion_request: PromotionRequest, decision: str, comment: str = ""
 ) -> PromotionRequest:
     """Approve, reject or request changes. The requester and the version's author may not
     review; a reviewer's latest decision is the one that counts; a request is approved when
     enough distinct reviewers approve, nobody's latest word is "request changes", the
     policy's admin rule holds and every required readiness check passes."""
-    registered_model = request.registered_model
+    registered_model = promotion_request.registered_model
     permissions.require(actor.user, Perm.APPROVE_PROMOTION, registered_model)
     if decision not in Review.Decision.values:
         raise ValidationFailed(
             f"decision must be one of {', '.join(Review.Decision.values)}.", field="decision"
         )
     comment = _text(comment, "comment", required=decision != Review.Decision.APPROVE)
-    request = _locked(request)
-    if request.status != Status.PENDING:
-        raise _not_pending(request, "reviewed")
-    evaluation = evaluate(request)
-    refusal = review_refusal(actor.user, request, evaluation)
+    promotion_request = _locked(promotion_request)
+    if promotion_request.status != Status.PENDING:
+        raise _not_pending(promotion_request, "reviewed")
+    evaluation = evaluate(promotion_request)
+    refusal = review_refusal(actor.user, promotion_request, evaluation)
     if refusal is not None:
         raise gate_refusal(
             Forbidden(refusal, code="separation_of_duties"),
             registered_model,
-            f"review request #{request.pk}",
+            f"review request #{promotion_request.pk}",
         )
-    latest = _latest_decisions(request).get(actor.user_id)
+    latest = _latest_decisions(promotion_request).get(actor.user_id)
     # The same word again is refused, unless it was an approval the content has since voided.
     if (
         latest is not None
@@ -420,10 +438,10 @@ def review_submit(
     ):
         raise Conflict(f"You already chose '{decision}' on this request.", code="already_reviewed")
     if decision == Review.Decision.APPROVE and evaluation.blocking:
-        raise _checks_failing(evaluation, request)
+        raise _checks_failing(evaluation, promotion_request)
     now = timezone.now()
     review = Review.objects.create(
-        request=request,
+        request=promotion_request,
         reviewer=actor.user,
         decision=decision,
         comment=comment,
@@ -433,7 +451,7 @@ def review_submit(
     audit.record(
         actor=actor,
         action="promotion.reviewed",
-        target=request,
+        target=promotion_request,
         registered_model=registered_model,
         details={
             "decision": decision,
@@ -443,93 +461,103 @@ def review_submit(
         },
     )
     if decision == Review.Decision.REJECT:
-        request.status, request.decided_at, request.updated_at = Status.REJECTED, now, now
-        request.save(update_fields=["status", "decided_at", "updated_at"])
+        promotion_request.status, promotion_request.decided_at, promotion_request.updated_at = (
+            Status.REJECTED,
+            now,
+            now,
+        )
+        promotion_request.save(update_fields=["status", "decided_at", "updated_at"])
         audit.record(
             actor=actor,
             action="promotion.rejected",
-            target=request,
+            target=promotion_request,
             registered_model=registered_model,
             details={"comment": comment[:500]},
         )
-        notifications.request_decided(request)
-        return request
+        notifications.request_decided(promotion_request)
+        return promotion_request
     # Only the tally changed with this review; the checks were computed above.
-    evaluation = replace(evaluation, **_tally(request, evaluation.digest))
+    evaluation = replace(evaluation, **_tally(promotion_request, evaluation.digest))
     if decision == Review.Decision.APPROVE and evaluation.approved:
-        _approve(actor, request, evaluation, note="approvals reached")
+        _approve(actor, promotion_request, evaluation, note="approvals reached")
     else:
-        request.updated_at = now
-        request.save(update_fields=["updated_at"])
-        notifications.request_reviewed(request, review)
-    return request
+        promotion_request.updated_at = now
+        promotion_request.save(update_fields=["updated_at"])
+        notifications.request_reviewed(promotion_request, review)
+    return promotion_request
 
 
-def may_apply(user: AnyUser, request: PromotionRequest) -> bool:
+def may_apply(user: AnyUser, promotion_request: PromotionRequest) -> bool:
     """Whether `user` may apply this request now: it is approved and they may request
     promotions of the model (pages show the button; request_apply enforces the same rule)."""
-    return request.status == Status.APPROVED and permissions.has(
-        user, Perm.REQUEST_PROMOTION, request.registered_model
+    return promotion_request.status == Status.APPROVED and permissions.has(
+        user, Perm.REQUEST_PROMOTION, promotion_request.registered_model
     )
 
 
 @transaction.atomic
-def request_apply(*, actor: Actor, request: PromotionRequest) -> PromotionRequest:
+def promotion_request_apply(
+    *, actor: Actor, promotion_request: PromotionRequest
+) -> PromotionRequest:
     """Apply an approved request (for policies that do not apply on approval)."""
-    registered_model = request.registered_model
+    registered_model = promotion_request.registered_model
     permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
-    request = _locked(request)
-    if request.status != Status.APPROVED:
-        if request.status == Status.PENDING:
+    promotion_request = _locked(promotion_request)
+    if promotion_request.status != Status.APPROVED:
+        if promotion_request.status == Status.PENDING:
             raise Conflict(
-                f"Request #{request.pk} is not approved yet.", code="request_not_approved"
+                f"Request #{promotion_request.pk} is not approved yet.", code="request_not_approved"
             )
-        raise _not_pending(request, "applied")
-    _apply(actor, request, policies.policy_for(request.registered_model))
-    return request
+        raise _not_pending(promotion_request, "applied")
+    _apply(actor, promotion_request, policies.policy_for(promotion_request.registered_model))
+    return promotion_request
 
 
-def _apply(actor: Actor, request: PromotionRequest, policy: Policy) -> None:
+def _apply(actor: Actor, promotion_request: PromotionRequest, policy: Policy) -> None:
     """Move the version, archive what it replaces, supersede competing requests, record it.
     The caller holds the model's row lock."""
-    evaluation = evaluate(request)
+    evaluation = evaluate(promotion_request)
     if evaluation.blocking:  # something changed since approval (a job failed, a card reopened)
-        raise _checks_failing(evaluation, request)
-    _require_unchanged(request, evaluation)
-    registered_model = request.registered_model
+        raise _checks_failing(evaluation, promotion_request)
+    _require_unchanged(promotion_request, evaluation)
+    registered_model = promotion_request.registered_model
     replaced = evaluation.current
-    if request.target_stage:
+    if promotion_request.target_stage:
         stage_move(
             actor=actor,
-            version=request.version,
-            stage=request.target_stage,
+            version=promotion_request.version,
+            stage=promotion_request.target_stage,
             archive_existing=policy.archive_previous
-            and request.target_stage == ModelVersion.Stage.PRODUCTION,
-            request=request,
+            and promotion_request.target_stage == ModelVersion.Stage.PRODUCTION,
+            promotion_request=promotion_request,
         )
     else:
         alias_point(
             actor=actor,
             registered_model=registered_model,
-            name=request.target_alias,
-            version=request.version,
-            request=request,
+            name=promotion_request.target_alias,
+            version=promotion_request.version,
+            promotion_request=promotion_request,
         )
     now = timezone.now()
-    request.status, request.applied_at, request.updated_at = Status.APPLIED, now, now
-    request.applied_by = actor.user if actor.user_id is not None else None
-    request.replaced_version = replaced
-    request.save(
+    promotion_request.status, promotion_request.applied_at, promotion_request.updated_at = (
+        Status.APPLIED,
+        now,
+        now,
+    )
+    promotion_request.applied_by = actor.user if actor.user_id is not None else None
+    promotion_request.replaced_version = replaced
+    promotion_request.save(
         update_fields=["status", "applied_at", "updated_at", "applied_by", "replaced_version"]
     )
     audit.record(
         actor=actor,
         action="promotion.applied",
-        target=request,
+        target=promotion_request,
         registered_model=registered_model,
         details={
-            "version": request.version.version,
-            "target": request.target,
+            "version": promotion_request.version.version,
+            "target": promotion_request.target,
             "replaced_version": replaced.version if replaced else None,
             "approvers": [u.username for u in evaluation.approvers],
             "content_digest": evaluation.digest,
@@ -539,32 +567,35 @@ def _apply(actor: Actor, request: PromotionRequest, policy: Policy) -> None:
         PromotionRequest.objects.select_for_update()
         .filter(
             registered_model=registered_model,
-            target_stage=request.target_stage,
-            target_alias=request.target_alias,
+            target_stage=promotion_request.target_stage,
+            target_alias=promotion_request.target_alias,
             status__in=PromotionRequest.OPEN,
         )
-        .exclude(pk=request.pk)
+        .exclude(pk=promotion_request.pk)
     )
     for other in competing:
         other.status, other.updated_at = Status.SUPERSEDED, now
-        other.status_message = f"Superseded by request #{request.pk}."
+        other.status_message = f"Superseded by request #{promotion_request.pk}."
         other.save(update_fields=["status", "updated_at", "status_message"])
         audit.record(
             actor=actor,
             action="promotion.superseded",
             target=other,
             registered_model=registered_model,
-            details={"by": request.pk},
+            details={"by": promotion_request.pk},
         )
-    notifications.request_applied(request)
+    notifications.request_applied(promotion_request)
 
 
-def _require_unchanged(request: PromotionRequest, evaluation: Evaluation) -> None:
+def _require_unchanged(promotion_request: PromotionRequest, evaluation: Evaluation) -> None:
     """Applying re-checks, under the model's lock, that the approvals still hold for what
     the version contains now (409 content_changed) and still come from eligible reviewers
     in the number the policy asks (409 approvals_insufficient)."""
     if evaluation.needed == 0 and not evaluation.admin_needed:
-        if not request.content_digest or request.content_digest == evaluation.digest:
+        if (
+            not promotion_request.content_digest
+            or promotion_request.content_digest == evaluation.digest
+        ):
             return
         code = "content_changed"
     elif evaluation.approved:
@@ -572,15 +603,16 @@ def _require_unchanged(request: PromotionRequest, evaluation: Evaluation) -> Non
     else:
         code = "content_changed" if evaluation.voided else "approvals_insufficient"
     why = (
-        f"version {request.version.version} is not what was approved (content digest now "
+        f"version {promotion_request.version.version} is not what was approved (content digest now "
         f"{evaluation.digest[:12]}…)"
         if code == "content_changed"
         else "some approvals no longer count (their reviewers may not approve it any more)"
     )
     raise gate_refusal(
         Conflict(
-            f"Request #{request.pk} cannot be applied: {why}; {len(evaluation.approvers)} of "
-            f"{evaluation.needed} approvals count. Reviewers must approve it again.",
+            f"Request #{promotion_request.pk} cannot be applied: {why}; "
+            f"{len(evaluation.approvers)} of {evaluation.needed} approvals count. Reviewers must "
+            "approve it again.",
             code=code,
             extra={
                 "content_digest": evaluation.digest,
@@ -588,8 +620,8 @@ def _require_unchanged(request: PromotionRequest, evaluation: Evaluation) -> Non
                 "ineligible_reviews": [r.pk for r in evaluation.ineligible],
             },
         ),
-        request.registered_model,
-        f"apply request #{request.pk}",
+        promotion_request.registered_model,
+        f"apply request #{promotion_request.pk}",
     )
 
 
@@ -598,27 +630,27 @@ def content_changed(*, actor: Actor, version: ModelVersion) -> None:
     version that may have open requests (its card): approvals given on the old content stop
     counting, and an approved request that no longer has enough goes back to pending. Both
     are recorded."""
-    for request in PromotionRequest.objects.filter(
+    for promotion_request in PromotionRequest.objects.filter(
         version=version, status__in=PromotionRequest.OPEN
     ):
-        request = _locked(request)
-        evaluation = evaluate(request)
+        promotion_request = _locked(promotion_request)
+        evaluation = evaluate(promotion_request)
         if not evaluation.voided:
             continue
         reopened = (
-            request.status == Status.APPROVED
+            promotion_request.status == Status.APPROVED
             and not evaluation.approved
             and not (evaluation.needed == 0 and not evaluation.admin_needed)
         )
         if reopened:
-            request.status, request.decided_at = Status.PENDING, None
-            request.updated_at = timezone.now()
-            request.save(update_fields=["status", "decided_at", "updated_at"])
+            promotion_request.status, promotion_request.decided_at = Status.PENDING, None
+            promotion_request.updated_at = timezone.now()
+            promotion_request.save(update_fields=["status", "decided_at", "updated_at"])
         audit.record(
             actor=actor,
             action="promotion.approvals_voided",
-            target=request,
-            registered_model=request.registered_model,
+            target=promotion_request,
+            registered_model=promotion_request.registered_model,
             details={
                 "content_digest": evaluation.digest,
                 "voided": [r.reviewer.username if r.reviewer else None for r in evaluation.voided],
@@ -627,47 +659,52 @@ def content_changed(*, actor: Actor, version: ModelVersion) -> None:
         )
 
 
-def _may_withdraw(user: AnyUser, request: PromotionRequest) -> bool:
+def _may_withdraw(user: AnyUser, promotion_request: PromotionRequest) -> bool:
     """Who may withdraw a request: its requester, or whoever manages access to the model."""
     return (
-        request.requested_by_id is not None and user.pk == request.requested_by_id
-    ) or permissions.has(user, Perm.MANAGE_ACCESS, request.registered_model)
+        promotion_request.requested_by_id is not None
+        and user.pk == promotion_request.requested_by_id
+    ) or permissions.has(user, Perm.MANAGE_ACCESS, promotion_request.registered_model)
 
 
-def may_cancel(user: AnyUser, request: PromotionRequest) -> bool:
+def may_cancel(user: AnyUser, promotion_request: PromotionRequest) -> bool:
     """Whether `user` may cancel this request now: it is open, and they requested it or
     manage access to the model (pages show the button; request_cancel enforces the same
     rule: 403 for anyone else, 409 once the request is closed)."""
-    return request.is_open and _may_withdraw(user, request)
+    return promotion_request.is_open and _may_withdraw(user, promotion_request)
 
 
 @transaction.atomic
-def request_cancel(
-    *, actor: Actor, request: PromotionRequest, reason: str = ""
+def promotion_request_cancel(
+    *, actor: Actor, promotion_request: PromotionRequest, reason: str = ""
 ) -> PromotionRequest:
     """The requester, or whoever manages access to the model, withdraws an open request."""
-    registered_model = request.registered_model
+    registered_model = promotion_request.registered_model
     permissions.require(actor.user, Perm.VIEW, registered_model)
-    if not _may_withdraw(actor.user, request):
+    if not _may_withdraw(actor.user, promotion_request):
         raise Forbidden(
             "Only the requester or a manager of this model may cancel it.", code="permission_denied"
         )
     reason = _text(reason, "reason")
-    request = _locked(request)
-    if not request.is_open:
-        raise _not_pending(request, "cancelled")
+    promotion_request = _locked(promotion_request)
+    if not promotion_request.is_open:
+        raise _not_pending(promotion_request, "cancelled")
     now = timezone.now()
-    request.status, request.decided_at, request.updated_at = Status.CANCELLED, now, now
-    request.status_message = reason[:500]
-    request.save(update_fields=["status", "decided_at", "updated_at", "status_message"])
+    promotion_request.status, promotion_request.decided_at, promotion_request.updated_at = (
+        Status.CANCELLED,
+        now,
+        now,
+    )
+    promotion_request.status_message = reason[:500]
+    promotion_request.save(update_fields=["status", "decided_at", "updated_at", "status_message"])
     audit.record(
         actor=actor,
         action="promotion.cancelled",
-        target=request,
+        target=promotion_request,
         registered_model=registered_model,
         details={"reason": reason[:500]},
     )
-    return request
+    return promotion_request
 
 
 def rollback_candidate(registered_model: RegisteredModel) -> ModelVersion:
@@ -696,12 +733,12 @@ def rollback_candidate(registered_model: RegisteredModel) -> ModelVersion:
     return row.version
 
 
-def rollback_request(
+def promotion_request_rollback(
     *, actor: Actor, registered_model: RegisteredModel, justification: str
 ) -> PromotionRequest:
     """Request that the previous production version return to production."""
     permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
-    return request_create(
+    return promotion_request_create(
         actor=actor,
         version=rollback_candidate(registered_model),
         target_stage=ModelVersion.Stage.PRODUCTION,

@@ -45,9 +45,9 @@ FORM_FIELDS = {
 def _checks_for(user: Any, model_name: str, number: str, target: str) -> promotions.Preview:
     """What the checklist shows for a would-be request: the checks under the model's policy
     against the version now in the target."""
-    rm = registry_selectors.registered_model_get(user=user, name=model_name)
+    registered_model = registry_selectors.registered_model_get(user=user, name=model_name)
     version = registry_selectors.version_get(
-        user=user, registered_model=rm, number=whole_number(number, "version")
+        user=user, registered_model=registered_model, number=whole_number(number, "version")
     )
     stage, alias = (target, "") if target in ModelVersion.PROMOTION_STAGES else ("", target)
     return promotions.preview(version, stage=stage, alias=alias)
@@ -59,11 +59,12 @@ def request_new(request: HttpRequest) -> HttpResponse:
     version page links here); the checklist follows the chosen version and target."""
     source = request.POST if request.method == "POST" else request.GET
     model_name = source.get("model", "")
-    rm = registry_selectors.registered_model_get(user=request.user, name=model_name)
-    permissions.require(request.user, Perm.REQUEST_PROMOTION, rm)
+    registered_model = registry_selectors.registered_model_get(user=request.user, name=model_name)
+    permissions.require(request.user, Perm.REQUEST_PROMOTION, registered_model)
     versions = list(
         registry_selectors.version_list(
-            user=request.user, filters=registry_selectors.VersionFilters(registered_model=rm)
+            user=request.user,
+            filters=registry_selectors.VersionFilters(registered_model=registered_model),
         ).order_by("-version")[:200]
     )
     form = {
@@ -72,7 +73,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
         "justification": source.get("justification", ""),
     }
     errors: dict[str, str] = {}
-    aliases = sorted(rm.alias_map or {})
+    aliases = sorted(registered_model.alias_map or {})
     if request.method == "POST" and form["target"] not in (
         *ModelVersion.PROMOTION_STAGES,
         *aliases,
@@ -82,9 +83,11 @@ def request_new(request: HttpRequest) -> HttpResponse:
         target = form["target"]
         try:
             version = registry_selectors.version_get(
-                user=request.user, registered_model=rm, number=int(form["version"] or 0)
+                user=request.user,
+                registered_model=registered_model,
+                number=int(form["version"] or 0),
             )
-            created = promotions.request_create(
+            created = promotions.promotion_request_create(
                 actor=Actor.from_request(request),
                 version=version,
                 target_stage=target if target in ModelVersion.PROMOTION_STAGES else "",
@@ -106,14 +109,16 @@ def request_new(request: HttpRequest) -> HttpResponse:
     checklist = None
     if is_whole_number(form["version"]) and not errors.get("version"):
         try:
-            checklist = _checks_for(request.user, rm.name, form["version"], form["target"])
+            checklist = _checks_for(
+                request.user, registered_model.name, form["version"], form["target"]
+            )
         except DomainError:
             checklist = None
     return render(
         request,
         "governance/request_new.html",
         {
-            "registered_model": rm,
+            "registered_model": registered_model,
             "versions": versions,
             "form": form,
             "errors": errors,
@@ -228,8 +233,11 @@ def request_review(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(
         request,
         pk,
-        lambda actor, req: promotions.review_submit(
-            actor=actor, request=req, decision=decision, comment=request.POST.get("comment", "")
+        lambda actor, req: promotions.promotion_request_review(
+            actor=actor,
+            promotion_request=req,
+            decision=decision,
+            comment=request.POST.get("comment", ""),
         ),
         f"Recorded: {label.lower()}.",
     )
@@ -240,8 +248,8 @@ def request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(
         request,
         pk,
-        lambda actor, req: promotions.request_cancel(
-            actor=actor, request=req, reason=request.POST.get("reason", "")
+        lambda actor, req: promotions.promotion_request_cancel(
+            actor=actor, promotion_request=req, reason=request.POST.get("reason", "")
         ),
         "Request cancelled.",
     )
@@ -252,7 +260,7 @@ def request_apply(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(
         request,
         pk,
-        lambda actor, req: promotions.request_apply(actor=actor, request=req),
+        lambda actor, req: promotions.promotion_request_apply(actor=actor, promotion_request=req),
         "Applied.",
     )
 
@@ -358,8 +366,8 @@ PERMS = [(p.value, p.value.replace("_registeredmodel", "").replace("_", " ")) fo
 @page(methods=("GET", "POST"))
 def model_access(request: HttpRequest, name: str) -> HttpResponse:
     """Who holds which permission on a model; grant and revoke (managers only)."""
-    rm = registry_selectors.registered_model_get(user=request.user, name=name)
-    permissions.require(request.user, Perm.MANAGE_ACCESS, rm)
+    registered_model = registry_selectors.registered_model_get(user=request.user, name=name)
+    permissions.require(request.user, Perm.MANAGE_ACCESS, registered_model)
     errors: dict[str, str] = {}
     form = {"who": request.POST.get("who", "").strip(), "perm": request.POST.get("perm", "")}
     if request.method == "POST":
@@ -388,7 +396,7 @@ def model_access(request: HttpRequest, name: str) -> HttpResponse:
             try:
                 service(
                     actor=Actor.from_request(request),
-                    registered_model=rm,
+                    registered_model=registered_model,
                     perm=perm,
                     user=user,
                     group=group,
@@ -405,13 +413,13 @@ def model_access(request: HttpRequest, name: str) -> HttpResponse:
                     f"{dict(PERMS)[perm.value]} "
                     f"{'to' if action == 'grant' else 'from'} {who}.",
                 )
-                return redirect("governance:model-access", name=rm.name)
+                return redirect("governance:model-access", name=registered_model.name)
     return render(
         request,
         "governance/access.html",
         {
-            "registered_model": rm,
-            "table": permissions.grant_table(rm),
+            "registered_model": registered_model,
+            "table": permissions.grant_table(registered_model),
             "perms": PERMS,
             "form": form,
             "errors": errors,

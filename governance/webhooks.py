@@ -71,22 +71,27 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def payload(event: str, request: PromotionRequest) -> dict[str, Any]:
-    version = request.version
-    approvals = request.reviews.filter(decision="approve").select_related("reviewer")
+def payload(event: str, promotion_request: PromotionRequest) -> dict[str, Any]:
+    version = promotion_request.version
+    approvals = promotion_request.reviews.filter(decision="approve").select_related("reviewer")
     return {
         "event": event,
-        "model": request.registered_model.name,
+        "model": promotion_request.registered_model.name,
         "version": version.version,
-        "target": {"stage": request.target_stage or None, "alias": request.target_alias or None},
+        "target": {
+            "stage": promotion_request.target_stage or None,
+            "alias": promotion_request.target_alias or None,
+        },
         "request": {
-            "id": request.pk,
-            "kind": request.kind,
-            "status": request.status,
-            "requested_by": request.requested_by.username if request.requested_by else None,
+            "id": promotion_request.pk,
+            "kind": promotion_request.kind,
+            "status": promotion_request.status,
+            "requested_by": promotion_request.requested_by.username
+            if promotion_request.requested_by
+            else None,
             "approved_by": [r.reviewer.username for r in approvals if r.reviewer],
-            "replaced_version": request.replaced_version.version
-            if request.replaced_version
+            "replaced_version": promotion_request.replaced_version.version
+            if promotion_request.replaced_version
             else None,
         },
         "artifacts": [
@@ -101,15 +106,16 @@ def _enqueue(delivery: WebhookDelivery) -> None:
     enqueue_on_commit(DELIVER, delivery.pk)
 
 
-def emit(event: str, request: PromotionRequest) -> list[WebhookDelivery]:
+def emit(event: str, promotion_request: PromotionRequest) -> list[WebhookDelivery]:
     """Queue `event` for every active webhook of the model or global one that wants it."""
     hooks = Webhook.objects.filter(
-        Q(registered_model__isnull=True) | Q(registered_model=request.registered_model), active=True
+        Q(registered_model__isnull=True) | Q(registered_model=promotion_request.registered_model),
+        active=True,
     )
     wanted = [h for h in hooks if not h.events or event in h.events]
     if not wanted:
         return []
-    body = payload(event, request)
+    body = payload(event, promotion_request)
     now = timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(

@@ -58,7 +58,7 @@ class Governor(Protocol):
         stage: str,
         at: datetime,
         user: User | None,
-        request: Any = None,
+        promotion_request: Any = None,
     ) -> None:
         """Record that `versions` entered `stage` (stage history), in the mover's transaction."""
 
@@ -70,7 +70,7 @@ class Governor(Protocol):
         version: ModelVersion | None,
         at: datetime,
         user: User | None,
-        request: Any = None,
+        promotion_request: Any = None,
     ) -> None:
         """Record that alias `name` now points at `version` (None: removed)."""
 

@@ -127,8 +127,8 @@ def registered_model_get(*, user: AnyUser, name: str, details: bool = True) -> R
     """The visible model named `name`. Without `details`, just the row (for write paths,
     which hand it to a service and re-read what they show)."""
     base = _model_details() if details else RegisteredModel.objects.all()
-    rm = permissions.visible(user, base).filter(name=name).first()
-    if rm is None:
+    registered_model = permissions.visible(user, base).filter(name=name).first()
+    if registered_model is None:
         error = NotFound(f"Registered model '{name}' not found.", code="registered_model_not_found")
         # Only on this error path: does it exist, invisible to the user? (for the audit log)
         hidden = (
@@ -139,7 +139,7 @@ def registered_model_get(*, user: AnyUser, name: str, details: bool = True) -> R
         if hidden is not None:
             error.refusing(hidden, name, str(permissions.Perm.VIEW))
         raise error
-    return rm
+    return registered_model
 
 
 @functools.cache

@@ -113,9 +113,9 @@ def _lineage(versions: list[ModelVersion]) -> dict[int, dict[str, Any]]:
 
 @page
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    rm = selectors.registered_model_get(user=request.user, name=name)
+    registered_model = selectors.registered_model_get(user=request.user, name=name)
     versions = selectors.version_list(
-        user=request.user, filters=selectors.VersionFilters(registered_model=rm)
+        user=request.user, filters=selectors.VersionFilters(registered_model=registered_model)
     )
     at_text, at, at_error = request.GET.get("at", "").strip(), None, ""
     if at_text:
@@ -125,17 +125,17 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             at_error = "Give a date and time like 2026-03-01 12:00 (UTC)."
     shown = list(versions.order_by("-version")[:200])
     lineage = _lineage(shown[:10])
-    may_manage = permissions.has(request.user, Perm.MANAGE_ACCESS, rm)
+    may_manage = permissions.has(request.user, Perm.MANAGE_ACCESS, registered_model)
     return render(
         request,
         "registry/model_detail.html",
         {
-            **panels.context("model", user=request.user, registered_model=rm, at=at),
-            "registered_model": rm,
+            **panels.context("model", user=request.user, registered_model=registered_model, at=at),
+            "registered_model": registered_model,
             "versions": shown,
             "lineage": [(v, lineage[v.pk]) for v in shown[:10] if lineage[v.pk]["run"]],
-            "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
-            "access": permissions.grant_table(rm) if may_manage else None,
+            "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, registered_model),
+            "access": permissions.grant_table(registered_model) if may_manage else None,
             "at_text": at_text,
             "at_error": at_error,
         },
@@ -144,8 +144,10 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 @page
 def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    rm = selectors.registered_model_get(user=request.user, name=name)
-    version = selectors.version_get(user=request.user, registered_model=rm, number=number)
+    registered_model = selectors.registered_model_get(user=request.user, name=name)
+    version = selectors.version_get(
+        user=request.user, registered_model=registered_model, number=number
+    )
     jobs = selectors.job_list(user=request.user, version=version)
     latest = {}
     for job in jobs:  # newest first: the first succeeded job of each kind is the one shown
@@ -156,14 +158,14 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
         "registry/version_detail.html",
         {
             **panels.context("version", user=request.user, version=version),
-            "registered_model": rm,
+            "registered_model": registered_model,
             "version": version,
             "lineage": _lineage([version])[version.pk],
-            "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, rm),
+            "may_request": permissions.has(request.user, Perm.REQUEST_PROMOTION, registered_model),
             "children": selectors.version_children(version),
             "jobs": jobs,
             "job_kinds": PackagingJob.Kind.choices,
-            "may_change": permissions.has(request.user, Perm.CHANGE, rm),
+            "may_change": permissions.has(request.user, Perm.CHANGE, registered_model),
             "formats": latest.get(PackagingJob.Kind.COMPARE_FORMATS),
             "parity": latest.get(PackagingJob.Kind.CONVERT_ONNX),
             "deployments": selectors.deployment_list(user=request.user, version=version),
@@ -206,10 +208,10 @@ def _svg_chart(result: dict[str, Any]) -> dict[str, Any]:
 def compare(request: HttpRequest, name: str) -> HttpResponse:
     """Two or more versions side by side: params and metrics, differences highlighted, and a
     chart of the metrics."""
-    rm = selectors.registered_model_get(user=request.user, name=name)
+    registered_model = selectors.registered_model_get(user=request.user, name=name)
     choices = list(
         selectors.version_list(
-            user=request.user, filters=selectors.VersionFilters(registered_model=rm)
+            user=request.user, filters=selectors.VersionFilters(registered_model=registered_model)
         )
         .order_by("-version")
         .values_list("version", flat=True)[:200]
@@ -223,20 +225,20 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
         try:
             numbers = [whole_number(v, "versions") for v in picked]
             result = selectors.version_compare(
-                user=request.user, registered_model=rm, numbers=numbers
+                user=request.user, registered_model=registered_model, numbers=numbers
             )
         except (ValidationFailed, NotFound) as exc:
             error = exc.message
     elif len(choices) >= 2:
         picked = [str(choices[1]), str(choices[0])]
         result = selectors.version_compare(
-            user=request.user, registered_model=rm, numbers=[choices[1], choices[0]]
+            user=request.user, registered_model=registered_model, numbers=[choices[1], choices[0]]
         )
     return render(
         request,
         "registry/compare.html",
         {
-            "registered_model": rm,
+            "registered_model": registered_model,
             "choices": choices,
             "picked": picked,
             "result": result,
@@ -250,8 +252,10 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
 @page(methods=("POST",))
 def version_job_start(request: HttpRequest, name: str, number: int) -> HttpResponse:
     """Start a packaging job from the version page; refusals come back as messages."""
-    rm = selectors.registered_model_get(user=request.user, name=name)
-    version = selectors.version_get(user=request.user, registered_model=rm, number=number)
+    registered_model = selectors.registered_model_get(user=request.user, name=name)
+    version = selectors.version_get(
+        user=request.user, registered_model=registered_model, number=number
+    )
     kind = request.POST.get("kind", "")
     try:
         job, created = services.job_start(
@@ -275,8 +279,10 @@ def version_job_start(request: HttpRequest, name: str, number: int) -> HttpRespo
 def artifact_download(
     request: HttpRequest, name: str, number: int, artifact_id: int
 ) -> FileResponse:
-    rm = selectors.registered_model_get(user=request.user, name=name)
-    version = selectors.version_get(user=request.user, registered_model=rm, number=number)
+    registered_model = selectors.registered_model_get(user=request.user, name=name)
+    version = selectors.version_get(
+        user=request.user, registered_model=registered_model, number=number
+    )
     artifact = selectors.artifact_get(user=request.user, version=version, artifact_id=artifact_id)
     handle = services.artifact_open(actor=Actor.from_request(request), artifact=artifact)
     return FileResponse(

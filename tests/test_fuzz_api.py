@@ -29,9 +29,9 @@ def test_no_request_the_schema_describes_gets_a_5xx_or_an_off_schema_answer(
     assert st, "schemathesis is a dev dependency; its `st` command must be beside python"
     admin = superuser()
     for name in ("scorer", "ranker"):
-        rm = make_model(admin, name)
-        make_version(admin, rm)
-        make_version(admin, rm)
+        registered_model = make_model(admin, name)
+        make_version(admin, registered_model)
+        make_version(admin, registered_model)
     _, secret = token_create(actor=actor_for(admin), user=admin, name="fuzz")
     schema = tmp_path / "openapi.json"
     schema.write_text(json.dumps(SchemaGenerator().get_schema(request=None, public=True)))

@@ -17,10 +17,10 @@ HUGE = "9" * 40
 
 @pytest.fixture
 def scorer(admin_user):
-    rm = make_model(admin_user, "scorer")
-    make_version(admin_user, rm)
-    make_version(admin_user, rm)
-    return rm
+    registered_model = make_model(admin_user, "scorer")
+    make_version(admin_user, registered_model)
+    make_version(admin_user, registered_model)
+    return registered_model
 
 
 def _page(admin_user) -> Client:

@@ -405,10 +405,12 @@ def _build(roles: dict[str, Any]) -> World:
     ids: dict[str, dict[str, int]] = {}
     lineage: dict[str, dict[str, int]] = {}
     for name in MODELS:
-        rm = services.registered_model_create(actor=act, name=f"{name}-model", tags={"team": "x"})
+        registered_model = services.registered_model_create(
+            actor=act, name=f"{name}-model", tags={"team": "x"}
+        )
         version, _ = services.version_create(
             actor=Actor(user=author, channel="cli"),
-            registered_model=rm,
+            registered_model=registered_model,
             signature=SIGNATURE,
             metrics={"auc": 0.9},
             tags={"team": "x"},
@@ -418,7 +420,7 @@ def _build(roles: dict[str, Any]) -> World:
         lineage[name] = {k: v for k, v in chain.items() if k != "run"}
         services.version_create(
             actor=act,
-            registered_model=rm,
+            registered_model=registered_model,
             metrics={"auc": 0.8},
             run_id=f"{name}-model-run",
             training_run=chain["run"],
@@ -429,15 +431,17 @@ def _build(roles: dict[str, Any]) -> World:
             filename="m.pkl",
             chunks=read_chunks(io.BytesIO(name.encode())),
         )
-        services.alias_set(actor=act, registered_model=rm, name="champion", version=version)
+        services.alias_set(
+            actor=act, registered_model=registered_model, name="champion", version=version
+        )
         deployment = services.deployment_create(
             actor=act, version=version, environment="staging", target="t"
         )
-        request = promotions.request_create(
+        request = promotions.promotion_request_create(
             actor=Actor(user=requester, channel="cli"), version=version, target_stage="production"
         )
         ids[name] = {
-            "model": rm.pk,
+            "model": registered_model.pk,
             "artifact": artifact.pk,
             "deployment": deployment.pk,
             "request": request.pk,

@@ -36,8 +36,8 @@ def _assert_strict(response) -> None:
 
 
 def test_pages_api_answers_and_errors_carry_the_policy(client, api, data_scientist):
-    rm = make_model(data_scientist, "churn")
-    make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "churn")
+    make_version(data_scientist, registered_model)
     for response in (
         client.get("/login/"),
         client.get("/admin/login/"),

@@ -77,7 +77,7 @@ class PromotionRequestListView(GovernanceView):
     def post(self, request: Request) -> Response:
         data = self.valid(s.PromotionRequestIn)
         version = self.version(data.pop("model"), data.pop("version"))
-        created = promotions.request_create(actor=self.actor(), version=version, **data)
+        created = promotions.promotion_request_create(actor=self.actor(), version=version, **data)
         return detail_response(request, created.pk, status.HTTP_201_CREATED)
 
 
@@ -105,8 +105,8 @@ class PromotionRequestActionView(GovernanceView):
 class PromotionReviewView(PromotionRequestActionView):
     @extend_schema(request=s.ReviewIn, responses=s.PromotionRequestDetailOut)
     def post(self, request: Request, pk: int) -> Response:
-        promotions.review_submit(
-            actor=self.actor(), request=self.found(pk), **self.valid(s.ReviewIn)
+        promotions.promotion_request_review(
+            actor=self.actor(), promotion_request=self.found(pk), **self.valid(s.ReviewIn)
         )
         return detail_response(request, pk)
 
@@ -114,15 +114,15 @@ class PromotionReviewView(PromotionRequestActionView):
 class PromotionApplyView(PromotionRequestActionView):
     @extend_schema(request=None, responses=s.PromotionRequestDetailOut)
     def post(self, request: Request, pk: int) -> Response:
-        promotions.request_apply(actor=self.actor(), request=self.found(pk))
+        promotions.promotion_request_apply(actor=self.actor(), promotion_request=self.found(pk))
         return detail_response(request, pk)
 
 
 class PromotionCancelView(PromotionRequestActionView):
     @extend_schema(request=s.CancelIn, responses=s.PromotionRequestDetailOut)
     def post(self, request: Request, pk: int) -> Response:
-        promotions.request_cancel(
-            actor=self.actor(), request=self.found(pk), **self.valid(s.CancelIn)
+        promotions.promotion_request_cancel(
+            actor=self.actor(), promotion_request=self.found(pk), **self.valid(s.CancelIn)
         )
         return detail_response(request, pk)
 
@@ -130,7 +130,7 @@ class PromotionCancelView(PromotionRequestActionView):
 class ModelRollbackView(GovernanceView):
     @extend_schema(request=s.RollbackIn, responses={201: s.PromotionRequestDetailOut})
     def post(self, request: Request, name: str) -> Response:
-        created = promotions.rollback_request(
+        created = promotions.promotion_request_rollback(
             actor=self.actor(),
             registered_model=self.registered_model(name),
             **self.valid(s.RollbackIn),
@@ -159,15 +159,15 @@ class ModelHistoryView(GovernanceView):
         responses=s.HistoryOut,
     )
     def get(self, request: Request, name: str) -> Response:
-        rm = self.registered_model(name)
+        registered_model = self.registered_model(name)
         at = _instant(request, "at")
         if at is not None:
-            return Response(history.at_instant(rm, at))
+            return Response(history.at_instant(registered_model, at))
         return Response(
             {
-                "model": rm.name,
+                "model": registered_model.name,
                 "timeline": history.timeline(
-                    rm,
+                    registered_model,
                     kind=choice(request, "kind", ["stage", "alias"]),
                     name=request.query_params.get("name"),
                 ),
@@ -280,10 +280,12 @@ class MyPermissionsView(GovernanceView):
 
     @extend_schema(responses=s.MyPermissionsOut)
     def get(self, request: Request, name: str) -> Response:
-        rm = self.registered_model(name)
+        registered_model = self.registered_model(name)
         return Response(
             {
-                "model": rm.name,
-                "permissions": {p.name.lower(): permissions.has(request.user, p, rm) for p in Perm},
+                "model": registered_model.name,
+                "permissions": {
+                    p.name.lower(): permissions.has(request.user, p, registered_model) for p in Perm
+                },
             }
         )

@@ -75,9 +75,10 @@ class ModelListView(RegistryView):
     @extend_schema(request=s.RegisteredModelCreateIn, responses={201: s.RegisteredModelOut})
     def post(self, request: Request) -> Response:
         data = self.valid(s.RegisteredModelCreateIn)
-        rm = services.registered_model_create(actor=self.actor(), **data)
+        registered_model = services.registered_model_create(actor=self.actor(), **data)
         return Response(
-            s.RegisteredModelOut(self.shown_model(rm.name)).data, status=status.HTTP_201_CREATED
+            s.RegisteredModelOut(self.shown_model(registered_model.name)).data,
+            status=status.HTTP_201_CREATED,
         )
 
 
@@ -88,10 +89,12 @@ class ModelDetailView(RegistryView):
 
     @extend_schema(request=s.RegisteredModelUpdateIn, responses=s.RegisteredModelOut)
     def patch(self, request: Request, name: str) -> Response:
-        rm = self.registered_model(name)
+        registered_model = self.registered_model(name)
         data = self.valid(s.RegisteredModelUpdateIn, partial=True)
-        rm = services.registered_model_update(actor=self.actor(), registered_model=rm, **data)
-        return Response(s.RegisteredModelOut(self.shown_model(rm.name)).data)
+        registered_model = services.registered_model_update(
+            actor=self.actor(), registered_model=registered_model, **data
+        )
+        return Response(s.RegisteredModelOut(self.shown_model(registered_model.name)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str) -> Response:
@@ -104,9 +107,12 @@ class ModelDetailView(RegistryView):
 class ModelTagView(RegistryView):
     @extend_schema(request=s.TagValueIn, responses=s.RegisteredModelOut)
     def put(self, request: Request, name: str, key: str) -> Response:
-        rm = self.registered_model(name)
+        registered_model = self.registered_model(name)
         services.registered_model_tag_set(
-            actor=self.actor(), registered_model=rm, key=key, **self.valid(s.TagValueIn)
+            actor=self.actor(),
+            registered_model=registered_model,
+            key=key,
+            **self.valid(s.TagValueIn),
         )
         return Response(s.RegisteredModelOut(self.shown_model(name)).data)
 
@@ -157,10 +163,10 @@ class VersionListView(VersionSearchView):
 
     @extend_schema(parameters=_LIST_PARAMS, responses=s.VersionOut(many=True))
     def get(self, request: Request, name: str) -> Response:
-        rm = self.registered_model(name)
+        registered_model = self.registered_model(name)
         return self.page(
             selectors.version_list(
-                user=request.user, filters=self.filters(request, registered_model=rm)
+                user=request.user, filters=self.filters(request, registered_model=registered_model)
             ),
             s.VersionOut,
         )
@@ -179,16 +185,16 @@ class VersionListView(VersionSearchView):
         ],
     )
     def post(self, request: Request, name: str) -> Response:
-        rm = self.registered_model(name)
+        registered_model = self.registered_model(name)
         data = self.valid(s.VersionCreateIn)
         version, created = services.version_create(
             actor=self.actor(),
-            registered_model=rm,
+            registered_model=registered_model,
             idempotency_key=request.headers.get("Idempotency-Key"),
             **data,
         )
         version = selectors.version_get(
-            user=request.user, registered_model=rm, number=version.version
+            user=request.user, registered_model=registered_model, number=version.version
         )
         return Response(
             s.VersionOut(version).data,
@@ -374,11 +380,13 @@ class AliasListView(RegistryView):
 class AliasDetailView(RegistryView):
     @extend_schema(request=s.AliasIn, responses=s.AliasOut)
     def put(self, request: Request, name: str, alias: str) -> Response:
-        rm = self.registered_model(name)
+        registered_model = self.registered_model(name)
         number = self.valid(s.AliasIn)["version"]
-        version = selectors.version_get(user=request.user, registered_model=rm, number=number)
+        version = selectors.version_get(
+            user=request.user, registered_model=registered_model, number=number
+        )
         result = services.alias_set(
-            actor=self.actor(), registered_model=rm, name=alias, version=version
+            actor=self.actor(), registered_model=registered_model, name=alias, version=version
         )
         return Response(s.AliasOut(result).data)
 

@@ -36,7 +36,7 @@ def alias_point(
     registered_model: RegisteredModel,
     name: str,
     version: ModelVersion,
-    request: Any = None,
+    promotion_request: Any = None,
 ) -> Alias:
     """The move itself, for callers that checked permission and policy and hold the model's
     row lock."""
@@ -80,7 +80,7 @@ def alias_point(
         version=version,
         at=now,
         user=user,
-        request=request,
+        promotion_request=promotion_request,
     )
     audit.record(
         actor=actor,
@@ -91,7 +91,7 @@ def alias_point(
             "name": name,
             "from": previous,
             "to": version.version,
-            "promotion_request": request.pk if request else None,
+            "promotion_request": promotion_request.pk if promotion_request else None,
         },
     )
     return alias

@@ -348,7 +348,12 @@ def version_stage_set(
 
 
 def stage_move(
-    *, actor: Actor, version: ModelVersion, stage: str, archive_existing: bool, request: Any = None
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    stage: str,
+    archive_existing: bool,
+    promotion_request: Any = None,
 ) -> ModelVersion:
     """The move itself, for callers that checked permission and policy and hold the model's
     row lock (so two concurrent moves to production queue rather than both succeed). With
@@ -381,14 +386,22 @@ def stage_move(
             stage=ModelVersion.Stage.ARCHIVED, stage_changed_at=now, updated_at=now
         )
         governor().stages_moved(
-            versions=archived, stage=ModelVersion.Stage.ARCHIVED, at=now, user=user, request=request
+            versions=archived,
+            stage=ModelVersion.Stage.ARCHIVED,
+            at=now,
+            user=user,
+            promotion_request=promotion_request,
         )
     if previous != stage or archived:
         version.stage, version.stage_changed_at, version.updated_at = stage, now, now
         version.save(update_fields=["stage", "stage_changed_at", "updated_at"])
         if previous != stage:
             governor().stages_moved(
-                versions=[version], stage=stage, at=now, user=user, request=request
+                versions=[version],
+                stage=stage,
+                at=now,
+                user=user,
+                promotion_request=promotion_request,
             )
         audit.record(
             actor=actor,
@@ -399,7 +412,7 @@ def stage_move(
                 "from": previous,
                 "to": stage,
                 "archived_versions": [v.version for v in archived],
-                "promotion_request": request.pk if request else None,
+                "promotion_request": promotion_request.pk if promotion_request else None,
             },
         )
     return version

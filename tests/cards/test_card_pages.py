@@ -16,8 +16,8 @@ XSS = '<script>alert("x")</script><img src=x onerror=alert(1)> [link](javascript
 
 @pytest.fixture
 def version(data_scientist):
-    rm = make_model(data_scientist, "churn", risk_tier="low")
-    return make_version(data_scientist, rm, metrics={"auc": 0.9})
+    registered_model = make_model(data_scientist, "churn", risk_tier="low")
+    return make_version(data_scientist, registered_model, metrics={"auc": 0.9})
 
 
 def _form(**overrides):

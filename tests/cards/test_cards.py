@@ -34,7 +34,7 @@ SCHEMA = json.loads(
 
 
 @pytest.fixture
-def rm(data_scientist):
+def registered_model(data_scientist):
     return make_model(data_scientist, "churn", risk_tier="high")
 
 
@@ -46,11 +46,11 @@ def edit(user, version, **changes) -> ModelCard:
     return services.card_update(actor=actor_for(user), card=card_of(version), changes=changes)
 
 
-def test_every_version_gets_a_card_copied_from_the_previous_one(rm, data_scientist):
-    v1 = make_version(data_scientist, rm)
+def test_every_version_gets_a_card_copied_from_the_previous_one(registered_model, data_scientist):
+    v1 = make_version(data_scientist, registered_model)
     assert card_of(v1).content == card_content.empty()
     edit(data_scientist, v1, sections={"intended_use": "Churn scoring."})
-    v2 = make_version(data_scientist, rm)
+    v2 = make_version(data_scientist, registered_model)
     card = card_of(v2)
     assert card.content["sections"]["intended_use"] == "Churn scoring."
     assert card.status == "draft" and card.revision == 1
@@ -58,8 +58,8 @@ def test_every_version_gets_a_card_copied_from_the_previous_one(rm, data_scienti
     assert AuditEvent.objects.filter(action="card.created").count() == 2
 
 
-def test_each_save_is_a_revision_with_diff_and_restore(rm, data_scientist):
-    v = make_version(data_scientist, rm)
+def test_each_save_is_a_revision_with_diff_and_restore(registered_model, data_scientist):
+    v = make_version(data_scientist, registered_model)
     edit(data_scientist, v, sections={"intended_use": "First line.\nSecond line."})
     edit(
         data_scientist,
@@ -85,8 +85,8 @@ def test_each_save_is_a_revision_with_diff_and_restore(rm, data_scientist):
         services.diff(card, 1, 99)
 
 
-def test_a_stale_editor_cannot_overwrite_a_newer_save(rm, data_scientist):
-    v = make_version(data_scientist, rm)
+def test_a_stale_editor_cannot_overwrite_a_newer_save(registered_model, data_scientist):
+    v = make_version(data_scientist, registered_model)
     card = card_of(v)
     services.card_update(
         actor=actor_for(data_scientist),
@@ -105,8 +105,8 @@ def test_a_stale_editor_cannot_overwrite_a_newer_save(rm, data_scientist):
     assert card_of(v).content["sections"]["caveats"] == "mine"
 
 
-def test_bad_input_is_refused_with_the_field_and_changes_nothing(rm, data_scientist):
-    v = make_version(data_scientist, rm)
+def test_bad_input_is_refused_with_the_field_and_changes_nothing(registered_model, data_scientist):
+    v = make_version(data_scientist, registered_model)
     for changes, field in (
         ({"sections": {"intended_use": "x" * 20_001}}, "sections.intended_use"),
         ({"sections": {"nonsense": "x"}}, "sections.nonsense"),
@@ -142,8 +142,10 @@ def test_completeness_follows_the_risk_tier(data_scientist):
     )
 
 
-def test_review_follows_the_policy_and_separation_of_duties(rm, data_scientist, reviewer, roles):
-    v = make_version(data_scientist, rm)
+def test_review_follows_the_policy_and_separation_of_duties(
+    registered_model, data_scientist, reviewer, roles
+):
+    v = make_version(data_scientist, registered_model)
     edit(data_scientist, v, **FULL_CARD)
     card = services.card_submit(actor=actor_for(data_scientist), card=card_of(v))
     with pytest.raises(Forbidden):  # data scientists do not approve
@@ -169,8 +171,10 @@ def test_review_follows_the_policy_and_separation_of_duties(rm, data_scientist, 
     assert services.approvals(card)[0] == []
 
 
-def test_request_changes_needs_a_comment_and_sends_the_card_back(rm, data_scientist, reviewer):
-    v = make_version(data_scientist, rm)
+def test_request_changes_needs_a_comment_and_sends_the_card_back(
+    registered_model, data_scientist, reviewer
+):
+    v = make_version(data_scientist, registered_model)
     edit(data_scientist, v, **FULL_CARD)
     card = services.card_submit(actor=actor_for(data_scientist), card=card_of(v))
     with pytest.raises(ValidationFailed):
@@ -188,13 +192,13 @@ def test_request_changes_needs_a_comment_and_sends_the_card_back(rm, data_scient
 
 
 def test_promotion_readiness_sees_the_card_approval(
-    rm, data_scientist, ml_engineer, reviewer, roles
+    registered_model, data_scientist, ml_engineer, reviewer, roles
 ):
     from tests.factories import SIGNATURE
 
-    v = make_version(data_scientist, rm, signature=SIGNATURE)
+    v = make_version(data_scientist, registered_model, signature=SIGNATURE)
     make_artifact(data_scientist, v)
-    request = promotions.request_create(
+    request = promotions.promotion_request_create(
         actor=actor_for(ml_engineer), version=v, target_stage="production"
     )
     check = next(c for c in promotions.evaluate(request).checks if c.name == "card_approved")
@@ -207,10 +211,10 @@ def test_promotion_readiness_sees_the_card_approval(
 
 
 @pytest.fixture
-def finished(rm, data_scientist):
+def finished(registered_model, data_scientist):
     v = make_version(
         data_scientist,
-        rm,
+        registered_model,
         metrics=[
             {"name": "auc", "value": 0.91, "dataset": "holdout", "split": "test"},
             {"name": "f1", "value": 0.7, "dataset": "holdout", "split": "test"},
@@ -247,7 +251,7 @@ def test_json_export_follows_the_published_schema(finished):
     assert {"type": "auc", "value": 0.91, "dataset": "holdout", "split": "test"} in metrics
 
 
-def test_hugging_face_readme_parses_and_round_trips(finished, data_scientist, rm):
+def test_hugging_face_readme_parses_and_round_trips(finished, data_scientist, registered_model):
     readme = formats.to_hf_readme(finished)
     hub = HubCard(readme)  # raises on invalid metadata or model-index
     data = hub.data.to_dict()
@@ -260,7 +264,7 @@ def test_hugging_face_readme_parses_and_round_trips(finished, data_scientist, rm
     changes, report = formats.from_hf_readme(readme)
     assert report["unmapped_sections"] == [] and report["unmapped_metadata"] == []
     assert report["skipped_generated"] == ["Metrics"]
-    fresh = make_version(data_scientist, rm)
+    fresh = make_version(data_scientist, registered_model)
     card = services.card_update(
         actor=actor_for(data_scientist),
         card=card_of(fresh),
@@ -274,7 +278,7 @@ def test_hugging_face_readme_parses_and_round_trips(finished, data_scientist, rm
     assert card.content == finished.content
 
 
-def test_import_of_a_foreign_readme_reports_what_did_not_map(rm, data_scientist):
+def test_import_of_a_foreign_readme_reports_what_did_not_map(registered_model, data_scientist):
     readme = (
         "---\nlicense: mit\nlanguage: en\nwidget: []\nthumbnail: x.png\n---\n"
         "# Some model\n\n## Uses\n\nText classification.\n\n### Direct Use\n\nAs is.\n\n"

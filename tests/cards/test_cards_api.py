@@ -17,10 +17,10 @@ C = "/api/v1/models/churn/versions/1/card/"
 
 @pytest.fixture
 def version(data_scientist):
-    rm = make_model(data_scientist, "churn", risk_tier="medium")
+    registered_model = make_model(data_scientist, "churn", risk_tier="medium")
     v = make_version(
         data_scientist,
-        rm,
+        registered_model,
         signature=SIGNATURE,
         metrics=[{"name": "auc", "value": 0.91, "dataset": "holdout", "split": "test"}],
     )

@@ -15,9 +15,12 @@ from tests.governance.oidc_support import idp, mapped, oidc_provider  # noqa: F4
 @pytest.fixture
 def history(data_scientist: User) -> list[AuditEvent]:
     """A few events from ordinary changes (roles_sync wrote the first ones), in order."""
-    rm = make_model(data_scientist, "chained")
+    registered_model = make_model(data_scientist, "chained")
     for i in range(3):
         services.registered_model_tag_set(
-            actor=actor_for(data_scientist), registered_model=rm, key=f"k{i}", value=str(i)
+            actor=actor_for(data_scientist),
+            registered_model=registered_model,
+            key=f"k{i}",
+            value=str(i),
         )
     return list(AuditEvent.objects.order_by("sequence"))

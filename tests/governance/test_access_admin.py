@@ -32,11 +32,11 @@ def _view_perm():
 def test_granting_and_revoking_in_the_admin_is_audited_and_takes_effect(
     root, api, data_scientist, outsider
 ):
-    rm = make_model(data_scientist, "churn")
+    registered_model = make_model(data_scientist, "churn")
     assert api(outsider).get("/api/v1/models/churn/").status_code == 404
     r = root.post(
         f"{A}registeredmodeluserpermission/add/",
-        {"content_object": rm.pk, "user": outsider.pk, "permission": _view_perm().pk},
+        {"content_object": registered_model.pk, "user": outsider.pk, "permission": _view_perm().pk},
     )
     assert r.status_code == 302, r.content
     grant = RegisteredModelUserPermission.objects.get(user=outsider)
@@ -167,16 +167,18 @@ def test_compliance_report_page_and_scoped_changelists(root, client, data_scient
     from core import permissions
     from tests.factories import make_version
 
-    rm = make_model(data_scientist, "churn")
+    registered_model = make_model(data_scientist, "churn")
     hidden = make_model(data_scientist, "secret-model")
-    page = root.get(f"/admin/registry/registeredmodel/{rm.pk}/compliance/").content.decode()
+    page = root.get(
+        f"/admin/registry/registeredmodel/{registered_model.pk}/compliance/"
+    ).content.decode()
     assert "Compliance report: churn" in page and "Never in production" in page
-    make_version(data_scientist, rm)
+    make_version(data_scientist, registered_model)
     make_version(data_scientist, hidden)
     # Admin access to versions is a Django permission; which versions is governance's call.
     staff = UserFactory(username="limited", is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
-    permissions.grant(Perm.VIEW, rm, user=staff)
+    permissions.grant(Perm.VIEW, registered_model, user=staff)
     client.force_login(staff)
     listing = client.get("/admin/registry/modelversion/").content.decode()
     assert "churn v1" in listing and "secret-model" not in listing
@@ -188,12 +190,12 @@ def test_compliance_report_page_and_scoped_changelists(root, client, data_scient
 
 
 def test_a_refused_grant_shows_why_and_saves_nothing(root, data_scientist, outsider):
-    rm = make_model(data_scientist, "churn")
+    registered_model = make_model(data_scientist, "churn")
     outsider.is_active = False
     outsider.save()
     r = root.post(
         f"{A}registeredmodeluserpermission/add/",
-        {"content_object": rm.pk, "user": outsider.pk, "permission": _view_perm().pk},
+        {"content_object": registered_model.pk, "user": outsider.pk, "permission": _view_perm().pk},
         follow=True,
     )
     assert r.status_code == 200 and "That user is inactive." in r.content.decode()
@@ -216,12 +218,12 @@ def test_approval_grants_in_the_admin_record_the_administrator_and_refuse_the_re
     """The creator manages her model's access, but only an administrator appoints approvers;
     whatever the form posts, who granted and whether an administrator did is recorded by the
     service."""
-    rm = make_model(data_scientist, "churn")
+    registered_model = make_model(data_scientist, "churn")
     approve = Permission.objects.get(codename="approve_promotion")
     r = root.post(
         f"{A}registeredmodeluserpermission/add/",
         {
-            "content_object": rm.pk,
+            "content_object": registered_model.pk,
             "user": outsider.pk,
             "permission": approve.pk,
             "by_administrator": "",
@@ -243,7 +245,7 @@ def test_approval_grants_in_the_admin_record_the_administrator_and_refuse_the_re
     r = client.post(
         f"{A}registeredmodeluserpermission/add/",
         {
-            "content_object": rm.pk,
+            "content_object": registered_model.pk,
             "user": UserFactory(username="pal").pk,
             "permission": approve.pk,
             "by_administrator": "on",
@@ -259,7 +261,7 @@ def test_approval_grants_in_the_admin_record_the_administrator_and_refuse_the_re
 def test_a_risk_tier_change_by_a_non_administrator_in_the_admin_is_refused_and_audited(
     client, data_scientist
 ):
-    rm = make_model(data_scientist, "churn", risk_tier="critical")
+    registered_model = make_model(data_scientist, "churn", risk_tier="critical")
     data_scientist.is_staff = True
     data_scientist.save(update_fields=["is_staff"])
     data_scientist.user_permissions.add(
@@ -267,7 +269,7 @@ def test_a_risk_tier_change_by_a_non_administrator_in_the_admin_is_refused_and_a
     )
     client.force_login(data_scientist)
     r = client.post(
-        f"/admin/registry/registeredmodel/{rm.pk}/change/",
+        f"/admin/registry/registeredmodel/{registered_model.pk}/change/",
         {"description": "", "risk_tier": "low", "tags-TOTAL_FORMS": "0", "tags-INITIAL_FORMS": "0"},
         follow=True,
     )
@@ -275,7 +277,7 @@ def test_a_risk_tier_change_by_a_non_administrator_in_the_admin_is_refused_and_a
         r.status_code == 200
         and "Only an administrator may change the risk tier" in r.content.decode()
     )
-    rm.refresh_from_db()
-    assert rm.risk_tier == "critical"
+    registered_model.refresh_from_db()
+    assert registered_model.risk_tier == "critical"
     event = AuditEvent.objects.get(action="gate.refused")
     assert event.channel == "admin" and event.details["code"] == "administrator_required"

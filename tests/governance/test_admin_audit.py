@@ -84,11 +84,11 @@ def _no_secret_in_the_log() -> None:
 
 
 def test_adding_a_webhook_is_audited_and_the_secret_is_never_shown_again(root, data_scientist):
-    rm = make_model(data_scientist, "churn")
-    r = root.post(f"{A}webhook/add/", _form(secret=SECRET, registered_model=rm.pk))
+    registered_model = make_model(data_scientist, "churn")
+    r = root.post(f"{A}webhook/add/", _form(secret=SECRET, registered_model=registered_model.pk))
     assert r.status_code == 302, r.content.decode()[:3000]
     hook = Webhook.objects.get()
-    assert hook.secret == SECRET and hook.registered_model == rm
+    assert hook.secret == SECRET and hook.registered_model == registered_model
     assert hook.events == ["promotion.applied"]
     event = AuditEvent.objects.get(action="webhook.created")
     assert event.channel == "admin" and event.actor_label == "root"
@@ -281,11 +281,11 @@ def test_staff_who_are_not_administrators_change_no_policy(staff):
 
 
 def test_deleting_policies_in_the_admin_goes_through_the_service(root, data_scientist):
-    rm = make_model(data_scientist, "churn", risk_tier="low")
+    registered_model = make_model(data_scientist, "churn", risk_tier="low")
     r = root.post(
         f"{A}policy/add/",
         {
-            "registered_model": rm.pk,
+            "registered_model": registered_model.pk,
             "production_approvals": 3,
             "staging_approvals": 1,
             "required_checks": '["artifact"]',
@@ -296,18 +296,20 @@ def test_deleting_policies_in_the_admin_goes_through_the_service(root, data_scie
         },
     )
     assert r.status_code == 302, r.content.decode()[:3000]
-    override = Policy.objects.get(registered_model=rm)
+    override = Policy.objects.get(registered_model=registered_model)
     assert AuditEvent.objects.get(action="policy.created").registered_model_name == "churn"
 
     r = root.post(f"{A}policy/{override.pk}/delete/", {"post": "yes"})
     assert r.status_code == 302
-    assert not Policy.objects.filter(registered_model=rm).exists()
+    assert not Policy.objects.filter(registered_model=registered_model).exists()
     [event] = _events("policy.deleted")
     assert event.details["policy"] == "policy for model churn"
     assert event.details["values"]["production_approvals"] == 3
     assert event.channel == "admin" and event.actor_label == "root"
-    rm.refresh_from_db()
-    assert policies.policy_for(rm).production_approvals == 1  # the tier's policy again
+    registered_model.refresh_from_db()
+    assert (
+        policies.policy_for(registered_model).production_approvals == 1
+    )  # the tier's policy again
 
     tiers = list(Policy.objects.filter(risk_tier__in=["low", "medium"]))
     r = root.post(

@@ -33,8 +33,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_every_covered_part_changes_the_digest_and_the_description_does_not(data_scientist):
-    rm = make_model(data_scientist, "m")
-    version = make_version(data_scientist, rm, signature=SIGNATURE)
+    registered_model = make_model(data_scientist, "m")
+    version = make_version(data_scientist, registered_model, signature=SIGNATURE)
     seen = {content.digest(version)}
     actor = actor_for(data_scientist)
 
@@ -55,8 +55,8 @@ def test_every_covered_part_changes_the_digest_and_the_description_does_not(data
 
 
 def test_a_derived_file_leaves_the_digest_alone_and_is_marked(data_scientist, ml_engineer):
-    rm = make_model(data_scientist, "m")
-    version = make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "m")
+    version = make_version(data_scientist, registered_model)
     source = make_artifact(data_scientist, version, data=pickle.dumps("w"))
     before = content.digest(version)
     job, _ = services.job_start(
@@ -87,16 +87,16 @@ def test_a_derived_file_leaves_the_digest_alone_and_is_marked(data_scientist, ml
 def test_card_authors_count_as_contributors_only_when_the_policy_requires_the_card(data_scientist):
     low = make_model(data_scientist, "low", risk_tier="low")
     high = make_model(data_scientist, "high", risk_tier="high")
-    for rm in (low, high):
-        approve_card(make_version(data_scientist, rm))
+    for registered_model in (low, high):
+        approve_card(make_version(data_scientist, registered_model))
     writer = User.objects.get(username="card-writer")
     assert writer.pk not in content.contributors(low.versions.get())
     assert writer.pk in content.contributors(high.versions.get())
 
 
 def test_whoever_changed_covered_metadata_is_a_contributor(data_scientist, ml_engineer):
-    rm = make_model(data_scientist, "m")
-    version = make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "m")
+    version = make_version(data_scientist, registered_model)
     services.version_update(actor=actor_for(ml_engineer), version=version, description="x")
     assert ml_engineer.pk not in content.contributors(version)
     services.version_metrics_log(
@@ -108,25 +108,34 @@ def test_whoever_changed_covered_metadata_is_a_contributor(data_scientist, ml_en
 def test_compliance_flags_an_applied_approval_that_no_longer_qualifies(
     data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "m")  # medium: one approval
-    version = make_version(data_scientist, rm, signature=SIGNATURE, metrics={"auc": 0.9})
+    registered_model = make_model(data_scientist, "m")  # medium: one approval
+    version = make_version(
+        data_scientist, registered_model, signature=SIGNATURE, metrics={"auc": 0.9}
+    )
     make_artifact(data_scientist, version, data=pickle.dumps("w"))
     grantee = UserFactory(username="gina")
-    permissions.grant(Perm.VIEW, rm, user=grantee, granted_by=superuser())
-    permissions.grant(Perm.APPROVE_PROMOTION, rm, user=grantee, granted_by=superuser())
-    request = promotions.request_create(
+    permissions.grant(Perm.VIEW, registered_model, user=grantee, granted_by=superuser())
+    permissions.grant(
+        Perm.APPROVE_PROMOTION, registered_model, user=grantee, granted_by=superuser()
+    )
+    request = promotions.promotion_request_create(
         actor=actor_for(ml_engineer), version=version, target_stage="production"
     )
-    promotions.review_submit(actor=actor_for(grantee), request=request, decision="approve")
+    promotions.promotion_request_review(
+        actor=actor_for(grantee), promotion_request=request, decision="approve"
+    )
     request.refresh_from_db()
     assert request.status == "applied"
-    assert compliance.report(rm)["compliant"]
+    assert compliance.report(registered_model)["compliant"]
     assert Review.objects.get(request=request).content_digest == content.digest(version)
     # The grant is withdrawn by an administrator: that approval would not qualify today.
     access.grant_remove(
-        actor=actor_for(superuser()), registered_model=rm, perm=Perm.APPROVE_PROMOTION, user=grantee
+        actor=actor_for(superuser()),
+        registered_model=registered_model,
+        perm=Perm.APPROVE_PROMOTION,
+        user=grantee,
     )
-    report = compliance.report(rm)
+    report = compliance.report(registered_model)
     assert not report["compliant"]
     assert any(
         "gina" in f["message"] and "no approval right" in f["message"] for f in report["findings"]
@@ -138,14 +147,14 @@ def test_compliance_flags_an_applied_approval_that_no_longer_qualifies(
 def test_a_file_racing_a_request_is_in_its_digest_or_refused(roles, data_scientist, ml_engineer):
     """The request locks the version's row before it records the digest; an upload checks
     the seal under the same lock: the file is either covered by the request or refused."""
-    rm = make_model(data_scientist, "race")
-    version = make_version(data_scientist, rm, signature=SIGNATURE)
+    registered_model = make_model(data_scientist, "race")
+    version = make_version(data_scientist, registered_model, signature=SIGNATURE)
     make_artifact(data_scientist, version, data=pickle.dumps("w"))
 
     def act(i: int) -> str:
         try:
             if i == 0:
-                promotions.request_create(
+                promotions.promotion_request_create(
                     actor=actor_for(ml_engineer), version=version, target_stage="staging"
                 )
             else:
@@ -167,8 +176,8 @@ def test_a_file_racing_a_request_is_in_its_digest_or_refused(roles, data_scienti
 
 
 def test_an_administrator_who_trusted_a_file_is_a_contributor(data_scientist, admin_user):
-    rm = make_model(data_scientist, "m")
-    version = make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "m")
+    version = make_version(data_scientist, registered_model)
     artifact = make_artifact(data_scientist, version, data=b"not a known format")
     assert admin_user.pk not in content.contributors(version)
     services.artifact_trust(actor=actor_for(admin_user), artifact=artifact)

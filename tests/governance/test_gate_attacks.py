@@ -95,11 +95,13 @@ def refused(
 
 
 def open_request(
-    api, user: User, rm: RegisteredModel, number: int, **target: str
+    api, user: User, registered_model: RegisteredModel, number: int, **target: str
 ) -> dict[str, Any]:
     target = target or {"target_stage": "production"}
     r = api(user).post(
-        R, {"model": rm.name, "version": number, "justification": "better", **target}, format="json"
+        R,
+        {"model": registered_model.name, "version": number, "justification": "better", **target},
+        format="json",
     )
     assert r.status_code == 201, r.json()
     return r.json()
@@ -112,17 +114,21 @@ def approve(api, user: User, request_id: int) -> Any:
 
 
 def promote(
-    rm: RegisteredModel, version: ModelVersion, requester: User, *reviewers: User, **target: str
+    registered_model: RegisteredModel,
+    version: ModelVersion,
+    requester: User,
+    *reviewers: User,
+    **target: str,
 ) -> PromotionRequest:
     """Set-up: a promotion the way the workflow makes it (request, enough approvals)."""
     target = target or {"target_stage": "production"}
-    request = promotions.request_create(
+    request = promotions.promotion_request_create(
         actor=actor_for(requester), version=version, justification="set-up", **target
     )
     for user in reviewers:
         request.refresh_from_db()
-        promotions.review_submit(
-            actor=actor_for(user), request=request, decision="approve", comment="ok"
+        promotions.promotion_request_review(
+            actor=actor_for(user), promotion_request=request, decision="approve", comment="ok"
         )
     request.refresh_from_db()
     assert request.status == "applied"
@@ -132,13 +138,13 @@ def promote(
 def upload(
     api,
     user: User,
-    rm: RegisteredModel,
+    registered_model: RegisteredModel,
     number: int,
     filename: str = "extra.pkl",
     data: bytes = b"\x80\x04K\x02.",
 ) -> Any:
     return api(user).post(
-        f"{API}/models/{rm.name}/versions/{number}/artifacts/?filename={filename}",
+        f"{API}/models/{registered_model.name}/versions/{number}/artifacts/?filename={filename}",
         data=data,
         content_type="application/octet-stream",
     )
@@ -149,21 +155,21 @@ def files_of(version: ModelVersion) -> list[tuple[str, str]]:
 
 
 def assert_sealed_attempts_refused(
-    api, user: User, rm: RegisteredModel, version: ModelVersion, seal: str
+    api, user: User, registered_model: RegisteredModel, version: ModelVersion, seal: str
 ) -> None:
     """Signature, metrics and a new file: each refused as version_sealed, naming `seal`;
     the content digest, files, metrics and signature stay as they were."""
     digest, files, signature = content.digest(version), files_of(version), version.signature
     metrics = sorted(version.metrics.values_list("name", "value"))
-    base = f"{API}/models/{rm.name}/versions/{version.version}/"
+    base = f"{API}/models/{registered_model.name}/versions/{version.version}/"
     client = api(user)
     attempts = [
         lambda: client.patch(base, {"signature": WIDER_SIGNATURE}, format="json"),
         lambda: client.post(f"{base}metrics/", {"metrics": {"auc": 0.99}}, format="json"),
-        lambda: upload(api, user, rm, version.version),
+        lambda: upload(api, user, registered_model, version.version),
     ]
     for attempt in attempts:
-        body = refused(attempt, 409, "version_sealed", user, rm)
+        body = refused(attempt, 409, "version_sealed", user, registered_model)
         assert any(seal in reason for reason in body["sealed_by"]), body
     version.refresh_from_db()
     assert version.signature == signature
@@ -179,8 +185,8 @@ def assert_sealed_attempts_refused(
 def test_the_default_high_and_critical_policies_protect_champion_prod_and_production(
     data_scientist, tier
 ):
-    rm = make_model(data_scientist, f"fresh-{tier}", risk_tier=tier)
-    policy = policies.policy_for(rm)
+    registered_model = make_model(data_scientist, f"fresh-{tier}", risk_tier=tier)
+    policy = policies.policy_for(registered_model)
     assert {a.casefold() for a in policy.protected_aliases} >= {"champion", "prod", "production"}
     for name in ("champion", "Champion", "prod", "PROD", "Prod", "production", "Production"):
         assert policies.is_protected(policy, name), name
@@ -193,19 +199,19 @@ def test_the_default_high_and_critical_policies_protect_champion_prod_and_produc
 def test_a_change_rights_user_cannot_upload_a_file_to_a_version_in_production(
     api, data_scientist, ml_engineer, reviewer
 ):
-    rm = make_model(data_scientist, "churn")
-    v1 = ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer)
+    registered_model = make_model(data_scientist, "churn")
+    v1 = ready_version(data_scientist, registered_model)
+    promote(registered_model, v1, ml_engineer, reviewer)
     resolve = f"{API}/models/churn/resolve/?stage=production"
     before = api(data_scientist).get(resolve).json()
     assert before["version"] == 1 and len(before["artifacts"]) == 1
 
     body = refused(
-        lambda: upload(api, data_scientist, rm, 1, "model.pkl.bak"),
+        lambda: upload(api, data_scientist, registered_model, 1, "model.pkl.bak"),
         409,
         "version_sealed",
         data_scientist,
-        rm,
+        registered_model,
     )
     assert body["sealed_by"] == ["it is in production"]
 
@@ -222,13 +228,22 @@ def test_a_change_rights_user_cannot_upload_a_file_to_a_version_in_production(
 def test_a_version_holding_a_protected_alias_refuses_signature_metrics_and_file_changes(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    v1 = ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, reviewer_named(roles, "dave"), target_alias="champion")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    v1 = ready_version(data_scientist, registered_model)
+    promote(
+        registered_model,
+        v1,
+        ml_engineer,
+        reviewer,
+        reviewer_named(roles, "dave"),
+        target_alias="champion",
+    )
     v1.refresh_from_db()
-    assert v1.stage == "none" and rm.aliases.get().name == "champion"
+    assert v1.stage == "none" and registered_model.aliases.get().name == "champion"
 
-    assert_sealed_attempts_refused(api, data_scientist, rm, v1, "protected alias 'champion'")
+    assert_sealed_attempts_refused(
+        api, data_scientist, registered_model, v1, "protected alias 'champion'"
+    )
     # What the model is stays frozen; what it says about itself does not.
     r = api(data_scientist).patch(
         f"{API}/models/scorer/versions/1/", {"description": "still editable"}, format="json"
@@ -242,13 +257,15 @@ def test_a_version_holding_a_protected_alias_refuses_signature_metrics_and_file_
 def test_after_the_first_of_two_approvals_the_author_cannot_change_signature_metrics_or_files(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    v1 = ready_version(data_scientist, rm)
-    request = open_request(api, ml_engineer, rm, 1)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    v1 = ready_version(data_scientist, registered_model)
+    request = open_request(api, ml_engineer, registered_model, 1)
     r = approve(api, reviewer, request["id"])
     assert r.status_code == 200 and r.json()["status"] == "pending"
 
-    assert_sealed_attempts_refused(api, data_scientist, rm, v1, f"request #{request['id']}")
+    assert_sealed_attempts_refused(
+        api, data_scientist, registered_model, v1, f"request #{request['id']}"
+    )
     stored = PromotionRequest.objects.get(pk=request["id"])
     assert stored.status == "pending" and stored.content_digest == content.digest(v1)
     assert list(Review.objects.filter(request=stored).values_list("content_digest", flat=True)) == [
@@ -263,9 +280,9 @@ def test_after_the_first_of_two_approvals_the_author_cannot_change_signature_met
 def test_editing_and_reapproving_the_card_voids_an_earlier_approval(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    ready_version(data_scientist, rm)
-    request = open_request(api, ml_engineer, rm, 1)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    ready_version(data_scientist, registered_model)
+    request = open_request(api, ml_engineer, registered_model, 1)
     assert approve(api, reviewer, request["id"]).json()["status"] == "pending"
 
     card = f"{API}/models/scorer/versions/1/card/"
@@ -295,7 +312,7 @@ def test_editing_and_reapproving_the_card_voids_an_earlier_approval(
     assert body["status"] == "pending", body
     assert body["evaluation"]["approved_by"] == ["dave"]
     assert body["evaluation"]["approvals_needed"] == 2
-    assert ModelVersion.objects.get(registered_model=rm, version=1).stage == "none"
+    assert ModelVersion.objects.get(registered_model=registered_model, version=1).stage == "none"
     assert PromotionRequest.objects.get(pk=request["id"]).status == "pending"
 
     # A second approval on what the card says now is what applies it.
@@ -306,9 +323,9 @@ def test_editing_and_reapproving_the_card_voids_an_earlier_approval(
 def test_a_reviewer_whose_approval_was_voided_may_approve_the_new_content(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    ready_version(data_scientist, rm)
-    request = open_request(api, ml_engineer, rm, 1)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    ready_version(data_scientist, registered_model)
+    request = open_request(api, ml_engineer, registered_model, 1)
     assert approve(api, reviewer, request["id"]).json()["status"] == "pending"
     card = f"{API}/models/scorer/versions/1/card/"
     api(data_scientist).patch(card, {"sections": {"limitations": "Rewritten."}}, format="json")
@@ -325,14 +342,14 @@ def test_a_reviewer_whose_approval_was_voided_may_approve_the_new_content(
     assert r.json()["evaluation"]["approved_by"] == ["carol"]
 
 
-def _approved_not_applied(api, rm, data_scientist, ml_engineer, *reviewers) -> dict:
+def _approved_not_applied(api, registered_model, data_scientist, ml_engineer, *reviewers) -> dict:
     """A high-risk request approved by two reviewers under a policy that does not apply on
     approval, so it waits, approved, for someone to apply it."""
     policies.policy_override_set(
-        actor=actor_for(superuser()), registered_model=rm, auto_apply=False
+        actor=actor_for(superuser()), registered_model=registered_model, auto_apply=False
     )
-    ready_version(data_scientist, rm)
-    request = open_request(api, ml_engineer, rm, 1)
+    ready_version(data_scientist, registered_model)
+    request = open_request(api, ml_engineer, registered_model, 1)
     for user in reviewers:
         r = approve(api, user, request["id"])
         assert r.status_code == 200, r.json()
@@ -343,9 +360,9 @@ def _approved_not_applied(api, rm, data_scientist, ml_engineer, *reviewers) -> d
 def test_editing_the_card_of_an_approved_request_sends_it_back_to_pending(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
     request = _approved_not_applied(
-        api, rm, data_scientist, ml_engineer, reviewer, reviewer_named(roles, "dave")
+        api, registered_model, data_scientist, ml_engineer, reviewer, reviewer_named(roles, "dave")
     )
     r = api(data_scientist).patch(
         f"{API}/models/scorer/versions/1/card/",
@@ -360,37 +377,42 @@ def test_editing_the_card_of_an_approved_request_sends_it_back_to_pending(
     assert sorted(event.details["voided"]) == ["carol", "dave"]
     r = api(ml_engineer).post(f"{R}{request['id']}/apply/")
     assert r.status_code == 409 and r.json()["code"] == "request_not_approved", r.json()
-    assert ModelVersion.objects.get(registered_model=rm, version=1).stage == "none"
+    assert ModelVersion.objects.get(registered_model=registered_model, version=1).stage == "none"
 
 
 def test_applying_after_an_approver_lost_eligibility_is_refused(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
-    request = _approved_not_applied(api, rm, data_scientist, ml_engineer, reviewer, dave)
+    request = _approved_not_applied(
+        api, registered_model, data_scientist, ml_engineer, reviewer, dave
+    )
     dave.groups.remove(roles["reviewer"])  # an administrator takes the role away
     body = refused(
         lambda: api(ml_engineer).post(f"{R}{request['id']}/apply/"),
         409,
         "approvals_insufficient",
         ml_engineer,
-        rm,
+        registered_model,
     )
     assert len(body["ineligible_reviews"]) == 1
     assert PromotionRequest.objects.get(pk=request["id"]).status == "approved"
-    assert ModelVersion.objects.get(registered_model=rm, version=1).stage == "none"
+    assert ModelVersion.objects.get(registered_model=registered_model, version=1).stage == "none"
     assert not AuditEvent.objects.filter(action="promotion.applied").exists()
 
 
 def test_a_rollback_to_an_archived_version_whose_content_changed_gets_no_fast_track(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
-    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, dave)
-    promote(rm, v2, ml_engineer, reviewer, dave)
+    v1, v2 = (
+        ready_version(data_scientist, registered_model),
+        ready_version(data_scientist, registered_model),
+    )
+    promote(registered_model, v1, ml_engineer, reviewer, dave)
+    promote(registered_model, v2, ml_engineer, reviewer, dave)
     v1.refresh_from_db()
     assert v1.stage == "archived"
     entered = StageHistory.objects.filter(version=v1, name="production").latest("started_at")
@@ -413,17 +435,23 @@ def test_a_rollback_to_an_archived_version_whose_content_changed_gets_no_fast_tr
     assert rollback["evaluation"]["approvals_needed"] == 2
     r = approve(api, reviewer, rollback["id"])
     assert r.status_code == 200 and r.json()["status"] == "pending", r.json()
-    assert dict(rm.versions.values_list("version", "stage")) == {1: "archived", 2: "production"}
+    assert dict(registered_model.versions.values_list("version", "stage")) == {
+        1: "archived",
+        2: "production",
+    }
 
 
 def test_a_rollback_after_the_archived_versions_requirements_changed_gets_no_fast_track(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
-    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, dave)
-    promote(rm, v2, ml_engineer, reviewer, dave)
+    v1, v2 = (
+        ready_version(data_scientist, registered_model),
+        ready_version(data_scientist, registered_model),
+    )
+    promote(registered_model, v1, ml_engineer, reviewer, dave)
+    promote(registered_model, v2, ml_engineer, reviewer, dave)
     r = api(data_scientist).patch(
         f"{API}/models/scorer/versions/1/",
         {"pip_requirements": ["scikit-learn==1.4.2", "evil-helper==0.1"]},
@@ -442,11 +470,14 @@ def test_a_rollback_to_an_unchanged_archived_version_keeps_its_fast_track(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
     """The control for the attack above: the same rollback without the change needs one."""
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
-    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, dave)
-    promote(rm, v2, ml_engineer, reviewer, dave)
+    v1, v2 = (
+        ready_version(data_scientist, registered_model),
+        ready_version(data_scientist, registered_model),
+    )
+    promote(registered_model, v1, ml_engineer, reviewer, dave)
+    promote(registered_model, v2, ml_engineer, reviewer, dave)
     r = api(ml_engineer).post(
         f"{API}/models/scorer/rollback/", {"justification": "v2 drifts"}, format="json"
     )
@@ -457,17 +488,20 @@ def test_a_rollback_to_an_unchanged_archived_version_keeps_its_fast_track(
 # --- Attack 4: appointing approvers -----------------------------------------------------------
 
 
-def _access(client, rm: RegisteredModel, who: str, perm: Perm, action: str = "grant") -> Any:
+def _access(
+    client, registered_model: RegisteredModel, who: str, perm: Perm, action: str = "grant"
+) -> Any:
     return client.post(
-        f"/models/{rm.name}/access/", {"who": who, "perm": str(perm), "action": action}
+        f"/models/{registered_model.name}/access/",
+        {"who": who, "perm": str(perm), "action": action},
     )
 
 
-def _model_grants(rm: RegisteredModel, *users: User) -> set[tuple[str, str]]:
+def _model_grants(registered_model: RegisteredModel, *users: User) -> set[tuple[str, str]]:
     return set(
-        RegisteredModelUserPermission.objects.filter(content_object=rm, user__in=users).values_list(
-            "user__username", "permission__codename"
-        )
+        RegisteredModelUserPermission.objects.filter(
+            content_object=registered_model, user__in=users
+        ).values_list("user__username", "permission__codename")
     )
 
 
@@ -478,7 +512,7 @@ def test_a_model_creator_cannot_appoint_approvers_or_access_managers(
         f"{API}/models/", {"name": "scorer", "risk_tier": "high"}, format="json"
     )
     assert r.status_code == 201, r.json()
-    rm = RegisteredModel.objects.get(name="scorer")
+    registered_model = RegisteredModel.objects.get(name="scorer")
     oscar = UserFactory(username="oscar")  # a second account without any role
     client.force_login(data_scientist)
 
@@ -488,26 +522,28 @@ def test_a_model_creator_cannot_appoint_approvers_or_access_managers(
         (outsider, Perm.MANAGE_ACCESS),
     ):
         refused(
-            lambda who=who, perm=perm: _access(client, rm, who.username, perm),
+            lambda who=who, perm=perm: _access(client, registered_model, who.username, perm),
             403,
             "administrator_required",
             data_scientist,
-            rm,
+            registered_model,
             page=True,
         )
         event = AuditEvent.objects.filter(action="gate.refused").latest("sequence")
         assert event.details["wanted"] == f"grant {perm}"
         assert "Only an administrator" in event.details["reason"]
-    assert _model_grants(rm, outsider, oscar) == set()
+    assert _model_grants(registered_model, outsider, oscar) == set()
     assert not AuditEvent.objects.filter(action="access.granted").exists()
     for user in (outsider, oscar):
-        assert not permissions.has(user, Perm.APPROVE_PROMOTION, rm)
-        assert not permissions.has(user, Perm.MANAGE_ACCESS, rm)
+        assert not permissions.has(user, Perm.APPROVE_PROMOTION, registered_model)
+        assert not permissions.has(user, Perm.MANAGE_ACCESS, registered_model)
 
 
 def test_an_access_manager_cannot_grant_themselves_anything(client, data_scientist, roles):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    assert permissions.has(data_scientist, Perm.MANAGE_ACCESS, rm)  # the creator's grant
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    assert permissions.has(
+        data_scientist, Perm.MANAGE_ACCESS, registered_model
+    )  # the creator's grant
     client.force_login(data_scientist)
     for who, perm in (
         ("alice", Perm.APPROVE_PROMOTION),
@@ -515,24 +551,24 @@ def test_an_access_manager_cannot_grant_themselves_anything(client, data_scienti
         ("group:data scientist", Perm.APPROVE_PROMOTION),
     ):
         refused(
-            lambda who=who, perm=perm: _access(client, rm, who, perm),
+            lambda who=who, perm=perm: _access(client, registered_model, who, perm),
             403,
             "self_grant",
             data_scientist,
-            rm,
+            registered_model,
             page=True,
         )
     # Nor take their own access away behind an administrator's back.
     refused(
-        lambda: _access(client, rm, "alice", Perm.MANAGE_ACCESS, "revoke"),
+        lambda: _access(client, registered_model, "alice", Perm.MANAGE_ACCESS, "revoke"),
         403,
         "self_grant",
         data_scientist,
-        rm,
+        registered_model,
         page=True,
     )
-    assert not permissions.has(data_scientist, Perm.APPROVE_PROMOTION, rm)
-    assert _model_grants(rm, data_scientist) == {
+    assert not permissions.has(data_scientist, Perm.APPROVE_PROMOTION, registered_model)
+    assert _model_grants(registered_model, data_scientist) == {
         ("alice", str(p))
         for p in (Perm.VIEW, Perm.CHANGE, Perm.DELETE, Perm.REQUEST_PROMOTION, Perm.MANAGE_ACCESS)
     }
@@ -542,29 +578,29 @@ def test_an_access_manager_cannot_grant_themselves_anything(client, data_scienti
 def test_an_approval_grant_made_by_an_administrator_counts_and_one_made_by_the_creator_does_not(
     api, client, data_scientist, ml_engineer, outsider, admin_user
 ):
-    rm = make_model(data_scientist, "churn")
-    ready_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "churn")
+    ready_version(data_scientist, registered_model)
     oscar = UserFactory(username="oscar")
     # A grant the creator made before the gate existed (migration 0008 marks it as theirs).
     for perm in (Perm.VIEW, Perm.APPROVE_PROMOTION):
-        permissions.grant(perm, rm, user=oscar, granted_by=data_scientist)
+        permissions.grant(perm, registered_model, user=oscar, granted_by=data_scientist)
     client.force_login(admin_user)
     for perm in (Perm.VIEW, Perm.APPROVE_PROMOTION):
-        assert _access(client, rm, "olivia", perm).status_code == 302
+        assert _access(client, registered_model, "olivia", perm).status_code == 302
     assert (
         RegisteredModelUserPermission.objects.get(
-            user=outsider, content_object=rm, permission__codename="approve_promotion"
+            user=outsider, content_object=registered_model, permission__codename="approve_promotion"
         ).by_administrator
         is True
     )
 
-    request = open_request(api, ml_engineer, rm, 1)
+    request = open_request(api, ml_engineer, registered_model, 1)
     body = refused(
         lambda: approve(api, oscar, request["id"]),
         403,
         "permission_denied",
         oscar,
-        rm,
+        registered_model,
         action="access.refused",
     )
     assert "approve" in body["message"]
@@ -579,8 +615,8 @@ def test_an_approval_grant_made_by_an_administrator_counts_and_one_made_by_the_c
 def test_a_cancelled_inspection_fails_packaging_naming_the_file_and_blocks_approval(
     api, data_scientist, ml_engineer, reviewer
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    v1 = make_version(data_scientist, rm, signature=SIGNATURE)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    v1 = make_version(data_scientist, registered_model, signature=SIGNATURE)
     make_artifact(
         data_scientist, v1, data=pickle.dumps("weights"), filename="weights.pkl", inspect=False
     )
@@ -591,14 +627,18 @@ def test_a_cancelled_inspection_fails_packaging_naming_the_file_and_blocks_appro
     r = api(data_scientist).post(f"{jobs}{job['id']}/cancel/")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
 
-    request = open_request(api, ml_engineer, rm, 1)
+    request = open_request(api, ml_engineer, registered_model, 1)
     packaging = next(c for c in request["evaluation"]["checks"] if c["name"] == "packaging")
     assert packaging["passed"] is False and packaging["blocking"] is True
     assert "weights.pkl" in packaging["message"] and "cancelled" in packaging["message"]
     assert request["evaluation"]["ready_to_approve"] is False
 
     body = refused(
-        lambda: approve(api, reviewer, request["id"]), 409, "checks_failing", reviewer, rm
+        lambda: approve(api, reviewer, request["id"]),
+        409,
+        "checks_failing",
+        reviewer,
+        registered_model,
     )
     assert "packaging" in body["checks"] and "weights.pkl" in body["message"]
     assert not Review.objects.filter(request_id=request["id"]).exists()
@@ -617,7 +657,7 @@ def test_the_creator_cannot_lower_the_risk_tier(api, data_scientist):
         format="json",
     )
     assert r.status_code == 201, r.json()
-    rm = RegisteredModel.objects.get(name="fraud")
+    registered_model = RegisteredModel.objects.get(name="fraud")
     body = refused(
         lambda: api(data_scientist).patch(
             f"{API}/models/fraud/", {"risk_tier": "low", "description": "after"}, format="json"
@@ -625,11 +665,11 @@ def test_the_creator_cannot_lower_the_risk_tier(api, data_scientist):
         403,
         "administrator_required",
         data_scientist,
-        rm,
+        registered_model,
     )
     assert "critical" in body["message"]
-    rm.refresh_from_db()
-    assert rm.risk_tier == "critical" and rm.description == "before"
+    registered_model.refresh_from_db()
+    assert registered_model.risk_tier == "critical" and registered_model.description == "before"
     assert not AuditEvent.objects.filter(action="registered_model.updated").exists()
     assert api(data_scientist).get(f"{API}/models/fraud/").json()["risk_tier"] == "critical"
 
@@ -640,14 +680,18 @@ def test_the_creator_cannot_lower_the_risk_tier(api, data_scientist):
 def test_an_administrator_who_uploaded_a_file_cannot_approve_its_request(
     api, data_scientist, ml_engineer, reviewer, admin_user
 ):
-    rm = make_model(data_scientist, "churn")
-    make_version(data_scientist, rm, signature=SIGNATURE)
-    r = upload(api, admin_user, rm, 1, "model.pkl")
+    registered_model = make_model(data_scientist, "churn")
+    make_version(data_scientist, registered_model, signature=SIGNATURE)
+    r = upload(api, admin_user, registered_model, 1, "model.pkl")
     assert r.status_code == 201, r.json()
-    request = open_request(api, ml_engineer, rm, 1)
+    request = open_request(api, ml_engineer, registered_model, 1)
 
     body = refused(
-        lambda: approve(api, admin_user, request["id"]), 403, "separation_of_duties", admin_user, rm
+        lambda: approve(api, admin_user, request["id"]),
+        403,
+        "separation_of_duties",
+        admin_user,
+        registered_model,
     )
     assert "supplied content" in body["message"]
     assert not Review.objects.filter(request_id=request["id"]).exists()
@@ -661,8 +705,8 @@ def test_an_administrator_who_uploaded_a_file_cannot_approve_its_request(
 
 @pytest.mark.parametrize("alias", ["Prod", "PROD", "Champion", "PRODUCTION"])
 def test_a_protected_alias_in_another_case_is_refused(api, data_scientist, alias):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    make_version(data_scientist, registered_model)
     body = refused(
         lambda: api(data_scientist).put(
             f"{API}/models/scorer/aliases/{alias}/", {"version": 1}, format="json"
@@ -670,19 +714,26 @@ def test_a_protected_alias_in_another_case_is_refused(api, data_scientist, alias
         403,
         "approval_required",
         data_scientist,
-        rm,
+        registered_model,
     )
     assert "protected" in body["message"]
-    assert not Alias.objects.filter(registered_model=rm).exists()
+    assert not Alias.objects.filter(registered_model=registered_model).exists()
 
 
 def test_a_protected_alias_that_exists_cannot_be_moved_by_another_spelling(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    v1 = ready_version(data_scientist, rm)
-    make_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, reviewer_named(roles, "dave"), target_alias="prod")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    v1 = ready_version(data_scientist, registered_model)
+    make_version(data_scientist, registered_model)
+    promote(
+        registered_model,
+        v1,
+        ml_engineer,
+        reviewer,
+        reviewer_named(roles, "dave"),
+        target_alias="prod",
+    )
     refused(
         lambda: api(data_scientist).put(
             f"{API}/models/scorer/aliases/PROD/", {"version": 2}, format="json"
@@ -690,15 +741,15 @@ def test_a_protected_alias_that_exists_cannot_be_moved_by_another_spelling(
         403,
         "approval_required",
         data_scientist,
-        rm,
+        registered_model,
     )
-    assert list(rm.aliases.values_list("name", "version__version")) == [("prod", 1)]
+    assert list(registered_model.aliases.values_list("name", "version__version")) == [("prod", 1)]
 
 
 def test_an_alias_differing_only_in_case_never_becomes_a_second_alias(api, data_scientist):
-    rm = make_model(data_scientist, "churn")  # medium: no protected aliases
-    make_version(data_scientist, rm)
-    make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "churn")  # medium: no protected aliases
+    make_version(data_scientist, registered_model)
+    make_version(data_scientist, registered_model)
     client = api(data_scientist)
     assert (
         client.put(f"{API}/models/churn/aliases/prod/", {"version": 1}, format="json").status_code
@@ -708,19 +759,23 @@ def test_an_alias_differing_only_in_case_never_becomes_a_second_alias(api, data_
     assert r.status_code in (200, 409), r.json()
     if r.status_code == 200:  # the existing alias moved and kept its spelling
         assert r.json()["name"] == "prod"
-    assert rm.aliases.count() == 1
+    assert registered_model.aliases.count() == 1
     assert [a["name"] for a in client.get(f"{API}/models/churn/aliases/").json()] == ["prod"]
     # And the database itself refuses a second spelling, whoever writes it.
     with pytest.raises(IntegrityError), transaction.atomic():
-        Alias.objects.create(registered_model=rm, name="Prod", version=rm.versions.first())
+        Alias.objects.create(
+            registered_model=registered_model,
+            name="Prod",
+            version=registered_model.versions.first(),
+        )
 
 
 # --- Deployments ------------------------------------------------------------------------------
 
 
 def test_deploying_an_unapproved_version_to_production_is_refused(api, data_scientist):
-    rm = make_model(data_scientist, "churn")
-    make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "churn")
+    make_version(data_scientist, registered_model)
     body = refused(
         lambda: api(data_scientist).post(
             f"{API}/deployments/",
@@ -730,7 +785,7 @@ def test_deploying_an_unapproved_version_to_production_is_refused(api, data_scie
         409,
         "not_approved",
         data_scientist,
-        rm,
+        registered_model,
     )
     assert "Promote it first" in body["message"]
     assert not Deployment.objects.exists()
@@ -739,9 +794,9 @@ def test_deploying_an_unapproved_version_to_production_is_refused(api, data_scie
 def test_a_version_deployed_to_production_stays_sealed_after_it_is_archived(
     api, data_scientist, ml_engineer, reviewer
 ):
-    rm = make_model(data_scientist, "churn")
-    v1 = ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer)
+    registered_model = make_model(data_scientist, "churn")
+    v1 = ready_version(data_scientist, registered_model)
+    promote(registered_model, v1, ml_engineer, reviewer)
     r = api(data_scientist).post(
         f"{API}/deployments/",
         {"name": "churn", "version": 1, "environment": "prod", "target": "https://serve/churn"},
@@ -754,11 +809,11 @@ def test_a_version_deployed_to_production_stays_sealed_after_it_is_archived(
     assert r.status_code == 200, r.json()
     files = files_of(v1)
     refused(
-        lambda: upload(api, data_scientist, rm, 1, "swapped.pkl"),
+        lambda: upload(api, data_scientist, registered_model, 1, "swapped.pkl"),
         409,
         "version_sealed",
         data_scientist,
-        rm,
+        registered_model,
     )
     assert files_of(v1) == files
 
@@ -766,8 +821,8 @@ def test_a_version_deployed_to_production_stays_sealed_after_it_is_archived(
 def test_a_production_environment_name_hiding_an_invisible_character_is_refused(
     api, data_scientist
 ):
-    rm = make_model(data_scientist, "churn")
-    make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "churn")
+    make_version(data_scientist, registered_model)
     r = api(data_scientist).post(
         f"{API}/deployments/",
         {
@@ -779,7 +834,7 @@ def test_a_production_environment_name_hiding_an_invisible_character_is_refused(
         format="json",
     )
     assert r.status_code in (400, 409), r.json()
-    assert not Deployment.objects.filter(version__registered_model=rm).exists()
+    assert not Deployment.objects.filter(version__registered_model=registered_model).exists()
 
 
 # --- Attack 11: every refusal above is on the record -------------------------------------------
@@ -789,12 +844,12 @@ def test_gate_refusals_are_readable_in_the_audit_api_with_actor_and_reason(
     api, data_scientist, admin_user
 ):
     """The events the tests above assert are what an auditor reads back through the API."""
-    rm = make_model(data_scientist, "fraud", risk_tier="critical")
+    registered_model = make_model(data_scientist, "fraud", risk_tier="critical")
     api(data_scientist).patch(f"{API}/models/fraud/", {"risk_tier": "low"}, format="json")
     rows = api(admin_user).get(f"{API}/audit/events/", {"action": "gate.refused"}).json()
     (row,) = rows["results"]
     assert row["actor"] == "alice" and row["details"]["code"] == "administrator_required"
     assert "risk tier" in row["details"]["reason"]
     assert row["details"]["wanted"] == "change risk tier"
-    rm.refresh_from_db()
-    assert rm.risk_tier == "critical"
+    registered_model.refresh_from_db()
+    assert registered_model.risk_tier == "critical"

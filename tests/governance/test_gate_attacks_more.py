@@ -53,10 +53,16 @@ def gate_events(do: Callable[[], Any]) -> tuple[Any, list[AuditEvent]]:
 
 
 def upload(
-    api, user: User, rm: RegisteredModel, number: int, filename: str, data: bytes, query: str = ""
+    api,
+    user: User,
+    registered_model: RegisteredModel,
+    number: int,
+    filename: str,
+    data: bytes,
+    query: str = "",
 ) -> Any:
     return api(user).post(
-        f"{API}/models/{rm.name}/versions/{number}/artifacts/?filename={filename}{query}",
+        f"{API}/models/{registered_model.name}/versions/{number}/artifacts/?filename={filename}{query}",
         data=data,
         content_type="application/octet-stream",
     )
@@ -118,8 +124,8 @@ class _Boom:
 def test_a_pickle_disguised_as_safetensors_is_not_cleared(api, data_scientist):
     # DISGUISED_PICKLE really is a pickle (pickle.loads would run os.system; not run here).
     assert pickletools_ops(DISGUISED_PICKLE)[-1] == "STOP"
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    version = make_version(data_scientist, rm, signature=SIGNATURE)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    version = make_version(data_scientist, registered_model, signature=SIGNATURE)
     artifact = make_artifact(data_scientist, version, data=DISGUISED_PICKLE, filename="model.pkl")
     artifact.refresh_from_db()
     assert artifact.safety != "safe", (artifact.format, artifact.safety)
@@ -134,8 +140,8 @@ def pickletools_ops(data: bytes) -> list[str]:
 
 
 def test_an_mlflow_zip_whose_pickled_model_has_a_data_suffix_is_not_cleared(data_scientist):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    version = make_version(data_scientist, rm, signature=SIGNATURE)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    version = make_version(data_scientist, registered_model, signature=SIGNATURE)
     data = _mlflow_zip("model.json", pickle.dumps(_Boom(), protocol=4))
     artifact = make_artifact(data_scientist, version, data=data, filename="model.zip")
     artifact.refresh_from_db()
@@ -146,8 +152,8 @@ def test_an_mlflow_zip_whose_pickled_model_has_a_data_suffix_is_not_cleared(data
 
 def test_an_mlflow_zip_whose_pickled_model_is_a_pkl_is_unsafe(data_scientist):
     """The control for the attack above: the same payload under its own suffix is caught."""
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    version = make_version(data_scientist, rm, signature=SIGNATURE)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    version = make_version(data_scientist, registered_model, signature=SIGNATURE)
     data = _mlflow_zip("model.pkl", pickle.dumps(_Boom(), protocol=4))
     artifact = make_artifact(data_scientist, version, data=data, filename="model.zip")
     artifact.refresh_from_db()
@@ -162,15 +168,17 @@ def test_an_mlflow_zip_whose_pickled_model_is_a_pkl_is_unsafe(data_scientist):
 def test_a_direct_stage_move_without_approval_is_refused_and_audited(
     api, data_scientist, ml_engineer, stage
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    ready_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    ready_version(data_scientist, registered_model)
     response, events = gate_events(
         lambda: api(ml_engineer).post(
             f"{API}/models/scorer/versions/1/stage/", {"stage": stage}, format="json"
         )
     )
     assert response.status_code == 403 and response.json()["code"] == "approval_required"
-    assert dict(rm.versions.values_list("version", "stage")) == {1: "none"}  # nothing moved
+    assert dict(registered_model.versions.values_list("version", "stage")) == {
+        1: "none"
+    }  # nothing moved
     assert len(events) == 1, "no gate.refused event"
     assert events[0].actor_id == ml_engineer.pk and events[0].details["reason"]
 
@@ -181,9 +189,9 @@ def test_a_direct_stage_move_without_approval_is_refused_and_audited(
 def test_a_serving_critical_model_cannot_be_renamed_away_by_its_creator(
     api, data_scientist, ml_engineer, reviewer, admin_user, roles
 ):
-    rm = make_model(data_scientist, "fraud", risk_tier="critical")
-    v1 = ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, admin_user)
+    registered_model = make_model(data_scientist, "fraud", risk_tier="critical")
+    v1 = ready_version(data_scientist, registered_model)
+    promote(registered_model, v1, ml_engineer, reviewer, admin_user)
     before = api(ml_engineer).get(f"{API}/models/fraud/resolve/?stage=production").json()
 
     r = api(data_scientist).patch(f"{API}/models/fraud/", {"name": "fraud-old"}, format="json")
@@ -199,8 +207,8 @@ def test_a_serving_critical_model_cannot_be_renamed_away_by_its_creator(
     after = api(ml_engineer).get(f"{API}/models/fraud/resolve/?stage=production").json()
     assert r.status_code in (403, 409), r.json()
     assert after["artifacts"] == before["artifacts"]
-    rm.refresh_from_db()
-    assert rm.name == "fraud"
+    registered_model.refresh_from_db()
+    assert registered_model.name == "fraud"
 
 
 # --- Roads that held ----------------------------------------------------------------------------
@@ -209,12 +217,12 @@ def test_a_serving_critical_model_cannot_be_renamed_away_by_its_creator(
 def test_an_upload_claiming_to_be_derived_is_still_refused_on_a_sealed_version(
     api, data_scientist, ml_engineer, reviewer
 ):
-    rm = make_model(data_scientist, "churn")
-    v1 = ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer)
+    registered_model = make_model(data_scientist, "churn")
+    v1 = ready_version(data_scientist, registered_model)
+    promote(registered_model, v1, ml_engineer, reviewer)
     files = sorted(v1.artifacts.values_list("filename", "sha256"))
     for query in ("&derived=true", "&derived_by_job=1&derived_from=1"):
-        r = upload(api, data_scientist, rm, 1, "model.onnx", b"\x08\x01onnx", query)
+        r = upload(api, data_scientist, registered_model, 1, "model.onnx", b"\x08\x01onnx", query)
         assert r.status_code == 409 and r.json()["code"] == "version_sealed", r.json()
     r = api(data_scientist).post(
         f"{API}/models/churn/versions/1/artifacts/",
@@ -234,10 +242,17 @@ def test_an_upload_claiming_to_be_derived_is_still_refused_on_a_sealed_version(
 def test_deleting_a_protected_alias_does_not_let_it_be_recreated_without_a_request(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    v1 = ready_version(data_scientist, rm)
-    make_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, reviewer_named(roles, "dave"), target_alias="prod")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    v1 = ready_version(data_scientist, registered_model)
+    make_version(data_scientist, registered_model)
+    promote(
+        registered_model,
+        v1,
+        ml_engineer,
+        reviewer,
+        reviewer_named(roles, "dave"),
+        target_alias="prod",
+    )
     client = api(data_scientist)
     assert client.delete(f"{API}/models/scorer/aliases/prod/").status_code == 204
     for name in ("prod", "Prod", "PRODUCTION", "champion"):
@@ -249,17 +264,20 @@ def test_deleting_a_protected_alias_does_not_let_it_be_recreated_without_a_reque
         assert response.status_code == 403, response.json()
         assert response.json()["code"] == "approval_required"
         assert len(events) == 1
-    assert not Alias.objects.filter(registered_model=rm).exists()
+    assert not Alias.objects.filter(registered_model=registered_model).exists()
 
 
 def test_taking_a_version_out_of_production_and_changing_it_loses_the_fast_track(
     api, data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
     dave = reviewer_named(roles, "dave")
-    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, dave)
-    promote(rm, v2, ml_engineer, reviewer, dave)
+    v1, v2 = (
+        ready_version(data_scientist, registered_model),
+        ready_version(data_scientist, registered_model),
+    )
+    promote(registered_model, v1, ml_engineer, reviewer, dave)
+    promote(registered_model, v2, ml_engineer, reviewer, dave)
     client = api(data_scientist)
     # v1 is archived (and not deployed): unsealed. Stage moves to none do not reseal it.
     assert (
@@ -268,7 +286,7 @@ def test_taking_a_version_out_of_production_and_changing_it_loses_the_fast_track
         ).status_code
         == 200
     )
-    r = upload(api, data_scientist, rm, 1, "extra.pkl", pickle.dumps("swapped"))
+    r = upload(api, data_scientist, registered_model, 1, "extra.pkl", pickle.dumps("swapped"))
     assert r.status_code == 201, r.json()
     r = api(ml_engineer).post(
         f"{API}/models/scorer/rollback/", {"justification": "v2 drifts"}, format="json"
@@ -279,7 +297,10 @@ def test_taking_a_version_out_of_production_and_changing_it_loses_the_fast_track
     r = api(reviewer).post(f"{R}{r.json()['id']}/reviews/", {"decision": "approve"}, format="json")
     # One approval does not apply it (here the new file is not inspected yet either).
     assert r.json().get("status") == "pending" or r.json()["code"] == "checks_failing", r.json()
-    assert dict(rm.versions.values_list("version", "stage")) == {1: "none", 2: "production"}
+    assert dict(registered_model.versions.values_list("version", "stage")) == {
+        1: "none",
+        2: "production",
+    }
 
 
 def test_a_creator_cannot_appoint_approvers_through_a_group(client, data_scientist, roles):
@@ -288,7 +309,7 @@ def test_a_creator_cannot_appoint_approvers_through_a_group(client, data_scienti
     from core import permissions
     from core.permissions import Perm
 
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
     team = Group.objects.create(name="friends")
     friend = UserFactory(username="friend")
     friend.groups.add(team)
@@ -296,13 +317,13 @@ def test_a_creator_cannot_appoint_approvers_through_a_group(client, data_scienti
     for perm in (Perm.APPROVE_PROMOTION, Perm.MANAGE_ACCESS):
         cache.clear()
         r = client.post(
-            f"/models/{rm.name}/access/",
+            f"/models/{registered_model.name}/access/",
             {"who": "group:friends", "perm": str(perm), "action": "grant"},
         )
         assert r.status_code == 400
         event = AuditEvent.objects.filter(action="gate.refused").latest("sequence")
         assert event.details["code"] == "administrator_required"
-    assert not permissions.has(friend, Perm.APPROVE_PROMOTION, rm)
+    assert not permissions.has(friend, Perm.APPROVE_PROMOTION, registered_model)
 
 
 def test_a_deleted_and_restored_version_does_not_keep_its_protected_alias(
@@ -310,12 +331,19 @@ def test_a_deleted_and_restored_version_does_not_keep_its_protected_alias(
 ):
     from registry import services
 
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    v1 = ready_version(data_scientist, rm)
-    promote(rm, v1, ml_engineer, reviewer, reviewer_named(roles, "dave"), target_alias="prod")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    v1 = ready_version(data_scientist, registered_model)
+    promote(
+        registered_model,
+        v1,
+        ml_engineer,
+        reviewer,
+        reviewer_named(roles, "dave"),
+        target_alias="prod",
+    )
     assert api(data_scientist).delete(f"{API}/models/scorer/versions/1/").status_code == 204
     services.version_restore(actor=actor_for(admin_user), version=v1)
-    assert not Alias.objects.filter(registered_model=rm).exists()
+    assert not Alias.objects.filter(registered_model=registered_model).exists()
     assert content.seals(v1) == []
     r = api(ml_engineer).get(f"{API}/models/scorer/resolve/?alias=prod")
     assert r.status_code == 404, r.json()
@@ -359,11 +387,11 @@ def test_a_deleted_and_restored_version_does_not_keep_its_protected_alias(
 def test_bad_input_on_gate_paths_is_a_4xx(
     api, data_scientist, ml_engineer, reviewer, method, path, body
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    ready_version(data_scientist, rm)
-    promotions.request_create(
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    ready_version(data_scientist, registered_model)
+    promotions.promotion_request_create(
         actor=actor_for(ml_engineer),
-        version=rm.versions.get(),
+        version=registered_model.versions.get(),
         target_stage="staging",
         justification="x",
     )
@@ -393,7 +421,7 @@ def test_bad_input_on_gate_paths_is_a_4xx(
 def test_a_nul_byte_in_a_lookup_is_a_4xx(api, data_scientist, ml_engineer, path):
     # PostgreSQL refuses NUL bytes in text (a DataError, once a 500): config/edge.py answers
     # 400 before any lookup runs.
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    ready_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    ready_version(data_scientist, registered_model)
     response = api(ml_engineer).get(path)
     assert response.status_code < 500, (response.status_code, response.content[:200])

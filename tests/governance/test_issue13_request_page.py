@@ -19,18 +19,20 @@ REVIEW = 'action="/requests/{}/review/"'
 
 
 def ask(user, version):
-    return promotions.request_create(
+    return promotions.promotion_request_create(
         actor=actor_for(user), version=version, target_stage="production"
     )
 
 
 def waiting_for_apply(data_scientist, ml_engineer, reviewer):
-    rm = make_model(data_scientist, "churn")
+    registered_model = make_model(data_scientist, "churn")
     policies.policy_override_set(
-        actor=actor_for(superuser()), registered_model=rm, auto_apply=False
+        actor=actor_for(superuser()), registered_model=registered_model, auto_apply=False
     )
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
-    promotions.review_submit(actor=actor_for(reviewer), request=request, decision="approve")
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
+    promotions.promotion_request_review(
+        actor=actor_for(reviewer), promotion_request=request, decision="approve"
+    )
     request.refresh_from_db()
     assert request.status == PromotionRequest.Status.APPROVED
     return request
@@ -46,8 +48,8 @@ def page(client, user, request):
 def test_the_page_offers_exactly_what_the_services_allow(
     client, data_scientist, ml_engineer, reviewer, viewer
 ):
-    rm = make_model(data_scientist, "churn")
-    pending = ask(ml_engineer, ready_version(data_scientist, rm))
+    registered_model = make_model(data_scientist, "churn")
+    pending = ask(ml_engineer, ready_version(data_scientist, registered_model))
     for user in (ml_engineer, reviewer, viewer, data_scientist, superuser()):
         pending.refresh_from_db()
         html = page(client, user, pending)
@@ -63,9 +65,11 @@ def test_the_page_offers_exactly_what_the_services_allow(
 def test_a_closed_request_offers_no_cancel_and_cancelling_it_is_a_conflict(
     api, client, data_scientist, ml_engineer, reviewer
 ):
-    rm = make_model(data_scientist, "churn")
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
-    promotions.request_cancel(actor=actor_for(ml_engineer), request=request, reason="oops")
+    registered_model = make_model(data_scientist, "churn")
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
+    promotions.promotion_request_cancel(
+        actor=actor_for(ml_engineer), promotion_request=request, reason="oops"
+    )
     request.refresh_from_db()
     assert not promotions.may_cancel(ml_engineer, request)
     assert CANCEL.format(request.pk) not in page(client, ml_engineer, request)
@@ -102,7 +106,9 @@ def test_applying_from_the_page_and_the_api_runs_in_its_own_transaction(
     assert AuditEvent.objects.filter(action="promotion.applied", target_id=str(first.pk)).exists()
 
     second = ask(ml_engineer, ready_version(data_scientist, first.registered_model))
-    promotions.review_submit(actor=actor_for(reviewer), request=second, decision="approve")
+    promotions.promotion_request_review(
+        actor=actor_for(reviewer), promotion_request=second, decision="approve"
+    )
     r = api(ml_engineer).post(f"{R}{second.pk}/apply/", {}, format="json")
     assert r.status_code == 200, r.json()
     assert r.json()["status"] == "applied"

@@ -81,7 +81,9 @@ def contributed_version(cast, registered_model):
 
 
 def ask(user, version, target="production"):
-    return promotions.request_create(actor=actor_for(user), version=version, target_stage=target)
+    return promotions.promotion_request_create(
+        actor=actor_for(user), version=version, target_stage=target
+    )
 
 
 def api_inbox(api, user):
@@ -107,8 +109,10 @@ def dashboard(client, user):
 def test_contributors_requester_and_author_do_not_find_the_request_waiting_for_them(
     api, client, cast
 ):
-    rm = make_model(cast["author"], "churn", risk_tier="high")  # the card is under the digest
-    request = ask(cast["requester"], contributed_version(cast, rm))
+    registered_model = make_model(
+        cast["author"], "churn", risk_tier="high"
+    )  # the card is under the digest
+    request = ask(cast["requester"], contributed_version(cast, registered_model))
     for role in ("author", "requester", "uploader", "measurer", "packager", "card_editor"):
         user = cast[role]
         assert promotions.review_refusal(user, request) is not None, role
@@ -124,8 +128,8 @@ def test_contributors_requester_and_author_do_not_find_the_request_waiting_for_t
 
 
 def test_the_service_refuses_the_approval_the_inbox_no_longer_offers(api, cast):
-    rm = make_model(cast["author"], "churn", risk_tier="high")
-    request = ask(cast["requester"], contributed_version(cast, rm))
+    registered_model = make_model(cast["author"], "churn", risk_tier="high")
+    request = ask(cast["requester"], contributed_version(cast, registered_model))
     r = api(cast["uploader"]).post(
         f"{R}{request.pk}/reviews/", {"decision": "approve"}, format="json"
     )
@@ -156,8 +160,8 @@ def test_card_editors_are_barred_exactly_when_the_policy_in_force_requires_the_c
     critical = make_model(cast["author"], "critical", risk_tier="critical")
     assert policies.policy_delete(actor=admin, policy=Policy.objects.get(risk_tier="critical"))
     requests = {
-        rm.name: ask(cast["requester"], contributed_version(cast, rm))
-        for rm in (medium, medium_own, high_own, low, critical)
+        registered_model.name: ask(cast["requester"], contributed_version(cast, registered_model))
+        for registered_model in (medium, medium_own, high_own, low, critical)
     }
     editor = cast["card_editor"]
     waiting = api_inbox(api, editor)
@@ -168,16 +172,19 @@ def test_card_editors_are_barred_exactly_when_the_policy_in_force_requires_the_c
 
 
 def test_the_inbox_holds_exactly_what_review_refusal_allows(api, cast, roles, outsider):
-    rm = make_model(cast["author"], "churn", risk_tier="high")
+    registered_model = make_model(cast["author"], "churn", risk_tier="high")
     other = make_model(cast["uploader"], "other")
     requests = [
-        ask(cast["requester"], contributed_version(cast, rm)),
+        ask(cast["requester"], contributed_version(cast, registered_model)),
         ask(cast["uploader"], make_version(cast["measurer"], other, signature=SIGNATURE)),
         ask(cast["requester"], make_version(cast["author"], other, signature=SIGNATURE)),
     ]
     decided = ask(cast["requester"], make_version(cast["author"], other), target="staging")
-    promotions.review_submit(
-        actor=actor_for(cast["reviewer"]), request=decided, decision="reject", comment="no"
+    promotions.promotion_request_review(
+        actor=actor_for(cast["reviewer"]),
+        promotion_request=decided,
+        decision="reject",
+        comment="no",
     )
     users = [*cast.values(), outsider, member(roles, "vic", "viewer"), superuser()]
     for user in users:
@@ -199,8 +206,8 @@ def test_the_inbox_costs_the_same_queries_for_one_request_as_for_five(api, clien
     carol = cast["reviewer"]
     client.force_login(carol)
     rest = api(carol)
-    rm = make_model(cast["author"], "churn", risk_tier="high")
-    ask(cast["requester"], contributed_version(cast, rm))
+    registered_model = make_model(cast["author"], "churn", risk_tier="high")
+    ask(cast["requester"], contributed_version(cast, registered_model))
     client.get("/")  # the session and the permission caches are warm from here on
     rest.get(R)
     urls = ["/", "/inbox/", f"{R}?awaiting_my_review=1"]

@@ -23,10 +23,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def events(data_scientist):
     """Four events of one model, oldest first."""
-    rm = make_model(data_scientist, "timed")
+    registered_model = make_model(data_scientist, "timed")
     for i in range(3):
         services.registered_model_tag_set(
-            actor=actor_for(data_scientist), registered_model=rm, key=f"k{i}", value=str(i)
+            actor=actor_for(data_scientist),
+            registered_model=registered_model,
+            key=f"k{i}",
+            value=str(i),
         )
     found = list(AuditEvent.objects.filter(registered_model_name="timed").order_by("sequence"))
     assert len(found) == 4 and len({e.occurred_at for e in found}) == 4

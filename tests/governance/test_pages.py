@@ -25,11 +25,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def story(data_scientist, ml_engineer, reviewer):
     """churn: v1 in production (approved by the reviewer), v2 asked for production."""
-    rm = make_model(data_scientist, "churn")
-    v1 = ready_version(data_scientist, rm, metrics={"auc": 0.81}, params={"depth": 4})
+    registered_model = make_model(data_scientist, "churn")
+    v1 = ready_version(data_scientist, registered_model, metrics={"auc": 0.81}, params={"depth": 4})
     decide(reviewer, ask(ml_engineer, v1))
-    v2 = ready_version(data_scientist, rm, metrics={"auc": 0.86}, params={"depth": 6})
-    return rm, v1, v2, ask(ml_engineer, v2, justification="Better AUC")
+    v2 = ready_version(data_scientist, registered_model, metrics={"auc": 0.86}, params={"depth": 6})
+    return registered_model, v1, v2, ask(ml_engineer, v2, justification="Better AUC")
 
 
 def _queries(client, url: str) -> int:
@@ -81,7 +81,7 @@ def test_compare_highlights_differences_and_charts_the_metrics(client, story, vi
 
 
 def test_request_form_shows_the_checklist_and_field_errors(client, story, ml_engineer, reviewer):
-    rm, v1, v2, pending = story
+    registered_model, v1, v2, pending = story
     client.force_login(ml_engineer)
     html = client.get("/requests/new/", {"model": "churn", "version": "2"}).content.decode()
     assert "Readiness checks" in html and "Artifact stored with its SHA-256" in html
@@ -240,9 +240,14 @@ def test_access_page_grants_and_revokes(client, story, data_scientist, outsider)
 
 def test_pages_use_a_bounded_number_of_queries(client, data_scientist, ml_engineer, reviewer):
     def grow(name: str, versions: int) -> PromotionRequest:
-        rm = make_model(data_scientist, name, tags={"team": "x"})
+        registered_model = make_model(data_scientist, name, tags={"team": "x"})
         made = [
-            ready_version(data_scientist, rm, metrics={"auc": 0.5 + i / 100}, params={"depth": i})
+            ready_version(
+                data_scientist,
+                registered_model,
+                metrics={"auc": 0.5 + i / 100},
+                params={"depth": i},
+            )
             for i in range(versions)
         ]
         decide(reviewer, ask(ml_engineer, made[0]))
@@ -277,7 +282,7 @@ def test_pages_use_a_bounded_number_of_queries(client, data_scientist, ml_engine
 def test_request_page_spells_out_schema_changes(
     client, story, data_scientist, ml_engineer, reviewer
 ):
-    rm, *_ = story
+    registered_model, *_ = story
     changed = {
         "inputs": [
             {"name": "age", "type": "double"},
@@ -286,7 +291,7 @@ def test_request_page_spells_out_schema_changes(
         ],
         "outputs": [{"name": "score", "type": "double"}],
     }
-    v3 = ready_version(data_scientist, rm, signature=changed)
+    v3 = ready_version(data_scientist, registered_model, signature=changed)
     request = ask(ml_engineer, v3, target="staging")  # staging is empty: nothing to diff
     client.force_login(reviewer)
     assert "Inputs against" not in client.get(f"/requests/{request.pk}/").content.decode()
@@ -302,8 +307,10 @@ def test_request_page_spells_out_schema_changes(
 def test_the_request_page_shows_the_digest_and_approvals_a_card_change_voided(
     client, data_scientist, ml_engineer, reviewer
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")  # two approvals, card required
-    version = ready_version(data_scientist, rm)
+    registered_model = make_model(
+        data_scientist, "scorer", risk_tier="high"
+    )  # two approvals, card required
+    version = ready_version(data_scientist, registered_model)
     request = ask(ml_engineer, version)
     decide(reviewer, request)
     before = content.digest(version)
@@ -328,9 +335,9 @@ def test_the_request_page_shows_the_digest_and_approvals_a_card_change_voided(
 def test_a_gate_refusal_on_a_page_is_a_403_and_an_audit_event_with_the_reason(
     client, story, data_scientist
 ):
-    rm, *_ = story
+    registered_model, *_ = story
     root = superuser()
-    own = ask(root, ready_version(data_scientist, rm), target="staging")
+    own = ask(root, ready_version(data_scientist, registered_model), target="staging")
     client.force_login(root)  # may approve anything, but not a request of their own
     r = client.post(f"/requests/{own.pk}/review/", {"decision": "approve"})
     assert r.status_code == 403

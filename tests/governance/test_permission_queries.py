@@ -19,13 +19,13 @@ def test_lists_with_per_model_grants_cost_constant_queries(
     team = GroupFactory(name="team-x")
     outsider.groups.add(team)
     for i in range(models):
-        rm = make_model(data_scientist, f"m{i}")
-        make_version(data_scientist, rm)
-        make_version(data_scientist, rm)
+        registered_model = make_model(data_scientist, f"m{i}")
+        make_version(data_scientist, registered_model)
+        make_version(data_scientist, registered_model)
         if i % 3 == 0:
-            permissions.grant(Perm.VIEW, rm, user=outsider)
+            permissions.grant(Perm.VIEW, registered_model, user=outsider)
         elif i % 3 == 1:
-            permissions.grant(Perm.VIEW, rm, group=team)
+            permissions.grant(Perm.VIEW, registered_model, group=team)
         # every third model stays hidden
     client = api(outsider)
     visible = len([i for i in range(models) if i % 3 != 2])
@@ -45,27 +45,31 @@ def test_lists_with_per_model_grants_cost_constant_queries(
 def test_holders_answers_in_one_query(
     data_scientist, reviewer, outsider, django_assert_num_queries
 ):
-    rm = make_model(data_scientist, "m")
+    registered_model = make_model(data_scientist, "m")
     team = GroupFactory(name="approvers")
     outsider.groups.add(team)
     # A grant nobody with authority made confers no approval...
-    permissions.grant(Perm.APPROVE_PROMOTION, rm, group=team, granted_by=data_scientist)
-    assert "olivia" not in [u.username for u in permissions.holders(Perm.APPROVE_PROMOTION, rm)]
+    permissions.grant(
+        Perm.APPROVE_PROMOTION, registered_model, group=team, granted_by=data_scientist
+    )
+    assert "olivia" not in [
+        u.username for u in permissions.holders(Perm.APPROVE_PROMOTION, registered_model)
+    ]
     # ...the same grant made by an administrator does.
-    permissions.grant(Perm.APPROVE_PROMOTION, rm, group=team, granted_by=superuser())
+    permissions.grant(Perm.APPROVE_PROMOTION, registered_model, group=team, granted_by=superuser())
     with django_assert_num_queries(1):
-        names = [u.username for u in permissions.holders(Perm.APPROVE_PROMOTION, rm)]
+        names = [u.username for u in permissions.holders(Perm.APPROVE_PROMOTION, registered_model)]
     assert "carol" in names and "olivia" in names and "alice" not in names
 
 
 def test_nothing_is_ever_granted_to_anonymous_users(data_scientist):
     from django.contrib.auth.models import AnonymousUser, User
 
-    rm = make_model(data_scientist, "m")
+    registered_model = make_model(data_scientist, "m")
     with pytest.raises(ValueError):
-        permissions.grant(Perm.VIEW, rm, user=AnonymousUser())
+        permissions.grant(Perm.VIEW, registered_model, user=AnonymousUser())
     assert not User.objects.filter(username="AnonymousUser").exists()  # guardian's is not made
-    assert not permissions.has(AnonymousUser(), Perm.VIEW, rm)
+    assert not permissions.has(AnonymousUser(), Perm.VIEW, registered_model)
     assert not permissions.visible_models(AnonymousUser()).exists()
 
 

@@ -27,16 +27,16 @@ R = "/api/v1/promotion-requests/"
 
 
 def ask(user, version, target="production", **kwargs) -> PromotionRequest:
-    return promotions.request_create(
+    return promotions.promotion_request_create(
         actor=actor_for(user), version=version, target_stage=target, **kwargs
     )
 
 
 def decide(user, request, decision="approve", comment="") -> PromotionRequest:
     request.refresh_from_db()
-    return promotions.review_submit(
+    return promotions.promotion_request_review(
         actor=actor_for(user),
-        request=request,
+        promotion_request=request,
         decision=decision,
         comment=comment or ("ok" if decision == "approve" else "no"),
     )
@@ -49,21 +49,27 @@ def second_reviewer(roles) -> object:
 
 
 @pytest.fixture
-def rm(data_scientist):
+def registered_model(data_scientist):
     return make_model(data_scientist, "churn")
 
 
 def test_approval_applies_the_request_and_archives_the_previous_version(
-    rm, data_scientist, ml_engineer, reviewer
+    registered_model, data_scientist, ml_engineer, reviewer
 ):
-    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
+    v1, v2 = (
+        ready_version(data_scientist, registered_model),
+        ready_version(data_scientist, registered_model),
+    )
     decide(reviewer, ask(ml_engineer, v1))
     request = ask(ml_engineer, v2, justification="better recall")
     assert request.status == "pending"
     decide(reviewer, request)
     request.refresh_from_db()
     assert request.status == "applied" and request.replaced_version == v1
-    assert dict(rm.versions.values_list("version", "stage")) == {1: "archived", 2: "production"}
+    assert dict(registered_model.versions.values_list("version", "stage")) == {
+        1: "archived",
+        2: "production",
+    }
     actions = list(
         AuditEvent.objects.filter(
             target_type="governance.promotionrequest", target_id=str(request.pk)
@@ -80,17 +86,21 @@ def test_approval_applies_the_request_and_archives_the_previous_version(
     moved = AuditEvent.objects.filter(action="version.stage_changed").latest("sequence")
     assert moved.details["promotion_request"] == request.pk
     assert moved.details["archived_versions"] == [1]
-    open_rows = StageHistory.objects.filter(registered_model=rm, ended_at__isnull=True)
+    open_rows = StageHistory.objects.filter(
+        registered_model=registered_model, ended_at__isnull=True
+    )
     assert sorted(open_rows.values_list("version__version", "name")) == [
         (1, "archived"),
         (2, "production"),
     ]
 
 
-def test_requester_and_author_may_not_approve(rm, data_scientist, ml_engineer, reviewer, roles):
+def test_requester_and_author_may_not_approve(
+    registered_model, data_scientist, ml_engineer, reviewer, roles
+):
     data_scientist.groups.add(roles["reviewer"])  # the author is now also a reviewer
     ml_engineer.groups.add(roles["reviewer"])  # and so is the requester
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     for user, who in ((ml_engineer, "You requested"), (data_scientist, "You created version")):
         with pytest.raises(Forbidden) as exc:
             decide(user, request)
@@ -102,9 +112,9 @@ def test_requester_and_author_may_not_approve(rm, data_scientist, ml_engineer, r
 
 
 def test_reviewers_without_the_permission_are_refused(
-    rm, data_scientist, ml_engineer, viewer, outsider
+    registered_model, data_scientist, ml_engineer, viewer, outsider
 ):
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     with pytest.raises(Forbidden):
         decide(viewer, request)
     with pytest.raises(NotFound):  # cannot even see the model
@@ -112,8 +122,8 @@ def test_reviewers_without_the_permission_are_refused(
 
 
 def test_high_risk_needs_two_distinct_reviewers(data_scientist, ml_engineer, reviewer, roles):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     decide(reviewer, request)
     request.refresh_from_db()
     assert request.status == "pending"
@@ -128,8 +138,8 @@ def test_high_risk_needs_two_distinct_reviewers(data_scientist, ml_engineer, rev
 def test_critical_needs_an_administrator_among_the_approvers(
     data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "fraud", risk_tier="critical")
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+    registered_model = make_model(data_scientist, "fraud", risk_tier="critical")
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     decide(reviewer, request)
     decide(second_reviewer(roles), request)
     request.refresh_from_db()
@@ -141,8 +151,10 @@ def test_critical_needs_an_administrator_among_the_approvers(
     assert request.status == "applied"
 
 
-def test_failing_required_checks_block_approval(rm, data_scientist, ml_engineer, reviewer):
-    bare = make_version(data_scientist, rm)  # no artifact, no signature
+def test_failing_required_checks_block_approval(
+    registered_model, data_scientist, ml_engineer, reviewer
+):
+    bare = make_version(data_scientist, registered_model)  # no artifact, no signature
     request = ask(ml_engineer, bare)
     with pytest.raises(Conflict) as exc:
         decide(reviewer, request)
@@ -156,14 +168,14 @@ def test_failing_required_checks_block_approval(rm, data_scientist, ml_engineer,
 
 
 def test_signature_compatibility_compares_with_the_production_version(
-    rm, data_scientist, ml_engineer, reviewer
+    registered_model, data_scientist, ml_engineer, reviewer
 ):
-    decide(reviewer, ask(ml_engineer, ready_version(data_scientist, rm)))
+    decide(reviewer, ask(ml_engineer, ready_version(data_scientist, registered_model)))
     narrower = {
         "inputs": [{"name": "age", "type": "double"}, {"name": "region", "type": "string"}],
         "outputs": SIGNATURE["outputs"],
     }
-    request = ask(ml_engineer, ready_version(data_scientist, rm, signature=narrower))
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model, signature=narrower))
     evaluation = promotions.evaluate(request)
     check = next(c for c in evaluation.checks if c.name == "signature_compatible")
     assert not check.passed and check.required
@@ -176,8 +188,8 @@ def test_signature_compatibility_compares_with_the_production_version(
 def test_request_changes_blocks_until_that_reviewer_approves(
     data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     dave = second_reviewer(roles)
     decide(reviewer, request, "request_changes", "explain the drop in precision")
     decide(dave, request)
@@ -189,13 +201,19 @@ def test_request_changes_blocks_until_that_reviewer_approves(
     assert request.status == "applied"
 
 
-def test_a_decided_request_cannot_be_acted_on(rm, data_scientist, ml_engineer, reviewer, roles):
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+def test_a_decided_request_cannot_be_acted_on(
+    registered_model, data_scientist, ml_engineer, reviewer, roles
+):
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     decide(reviewer, request, "reject", "not yet")
     for act in (
         lambda: decide(second_reviewer(roles), request),
-        lambda: promotions.request_cancel(actor=actor_for(ml_engineer), request=request),
-        lambda: promotions.request_apply(actor=actor_for(ml_engineer), request=request),
+        lambda: promotions.promotion_request_cancel(
+            actor=actor_for(ml_engineer), promotion_request=request
+        ),
+        lambda: promotions.promotion_request_apply(
+            actor=actor_for(ml_engineer), promotion_request=request
+        ),
     ):
         with pytest.raises(Conflict) as exc:
             act()
@@ -203,8 +221,13 @@ def test_a_decided_request_cannot_be_acted_on(rm, data_scientist, ml_engineer, r
         assert "rejected" in exc.value.message
 
 
-def test_applying_supersedes_competing_requests(rm, data_scientist, ml_engineer, reviewer):
-    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
+def test_applying_supersedes_competing_requests(
+    registered_model, data_scientist, ml_engineer, reviewer
+):
+    v1, v2 = (
+        ready_version(data_scientist, registered_model),
+        ready_version(data_scientist, registered_model),
+    )
     first, second = ask(ml_engineer, v1), ask(ml_engineer, v2)
     decide(reviewer, second)
     first.refresh_from_db()
@@ -212,13 +235,16 @@ def test_applying_supersedes_competing_requests(rm, data_scientist, ml_engineer,
     with pytest.raises(Conflict) as exc:
         decide(reviewer, first)
     assert exc.value.code == "request_not_pending"
-    assert ModelVersion.objects.filter(registered_model=rm, stage="production").count() == 1
+    assert (
+        ModelVersion.objects.filter(registered_model=registered_model, stage="production").count()
+        == 1
+    )
 
 
 def test_duplicate_and_pointless_requests_are_refused(
-    rm, data_scientist, ml_engineer, reviewer, viewer
+    registered_model, data_scientist, ml_engineer, reviewer, viewer
 ):
-    v = ready_version(data_scientist, rm)
+    v = ready_version(data_scientist, registered_model)
     request = ask(ml_engineer, v)
     with pytest.raises(Conflict) as exc:
         ask(ml_engineer, v)
@@ -228,21 +254,23 @@ def test_duplicate_and_pointless_requests_are_refused(
         ask(ml_engineer, v)
     assert exc.value.code == "already_in_target"
     with pytest.raises(ValidationFailed):
-        promotions.request_create(actor=actor_for(ml_engineer), version=v, target_stage="qa")
+        promotions.promotion_request_create(
+            actor=actor_for(ml_engineer), version=v, target_stage="qa"
+        )
     with pytest.raises(Forbidden):
         ask(viewer, v)
 
 
 def test_without_auto_apply_an_approved_request_waits_for_apply(
-    rm, data_scientist, ml_engineer, reviewer
+    registered_model, data_scientist, ml_engineer, reviewer
 ):
     policies.policy_override_set(
-        actor=actor_for(superuser()), registered_model=rm, auto_apply=False
+        actor=actor_for(superuser()), registered_model=registered_model, auto_apply=False
     )
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     assert not promotions.may_apply(ml_engineer, request)  # pages hide the button: not yet
     with pytest.raises(Conflict) as exc:
-        promotions.request_apply(actor=actor_for(ml_engineer), request=request)
+        promotions.promotion_request_apply(actor=actor_for(ml_engineer), promotion_request=request)
     assert exc.value.code == "request_not_approved"
     decide(reviewer, request)
     request.refresh_from_db()
@@ -251,84 +279,105 @@ def test_without_auto_apply_an_approved_request_waits_for_apply(
     assert promotions.may_apply(ml_engineer, request)
     assert not promotions.may_apply(reviewer, request)
     with pytest.raises(Forbidden):
-        promotions.request_apply(actor=actor_for(reviewer), request=request)
-    promotions.request_apply(actor=actor_for(ml_engineer), request=request)
+        promotions.promotion_request_apply(actor=actor_for(reviewer), promotion_request=request)
+    promotions.promotion_request_apply(actor=actor_for(ml_engineer), promotion_request=request)
     request.refresh_from_db()
     assert request.status == "applied" and request.applied_by == ml_engineer
     assert request.version.stage == "production"
 
 
-def test_cancel_is_for_the_requester_or_a_manager(rm, data_scientist, ml_engineer, reviewer):
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+def test_cancel_is_for_the_requester_or_a_manager(
+    registered_model, data_scientist, ml_engineer, reviewer
+):
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     with pytest.raises(Forbidden):
-        promotions.request_cancel(actor=actor_for(reviewer), request=request)
-    promotions.request_cancel(actor=actor_for(ml_engineer), request=request, reason="oops")
+        promotions.promotion_request_cancel(actor=actor_for(reviewer), promotion_request=request)
+    promotions.promotion_request_cancel(
+        actor=actor_for(ml_engineer), promotion_request=request, reason="oops"
+    )
     request.refresh_from_db()
     assert request.status == "cancelled" and request.status_message == "oops"
     # The model's creator manages access to it, so may cancel anyone's request.
     other = ask(ml_engineer, request.version)
-    promotions.request_cancel(actor=actor_for(data_scientist), request=other)
+    promotions.promotion_request_cancel(actor=actor_for(data_scientist), promotion_request=other)
 
 
 def test_rollback_restores_the_previous_production_version_on_a_fast_track(
     data_scientist, ml_engineer, reviewer, roles
 ):
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
     dave = second_reviewer(roles)
-    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
+    v1, v2 = (
+        ready_version(data_scientist, registered_model),
+        ready_version(data_scientist, registered_model),
+    )
     for v in (v1, v2):
         request = ask(ml_engineer, v)
         decide(reviewer, request)
         decide(dave, request)
-    assert promotions.rollback_candidate(rm) == v1
+    assert promotions.rollback_candidate(registered_model) == v1
     with pytest.raises(ValidationFailed):  # a rollback must say why
-        promotions.rollback_request(
-            actor=actor_for(ml_engineer), registered_model=rm, justification=" "
+        promotions.promotion_request_rollback(
+            actor=actor_for(ml_engineer), registered_model=registered_model, justification=" "
         )
-    rollback = promotions.rollback_request(
-        actor=actor_for(ml_engineer), registered_model=rm, justification="v2 drifts on new traffic"
+    rollback = promotions.promotion_request_rollback(
+        actor=actor_for(ml_engineer),
+        registered_model=registered_model,
+        justification="v2 drifts on new traffic",
     )
     assert rollback.kind == "rollback" and rollback.version == v1
     assert promotions.evaluate(rollback).fast_track
     decide(reviewer, rollback)  # one approval is enough: v1 was approved for production before
     rollback.refresh_from_db()
     assert rollback.status == "applied"
-    assert dict(rm.versions.values_list("version", "stage")) == {1: "production", 2: "archived"}
+    assert dict(registered_model.versions.values_list("version", "stage")) == {
+        1: "production",
+        2: "archived",
+    }
 
 
-def test_rollback_without_history_is_a_clear_404(rm, ml_engineer):
+def test_rollback_without_history_is_a_clear_404(registered_model, ml_engineer):
     with pytest.raises(NotFound) as exc:
-        promotions.rollback_request(
-            actor=actor_for(ml_engineer), registered_model=rm, justification="why"
+        promotions.promotion_request_rollback(
+            actor=actor_for(ml_engineer), registered_model=registered_model, justification="why"
         )
     assert exc.value.code == "no_rollback_target"
 
 
-def test_protected_aliases_move_only_through_requests(rm, data_scientist, ml_engineer, reviewer):
+def test_protected_aliases_move_only_through_requests(
+    registered_model, data_scientist, ml_engineer, reviewer
+):
     policies.policy_override_set(
-        actor=actor_for(superuser()), registered_model=rm, protected_aliases=["champion"]
+        actor=actor_for(superuser()),
+        registered_model=registered_model,
+        protected_aliases=["champion"],
     )
-    v = ready_version(data_scientist, rm)
+    v = ready_version(data_scientist, registered_model)
     with pytest.raises(Forbidden) as exc:
         services.alias_set(
-            actor=actor_for(data_scientist), registered_model=rm, name="champion", version=v
+            actor=actor_for(data_scientist),
+            registered_model=registered_model,
+            name="champion",
+            version=v,
         )
     assert exc.value.code == "approval_required"
     services.alias_set(
-        actor=actor_for(data_scientist), registered_model=rm, name="shadow", version=v
+        actor=actor_for(data_scientist), registered_model=registered_model, name="shadow", version=v
     )  # unprotected aliases still move freely
-    request = promotions.request_create(
+    request = promotions.promotion_request_create(
         actor=actor_for(ml_engineer), version=v, target_alias="champion"
     )
     decide(reviewer, request)
-    assert rm.aliases.get(name="champion").version == v
+    assert registered_model.aliases.get(name="champion").version == v
     row = StageHistory.objects.get(kind="alias", name="champion")
     assert row.promotion_request == request and row.started_by == reviewer
 
 
-def test_a_no_approval_policy_applies_requests_at_once(rm, data_scientist, ml_engineer):
+def test_a_no_approval_policy_applies_requests_at_once(
+    registered_model, data_scientist, ml_engineer
+):
     Policy.objects.filter(risk_tier="medium").update(production_approvals=0)
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     assert request.status == "applied"
     assert (
         AuditEvent.objects.get(action="promotion.approved").details["note"]
@@ -336,10 +385,12 @@ def test_a_no_approval_policy_applies_requests_at_once(rm, data_scientist, ml_en
     )
 
 
-def test_policy_changes_are_for_admins_validated_and_audited(rm, data_scientist):
+def test_policy_changes_are_for_admins_validated_and_audited(registered_model, data_scientist):
     with pytest.raises(Forbidden):
         policies.policy_override_set(
-            actor=actor_for(data_scientist), registered_model=rm, production_approvals=0
+            actor=actor_for(data_scientist),
+            registered_model=registered_model,
+            production_approvals=0,
         )
     admin = actor_for(superuser())
     for bad in (
@@ -348,20 +399,27 @@ def test_policy_changes_are_for_admins_validated_and_audited(rm, data_scientist)
         {"protected_aliases": ["bad name!"]},
     ):
         with pytest.raises(ValidationFailed):
-            policies.policy_override_set(actor=admin, registered_model=rm, **bad)
-    assert not Policy.objects.filter(registered_model=rm).exists()
-    policies.policy_override_set(actor=admin, registered_model=rm, production_approvals=3)
+            policies.policy_override_set(actor=admin, registered_model=registered_model, **bad)
+    assert not Policy.objects.filter(registered_model=registered_model).exists()
+    policies.policy_override_set(
+        actor=admin, registered_model=registered_model, production_approvals=3
+    )
     event = AuditEvent.objects.get(action="policy.created")
-    assert event.registered_model_id == rm.pk
+    assert event.registered_model_id == registered_model.pk
     assert event.details["changes"]["production_approvals"] == {"from": 1, "to": 3}
-    assert policies.policy_for(rm).production_approvals == 3
+    assert policies.policy_for(registered_model).production_approvals == 3
 
 
 def test_reviewers_are_emailed_and_the_requester_hears_the_decision(
-    rm, data_scientist, ml_engineer, reviewer, mailoutbox, django_capture_on_commit_callbacks
+    registered_model,
+    data_scientist,
+    ml_engineer,
+    reviewer,
+    mailoutbox,
+    django_capture_on_commit_callbacks,
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        request = ask(ml_engineer, ready_version(data_scientist, rm))
+        request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     assert len(mailoutbox) == 1
     sent = mailoutbox[0]
     assert "Review requested: churn v1 → production" in sent.subject
@@ -375,9 +433,12 @@ def test_reviewers_are_emailed_and_the_requester_hears_the_decision(
 
 
 def test_point_in_time_history_names_versions_and_approvers(
-    rm, data_scientist, ml_engineer, reviewer, api
+    registered_model, data_scientist, ml_engineer, reviewer, api
 ):
-    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
+    v1, v2 = (
+        ready_version(data_scientist, registered_model),
+        ready_version(data_scientist, registered_model),
+    )
     decide(reviewer, ask(ml_engineer, v1))
     between = timezone.now()
     decide(reviewer, ask(ml_engineer, v2))
@@ -399,8 +460,8 @@ def test_point_in_time_history_names_versions_and_approvers(
     assert r.status_code == 400 and r.json()["fields"]["at"]
 
 
-def test_compliance_report(rm, data_scientist, ml_engineer, reviewer, api):
-    decide(reviewer, ask(ml_engineer, ready_version(data_scientist, rm)))
+def test_compliance_report(registered_model, data_scientist, ml_engineer, reviewer, api):
+    decide(reviewer, ask(ml_engineer, ready_version(data_scientist, registered_model)))
     report = api(reviewer).get("/api/v1/models/churn/compliance/").json()
     assert report["compliant"] and report["findings"] == []
     assert report["production_version"] == 1
@@ -410,7 +471,7 @@ def test_compliance_report(rm, data_scientist, ml_engineer, reviewer, api):
     # A direct move under a no-approval policy is reported, not hidden.
     from tests.factories import place
 
-    place(ready_version(data_scientist, rm), "production", archive_existing=True)
+    place(ready_version(data_scientist, registered_model), "production", archive_existing=True)
     report = api(reviewer).get("/api/v1/models/churn/compliance/").json()
     assert report["findings"][0]["severity"] == "warning"
     assert "without a promotion request" in report["findings"][0]["message"]
@@ -426,9 +487,12 @@ def test_seeded_tier_policies_match_the_shipped_defaults():
 
 
 def test_model_page_shows_policy_production_history_and_a_point_in_time(
-    client, rm, data_scientist, ml_engineer, reviewer, django_assert_max_num_queries
+    client, registered_model, data_scientist, ml_engineer, reviewer, django_assert_max_num_queries
 ):
-    v1, v2 = ready_version(data_scientist, rm), ready_version(data_scientist, rm)
+    v1, v2 = (
+        ready_version(data_scientist, registered_model),
+        ready_version(data_scientist, registered_model),
+    )
     decide(reviewer, ask(ml_engineer, v1))
     between = timezone.now()
     decide(reviewer, ask(ml_engineer, v2))

@@ -18,12 +18,14 @@ R = "/api/v1/promotion-requests/"
 
 
 @pytest.fixture
-def rm(data_scientist):
+def registered_model(data_scientist):
     return make_model(data_scientist, "churn")
 
 
-def test_request_review_and_apply_through_the_api(api, rm, data_scientist, ml_engineer, reviewer):
-    ready_version(data_scientist, rm)
+def test_request_review_and_apply_through_the_api(
+    api, registered_model, data_scientist, ml_engineer, reviewer
+):
+    ready_version(data_scientist, registered_model)
     r = api(ml_engineer).post(
         R,
         {"model": "churn", "version": 1, "target_stage": "production", "justification": "better"},
@@ -68,8 +70,8 @@ def test_request_review_and_apply_through_the_api(api, rm, data_scientist, ml_en
     assert api(reviewer).get(R, {"awaiting_my_review": "1"}).json()["results"] == []
 
 
-def test_bad_input_is_a_4xx_and_changes_nothing(api, rm, data_scientist, ml_engineer):
-    ready_version(data_scientist, rm)
+def test_bad_input_is_a_4xx_and_changes_nothing(api, registered_model, data_scientist, ml_engineer):
+    ready_version(data_scientist, registered_model)
     client = api(ml_engineer)
     cases = [
         ({"model": "churn", "version": 1}, 400, "validation_failed"),
@@ -102,9 +104,9 @@ def test_bad_input_is_a_4xx_and_changes_nothing(api, rm, data_scientist, ml_engi
 
 
 def test_requests_of_invisible_models_are_404_and_never_listed(
-    api, rm, data_scientist, ml_engineer, outsider
+    api, registered_model, data_scientist, ml_engineer, outsider
 ):
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     assert api(outsider).get(f"{R}{request.pk}/").status_code == 404
     assert api(outsider).post(f"{R}{request.pk}/cancel/", {}, format="json").status_code == 404
     assert api(outsider).get(R).json()["results"] == []
@@ -114,8 +116,8 @@ def test_request_list_costs_constant_queries(
     api, data_scientist, ml_engineer, reviewer, django_assert_max_num_queries
 ):
     for i in range(6):
-        rm = make_model(data_scientist, f"m{i}")
-        request = ask(ml_engineer, ready_version(data_scientist, rm))
+        registered_model = make_model(data_scientist, f"m{i}")
+        request = ask(ml_engineer, ready_version(data_scientist, registered_model))
         if i % 2:
             decide(reviewer, request)
     client = api(reviewer)
@@ -126,20 +128,20 @@ def test_request_list_costs_constant_queries(
         assert len(client.get(R, {"awaiting_my_review": "1"}).json()["results"]) == 3
 
 
-def test_policy_and_my_permissions_endpoints(api, rm, ml_engineer, viewer):
+def test_policy_and_my_permissions_endpoints(api, registered_model, ml_engineer, viewer):
     policy = api(viewer).get("/api/v1/models/churn/policy/").json()
     assert policy["scope"] == "medium risk tier" and policy["production_approvals"] == 1
     mine = api(ml_engineer).get("/api/v1/models/churn/my-permissions/").json()["permissions"]
     assert mine["request_promotion"] and not mine["approve_promotion"]
 
 
-def test_rollback_endpoint(api, rm, data_scientist, ml_engineer, reviewer):
+def test_rollback_endpoint(api, registered_model, data_scientist, ml_engineer, reviewer):
     r = api(ml_engineer).post(
         "/api/v1/models/churn/rollback/", {"justification": "x"}, format="json"
     )
     assert r.status_code == 404 and r.json()["code"] == "no_rollback_target"
     for _ in range(2):
-        decide(reviewer, ask(ml_engineer, ready_version(data_scientist, rm)))
+        decide(reviewer, ask(ml_engineer, ready_version(data_scientist, registered_model)))
     r = api(ml_engineer).post(
         "/api/v1/models/churn/rollback/", {"justification": "drift"}, format="json"
     )
@@ -153,8 +155,8 @@ def test_concurrent_final_approvals_of_competing_requests_leave_one_production_v
 ):
     """Six requests for production, each approved at the same instant by its own reviewer:
     the model lock makes them queue; the first applies, the rest find themselves superseded."""
-    rm = make_model(data_scientist, "race")
-    requests = [ask(ml_engineer, ready_version(data_scientist, rm)) for _ in range(6)]
+    registered_model = make_model(data_scientist, "race")
+    requests = [ask(ml_engineer, ready_version(data_scientist, registered_model)) for _ in range(6)]
     reviewers = []
     for i in range(6):
         user = UserFactory(username=f"reviewer{i}")
@@ -163,8 +165,11 @@ def test_concurrent_final_approvals_of_competing_requests_leave_one_production_v
 
     def approve(i: int) -> str:
         try:
-            promotions.review_submit(
-                actor=actor_for(reviewers[i]), request=requests[i], decision="approve", comment="go"
+            promotions.promotion_request_review(
+                actor=actor_for(reviewers[i]),
+                promotion_request=requests[i],
+                decision="approve",
+                comment="go",
             )
             return "ok"
         except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
@@ -172,7 +177,10 @@ def test_concurrent_final_approvals_of_competing_requests_leave_one_production_v
 
     outcomes = all_at_once(6, approve, close_connections=True)
     assert sorted(outcomes) == ["ok"] + ["request_not_pending"] * 5
-    assert ModelVersion.objects.filter(registered_model=rm, stage="production").count() == 1
+    assert (
+        ModelVersion.objects.filter(registered_model=registered_model, stage="production").count()
+        == 1
+    )
     statuses = sorted(PromotionRequest.objects.values_list("status", flat=True))
     assert statuses == ["applied"] + ["superseded"] * 5
     assert connection.vendor == "postgresql"
@@ -182,8 +190,8 @@ def test_concurrent_final_approvals_of_competing_requests_leave_one_production_v
 def test_concurrent_approvals_of_one_request_count_once_each(roles, data_scientist, ml_engineer):
     """Two reviewers approve a high-risk request at once; a third approves the same request
     at the same time: it is applied exactly once, every approval recorded once."""
-    rm = make_model(data_scientist, "scorer", risk_tier="high")
-    request = ask(ml_engineer, ready_version(data_scientist, rm))
+    registered_model = make_model(data_scientist, "scorer", risk_tier="high")
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     reviewers = []
     for i in range(3):
         user = UserFactory(username=f"rev{i}")
@@ -192,8 +200,11 @@ def test_concurrent_approvals_of_one_request_count_once_each(roles, data_scienti
 
     def approve(i: int) -> str:
         try:
-            promotions.review_submit(
-                actor=actor_for(reviewers[i]), request=request, decision="approve", comment="go"
+            promotions.promotion_request_review(
+                actor=actor_for(reviewers[i]),
+                promotion_request=request,
+                decision="approve",
+                comment="go",
             )
             return "ok"
         except Exception as exc:  # noqa: BLE001

@@ -78,9 +78,9 @@ def receiver():
 
 
 def _promote(data_scientist, ml_engineer, reviewer, capture) -> None:
-    rm = make_model(data_scientist, "churn")
+    registered_model = make_model(data_scientist, "churn")
     with capture(execute=True):
-        request = ask(ml_engineer, ready_version(data_scientist, rm))
+        request = ask(ml_engineer, ready_version(data_scientist, registered_model))
     with capture(execute=True):
         decide(reviewer, request)
 
@@ -148,8 +148,8 @@ def test_only_matching_webhooks_receive_events(data_scientist, ml_engineer, revi
     Webhook.objects.create(
         name="requests-only", url="http://127.0.0.1:9/", secret="k", events=["promotion.requested"]
     )
-    rm = make_model(data_scientist, "churn")
-    decide(reviewer, ask(ml_engineer, ready_version(data_scientist, rm)))
+    registered_model = make_model(data_scientist, "churn")
+    decide(reviewer, ask(ml_engineer, ready_version(data_scientist, registered_model)))
     assert list(WebhookDelivery.objects.values_list("webhook__name", "event")) == [
         ("requests-only", "promotion.requested")
     ]

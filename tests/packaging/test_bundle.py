@@ -345,7 +345,7 @@ def _packaging_check(user):
     from governance import promotions
     from registry.models import ModelVersion
 
-    request = promotions.request_create(
+    request = promotions.promotion_request_create(
         actor=actor_for(user), version=ModelVersion.objects.get(), target_stage="staging"
     )
     check = next(c for c in promotions.evaluate(request).checks if c.name == "packaging")

@@ -166,7 +166,7 @@ def test_failed_packaging_jobs_block_readiness(
         signature=SIGNATURE,
     )
     assert PackagingJob.objects.filter(status="failed").exists()
-    request = promotions.request_create(
+    request = promotions.promotion_request_create(
         actor=actor_for(ml_engineer), version=ModelVersion.objects.get(), target_stage="staging"
     )
     check = next(c for c in promotions.evaluate(request).checks if c.name == "packaging")

@@ -90,8 +90,8 @@ def test_concurrent_retries_with_one_idempotency_key_create_one_version(
 
 
 def test_200_mb_upload_streams_with_bounded_memory(live_server, data_scientist):
-    rm = make_model(data_scientist, "big")
-    make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "big")
+    make_version(data_scientist, registered_model)
     token = _token(data_scientist)
     size, chunk = 200 * 1024 * 1024, 1024 * 1024
     expected = hashlib.sha256()
@@ -127,9 +127,9 @@ def test_concurrent_direct_moves_leave_exactly_one_production_version(data_scien
     from registry import services
     from tests.factories import actor_for, no_approval
 
-    rm = make_model(data_scientist, "race")
-    no_approval(rm)
-    versions = [make_version(data_scientist, rm) for _ in range(6)]
+    registered_model = make_model(data_scientist, "race")
+    no_approval(registered_model)
+    versions = [make_version(data_scientist, registered_model) for _ in range(6)]
 
     def promote(i: int) -> None:
         services.version_stage_set(
@@ -140,5 +140,9 @@ def test_concurrent_direct_moves_leave_exactly_one_production_version(data_scien
         )
 
     all_at_once(len(versions), promote, close_connections=True)
-    stages = list(ModelVersion.objects.filter(registered_model=rm).values_list("stage", flat=True))
+    stages = list(
+        ModelVersion.objects.filter(registered_model=registered_model).values_list(
+            "stage", flat=True
+        )
+    )
     assert stages.count("production") == 1 and stages.count("archived") == 5

@@ -283,11 +283,11 @@ def test_lineage_of_a_deleted_version_is_hidden(api, world, outsider, viewer):
 def test_lineage_lists_have_a_constant_number_of_queries(
     api, data_scientist, outsider, viewer, django_assert_max_num_queries, rows, who
 ):
-    rm = make_model(data_scientist, "churn")
-    permissions.grant(Perm.VIEW, rm, user=outsider)
+    registered_model = make_model(data_scientist, "churn")
+    permissions.grant(Perm.VIEW, registered_model, user=outsider)
     for n in range(rows):
         chain = _chain(f"c{n}")
-        make_version(data_scientist, rm, training_run=chain["run"])
+        make_version(data_scientist, registered_model, training_run=chain["run"])
     user = outsider if who == "per_model" else viewer
     # Each request loads its user afresh (no grants remembered): one query for its roles'
     # permissions, then the rows and their links.

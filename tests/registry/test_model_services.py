@@ -14,14 +14,18 @@ pytestmark = pytest.mark.django_db
 
 
 def test_create_records_model_tags_grants_and_audit_event(data_scientist):
-    rm = make_model(data_scientist, "credit-risk", risk_tier="high", tags={"team": "risk"})
-    assert rm.owner == data_scientist and rm.risk_tier == "high"
-    assert {t.key: t.value for t in rm.tags.all()} == {"team": "risk"}
+    registered_model = make_model(
+        data_scientist, "credit-risk", risk_tier="high", tags={"team": "risk"}
+    )
+    assert registered_model.owner == data_scientist and registered_model.risk_tier == "high"
+    assert {t.key: t.value for t in registered_model.tags.all()} == {"team": "risk"}
     for perm in (Perm.VIEW, Perm.CHANGE, Perm.DELETE, Perm.MANAGE_ACCESS):
-        assert permissions._object_codenames(data_scientist, rm) >= {str(perm)}
-    assert str(Perm.APPROVE_PROMOTION) not in permissions._object_codenames(data_scientist, rm)
+        assert permissions._object_codenames(data_scientist, registered_model) >= {str(perm)}
+    assert str(Perm.APPROVE_PROMOTION) not in permissions._object_codenames(
+        data_scientist, registered_model
+    )
     event = AuditEvent.objects.get(action="registered_model.created")
-    assert event.actor == data_scientist and event.registered_model_id == rm.pk
+    assert event.actor == data_scientist and event.registered_model_id == registered_model.pk
     assert event.details["tags"] == {"team": "risk"}
 
 
@@ -40,11 +44,11 @@ def test_create_accepts_unicode_and_256_characters(data_scientist):
 
 
 def test_duplicate_name_is_a_conflict_even_after_soft_delete(data_scientist, admin_user):
-    rm = make_model(data_scientist, "dup")
+    registered_model = make_model(data_scientist, "dup")
     with pytest.raises(Conflict) as exc:
         make_model(data_scientist, "dup")
     assert exc.value.code == "registered_model_exists"
-    services.registered_model_delete(actor=actor_for(admin_user), registered_model=rm)
+    services.registered_model_delete(actor=actor_for(admin_user), registered_model=registered_model)
     with pytest.raises(Conflict, match="deleted model holds this name"):
         make_model(data_scientist, "dup")
 
@@ -55,96 +59,121 @@ def test_viewer_cannot_create_models(viewer):
 
 
 def test_update_changes_fields_and_audits_the_diff(data_scientist, admin_user):
-    rm = make_model(data_scientist, "m")
+    registered_model = make_model(data_scientist, "m")
     services.registered_model_update(
-        actor=actor_for(admin_user), registered_model=rm, description="new", risk_tier="critical"
+        actor=actor_for(admin_user),
+        registered_model=registered_model,
+        description="new",
+        risk_tier="critical",
     )
-    rm.refresh_from_db()
-    assert (rm.description, rm.risk_tier) == ("new", "critical")
+    registered_model.refresh_from_db()
+    assert (registered_model.description, registered_model.risk_tier) == ("new", "critical")
     event = AuditEvent.objects.get(action="registered_model.updated")
     assert event.details["changes"]["risk_tier"] == {"from": "medium", "to": "critical"}
 
 
 def test_update_of_risk_tier_needs_manage_access(data_scientist, ml_engineer):
-    rm = make_model(data_scientist, "m")
+    registered_model = make_model(data_scientist, "m")
     with pytest.raises(Forbidden):
         services.registered_model_update(
-            actor=actor_for(ml_engineer), registered_model=rm, risk_tier="low"
+            actor=actor_for(ml_engineer), registered_model=registered_model, risk_tier="low"
         )
     services.registered_model_update(
-        actor=actor_for(ml_engineer), registered_model=rm, description="ml engineers may edit text"
+        actor=actor_for(ml_engineer),
+        registered_model=registered_model,
+        description="ml engineers may edit text",
     )
-    rm.refresh_from_db()
-    assert rm.risk_tier == "medium" and rm.description.startswith("ml engineers")
+    registered_model.refresh_from_db()
+    assert registered_model.risk_tier == "medium" and registered_model.description.startswith(
+        "ml engineers"
+    )
 
 
 def test_outsider_gets_not_found_not_forbidden(data_scientist, outsider):
-    rm = make_model(data_scientist, "secret")
+    registered_model = make_model(data_scientist, "secret")
     with pytest.raises(NotFound):
         services.registered_model_update(
-            actor=actor_for(outsider), registered_model=rm, description="x"
+            actor=actor_for(outsider), registered_model=registered_model, description="x"
         )
 
 
 def test_tag_set_overwrites_and_delete_removes(data_scientist):
-    rm = make_model(data_scientist, "m")
+    registered_model = make_model(data_scientist, "m")
     actor = actor_for(data_scientist)
-    services.registered_model_tag_set(actor=actor, registered_model=rm, key="k", value="1")
-    services.registered_model_tag_set(actor=actor, registered_model=rm, key="k", value="2")
-    assert rm.tags.get(key="k").value == "2"
+    services.registered_model_tag_set(
+        actor=actor, registered_model=registered_model, key="k", value="1"
+    )
+    services.registered_model_tag_set(
+        actor=actor, registered_model=registered_model, key="k", value="2"
+    )
+    assert registered_model.tags.get(key="k").value == "2"
     assert AuditEvent.objects.filter(action="registered_model.tag_set").count() == 2
-    services.registered_model_tag_delete(actor=actor, registered_model=rm, key="k")
-    assert not rm.tags.exists()
+    services.registered_model_tag_delete(actor=actor, registered_model=registered_model, key="k")
+    assert not registered_model.tags.exists()
 
 
 def test_delete_is_refused_while_a_version_is_in_production(data_scientist, admin_user):
-    rm = make_model(data_scientist, "m")
-    v = make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "m")
+    v = make_version(data_scientist, registered_model)
     place(v, "production")
     with pytest.raises(Conflict) as exc:
-        services.registered_model_delete(actor=actor_for(admin_user), registered_model=rm)
+        services.registered_model_delete(
+            actor=actor_for(admin_user), registered_model=registered_model
+        )
     assert exc.value.code == "version_in_use"
-    rm.refresh_from_db()
-    assert rm.deleted_at is None
+    registered_model.refresh_from_db()
+    assert registered_model.deleted_at is None
 
 
 def test_soft_delete_hides_then_admin_restores(data_scientist, admin_user):
-    rm = make_model(data_scientist, "m")
-    services.registered_model_delete(actor=actor_for(data_scientist), registered_model=rm)
+    registered_model = make_model(data_scientist, "m")
+    services.registered_model_delete(
+        actor=actor_for(data_scientist), registered_model=registered_model
+    )
     assert not permissions.visible_models(data_scientist).exists()
     assert not permissions.visible_models(admin_user).exists()
     with pytest.raises(Forbidden):
-        services.registered_model_restore(actor=actor_for(data_scientist), registered_model=rm)
-    services.registered_model_restore(actor=actor_for(admin_user), registered_model=rm)
-    assert permissions.visible_models(data_scientist).get() == rm
+        services.registered_model_restore(
+            actor=actor_for(data_scientist), registered_model=registered_model
+        )
+    services.registered_model_restore(
+        actor=actor_for(admin_user), registered_model=registered_model
+    )
+    assert permissions.visible_models(data_scientist).get() == registered_model
     assert AuditEvent.objects.filter(action="registered_model.restored").count() == 1
 
 
 def test_purge_needs_soft_delete_first_and_removes_rows_and_grants(data_scientist, admin_user):
-    rm = make_model(data_scientist, "m")
-    make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "m")
+    make_version(data_scientist, registered_model)
     with pytest.raises(Conflict):
-        services.registered_model_purge(actor=actor_for(admin_user), registered_model=rm)
-    services.registered_model_delete(actor=actor_for(admin_user), registered_model=rm)
-    services.registered_model_purge(actor=actor_for(admin_user), registered_model=rm)
+        services.registered_model_purge(
+            actor=actor_for(admin_user), registered_model=registered_model
+        )
+    services.registered_model_delete(actor=actor_for(admin_user), registered_model=registered_model)
+    services.registered_model_purge(actor=actor_for(admin_user), registered_model=registered_model)
     assert not RegisteredModel.objects.exists()
-    assert not rm.user_grants.exists()
+    assert not registered_model.user_grants.exists()
     assert AuditEvent.objects.filter(
-        action="registered_model.purged", registered_model_id=rm.pk
+        action="registered_model.purged", registered_model_id=registered_model.pk
     ).exists()
 
 
 def test_tag_limit_is_enforced_for_models_and_versions(data_scientist):
-    rm = make_model(data_scientist, "m", tags={f"k{i}": "v" for i in range(100)})
+    registered_model = make_model(data_scientist, "m", tags={f"k{i}": "v" for i in range(100)})
     actor = actor_for(data_scientist)
     with pytest.raises(ValidationFailed):
         services.registered_model_tag_set(
-            actor=actor, registered_model=rm, key="one-more", value="v"
+            actor=actor, registered_model=registered_model, key="one-more", value="v"
         )
-    assert rm.tags.count() == 100
-    services.registered_model_tag_set(actor=actor, registered_model=rm, key="k1", value="new")
-    assert rm.tags.get(key="k1").value == "new"
-    version = make_version(data_scientist, rm, tags={f"k{i}": "v" for i in range(100)})
+    assert registered_model.tags.count() == 100
+    services.registered_model_tag_set(
+        actor=actor, registered_model=registered_model, key="k1", value="new"
+    )
+    assert registered_model.tags.get(key="k1").value == "new"
+    version = make_version(
+        data_scientist, registered_model, tags={f"k{i}": "v" for i in range(100)}
+    )
     with pytest.raises(ValidationFailed):
         services.version_tag_set(actor=actor, version=version, key="one-more", value="v")
     assert version.tags.count() == 100

@@ -164,9 +164,9 @@ def test_list_query_count_is_constant(
     api, data_scientist, outsider, django_assert_max_num_queries, rows
 ):
     for i in range(rows):
-        rm = make_model(data_scientist, f"m{i}", tags={"a": "1", "b": "2"})
-        make_version(data_scientist, rm)
-        permissions.grant(Perm.VIEW, rm, user=outsider)
+        registered_model = make_model(data_scientist, f"m{i}", tags={"a": "1", "b": "2"})
+        make_version(data_scientist, registered_model)
+        permissions.grant(Perm.VIEW, registered_model, user=outsider)
     client = api(outsider)
     with django_assert_max_num_queries(8):
         r = client.get(URL, {"page_size": 100})
@@ -174,8 +174,8 @@ def test_list_query_count_is_constant(
 
 
 def test_patch_updates_and_rename_keeps_versions(api, data_scientist):
-    rm = make_model(data_scientist, "old")
-    make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "old")
+    make_version(data_scientist, registered_model)
     r = api(data_scientist).patch(URL + "old/", {"name": "new", "description": "d"}, format="json")
     assert r.status_code == 200 and r.json()["name"] == "new"
     assert api(data_scientist).get(URL + "new/versions/1/").status_code == 200
@@ -226,14 +226,17 @@ def test_model_shows_tags_aliases_and_newest_version_per_live_stage(api, data_sc
     from registry import services
     from tests.factories import actor_for
 
-    rm = make_model(data_scientist, "m", tags={"b": "2", "a": "1"})
-    v1, v2, v3, v4 = (make_version(data_scientist, rm) for _ in range(4))
+    registered_model = make_model(data_scientist, "m", tags={"b": "2", "a": "1"})
+    v1, v2, v3, v4 = (make_version(data_scientist, registered_model) for _ in range(4))
     place(v1, "production")
     place(v2, "production")
     place(v3, "staging")
     place(v4, "archived")
     services.alias_set(
-        actor=actor_for(data_scientist), registered_model=rm, name="champion", version=v2
+        actor=actor_for(data_scientist),
+        registered_model=registered_model,
+        name="champion",
+        version=v2,
     )
     for body in (
         api(data_scientist).get(URL + "m/").json(),
@@ -252,8 +255,8 @@ def test_model_shows_tags_aliases_and_newest_version_per_live_stage(api, data_sc
 def test_links_match_the_url_configuration(api, data_scientist, name):
     from django.urls import reverse
 
-    rm = make_model(data_scientist, name)
-    make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, name)
+    make_version(data_scientist, registered_model)
     from registry.models import ModelVersion
     from tests.factories import make_artifact
 

@@ -72,9 +72,13 @@ def test_demo_outsider_sees_only_the_granted_model(demo, client):
 
 
 def test_pages_render_with_bounded_queries(client, data_scientist, django_assert_max_num_queries):
-    rm = make_model(data_scientist, "m", description="<script>alert(1)</script> **bold**")
+    registered_model = make_model(
+        data_scientist, "m", description="<script>alert(1)</script> **bold**"
+    )
     for _ in range(5):
-        make_artifact(data_scientist, make_version(data_scientist, rm, metrics={"auc": 0.9}))
+        make_artifact(
+            data_scientist, make_version(data_scientist, registered_model, metrics={"auc": 0.9})
+        )
     client.force_login(data_scientist)
     for url in ("/", "/models/", "/models/m/", "/models/m/versions/5/", "/models/m/compare/"):
         with django_assert_max_num_queries(20):
@@ -93,8 +97,8 @@ def test_pages_need_login_and_hide_ungranted_models(client, data_scientist, outs
 
 
 def test_page_artifact_download(client, data_scientist, outsider):
-    rm = make_model(data_scientist, "m")
-    artifact = make_artifact(data_scientist, make_version(data_scientist, rm), b"abc")
+    registered_model = make_model(data_scientist, "m")
+    artifact = make_artifact(data_scientist, make_version(data_scientist, registered_model), b"abc")
     url = f"/models/m/versions/1/artifacts/{artifact.pk}/"
     client.force_login(data_scientist)
     assert b"".join(client.get(url).streaming_content) == b"abc"
@@ -126,33 +130,35 @@ def test_every_admin_changelist_and_change_page_loads(client, demo):
 
 
 def test_admin_actions_go_through_services(client, data_scientist, admin_user):
-    rm = make_model(data_scientist, "m")
-    v = make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist, "m")
+    v = make_version(data_scientist, registered_model)
     from registry import services
     from tests.factories import actor_for, place
 
     place(v, "production")
     client.force_login(admin_user)
     url = reverse("admin:registry_registeredmodel_changelist")
-    r = client.post(url, {"action": "soft_delete", "_selected_action": [rm.pk]}, follow=True)
+    r = client.post(
+        url, {"action": "soft_delete", "_selected_action": [registered_model.pk]}, follow=True
+    )
     assert b"version 1 is in production" in r.content
-    rm.refresh_from_db()
-    assert rm.deleted_at is None
+    registered_model.refresh_from_db()
+    assert registered_model.deleted_at is None
     services.version_stage_set(actor=actor_for(admin_user), version=v, stage="archived")
-    client.post(url, {"action": "soft_delete", "_selected_action": [rm.pk]})
-    rm.refresh_from_db()
-    assert rm.deleted_at is not None
-    client.post(url, {"action": "restore", "_selected_action": [rm.pk]})
-    rm.refresh_from_db()
-    assert rm.deleted_at is None
+    client.post(url, {"action": "soft_delete", "_selected_action": [registered_model.pk]})
+    registered_model.refresh_from_db()
+    assert registered_model.deleted_at is not None
+    client.post(url, {"action": "restore", "_selected_action": [registered_model.pk]})
+    registered_model.refresh_from_db()
+    assert registered_model.deleted_at is None
 
 
 def test_admin_edit_of_risk_tier_is_audited(client, data_scientist, admin_user):
     from core.models import AuditEvent
 
-    rm = make_model(data_scientist, "m")
+    registered_model = make_model(data_scientist, "m")
     client.force_login(admin_user)
-    url = reverse("admin:registry_registeredmodel_change", args=[rm.pk])
+    url = reverse("admin:registry_registeredmodel_change", args=[registered_model.pk])
     r = client.post(
         url,
         {
@@ -165,16 +171,16 @@ def test_admin_edit_of_risk_tier_is_audited(client, data_scientist, admin_user):
         },
     )
     assert r.status_code == 302, r.content[:2000]
-    rm.refresh_from_db()
-    assert rm.risk_tier == "critical"
+    registered_model.refresh_from_db()
+    assert registered_model.risk_tier == "critical"
     event = AuditEvent.objects.get(action="registered_model.updated")
     assert event.channel == "admin" and event.actor == admin_user
-    assert permissions.has(admin_user, Perm.VIEW, rm)
+    assert permissions.has(admin_user, Perm.VIEW, registered_model)
 
 
 def test_admin_version_actions_apply_to_every_selected_row(client, data_scientist, admin_user):
-    rm = make_model(data_scientist, "m")
-    versions = [make_version(data_scientist, rm) for _ in range(3)]
+    registered_model = make_model(data_scientist, "m")
+    versions = [make_version(data_scientist, registered_model) for _ in range(3)]
     client.force_login(admin_user)
     url = reverse("admin:registry_modelversion_changelist")
     client.post(url, {"action": "soft_delete", "_selected_action": [v.pk for v in versions]})
@@ -207,10 +213,10 @@ def test_the_models_page_reads_tag_filters_with_the_api_s_rule(client, data_scie
     from registry import services
     from tests.factories import actor_for
 
-    rm = make_model(data_scientist, "scorer")
+    registered_model = make_model(data_scientist, "scorer")
     make_model(data_scientist, "ranker")
     services.registered_model_tag_set(
-        actor=actor_for(data_scientist), registered_model=rm, key="team", value="risk"
+        actor=actor_for(data_scientist), registered_model=registered_model, key="team", value="risk"
     )
     client.force_login(data_scientist)
     html = client.get("/models/", {"tag": " team = risk "}).content.decode()

@@ -26,10 +26,10 @@ def test_versions_are_numbered_per_model(data_scientist):
 
 
 def test_create_stores_metrics_params_signature_and_tags(data_scientist):
-    rm = make_model(data_scientist)
+    registered_model = make_model(data_scientist)
     v = make_version(
         data_scientist,
-        rm,
+        registered_model,
         params={"depth": 3, "lr": 0.1},
         metrics=[
             {"name": "auc", "value": 0.91, "dataset": "holdout", "split": "test"},
@@ -67,21 +67,21 @@ def test_create_stores_metrics_params_signature_and_tags(data_scientist):
     ],
 )
 def test_create_refuses_malformed_fields_and_writes_nothing(data_scientist, field, value):
-    rm = make_model(data_scientist)
+    registered_model = make_model(data_scientist)
     with pytest.raises(ValidationFailed) as exc:
-        make_version(data_scientist, rm, **{field: value})
+        make_version(data_scientist, registered_model, **{field: value})
     assert field in exc.value.fields
     assert not ModelVersion.objects.exists()
-    rm.refresh_from_db()
-    assert rm.last_version_number == 0
+    registered_model.refresh_from_db()
+    assert registered_model.last_version_number == 0
 
 
 def test_input_example_must_match_signature(data_scientist):
-    rm = make_model(data_scientist)
+    registered_model = make_model(data_scientist)
     with pytest.raises(ValidationFailed) as exc:
         make_version(
             data_scientist,
-            rm,
+            registered_model,
             signature=SIGNATURE,
             input_example=[{"age": "old", "income": 1.0, "region": "n"}],
         )
@@ -89,34 +89,37 @@ def test_input_example_must_match_signature(data_scientist):
 
 
 def test_idempotency_key_returns_the_first_version(data_scientist):
-    rm = make_model(data_scientist)
+    registered_model = make_model(data_scientist)
     actor = actor_for(data_scientist)
     first, created = services.version_create(
-        actor=actor, registered_model=rm, source="s3://x", idempotency_key="abc"
+        actor=actor, registered_model=registered_model, source="s3://x", idempotency_key="abc"
     )
     again, created_again = services.version_create(
-        actor=actor, registered_model=rm, source="s3://x", idempotency_key="abc"
+        actor=actor, registered_model=registered_model, source="s3://x", idempotency_key="abc"
     )
     assert created and not created_again and first.pk == again.pk
     assert ModelVersion.objects.count() == 1
     with pytest.raises(Conflict) as exc:
         services.version_create(
-            actor=actor, registered_model=rm, source="s3://other", idempotency_key="abc"
+            actor=actor,
+            registered_model=registered_model,
+            source="s3://other",
+            idempotency_key="abc",
         )
     assert exc.value.code == "idempotency_key_reused"
 
 
 def test_viewer_cannot_create_versions(data_scientist, viewer):
-    rm = make_model(data_scientist)
+    registered_model = make_model(data_scientist)
     with pytest.raises(Forbidden):
-        make_version(viewer, rm)
+        make_version(viewer, registered_model)
 
 
 def test_direct_moves_to_staging_or_production_need_a_no_approval_policy(
     data_scientist, ml_engineer, viewer
 ):
-    rm = make_model(data_scientist)
-    v = make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist)
+    v = make_version(data_scientist, registered_model)
     with pytest.raises(Forbidden) as exc:  # no request_promotion at all
         services.version_stage_set(actor=actor_for(viewer), version=v, stage="staging")
     assert exc.value.code == "permission_denied"
@@ -128,7 +131,7 @@ def test_direct_moves_to_staging_or_production_need_a_no_approval_policy(
         assert "promotion-requests" in exc.value.message
     v.refresh_from_db()
     assert v.stage == "none"
-    no_approval(rm)
+    no_approval(registered_model)
     services.version_stage_set(actor=actor_for(ml_engineer), version=v, stage="production")
     v.refresh_from_db()
     assert v.stage == "production"
@@ -142,32 +145,38 @@ def test_direct_moves_to_staging_or_production_need_a_no_approval_policy(
 
 
 def test_archiving_needs_only_change_permission(data_scientist):
-    rm = make_model(data_scientist)
-    v = place(make_version(data_scientist, rm), "production")
+    registered_model = make_model(data_scientist)
+    v = place(make_version(data_scientist, registered_model), "production")
     services.version_stage_set(actor=actor_for(data_scientist), version=v, stage="archived")
     v.refresh_from_db()
     assert v.stage == "archived"
 
 
 def test_archive_existing_leaves_one_production_version(data_scientist):
-    rm = make_model(data_scientist)
-    v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist)
+    v1, v2 = (
+        make_version(data_scientist, registered_model),
+        make_version(data_scientist, registered_model),
+    )
     place(v1, "production")
     place(v2, "production", archive_existing=True)
-    assert dict(rm.versions.values_list("version", "stage")) == {1: "archived", 2: "production"}
+    assert dict(registered_model.versions.values_list("version", "stage")) == {
+        1: "archived",
+        2: "production",
+    }
 
 
 def test_pending_versions_cannot_be_promoted(data_scientist, reviewer):
-    rm = make_model(data_scientist)
-    v = make_version(data_scientist, rm, status="pending_registration")
+    registered_model = make_model(data_scientist)
+    v = make_version(data_scientist, registered_model, status="pending_registration")
     with pytest.raises(Conflict) as exc:
         place(v, "production")
     assert exc.value.code == "version_not_ready"
 
 
 def test_signature_is_sealed_once_staged(data_scientist):
-    rm = make_model(data_scientist)
-    v = make_version(data_scientist, rm, signature=SIGNATURE)
+    registered_model = make_model(data_scientist)
+    v = make_version(data_scientist, registered_model, signature=SIGNATURE)
     place(v, "staging")
     with pytest.raises(Conflict) as exc:
         services.version_update(actor=actor_for(data_scientist), version=v, signature=None)
@@ -179,9 +188,12 @@ def test_signature_is_sealed_once_staged(data_scientist):
 
 
 def test_delete_refuses_staged_and_deployed_versions(data_scientist):
-    rm = make_model(data_scientist)
+    registered_model = make_model(data_scientist)
     actor = actor_for(data_scientist)
-    staged, deployed = make_version(data_scientist, rm), make_version(data_scientist, rm)
+    staged, deployed = (
+        make_version(data_scientist, registered_model),
+        make_version(data_scientist, registered_model),
+    )
     place(staged, "staging")
     services.deployment_create(actor=actor, version=deployed, environment="staging", target="t")
     for v in (staged, deployed):
@@ -192,23 +204,29 @@ def test_delete_refuses_staged_and_deployed_versions(data_scientist):
 
 
 def test_delete_removes_aliases_and_numbers_are_never_reused(data_scientist, admin_user):
-    rm = make_model(data_scientist)
-    v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist)
+    v1, v2 = (
+        make_version(data_scientist, registered_model),
+        make_version(data_scientist, registered_model),
+    )
     services.alias_set(
-        actor=actor_for(data_scientist), registered_model=rm, name="champion", version=v2
+        actor=actor_for(data_scientist),
+        registered_model=registered_model,
+        name="champion",
+        version=v2,
     )
     services.version_delete(actor=actor_for(data_scientist), version=v2)
     assert not Alias.objects.exists()
     event = AuditEvent.objects.get(action="version.deleted")
     assert event.details == {"removed_aliases": ["champion"]}
     services.version_purge(actor=actor_for(admin_user), version=v2)
-    assert make_version(data_scientist, rm).version == 3
+    assert make_version(data_scientist, registered_model).version == 3
     assert v1.version == 1
 
 
 def test_metrics_log_upserts_and_is_frozen_after_staging(data_scientist):
-    rm = make_model(data_scientist)
-    v = make_version(data_scientist, rm, metrics={"auc": 0.8})
+    registered_model = make_model(data_scientist)
+    v = make_version(data_scientist, registered_model, metrics={"auc": 0.8})
     actor = actor_for(data_scientist)
     services.version_metrics_log(actor=actor, version=v, metrics={"auc": 0.85, "f1": 0.7})
     assert dict(v.metrics.values_list("name", "value")) == {"auc": 0.85, "f1": 0.7}
@@ -218,17 +236,20 @@ def test_metrics_log_upserts_and_is_frozen_after_staging(data_scientist):
 
 
 def test_alias_moves_atomically_and_is_audited(data_scientist):
-    rm = make_model(data_scientist)
-    v1, v2 = make_version(data_scientist, rm), make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist)
+    v1, v2 = (
+        make_version(data_scientist, registered_model),
+        make_version(data_scientist, registered_model),
+    )
     actor = actor_for(data_scientist)
-    services.alias_set(actor=actor, registered_model=rm, name="champion", version=v1)
-    services.alias_set(actor=actor, registered_model=rm, name="champion", version=v2)
+    services.alias_set(actor=actor, registered_model=registered_model, name="champion", version=v1)
+    services.alias_set(actor=actor, registered_model=registered_model, name="champion", version=v2)
     assert Alias.objects.get().version == v2
     moved = AuditEvent.objects.get(action="alias.moved")
     assert moved.details == {"name": "champion", "from": 1, "to": 2, "promotion_request": None}
     for bad in ("latest", "v3", "has space", ""):
         with pytest.raises(ValidationFailed):
-            services.alias_set(actor=actor, registered_model=rm, name=bad, version=v1)
+            services.alias_set(actor=actor, registered_model=registered_model, name=bad, version=v1)
 
 
 def test_alias_refuses_a_version_of_another_model(data_scientist):
@@ -243,8 +264,8 @@ def test_alias_refuses_a_version_of_another_model(data_scientist):
 def test_purge_keeps_versions_with_deployment_records_and_restore_brings_back(
     data_scientist, admin_user
 ):
-    rm = make_model(data_scientist)
-    v = make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist)
+    v = make_version(data_scientist, registered_model)
     admin = actor_for(admin_user)
     deployment = services.deployment_create(
         actor=admin, version=v, environment="staging", target="t"
@@ -267,8 +288,8 @@ def test_model_purge_removes_deployment_records_but_keeps_the_audit_trail(
 ):
     from registry.models import Deployment, RegisteredModel
 
-    rm = make_model(data_scientist)
-    v = make_version(data_scientist, rm)
+    registered_model = make_model(data_scientist)
+    v = make_version(data_scientist, registered_model)
     admin = actor_for(admin_user)
     services.deployment_retire(
         actor=admin,
@@ -276,17 +297,17 @@ def test_model_purge_removes_deployment_records_but_keeps_the_audit_trail(
             actor=admin, version=v, environment="staging", target="t"
         ),
     )
-    services.registered_model_delete(actor=admin, registered_model=rm)
-    services.registered_model_purge(actor=admin, registered_model=rm)
+    services.registered_model_delete(actor=admin, registered_model=registered_model)
+    services.registered_model_purge(actor=admin, registered_model=registered_model)
     assert not RegisteredModel.objects.exists() and not Deployment.objects.exists()
     assert AuditEvent.objects.filter(
-        registered_model_id=rm.pk, action="deployment.created"
+        registered_model_id=registered_model.pk, action="deployment.created"
     ).exists()
 
 
 def test_version_status_can_be_marked_failed_with_a_message(data_scientist):
-    rm = make_model(data_scientist)
-    v = make_version(data_scientist, rm, status="pending_registration")
+    registered_model = make_model(data_scientist)
+    v = make_version(data_scientist, registered_model, status="pending_registration")
     services.version_update(
         actor=actor_for(data_scientist),
         version=v,

@@ -21,11 +21,11 @@ M = "/api/v1/models/credit-risk"
 
 
 @pytest.fixture
-def rm(data_scientist):
+def registered_model(data_scientist):
     return make_model(data_scientist, "credit-risk")
 
 
-def test_create_version_returns_201_with_the_next_number(api, data_scientist, rm):
+def test_create_version_returns_201_with_the_next_number(api, data_scientist, registered_model):
     client = api(data_scientist)
     payload = {
         "source": "s3://bucket/model",
@@ -44,7 +44,7 @@ def test_create_version_returns_201_with_the_next_number(api, data_scientist, rm
     assert body["created_by"] == "alice" and body["tags"] == {"k": "v"}
 
 
-def test_idempotency_key_header_returns_the_same_version(api, data_scientist, rm):
+def test_idempotency_key_header_returns_the_same_version(api, data_scientist, registered_model):
     client = api(data_scientist)
     first = client.post(
         f"{M}/versions/", {"source": "s3://a"}, format="json", HTTP_IDEMPOTENCY_KEY="retry-1"
@@ -62,31 +62,31 @@ def test_idempotency_key_header_returns_the_same_version(api, data_scientist, rm
 
 
 @pytest.mark.parametrize("field", ["version", "stage", "created_by", "created_at"])
-def test_server_owned_version_fields_are_refused(api, data_scientist, rm, field):
+def test_server_owned_version_fields_are_refused(api, data_scientist, registered_model, field):
     r = api(data_scientist).post(f"{M}/versions/", {field: 7}, format="json")
     assert r.status_code == 400 and r.json()["code"] == "read_only_field"
     assert not ModelVersion.objects.exists()
 
 
-def test_stage_cannot_be_patched(api, data_scientist, rm):
-    make_version(data_scientist, rm)
+def test_stage_cannot_be_patched(api, data_scientist, registered_model):
+    make_version(data_scientist, registered_model)
     r = api(data_scientist).patch(f"{M}/versions/1/", {"stage": "production"}, format="json")
     assert r.status_code == 400 and r.json()["code"] == "read_only_field"
     assert ModelVersion.objects.get().stage == "none"
 
 
-def test_unknown_version_is_404(api, data_scientist, rm):
+def test_unknown_version_is_404(api, data_scientist, registered_model):
     r = api(data_scientist).get(f"{M}/versions/9/")
     assert r.status_code == 404 and r.json()["code"] == "version_not_found"
 
 
-def test_signature_errors_name_the_field(api, data_scientist, rm):
+def test_signature_errors_name_the_field(api, data_scientist, registered_model):
     r = api(data_scientist).post(f"{M}/versions/", {"signature": {"inputs": "x"}}, format="json")
     assert r.status_code == 400 and "signature" in r.json()["fields"]
 
 
-def test_patch_and_stage_endpoints(api, data_scientist, ml_engineer, viewer, rm):
-    make_version(data_scientist, rm)
+def test_patch_and_stage_endpoints(api, data_scientist, ml_engineer, viewer, registered_model):
+    make_version(data_scientist, registered_model)
     client = api(data_scientist)
     r = client.patch(f"{M}/versions/1/", {"description": "better"}, format="json")
     assert r.json()["description"] == "better"
@@ -94,15 +94,15 @@ def test_patch_and_stage_endpoints(api, data_scientist, ml_engineer, viewer, rm)
     assert r.status_code == 403 and r.json()["code"] == "permission_denied"
     r = api(ml_engineer).post(f"{M}/versions/1/stage/", {"stage": "production"}, format="json")
     assert r.status_code == 403 and r.json()["code"] == "approval_required"
-    no_approval(rm)
+    no_approval(registered_model)
     r = api(ml_engineer).post(f"{M}/versions/1/stage/", {"stage": "production"}, format="json")
     assert r.status_code == 200 and r.json()["stage"] == "production"
     r = client.delete(f"{M}/versions/1/")
     assert r.status_code == 409 and r.json()["code"] == "version_in_use"
 
 
-def test_version_tags_and_metrics_endpoints(api, data_scientist, rm):
-    make_version(data_scientist, rm, metrics={"auc": 0.8})
+def test_version_tags_and_metrics_endpoints(api, data_scientist, registered_model):
+    make_version(data_scientist, registered_model, metrics={"auc": 0.8})
     client = api(data_scientist)
     assert client.put(f"{M}/versions/1/tags/k/", {"value": "v"}, format="json").json()["tags"] == {
         "k": "v"
@@ -116,10 +116,15 @@ def test_version_tags_and_metrics_endpoints(api, data_scientist, rm):
     assert client.delete(f"{M}/versions/1/tags/k/").status_code == 204
 
 
-def test_compare_gives_side_by_side_and_changes(api, data_scientist, rm):
-    make_version(data_scientist, rm, params={"depth": 3, "lr": 0.1}, metrics={"auc": 0.8})
+def test_compare_gives_side_by_side_and_changes(api, data_scientist, registered_model):
     make_version(
-        data_scientist, rm, params={"depth": 5, "lr": 0.1}, metrics={"auc": 0.88, "f1": 0.6}
+        data_scientist, registered_model, params={"depth": 3, "lr": 0.1}, metrics={"auc": 0.8}
+    )
+    make_version(
+        data_scientist,
+        registered_model,
+        params={"depth": 5, "lr": 0.1},
+        metrics={"auc": 0.88, "f1": 0.6},
     )
     r = api(data_scientist).get(f"{M}/compare/", {"versions": "1,2"})
     body = r.json()
@@ -136,14 +141,14 @@ def test_compare_gives_side_by_side_and_changes(api, data_scientist, rm):
 
 
 @pytest.mark.parametrize("versions,status", [("1", 400), ("1,x", 400), ("1,1", 400), ("1,9", 404)])
-def test_compare_rejects_bad_version_lists(api, data_scientist, rm, versions, status):
-    make_version(data_scientist, rm)
-    make_version(data_scientist, rm)
+def test_compare_rejects_bad_version_lists(api, data_scientist, registered_model, versions, status):
+    make_version(data_scientist, registered_model)
+    make_version(data_scientist, registered_model)
     assert api(data_scientist).get(f"{M}/compare/", {"versions": versions}).status_code == status
 
 
-def test_validate_reports_schema_errors(api, data_scientist, rm):
-    make_version(data_scientist, rm, signature=SIGNATURE)
+def test_validate_reports_schema_errors(api, data_scientist, registered_model):
+    make_version(data_scientist, registered_model, signature=SIGNATURE)
     client = api(data_scientist)
     ok = client.post(
         f"{M}/versions/1/validate/",
@@ -164,10 +169,10 @@ def test_validate_reports_schema_errors(api, data_scientist, rm):
     }
 
 
-def test_validate_checks_tensor_shapes(api, data_scientist, rm):
+def test_validate_checks_tensor_shapes(api, data_scientist, registered_model):
     make_version(
         data_scientist,
-        rm,
+        registered_model,
         signature={
             "inputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2, 2]}}]
         },
@@ -183,24 +188,29 @@ def test_validate_checks_tensor_shapes(api, data_scientist, rm):
     assert [e["code"] for e in bad.json()["errors"]] == ["wrong_shape", "wrong_type"]
 
 
-def test_validate_without_signature_or_with_bad_payload_is_400(api, data_scientist, rm):
-    make_version(data_scientist, rm)
+def test_validate_without_signature_or_with_bad_payload_is_400(
+    api, data_scientist, registered_model
+):
+    make_version(data_scientist, registered_model)
     r = api(data_scientist).post(f"{M}/versions/1/validate/", {"rows": []}, format="json")
     assert r.status_code == 400 and r.json()["code"] == "no_signature"
-    make_version(data_scientist, rm, signature=SIGNATURE)
+    make_version(data_scientist, registered_model, signature=SIGNATURE)
     r = api(data_scientist).post(
         f"{M}/versions/2/validate/", {"rows": [], "instances": []}, format="json"
     )
     assert r.status_code == 400 and r.json()["code"] == "invalid_payload"
 
 
-def test_resolve_stage_and_alias(api, data_scientist, reviewer, rm):
-    v1 = make_version(data_scientist, rm)
+def test_resolve_stage_and_alias(api, data_scientist, reviewer, registered_model):
+    v1 = make_version(data_scientist, registered_model)
     make_artifact(data_scientist, v1, b"weights")
-    make_version(data_scientist, rm)
+    make_version(data_scientist, registered_model)
     place(v1, "production")
     services.alias_set(
-        actor=actor_for(data_scientist), registered_model=rm, name="champion", version=v1
+        actor=actor_for(data_scientist),
+        registered_model=registered_model,
+        name="champion",
+        version=v1,
     )
     client = api(data_scientist)
     body = client.get(f"{M}/resolve/", {"stage": "production"}).json()
@@ -214,9 +224,9 @@ def test_resolve_stage_and_alias(api, data_scientist, reviewer, rm):
     assert client.get(f"{M}/resolve/").status_code == 400
 
 
-def test_aliases_endpoints(api, data_scientist, rm):
-    make_version(data_scientist, rm)
-    make_version(data_scientist, rm)
+def test_aliases_endpoints(api, data_scientist, registered_model):
+    make_version(data_scientist, registered_model)
+    make_version(data_scientist, registered_model)
     client = api(data_scientist)
     assert (
         client.put(f"{M}/aliases/champion/", {"version": 1}, format="json").json()["version"] == 1
@@ -248,10 +258,12 @@ def test_version_search_across_models(api, data_scientist, outsider):
 
 @pytest.mark.parametrize("rows", [1, 25])
 def test_version_list_query_count_is_constant(
-    api, data_scientist, rm, rows, django_assert_max_num_queries
+    api, data_scientist, registered_model, rows, django_assert_max_num_queries
 ):
     for _ in range(rows):
-        v = make_version(data_scientist, rm, tags={"a": "b"}, metrics={"auc": 0.1, "f1": 0.2})
+        v = make_version(
+            data_scientist, registered_model, tags={"a": "b"}, metrics={"auc": 0.1, "f1": 0.2}
+        )
         make_artifact(data_scientist, v, f"bytes{v.version}".encode())
     client = api(data_scientist)
     with django_assert_max_num_queries(12):
@@ -259,8 +271,8 @@ def test_version_list_query_count_is_constant(
     assert len(r.json()["results"]) == rows
 
 
-def test_validate_rejects_a_ragged_dataframe_split(api, data_scientist, rm):
-    make_version(data_scientist, rm, signature=SIGNATURE)
+def test_validate_rejects_a_ragged_dataframe_split(api, data_scientist, registered_model):
+    make_version(data_scientist, registered_model, signature=SIGNATURE)
     r = api(data_scientist).post(
         f"{M}/versions/1/validate/",
         {"dataframe_split": {"columns": ["age", "income"], "data": [[1, 2.0], [3]]}},
