@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,8 +28,9 @@ Status = ModelCard.Status
 MAX_COMMENT = 5000
 
 
-def _user(actor: Actor) -> Any:
-    return actor.user if actor.user_id is not None else None
+def _user(actor: Actor) -> User | None:
+    user = actor.user
+    return user if isinstance(user, User) and actor.user_id is not None else None
 
 
 def card_start(*, actor: Actor, version: ModelVersion) -> ModelCard:
@@ -197,7 +199,7 @@ def card_submit(*, actor: Actor, card: ModelCard) -> ModelCard:
 
 def review_refusal(user: AnyUser, card: ModelCard) -> str | None:
     """Why `user` may not review this card now, or None."""
-    if not permissions.has(user, Perm.APPROVE_PROMOTION, card.registered_model):
+    if user is None or not permissions.has(user, Perm.APPROVE_PROMOTION, card.registered_model):
         return "You may not approve this model's cards."
     if card.last_edited_by_id == user.pk:
         return "You edited this revision last; another reviewer must decide it."
@@ -249,7 +251,7 @@ def card_review(*, actor: Actor, card: ModelCard, decision: str, comment: str = 
     CardReview.objects.create(
         card=card,
         revision=card.revision,
-        reviewer=actor.user,
+        reviewer=_user(actor),  # actor.user: the gate above let only a signed-in user through
         decision=decision,
         comment=comment,
         created_at=now,

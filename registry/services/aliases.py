@@ -15,7 +15,7 @@ from core.permissions import Perm
 from registry import validation
 from registry.governed import governor
 from registry.models import Alias, ModelVersion, RegisteredModel
-from registry.services.common import insert_or_conflict
+from registry.services.common import acting_user, insert_or_conflict
 
 
 @transaction.atomic
@@ -45,7 +45,7 @@ def alias_point(
     if version.is_deleted:
         raise ValidationFailed("A deleted version cannot carry an alias.", field="version")
     now = timezone.now()
-    user = actor.user if actor.user_id is not None else None
+    user = acting_user(actor)
     # Names are one alias whatever their case: an existing alias keeps its spelling.
     alias = (
         Alias.objects.select_for_update()
@@ -54,7 +54,8 @@ def alias_point(
         .first()
     )
     created = alias is None
-    if created:
+    previous = None
+    if alias is None:
         alias = insert_or_conflict(
             lambda: Alias.objects.create(
                 registered_model=registered_model,
@@ -67,13 +68,13 @@ def alias_point(
             f"Alias '{name}' was created by another request at the same time; retry.",
             "alias_conflict",
         )
-    name = alias.name
-    previous = None if created else alias.version.version
-    if not created:
+    else:
+        previous = alias.version.version
         if alias.version_id == version.pk:
             return alias
         alias.version, alias.updated_by, alias.updated_at = version, user, now
         alias.save(update_fields=["version", "updated_by", "updated_at"])
+    name = alias.name
     governor().alias_moved(
         registered_model=registered_model,
         name=name,
@@ -116,7 +117,7 @@ def alias_delete(*, actor: Actor, registered_model: RegisteredModel, name: str) 
         name=name,
         version=None,
         at=timezone.now(),
-        user=actor.user if actor.user_id is not None else None,
+        user=acting_user(actor),
     )
     audit.record(
         actor=actor,

@@ -32,7 +32,7 @@ from core.permissions import Perm
 from registry import validation
 from registry.governed import governor
 from registry.models import Artifact, ModelVersion, PackagingJob
-from registry.services.common import require_admin
+from registry.services.common import acting_user, require_admin
 from registry.services.jobs import job_require_current, job_start
 
 logger = logging.getLogger(__name__)
@@ -328,7 +328,7 @@ def _artifact_insert(
         derived=derived,
         derived_by_job=derived_by_job,
         input_digest=governor().content_digest(locked) if derived else "",
-        created_by=actor.user if actor.user_id is not None else None,
+        created_by=acting_user(actor),
         created_at=timezone.now(),
     )
     audit.record(
@@ -343,7 +343,9 @@ def _artifact_insert(
             "sha256": sha256,
             "format": fmt,
             **(
-                {"job": derived_by_job.pk, "input_digest": artifact.input_digest} if derived else {}
+                {"job": derived_by_job.pk, "input_digest": artifact.input_digest}
+                if derived_by_job is not None
+                else {}
             ),
         },
     )

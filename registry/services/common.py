@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Manager, Model
 
@@ -11,6 +13,7 @@ from core import permissions
 from core.actors import Actor
 from core.errors import Conflict, Forbidden, ValidationFailed
 from registry import validation
+from registry.models import ModelVersionTag, RegisteredModelTag
 
 
 class _Unset:
@@ -19,6 +22,14 @@ class _Unset:
 
 
 UNSET: Any = _Unset()
+T = TypeVar("T")
+
+
+def acting_user(actor: Actor) -> User | None:
+    """The signed-in user behind `actor`, for the `*_by` columns: None for the system and for
+    anonymous visitors."""
+    user = actor.user
+    return user if isinstance(user, User) and actor.user_id is not None else None
 
 
 def apply_changes(obj: Model, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -41,7 +52,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def insert_or_conflict(create: Any, message: str, code: str) -> Any:
+def insert_or_conflict(create: Callable[[], T], message: str, code: str) -> T:
     """Run `create()` in a savepoint; a unique-constraint race becomes a 409, not a 500."""
     try:
         with transaction.atomic():
@@ -50,7 +61,9 @@ def insert_or_conflict(create: Any, message: str, code: str) -> Any:
         raise Conflict(message, code=code) from None
 
 
-def tag_upsert(tags: Manager, *, key: str, value: str) -> tuple[bool, str | None]:
+def tag_upsert(
+    tags: Manager[RegisteredModelTag] | Manager[ModelVersionTag], *, key: str, value: str
+) -> tuple[bool, str | None]:
     """Set `key` to `value` among an object's tags (a related manager), with the per-object
     limit. Returns (changed, previous value). Runs inside the caller's transaction."""
     key = validation.tag_key(key, field="key")

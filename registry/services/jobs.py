@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -22,7 +22,7 @@ from core.permissions import Perm
 from core.tasks import enqueue_on_commit
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.models.packaging import ACTIVE
-from registry.services.common import insert_or_conflict
+from registry.services.common import acting_user, insert_or_conflict
 from registry.signals import bundle_files
 
 Status = PackagingJob.Status
@@ -31,7 +31,7 @@ F = Artifact.Format
 MAX_LOG = 20_000
 RUN_JOB = "registry.tasks.run_job"  # the Celery task that runs a job (registry/tasks.py)
 # The formats each kind works on, to pick its input when the caller names none.
-INPUT_FORMATS = {
+INPUT_FORMATS: dict[str, tuple[str, ...]] = {
     Kind.TORCHSCRIPT: (F.TORCHSCRIPT,),
     **{
         k: (F.PICKLE, F.JOBLIB, F.SKOPS)
@@ -56,7 +56,8 @@ def bundle_extras(version: ModelVersion) -> list[tuple[str, bytes]]:
     """The files other apps add to the version's bundle (registry.signals.bundle_files)."""
     files: list[tuple[str, bytes]] = []
     for _receiver, response in bundle_files.send(sender=ModelVersion, version=version):
-        files.extend(response or [])
+        # django-stubs types a receiver's response as str | None; these return file lists.
+        files.extend(cast("list[tuple[str, bytes]] | None", response) or [])
     return files
 
 
@@ -141,7 +142,7 @@ def job_start(
             kind=kind,
             input_sha256=digest,
             forced=force,
-            requested_by=actor.user if actor.user_id is not None else None,
+            requested_by=acting_user(actor),
             created_at=now,
             updated_at=now,
         ),

@@ -34,11 +34,7 @@ from registry.models import (
     TrainingRun,
     TrainingRunDataset,
 )
-from registry.services.common import insert_or_conflict
-
-
-def _creator(actor: Actor) -> Any:
-    return actor.user if actor.user_id is not None else None
+from registry.services.common import acting_user, insert_or_conflict
 
 
 def _choice(value: str, choices: list[str], field: str) -> str:
@@ -84,7 +80,7 @@ def feature_source_create(
             kind=_choice(kind, FeatureSource.Kind.values, "kind"),
             uri=validation.text(uri, field="uri", max_length=1000),
             description=validation.text(description, field="description"),
-            created_by=_creator(actor),
+            created_by=acting_user(actor),
         ),
         f"A feature source named '{name}' already exists.",
         "feature_source_exists",
@@ -111,7 +107,7 @@ def logical_feature_create(
             name=name,
             dtype=validation.text(dtype, field="dtype", max_length=64),
             description=validation.text(description, field="description"),
-            created_by=_creator(actor),
+            created_by=acting_user(actor),
         ),
         f"Source '{source.name}' already has a feature named '{name}'.",
         "feature_exists",
@@ -147,7 +143,7 @@ def dataset_create(
             uri=validation.text(uri, field="uri", max_length=1000),
             digest=validation.text(digest, field="digest", max_length=128),
             description=validation.text(description, field="description"),
-            created_by=_creator(actor),
+            created_by=acting_user(actor),
         ),
         f"Dataset '{name}' version '{version}' already exists.",
         "dataset_exists",
@@ -176,7 +172,7 @@ def code_ref_create(*, actor: Actor, repository: str, commit: str, path: str = "
             repository=validation.text(repository, field="repository", max_length=500),
             commit=validation.text(commit, field="commit", max_length=64),
             path=validation.text(path, field="path", max_length=500),
-            created_by=_creator(actor),
+            created_by=acting_user(actor),
         ),
         "That code reference already exists.",
         "code_ref_exists",
@@ -224,7 +220,7 @@ def training_run_create(
             status=_choice(status, TrainingRun.Status.values, "status"),
             started_at=started_at,
             ended_at=ended_at,
-            created_by=_creator(actor),
+            created_by=acting_user(actor),
         ),
         f"A training run '{run_id}' already exists.",
         "training_run_exists",
@@ -295,7 +291,7 @@ def deployment_create(
         environment=environment,
         target=target,
         notes=validation.text(notes, field="notes"),
-        deployed_by=_creator(actor),
+        deployed_by=acting_user(actor),
         deployed_at=timezone.now(),
     )
     audit.record(
@@ -313,7 +309,7 @@ def deployment_retire(*, actor: Actor, deployment: Deployment) -> Deployment:
     registered_model = deployment.version.registered_model
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     updated = Deployment.objects.filter(pk=deployment.pk, status=Deployment.Status.ACTIVE).update(
-        status=Deployment.Status.RETIRED, retired_at=timezone.now(), retired_by=_creator(actor)
+        status=Deployment.Status.RETIRED, retired_at=timezone.now(), retired_by=acting_user(actor)
     )
     if not updated:
         raise Conflict("This deployment is already retired.", code="deployment_retired")

@@ -17,6 +17,7 @@ from registry.models import Deployment, ModelVersion, RegisteredModel, Registere
 from registry.services.artifacts import blobs_release
 from registry.services.common import (
     UNSET,
+    acting_user,
     apply_changes,
     insert_or_conflict,
     require_admin,
@@ -74,12 +75,13 @@ def registered_model_create(
             field="name",
         )
     now = timezone.now()
-    creator = actor.user if actor.user_id is not None else None
+    creator = acting_user(actor)
+    owner = owner or creator
     registered_model = insert_or_conflict(
         lambda: RegisteredModel.objects.create(
             name=name,
             description=description,
-            owner=owner or creator,
+            owner=owner,
             team=team,
             risk_tier=risk_tier,
             created_by=creator,
@@ -103,7 +105,7 @@ def registered_model_create(
             "name": name,
             "risk_tier": risk_tier,
             "tags": tags,
-            "owner": (owner or creator).get_username() if owner or creator else None,
+            "owner": owner.get_username() if owner else None,
             "team": team.name if team else None,
         },
     )
@@ -184,7 +186,7 @@ def registered_model_update(
     )
     if diff:
         registered_model.updated_at = timezone.now()
-        registered_model.updated_by = actor.user if actor.user_id is not None else None
+        registered_model.updated_by = acting_user(actor)
         fields = [f for f in ("name", "description", "owner", "team", "risk_tier") if f in diff]
         insert_or_conflict(
             lambda: registered_model.save(update_fields=[*fields, "updated_at", "updated_by"]),
@@ -274,7 +276,7 @@ def registered_model_delete(*, actor: Actor, registered_model: RegisteredModel) 
         f"registered model '{registered_model.name}'",
     )
     registered_model.deleted_at = timezone.now()
-    registered_model.deleted_by = actor.user if actor.user_id is not None else None
+    registered_model.deleted_by = acting_user(actor)
     registered_model.save(update_fields=["deleted_at", "deleted_by"])
     audit.record(
         actor=actor,
@@ -313,7 +315,7 @@ def registered_model_purge(*, actor: Actor, registered_model: RegisteredModel) -
     if not registered_model.is_deleted:
         raise Conflict("Delete the registered model before purging it.", code="not_deleted")
     keys = list(registered_model.versions.values_list("artifacts__storage_key", flat=True))
-    counts = {"versions": registered_model.versions.count()}
+    counts: dict[str, object] = {"versions": registered_model.versions.count()}
     Deployment.objects.filter(version__registered_model=registered_model).delete()
     registered_model.aliases.all().delete()
     audit.record(

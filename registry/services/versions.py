@@ -25,7 +25,13 @@ from registry.models import (
     TrainingRun,
 )
 from registry.services.artifacts import blobs_release
-from registry.services.common import UNSET, apply_changes, require_admin, tag_upsert
+from registry.services.common import (
+    UNSET,
+    acting_user,
+    apply_changes,
+    require_admin,
+    tag_upsert,
+)
 from registry.services.registered_models import _refuse_if_serving
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -100,8 +106,8 @@ def version_create(
         "run_link": validation.text(run_link, field="run_link", max_length=1000),
         "flavor": validation.text(flavor, field="flavor", max_length=64),
         "params": validation.params(params or {}),
-        "signature": validation.signature(signature),
-        "input_example": validation.bounded_json(input_example, field="input_example"),
+        "signature": (clean_signature := validation.signature(signature)),
+        "input_example": (example := validation.bounded_json(input_example, field="input_example")),
         "pip_requirements": validation.requirements(pip_requirements or []),
         "python_version": validation.text(python_version, field="python_version", max_length=32),
     }
@@ -112,7 +118,7 @@ def version_create(
         raise ValidationFailed(
             "A new version is 'ready' or 'pending_registration'.", field="status"
         )
-    _check_example(clean["signature"], clean["input_example"])
+    _check_example(clean_signature, example)
     if idempotency_key is not None and (
         not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY
         or validation.has_control_chars(idempotency_key)
@@ -149,7 +155,7 @@ def version_create(
     locked.last_version_number += 1
     locked.updated_at = now
     locked.save(update_fields=["last_version_number", "updated_at"])
-    creator = actor.user if actor.user_id is not None else None
+    creator = acting_user(actor)
     version = ModelVersion.objects.create(
         registered_model=locked,
         version=locked.last_version_number,
@@ -371,7 +377,7 @@ def stage_move(
     previous = version.stage
     archived: list[ModelVersion] = []
     now = timezone.now()
-    user = actor.user if actor.user_id is not None else None
+    user = acting_user(actor)
     if archive_existing and stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
         archived = list(
             ModelVersion.objects.select_for_update()
@@ -434,10 +440,10 @@ def version_delete(*, actor: Actor, version: ModelVersion) -> ModelVersion:
             name=name,
             version=None,
             at=now,
-            user=actor.user if actor.user_id is not None else None,
+            user=acting_user(actor),
         )
     version.deleted_at = now
-    version.deleted_by = actor.user if actor.user_id is not None else None
+    version.deleted_by = acting_user(actor)
     version.save(update_fields=["deleted_at", "deleted_by"])
     audit.record(
         actor=actor,
