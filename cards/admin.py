@@ -14,8 +14,7 @@ class RevisionInline(admin.TabularInline):
     model = m.CardRevision
     extra = 0
     can_delete = False
-    fields = ["number", "author", "note", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("number", "author", "note", "created_at")
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from rest_framework.exceptions import ParseError
@@ -221,20 +221,21 @@ def from_hf_readme(text: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
                 changes["metadata"][ours] = _as_list(value)
             else:
                 changes["metadata"][ours] = ", ".join(_as_list(value))
-    by_title = {}
+    by_title: dict[str, str] = {}
     for section in card_content.SECTIONS:
         for name in (section.title.lower(), *section.aliases):
             by_title.setdefault(name, section.key)
-    current: tuple[str, str | None] | None = None
+    # The part being read: a section (with its key) or the model details.
+    current: tuple[Literal["section"], str] | tuple[Literal["details"], None] | None = None
     buffer: list[str] = []
     title_seen, section_level = False, None
 
     def flush() -> None:
         if current is None:
             return
-        kind, key = current
         body = "\n".join(buffer).strip()
-        if kind == "section":
+        if current[0] == "section":
+            key = current[1]
             existing = changes["sections"].get(key)
             changes["sections"][key] = f"{existing}\n\n{body}".strip() if existing else body
             return

@@ -45,7 +45,9 @@ class DocsView(SpectacularSwaggerSplitView):
     def get_permissions(self) -> list[BasePermission]:
         return _permissions()
 
-    def handle_exception(self, exc: Exception) -> HttpResponseBase:
+    # DRF takes any HttpResponseBase here (finalize_response checks that); the stubs say
+    # Response, which a redirect to the sign-in page is not.
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
         if isinstance(exc, NotAuthenticated | AuthenticationFailed):
             return redirect_to_login(self.request.get_full_path())  # a page: sign in first
         return super().handle_exception(exc)

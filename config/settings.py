@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -200,6 +201,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))
 ARTIFACT_STORAGE = env_str("ARTIFACT_STORAGE", "local")
 ARTIFACT_MAX_UPLOAD_SIZE = env_size("ARTIFACT_MAX_UPLOAD_SIZE", 2 * 1024**3)
+_artifact_storage: dict[str, Any]
 if ARTIFACT_STORAGE == "local":
     _artifact_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -223,7 +225,7 @@ else:
     raise ImproperlyConfigured(
         f"ARTIFACT_STORAGE must be 'local' or 's3', got {ARTIFACT_STORAGE!r}."
     )
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(VAR_DIR / "media")},

@@ -173,8 +173,7 @@ class ArtifactInline(admin.TabularInline):
     fk_name = "version"
     extra = 0
     can_delete = False
-    fields = ["filename", "format", "size", "sha256", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("filename", "format", "size", "sha256", "created_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

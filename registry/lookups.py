@@ -34,7 +34,9 @@ class _PatternLookup(Lookup):
     def _sides(self, compiler: Any, connection: Any) -> tuple[str, str, list[Any], str]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        return lhs, rhs, list(lhs_params), rhs_params[0]
+        pattern = list(rhs_params)[0]
+        assert isinstance(pattern, str)  # a CharField's lookup value is prepared as a str
+        return lhs, rhs, list(lhs_params), pattern
 
 
 class Like(_PatternLookup):

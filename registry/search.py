@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from core.errors import ValidationFailed
 from registry.models import (
@@ -102,6 +102,7 @@ def tokenize(text: str) -> list[Token]:
         if not m:
             raise SearchError(f"Unexpected character {ch!r}", i)
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN_RE is a named group
         value: Any = m.group()
         if kind == "number":
             value = float(value) if any(c in value for c in ".eE") else int(value)
@@ -343,6 +344,7 @@ def _exists(inner: Any, condition: Q, node: Compare) -> Q:
 
 def _related(node: Compare, target: str) -> Q:
     numeric = node.field == "metrics"
+    inner: QuerySet[RegisteredModelTag] | QuerySet[ModelVersionTag] | QuerySet[ModelVersionMetric]
     if node.field == "tags":
         if target == "model":
             inner = RegisteredModelTag.objects.filter(registered_model=OuterRef("pk"), key=node.key)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
@@ -37,6 +37,37 @@ from registry.models import (
 AnyUser = User | AnonymousUser
 
 
+class ModelColumns(TypedDict):
+    """What `_model_details` annotates on each registered model."""
+
+    owner_name: str | None
+    team_name: str | None
+    created_by_name: str | None
+    updated_by_name: str | None
+    tag_map: dict[str, str] | None
+    alias_map: dict[str, int] | None
+    latest_versions: dict[str, int] | None
+
+
+class VersionColumns(TypedDict):
+    """What `_version_queryset` annotates on each version."""
+
+    created_by_name: str | None
+    training_run_ref: str | None
+    tag_map: dict[str, str] | None
+    metric_rows: list[dict[str, Any]] | None
+    alias_names: list[str] | None
+    artifact_rows: list[dict[str, Any]] | None
+
+
+if TYPE_CHECKING:  # django_stubs_ext is a development dependency
+    from django_stubs_ext import WithAnnotations
+
+    # A registered model and a version as the selectors return them for display.
+    ModelRow = WithAnnotations[RegisteredModel, ModelColumns]
+    VersionRow = WithAnnotations[ModelVersion, VersionColumns]
+
+
 @dataclass(frozen=True)
 class ModelFilters:
     name_contains: str | None = None
@@ -62,7 +93,7 @@ class VersionFilters:
 
 def registered_model_list(
     *, user: AnyUser, filters: ModelFilters | None = None
-) -> QuerySet[RegisteredModel]:
+) -> QuerySet[ModelRow]:
     filters = filters or ModelFilters()
     qs = permissions.visible(user, _model_details())
     if filters.name_contains:
@@ -87,7 +118,7 @@ def registered_model_list(
 
 
 @functools.cache
-def _model_details() -> QuerySet[RegisteredModel]:
+def _model_details() -> QuerySet[ModelRow]:
     """What every model row shows, in the row's own query: names as annotations, tags,
     aliases and the newest staging/production versions as JSON objects aggregated by
     correlated subqueries. One query per page, however many rows and children.
@@ -123,6 +154,12 @@ def _model_details() -> QuerySet[RegisteredModel]:
     )
 
 
+@overload
+def registered_model_get(
+    *, user: AnyUser, name: str, details: Literal[True] = True
+) -> ModelRow: ...
+@overload
+def registered_model_get(*, user: AnyUser, name: str, details: bool) -> RegisteredModel: ...
 def registered_model_get(*, user: AnyUser, name: str, details: bool = True) -> RegisteredModel:
     """The visible model named `name`. Without `details`, just the row (for write paths,
     which hand it to a service and re-read what they show)."""
@@ -143,7 +180,7 @@ def registered_model_get(*, user: AnyUser, name: str, details: bool = True) -> R
 
 
 @functools.cache
-def _version_queryset() -> QuerySet[ModelVersion]:
+def _version_queryset() -> QuerySet[VersionRow]:
     """What every version row shows, in the row's own query (see `_model_details`)."""
     return ModelVersion.objects.select_related("registered_model").annotate(
         created_by_name=F("created_by__username"),
@@ -194,7 +231,7 @@ def _utc(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def version_children(version: ModelVersion) -> VersionChildren:
+def version_children(version: VersionRow) -> VersionChildren:
     """A version's tags, metrics, aliases and artifacts from its aggregated columns, sorted."""
     metrics = sorted(
         ({**m, "value": float(m["value"])} for m in version.metric_rows or []),
@@ -212,7 +249,7 @@ def version_children(version: ModelVersion) -> VersionChildren:
     )
 
 
-def version_list(*, user: AnyUser, filters: VersionFilters | None = None) -> QuerySet[ModelVersion]:
+def version_list(*, user: AnyUser, filters: VersionFilters | None = None) -> QuerySet[VersionRow]:
     filters = filters or VersionFilters()
     qs = permissions.visible(user, _version_queryset())
     if filters.registered_model is not None:
@@ -234,7 +271,7 @@ def version_list(*, user: AnyUser, filters: VersionFilters | None = None) -> Que
     return qs
 
 
-def version_get(*, user: AnyUser, registered_model: RegisteredModel, number: int) -> ModelVersion:
+def version_get(*, user: AnyUser, registered_model: RegisteredModel, number: int) -> VersionRow:
     version = (
         version_list(user=user, filters=VersionFilters(registered_model=registered_model))
         .filter(version=number)
@@ -253,7 +290,7 @@ def version_resolve(
     registered_model: RegisteredModel,
     stage: str | None = None,
     alias: str | None = None,
-) -> ModelVersion:
+) -> VersionRow:
     """The version a stage or an alias points at right now (the newest, for a stage)."""
     if (stage is None) == (alias is None):
         raise ValidationFailed("Give exactly one of stage or alias.", code="invalid_resolve")
@@ -439,7 +476,7 @@ def catalog_get(queryset: QuerySet[Any], pk: int, what: str) -> Any:
     return obj
 
 
-def models_trained_on(*, user: AnyUser, dataset: Dataset) -> QuerySet[ModelVersion]:
+def models_trained_on(*, user: AnyUser, dataset: Dataset) -> QuerySet[VersionRow]:
     """Which versions (the user may see) were trained on this dataset?"""
     return (
         permissions.visible(user, _version_queryset())
@@ -480,11 +517,11 @@ class ModelLookups:
             user=self.request.user, name=name, details=self.request.method in ("GET", "HEAD")
         )
 
-    def shown_model(self, name: str) -> RegisteredModel:
+    def shown_model(self, name: str) -> ModelRow:
         """The model with its display columns, to answer a write with what it changed."""
         return registered_model_get(user=self.request.user, name=name)
 
-    def version(self, name: str, number: int) -> ModelVersion:
+    def version(self, name: str, number: int) -> VersionRow:
         return version_get(
             user=self.request.user, registered_model=self.registered_model(name), number=number
         )

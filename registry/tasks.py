@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -20,7 +21,7 @@ from registry.services.artifacts import spool_sweep
 
 logger = logging.getLogger(__name__)
 K = PackagingJob.Kind
-HANDLERS = {
+HANDLERS: dict[str, Callable[[PackagingJob], dict[str, Any]]] = {
     K.INSPECT: inspect.run,
     K.CONVERT_ONNX: convert.run,
     K.INFER_SIGNATURE: convert.infer_signature,
@@ -83,7 +84,8 @@ def sweep() -> dict[str, int]:
     the `sweeping` signal (governance: webhook deliveries)."""
     swept: dict[str, int] = {**jobs.jobs_sweep(), "spool_files": spool_sweep()}
     for _receiver, counts in signals.sweeping.send(sender=sweep):
-        swept.update(counts)
+        # django-stubs types a receiver's response as str | None; these return counts.
+        swept.update(cast("dict[str, int]", counts))
     return swept
 
 

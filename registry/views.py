@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -23,6 +24,9 @@ from registry.models import (
     TrainingRun,
     TrainingRunDataset,
 )
+
+if TYPE_CHECKING:
+    from registry.selectors import ModelRow
 
 
 @page
@@ -64,6 +68,7 @@ def _typed_tag(text: str) -> str:
 @page
 def model_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
+    page_obj: Page[ModelRow] | Page[RegisteredModel]  # the rows, or none if the filters fail
     try:
         filters = selectors.ModelFilters(
             name_contains=params.get("name") or None,
@@ -94,7 +99,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _lineage(versions: list[ModelVersion]) -> dict[int, dict[str, Any]]:
+def _lineage(versions: Sequence[ModelVersion]) -> dict[int, dict[str, Any]]:
     """Training run, code and datasets per version: two queries for any number of versions."""
     run_ids = {v.training_run_id for v in versions if v.training_run_id}
     runs = {r.pk: r for r in TrainingRun.objects.filter(pk__in=run_ids).select_related("code_ref")}
@@ -106,7 +111,9 @@ def _lineage(versions: list[ModelVersion]) -> dict[int, dict[str, Any]]:
     ):
         links.setdefault(link.training_run_id, []).append(link)
     return {
-        v.pk: {"run": runs.get(v.training_run_id), "datasets": links.get(v.training_run_id, [])}
+        v.pk: {"run": runs.get(run_id), "datasets": links.get(run_id, [])}
+        if (run_id := v.training_run_id) is not None
+        else {"run": None, "datasets": []}
         for v in versions
     }
 
@@ -149,7 +156,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
         user=request.user, registered_model=registered_model, number=number
     )
     jobs = selectors.job_list(user=request.user, version=version)
-    latest = {}
+    latest: dict[str, PackagingJob] = {}
     for job in jobs:  # newest first: the first succeeded job of each kind is the one shown
         if job.status == PackagingJob.Status.SUCCEEDED:
             latest.setdefault(job.kind, job)

@@ -10,6 +10,7 @@ rights, which is why the application should not run as the owner in production.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -20,8 +21,17 @@ TRUNCATE_TRIGGER = "auditevent_no_truncate"
 
 
 class DatabaseOperations(operations.DatabaseOperations):
-    def sql_flush(self, style: Any, tables: list[str], **kwargs: Any) -> list[str]:
-        sql = super().sql_flush(style, tables, **kwargs)
+    def sql_flush(
+        self,
+        style: Any,
+        tables: Sequence[str],
+        *,
+        reset_sequences: bool = False,
+        allow_cascade: bool = False,
+    ) -> list[str]:
+        sql = super().sql_flush(
+            style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
         if AUDIT_TABLE not in tables or not getattr(settings, "AUDIT_ALLOW_FLUSH", False):
             return sql
         return [

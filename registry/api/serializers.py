@@ -3,7 +3,7 @@ rest. Output serializers render what selectors return."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import Group, User
 from drf_spectacular.utils import extend_schema_field
@@ -23,6 +23,9 @@ from registry.models import (
     TrainingRun,
 )
 from registry.selectors import version_children
+
+if TYPE_CHECKING:
+    from registry.selectors import ModelRow, VersionRow
 
 # Fields the server owns: a client that sends them is told so instead of being ignored.
 
@@ -80,7 +83,9 @@ class TagValueIn(StrictInput):
 
 class VersionCreateIn(StrictInput):
     description = _text(required=False, default="")
-    source = _text(required=False, default="")
+    # A declared field: the serializer's metaclass takes it out of the class (the stubs
+    # see Field.source).
+    source = _text(required=False, default="")  # type: ignore[assignment]
     run_id = _text(required=False, default="")
     run_link = _text(required=False, default="")
     flavor = _text(required=False, default="")
@@ -172,7 +177,7 @@ class RegisteredModelOut(LinkedSerializer):
     updated_at = serializers.DateTimeField()
     url = serializers.CharField()
 
-    def to_representation(self, obj: RegisteredModel) -> dict[str, Any]:
+    def to_representation(self, obj: ModelRow) -> dict[str, Any]:
         return {
             "name": obj.name,
             "description": obj.description,
@@ -256,7 +261,9 @@ class VersionOut(LinkedSerializer):
     name = serializers.CharField()
     version = serializers.IntegerField()
     description = serializers.CharField()
-    source = serializers.CharField()
+    # A declared field: the serializer's metaclass takes it out of the class (the stubs
+    # see Field.source).
+    source = serializers.CharField()  # type: ignore[assignment]
     run_id = serializers.CharField()
     run_link = serializers.CharField()
     flavor = serializers.CharField()
@@ -279,7 +286,7 @@ class VersionOut(LinkedSerializer):
     updated_at = serializers.DateTimeField()
     url = serializers.CharField()
 
-    def to_representation(self, obj: ModelVersion) -> dict[str, Any]:
+    def to_representation(self, obj: VersionRow) -> dict[str, Any]:
         name = obj.registered_model.name
         children = version_children(obj)
         return {
@@ -343,7 +350,9 @@ class RowErrorOut(serializers.Serializer):
 class ValidateOut(serializers.Serializer):
     valid = serializers.BooleanField()
     rows = serializers.IntegerField()
-    errors = RowErrorOut(many=True)
+    # A declared field: the serializer's metaclass takes it out of the class (the stubs
+    # see Field.errors).
+    errors = RowErrorOut(many=True)  # type: ignore[assignment]
 
 
 class CompareVersionOut(serializers.Serializer):
@@ -455,7 +464,9 @@ class FeatureSourceOut(serializers.ModelSerializer):
 
 
 class LogicalFeatureIn(StrictInput):
-    source = serializers.PrimaryKeyRelatedField(queryset=FeatureSource.objects.all())
+    # A declared field: the serializer's metaclass takes it out of the class (the stubs
+    # see Field.source).
+    source = serializers.PrimaryKeyRelatedField(queryset=FeatureSource.objects.all())  # type: ignore[assignment]
     name = serializers.CharField(trim_whitespace=False, allow_blank=True)
     dtype = _text(required=False, default="")
     description = _text(required=False, default="")

@@ -127,23 +127,10 @@ class ModelTagView(RegistryView):
 _VERSION_ORDERINGS = ("version", "-version", "created_at", "-created_at")
 
 
-class VersionSearchView(RegistryView):
-    """Versions across every model the user may see."""
-
+# What the version lists share: their orderings and their filters. (A comment, not a
+# docstring: the schema describes each view by its own.)
+class _VersionRows(RegistryView):
     ordering_fields = _VERSION_ORDERINGS
-
-    @extend_schema(
-        parameters=[
-            *_LIST_PARAMS,
-            OpenApiParameter("status", str),
-            OpenApiParameter("run_id", str),
-        ],
-        responses=s.VersionOut(many=True),
-    )
-    def get(self, request: Request) -> Response:
-        return self.page(
-            selectors.version_list(user=request.user, filters=self.filters(request)), s.VersionOut
-        )
 
     def filters(self, request: Request, **extra: Any) -> selectors.VersionFilters:
         return selectors.VersionFilters(
@@ -158,7 +145,26 @@ class VersionSearchView(RegistryView):
         )
 
 
-class VersionListView(VersionSearchView):
+class VersionSearchView(_VersionRows):
+    """Versions across every model the user may see."""
+
+    @extend_schema(
+        parameters=[
+            *_LIST_PARAMS,
+            OpenApiParameter("status", str),
+            OpenApiParameter("run_id", str),
+        ],
+        responses=s.VersionOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        return self.page(
+            selectors.version_list(user=request.user, filters=self.filters(request)), s.VersionOut
+        )
+
+
+class VersionListView(_VersionRows):
+    """One model's versions: GET lists them, POST registers a new one."""
+
     ordering = "-version"
 
     @extend_schema(parameters=_LIST_PARAMS, responses=s.VersionOut(many=True))

@@ -118,7 +118,7 @@ class TrainingRun(TimeStamped):
     code_ref = models.ForeignKey(
         CodeRef, null=True, blank=True, on_delete=models.PROTECT, related_name="training_runs"
     )
-    datasets = models.ManyToManyField(
+    datasets: models.ManyToManyField[Dataset, TrainingRunDataset] = models.ManyToManyField(
         Dataset, through="TrainingRunDataset", blank=True, related_name="training_runs"
     )
     params = models.JSONField(default=dict, blank=True)

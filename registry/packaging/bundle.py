@@ -22,6 +22,7 @@ import platform
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import yaml
@@ -108,6 +109,11 @@ def _mlmodel(
 Content = bytes | Callable[[], IO[bytes]]
 
 
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    """Opens `path` for reading bytes when called."""
+    return lambda: path.open("rb")
+
+
 def _chunks(content: Content) -> Iterator[bytes]:
     if isinstance(content, bytes):
         yield content
@@ -152,9 +158,7 @@ def run(job: PackagingJob) -> dict[str, Any]:
         jobs.job_progress(job, 20, "checking the model loads and predicts in a limited process")
         packaged = convert.run_child(source, workdir, rows, mode="package", trusted=trusted)
         model_file = "model.skops" if source.format == Artifact.Format.SKOPS else "model.pkl"
-        files: dict[str, Content] = {
-            model_file: functools.partial((workdir / model_file).open, "rb")
-        }
+        files: dict[str, Content] = {model_file: _opener(workdir / model_file)}
         jobs.job_progress(job, 50, "collecting the version's files")
         storage = artifact_services.artifact_storage()
         onnx = None
@@ -215,7 +219,7 @@ def run(job: PackagingJob) -> dict[str, Any]:
             }
             _add(bundle, "modelgate.json", json.dumps(metadata, indent=2, sort_keys=True).encode())
         digest = hashlib.sha256()
-        for chunk in _chunks(functools.partial(archive.open, "rb")):
+        for chunk in _chunks(_opener(archive)):
             digest.update(chunk)
         sha256, size = digest.hexdigest(), archive.stat().st_size
         jobs.job_progress(job, 90, "storing the bundle", f"{size:,} bytes, sha256 {sha256[:12]}…")

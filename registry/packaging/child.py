@@ -81,7 +81,7 @@ def load(path: Path, fmt: str, trusted: bool) -> Any:
                 raise pickle.UnpicklingError(f"refusing to import {module}.{name}")
             return original(self, module, name)
 
-        numpy_pickle.NumpyUnpickler.find_class = find_class  # type: ignore[method-assign]
+        numpy_pickle.NumpyUnpickler.find_class = find_class
         return joblib.load(path)
     with path.open("rb") as handle:
         unpickler = RestrictedUnpickler(handle)

@@ -49,7 +49,7 @@ def rows_for(job: PackagingJob) -> list[list[float]]:
     example = version.input_example
     if example is not None:
         records = example if isinstance(example, list) else [example]
-        rows = []
+        rows: list[list[Any]] = []  # float() below refuses what is not a number
         for record in records:
             if isinstance(record, dict):
                 rows.append([record.get(c) for c in columns] if columns else list(record.values()))

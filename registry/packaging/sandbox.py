@@ -56,7 +56,7 @@ def secret_paths() -> list[str]:
     """What a model process must not see: the var folder (SQLite database, secret key, queue,
     upload spool), the local artifact store, a SQLite file kept elsewhere, and
     SANDBOX_HIDDEN_PATHS."""
-    found = [settings.VAR_DIR, settings.UPLOAD_SPOOL_DIR]
+    found: list[str | Path] = [settings.VAR_DIR, settings.UPLOAD_SPOOL_DIR]
     if getattr(settings, "ARTIFACT_STORAGE", "local") == "local":
         found.append(settings.ARTIFACT_ROOT)
     location = settings.STORAGES.get("artifacts", {}).get("OPTIONS", {}).get("location")

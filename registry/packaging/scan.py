@@ -37,7 +37,7 @@ import pickletools
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, cast
 
 CHUNK = 1024 * 1024
 # Defaults of the SCAN_MAX_INFLATED_BYTES and SCAN_MAX_COMPRESSION_RATIO settings.
@@ -985,6 +985,8 @@ _LINE_ARGS = frozenset(
         "floatnl",
     }
 )
+# pickletools' own table of opcodes by their byte (its code2op, which typeshed leaves out).
+_CODE2OP = {op.code: op for op in pickletools.opcodes}
 # Length-prefixed arguments: (width of the length, signed, kind).
 _SIZED_ARGS = {
     "string4": (4, True, "latin-1"),
@@ -1005,10 +1007,11 @@ def _ops(stream: _Input) -> Any:
         code = stream.read(1)
         if not code:
             raise ValueError("the stream ends before the pickle's STOP")
-        opcode = pickletools.code2op.get(code.decode("latin-1"))
+        opcode = _CODE2OP.get(code.decode("latin-1"))
         if opcode is None:
             raise ValueError(f"unknown opcode {code!r}")
-        spec, arg = opcode.arg, None
+        spec = opcode.arg
+        arg: object = None
         if spec is None:
             pass
         elif spec.name == "stringnl_noescape_pair":
@@ -1041,8 +1044,8 @@ def _ops(stream: _Input) -> Any:
                     if kind == "long"
                     else data.decode(kind, "surrogatepass" if kind == "utf-8" else "strict")
                 )
-        else:
-            arg = spec.reader(stream)
+        else:  # fixed-width arguments: their readers only call read(n)
+            arg = spec.reader(cast(IO[bytes], stream))
         yield opcode, arg
         if opcode.name == "STOP":
             return
@@ -1131,7 +1134,7 @@ class _Machine:
         memo: dict[Any, Any] = {}
 
         def pop_mark() -> list[Any]:
-            items = []
+            items: list[Any] = []
             while stack:
                 item = stack.pop()
                 if item is MARK:
@@ -1274,9 +1277,10 @@ def _open(file: IO[bytes]) -> tuple[Any, _Counted, bool]:
     file.seek(0)
     raw = _Counted(file)
     if head.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw, True  # type: ignore[arg-type]
+        # typeshed's readable file has seek(), which reading forward never calls.
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw, True  # type: ignore[call-overload]
     if head.startswith(b"BZh"):
-        return bz2.BZ2File(raw, mode="rb"), raw, True  # type: ignore[arg-type]
+        return bz2.BZ2File(raw, mode="rb"), raw, True  # type: ignore[call-overload]
     if head.startswith(b"\xfd7zXZ\x00"):
         return lzma.LZMAFile(raw, mode="rb"), raw, True  # type: ignore[arg-type]
     if head[:1] == b"x" and len(head) > 1 and (head[0] * 256 + head[1]) % 31 == 0:
