@@ -6,6 +6,8 @@ status below, pages to a message. Other apps import or subclass these.
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class DomainError(Exception):
     status_code = 400
@@ -38,7 +40,7 @@ class DomainError(Exception):
         wanted: str,
         *,
         action: str = "access.refused",
-    ) -> DomainError:
+    ) -> Self:
         """Mark the error as a refusal to be audited by the edge, after the rollback.
         `access.refused` is a missing permission or an invisible model (pages answer 403 or
         404); `gate.refused` is a governance rule saying no to an allowed user (approval

@@ -295,7 +295,8 @@ def _object_codenames(user: User, registered_model: ScopeRow) -> set[str]:
     return cache[registered_model.pk]
 
 
-def has(user: AnyUser, perm: Perm, registered_model: ScopeRow) -> bool:
+def has(user: AnyUser, perm: Perm, registered_model: ScopeRow) -> TypeGuard[User]:
+    """Whether the user may `perm` on the model (only ever an active user may)."""
     if not _active(user) or registered_model.is_deleted:
         return False
     if has_global(user, perm):

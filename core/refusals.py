@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from axes.helpers import get_failure_limit
 from axes.signals import user_locked_out
@@ -64,7 +64,10 @@ def _record_api_refusal(
     refused(request, exc)
 
 
-def gate_refusal(exc: DomainError, registered_model: audit.ModelRef, wanted: str) -> DomainError:
+E = TypeVar("E", bound=DomainError)
+
+
+def gate_refusal(exc: E, registered_model: audit.ModelRef, wanted: str) -> E:
     """Mark `exc` as a refusal by the governance gate, so the edge audits it (gate.refused,
     with the reason) after the failed transaction rolled back."""
     return exc.refusing(registered_model.pk, registered_model.name, wanted, action="gate.refused")

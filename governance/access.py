@@ -12,14 +12,17 @@ from core.permissions import Perm
 from core.refusals import gate_refusal
 from governance.models import RegisteredModelGroupPermission, RegisteredModelUserPermission
 from registry.models import RegisteredModel
+from registry.services.common import acting_user
 
 
 def _grantee(user: User | None, group: Group | None) -> dict[str, str]:
-    if (user is None) == (group is None):
+    if user is None and group is not None:
+        return {"group": group.name}
+    if user is None or group is not None:
         raise ValidationFailed("Grant to exactly one of a user or a group.", field="user")
-    if user is not None and not user.is_active:
+    if not user.is_active:
         raise ValidationFailed("That user is inactive.", field="user")
-    return {"user": user.get_username()} if user is not None else {"group": group.name}
+    return {"user": user.get_username()}
 
 
 # Granting or revoking these decides who approves promotions and who appoints: only
@@ -85,7 +88,7 @@ def grant_add(
         registered_model,
         user=user,
         group=group,
-        granted_by=actor.user if actor.user_id is not None else None,
+        granted_by=acting_user(actor),
     )
     if created:
         audit.record(

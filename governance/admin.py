@@ -9,7 +9,7 @@ roles, permissions and names). Audit events, promotion requests and history are 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -29,6 +29,9 @@ from governance import access, accounts, policies, sso, webhooks
 from governance import models as m
 from governance.roles import ROLES
 from registry.services.common import require_admin
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -154,7 +157,7 @@ def _administers(request: HttpRequest) -> bool:
     return True
 
 
-def _form_error(form: forms.Form, exc: DomainError) -> forms.ValidationError:
+def _form_error(form: forms.BaseForm, exc: DomainError) -> forms.ValidationError:
     """A service's ValidationFailed as a form error on its field (or the form's)."""
     field = next(iter(exc.fields), None)
     if field in form.fields:
@@ -330,7 +333,8 @@ class PolicyForm(forms.ModelForm):
         fields = ["risk_tier", "registered_model", *policies.EDITABLE]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         try:
             policies.validate({k: v for k, v in data.items() if k in policies.EDITABLE})
         except DomainError as exc:
@@ -459,7 +463,8 @@ class WebhookForm(forms.ModelForm):
             )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if "events" in data and data["events"] is None:
             data["events"] = []
         values = {k: data[k] for k in webhooks.EDITABLE if k in data}
@@ -483,17 +488,20 @@ class WebhookAdmin(_AdministeredAdmin):
     search_fields = ["name", "url", "registered_model__name"]
     autocomplete_fields = ["registered_model"]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = ["name", "url", "secret", "registered_model", "events", "active"]
-        if obj is not None and not self.has_change_permission(request, obj):
-            fields.remove("secret")  # a read-only page would print the value
-        return fields
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
+        # A read-only page would print the secret.
+        hide_secret = obj is not None and not self.has_change_permission(request, obj)
+        return [
+            f
+            for f in ("name", "url", "secret", "registered_model", "events", "active")
+            if not (hide_secret and f == "secret")
+        ]
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         # The delivery log goes with its webhook (webhooks.webhook_delete); deliveries are
         # read-only on their own, which must not make a webhook with deliveries undeletable.
-        perms_needed = set(perms_needed) - {m.WebhookDelivery._meta.verbose_name}
+        perms_needed = set(perms_needed) - {str(m.WebhookDelivery._meta.verbose_name)}
         return deleted, counts, perms_needed, protected
 
     def _save(self, actor: Actor, obj: m.Webhook, form: Any, change: bool) -> m.Webhook:
@@ -528,7 +536,8 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     actions = ["replay"]
     # The response body is shown only as its start: enough to read a receiver's complaint,
     # not a window onto whatever server an address pointed at.
-    fields = [
+    # A tuple: Django takes a list or a tuple, and only a tuple types as both attributes.
+    fields = readonly_fields = (
         "webhook",
         "event",
         "delivery_id",
@@ -542,8 +551,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         "delivered_at",
         "replay_of",
         "payload",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="Response (start)")
     def response_start(self, obj: m.WebhookDelivery) -> str:
@@ -579,11 +587,15 @@ class IdpGroupMappingForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["idp_group"].strip = False  # exact values: the service refuses spaces
-        self.fields["role"].queryset = Group.objects.filter(name__in=ROLES).order_by("name")
+        # The form fields Django made for the model's CharField and ForeignKey.
+        cast(forms.CharField, self.fields["idp_group"]).strip = False  # the service refuses spaces
+        cast(forms.ModelChoiceField, self.fields["role"]).queryset = Group.objects.filter(
+            name__in=ROLES
+        ).order_by("name")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         try:
             sso.idp_mapping_validate(data.get("idp_group"), data.get("role"))
         except DomainError as exc:

@@ -114,9 +114,11 @@ def _supplied(version: int | OuterRef) -> list[QuerySet[Any]]:
     same rows about one user for many requests."""
     key = str(version) if isinstance(version, int) else Cast(version, CharField())
     revisions = apps.get_model("cards", "CardRevision").objects
-    primary = Artifact.objects.filter(version=version, derived=False)
+    # django-stubs accepts an int or an OuterRef for these lookups, but not a union of both.
+    primary = Artifact.objects.filter(version=version, derived=False)  # type: ignore[misc]
+    authored = ModelVersion.objects.filter(pk=version)  # type: ignore[misc]
     return [
-        ModelVersion.objects.filter(pk=version).values(supplier=F("created_by")),
+        authored.values(supplier=F("created_by")),
         primary.values(supplier=F("created_by")),
         primary.values(supplier=F("trusted_by")),
         AuditEvent.objects.filter(target_type="registry.modelversion", target_id=key)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 
 from governance import content
 from governance.models import PromotionRequest, Review, StageHistory
@@ -78,15 +78,24 @@ def _digest(version: ModelVersion, stage: str) -> str:
     return "" if stage == ModelVersion.Stage.ARCHIVED else content.digest(version)
 
 
-def _rows(registered_model: RegisteredModel):
+# Where _rows puts each request's approving reviews (a list on the request).
+_APPROVALS = "approvals"
+
+
+def _rows(registered_model: RegisteredModel) -> QuerySet[StageHistory]:
     reviews = Review.objects.filter(decision=Review.Decision.APPROVE).select_related("reviewer")
     return (
         StageHistory.objects.filter(registered_model=registered_model)
         .select_related("version", "started_by", "ended_by", "promotion_request")
         .prefetch_related(
-            Prefetch("promotion_request__reviews", queryset=reviews, to_attr="approvals")
+            Prefetch("promotion_request__reviews", queryset=reviews, to_attr=_APPROVALS)
         )
     )
+
+
+def _approvals(promotion_request: PromotionRequest) -> list[Review]:
+    approvals: list[Review] = getattr(promotion_request, _APPROVALS)
+    return approvals
 
 
 def describe(row: StageHistory) -> dict[str, Any]:
@@ -103,7 +112,7 @@ def describe(row: StageHistory) -> dict[str, Any]:
         "content_digest": row.content_digest,
         "approved_by": [
             {"user": r.reviewer.username if r.reviewer else None, "at": r.created_at}
-            for r in promotion_request.approvals
+            for r in _approvals(promotion_request)
         ]
         if promotion_request
         else [],

@@ -78,8 +78,9 @@ def provider() -> Provider:
     }
     if not all(endpoints.values()):
         document = _discover(settings.OIDC_OP_ISSUER)
-        endpoints = {key: value or document.get(key) for key, value in endpoints.items()}
-        if not all(isinstance(value, str) and value for value in endpoints.values()):
+        found = {key: value or document.get(key) for key, value in endpoints.items()}
+        endpoints = {key: value for key, value in found.items() if isinstance(value, str) and value}
+        if len(endpoints) < len(found):
             raise SsoRefused(
                 "The identity provider's configuration is incomplete.",
                 reason="provider_configuration",
@@ -278,7 +279,9 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
         if not state or not code:
             return _failed(request, "incomplete", "the answer was incomplete.")
         states = request.session.get("oidc_states")
-        entry = states.get(state) if isinstance(states, dict) else None
+        if not isinstance(states, dict):
+            states = {}  # no sign-in started here: the state is unknown
+        entry = states.get(state)
         if not isinstance(entry, dict):
             return _failed(
                 request,

@@ -96,7 +96,7 @@ _CHECK_NAME = re.compile(r"[a-z0-9_]+")
 
 def policy_for(registered_model: RegisteredModel) -> Policy:
     """The policy in force. Two indexed lookups at most; remembered on the model instance."""
-    cached = registered_model.__dict__.get("_modelgate_policy")
+    cached: Policy | None = registered_model.__dict__.get("_modelgate_policy")
     if cached is not None:
         return cached
     for field, key in POLICY_ORDER:
@@ -154,7 +154,7 @@ def approved_for_production(
 
 
 def describe(policy: Policy) -> str:
-    if policy.registered_model_id:
+    if policy.registered_model is not None:
         return f"policy of model '{policy.registered_model.name}'"
     return f"{policy.risk_tier}-risk policy"
 
@@ -263,7 +263,7 @@ def policy_delete(*, actor: Actor, policy: Policy) -> bool:
         details={"policy": str(stored), "values": {f: getattr(stored, f) for f in EDITABLE}},
     )
     stored.delete()
-    if policy.registered_model_id is not None:
+    if policy.registered_model is not None:
         forget(policy.registered_model)  # the caller's instance is the one that remembers
     return True
 

@@ -25,6 +25,7 @@ from governance.models import Policy, PromotionRequest, Review, StageHistory
 from registry import validation
 from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.services.aliases import alias_point
+from registry.services.common import acting_user
 from registry.services.versions import stage_move
 
 MAX_TEXT = 5000
@@ -333,7 +334,7 @@ def promotion_request_create(
         target_stage=target_stage,
         target_alias=target_alias,
         justification=justification,
-        requested_by=actor.user if actor.user_id is not None else None,
+        requested_by=acting_user(actor),
         content_digest=content.digest(version),
         created_at=now,
         updated_at=now,
@@ -429,7 +430,9 @@ def promotion_request_review(
             registered_model,
             f"review request #{promotion_request.pk}",
         )
-    latest = _latest_decisions(promotion_request).get(actor.user_id)
+    reviewer = acting_user(actor)
+    assert reviewer is not None  # review_refusal lets only an active user through
+    latest = _latest_decisions(promotion_request).get(reviewer.pk)
     # The same word again is refused, unless it was an approval the content has since voided.
     if (
         latest is not None
@@ -442,7 +445,7 @@ def promotion_request_review(
     now = timezone.now()
     review = Review.objects.create(
         request=promotion_request,
-        reviewer=actor.user,
+        reviewer=reviewer,
         decision=decision,
         comment=comment,
         content_digest=evaluation.digest,
@@ -545,7 +548,7 @@ def _apply(actor: Actor, promotion_request: PromotionRequest, policy: Policy) ->
         now,
         now,
     )
-    promotion_request.applied_by = actor.user if actor.user_id is not None else None
+    promotion_request.applied_by = acting_user(actor)
     promotion_request.replaced_version = replaced
     promotion_request.save(
         update_fields=["status", "applied_at", "updated_at", "applied_by", "replaced_version"]
@@ -662,7 +665,8 @@ def content_changed(*, actor: Actor, version: ModelVersion) -> None:
 def _may_withdraw(user: AnyUser, promotion_request: PromotionRequest) -> bool:
     """Who may withdraw a request: its requester, or whoever manages access to the model."""
     return (
-        promotion_request.requested_by_id is not None
+        user is not None
+        and promotion_request.requested_by_id is not None
         and user.pk == promotion_request.requested_by_id
     ) or permissions.has(user, Perm.MANAGE_ACCESS, promotion_request.registered_model)
 

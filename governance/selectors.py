@@ -24,10 +24,15 @@ class RequestFilters:
     awaiting_my_review: bool = False
 
 
+def _user_id(user: AnyUser) -> int | None:
+    """None for nobody signed in: no user (the system) sees no requests, like anonymous."""
+    return user.pk if user is not None else None
+
+
 def promotion_request_list(
     *, user: AnyUser, filters: RequestFilters = RequestFilters()
 ) -> QuerySet[PromotionRequest]:
-    qs = (
+    qs: QuerySet[PromotionRequest] = (
         permissions.visible(user, PromotionRequest.objects.all())
         .select_related("registered_model", "version", "requested_by")
         .annotate(
@@ -43,7 +48,7 @@ def promotion_request_list(
     if filters.target:
         qs = qs.filter(Q(target_stage=filters.target) | Q(target_alias=filters.target))
     if filters.requested_by_me:
-        qs = qs.filter(requested_by=user.pk)
+        qs = qs.filter(requested_by=_user_id(user))
     if filters.awaiting_my_review:
         qs = awaiting_review(user, qs)
     return qs
@@ -59,8 +64,8 @@ def awaiting_review(user: AnyUser, qs: QuerySet[PromotionRequest]) -> QuerySet[P
             status=PromotionRequest.Status.PENDING,
             registered_model__in=permissions.models_with(user, Perm.APPROVE_PROMOTION).values("pk"),
         )
-        .exclude(content.barred(user.pk))
-        .exclude(reviews__reviewer=user.pk)
+        .exclude(content.barred(_user_id(user)))
+        .exclude(reviews__reviewer=_user_id(user))
     )
 
 

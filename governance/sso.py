@@ -48,7 +48,13 @@ from core.actors import Actor
 from core.errors import Forbidden, NotFound, ValidationFailed
 from governance.models import ExternalIdentity, IdpGroupMapping, RegisteredModelUserPermission
 from governance.roles import ROLES
-from registry.services.common import UNSET, apply_changes, insert_or_conflict, require_admin
+from registry.services.common import (
+    UNSET,
+    acting_user,
+    apply_changes,
+    insert_or_conflict,
+    require_admin,
+)
 
 MAX_GROUP_VALUE = 200
 # At most this many claim values are kept in an audit event (with the total count).
@@ -101,8 +107,9 @@ def _mapping_details(mapping: IdpGroupMapping) -> dict[str, object]:
 
 
 @transaction.atomic
-def idp_mapping_create(*, actor: Actor, idp_group: str, role: Group) -> IdpGroupMapping:
-    """Members of `idp_group` at the identity provider hold `role` from their next sign-in."""
+def idp_mapping_create(*, actor: Actor, idp_group: str, role: Group | None) -> IdpGroupMapping:
+    """Members of `idp_group` at the identity provider hold `role` from their next sign-in
+    (None, a role that does not exist, is refused like any group that is no role)."""
     require_admin(actor, "map identity-provider groups to roles")
     idp_group, role = idp_mapping_validate(idp_group, role)
     now = timezone.now()
@@ -112,7 +119,7 @@ def idp_mapping_create(*, actor: Actor, idp_group: str, role: Group) -> IdpGroup
             role=role,
             created_at=now,
             updated_at=now,
-            created_by=actor.user if actor.user_id is not None else None,
+            created_by=acting_user(actor),
         ),
         "That group is already mapped to that role.",
         code="mapping_exists",
@@ -425,8 +432,9 @@ def sso_sign_in(
             raise SsoRefused(
                 "The Modelgate account with this e-mail address is disabled.", reason="inactive"
             )
-        user = _linkable(claims, accounts)
-        if user is not None:
+        linked = _linkable(claims, accounts)
+        if linked is not None:
+            user = linked
             audit.record(
                 actor=actor_for(user),
                 action="user.sso_linked",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import smtplib
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 
@@ -19,7 +19,7 @@ from governance import checkpoints, webhooks
     retry_backoff_max=3600,
     max_retries=8,
 )
-def send_email(self: object, subject: str, body: str, recipients: list[str]) -> int:
+def send_email(self: Task, subject: str, body: str, recipients: list[str]) -> int:
     from django.conf import settings
 
     return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
@@ -30,7 +30,7 @@ def send_email(self: object, subject: str, body: str, recipients: list[str]) -> 
 @shared_task(
     bind=True, acks_late=True, max_retries=None, soft_time_limit=settings.WEBHOOK_TIMEOUT + 60
 )
-def deliver_webhook(self: object, delivery_id: int) -> object:
+def deliver_webhook(self: Task, delivery_id: int) -> object:
     """One attempt; a transient failure schedules the next one after a backoff. The delivery
     row counts attempts and decides when to give up (WEBHOOK_MAX_ATTEMPTS)."""
     if webhooks.attempt(delivery_id):

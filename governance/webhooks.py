@@ -32,7 +32,7 @@ import time
 import unicodedata
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -40,7 +40,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Field, Q
 from django.utils import timezone
 
 from core import audit
@@ -128,12 +128,19 @@ def emit(event: str, promotion_request: PromotionRequest) -> list[WebhookDeliver
     return deliveries
 
 
+def _max_length(field: Field[Any, Any]) -> int:
+    """The column's length (a CharField's, which always declares one)."""
+    length = field.max_length
+    assert length is not None
+    return length
+
+
 def webhook_validate(values: dict[str, Any]) -> dict[str, Any]:
     """Check any of the EDITABLE fields; raise ValidationFailed naming the field. Returns the
     values normalised (name stripped, events without repeats)."""
     if "name" in values:
         name = values["name"].strip() if isinstance(values["name"], str) else ""
-        if not name or len(name) > Webhook._meta.get_field("name").max_length:
+        if not name or len(name) > _max_length(Webhook._meta.get_field("name")):
             raise ValidationFailed("A name of 1 to 100 characters.", field="name")
         values["name"] = name
     if "url" in values:
@@ -142,7 +149,7 @@ def webhook_validate(values: dict[str, Any]) -> dict[str, Any]:
             _check_url(url)
         except DjangoValidationError:
             raise ValidationFailed("An http:// or https:// address.", field="url") from None
-        if len(url) > Webhook._meta.get_field("url").max_length:
+        if len(url) > _max_length(Webhook._meta.get_field("url")):
             raise ValidationFailed("At most 1000 characters.", field="url")
         try:
             webhook_targets.check(url, resolve_allow_listed=False)
@@ -152,7 +159,7 @@ def webhook_validate(values: dict[str, Any]) -> dict[str, Any]:
         secret = values["secret"]
         if not isinstance(secret, str) or not secret.strip():
             raise ValidationFailed("A secret is required to sign the deliveries.", field="secret")
-        if len(secret) > Webhook._meta.get_field("secret").max_length:
+        if len(secret) > _max_length(Webhook._meta.get_field("secret")):
             raise ValidationFailed("At most 200 characters.", field="secret")
     if "events" in values:
         events = values["events"]
@@ -399,12 +406,15 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
             self.sock.settimeout(self.deadline.remaining())
         super().send(data)
 
-    def response_class(
+    # typeshed declares response_class a class; HTTPConnection only calls it.
+    def response_class(  # type: ignore[override]
         self, sock: socket.socket, *args: Any, **kwargs: Any
     ) -> http.client.HTTPResponse:
         # HTTPConnection calls self.response_class(self.sock, ...): here a method, so the
-        # response reads through the deadline.
-        return http.client.HTTPResponse(_ReadsByDeadline(sock, self.deadline), *args, **kwargs)
+        # response reads through the deadline. HTTPResponse only calls makefile("rb") on
+        # what it is given in place of the socket.
+        reader = cast(socket.socket, _ReadsByDeadline(sock, self.deadline))
+        return http.client.HTTPResponse(reader, *args, **kwargs)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection, _PinnedHTTPConnection):

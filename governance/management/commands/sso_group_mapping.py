@@ -38,8 +38,8 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         if action == "list":
-            for mapping in IdpGroupMapping.objects.select_related("role"):
-                self.stdout.write(f"{mapping.idp_group}\t{mapping.role.name}")
+            for row in IdpGroupMapping.objects.select_related("role"):
+                self.stdout.write(f"{row.idp_group}\t{row.role.name}")
             return
         if idp_group is None or role is None or not username:
             raise CommandError(f"{action} needs GROUP, ROLE and --as ADMIN.")
