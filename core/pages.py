@@ -8,14 +8,15 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed
+from django.http.response import HttpResponseBase
 
 from core import signals
 from core.errors import Forbidden, NotFound
 
 
 def page(
-    view: Callable[..., HttpResponse] | None = None, *, methods: tuple[str, ...] = ("GET",)
+    view: Callable[..., HttpResponseBase] | None = None, *, methods: tuple[str, ...] = ("GET",)
 ) -> Any:
     """Signed-in users only, only the given HTTP methods (405 otherwise; the permission matrix
     reads them from `wrapper.http_methods`); domain NotFound/Forbidden become 404/403."""
@@ -24,7 +25,7 @@ def page(
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method not in methods and not (request.method == "HEAD" and "GET" in methods):
             return HttpResponseNotAllowed(methods)
         try:

@@ -20,7 +20,8 @@ class ApiView(APIView):
 
     ordering_fields: tuple[str, ...] = ()
     ordering = "-created_at"
-    pagination_class = CursorPagination
+    # None for a view that answers one unpaged list (and never calls page()).
+    pagination_class: type[CursorPagination] | None = CursorPagination
 
     def actor(self) -> Actor:
         return Actor.from_request(self.request, channel="api")
@@ -33,6 +34,7 @@ class ApiView(APIView):
         return dict(serializer.validated_data)
 
     def page(self, queryset: Any, serializer_class: type[Serializer[Any]]) -> Response:
+        assert self.pagination_class is not None  # only views that page call this
         paginator = self.pagination_class()
         rows = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer_class(rows, many=True).data)

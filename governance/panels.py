@@ -5,12 +5,15 @@ version's page; the compliance report in the admin."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.permissions import AnyUser
 from governance import compliance, history, policies, promotions, selectors
 from governance.models import PromotionRequest
 from registry.models import ModelVersion, RegisteredModel
+
+if TYPE_CHECKING:
+    from registry.selectors import ModelRow
 
 
 def home(*, user: AnyUser) -> dict[str, Any]:
@@ -31,9 +34,9 @@ def home(*, user: AnyUser) -> dict[str, Any]:
     }
 
 
-def model(
-    *, user: AnyUser, registered_model: RegisteredModel, at: datetime | None
-) -> dict[str, Any]:
+def model(*, user: AnyUser, registered_model: ModelRow, at: datetime | None) -> dict[str, Any]:
+    """For the model's page, which shows the row registry.selectors.registered_model_get
+    returns (with its aliases)."""
     policy = policies.policy_for(registered_model)
     return {
         "policy": policy,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -61,7 +61,7 @@ _card_section_keys: tuple[str, ...] = ()
 
 
 def card_sections_register(
-    *, keys: Iterable[str], required_by_tier: dict[str, Iterable[str]]
+    *, keys: Iterable[str], required_by_tier: Mapping[str, Iterable[str]]
 ) -> None:
     """The cards app tells which card sections exist and which each risk tier requires out of
     the box (from its AppConfig.ready(), before any policy is read or seeded). Replaces what
