@@ -10,9 +10,10 @@ class CardsConfig(AppConfig):
     def ready(self) -> None:
         from cards import content as card_content
         from cards import panels as card_panels
+        from cards import selectors
         from cards.models import CardReview, ModelCard
         from core import permissions
-        from governance import policies
+        from governance import card_source, policies
         from registry import panels as registry_panels
         from registry.signals import bundle_files, version_created
 
@@ -23,6 +24,10 @@ class CardsConfig(AppConfig):
         # which each risk tier requires out of the box (before any policy is read or seeded).
         policies.card_sections_register(
             keys=card_content.SECTION_KEYS, required_by_tier=card_content.REQUIRED_BY_TIER
+        )
+        # ...and reads a version's card (digest, readiness, who supplied content) through here.
+        card_source.register(
+            card_source.CardSource(state=selectors.card_state, authors=selectors.card_authors)
         )
         registry_panels.contribute("version", card_panels.version)
 

@@ -41,3 +41,10 @@ class Actor:
     @property
     def user_id(self) -> int | None:
         return self.user.pk if self.user is not None and self.user.is_authenticated else None
+
+
+def acting_user(actor: Actor) -> User | None:
+    """The signed-in user behind `actor`, for the `*_by` columns and the audit log's actor:
+    None for the system and for anonymous visitors."""
+    user = actor.user
+    return user if isinstance(user, User) and actor.user_id is not None else None

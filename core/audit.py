@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from core import chain, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.models import AuditEvent
 
 # Any constant: the key of PostgreSQL's advisory lock that serialises appends to the chain.
@@ -58,7 +57,7 @@ def record(
     of the change it records."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record() must run inside the transaction of the change.")
-    user = actor.user if actor.user_id is not None and isinstance(actor.user, User) else None
+    user = acting_user(actor)
     sequence, prev_hash = _chain_head()
     event = AuditEvent(
         sequence=sequence + 1,

@@ -6,13 +6,12 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from core import audit, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.errors import Forbidden, ValidationFailed
 from core.permissions import Perm
 from core.refusals import gate_refusal
 from governance.models import RegisteredModelGroupPermission, RegisteredModelUserPermission
 from registry.models import RegisteredModel
-from registry.services.common import acting_user
 
 
 def _grantee(user: User | None, group: Group | None) -> dict[str, str]:

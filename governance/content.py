@@ -24,14 +24,13 @@ import operator
 from functools import reduce
 from typing import Any
 
-from django.apps import apps
 from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 
 from core.errors import Conflict
 from core.models import AuditEvent
 from core.refusals import gate_refusal
-from governance import policies
+from governance import card_source, policies
 from governance.models import PromotionRequest
 from registry.models import Alias, Artifact, Deployment, ModelVersion, RegisteredModel
 from registry.services.lineage import is_production_environment
@@ -59,15 +58,10 @@ CARD_CHECK = "card_approved"
 def _card_part(version: ModelVersion) -> dict[str, Any] | None:
     if CARD_CHECK not in policies.policy_for(version.registered_model).required_checks:
         return None
-    card = (
-        apps.get_model("cards", "ModelCard")
-        .objects.filter(version=version)
-        .values("revision", "status")
-        .first()
-    )
+    card = card_source.state(version)
     if card is None:
         return {"revision": None, "approved": False}
-    return {"revision": card["revision"], "approved": card["status"] == "approved"}
+    return {"revision": card.revision, "approved": card.status == "approved"}
 
 
 def document(version: ModelVersion) -> dict[str, Any]:
@@ -113,7 +107,6 @@ def _supplied(version: int | OuterRef) -> list[QuerySet[Any]]:
     definition of a contributor: `contributors` lists them for a version, `barred` asks the
     same rows about one user for many requests."""
     key = str(version) if isinstance(version, int) else Cast(version, CharField())
-    revisions = apps.get_model("cards", "CardRevision").objects
     # django-stubs accepts an int or an OuterRef for these lookups, but not a union of both.
     primary = Artifact.objects.filter(version=version, derived=False)  # type: ignore[misc]
     authored = ModelVersion.objects.filter(pk=version)  # type: ignore[misc]
@@ -124,10 +117,7 @@ def _supplied(version: int | OuterRef) -> list[QuerySet[Any]]:
         AuditEvent.objects.filter(target_type="registry.modelversion", target_id=key)
         .filter(_CONTENT_EVENTS)
         .values(supplier=F("actor")),
-        revisions.filter(
-            card__version=version,
-            card__version__registered_model__in=RegisteredModel.objects.filter(_card_counts()),
-        ).values(supplier=F("author")),
+        card_source.authors(version, RegisteredModel.objects.filter(_card_counts())),
     ]
 
 

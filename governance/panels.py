@@ -12,7 +12,7 @@ from governance import compliance, history, policies, promotions, selectors
 from governance.models import PromotionRequest
 from registry.models import ModelVersion, RegisteredModel
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a typing-only name (selectors define it for type checkers)
     from registry.selectors import ModelRow
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.permissions import AnyUser, Perm
 from core.refusals import gate_refusal
@@ -25,7 +25,6 @@ from governance.models import Policy, PromotionRequest, Review, StageHistory
 from registry import validation
 from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.services.aliases import alias_point
-from registry.services.common import acting_user
 from registry.services.versions import stage_move
 
 MAX_TEXT = 5000
@@ -114,6 +113,13 @@ class Preview:
     current: ModelVersion | None
     checks: list[readiness.Outcome]
     needed: int
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """A page's one "target" field as (stage, alias): a promotion stage, else an alias name."""
+    if target in ModelVersion.PROMOTION_STAGES:
+        return target, ""
+    return "", target
 
 
 def preview(version: ModelVersion, *, stage: str = "", alias: str = "") -> Preview:

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.apps import apps
-
+from governance import card_source
 from registry.models import ModelVersion, PackagingJob
 from registry.services import jobs
 
@@ -137,13 +136,6 @@ def _metrics(version: ModelVersion, current: ModelVersion | None) -> Result:
     return Result(True, f"{count} metric value(s) recorded.")
 
 
-def _optional_model(label: str) -> Any:
-    try:
-        return apps.get_model(label)
-    except LookupError:
-        return None
-
-
 @check("packaging", "Every file inspected and cleared; the latest packaging jobs succeeded")
 def _packaging(version: ModelVersion, current: ModelVersion | None) -> Result:
     """Fails closed: every file, uploaded or derived, needs a completed inspection with the
@@ -184,10 +176,8 @@ def _packaging(version: ModelVersion, current: ModelVersion | None) -> Result:
 
 @check("card_approved", "Model card approved for this version")
 def _card(version: ModelVersion, current: ModelVersion | None) -> Result:
-    card = _optional_model("cards.ModelCard")
-    if card is None:
-        return Result(True, "Model cards are not enabled in this installation.")
-    status = card.objects.filter(version=version).values_list("status", flat=True).first()
+    card = card_source.state(version)
+    status = card.status if card is not None else None
     if status != "approved":
         return Result(
             False, "The model card is " + (status.replace("_", " ") if status else "missing") + "."

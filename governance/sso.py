@@ -44,13 +44,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.errors import Forbidden, NotFound, ValidationFailed
 from governance.models import ExternalIdentity, IdpGroupMapping, RegisteredModelUserPermission
 from governance.roles import ROLES
 from registry.services.common import (
     UNSET,
-    acting_user,
     apply_changes,
     insert_or_conflict,
     require_admin,

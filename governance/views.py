@@ -49,7 +49,7 @@ def _checks_for(user: Any, model_name: str, number: str, target: str) -> promoti
     version = registry_selectors.version_get(
         user=user, registered_model=registered_model, number=whole_number(number, "version")
     )
-    stage, alias = (target, "") if target in ModelVersion.PROMOTION_STAGES else ("", target)
+    stage, alias = promotions.split_target(target)
     return promotions.preview(version, stage=stage, alias=alias)
 
 
@@ -87,11 +87,12 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 registered_model=registered_model,
                 number=int(form["version"] or 0),
             )
+            stage, alias = promotions.split_target(target)
             created = promotions.promotion_request_create(
                 actor=Actor.from_request(request),
                 version=version,
-                target_stage=target if target in ModelVersion.PROMOTION_STAGES else "",
-                target_alias="" if target in ModelVersion.PROMOTION_STAGES else target,
+                target_stage=stage,
+                target_alias=alias,
                 justification=form["justification"],
             )
         except (ValueError, DomainError) as exc:

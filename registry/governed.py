@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 
 from core.actors import Actor
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
-
-    from registry.models import ModelVersion, RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 
 
 class Governor(Protocol):

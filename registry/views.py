@@ -25,7 +25,7 @@ from registry.models import (
     TrainingRunDataset,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a typing-only name (selectors define it for type checkers)
     from registry.selectors import ModelRow
 
 

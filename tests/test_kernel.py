@@ -20,7 +20,7 @@ from core import permissions
 from core.permissions import Perm
 from governance.roles import ROLES
 from registry.models import ModelVersion, RegisteredModel
-from tests.factories import UserFactory, make_model, superuser
+from tests.factories import UserFactory, make_model, ready_version, superuser
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.django_db
@@ -139,7 +139,7 @@ def test_an_existing_database_keeps_its_audit_log_tokens_and_auditor_permission(
 def test_without_a_governor_governed_changes_are_refused_and_nothing_changes(monkeypatch):
     from registry import governed
     from registry.services import aliases, versions
-    from tests.factories import actor_for, no_approval, ready_version
+    from tests.factories import actor_for, no_approval
 
     root = superuser()
     model = make_model(root)
@@ -175,3 +175,63 @@ def test_page_contributions_may_not_overwrite_each_other(monkeypatch):
         panels.context("home", user=None)
     with pytest.raises(ImproperlyConfigured, match="No registry page 'nowhere'"):
         panels.contribute("nowhere", lambda: {})
+
+
+# --- governance ← cards: governance reads cards through the source cards registers ---------
+
+
+def test_without_a_card_source_a_required_card_is_never_approved(monkeypatch):
+    """High-tier policies require an approved card: with no source registered (cards absent)
+    the check fails and the digest counts no card, instead of waving the version through."""
+    from governance import card_source, content, promotions
+
+    root = superuser()
+    model = make_model(root, name="card-source", risk_tier="high")
+    version = ready_version(root, model)  # its card is approved
+    check = {c.name: c for c in promotions.preview(version, stage="production").checks}
+    assert check["card_approved"].passed
+    assert content.document(version)["card"]["approved"] is True
+    card_authors = content.contributors(version)
+
+    monkeypatch.setattr(card_source, "_SOURCE", [])
+    check = {c.name: c for c in promotions.preview(version, stage="production").checks}
+    assert not check["card_approved"].passed
+    assert "missing" in check["card_approved"].message
+    assert content.document(version)["card"] == {"revision": None, "approved": False}
+    assert content.contributors(version) <= card_authors
+
+
+def test_the_card_source_is_registered_once():
+    from governance import card_source
+
+    with pytest.raises(ImproperlyConfigured, match="already registered"):
+        card_source.register(card_source.CardSource(state=lambda v: None, authors=lambda v, m: m))
+
+
+def test_staff_see_and_revoke_only_their_own_tokens_in_the_admin(client):
+    """Staff holding the token permissions used to list everyone's tokens, and revoking
+    someone else's answered a 500 (token_revoke refused it, nobody caught it)."""
+    from django.contrib.auth.models import Permission
+
+    from core.actors import Actor
+    from core.models import ApiToken
+    from core.tokens import token_create
+
+    staff = UserFactory(username="staffer", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_apitoken", "change_apitoken"])
+    )
+    other = UserFactory(username="other")
+    mine, _ = token_create(actor=Actor.system("cli", user=staff), user=staff, name="mine")
+    theirs, _ = token_create(actor=Actor.system("cli", user=other), user=other, name="theirs")
+    client.force_login(staff)
+    page = client.get("/admin/core/apitoken/").content.decode()
+    assert "mine" in page and "theirs" not in page
+    r = client.post(
+        "/admin/core/apitoken/",
+        {"action": "revoke", "_selected_action": [mine.pk, theirs.pk]},
+        follow=True,
+    )
+    assert r.status_code == 200
+    assert ApiToken.objects.get(pk=mine.pk).revoked_at is not None
+    assert ApiToken.objects.get(pk=theirs.pk).revoked_at is None

@@ -24,7 +24,7 @@ from registry.models import (
 )
 from registry.selectors import version_children
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a typing-only name (selectors define it for type checkers)
     from registry.selectors import ModelRow, VersionRow
 
 # Fields the server owns: a client that sends them is told so instead of being ignored.

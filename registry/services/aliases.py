@@ -9,13 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.errors import NotFound, ValidationFailed
 from core.permissions import Perm
 from registry import validation
 from registry.governed import governor
 from registry.models import Alias, ModelVersion, RegisteredModel
-from registry.services.common import acting_user, insert_or_conflict
+from registry.services.common import insert_or_conflict
 
 
 @transaction.atomic

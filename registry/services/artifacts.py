@@ -26,13 +26,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.errors import Conflict, TooLarge, ValidationFailed
 from core.permissions import Perm
 from registry import validation
 from registry.governed import governor
 from registry.models import Artifact, ModelVersion, PackagingJob
-from registry.services.common import acting_user, require_admin
+from registry.services.common import require_admin
 from registry.services.jobs import job_require_current, job_start
 
 logger = logging.getLogger(__name__)

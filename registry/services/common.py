@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Manager, Model
 
@@ -23,13 +22,6 @@ class _Unset:
 
 UNSET: Any = _Unset()
 T = TypeVar("T")
-
-
-def acting_user(actor: Actor) -> User | None:
-    """The signed-in user behind `actor`, for the `*_by` columns: None for the system and for
-    anonymous visitors."""
-    user = actor.user
-    return user if isinstance(user, User) and actor.user_id is not None else None
 
 
 def apply_changes(obj: Model, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -16,13 +16,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core import audit, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.errors import Conflict, ValidationFailed
 from core.permissions import Perm
 from core.tasks import enqueue_on_commit
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.models.packaging import ACTIVE
-from registry.services.common import acting_user, insert_or_conflict
+from registry.services.common import insert_or_conflict
 from registry.signals import bundle_files
 
 Status = PackagingJob.Status

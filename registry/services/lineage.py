@@ -17,7 +17,7 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from core import audit, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.errors import Conflict, ValidationFailed
 from core.permissions import Perm
 from core.refusals import gate_refusal
@@ -34,7 +34,7 @@ from registry.models import (
     TrainingRun,
     TrainingRunDataset,
 )
-from registry.services.common import acting_user, insert_or_conflict
+from registry.services.common import insert_or_conflict
 
 
 def _choice(value: str, choices: list[str], field: str) -> str:

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.errors import Conflict, Forbidden, ValidationFailed
 from core.permissions import Perm
 from core.refusals import gate_refusal
@@ -17,7 +17,6 @@ from registry.models import Deployment, ModelVersion, RegisteredModel, Registere
 from registry.services.artifacts import blobs_release
 from registry.services.common import (
     UNSET,
-    acting_user,
     apply_changes,
     insert_or_conflict,
     require_admin,

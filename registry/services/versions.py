@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, permissions
-from core.actors import Actor
+from core.actors import Actor, acting_user
 from core.errors import Conflict, ValidationFailed
 from core.permissions import Perm
 from registry import signals, validation
@@ -27,7 +27,6 @@ from registry.models import (
 from registry.services.artifacts import blobs_release
 from registry.services.common import (
     UNSET,
-    acting_user,
     apply_changes,
     require_admin,
     tag_upsert,
