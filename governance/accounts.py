@@ -62,6 +62,19 @@ def _check_fields(changes: dict[str, Any]) -> None:
         )
 
 
+def account_change_refusal(actor: Actor, user: User) -> Forbidden | None:
+    """Why `actor` may not change the account `user` at all (fields, roles, password), or None.
+    A staff or superuser account is a superuser's to change: otherwise an administrator could
+    deactivate a superuser, or take the account over (its e-mail, then its password)."""
+    if (user.is_staff or user.is_superuser) and not is_superuser(actor.user):
+        return Forbidden(
+            f"Only a superuser may change the account '{user.get_username()}' (it is staff or "
+            "superuser).",
+            code="superuser_required",
+        )
+    return None
+
+
 def _require_superuser_for_flags(actor: Actor, flags: Iterable[str]) -> None:
     touched = sorted(set(flags) & set(SUPERUSER_FLAGS))
     if touched and not is_superuser(actor.user):
@@ -113,9 +126,14 @@ def user_update(*, actor: Actor, user: User, **changes: Any) -> User:
     fields are not audited. Returns the account as stored."""
     require_admin(actor, "change accounts")
     _check_fields(changes)
-    before = User.objects.select_for_update().filter(pk=user.pk).values(*USER_FLAGS).first()
+    before = (
+        User.objects.select_for_update().filter(pk=user.pk).values(*USER_FLAGS, "username").first()
+    )
     if before is None:
         raise NotFound("That user no longer exists.", code="user_not_found")
+    refusal = account_change_refusal(actor, User(**before))  # as stored, not as submitted
+    if refusal is not None:
+        raise refusal
     fields = {k: v for k, v in changes.items() if k in USER_FIELDS}
     flags = {
         f: {"from": before[f], "to": fields[f]}

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, Permission, User
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -288,6 +290,19 @@ class AuditedUserAdmin(_AccountsAdmin, UserAdmin):
 
     def _delete(self, actor: Actor, obj: User) -> None:
         accounts.user_delete(actor=actor, user=obj)
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        """Django's password page, under the services' rule for whose account may change (a
+        staff or superuser account only by a superuser)."""
+        target = self.get_object(request, unquote(id))
+        if target is not None:
+            refusal = accounts.account_change_refusal(_actor(request), target)
+            if refusal is not None:
+                refused(request, refusal)
+                raise PermissionDenied(refusal.message)
+        return super().user_change_password(request, id, form_url)
 
 
 class _GroupForm(forms.ModelForm):

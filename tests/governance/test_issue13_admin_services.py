@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
+from django.test import Client
 
 from core.actors import Actor
 from core.errors import Conflict, DomainError, Forbidden, ValidationFailed
@@ -352,3 +353,44 @@ def test_staff_who_are_not_administrators_change_no_user_or_group_in_the_admin(
     assert client.post(f"{G}{group.pk}/delete/", {"post": "yes"}).status_code == 403
     assert (_user_state(viewer), _user_state(steward), list(AuditEvent.objects.all())) == before
     assert Group.objects.get(pk=group.pk).name == "project-x"
+
+
+# --- A staff or superuser account is a superuser's to change (attack review, issue 13) -------
+
+
+def test_an_administrator_who_is_no_superuser_cannot_take_over_a_superuser(roles, admin_user):
+    """Deactivating a superuser, or changing its e-mail and then its password, would hand an
+    administrator the superuser's powers."""
+    boss = UserFactory(username="boss", is_staff=True)
+    boss.groups.add(roles["admin"])
+    boss.user_permissions.add(_perm("change_user"), _perm("view_user"))
+    actor = Actor(user=boss, channel="cli")
+    before = _user_state(admin_user)
+    for change in ({"is_active": False}, {"email": "attacker@example.com"}, {"groups": []}):
+        with pytest.raises(Forbidden) as refused:
+            accounts.user_update(actor=actor, user=admin_user, **change)
+        assert refused.value.code == "superuser_required"
+    assert _user_state(admin_user) == before
+
+    # nor through the admin's password page (Django's own view, which skips the services)
+    password = admin_user.password
+    client = Client()
+    client.force_login(boss)
+    page = f"{U}{admin_user.pk}/password/"
+    assert client.get(page).status_code == 403
+    r = client.post(page, {"password1": "Another-pass-9876", "password2": "Another-pass-9876"})
+    assert r.status_code == 403
+    admin_user.refresh_from_db()
+    assert admin_user.password == password
+
+    # a superuser still may
+    root = Client()
+    root.force_login(admin_user)
+    other = UserFactory(username="staffer", is_staff=True)
+    r = root.post(
+        f"{U}{other.pk}/password/",
+        {"password1": "Another-pass-9876", "password2": "Another-pass-9876"},
+    )
+    assert r.status_code == 302
+    other.refresh_from_db()
+    assert other.check_password("Another-pass-9876")
