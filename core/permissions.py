@@ -74,6 +74,7 @@ def register_scope(model: type[Model], *, version: type[Model]) -> None:
         raise ImproperlyConfigured(f"The permission scope is already {_SCOPE[0].__name__}.")
     _SCOPE[:] = [model]
     _VERSION[:] = [version]
+    _TABLES.clear()
     _PATHS[model] = ("", None)
 
 
@@ -105,9 +106,15 @@ def _scope() -> type[Model]:
     return _SCOPE[0]
 
 
+# The grant tables, found once: every permission check reads them.
+_TABLES: list[tuple[Any, Any]] = []
+
+
 def _grant_tables() -> tuple[Any, Any]:
     """The scope's per-model grant tables: guardian's direct foreign-key tables, which must
     record who granted (GrantMeta). Anything else (guardian's generic tables) is refused."""
+    if _TABLES:
+        return _TABLES[0]
     scope = _scope()
     # guardian accepts the class (it reads the model's fields); its stubs say instance
     tables = (get_user_obj_perms_model(scope), get_group_obj_perms_model(scope))  # type: ignore[arg-type]
@@ -117,6 +124,7 @@ def _grant_tables() -> tuple[Any, Any]:
                 f"{table.__name__} is not a direct grant table of {scope.__name__} "
                 "extending core.models.GrantMeta."
             )
+    _TABLES[:] = [tables]
     return tables
 
 
@@ -191,8 +199,9 @@ _NOT_BY_ADMIN = Q(permission__codename__in=[str(p) for p in ADMIN_GRANTED], by_a
 
 
 def _grant_rows(user: User, codename: str | None = None) -> tuple[QuerySet[Any], QuerySet[Any]]:
-    user_rows = _grant_tables()[0].objects.filter(user=user).exclude(_NOT_BY_ADMIN)
-    group_rows = _grant_tables()[1].objects.filter(group__user=user).exclude(_NOT_BY_ADMIN)
+    user_table, group_table = _grant_tables()
+    user_rows = user_table.objects.filter(user=user).exclude(_NOT_BY_ADMIN)
+    group_rows = group_table.objects.filter(group__user=user).exclude(_NOT_BY_ADMIN)
     if codename is not None:
         user_rows = user_rows.filter(permission__codename=codename)
         group_rows = group_rows.filter(permission__codename=codename)
