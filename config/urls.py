@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/v1/", include("registry.api.urls")),
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("cards.api.urls")),
+    # MLflow's model-registry REST API, for the unmodified MLflow client.
+    path("api/2.0/", include("governance.mlflow_api.urls")),
     # Behind login unless API_DOCS_PUBLIC; the docs page's script is served as a file (CSP).
     path("api/schema/", apidocs.SchemaView.as_view(), name="api-schema"),
     path("api/docs/", apidocs.DocsView.as_view(), name="api-docs"),

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from core.api import error_body, json_not_found, json_server_error
+from governance.mlflow_api import errors as mlflow_errors
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -29,6 +30,8 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith("/api/2.0/"):
+        return mlflow_errors.not_found(request)
     if request.path.startswith("/api/"):
         return json_not_found(request, exception)
     return render(request, "404.html", status=404)

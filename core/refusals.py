@@ -148,7 +148,10 @@ def locked_out_page(
     credentials: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """What a locked-out sign-in sees (AXES_LOCKOUT_CALLABLE): a 429 page saying why and for
-    how long, never the form again with a generic error."""
+    how long, never the form again with a generic error. Under /api/ the API already answered
+    the refused sign-in in its own shape (HTTP basic, for the MLflow client), so that stands."""
+    if request.path.startswith("/api/") and original_response is not None:
+        return original_response
     username = str((credentials or {}).get("username") or request.POST.get("username", ""))
     return render(
         request,
