@@ -18,7 +18,7 @@ from core.errors import ValidationFailed
 
 MAX_NAME = 256
 MAX_TAG_KEY = 250
-MAX_TAG_VALUE = 5000
+MAX_TAG_VALUE = 100_000  # MLflow's limit, so its clients' tags fit
 MAX_TAGS = 100
 MAX_PARAMS = 1000
 MAX_PARAM_VALUE = 6000

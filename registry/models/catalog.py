@@ -89,7 +89,7 @@ class RegisteredModelTag(models.Model):
         RegisteredModel, on_delete=models.CASCADE, related_name="tags"
     )
     key = models.CharField(max_length=250)
-    value = models.CharField(max_length=5000, blank=True, default="")
+    value = models.CharField(max_length=100_000, blank=True, default="")
 
     class Meta:
         ordering = ["key"]
@@ -212,7 +212,7 @@ class ModelVersion(TimeStamped):
 class ModelVersionTag(models.Model):
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="tags")
     key = models.CharField(max_length=250)
-    value = models.CharField(max_length=5000, blank=True, default="")
+    value = models.CharField(max_length=100_000, blank=True, default="")
 
     class Meta:
         ordering = ["key"]

@@ -418,3 +418,16 @@ def test_serving_versions_refuse_deletion_with_invalid_state(as_user, ml_enginee
     assert _code(lambda: client.delete_model_version("serving", "1")) == "INVALID_STATE"
     assert _code(lambda: client.delete_registered_model("serving")) == "INVALID_STATE"
     assert ModelVersion.objects.get().deleted_at is None
+
+
+def test_tag_values_up_to_mlflows_limit(as_user, data_scientist):
+    client = as_user(data_scientist)
+    client.create_registered_model("long-tags")
+    client.create_model_version("long-tags", "s3://b/1")
+    client.set_registered_model_tag("long-tags", "notes", "x" * 100_000)
+    client.set_model_version_tag("long-tags", "1", "notes", "y" * 100_000)
+    assert len(client.get_registered_model("long-tags").tags["notes"]) == 100_000
+    assert len(client.get_model_version("long-tags", "1").tags["notes"]) == 100_000
+    code = _code(lambda: client.set_registered_model_tag("long-tags", "notes", "z" * 100_001))
+    assert code == "INVALID_PARAMETER_VALUE"
+    assert client.get_registered_model("long-tags").tags["notes"] == "x" * 100_000
