@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from core.actors import Actor
 from core.models import AuditEvent
@@ -431,3 +433,35 @@ def test_tag_values_up_to_mlflows_limit(as_user, data_scientist):
     code = _code(lambda: client.set_registered_model_tag("long-tags", "notes", "z" * 100_001))
     assert code == "INVALID_PARAMETER_VALUE"
     assert client.get_registered_model("long-tags").tags["notes"] == "x" * 100_000
+
+
+@pytest.mark.django_db(transaction=False)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/2.0/mlflow/registered-models/search?max_results=1000",
+        "/api/2.0/mlflow/model-versions/search?filter=name+LIKE+%27q%25%27",
+        "/api/2.0/mlflow/registered-models/get?name=q0",
+        "/api/2.0/mlflow/registered-models/get-latest-versions?name=q0",
+    ],
+)
+def test_reads_take_the_same_queries_however_many_rows(
+    api, data_scientist, django_assert_max_num_queries, path
+):
+    """No query per model or version: a page of 3 and a page of 30 cost the same."""
+    client = api(data_scientist)
+
+    def seed(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            registered_model = make_model(data_scientist, f"q{i}", tags={"t": "x"})
+            for _ in range(2):
+                version = make_version(data_scientist, registered_model)
+            place(version, "staging")
+
+    seed(0, 3)
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(path).status_code == 200
+    seed(3, 30)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        response = client.get(path)
+    assert response.status_code == 200
