@@ -172,6 +172,10 @@ def test_search_filters_ordering_and_paging(as_user, data_scientist):
         m.name
         for m in client.search_registered_models("name LIKE 'alpha%'", order_by=["name DESC"])
     ] == ["alpha-3", "alpha-2", "alpha-1"]
+    client.update_registered_model("alpha-2", description="touched")  # the newest update
+    newest = client.search_registered_models(order_by=["last_updated_timestamp DESC"])
+    assert newest[0].name == "alpha-2"
+    assert [m.name for m in client.search_registered_models("tag.family != 'alpha'")] == ["beta-1"]
 
     page1 = client.search_registered_models(max_results=2)
     assert [m.name for m in page1] == ["Alpha-4", "alpha-1"] and page1.token
@@ -233,6 +237,18 @@ def test_search_filters_ordering_and_paging(as_user, data_scientist):
             "INVALID_PARAMETER_VALUE",
         ),
         (lambda c: c.get_latest_versions("m", ["Live"]), "INVALID_PARAMETER_VALUE"),
+        (lambda c: c.create_registered_model("a/b"), "INVALID_PARAMETER_VALUE"),
+        (lambda c: c.set_registered_model_alias("m", "not ok!", "1"), "INVALID_PARAMETER_VALUE"),
+        (lambda c: c.set_registered_model_alias("m", "a" * 256, "1"), "INVALID_PARAMETER_VALUE"),
+        (
+            lambda c: c.search_registered_models("creation_timestamp > 0"),
+            "INVALID_PARAMETER_VALUE",
+        ),
+        (lambda c: c.search_registered_models("name = 'unterminated"), "INVALID_PARAMETER_VALUE"),
+        (lambda c: c.search_model_versions("tag.k NOT LIKE 'x'"), "INVALID_PARAMETER_VALUE"),
+        (lambda c: c.create_model_version("m", "s3://x/\x00"), "BAD_REQUEST"),
+        (lambda c: c.update_model_version("m", "0", "d"), "INVALID_PARAMETER_VALUE"),
+        (lambda c: c.delete_model_version_tag("missing", "1", "k"), "RESOURCE_DOES_NOT_EXIST"),
     ],
 )
 def test_errors_carry_mlflows_codes_and_change_nothing(as_user, data_scientist, call, code):
