@@ -41,6 +41,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import permissions
+from core.actors import Actor
 from core.edge import is_whole_number
 from core.errors import NotFound
 from core.permissions import Perm
@@ -58,6 +59,8 @@ ROOT = "bundles"  # the one directory of Modelgate's mlflow-artifacts tree: bund
 MODELS = "models:/"
 LIST_URL = "mlflow-artifacts-list"
 FILE_URL = "mlflow-artifacts-file"
+# MLflow's code for "conflicts with the resource's current state" (HTTP 409).
+RESOURCE_CONFLICT = "RESOURCE_CONFLICT"
 
 
 # --- get-download-uri -----------------------------------------------------------------------
@@ -120,12 +123,9 @@ def _copied(request: Request, version: ModelVersion, source: str) -> ModelVersio
         visible = selectors.version_list(
             user=user, filters=selectors.VersionFilters(registered_model=registered_model)
         )
-        if ref.lower() == "latest":
-            found = visible.order_by("-version").first()
-        elif ref.lower() in entities.STAGES_BY_NAME:
-            found = visible.filter(stage=entities.STAGES_BY_NAME[ref.lower()])
-            found = found.order_by("-version").first()
-        else:
+        if ref.lower() in entities.STAGES_BY_NAME:
+            visible = visible.filter(stage=entities.STAGES_BY_NAME[ref.lower()])
+        elif ref.lower() != "latest":
             raise errors.MlflowError(
                 errors.INVALID_STATE,
                 f"The source of version {version.version} of '{version.registered_model.name}', "
@@ -133,6 +133,7 @@ def _copied(request: Request, version: ModelVersion, source: str) -> ModelVersio
                 "/<stage>, /latest or @<alias>).",
                 code="invalid_source",
             )
+        found = visible.order_by("-version").first()
         if found is None:
             raise NotFound(f"{source} names no version.")
         return found
@@ -182,17 +183,17 @@ def _bundle_or_refusal(request: Request, version: ModelVersion) -> Artifact:
         .first()
     )
     if latest is not None and latest.is_active:
-        raise _building(request, latest, what, started=False)
+        raise _building(request, latest, version, what, started=False)
     if (
         latest is not None
         and latest.status == Status.FAILED
         and not _cleared_since(version, files, latest)
     ):
-        raise _failed(request, latest, what)
+        raise _failed(request, latest, version, what)
     if not permissions.has(request.user, Perm.CHANGE, registered_model):
         owner = registered_model.owner
         raise errors.MlflowError(
-            errors.RESOURCE_CONFLICT,
+            RESOURCE_CONFLICT,
             f"{what.capitalize()} has no MLflow bundle of its current files yet, and building "
             f"one needs change permission on '{registered_model.name}', which you do not have. "
             f"Ask someone who may change it{f' (its owner, {owner.username})' if owner else ''} "
@@ -207,7 +208,7 @@ def _bundle_or_refusal(request: Request, version: ModelVersion) -> Artifact:
         version=version, kind=BUNDLE, input_sha256=digest, status=Status.SUCCEEDED
     ).exists()
     job, created = services.job_start(
-        actor=MlflowView.actor_of(request), version=version, kind=BUNDLE, force=gone
+        actor=Actor.from_request(request, channel="api"), version=version, kind=BUNDLE, force=gone
     )
     job.refresh_from_db()  # a worker running tasks eagerly may have finished it already
     if job.status == Status.SUCCEEDED:
@@ -215,8 +216,8 @@ def _bundle_or_refusal(request: Request, version: ModelVersion) -> Artifact:
         if bundle is not None:
             return bundle
     if job.status == Status.FAILED:
-        raise _failed(request, job, what)
-    raise _building(request, job, what, started=created)
+        raise _failed(request, job, version, what)
+    raise _building(request, job, version, what, started=created)
 
 
 def _current_bundle(version: ModelVersion, digest: str) -> Artifact | None:
@@ -261,7 +262,7 @@ def _require_cleared(
     listed = "; ".join(f"{a.filename} ({reason})" for a, reason in blocked)
     if all(reason in {f"inspection {s}" for s in ACTIVE} for _, reason in blocked):
         raise errors.MlflowError(
-            errors.RESOURCE_CONFLICT,
+            RESOURCE_CONFLICT,
             f"The files of {what} are still being inspected ({listed}); its MLflow bundle is "
             "built once they are cleared. Retry in a minute.",
             status=409,
@@ -290,26 +291,28 @@ def _cleared_since(version: ModelVersion, files: list[Artifact], job: PackagingJ
 
 
 def _building(
-    request: Request, job: PackagingJob, what: str, *, started: bool
+    request: Request, job: PackagingJob, version: ModelVersion, what: str, *, started: bool
 ) -> errors.MlflowError:
-    state = f"{job.status}, {job.progress}%" if job.status == Status.RUNNING else job.status
-    step = f": {job.step}" if job.step else ""
+    state = f"running, {job.progress}% done" if job.status == Status.RUNNING else job.status
+    step = f" ({job.step})" if job.step else ""
     return errors.MlflowError(
-        errors.RESOURCE_CONFLICT,
+        RESOURCE_CONFLICT,
         f"The MLflow bundle of {what} is being built: bundle job #{job.pk} "
-        f"{'started just now' if started else 'is running'} ({state}{step}). Retry in a "
-        f"minute. Progress: {_url(request, 'registry-api:job-detail', job.version, job)}",
+        f"{'was started just now and ' if started else ''}is {state}{step}. Retry in a "
+        f"minute. Progress: {_url(request, 'registry-api:job-detail', version, job)}",
         status=409,
         code="bundle_building",
     )
 
 
-def _failed(request: Request, job: PackagingJob, what: str) -> errors.MlflowError:
+def _failed(
+    request: Request, job: PackagingJob, version: ModelVersion, what: str
+) -> errors.MlflowError:
     reason = (job.error or "no reason recorded").strip()[:1000]
     return errors.MlflowError(
         errors.INVALID_STATE,
         f"Building the MLflow bundle of {what} failed (bundle job #{job.pk}): {reason} Once "
-        f'that is fixed, build it again: POST {_url(request, "registry-api:job-list", job.version)}'
+        f"that is fixed, build it again: POST {_url(request, 'registry-api:job-list', version)}"
         ' with {"kind": "bundle", "force": true}.',
         code="bundle_failed",
     )
