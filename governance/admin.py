@@ -440,8 +440,9 @@ class StageHistoryAdmin(ReadOnlyAdmin):
         "started_by",
         "ended_at",
         "promotion_request",
+        "origin",
     ]
-    list_filter = ["kind", "name"]
+    list_filter = ["kind", "name", "origin"]
     list_select_related = [
         "registered_model",
         "version__registered_model",

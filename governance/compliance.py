@@ -41,7 +41,18 @@ def report(registered_model: RegisteredModel) -> dict[str, Any]:
     for row in placements:
         entry = describe(row)
         when = approved_at.get(str(row.promotion_request_id))
-        if row.promotion_request_id is None:
+        if row.origin == StageHistory.Origin.MLFLOW_IMPORT:
+            entry["finding"] = "imported from MLflow, not approved in Modelgate"
+            findings.append(
+                {
+                    "severity": "warning",
+                    "message": f"Version {row.version.version} entered production on "
+                    f"{row.started_at:%Y-%m-%d %H:%M} by import from MLflow (manage.py "
+                    "import_mlflow), where it was in production; no approval in Modelgate "
+                    "is recorded.",
+                }
+            )
+        elif row.promotion_request_id is None:
             entry["finding"] = "moved directly, without a promotion request"
             findings.append(
                 {

@@ -73,6 +73,21 @@ def alias_moved(
         )
 
 
+def placement_imported(
+    *, registered_model: RegisteredModel, kind: str, name: str, version: ModelVersion
+) -> int:
+    """Mark the open placement of `version` in stage or alias `name` as imported from MLflow:
+    it records where MLflow had the version, not an approval. Called by the importer right
+    after its move, in the move's transaction; returns how many rows it marked (0 or 1)."""
+    return StageHistory.objects.filter(
+        registered_model=registered_model,
+        version=version,
+        kind=kind,
+        name=name,
+        ended_at__isnull=True,
+    ).update(origin=StageHistory.Origin.MLFLOW_IMPORT)
+
+
 def _digest(version: ModelVersion, stage: str) -> str:
     # Archiving needs no digest: nothing is served from the archive without a new request.
     return "" if stage == ModelVersion.Stage.ARCHIVED else content.digest(version)
@@ -110,6 +125,8 @@ def describe(row: StageHistory) -> dict[str, Any]:
         "ended_by": row.ended_by.username if row.ended_by else None,
         "promotion_request": promotion_request.pk if promotion_request else None,
         "content_digest": row.content_digest,
+        # "mlflow_import": copied from MLflow by the importer, not approved in Modelgate.
+        "origin": row.origin,
         "approved_by": [
             {"user": r.reviewer.username if r.reviewer else None, "at": r.created_at}
             for r in _approvals(promotion_request)

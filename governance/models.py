@@ -241,6 +241,12 @@ class StageHistory(models.Model):
         STAGE = "stage", "Stage"
         ALIAS = "alias", "Alias"
 
+    class Origin(models.TextChoices):
+        # Placed by Modelgate: a promotion request, or a direct move its policy allowed.
+        MODELGATE = "modelgate", "Modelgate"
+        # Copied by manage.py import_mlflow: where MLflow had the version, never an approval.
+        MLFLOW_IMPORT = "mlflow_import", "Imported from MLflow"
+
     registered_model = models.ForeignKey(
         RegisteredModel, on_delete=models.CASCADE, related_name="stage_history"
     )
@@ -260,6 +266,7 @@ class StageHistory(models.Model):
     )
     # The content digest the version had when it took the stage or alias.
     content_digest = models.CharField(max_length=64, blank=True, default="")
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.MODELGATE)
 
     class Meta:
         verbose_name_plural = "stage history"

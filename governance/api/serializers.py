@@ -12,7 +12,7 @@ from rest_framework import serializers
 from core.models import AuditEvent
 from core.permissions import Perm
 from core.serializers import Links, StrictInput, iso, username
-from governance.models import Policy, PromotionRequest, Review
+from governance.models import Policy, PromotionRequest, Review, StageHistory
 from governance.promotions import Evaluation
 from registry.models import ModelVersion
 
@@ -294,6 +294,11 @@ class PlacementOut(serializers.Serializer):
     ended_by = serializers.CharField(allow_null=True)
     promotion_request = serializers.IntegerField(allow_null=True)
     content_digest = serializers.CharField()
+    origin = serializers.ChoiceField(
+        choices=StageHistory.Origin.choices,
+        help_text="modelgate: placed in Modelgate (see approved_by); mlflow_import: copied "
+        "from MLflow by manage.py import_mlflow, never an approval",
+    )
     approved_by = ApprovalOut(many=True)
 
 
