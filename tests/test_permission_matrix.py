@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core import permissions
@@ -33,7 +35,7 @@ from core.permissions import Perm
 from governance import promotions
 from governance.roles import ROLES
 from registry import services
-from registry.models import RegisteredModel
+from registry.models import Artifact, PackagingJob, RegisteredModel
 from registry.services.artifacts import read_chunks
 from tests.factories import SIGNATURE, UserFactory, superuser
 
@@ -75,6 +77,7 @@ MLR = "api/2.0/mlflow/registered-models/"
 MLV = "api/2.0/mlflow/model-versions/"
 MLN = {"name": "{model}"}
 MLNV = {"name": "{model}", "version": "1"}
+BUNDLE = {"path": "{bundle}"}
 M = "api/v1/models/<mname:name>/"
 MATRIX = [
     Row("*", "admin/", "staff"),
@@ -356,6 +359,9 @@ MATRIX = [
         "POST", f"{MLV}set-tag", "model:change_registeredmodel", {**MLNV, "key": "k", "value": "v"}
     ),
     Row("DELETE", f"{MLV}delete-tag", "model:change_registeredmodel", {**MLNV, "key": "k"}),
+    # MLflow's artifact protocol over the bundles (bundles/<artifact id>[/<file>]).
+    Row("GET", "api/2.0/mlflow-artifacts/artifacts", "model:view_registeredmodel", extra=BUNDLE),
+    Row("GET", "api/2.0/mlflow-artifacts/artifacts/<path:path>", "model:view_registeredmodel"),
 ]
 
 
@@ -441,6 +447,31 @@ def _chain(act: Actor, name: str) -> dict[str, Any]:
     }
 
 
+def _bundle(act: Actor, version: Any, source: Any) -> Any:
+    """An MLflow bundle as the bundle job leaves it (a zip the job derived), for the
+    mlflow-artifacts routes; the job itself is tested in tests/packaging."""
+    now = timezone.now()
+    job = PackagingJob.objects.create(
+        version=version,
+        kind=PackagingJob.Kind.BUNDLE,
+        status=PackagingJob.Status.SUCCEEDED,
+        requested_by=act.user,
+        created_at=now,
+        updated_at=now,
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("MLmodel", "flavors: {}\n")
+    buffer.seek(0)
+    bundle = services.artifact_upload(
+        actor=act, version=version, filename="bundle.zip", chunks=read_chunks(buffer)
+    )
+    Artifact.objects.filter(pk=bundle.pk).update(
+        derived=True, derived_from=source, derived_by_job=job
+    )
+    return bundle
+
+
 def _build(roles: dict[str, Any]) -> World:
     root = superuser()
     act = Actor(user=root, channel="cli")
@@ -484,6 +515,7 @@ def _build(roles: dict[str, Any]) -> World:
             filename="m.pkl",
             chunks=read_chunks(io.BytesIO(name.encode())),
         )
+        bundle = _bundle(act, version, artifact)
         services.alias_set(
             actor=act, registered_model=registered_model, name="champion", version=version
         )
@@ -499,6 +531,7 @@ def _build(roles: dict[str, Any]) -> World:
             "deployment": deployment.pk,
             "request": request.pk,
             "job": artifact.jobs.get().pk,
+            "bundle": bundle.pk,
         }
     cast: dict[str, User] = {}
     model = RegisteredModel.objects.get(name="granted-model")
@@ -539,6 +572,7 @@ def _url(row: Row, world: World, model: str) -> str:
         "revision": "1",
         "job_id": str(ids["job"]),
         "file_format": "hf" if "card/" in row.route else "jsonl",
+        "path": f"bundles/{ids['bundle']}/MLmodel",
     }
     route = row.route
     if "<int:pk>" in route and route.startswith("requests/"):
@@ -671,7 +705,11 @@ def _send(row: Row, world: World, user: User | None, model: str) -> Any:
             HTTP_CONTENT_DISPOSITION='attachment; filename="w.bin"',
         )
     params = {
-        k: f"{model}-model" if v == "{model}" else v
+        k: f"bundles/{world.ids[model]['bundle']}"
+        if v == "{bundle}"
+        else f"{model}-model"
+        if v == "{model}"
+        else v
         for k, v in row.extra.items()
         if k not in ("upload", "variant")
     }

@@ -59,8 +59,6 @@ ROOT = "bundles"  # the one directory of Modelgate's mlflow-artifacts tree: bund
 MODELS = "models:/"
 LIST_URL = "mlflow-artifacts-list"
 FILE_URL = "mlflow-artifacts-file"
-# MLflow's code for "conflicts with the resource's current state" (HTTP 409).
-RESOURCE_CONFLICT = "RESOURCE_CONFLICT"
 
 
 # --- get-download-uri -----------------------------------------------------------------------
@@ -193,7 +191,7 @@ def _bundle_or_refusal(request: Request, version: ModelVersion) -> Artifact:
     if not permissions.has(request.user, Perm.CHANGE, registered_model):
         owner = registered_model.owner
         raise errors.MlflowError(
-            RESOURCE_CONFLICT,
+            errors.RESOURCE_CONFLICT,
             f"{what.capitalize()} has no MLflow bundle of its current files yet, and building "
             f"one needs change permission on '{registered_model.name}', which you do not have. "
             f"Ask someone who may change it{f' (its owner, {owner.username})' if owner else ''} "
@@ -262,7 +260,7 @@ def _require_cleared(
     listed = "; ".join(f"{a.filename} ({reason})" for a, reason in blocked)
     if all(reason in {f"inspection {s}" for s in ACTIVE} for _, reason in blocked):
         raise errors.MlflowError(
-            RESOURCE_CONFLICT,
+            errors.RESOURCE_CONFLICT,
             f"The files of {what} are still being inspected ({listed}); its MLflow bundle is "
             "built once they are cleared. Retry in a minute.",
             status=409,
@@ -296,7 +294,7 @@ def _building(
     state = f"running, {job.progress}% done" if job.status == Status.RUNNING else job.status
     step = f" ({job.step})" if job.step else ""
     return errors.MlflowError(
-        RESOURCE_CONFLICT,
+        errors.RESOURCE_CONFLICT,
         f"The MLflow bundle of {what} is being built: bundle job #{job.pk} "
         f"{'was started just now and ' if started else ''}is {state}{step}. Retry in a "
         f"minute. Progress: {_url(request, 'registry-api:job-detail', version, job)}",

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from governance.mlflow_api import downloads
 from governance.mlflow_api import views as v
 
 R = "mlflow/registered-models"
@@ -27,4 +28,6 @@ urlpatterns = [
     path(f"{MV}/get-download-uri", v.VersionDownloadUri.as_view()),
     path(f"{MV}/set-tag", v.VersionSetTag.as_view()),
     path(f"{MV}/delete-tag", v.VersionDeleteTag.as_view()),
+    # MLflow's artifact protocol, for the bundles get-download-uri points at.
+    *downloads.urlpatterns,
 ]

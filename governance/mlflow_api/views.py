@@ -5,7 +5,6 @@ alias move the model's policy gates opens (or finds) the promotion request inste
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery
@@ -17,7 +16,7 @@ from core.actors import Actor
 from core.edge import is_whole_number
 from core.errors import Conflict, DomainError, NotFound
 from governance import promotions
-from governance.mlflow_api import entities, errors, filters
+from governance.mlflow_api import downloads, entities, errors, filters
 from governance.mlflow_api.base import MlflowView
 from governance.models import PromotionRequest
 from registry import selectors, services
@@ -437,10 +436,6 @@ class VersionSearch(MlflowView):
 class VersionDownloadUri(MlflowView):
     def get(self, request: Request) -> Response:
         version = _version(request, self.text("name"), self.text("version"))
-        try:  # landing separately (downloads.py)
-            downloads = importlib.import_module("governance.mlflow_api.downloads")
-        except ImportError:
-            return self.ok({"artifact_uri": version.source})
         return self.ok({"artifact_uri": downloads.download_uri(request, version)})
 
 

@@ -27,6 +27,7 @@ from tests.factories import actor_for, make_model, make_version, no_approval, pl
 mlflow = pytest.importorskip("mlflow", reason="the MLflow client is a dev dependency")
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.utils.request_utils import _cached_get_request_session  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,7 +48,14 @@ def as_user(live_server: Any, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", _token(user))
         return MlflowClient(tracking_uri=live_server.url, registry_uri=live_server.url)
 
-    return client
+    try:
+        yield client
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        # The client keeps connections alive in cached sessions: drop them, so the live
+        # server's threads end and close their database connections before teardown.
+        _cached_get_request_session.cache_clear()
 
 
 def _raw(live_server: Any, method: str, path: str, body: Any = None, auth: str = "") -> tuple:
@@ -339,7 +347,7 @@ def test_invisible_models_are_404_and_missing_permission_403(
 
 
 def test_basic_auth_signs_in_and_is_throttled_like_the_login_page(
-    live_server, data_scientist, monkeypatch
+    live_server, as_user, data_scientist, monkeypatch
 ):
     data_scientist.set_password("correct horse")
     data_scientist.save()

@@ -27,20 +27,17 @@ import pandas as pd
 import pytest
 import requests
 from django.contrib.auth.models import User
-from django.urls import include, path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.utils.request_utils import _cached_get_request_session
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
-from config import urls as config_urls
 from core.actors import Actor
 from core.models import AuditEvent
 from core.permissions import Perm
 from core.tokens import token_create
 from governance import access
-from governance.mlflow_api import downloads
 from registry import services
 from registry.models import Artifact, ModelVersion, PackagingJob
 from tests.factories import (
@@ -53,16 +50,7 @@ from tests.factories import (
     superuser,
 )
 
-# Until governance/mlflow_api/urls.py includes downloads.urlpatterns: this module is the
-# URLconf (the project's routes plus the mlflow-artifacts ones, under /api/2.0/ as mounted).
-urlpatterns = [path("api/2.0/", include(downloads.urlpatterns)), *config_urls.urlpatterns]
-handler400, handler404, handler500 = (
-    config_urls.handler400,
-    config_urls.handler404,
-    config_urls.handler500,
-)
-
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 X, Y = make_classification(n_samples=200, n_features=4, random_state=1)
 COLUMNS = ["a", "b", "c", "d"]
