@@ -18,11 +18,11 @@ MLflow's ``mlflow-artifacts`` list and get protocol over HTTP, serving a version
   cleared, the build failed), with why and what to do. A failed build is not restarted by asking
   again (each retry would start a job failing the same way) unless its files were cleared after
   it started (it failed on an inspection that had not finished, or a file trusted since).
-* A version without stored files answers its ``source`` unchanged (s3://, gs://, …): Modelgate
-  never fetches a URI a user gave. A ``models:/<name>/<version|stage|latest>`` or
-  ``models:/<name>@<alias>`` source names another version here: its download URI is answered,
-  as MLflow does for a copied version; one hop only (a chain of copies, or a copy of itself,
-  is refused rather than sent back for the client to resolve for ever).
+* A version without stored files answers its ``source`` unchanged (s3://, gs://, a models:/
+  reference, …): Modelgate never fetches a URI a user gave, and never serves another version's
+  files under this version's name (its approvals cover its own content, not what another
+  version holds later). MLflow's copy_model_version, a create with a ``models:/<name>/<n>``
+  source, copies that version's files into the new one when it is created (views._copied).
 
 Downloads are reads: like /api/v1's artifact download, they go through the permission gate
 (``registry.services.artifact_open``) and are not audited; refusals are (the error handler).
@@ -43,11 +43,10 @@ from rest_framework.response import Response
 from core import permissions
 from core.actors import Actor
 from core.edge import is_whole_number
-from core.errors import NotFound
 from core.permissions import Perm
-from governance.mlflow_api import entities, errors
+from governance.mlflow_api import errors
 from governance.mlflow_api.base import MlflowView
-from registry import selectors, services
+from registry import services
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.models.packaging import ACTIVE
 from registry.services import jobs
@@ -56,7 +55,6 @@ from registry.services.artifacts import CHUNK
 BUNDLE = PackagingJob.Kind.BUNDLE
 Status = PackagingJob.Status
 ROOT = "bundles"  # the one directory of Modelgate's mlflow-artifacts tree: bundles/<artifact id>
-MODELS = "models:/"
 LIST_URL = "mlflow-artifacts-list"
 FILE_URL = "mlflow-artifacts-file"
 
@@ -67,84 +65,24 @@ FILE_URL = "mlflow-artifacts-file"
 def download_uri(request: Request, version: ModelVersion) -> str:
     """The artifact_uri MLflow's client downloads `version` from (the caller has checked that
     the user may view it). Raises MlflowError while the version's bundle is not available."""
-    return _download_uri(request, version, follow=True)
+    return _download_uri(request, version)
 
 
-def _download_uri(request: Request, version: ModelVersion, *, follow: bool) -> str:
+def _download_uri(request: Request, version: ModelVersion) -> str:
     if version.artifacts.filter(derived=False).exists():
         bundle = _bundle_or_refusal(request, version)
         return request.build_absolute_uri(reverse(FILE_URL, kwargs={"path": _root(bundle)}))
-    source = version.source
-    if source.startswith(MODELS):
-        target = _copied(request, version, source)
-        if target is not None:
-            if not follow:
-                raise errors.MlflowError(
-                    errors.INVALID_STATE,
-                    f"Version {version.version} of '{version.registered_model.name}' is itself a "
-                    f"copy ({source}); Modelgate follows one models:/ source, not a chain.",
-                    code="source_chain",
-                )
-            return _download_uri(request, target, follow=False)
-    if not source:
+    if not version.source:
         raise errors.MlflowError(
             errors.INVALID_STATE,
             f"Version {version.version} of '{version.registered_model.name}' has neither files "
             "stored in Modelgate nor a source URI to load it from.",
             code="no_source",
         )
-    return source
-
-
-def _copied(request: Request, version: ModelVersion, source: str) -> ModelVersion | None:
-    """The version a models:/ source names, or None for a form that names none here (a logged
-    model's id, models:/m-…, lives on a tracking server: returned unchanged)."""
-    body = source[len(MODELS) :]
-    name, alias, ref = "", "", ""
-    if "/" in body:
-        name, _, ref = body.rpartition("/")
-    elif "@" in body:
-        name, _, alias = body.rpartition("@")
-    if not name:
-        return None
-    user = request.user
-    try:
-        registered_model = selectors.registered_model_get(user=user, name=name, details=False)
-        if alias:
-            return selectors.version_resolve(
-                user=user, registered_model=registered_model, alias=alias
-            )
-        if is_whole_number(ref):
-            return selectors.version_get(
-                user=user, registered_model=registered_model, number=int(ref)
-            )
-        visible = selectors.version_list(
-            user=user, filters=selectors.VersionFilters(registered_model=registered_model)
-        )
-        if ref.lower() in entities.STAGES_BY_NAME:
-            visible = visible.filter(stage=entities.STAGES_BY_NAME[ref.lower()])
-        elif ref.lower() != "latest":
-            raise errors.MlflowError(
-                errors.INVALID_STATE,
-                f"The source of version {version.version} of '{version.registered_model.name}', "
-                f"{source}, is no models:/ URI MLflow resolves (models:/<name>/<version>, "
-                "/<stage>, /latest or @<alias>).",
-                code="invalid_source",
-            )
-        found = visible.order_by("-version").first()
-        if found is None:
-            raise NotFound(f"{source} names no version.")
-        return found
-    except NotFound as exc:
-        error = errors.MlflowError(
-            errors.RESOURCE_DOES_NOT_EXIST,
-            f"Version {version.version} of '{version.registered_model.name}' is a copy of "
-            f"{source}, which names no version you can see.",
-            status=404,
-            code="source_not_found",
-        )
-        error.refusal = exc.refusal  # an invisible model is audited as the selector says
-        raise error from None
+    # Somewhere else (s3://, gs://, a models:/ reference the client resolves itself): as
+    # given. A version created through MLflow's API from models:/<name>/<n> holds copies of
+    # that version's files (views._copied), so it never gets here.
+    return version.source
 
 
 def _root(bundle: Artifact) -> str:

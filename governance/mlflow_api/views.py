@@ -5,8 +5,10 @@ alias move the model's policy gates opens (or finds) the promotion request inste
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
 from rest_framework.request import Request
@@ -346,6 +348,36 @@ class Alias(MlflowView):
 
 # --- Model versions --------------------------------------------------------------------------
 
+COPY_SOURCE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<number>\d+)|@(?P<alias>[\w-]+))$")
+
+
+def _copied(request: Request, source: str) -> Any:
+    """The version a `models:/<name>/<n>` or `models:/<name>@<alias>` source names
+    (MLflow's copy_model_version), if the user may see it: its files are copied into the new
+    version when it is created, so the copy is governed by its own content, as MLflow copies
+    the storage location. None for any other source (kept as a reference, never fetched)."""
+    match = COPY_SOURCE.match(source)
+    if match is None:
+        return None
+    try:
+        registered_model = _model(request, match["name"])
+        if match["alias"]:
+            return selectors.version_resolve(
+                user=request.user, registered_model=registered_model, alias=match["alias"]
+            )
+        return selectors.version_get(
+            user=request.user, registered_model=registered_model, number=int(match["number"])
+        )
+    except NotFound as exc:
+        error = errors.MlflowError(
+            errors.RESOURCE_DOES_NOT_EXIST,
+            f"The source {source[:300]} names no model version you can see.",
+            status=404,
+            code="source_not_found",
+        )
+        error.refusal = exc.refusal  # an invisible model is audited as the selector says
+        raise error from None
+
 
 class VersionCreate(MlflowView):
     def post(self, request: Request) -> Response:
@@ -353,15 +385,37 @@ class VersionCreate(MlflowView):
         source = self.text("source")
         if "\x00" in source or ".." in source.replace("\\", "/").split("/"):
             raise errors.invalid(f"Invalid model version source: '{source[:200]}'.")
-        version, _ = services.version_create(
-            actor=self.actor(),
-            registered_model=_model(request, name),
-            source=source,
-            run_id=self.text("run_id", required=False),
-            run_link=self.text("run_link", required=False),
-            description=self.text("description", required=False),
-            tags=_tag_pairs(self.fields().get("tags")),
+        actor = self.actor()
+        registered_model = _model(request, name)
+        original = _copied(request, source)
+        # A copy takes what describes the original's files with them (MLflow copies the
+        # model directory, MLmodel and all); metrics stay with the run that measured them.
+        described = (
+            {
+                "signature": original.signature,
+                "input_example": original.input_example,
+                "flavor": original.flavor,
+                "pip_requirements": original.pip_requirements,
+                "python_version": original.python_version,
+                "params": original.params,
+            }
+            if original is not None
+            else {}
         )
+        with transaction.atomic():
+            version, _ = services.version_create(
+                actor=actor,
+                registered_model=registered_model,
+                source=source,
+                run_id=self.text("run_id", required=False),
+                run_link=self.text("run_link", required=False),
+                description=self.text("description", required=False),
+                tags=_tag_pairs(self.fields().get("tags")),
+                **described,
+            )
+            if original is not None:
+                for artifact in original.artifacts.filter(derived=False):
+                    services.artifact_copy(actor=actor, version=version, source=artifact)
         return self.ok({"model_version": _version_entity(request, name, version.version)})
 
 

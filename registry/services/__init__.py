@@ -1,7 +1,12 @@
 """The registry's write side: every state change goes through one of these functions."""
 
 from registry.services.aliases import alias_delete, alias_set
-from registry.services.artifacts import artifact_open, artifact_trust, artifact_upload
+from registry.services.artifacts import (
+    artifact_copy,
+    artifact_open,
+    artifact_trust,
+    artifact_upload,
+)
 from registry.services.jobs import job_cancel, job_start
 from registry.services.lineage import (
     code_ref_create,
@@ -36,6 +41,7 @@ from registry.services.versions import (
 __all__ = [
     "alias_delete",
     "alias_set",
+    "artifact_copy",
     "artifact_open",
     "artifact_trust",
     "artifact_upload",

@@ -289,6 +289,37 @@ def artifact_upload(
     return artifact
 
 
+@transaction.atomic
+def artifact_copy(*, actor: Actor, version: ModelVersion, source: Artifact) -> Artifact:
+    """Give `version` a file another version stores (MLflow's copy_model_version): a new row
+    on the same content-addressed blob, so no bytes move, under `version`'s own content
+    digest (approvals of the copy are bound to these files, not to whatever the original
+    holds later). Needs `change` on the target and `view` on the source's model; refused on
+    a sealed target like an upload, and inspected like one."""
+    permissions.require(actor.user, Perm.CHANGE, version.registered_model)
+    permissions.require(actor.user, Perm.VIEW, source.version.registered_model)
+    if source.derived:
+        raise ValidationFailed(
+            "Only files a user stored are copied; derived files are rebuilt by jobs.",
+            field="artifact",
+        )
+    artifact = _artifact_insert(
+        actor=actor,
+        version=version,
+        filename=source.filename,
+        size=source.size,
+        sha256=source.sha256,
+        fmt=source.format,
+        key=source.storage_key,
+        media_type=source.media_type,
+        derived_from=None,
+        derived_by_job=None,
+        copied_from=source,
+    )
+    job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
+    return artifact
+
+
 def _artifact_insert(
     *,
     actor: Actor,
@@ -301,6 +332,7 @@ def _artifact_insert(
     media_type: str,
     derived_from: Artifact | None,
     derived_by_job: PackagingJob | None,
+    copied_from: Artifact | None = None,
 ) -> Artifact:
     locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if locked.is_deleted:
@@ -331,9 +363,18 @@ def _artifact_insert(
         created_by=acting_user(actor),
         created_at=timezone.now(),
     )
+    copied = (
+        {"copied_from": f"{copied_from.version.registered_model} v{copied_from.version.version}"}
+        if copied_from is not None
+        else {}
+    )
     audit.record(
         actor=actor,
-        action="artifact.derived" if derived else "artifact.uploaded",
+        action="artifact.derived"
+        if derived
+        else "artifact.copied"
+        if copied
+        else "artifact.uploaded",
         target=artifact,
         registered_model=version.registered_model,
         details={
@@ -347,6 +388,7 @@ def _artifact_insert(
                 if derived_by_job is not None
                 else {}
             ),
+            **copied,
         },
     )
     return artifact

@@ -33,14 +33,15 @@ from mlflow.utils.request_utils import _cached_get_request_session
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
+from core import permissions
 from core.actors import Actor
 from core.models import AuditEvent
 from core.permissions import Perm
 from core.tokens import token_create
-from governance import access
 from registry import services
 from registry.models import Artifact, ModelVersion, PackagingJob
 from tests.factories import (
+    UserFactory,
     actor_for,
     approve_card,
     make_artifact,
@@ -436,36 +437,49 @@ def test_a_source_elsewhere_comes_back_unchanged(mlflow_as, data_scientist):
     assert not PackagingJob.objects.filter(kind="bundle").exists()
 
 
-def test_a_models_source_is_followed_one_hop(mlflow_as, data_scientist, outsider):
+def test_a_copied_version_holds_its_own_files(mlflow_as, data_scientist):
+    """MLflow's copy_model_version (a create whose source is models:/<name>/<n>) copies the
+    original's files into the new version, as MLflow copies the storage location: the copy is
+    loaded from its own bundle, under its own content digest, so approving the copy approves
+    these files and not whatever the original holds later."""
     original = _governed(data_scientist)
     copies = make_model(data_scientist, "copies")
-    make_version(data_scientist, copies, source="models:/churn/3")
-    make_version(data_scientist, copies, source="models:/copies/1")  # a copy of a copy
-    make_version(data_scientist, copies, source="models:/copies/3")  # itself
-    make_version(data_scientist, copies, source="models:/churn/99")
-    make_version(data_scientist, copies, source="models:/churn/latest")
     client = mlflow_as(data_scientist)
-
-    uri = client.get_model_version_download_uri("copies", "1")
-    assert uri == client.get_model_version_download_uri("churn", "3")
-    assert client.get_model_version_download_uri("copies", "5") == uri
-    _predicts_like_the_estimator(mlflow.pyfunc.load_model("models:/copies/1"))
-    assert len(_bundle_jobs(original)) == 1
-    for number in ("2", "3"):
-        refused = _refusal(lambda n=number: client.get_model_version_download_uri("copies", n))
-        assert refused.error_code == "INVALID_STATE" and "not a chain" in refused.message
-    refused = _refusal(lambda: client.get_model_version_download_uri("copies", "4"))
-    assert refused.error_code == "RESOURCE_DOES_NOT_EXIST"
-    assert "names no version you can see" in refused.message
-
-    # A copy in a model the user may see, of a version they may not: it names nothing to them.
-    access.grant_add(
-        actor=actor_for(superuser()), registered_model=copies, perm=Perm.VIEW, user=outsider
+    copy = client.copy_model_version("models:/churn/3", "copies")
+    assert (copy.name, copy.version, copy.source) == ("copies", "1", "models:/churn/3")
+    copied = Artifact.objects.get(version__registered_model__name="copies")
+    stored = original.artifacts.get(derived=False)
+    assert (copied.sha256, copied.storage_key, copied.filename) == (
+        stored.sha256,
+        stored.storage_key,
+        stored.filename,
     )
-    mlflow_as(outsider)
-    refused = _refusal(lambda: mlflow.pyfunc.load_model("models:/copies/1"))
+    assert AuditEvent.objects.filter(action="artifact.copied").count() == 1
+    uri = client.get_model_version_download_uri("copies", "1")
+    assert uri != client.get_model_version_download_uri("churn", "3")
+    _predicts_like_the_estimator(mlflow.pyfunc.load_model("models:/copies/1"))
+
+    # A source naming a version the user cannot see copies nothing and creates nothing.
+    copier = UserFactory(username="copier")
+    for perm in (Perm.VIEW, Perm.CHANGE):
+        permissions.grant(perm, copies, user=copier, granted_by=superuser())
+    refused = _refusal(lambda: mlflow_as(copier).create_model_version("copies", "models:/churn/3"))
     assert refused.error_code == "RESOURCE_DOES_NOT_EXIST"
-    assert "names no version you can see" in refused.message
+    assert AuditEvent.objects.filter(action="access.refused").exists()
+    assert ModelVersion.objects.filter(registered_model__name="copies").count() == 1
+
+
+def test_a_reference_without_files_comes_back_as_given(mlflow_as, data_scientist):
+    _governed(data_scientist)
+    references = make_model(data_scientist, "references")
+    for source in ("models:/churn/3", "models:/churn@champion", "models:/churn/Production"):
+        make_version(data_scientist, references, source=source)  # through /api/v1: no copy
+    client = mlflow_as(data_scientist)
+    assert [client.get_model_version_download_uri("references", str(n)) for n in (1, 2, 3)] == [
+        "models:/churn/3",
+        "models:/churn@champion",
+        "models:/churn/Production",
+    ]
 
 
 def test_a_file_streams_out_of_the_zip(api, data_scientist, mlflow_as):
