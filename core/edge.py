@@ -60,21 +60,30 @@ class RejectNulBytes:
         return self.get_response(request)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ParseError(NUL_MESSAGE)
+    if _SURROGATE.search(text):
+        raise ParseError("Text may not contain lone UTF-16 surrogates (\\ud800–\\udfff).")
+
+
 def check_json(value: Any) -> None:
-    """Raise ParseError for a NUL in any string or key, or nesting past MAX_JSON_DEPTH. An
-    explicit stack, so depth costs no recursion."""
+    """Raise ParseError for a NUL or a lone UTF-16 surrogate (JSON's "\\ud800", which no
+    database can store: UTF-8 has no encoding for it) in any string or key, or nesting past
+    MAX_JSON_DEPTH. An explicit stack, so depth costs no recursion."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
         if isinstance(item, str):
-            if "\x00" in item:
-                raise ParseError(NUL_MESSAGE)
+            _check_text(item)
         elif isinstance(item, dict):
             for key, sub in item.items():
-                if "\x00" in key:
-                    raise ParseError(NUL_MESSAGE)
+                _check_text(key)
                 stack.append((sub, depth + 1))
         elif isinstance(item, list):
             stack.extend((sub, depth + 1) for sub in item)

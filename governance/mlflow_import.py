@@ -41,7 +41,7 @@ from django.db import transaction
 from core import audit
 from core.actors import Actor, acting_user
 from core.errors import DomainError, Forbidden
-from governance import history
+from governance import history, policies
 from governance.models import StageHistory
 from registry import services, validation
 from registry.models import Alias, ModelVersion, RegisteredModel
@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 # tells them from versions registered in Modelgate itself.
 MARKER = "mlflow-import:"
 MAX_PAGE_SIZE = 1000  # MLflow's limit for registered-model searches
+MAX_VERSION_NUMBER = 2**31 - 2
 DEFAULT_PAGE_SIZE = 100
 TIMEOUT = 30.0
 
@@ -273,6 +274,9 @@ def _number(value: object) -> int:
         number = 0
     if number < 1:
         raise SourceError(f"MLflow sent a version number that is not positive: {value!r}.")
+    if number > MAX_VERSION_NUMBER:
+        # The column holds 2**31 - 1 on PostgreSQL, and the next version needs a number too.
+        raise SourceError(f"MLflow sent a version number Modelgate cannot hold: {value!r}.")
     return number
 
 
@@ -449,12 +453,14 @@ class _Import:
         self.outcome = outcome
         self.versions: dict[int, ModelVersion] = {}
         self.history: list[dict[str, Any]] = []
+        self.first_import = False
 
     def run(self, source_label: str) -> None:
         snapshot = self.snapshot
         # The row lock serialises this import with every other change of the model, and is
         # what stage_move and alias_point expect their caller to hold.
         existing = RegisteredModel.objects.select_for_update().filter(name=snapshot.name).first()
+        self.first_import = existing is None
         if existing is None:
             registered_model = services.registered_model_create(
                 actor=self.actor,
@@ -541,6 +547,8 @@ class _Import:
     def _version(self, registered_model: RegisteredModel, version: MlflowVersion, last: int) -> int:
         """Create or update one version; returns the model's version counter after it."""
         mine = self.versions.get(version.number)
+        if not 1 <= version.number <= MAX_VERSION_NUMBER:
+            raise SourceError(f"Version number {version.number} is out of Modelgate's range.")
         if mine is None:
             if version.number <= last:
                 self.outcome.notes.append(
@@ -600,6 +608,13 @@ class _Import:
                 self.outcome.tags += 1
         return last
 
+    def _governed(self, serving: bool) -> bool:
+        """Whether a placement into a serving stage or a protected alias must go through
+        Modelgate's approvals: always, once the model exists here. The first import records
+        MLflow's registry as it was found (marked imported, never as approved); after that,
+        whoever can write to the MLflow server must not decide what Modelgate serves."""
+        return serving and not self.first_import
+
     def _placed_by_import(self, kind: str, match: Callable[[dict[str, Any]], bool]) -> bool:
         """Whether the import may move this stage or alias: nothing ever placed it, or its
         current placement is the import's own. Otherwise Modelgate placed or removed it since,
@@ -620,6 +635,12 @@ class _Import:
             self.outcome.notes.append(
                 f"version {version.number}: kept Modelgate's stage {mine.stage} (MLflow: "
                 f"{version.stage}), set in Modelgate after the import"
+            )
+            return
+        if self._governed(version.stage in ModelVersion.PROMOTION_STAGES):
+            self.outcome.notes.append(
+                f"version {version.number}: not moved to {version.stage} (MLflow has it there): "
+                "the model is governed here since its first import; open a promotion request"
             )
             return
         moved = stage_move(
@@ -657,6 +678,12 @@ class _Import:
             self.outcome.notes.append(
                 f"alias {name}: kept as Modelgate has it ({now}; MLflow: v{number}), "
                 "changed in Modelgate after the import"
+            )
+            return
+        if self._governed(policies.is_protected(policies.policy_for(registered_model), name)):
+            self.outcome.notes.append(
+                f"alias {name}: not pointed at v{number} (MLflow has it there): it is protected "
+                "and the model is governed here since its first import; open a promotion request"
             )
             return
         placed = alias_point(

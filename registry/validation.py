@@ -74,13 +74,14 @@ def name(value: object, *, field: str = "name", what: str = "Name") -> str:
 
 
 def alias_name(value: object) -> str:
-    if not isinstance(value, str) or not ALIAS_RE.match(value):
+    # fullmatch: `$` would also match before a trailing newline ("champion\n").
+    if not isinstance(value, str) or not ALIAS_RE.fullmatch(value):
         raise ValidationFailed(
             "Alias names use 1–255 letters, digits, '_' or '-'.",
             field="alias",
             code="invalid_alias",
         )
-    if RESERVED_ALIAS_RE.match(value):
+    if RESERVED_ALIAS_RE.fullmatch(value):
         raise ValidationFailed(
             f"'{value}' is reserved; choose another alias name.",
             field="alias",

@@ -49,6 +49,19 @@ def test_a_nul_in_a_json_string_or_key_is_refused_and_nothing_is_created(api, da
     assert not RegisteredModel.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ['{"name": "scorer", "description": "d\\ud800"}', '{"name": "s", "tags": {"\\udfff": "x"}}'],
+)
+def test_a_lone_surrogate_in_json_is_a_400(api, data_scientist, raw):
+    """Valid JSON, but no database can store a lone UTF-16 surrogate (was a 500)."""
+    from registry.models import RegisteredModel
+
+    r = api(data_scientist).post("/api/v1/models/", raw, content_type="application/json")
+    assert r.status_code == 400 and r.json()["code"] == "malformed_request", r.content
+    assert not RegisteredModel.objects.exists()
+
+
 @pytest.mark.parametrize("depth", [250, 100_000])
 def test_json_nested_too_deep_is_a_400(api, data_scientist, depth):
     body = "[" * depth + "]" * depth

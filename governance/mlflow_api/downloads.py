@@ -18,11 +18,12 @@ MLflow's ``mlflow-artifacts`` list and get protocol over HTTP, serving a version
   cleared, the build failed), with why and what to do. A failed build is not restarted by asking
   again (each retry would start a job failing the same way) unless its files were cleared after
   it started (it failed on an inspection that had not finished, or a file trusted since).
-* A version without stored files answers its ``source`` unchanged (s3://, gs://, a models:/
-  reference, …): Modelgate never fetches a URI a user gave, and never serves another version's
-  files under this version's name (its approvals cover its own content, not what another
-  version holds later). MLflow's copy_model_version, a create with a ``models:/<name>/<n>``
-  source, copies that version's files into the new one when it is created (views._copied).
+* A version without stored files answers its ``source`` unchanged (s3://, gs://, …):
+  Modelgate never fetches a URI a user gave. A ``models:/`` reference is refused
+  (INVALID_STATE): Modelgate never serves another version's content under this version's
+  approvals, which cover its own content, not what another version holds later. MLflow's
+  copy_model_version (a create with a ``models:/<name>/<n>`` source) copies that version's
+  files, or its source URI, into the new one when it is created (views._copied).
 
 Downloads are reads: like /api/v1's artifact download, they go through the permission gate
 (``registry.services.artifact_open``) and are not audited; refusals are (the error handler).
@@ -79,9 +80,20 @@ def _download_uri(request: Request, version: ModelVersion) -> str:
             "stored in Modelgate nor a source URI to load it from.",
             code="no_source",
         )
-    # Somewhere else (s3://, gs://, a models:/ reference the client resolves itself): as
-    # given. A version created through MLflow's API from models:/<name>/<n> holds copies of
-    # that version's files (views._copied), so it never gets here.
+    if version.source.startswith("models:/"):
+        # A reference to another version (registered through /api/v1): answering it would
+        # let the client load whatever that version, or the alias or stage named, holds
+        # later, under this version's approvals. A copy made through MLflow's API holds its
+        # own files (views._copied) and never gets here.
+        raise errors.MlflowError(
+            errors.INVALID_STATE,
+            f"Version {version.version} of '{version.registered_model.name}' refers to "
+            f"{version.source[:300]} instead of holding files; Modelgate does not load another "
+            "version's content under this one's approvals. Register it with MLflow's "
+            "copy_model_version (which copies the files) or upload its files.",
+            code="source_is_reference",
+        )
+    # Somewhere else (s3://, gs://, …): as given; Modelgate never fetches it.
     return version.source
 
 

@@ -139,6 +139,10 @@ def ordering(clauses: list[str], *, target: str) -> list[str]:
     return [*order, *(t for t in tiebreak if t.lstrip("-") not in named), "pk"]
 
 
+# Past any page a database can hold (a column's 64-bit range is the hard limit).
+MAX_OFFSET = 2**62
+
+
 def page_offset(token: str) -> int:
     """The offset an opaque page token carries (base64 of {"offset": N}, as MLflow's)."""
     if not token:
@@ -148,7 +152,7 @@ def page_offset(token: str) -> int:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         data = None
     offset = data.get("offset") if isinstance(data, dict) else None
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise invalid(f"Invalid page token '{token[:100]}'.")
     return offset
 

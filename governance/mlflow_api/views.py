@@ -348,26 +348,35 @@ class Alias(MlflowView):
 
 # --- Model versions --------------------------------------------------------------------------
 
-COPY_SOURCE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<number>\d+)|@(?P<alias>[\w-]+))$")
+COPY_SOURCE = re.compile(r"models:/(?P<name>[^/@]+)(?:/(?P<number>\d+)|@(?P<alias>[\w-]+))")
 
 
 def _copied(request: Request, source: str) -> Any:
-    """The version a `models:/<name>/<n>` or `models:/<name>@<alias>` source names
-    (MLflow's copy_model_version), if the user may see it: its files are copied into the new
-    version when it is created, so the copy is governed by its own content, as MLflow copies
-    the storage location. None for any other source (kept as a reference, never fetched)."""
-    match = COPY_SOURCE.match(source)
-    if match is None:
+    """The version a `models:/<name>/<n>` or `models:/<name>@<alias>` source names (MLflow's
+    copy_model_version), resolved now: the new version takes its files (or, without files, its
+    source URI), so the copy is approved for that content and not for whatever the reference
+    names later. References that move by themselves (a stage, `latest`) and MLflow 3's logged
+    model ids are refused. None for a source that is no models:/ URI (kept, never fetched)."""
+    if not source.startswith("models:/"):
         return None
+    match = COPY_SOURCE.fullmatch(source)
+    if match is None:
+        raise errors.invalid(
+            f"Invalid model version source '{source[:300]}': a models:/ source names one "
+            "version, models:/<name>/<version> or models:/<name>@<alias>, and is copied when "
+            "the version is created; stages and 'latest' move, and logged models live on a "
+            "tracking server."
+        )
     try:
         registered_model = _model(request, match["name"])
         if match["alias"]:
-            return selectors.version_resolve(
+            original = selectors.version_resolve(
                 user=request.user, registered_model=registered_model, alias=match["alias"]
             )
-        return selectors.version_get(
-            user=request.user, registered_model=registered_model, number=int(match["number"])
-        )
+        else:
+            original = selectors.version_get(
+                user=request.user, registered_model=registered_model, number=int(match["number"])
+            )
     except NotFound as exc:
         error = errors.MlflowError(
             errors.RESOURCE_DOES_NOT_EXIST,
@@ -377,6 +386,15 @@ def _copied(request: Request, source: str) -> Any:
         )
         error.refusal = exc.refusal  # an invisible model is audited as the selector says
         raise error from None
+    if not original.artifacts.filter(derived=False).exists() and (
+        not original.source or original.source.startswith("models:/")
+    ):
+        raise errors.MlflowError(
+            errors.INVALID_STATE,
+            f"{source[:300]} has neither files stored here nor a source of its own to copy.",
+            code="nothing_to_copy",
+        )
+    return original
 
 
 class VersionCreate(MlflowView):
@@ -388,6 +406,9 @@ class VersionCreate(MlflowView):
         actor = self.actor()
         registered_model = _model(request, name)
         original = _copied(request, source)
+        files = list(original.artifacts.filter(derived=False)) if original is not None else []
+        if original is not None and not files:
+            source = original.source  # where the original's files live: MLflow's copy, too
         # A copy takes what describes the original's files with them (MLflow copies the
         # model directory, MLmodel and all); metrics stay with the run that measured them.
         described = (
@@ -413,9 +434,8 @@ class VersionCreate(MlflowView):
                 tags=_tag_pairs(self.fields().get("tags")),
                 **described,
             )
-            if original is not None:
-                for artifact in original.artifacts.filter(derived=False):
-                    services.artifact_copy(actor=actor, version=version, source=artifact)
+            for artifact in files:
+                services.artifact_copy(actor=actor, version=version, source=artifact)
         return self.ok({"model_version": _version_entity(request, name, version.version)})
 
 

@@ -3,8 +3,7 @@
 about models the caller may not see, odd input that must be a 4xx (never a 5xx, which the
 MLflow client retries for minutes), authentication, and data the importer must not trust.
 
-Tests marked xfail(strict=True) are open holes, described in their reason; when a fix lands the
-test starts passing and the strict marker makes the run fail until the marker is removed."""
+Every hole these found was closed in the same issue; the tests stay as regressions."""
 
 from __future__ import annotations
 
@@ -187,16 +186,7 @@ def test_a_data_scientist_cannot_move_stages_or_open_requests_through_mlflow(gat
         "\uff43hampion",  # fullwidth c
         "champ\u0131on",  # dotless i
         "champion\u200b",  # zero-width space
-        pytest.param(
-            "champion\n",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="registry/validation.py ALIAS_RE uses `$`, which matches before a "
-                "trailing newline: 'champion\\n' is accepted as an alias name, is not "
-                "protected (policies.is_protected compares exactly), and shows in pages, "
-                "the admin and the audit log exactly like the protected 'champion'",
-            ),
-        ),
+        "champion\n",
     ],
 )
 def test_no_spelling_of_a_protected_alias_moves_without_approval(gated, ml_engineer, alias):
@@ -316,20 +306,6 @@ def _create(client: APIClient, name: str, source: str) -> tuple[int, dict]:
     return _call(client, "POST", "model-versions/create", {"name": name, "source": source})
 
 
-MOVING_SOURCE = (
-    "a version whose source is a models:/ reference that can move (@alias, /<stage>, "
-    "/latest) or that names a version which is not sealed is approved into production; its "
-    "content digest covers the source string, not what it resolves to, so what "
-    "'models:/gov/Production' loads changes later without any approval (downloads._copied() "
-    "followed the reference server-side; answering the models:/ source unchanged for the "
-    "client to resolve keeps the hole). Fix: at create, copy the target's "
-    "files (views.VersionCreate) only from a pinned models:/<name>/<n>, and refuse any other "
-    "models:/ source, or one whose target holds no files (or store the target's own "
-    "non-models source); never answer a models:/ URI from get-download-uri."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=MOVING_SOURCE + " Here: @candidate, an unprotected alias.")
 def test_a_production_version_cannot_serve_content_no_one_approved_via_an_alias_source(
     ml_engineer, data_scientist
 ):
@@ -356,27 +332,18 @@ def test_a_production_version_cannot_serve_content_no_one_approved_via_an_alias_
     assert _loads(ds, "gov", "2") == (200, "s3://approved/v1")
 
 
-@pytest.mark.xfail(strict=True, reason=MOVING_SOURCE + " Here: models:/scratch/latest.")
-def test_a_latest_source_into_another_model_does_not_launder_unapproved_content(
-    ml_engineer, data_scientist
-):
+def test_a_source_that_moves_by_itself_is_refused(ml_engineer, data_scientist):
+    """models:/<name>/latest or /<stage> names whatever comes next: refused at creation, so no
+    version approved into production can launder what is registered later."""
     scratch = make_model(data_scientist, "scratch")
     make_version(data_scientist, scratch, source="s3://reviewed/model")
-    registered_model = make_model(ml_engineer, "gov")
-    ds = _client(data_scientist)
-    assert _create(_client(ml_engineer), "gov", "models:/scratch/latest")[0] == 200
-    place(registered_model.versions.get(), "production")
-    _gate(registered_model)
-    assert _loads(ds, "gov", "1") == (200, "s3://reviewed/model")
-    assert _create(ds, "scratch", "s3://evil")[0] == 200
-    assert _loads(ds, "gov", "1") == (200, "s3://reviewed/model")
+    make_model(ml_engineer, "gov")
+    for source in ("models:/scratch/latest", "models:/scratch/Production", "models:/scratch/None"):
+        status, body = _create(_client(ml_engineer), "gov", source)
+        assert (status, body["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), source
+    assert not ModelVersion.objects.filter(registered_model__name="gov").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=MOVING_SOURCE + " Here: a pinned models:/scratch/1 whose version has no files yet; "
-    "a data scientist then uploads one to scratch v1 (not sealed).",
-)
 def test_a_pinned_source_into_an_unsealed_version_does_not_change_a_production_download(
     ml_engineer, data_scientist
 ):
@@ -538,16 +505,7 @@ def _token_for(offset: Any) -> str:
         base64.b64encode(b"\xff\xfe").decode(),
         "====",
         "e30",  # unpadded {}
-        pytest.param(
-            _token_for(10**30),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="filters.page_offset accepts any non-negative int: an offset past "
-                "2**63-1 reaches the database (SQLite: IntegrityError 'datatype mismatch'; "
-                "PostgreSQL: bigint out of range) and answers 500, which the MLflow client "
-                "retries for minutes",
-            ),
-        ),
+        _token_for(10**30),
     ],
 )
 def test_page_tokens_that_are_not_ours_are_a_400(data_scientist, rpc, token):
@@ -627,15 +585,7 @@ def test_odd_orderings_are_a_400_or_honoured(data_scientist, order_by):
         ("registered-models/create", "POST", {"name": " m"}),
         ("registered-models/create", "POST", {"name": "m\u202e"}),
         ("registered-models/create", "POST", {"name": "m\ud800"}),
-        pytest.param(
-            *("registered-models/create", "POST", {"name": "m", "description": "d\ud800"}),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a lone UTF-16 surrogate (\\ud800) in a JSON string passes "
-                "core/edge.py SafeJSONParser/check_json and the text validators, then the "
-                "database driver cannot encode it: UnicodeEncodeError, a 500",
-            ),
-        ),
+        ("registered-models/create", "POST", {"name": "m", "description": "d\ud800"}),
         ("registered-models/create", "POST", [{"name": "m"}]),
         ("registered-models/create", "POST", "null"),
         ("registered-models/create", "POST", "{" * 100),
@@ -645,15 +595,7 @@ def test_odd_orderings_are_a_400_or_honoured(data_scientist, order_by):
         ("registered-models/create", "POST", '{"name": NaN}'),
         ("registered-models/set-tag", "POST", {"name": "m0", "key": "k" * 10_000, "value": "v"}),
         ("registered-models/set-tag", "POST", {"name": "m0", "key": "k\ud800", "value": "v"}),
-        pytest.param(
-            *("registered-models/set-tag", "POST", {"name": "m0", "key": "k", "value": "\ud800"}),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a lone UTF-16 surrogate (\\ud800) in a JSON string passes "
-                "core/edge.py SafeJSONParser/check_json and the text validators, then the "
-                "database driver cannot encode it: UnicodeEncodeError, a 500",
-            ),
-        ),
+        ("registered-models/set-tag", "POST", {"name": "m0", "key": "k", "value": "\ud800"}),
         ("registered-models/set-tag", "POST", {"name": "m0", "key": "k", "value": 5}),
         ("registered-models/get-latest-versions", "POST", {"name": "m0", "stages": "Production"}),
         ("registered-models/get-latest-versions", "POST", {"name": "m0", "stages": [5]}),
@@ -662,37 +604,13 @@ def test_odd_orderings_are_a_400_or_honoured(data_scientist, order_by):
         ("registered-models/alias", "POST", {"name": "m0", "alias": "a\ud800", "version": "1"}),
         ("registered-models/rename", "POST", {"name": "m0", "new_name": ""}),
         ("registered-models/rename", "POST", {"name": "m0", "new_name": None}),
-        pytest.param(
-            *("registered-models/update", "PATCH", {"name": "m0", "description": "\ud800"}),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a lone UTF-16 surrogate (\\ud800) in a JSON string passes "
-                "core/edge.py SafeJSONParser/check_json and the text validators, then the "
-                "database driver cannot encode it: UnicodeEncodeError, a 500",
-            ),
-        ),
+        ("registered-models/update", "PATCH", {"name": "m0", "description": "\ud800"}),
         ("model-versions/create", "POST", {"name": "m0", "source": 5}),
         ("model-versions/create", "POST", {"name": "m0", "source": "s" * 2000}),
         ("model-versions/create", "POST", {"name": "m0", "source": "s3://x", "run_id": 5}),
         ("model-versions/create", "POST", {"name": "m0", "source": "s3://x", "tags": "a"}),
-        pytest.param(
-            *("model-versions/create", "POST", {"name": "m0", "source": "\ud800"}),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a lone UTF-16 surrogate (\\ud800) in a JSON string passes "
-                "core/edge.py SafeJSONParser/check_json and the text validators, then the "
-                "database driver cannot encode it: UnicodeEncodeError, a 500",
-            ),
-        ),
-        pytest.param(
-            *("model-versions/create", "POST", {"name": "m0", "source": "models:/m0@\ud800"}),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a lone UTF-16 surrogate (\\ud800) in a JSON string passes "
-                "core/edge.py SafeJSONParser/check_json and the text validators, then the "
-                "database driver cannot encode it: UnicodeEncodeError, a 500",
-            ),
-        ),
+        ("model-versions/create", "POST", {"name": "m0", "source": "\ud800"}),
+        ("model-versions/create", "POST", {"name": "m0", "source": "models:/m0@\ud800"}),
         ("model-versions/update", "PATCH", {"name": "m0", "version": "1", "description": 5}),
         ("model-versions/transition-stage", "POST", {"name": "m0", "version": "1", "stage": 5}),
         (
@@ -948,14 +866,6 @@ def test_the_importer_fails_the_model_rather_than_break_an_invariant(snapshot):
     assert not RegisteredModel.objects.filter(name=snapshot.name).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="governance/mlflow_import.py _version(): an MLflow version numbered 2**63-1 is "
-    "imported (last_version_number set to 2**63-2, the version takes 2**63-1); the next "
-    "version Modelgate registers overflows the 64-bit counter: 500 on SQLite (OverflowError) "
-    "and PostgreSQL (bigint out of range) instead of a 4xx, and the model cannot get new "
-    "versions any more",
-)
 def test_an_imported_huge_version_number_does_not_break_registering_the_next(data_scientist):
     outcome = mlflow_import.import_model(
         actor=actor_for(superuser()),
@@ -970,14 +880,6 @@ def test_an_imported_huge_version_number_does_not_break_registering_the_next(dat
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="governance/mlflow_import.py _stage(): on a re-import, a version that Modelgate "
-    "never placed is moved to production without approval if MLflow now has it there "
-    "(_placed_by_import returns True when the version has no stage history). Once a model is "
-    "in Modelgate and under a gating policy, whoever can write to the MLflow server decides "
-    "what Modelgate serves next time the import runs (e.g. from cron).",
-)
 def test_a_re_import_does_not_promote_what_modelgate_now_governs():
     actor = actor_for(superuser())
     first = _snapshot("synced", (_mv(1, stage="production"), _mv(2)))

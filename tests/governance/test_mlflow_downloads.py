@@ -425,14 +425,13 @@ def test_a_zip_a_user_uploaded_is_never_served(live_server, mlflow_as, data_scie
 
 def test_a_source_elsewhere_comes_back_unchanged(mlflow_as, data_scientist):
     registered_model = make_model(data_scientist, "remote")
-    for source in ("s3://bucket/model", "gs://bucket/m", "file:///etc", "models:/m-0a1b2c"):
+    for source in ("s3://bucket/model", "gs://bucket/m", "file:///etc"):
         make_version(data_scientist, registered_model, source=source)
     client = mlflow_as(data_scientist)
-    assert [client.get_model_version_download_uri("remote", str(n)) for n in (1, 2, 3, 4)] == [
+    assert [client.get_model_version_download_uri("remote", str(n)) for n in (1, 2, 3)] == [
         "s3://bucket/model",
         "gs://bucket/m",
         "file:///etc",
-        "models:/m-0a1b2c",
     ]
     assert not PackagingJob.objects.filter(kind="bundle").exists()
 
@@ -469,17 +468,37 @@ def test_a_copied_version_holds_its_own_files(mlflow_as, data_scientist):
     assert ModelVersion.objects.filter(registered_model__name="copies").count() == 1
 
 
-def test_a_reference_without_files_comes_back_as_given(mlflow_as, data_scientist):
+def test_a_reference_to_another_version_is_not_loaded(mlflow_as, data_scientist):
+    """A version registered through /api/v1 with a models:/ source holds no files: loading
+    what the reference names now would serve another version's (or a moving alias's or
+    stage's) content under this version's approvals."""
     _governed(data_scientist)
     references = make_model(data_scientist, "references")
     for source in ("models:/churn/3", "models:/churn@champion", "models:/churn/Production"):
         make_version(data_scientist, references, source=source)  # through /api/v1: no copy
     client = mlflow_as(data_scientist)
-    assert [client.get_model_version_download_uri("references", str(n)) for n in (1, 2, 3)] == [
-        "models:/churn/3",
-        "models:/churn@champion",
-        "models:/churn/Production",
-    ]
+    for number in ("1", "2", "3"):
+        refused = _refusal(lambda n=number: client.get_model_version_download_uri("references", n))
+        assert refused.error_code == "INVALID_STATE" and "copy_model_version" in refused.message
+
+
+def test_sources_that_move_are_refused_and_a_copy_without_files_takes_the_source(
+    mlflow_as, data_scientist
+):
+    original = make_model(data_scientist, "remote-original")
+    make_version(data_scientist, original, source="s3://bucket/reviewed")
+    make_model(data_scientist, "copies")
+    client = mlflow_as(data_scientist)
+    for source in (
+        "models:/remote-original/latest",
+        "models:/remote-original/Production",
+        "models:/m-0a1b",
+    ):
+        refused = _refusal(lambda s=source: client.create_model_version("copies", s))
+        assert refused.error_code == "INVALID_PARAMETER_VALUE", source
+    copy = client.copy_model_version("models:/remote-original/1", "copies")
+    assert copy.source == "s3://bucket/reviewed"
+    assert client.get_model_version_download_uri("copies", copy.version) == "s3://bucket/reviewed"
 
 
 def test_a_file_streams_out_of_the_zip(api, data_scientist, mlflow_as):

@@ -26,7 +26,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from core.models import AuditEvent
-from governance import compliance
+from governance import compliance, policies
 from governance.models import StageHistory
 from registry import services
 from registry.models import ModelVersion, RegisteredModel
@@ -353,6 +353,13 @@ def test_changes_in_mlflow_are_brought_over_by_the_next_run(mlflow_server, root)
         client.transition_model_version_stage(name, "1", "Production")
         client.set_registered_model_alias(name, "champion", "1")
         run(mlflow_server)
+        policies.policy_override_set(
+            actor=actor_for(root),
+            registered_model=RegisteredModel.objects.get(name=name),
+            production_approvals=1,
+            staging_approvals=1,
+            protected_aliases=["champion"],
+        )
 
         client.update_registered_model(name, description="Now described.")
         client.set_model_version_tag(name, "1", "checked", "yes")
@@ -365,17 +372,22 @@ def test_changes_in_mlflow_are_brought_over_by_the_next_run(mlflow_server, root)
         client.delete_registered_model(name)
 
     assert (
-        f"{name}: updated — versions 1 created, 0 updated; tags 1; aliases 1; stages 2; "
+        f"{name}: updated — versions 1 created, 0 updated; tags 1; aliases 0; stages 1; "
         "description updated" in out
-    )
+    ), out
+    # The first import recorded MLflow's registry as found; since then the model is governed
+    # here: taking v1 out of service follows MLflow, putting v2 into production (or moving
+    # the protected champion alias) waits for a promotion request, as the report says.
+    assert "version 2: not moved to production (MLflow has it there)" in out
+    assert "alias champion: not pointed at v2 (MLflow has it there)" in out
     moving = RegisteredModel.objects.get(name=name)
     assert moving.description == "Now described."
     assert {v.version: v.stage for v in moving.versions.all()} == {
         1: "archived",
-        2: "production",
+        2: "none",
         3: "none",
     }
-    assert moving.aliases.get(name="champion").version.version == 2
+    assert moving.aliases.get(name="champion").version.version == 1
     assert set(
         StageHistory.objects.filter(registered_model=moving).values_list("origin", flat=True)
     ) == {StageHistory.Origin.MLFLOW_IMPORT}
