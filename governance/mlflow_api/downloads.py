@@ -291,11 +291,9 @@ def _parts(raw: str) -> list[str]:
 def _bundle(request: Request, parts: list[str]) -> tuple[Artifact, list[str]]:
     """The visible bundle a path starts with (bundles/<id>) and the path inside it."""
     if len(parts) < 2 or parts[0] != ROOT or not is_whole_number(parts[1]):
-        raise errors.MlflowError(
-            errors.RESOURCE_DOES_NOT_EXIST,
+        raise errors.missing(
             "Modelgate serves MLflow bundles only, at bundles/<id> (ask get-download-uri).",
-            status=404,
-            code="bundle_not_found",
+            "bundle_not_found",
         )
     pk = int(parts[1])
     bundle = (
@@ -304,12 +302,7 @@ def _bundle(request: Request, parts: list[str]) -> tuple[Artifact, list[str]]:
         .first()
     )
     if bundle is None:
-        error = errors.MlflowError(
-            errors.RESOURCE_DOES_NOT_EXIST,
-            f"MLflow bundle {pk} not found.",
-            status=404,
-            code="bundle_not_found",
-        )
+        error = errors.missing(f"MLflow bundle {pk} not found.", "bundle_not_found")
         # Only on this error path: is it there, hidden from the user? (for the audit log)
         hidden = (
             _bundles()
@@ -400,11 +393,9 @@ class ArtifactFile(_BundleView):
         if info is None or info.is_dir():
             archive.close()
             handle.close()
-            raise errors.MlflowError(
-                errors.RESOURCE_DOES_NOT_EXIST,
+            raise errors.missing(
                 f"No file '{'/'.join(inside)}' in MLflow bundle {bundle.pk}.",
-                status=404,
-                code="bundle_file_not_found",
+                "bundle_file_not_found",
             )
         response = StreamingHttpResponse(
             _Member(handle, archive, info), content_type="application/octet-stream"

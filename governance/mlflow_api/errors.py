@@ -47,6 +47,10 @@ def invalid(message: str) -> MlflowError:
     return MlflowError(INVALID_PARAMETER_VALUE, message, code="validation_failed")
 
 
+def missing(message: str, code: str) -> MlflowError:
+    return MlflowError(RESOURCE_DOES_NOT_EXIST, message, status=404, code=code)
+
+
 def body(error_code: str, message: str, code: str) -> dict[str, Any]:
     return {"error_code": error_code, "message": message, "code": code}
 

@@ -52,11 +52,8 @@ def _version(request: Request, name: str, raw_version: str) -> Any:
             user=request.user, registered_model=registered_model, number=number
         )
     except NotFound:
-        raise errors.MlflowError(
-            errors.RESOURCE_DOES_NOT_EXIST,
-            f"Model Version (name={name}, version={number}) not found.",
-            status=404,
-            code="version_not_found",
+        raise errors.missing(
+            f"Model Version (name={name}, version={number}) not found.", "version_not_found"
         ) from None
 
 
@@ -378,11 +375,8 @@ def _copied(request: Request, source: str) -> Any:
                 user=request.user, registered_model=registered_model, number=int(match["number"])
             )
     except NotFound as exc:
-        error = errors.MlflowError(
-            errors.RESOURCE_DOES_NOT_EXIST,
-            f"The source {source[:300]} names no model version you can see.",
-            status=404,
-            code="source_not_found",
+        error = errors.missing(
+            f"The source {source[:300]} names no model version you can see.", "source_not_found"
         )
         error.refusal = exc.refusal  # an invisible model is audited as the selector says
         raise error from None
