@@ -16,6 +16,8 @@ from django.contrib.auth.models import User
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+MAX_USERNAME = 150  # Django's user name length, as the login form enforces
+
 
 class BasicPasswordAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[User, None] | None:
@@ -30,7 +32,14 @@ class BasicPasswordAuthentication(authentication.BaseAuthentication):
             )
         except (binascii.Error, UnicodeDecodeError):
             raise exceptions.AuthenticationFailed("Malformed basic credentials.") from None
-        if not sep or not username:
+        if (
+            not sep
+            or not username
+            or len(username) > MAX_USERNAME
+            or any(c in username + password for c in "\x00\r\n")
+        ):
+            # No account has such a name (and no database stores a NUL): refused before the
+            # sign-in check, which would write the name into its failure records.
             raise exceptions.AuthenticationFailed("Malformed basic credentials.")
         django_request = request._request
         user = authenticate(request=django_request, username=username, password=password)
