@@ -43,15 +43,15 @@ class MlflowView(APIView):
             raise errors.MlflowError(errors.BAD_REQUEST, "The body must be a JSON object.")
         return data
 
-    def text(self, name: str, *, required: bool = True, default: str = "") -> str:
-        """A string field (on GET, the last value given)."""
+    def text(self, name: str, *, required: bool = True) -> str:
+        """A string field (on GET, the last value given); "" when absent and not required."""
         value = self.fields().get(name)
         if isinstance(value, list) and self.request.method in ("GET", "HEAD"):
             value = value[-1] if value else None
-        if value is None or value == "" and required:
+        if value is None or value == "":
             if required:
                 raise errors.invalid(f"Missing value for required parameter '{name}'.")
-            return default
+            return ""
         if not isinstance(value, str):
             raise errors.invalid(f"Parameter '{name}' must be a string.")
         return value

@@ -66,10 +66,6 @@ FILE_URL = "mlflow-artifacts-file"
 def download_uri(request: Request, version: ModelVersion) -> str:
     """The artifact_uri MLflow's client downloads `version` from (the caller has checked that
     the user may view it). Raises MlflowError while the version's bundle is not available."""
-    return _download_uri(request, version)
-
-
-def _download_uri(request: Request, version: ModelVersion) -> str:
     if version.artifacts.filter(derived=False).exists():
         bundle = _bundle_or_refusal(request, version)
         return request.build_absolute_uri(reverse(FILE_URL, kwargs={"path": _root(bundle)}))

@@ -22,7 +22,7 @@ from governance.mlflow_api import downloads, entities, errors, filters
 from governance.mlflow_api.base import MlflowView
 from governance.models import PromotionRequest
 from registry import selectors, services
-from registry.models import ModelVersion
+from registry.models import Artifact, ModelVersion
 
 MAX_MODELS = 1000
 MAX_VERSIONS = 200_000
@@ -348,12 +348,13 @@ class Alias(MlflowView):
 COPY_SOURCE = re.compile(r"models:/(?P<name>[^/@]+)(?:/(?P<number>\d+)|@(?P<alias>[\w-]+))")
 
 
-def _copied(request: Request, source: str) -> Any:
+def _copied(request: Request, source: str) -> tuple[Any, list[Artifact]] | None:
     """The version a `models:/<name>/<n>` or `models:/<name>@<alias>` source names (MLflow's
     copy_model_version), resolved now: the new version takes its files (or, without files, its
     source URI), so the copy is approved for that content and not for whatever the reference
-    names later. References that move by themselves (a stage, `latest`) and MLflow 3's logged
-    model ids are refused. None for a source that is no models:/ URI (kept, never fetched)."""
+    names later; returned with its stored files. References that move by themselves (a stage,
+    `latest`) and MLflow 3's logged model ids are refused. None for a source that is no
+    models:/ URI (kept, never fetched)."""
     if not source.startswith("models:/"):
         return None
     match = COPY_SOURCE.fullmatch(source)
@@ -380,27 +381,26 @@ def _copied(request: Request, source: str) -> Any:
         )
         error.refusal = exc.refusal  # an invisible model is audited as the selector says
         raise error from None
-    if not original.artifacts.filter(derived=False).exists() and (
-        not original.source or original.source.startswith("models:/")
-    ):
+    files = list(original.artifacts.filter(derived=False))
+    if not files and (not original.source or original.source.startswith("models:/")):
         raise errors.MlflowError(
             errors.INVALID_STATE,
             f"{source[:300]} has neither files stored here nor a source of its own to copy.",
             code="nothing_to_copy",
         )
-    return original
+    return original, files
 
 
 class VersionCreate(MlflowView):
     def post(self, request: Request) -> Response:
         name = self.text("name")
         source = self.text("source")
-        if "\x00" in source or ".." in source.replace("\\", "/").split("/"):
+        # (A NUL never gets here: the JSON parser refuses it.)
+        if ".." in source.replace("\\", "/").split("/"):
             raise errors.invalid(f"Invalid model version source: '{source[:200]}'.")
         actor = self.actor()
         registered_model = _model(request, name)
-        original = _copied(request, source)
-        files = list(original.artifacts.filter(derived=False)) if original is not None else []
+        original, files = _copied(request, source) or (None, [])
         if original is not None and not files:
             source = original.source  # where the original's files live: MLflow's copy, too
         # A copy takes what describes the original's files with them (MLflow copies the
