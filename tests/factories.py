@@ -100,6 +100,21 @@ def no_approval(registered_model: RegisteredModel, **fields: Any) -> None:
     )
 
 
+def gate(registered_model: RegisteredModel) -> None:
+    """Give the model a policy under which staging, production and the alias `champion` each
+    need one approval, whatever the database's default policies (transactional tests flush
+    the ones migrations create)."""
+    from governance import policies
+
+    policies.policy_override_set(
+        actor=actor_for(superuser()),
+        registered_model=registered_model,
+        production_approvals=1,
+        staging_approvals=1,
+        protected_aliases=["champion"],
+    )
+
+
 def place(version: ModelVersion, stage: str, *, archive_existing: bool = False) -> ModelVersion:
     """Put a version in a stage as an administrator would under a no-approval policy: for
     tests about what happens to versions in a stage, not about how they got there."""

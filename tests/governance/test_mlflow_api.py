@@ -19,10 +19,9 @@ from django.test.utils import CaptureQueriesContext
 from core.actors import Actor
 from core.models import AuditEvent
 from core.tokens import token_create
-from governance import policies
 from governance.models import PromotionRequest
 from registry.models import ModelVersion, RegisteredModel
-from tests.factories import actor_for, make_model, make_version, no_approval, place, superuser
+from tests.factories import gate, make_model, make_version, no_approval, place
 
 mlflow = pytest.importorskip("mlflow", reason="the MLflow client is a dev dependency")
 from mlflow import MlflowClient  # noqa: E402
@@ -382,13 +381,7 @@ def test_a_gated_transition_opens_one_request_and_answers_permission_denied(
     as_user, ml_engineer, data_scientist
 ):
     registered_model = make_model(ml_engineer, "gated")
-    policies.policy_override_set(
-        actor=actor_for(superuser()),
-        registered_model=registered_model,
-        production_approvals=1,
-        staging_approvals=1,
-        protected_aliases=["champion"],
-    )
+    gate(registered_model)
     version = make_version(ml_engineer, registered_model)
     client = as_user(ml_engineer)
     with pytest.raises(MlflowException) as caught:

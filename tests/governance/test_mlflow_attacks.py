@@ -25,6 +25,7 @@ from governance.models import PromotionRequest, StageHistory
 from registry.models import Alias, ModelVersion, RegisteredModel
 from tests.factories import (
     actor_for,
+    gate,
     make_artifact,
     make_model,
     make_version,
@@ -69,17 +70,6 @@ def _call(client: APIClient, method: str, rpc: str, body: Any = None, **query: A
     return response.status_code, payload
 
 
-def _gate(registered_model: RegisteredModel) -> None:
-    """Staging, production and the alias `champion` need one approval."""
-    policies.policy_override_set(
-        actor=actor_for(superuser()),
-        registered_model=registered_model,
-        production_approvals=1,
-        staging_approvals=1,
-        protected_aliases=["champion"],
-    )
-
-
 def _basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
@@ -92,7 +82,7 @@ def gated(ml_engineer: User) -> RegisteredModel:
     make_version(ml_engineer, registered_model, source="s3://b/v2")
     make_version(ml_engineer, registered_model, source="s3://b/v3")
     place(v1, "production")
-    _gate(registered_model)
+    gate(registered_model)
     return registered_model
 
 
@@ -215,7 +205,7 @@ def test_a_protected_alias_spelled_differently_moves_the_same_alias_under_the_ga
         "registered-models/alias",
         {"name": "gov", "alias": "champion", "version": "1"},
     )
-    _gate(gated)
+    gate(gated)
     assert no is not None and Alias.objects.get().version_id == v1.pk
     for spelling in ("CHAMPION", "Champion"):
         status, _ = _call(
@@ -321,7 +311,7 @@ def test_a_production_version_cannot_serve_content_no_one_approved_via_an_alias_
     assert moved[0] == 200
     assert _create(ds, "gov", "models:/gov@candidate")[0] == 200
     place(registered_model.versions.get(version=2), "production")  # as an approval would
-    _gate(registered_model)
+    gate(registered_model)
     assert _loads(ds, "gov", "2") == (200, "s3://approved/v1")
     # No approval needed for either step: a new version and an unprotected alias.
     assert _create(ds, "gov", "s3://evil")[0] == 200
@@ -353,7 +343,7 @@ def test_a_pinned_source_into_an_unsealed_version_does_not_change_a_production_d
     ds = _client(data_scientist)
     assert _create(_client(ml_engineer), "gov", "models:/scratch/1")[0] == 200
     place(registered_model.versions.get(), "production")
-    _gate(registered_model)
+    gate(registered_model)
     before = _loads(ds, "gov", "1")
     assert before == (200, "s3://reviewed/model")
     make_artifact(data_scientist, target, data=b"\x00not a model" * 10, filename="weights.bin")
@@ -885,7 +875,7 @@ def test_a_re_import_does_not_promote_what_modelgate_now_governs():
     first = _snapshot("synced", (_mv(1, stage="production"), _mv(2)))
     assert mlflow_import.import_model(actor=actor, snapshot=first, source_label="x").ok
     registered_model = RegisteredModel.objects.get(name="synced")
-    _gate(registered_model)
+    gate(registered_model)
     second = _snapshot("synced", (_mv(1, stage="production"), _mv(2, stage="production")))
     mlflow_import.import_model(actor=actor, snapshot=second, source_label="x")
     assert _stages(registered_model)[2] != "production"

@@ -26,11 +26,11 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from core.models import AuditEvent
-from governance import compliance, policies
+from governance import compliance
 from governance.models import StageHistory
 from registry import services
 from registry.models import ModelVersion, RegisteredModel
-from tests.factories import actor_for, make_model, make_version
+from tests.factories import actor_for, gate, make_model, make_version
 
 mlflow = pytest.importorskip(
     "mlflow",
@@ -353,13 +353,7 @@ def test_changes_in_mlflow_are_brought_over_by_the_next_run(mlflow_server, root)
         client.transition_model_version_stage(name, "1", "Production")
         client.set_registered_model_alias(name, "champion", "1")
         run(mlflow_server)
-        policies.policy_override_set(
-            actor=actor_for(root),
-            registered_model=RegisteredModel.objects.get(name=name),
-            production_approvals=1,
-            staging_approvals=1,
-            protected_aliases=["champion"],
-        )
+        gate(RegisteredModel.objects.get(name=name))
 
         client.update_registered_model(name, description="Now described.")
         client.set_model_version_tag(name, "1", "checked", "yes")
