@@ -1,7 +1,7 @@
 from django.urls import path
 
 import core.converters  # noqa: F401  (registers "mname")
-from governance import views
+from governance import scorecard_urls, views
 
 app_name = "governance"
 urlpatterns = [
@@ -16,3 +16,4 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit-log"),
     path("models/<mname:name>/access/", views.model_access, name="model-access"),
 ]
+urlpatterns += scorecard_urls.urlpatterns

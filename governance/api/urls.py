@@ -1,5 +1,6 @@
 from django.urls import path
 
+from governance.api import scorecard_urls
 from governance.api import views as v
 
 app_name = "governance-api"
@@ -40,3 +41,4 @@ urlpatterns = [
         name="audit-event-export",
     ),
 ]
+urlpatterns += scorecard_urls.urlpatterns

@@ -1,6 +1,7 @@
 from django.urls import path
 
 import core.converters  # noqa: F401  (registers "mname")
+from registry.api import bulk_urls, deployment_urls
 from registry.api import lineage_views as lv
 from registry.api import views as v
 
@@ -57,3 +58,4 @@ urlpatterns = [
         "deployments/<int:pk>/retire/", lv.DeploymentRetireView.as_view(), name="deployment-retire"
     ),
 ]
+urlpatterns += bulk_urls.urlpatterns + deployment_urls.urlpatterns
