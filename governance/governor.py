@@ -65,6 +65,19 @@ class Governance:
             version, alias_names, policies.policy_for(version.registered_model)
         )
 
+    def approved_versions(self, versions: Iterable[ModelVersion]) -> set[int]:
+        versions = list(versions)
+        found = policies.policies_for(
+            {v.registered_model_id: v.registered_model for v in versions}.values()
+        )
+        return {
+            v.pk
+            for v in versions
+            if policies.approved_for_production(
+                v, getattr(v, "alias_names", ()), found[v.registered_model_id]
+            )
+        }
+
     def stages_moved(
         self,
         *,

@@ -111,6 +111,35 @@ def policy_for(registered_model: RegisteredModel) -> Policy:
     return policy
 
 
+def policies_for(registered_models: Iterable[RegisteredModel]) -> dict[int, Policy]:
+    """policy_for for many models in one query (none when every model has its policy
+    remembered already), each remembered on its model instance."""
+    registered_models = list(registered_models)
+    wanted = [m for m in registered_models if "_modelgate_policy" not in m.__dict__]
+    if wanted:
+        match = Q()
+        for field, key in POLICY_ORDER:
+            match |= Q(**{f"{field}__in": {getattr(m, key) for m in wanted}})
+        found = {
+            (field, getattr(row, f"{field}_id" if field == "registered_model" else field)): row
+            for row in Policy.objects.filter(match)
+            for field, _ in POLICY_ORDER
+        }
+        for registered_model in wanted:
+            policy = next(
+                (
+                    found[(field, getattr(registered_model, key))]
+                    for field, key in POLICY_ORDER
+                    if (field, getattr(registered_model, key)) in found
+                ),
+                None,
+            ) or Policy(
+                risk_tier=registered_model.risk_tier, **TIER_DEFAULTS[registered_model.risk_tier]
+            )
+            registered_model.__dict__["_modelgate_policy"] = policy
+    return {m.pk: m.__dict__["_modelgate_policy"] for m in registered_models}
+
+
 def models_whose_policy_requires(check: str) -> Q:
     """A filter on registered models: those whose policy in force (policy_for, from the same
     POLICY_ORDER) lists `check` among its required checks. One subquery per source, however

@@ -48,6 +48,11 @@ class Governor(Protocol):
     def approved_for_production(self, version: ModelVersion, alias_names: Iterable[str]) -> bool:
         """Whether the version may serve in a production environment."""
 
+    def approved_versions(self, versions: Iterable[ModelVersion]) -> set[int]:
+        """approved_for_production for many versions at once (ids of those that may serve in
+        production), in a query or two however many: each version comes with its
+        `registered_model` loaded and its alias names in an `alias_names` attribute."""
+
     def stages_moved(
         self,
         *,
