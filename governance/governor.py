@@ -65,6 +65,20 @@ class Governance:
             version, alias_names, policies.policy_for(version.registered_model)
         )
 
+    def protected_aliases(self, versions: Iterable[ModelVersion]) -> dict[int, list[str]]:
+        versions = list(versions)
+        found = policies.policies_for(
+            {v.registered_model_id: v.registered_model for v in versions}.values()
+        )
+        return {
+            v.pk: [
+                name
+                for name in getattr(v, "alias_names", ())
+                if policies.is_protected(found[v.registered_model_id], name)
+            ]
+            for v in versions
+        }
+
     def approved_versions(self, versions: Iterable[ModelVersion]) -> set[int]:
         versions = list(versions)
         found = policies.policies_for(

@@ -48,6 +48,11 @@ class Governor(Protocol):
     def approved_for_production(self, version: ModelVersion, alias_names: Iterable[str]) -> bool:
         """Whether the version may serve in a production environment."""
 
+    def protected_aliases(self, versions: Iterable[ModelVersion]) -> dict[int, list[str]]:
+        """For each version, those of its alias names (its `alias_names` attribute) that its
+        model's policy protects; one query however many versions (`registered_model`
+        loaded)."""
+
     def approved_versions(self, versions: Iterable[ModelVersion]) -> set[int]:
         """approved_for_production for many versions at once (ids of those that may serve in
         production), in a query or two however many: each version comes with its

@@ -61,3 +61,17 @@ def test_batch_policies_follow_the_policy_order(admin_user: User) -> None:
         found[tiered.pk].protected_aliases
         == policies.policy_for(type(tiered).objects.get(pk=tiered.pk)).protected_aliases
     )
+
+
+def test_protected_aliases_names_only_the_protected_ones(admin_user: User) -> None:
+    churn = make_model(admin_user, "churn", risk_tier="low")
+    no_approval(churn, protected_aliases=["champion"])
+    version = make_version(admin_user, churn)
+    for name in ("Champion", "candidate"):
+        services.alias_set(
+            actor=actor_for(admin_user), registered_model=churn, name=name, version=version
+        )
+
+    (row,) = _versions(version.pk)
+
+    assert governor().protected_aliases([row]) == {version.pk: ["Champion"]}
