@@ -1,7 +1,7 @@
 from django.urls import path
 
 import core.converters  # noqa: F401  (registers "mname")
-from registry import views
+from registry import lineage_views, views
 
 app_name = "registry"
 urlpatterns = [
@@ -14,6 +14,10 @@ urlpatterns = [
         "models/<mname:name>/versions/<int:number>/jobs/",
         views.version_job_start,
         name="version-job-start",
+    ),
+    path("lineage/<str:kind>/<int:pk>/", lineage_views.lineage, name="lineage"),
+    path(
+        "lineage/<str:kind>/<int:pk>/impact/", lineage_views.lineage_impact, name="lineage-impact"
     ),
     path(
         "models/<mname:name>/versions/<int:number>/artifacts/<int:artifact_id>/",

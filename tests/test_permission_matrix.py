@@ -248,6 +248,10 @@ MATRIX = [
     Row("POST", "api/v1/datasets/", "global:add_dataset", {"name": "d2"}),
     Row("GET", "api/v1/datasets/<int:pk>/", "lineage"),
     Row("GET", "api/v1/datasets/<int:pk>/model-versions/", "lineage"),
+    Row("GET", "lineage/<str:kind>/<int:pk>/", "lineage", page=True),
+    Row("GET", "lineage/<str:kind>/<int:pk>/impact/", "lineage", page=True),
+    Row("GET", "api/v1/lineage/<str:kind>/<int:pk>/graph/", "lineage"),
+    Row("GET", "api/v1/lineage/<str:kind>/<int:pk>/impact/", "lineage"),
     Row("GET", "api/v1/code-refs/", "list"),
     Row(
         "POST",
@@ -577,6 +581,9 @@ def _url(row: Row, world: World, model: str) -> str:
     route = row.route
     if "<int:pk>" in route and route.startswith("requests/"):
         route = route.replace("<int:pk>", str(ids["request"]))
+    if "<str:kind>" in route:  # the lineage graph and impact analysis, from the model's dataset
+        pk = world.lineage[model]["datasets"]
+        route = route.replace("<str:kind>", "dataset").replace("<int:pk>", str(pk))
     if "<int:pk>" in route and row.rule == "lineage":
         route = route.replace("<int:pk>", str(world.lineage[model][route.split("/")[2]]))
     if "<int:pk>" in route:

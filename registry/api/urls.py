@@ -2,6 +2,7 @@ from django.urls import path
 
 import core.converters  # noqa: F401  (registers "mname")
 from registry.api import bulk_urls, deployment_urls
+from registry.api import graph_views as gv
 from registry.api import lineage_views as lv
 from registry.api import views as v
 
@@ -52,6 +53,10 @@ urlpatterns = [
     path("code-refs/<int:pk>/", lv.CodeRefDetailView.as_view(), name="code-ref-detail"),
     path("training-runs/", lv.TrainingRunListView.as_view(), name="training-run-list"),
     path("training-runs/<int:pk>/", lv.TrainingRunDetailView.as_view(), name="training-run-detail"),
+    path("lineage/<str:kind>/<int:pk>/graph/", gv.LineageGraphView.as_view(), name="lineage-graph"),
+    path(
+        "lineage/<str:kind>/<int:pk>/impact/", gv.LineageImpactView.as_view(), name="lineage-impact"
+    ),
     path("deployments/", lv.DeploymentListView.as_view(), name="deployment-list"),
     path("deployments/<int:pk>/", lv.DeploymentDetailView.as_view(), name="deployment-detail"),
     path(
