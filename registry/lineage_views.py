@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from core.errors import ValidationFailed
 from core.pages import page
-from registry import lineage_graph, lineage_svg
+from registry import lineage_graph, lineage_svg, selectors
 
 
 @page
@@ -78,3 +78,31 @@ def lineage_impact(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
             "api_url": reverse("registry-api:lineage-impact", args=[kind, pk]),
         },
     )
+
+
+@page
+def lineage_index(request: HttpRequest) -> HttpResponse:
+    """Where lineage starts: the feature sources, features, datasets, code references and
+    training runs the user may see (their names filtered by `q`), newest first, each leading to
+    its graph. One query per kind and one count each."""
+    query = (request.GET.get("q") or "").strip()[:200]
+    sections = []
+    for kind, rows, field in selectors.lineage_catalogue(user=request.user):
+        if query:
+            rows = rows.filter(**{f"{field}__icontains": query})
+        sections.append(
+            {
+                "kind": kind,
+                "title": lineage_graph.TITLES[kind][1],
+                "rows": list(rows.order_by("-created_at", "-pk")[:INDEX_ROWS]),
+                "count": rows.count(),
+            }
+        )
+    return render(
+        request,
+        "registry/lineage_index.html",
+        {"sections": sections, "q": query, "shown": INDEX_ROWS},
+    )
+
+
+INDEX_ROWS = 50

@@ -463,6 +463,18 @@ def training_run_list(*, user: AnyUser) -> QuerySet[TrainingRun]:
     )
 
 
+def lineage_catalogue(*, user: AnyUser) -> list[tuple[str, QuerySet[Any], str]]:
+    """Each kind of lineage record the user may see, with the column its name is in (the
+    lineage graph's kinds)."""
+    return [
+        ("source", feature_source_list(user=user), "name"),
+        ("feature", logical_feature_list(user=user), "name"),
+        ("dataset", dataset_list(user=user), "name"),
+        ("code", code_ref_list(user=user), "repository"),
+        ("run", training_run_list(user=user), "run_id"),
+    ]
+
+
 def catalog_get(queryset: QuerySet[Any], pk: int, what: str) -> Any:
     obj = queryset.filter(pk=pk).first()
     if obj is None:

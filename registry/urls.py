@@ -15,6 +15,7 @@ urlpatterns = [
         views.version_job_start,
         name="version-job-start",
     ),
+    path("lineage/", lineage_views.lineage_index, name="lineage-index"),
     path("lineage/<str:kind>/<int:pk>/", lineage_views.lineage, name="lineage"),
     path(
         "lineage/<str:kind>/<int:pk>/impact/", lineage_views.lineage_impact, name="lineage-impact"

@@ -248,6 +248,7 @@ MATRIX = [
     Row("POST", "api/v1/datasets/", "global:add_dataset", {"name": "d2"}),
     Row("GET", "api/v1/datasets/<int:pk>/", "lineage"),
     Row("GET", "api/v1/datasets/<int:pk>/model-versions/", "lineage"),
+    Row("GET", "lineage/", "list", page=True),
     Row("GET", "lineage/<str:kind>/<int:pk>/", "lineage", page=True),
     Row("GET", "lineage/<str:kind>/<int:pk>/impact/", "lineage", page=True),
     Row("GET", "api/v1/lineage/<str:kind>/<int:pk>/graph/", "lineage"),

@@ -402,3 +402,40 @@ def test_pages_hide_what_the_user_may_not_see(
     client.force_login(outsider)
     for route in ("registry:lineage", "registry:lineage-impact"):
         assert client.get(reverse(route, args=["source", world["events"].pk])).status_code == 404
+
+
+def test_lineage_index_lists_what_leads_to_visible_models(
+    world: dict[str, Any], client: Client, outsider: User
+) -> None:
+    permissions.grant(Perm.VIEW, world["fraud"], user=outsider)
+    client.force_login(outsider)
+
+    html = client.get(reverse("registry:lineage-index")).content.decode()
+    filtered = client.get(reverse("registry:lineage-index"), {"q": "acc"}).content.decode()
+
+    assert f'href="/lineage/source/{world["accounts"].pk}/"' in html
+    assert f'href="/lineage/run/{world["run_3"].pk}/"' in html
+    for kind, name in [("source", "events"), ("run", "run_1"), ("dataset", "events_v1")]:
+        assert f'href="/lineage/{kind}/{world[name].pk}/"' not in html
+    assert f'href="/lineage/dataset/{world["accounts_v1"].pk}/"' in filtered
+    assert f'href="/lineage/run/{world["run_3"].pk}/"' not in filtered
+
+
+def test_lineage_index_queries_do_not_grow(
+    world: dict[str, Any], client: Client, django_assert_max_num_queries: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(world["admin"])
+    with CaptureQueriesContext(connection) as small:
+        client.get(reverse("registry:lineage-index"))
+    act = actor_for(world["admin"], "cli")
+    for n in range(5):
+        source = services.feature_source_create(actor=act, name=f"s{n}")
+        feature = services.logical_feature_create(actor=act, source=source, name=f"f{n}")
+        dataset = services.dataset_create(actor=act, name=f"d{n}", features=[feature])
+        services.training_run_create(actor=act, run_id=f"r{n}", datasets=[(dataset, "test")])
+    with CaptureQueriesContext(connection) as large:
+        client.get(reverse("registry:lineage-index"))
+    assert len(large) == len(small)
