@@ -16,7 +16,7 @@ from core.edge import instant, is_whole_number, tag_filters, whole_number
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.pages import page
 from core.permissions import Perm
-from registry import panels, selectors, services
+from registry import deployments, panels, selectors, services
 from registry.models import (
     ModelVersion,
     PackagingJob,
@@ -145,6 +145,11 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "access": permissions.grant_table(registered_model) if may_manage else None,
             "at_text": at_text,
             "at_error": at_error,
+            # After the panels: the policy they looked up on this instance is reused.
+            "deployments": deployments.deployment_overview(
+                user=request.user, registered_model=registered_model
+            ),
+            "may_change": permissions.has(request.user, Perm.CHANGE, registered_model),
         },
     )
 
