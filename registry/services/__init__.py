@@ -17,6 +17,7 @@ from registry.services.lineage import (
     logical_feature_create,
     training_run_create,
 )
+from registry.services.lineage_bulk import lineage_register
 from registry.services.registered_models import (
     registered_model_create,
     registered_model_delete,
@@ -52,6 +53,7 @@ __all__ = [
     "feature_source_create",
     "job_cancel",
     "job_start",
+    "lineage_register",
     "logical_feature_create",
     "registered_model_create",
     "registered_model_delete",
