@@ -16,7 +16,7 @@ from registry.models import Deployment
 
 
 # core.pages.page returns Any; registry.views is excused this in pyproject.toml's mypy overrides
-@page(methods=("POST",))  # type: ignore[untyped-decorator]
+@page(methods=("POST",))
 def deployment_retire_page(request: HttpRequest, name: str, pk: int) -> HttpResponse:
     """Retire one active deployment of the model in the URL (404 if the model is invisible or
     the deployment is not its; 403 without change permission), then back to the model page

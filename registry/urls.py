@@ -1,7 +1,7 @@
 from django.urls import path
 
 import core.converters  # noqa: F401  (registers "mname")
-from registry import lineage_views, views
+from registry import deployment_views, lineage_views, views
 
 app_name = "registry"
 urlpatterns = [
@@ -14,6 +14,11 @@ urlpatterns = [
         "models/<mname:name>/versions/<int:number>/jobs/",
         views.version_job_start,
         name="version-job-start",
+    ),
+    path(
+        "models/<mname:name>/deployments/<int:pk>/retire/",
+        deployment_views.deployment_retire_page,
+        name="deployment-retire",
     ),
     path("lineage/", lineage_views.lineage_index, name="lineage-index"),
     path("lineage/<str:kind>/<int:pk>/", lineage_views.lineage, name="lineage"),

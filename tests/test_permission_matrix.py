@@ -273,6 +273,13 @@ MATRIX = [
     ),
     Row("GET", "api/v1/deployments/<int:pk>/", "model:view_registeredmodel"),
     Row("POST", "api/v1/deployments/<int:pk>/retire/", "model:change_registeredmodel"),
+    Row("GET", "api/v1/models/<mname:name>/deployments/", "model:view_registeredmodel"),
+    Row(
+        "POST",
+        "models/<mname:name>/deployments/<int:pk>/retire/",
+        "model:change_registeredmodel",
+        page=True,
+    ),
     Row("GET", "api/v1/promotion-requests/", "list"),
     Row(
         "POST",
