@@ -399,6 +399,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PackagingJobKindEnum": "registry.models.PackagingJob.Kind",
         "FeatureSourceKindEnum": "registry.models.FeatureSource.Kind",
+        "TrainingRunStatusEnum": "registry.models.TrainingRun.Status",
     },
 }
 
