@@ -9,6 +9,7 @@ class CardsConfig(AppConfig):
 
     def ready(self) -> None:
         from cards import content as card_content
+        from cards import maturity as card_maturity
         from cards import panels as card_panels
         from cards import selectors
         from cards.models import CardReview, ModelCard
@@ -30,6 +31,8 @@ class CardsConfig(AppConfig):
             card_source.CardSource(state=selectors.card_state, authors=selectors.card_authors)
         )
         registry_panels.contribute("version", card_panels.version)
+        # The scorecard's documentation domain reads cards' tables (governance.maturity).
+        card_maturity.register_metrics()
 
         version_created.connect(_start_card, dispatch_uid="cards.start_card")
         bundle_files.connect(_card_files, dispatch_uid="cards.bundle_files")

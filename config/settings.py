@@ -441,6 +441,12 @@ AUDIT_ALLOW_FLUSH = env_bool("AUDIT_ALLOW_FLUSH", False)
 # Environments that accept a deployment record only for an approved version (in production or
 # holding a protected alias). Exact names, compared without case.
 PRODUCTION_ENVIRONMENTS = env_list("PRODUCTION_ENVIRONMENTS", ["prod", "production"])
+# The maturity scorecard's thresholds (governance/maturity): an access review and an approval
+# of the production version count as current for this many days; a version needs this many
+# metrics for "metrics recorded" to be complete.
+MATURITY_ACCESS_REVIEW_DAYS = env_int("MATURITY_ACCESS_REVIEW_DAYS", 90, minimum=1)
+MATURITY_PRODUCTION_REVIEW_DAYS = env_int("MATURITY_PRODUCTION_REVIEW_DAYS", 180, minimum=1)
+MATURITY_MIN_METRICS = env_int("MATURITY_MIN_METRICS", 3, minimum=1)
 
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")  # for links in e-mails and webhooks
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -132,3 +132,19 @@ def grant_remove(
             details={**who, "permission": str(perm)},
         )
     return bool(deleted)
+
+
+@transaction.atomic
+def access_review_record(*, actor: Actor, registered_model: RegisteredModel) -> None:
+    """Record that a manager of the model reviewed who holds which permission on it (the
+    maturity metric `access_reviewed` reads the newest such event). Audited as
+    `access.reviewed` with the per-model grants seen at the time."""
+    permissions.require(actor.user, Perm.MANAGE_ACCESS, registered_model)
+    table = permissions.grant_table(registered_model)
+    audit.record(
+        actor=actor,
+        action="access.reviewed",
+        target=registered_model,
+        registered_model=registered_model,
+        details={"grants": [{"who": g["who"], "perms": g["perms"]} for g in table["grants"]]},
+    )

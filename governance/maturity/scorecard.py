@@ -1,0 +1,417 @@
+"""The scorecard: every metric of the catalogue for many models, rolled up metric → domain →
+model → team → organisation, keeping at every level how many metrics fell in each bucket
+(0 missing, 1 partial, 2 complete, and n/a apart) and a score for ranking: the mean of the
+applicable buckets divided by 2 (0 to 1; None when nothing applies).
+
+One query lists the models with their focus versions, then each metric answers all of them in
+its own query(ies): the count is the same for one model or ten thousand.
+
+Aggregates count only the models the user may view (core.permissions.visible_models),
+computed live per user; snapshots (governance.maturity.snapshots) count every live model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db.models import Case, IntegerField, OuterRef, QuerySet, Subquery, Value, When
+from django.utils import timezone
+
+from core import permissions
+from core.errors import NotFound
+from core.permissions import AnyUser, Perm
+from governance.maturity import metrics as _builtin  # noqa: F401  (registers the metrics)
+from governance.maturity.catalogue import (
+    BUCKET_LABELS,
+    BUCKETS,
+    COMPLETE,
+    DOMAIN_KEYS,
+    DOMAIN_TITLES,
+    Bucket,
+    Context,
+    Metric,
+    ModelRow,
+    metrics,
+)
+from registry.models import ModelVersion, RegisteredModel
+
+# The team id that stands for the models without a team ("No team").
+NO_TEAM = 0
+NO_TEAM_NAME = "No team"
+# Keys of a distribution in JSON (API, export, snapshots), in bucket order.
+DISTRIBUTION_KEYS = ("missing", "partial", "complete", "not_applicable")
+
+
+@dataclass
+class Distribution:
+    """How many metric answers fell in each bucket (None: not applicable)."""
+
+    counts: dict[Bucket, int] = field(default_factory=lambda: dict.fromkeys((*BUCKETS, None), 0))
+
+    def add(self, bucket: Bucket, n: int = 1) -> None:
+        self.counts[bucket] += n
+
+    def merge(self, other: Distribution) -> None:
+        for bucket, n in other.counts.items():
+            self.counts[bucket] += n
+
+    @property
+    def applicable(self) -> int:
+        return sum(self.counts[b] for b in BUCKETS)
+
+    @property
+    def total(self) -> int:
+        return self.applicable + self.counts[None]
+
+    @property
+    def score(self) -> float | None:
+        """Mean applicable bucket / 2, from 0 (all missing) to 1 (all complete)."""
+        if not self.applicable:
+            return None
+        points = sum(b * self.counts[b] for b in BUCKETS)
+        return round(points / (COMPLETE * self.applicable), 4)
+
+    def _ordered(self) -> tuple[int, ...]:
+        return (*(self.counts[b] for b in BUCKETS), self.counts[None])
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(zip(DISTRIBUTION_KEYS, self._ordered(), strict=True))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> Distribution:
+        dist = cls()
+        for key, bucket in zip(DISTRIBUTION_KEYS, (*BUCKETS, None), strict=True):
+            dist.counts[bucket] = int(data.get(key, 0))
+        return dist
+
+    def bars(self) -> list[dict[str, Any]]:
+        """Each bucket's count and share of the total, for the pages' proportional bars."""
+        total = self.total or 1
+        return [
+            {
+                "bucket": BUCKET_LABELS[b],
+                "key": key,
+                "count": self.counts[b],
+                "share": self.counts[b] / total,
+            }
+            for key, b in zip(DISTRIBUTION_KEYS, (*BUCKETS, None), strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class MetricScore:
+    metric: Metric
+    bucket: Bucket
+    fix_url: str | None  # where to fix it, when it is applicable and not complete
+
+    @property
+    def meaning(self) -> str:
+        return self.metric.buckets.get(self.bucket, "")
+
+    @property
+    def label(self) -> str:
+        return BUCKET_LABELS[self.bucket]
+
+
+@dataclass
+class ModelScore:
+    row: ModelRow
+    metrics: list[MetricScore]
+    distribution: Distribution
+    domains: dict[str, Distribution]
+
+    @property
+    def score(self) -> float | None:
+        return self.distribution.score
+
+    @property
+    def missing(self) -> list[MetricScore]:
+        """What keeps the model from complete, worst first."""
+        open_ = [m for m in self.metrics if m.bucket is not None and m.bucket != COMPLETE]
+        return sorted(open_, key=lambda m: m.bucket or 0)
+
+
+@dataclass
+class GroupScore:
+    """A team's or the organisation's roll-up."""
+
+    team_id: int | None  # None: the organisation; NO_TEAM: models without a team
+    name: str
+    models: int = 0
+    distribution: Distribution = field(default_factory=Distribution)
+    domains: dict[str, Distribution] = field(
+        default_factory=lambda: {key: Distribution() for key in DOMAIN_KEYS}
+    )
+    metrics: dict[str, Distribution] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float | None:
+        return self.distribution.score
+
+    def add(self, model: ModelScore) -> None:
+        self.models += 1
+        self.distribution.merge(model.distribution)
+        for key, dist in model.domains.items():
+            self.domains[key].merge(dist)
+        for answer in model.metrics:
+            self.metrics.setdefault(answer.metric.key, Distribution()).add(answer.bucket)
+
+    def domain_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"key": key, "title": DOMAIN_TITLES[key], "distribution": dist, "score": dist.score}
+            for key, dist in self.domains.items()
+        ]
+
+
+@dataclass
+class Scorecard:
+    taken_at: datetime
+    catalogue: list[Metric]
+    organisation: GroupScore
+    teams: list[GroupScore]
+    # worst first: lowest score, then name
+    models: list[ModelScore]
+
+
+def _worst_first(model: ModelScore) -> tuple[float, str]:
+    return (2.0 if model.score is None else model.score, model.row.name)
+
+
+def _focus(field_name: str) -> Subquery:
+    """The model's focus version's `field_name`: its production version (highest number if
+    several), else its newest live version."""
+    versions = (
+        ModelVersion.objects.filter(registered_model=OuterRef("pk"), deleted_at__isnull=True)
+        .annotate(
+            _prod=Case(
+                When(stage=ModelVersion.Stage.PRODUCTION, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("_prod", "-version")
+        .values(field_name)[:1]
+    )
+    return Subquery(versions)
+
+
+def with_focus(models: QuerySet[RegisteredModel]) -> QuerySet[Any]:
+    """The models with their focus version's id, number and stage."""
+    return models.annotate(
+        focus_id=_focus("pk"), focus_number=_focus("version"), focus_stage=_focus("stage")
+    )
+
+
+def compute(
+    models: QuerySet[RegisteredModel],
+    *,
+    now: datetime | None = None,
+    catalogue: list[Metric] | None = None,
+) -> Scorecard:
+    """The scorecard of `models` (live ones; the caller has restricted them to what its
+    reader may see) under `catalogue` (default: every registered metric). One query for the
+    models, then each metric's queries."""
+    now = now or timezone.now()
+    models = models.filter(deleted_at__isnull=True)
+    annotated = with_focus(models)
+    rows = {
+        r["pk"]: ModelRow(
+            pk=r["pk"],
+            name=r["name"],
+            team_id=r["team_id"],
+            team_name=r["team__name"] or "",
+            focus_id=r["focus_id"],
+            focus_number=r["focus_number"],
+            focus_stage=r["focus_stage"],
+        )
+        for r in annotated.order_by().values(
+            "pk", "name", "team_id", "team__name", "focus_id", "focus_number", "focus_stage"
+        )
+    }
+    catalogue = metrics() if catalogue is None else catalogue
+    answers: dict[str, dict[int, Bucket]] = {}
+    if rows:
+        ctx = Context(now=now, rows=rows, focus_versions=annotated.order_by().values("focus_id"))
+        for metric in catalogue:
+            answers[metric.key] = metric.compute(models, ctx)
+    return _roll_up(now, catalogue, rows, answers)
+
+
+def _roll_up(
+    now: datetime,
+    catalogue: list[Metric],
+    rows: dict[int, ModelRow],
+    answers: dict[str, dict[int, Bucket]],
+) -> Scorecard:
+    organisation = GroupScore(team_id=None, name="Organisation")
+    teams: dict[int, GroupScore] = {}
+    scores = []
+    for pk, row in rows.items():
+        model_metrics = []
+        distribution = Distribution()
+        domains = {key: Distribution() for key in DOMAIN_KEYS}
+        for metric in catalogue:
+            bucket = answers[metric.key].get(pk)
+            fix = metric.fix_url(row) if bucket is not None and bucket != COMPLETE else None
+            model_metrics.append(MetricScore(metric=metric, bucket=bucket, fix_url=fix))
+            distribution.add(bucket)
+            domains[metric.domain].add(bucket)
+        score = ModelScore(
+            row=row, metrics=model_metrics, distribution=distribution, domains=domains
+        )
+        scores.append(score)
+        organisation.add(score)
+        team_id = NO_TEAM if row.team_id is None else row.team_id
+        team_name = NO_TEAM_NAME if row.team_id is None else row.team_name
+        teams.setdefault(team_id, GroupScore(team_id=team_id, name=team_name)).add(score)
+    for metric in catalogue:  # every metric appears, also with no models
+        organisation.metrics.setdefault(metric.key, Distribution())
+        for team in teams.values():
+            team.metrics.setdefault(metric.key, Distribution())
+    ordered_teams = sorted(
+        teams.values(),
+        key=lambda t: (2.0 if t.score is None else t.score, t.team_id == NO_TEAM, t.name),
+    )
+    return Scorecard(
+        taken_at=now,
+        catalogue=catalogue,
+        organisation=organisation,
+        teams=ordered_teams,
+        models=sorted(scores, key=_worst_first),
+    )
+
+
+def scorecard_for(
+    user: AnyUser,
+    *,
+    team: int | None = None,
+    registered_model: RegisteredModel | None = None,
+    now: datetime | None = None,
+) -> Scorecard:
+    """The scorecard of the live models `user` may view: all of them, one team's (`team` is a
+    group id, or NO_TEAM for the models without a team) or one model's. A model the user may
+    not view is a NotFound; so is a team of which the user sees no model (unless they see the
+    whole organisation and the team exists)."""
+    models = permissions.visible_models(user)
+    if registered_model is not None:
+        permissions.require(user, Perm.VIEW, registered_model)
+        models = models.filter(pk=registered_model.pk)
+    if team is not None:
+        models = models.filter(team__isnull=True) if team == NO_TEAM else models.filter(team=team)
+    card = compute(models, now=now)  # type: ignore[arg-type]  # the gate's rows are models
+    if team is not None and team != NO_TEAM and not card.models:
+        exists = permissions.has_global(user, Perm.VIEW) and Group.objects.filter(pk=team).exists()
+        if not exists:
+            raise NotFound(f"Team {team} not found.", code="team_not_found")
+    return card
+
+
+def team_name(card: Scorecard, team: int) -> str:
+    """The team's name as the scorecard knows it (its group's, for a team without models)."""
+    for group in card.teams:
+        if group.team_id == team:
+            return group.name
+    if team == NO_TEAM:
+        return NO_TEAM_NAME
+    return Group.objects.filter(pk=team).values_list("name", flat=True).first() or str(team)
+
+
+# --- Plain data, for the API, exports and snapshots ------------------------------------------
+
+
+def distribution_data(dist: Distribution) -> dict[str, Any]:
+    return {**dist.as_dict(), "score": dist.score}
+
+
+def group_data(group: GroupScore, *, with_metrics: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "team_id": group.team_id,
+        "name": group.name,
+        "models": group.models,
+        "score": group.score,
+        "distribution": group.distribution.as_dict(),
+        "domains": {key: distribution_data(dist) for key, dist in group.domains.items()},
+    }
+    if with_metrics:
+        data["metrics"] = {key: distribution_data(dist) for key, dist in group.metrics.items()}
+    return data
+
+
+def model_data(model: ModelScore, *, with_metrics: bool = True) -> dict[str, Any]:
+    row = model.row
+    data: dict[str, Any] = {
+        "name": row.name,
+        "team_id": row.team_id,
+        "team": row.team_name or None,
+        "focus_version": row.focus_number,
+        "focus_stage": row.focus_stage,
+        "score": model.score,
+        "distribution": model.distribution.as_dict(),
+        "domains": {key: distribution_data(dist) for key, dist in model.domains.items()},
+    }
+    if with_metrics:
+        data["metrics"] = [
+            {
+                "key": m.metric.key,
+                "domain": m.metric.domain,
+                "title": m.metric.title,
+                "bucket": m.bucket,
+                "label": m.label,
+                "meaning": m.meaning,
+                "fix_url": m.fix_url,
+            }
+            for m in model.metrics
+        ]
+    return data
+
+
+def catalogue_data(catalogue: Iterable[Metric]) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": m.key,
+            "domain": m.domain,
+            "title": m.title,
+            "buckets": [
+                {"bucket": bucket, "label": BUCKET_LABELS[bucket], "meaning": meaning}
+                for bucket, meaning in m.buckets.items()
+            ],
+        }
+        for m in catalogue
+    ]
+
+
+EXPORT_COLUMNS = (
+    "model",
+    "team",
+    "focus_version",
+    "focus_stage",
+    "domain",
+    "metric",
+    "title",
+    "bucket",
+    "label",
+    "meaning",
+)
+
+
+def export_rows(card: Scorecard) -> Iterator[dict[str, Any]]:
+    """One row per model × metric, worst models first."""
+    for model in card.models:
+        row = model.row
+        for answer in model.metrics:
+            yield {
+                "model": row.name,
+                "team": row.team_name or NO_TEAM_NAME,
+                "focus_version": row.focus_number,
+                "focus_stage": row.focus_stage,
+                "domain": answer.metric.domain,
+                "metric": answer.metric.key,
+                "title": answer.metric.title,
+                "bucket": answer.bucket,
+                "label": answer.label,
+                "meaning": answer.meaning,
+            }
