@@ -447,6 +447,11 @@ PRODUCTION_ENVIRONMENTS = env_list("PRODUCTION_ENVIRONMENTS", ["prod", "producti
 MATURITY_ACCESS_REVIEW_DAYS = env_int("MATURITY_ACCESS_REVIEW_DAYS", 90, minimum=1)
 MATURITY_PRODUCTION_REVIEW_DAYS = env_int("MATURITY_PRODUCTION_REVIEW_DAYS", 180, minimum=1)
 MATURITY_MIN_METRICS = env_int("MATURITY_MIN_METRICS", 3, minimum=1)
+# A snapshot of the scorecard per day (trends); a second run the same day replaces the day's.
+CELERY_BEAT_SCHEDULE["maturity-snapshot"] = {
+    "task": "governance.take_maturity_snapshot",
+    "schedule": 24 * 3600,
+}
 
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")  # for links in e-mails and webhooks
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

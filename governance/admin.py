@@ -650,3 +650,20 @@ class ExternalIdentityAdmin(ReadOnlyAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _administers(request)
+
+
+@admin.register(m.MaturitySnapshot)
+class MaturitySnapshotAdmin(ReadOnlyAdmin):
+    """Written by the daily task (governance.maturity.snapshots); they count every model, so
+    only those who may view the whole organisation see them."""
+
+    list_display = ["taken_on", "team", "taken_at"]
+    list_filter = ["taken_on"]
+    list_select_related = ["team"]
+    search_fields = ["team__name"]
+    date_hierarchy = "taken_on"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) and permissions.has_global(
+            request.user, Perm.VIEW
+        )

@@ -385,3 +385,38 @@ class ExternalIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} as {self.subject} at {self.issuer}"
+
+
+class MaturitySnapshot(models.Model):
+    """One day's maturity scorecard of the organisation (team empty) or of one team, over
+    every live model: what the scorecard's trends are drawn from. Written only by
+    governance.maturity.snapshots (one row per day and team: a second run the same day
+    replaces the day's rows)."""
+
+    taken_on = models.DateField()
+    team = models.ForeignKey(
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="maturity_snapshots",
+    )
+    taken_at = models.DateTimeField()
+    # scorecard.group_data(): models, score, distribution, domains, metrics (and, on the
+    # organisation's row, the models without a team under "no_team")
+    data = models.JSONField()
+
+    class Meta:
+        ordering = ["-taken_on", "team_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["taken_on", "team"], name="maturity_snapshot_team_day"),
+            # NULLs are distinct in a unique index: the organisation's row needs its own.
+            models.UniqueConstraint(
+                fields=["taken_on"],
+                condition=models.Q(team__isnull=True),
+                name="maturity_snapshot_org_day",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"maturity of {self.team or 'the organisation'} on {self.taken_on}"

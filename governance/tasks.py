@@ -46,3 +46,13 @@ def take_audit_checkpoint() -> dict[str, object]:
     and append it to AUDIT_ANCHOR. Fails (and Celery logs why) when the log no longer extends
     the newest checkpoint: a rewritten log is never sealed again."""
     return checkpoints.checkpoint_take()
+
+
+@shared_task(name="governance.take_maturity_snapshot", acks_late=True)
+def take_maturity_snapshot() -> int:
+    """Run daily by celery beat: today's maturity scorecard of the organisation and of each
+    team (governance.maturity.snapshots; a second run the same day replaces the day's rows).
+    Returns how many rows it wrote."""
+    from governance.maturity import snapshots
+
+    return len(snapshots.maturity_snapshot_take())

@@ -89,17 +89,23 @@ class Distribution:
         return dist
 
     def bars(self) -> list[dict[str, Any]]:
-        """Each bucket's count and share of the total, for the pages' proportional bars."""
+        """Each bucket's count, and where its bar starts and how wide it is (0-100), for the
+        pages' proportional bars (drawn as SVG: no inline style under the CSP)."""
         total = self.total or 1
-        return [
-            {
-                "bucket": BUCKET_LABELS[b],
-                "key": key,
-                "count": self.counts[b],
-                "share": self.counts[b] / total,
-            }
-            for key, b in zip(DISTRIBUTION_KEYS, (*BUCKETS, None), strict=True)
-        ]
+        out, start = [], 0.0
+        for key, b in zip(DISTRIBUTION_KEYS, (*BUCKETS, None), strict=True):
+            width = 100 * self.counts[b] / total
+            out.append(
+                {
+                    "bucket": BUCKET_LABELS[b],
+                    "key": key,
+                    "count": self.counts[b],
+                    "x": round(start, 2),
+                    "width": round(width, 2),
+                }
+            )
+            start += width
+        return out
 
 
 @dataclass(frozen=True)
