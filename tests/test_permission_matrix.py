@@ -248,6 +248,9 @@ MATRIX = [
     Row("POST", "api/v1/datasets/", "global:add_dataset", {"name": "d2"}),
     Row("GET", "api/v1/datasets/<int:pk>/", "lineage"),
     Row("GET", "api/v1/datasets/<int:pk>/model-versions/", "lineage"),
+    Row(
+        "POST", "api/v1/lineage/register/", "global:add_trainingrun", {"run": {"run_id": "bulk-r"}}
+    ),
     Row("GET", "lineage/", "list", page=True),
     Row("GET", "lineage/<str:kind>/<int:pk>/", "lineage", page=True),
     Row("GET", "lineage/<str:kind>/<int:pk>/impact/", "lineage", page=True),

@@ -47,18 +47,25 @@ def _require_visible(
     actor: Actor, queryset: QuerySet[Any], records: Iterable[Model], field: str, what: str
 ) -> None:
     """Linking a record makes it readable by whoever sees the new one: refuse records the
-    author may not see, answered like missing ones (one query; none without records)."""
+    author may not see (through the gate, or as their own recording, which leads to no
+    version yet), answered like missing ones (one query; none without records)."""
     wanted = {record.pk for record in records}
     if not wanted:
         return
-    seen = set(
-        permissions.visible_lineage(actor.user, queryset.filter(pk__in=wanted)).values_list(
-            "pk", flat=True
-        )
-    )
+    seen = set(linkable(actor, queryset.filter(pk__in=wanted)).values_list("pk", flat=True))
     missing = sorted(wanted - seen)
     if missing:
         raise ValidationFailed(f"{what} {missing[0]} not found.", field=field)
+
+
+def linkable(actor: Actor, queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """The lineage records the actor may link to a new one: those the gate lets them see, and
+    those they recorded themselves (a new record leads to no version yet, so without a role's
+    view grant its author could not link it to their own version)."""
+    user = actor.user
+    mine = queryset.filter(created_by=user) if user is not None and user.is_authenticated else None
+    seen = permissions.visible_lineage(user, queryset)
+    return seen if mine is None else seen | mine
 
 
 def is_production_environment(environment: str) -> bool:

@@ -37,6 +37,7 @@ from core.actors import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.permissions import Perm
 from registry import selectors, validation
+from registry.governed import governor
 from registry.models import (
     CodeRef,
     Dataset,
@@ -786,6 +787,12 @@ def _link_datasets(
     missing = sorted({(d.pk, role) for d, role in wanted} - present)
     if not missing:
         return set()
+    # What a sealed version was trained on is part of what its approvers saw: a run that
+    # trained one keeps its datasets (the version rows are locked so none seals meanwhile).
+    for version in ModelVersion.objects.select_for_update().filter(
+        training_run=run, deleted_at__isnull=True
+    ):
+        governor().require_unsealed(version, "training datasets")
     insert_or_conflict(
         lambda: TrainingRunDataset.objects.bulk_create(
             TrainingRunDataset(training_run=run, dataset_id=pk, role=role) for pk, role in missing

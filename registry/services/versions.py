@@ -31,6 +31,7 @@ from registry.services.common import (
     require_admin,
     tag_upsert,
 )
+from registry.services.lineage import linkable
 from registry.services.registered_models import _refuse_if_serving
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -41,15 +42,13 @@ def _fingerprint(payload: dict[str, Any]) -> str:
 
 
 def _check_training_run(actor: Actor, training_run: TrainingRun | None) -> None:
-    """A version may link only a training run its author can see (the gate's lineage rule):
-    otherwise linking would be a way to read another model's run and what it was trained on.
-    Answered like a run that does not exist."""
+    """A version may link only a training run its author can see (the gate's lineage rule) or
+    recorded: otherwise linking would be a way to read another model's run and what it was
+    trained on. Answered like a run that does not exist."""
     if (
         training_run is not None
         and training_run is not UNSET
-        and not permissions.visible_lineage(
-            actor.user, TrainingRun.objects.filter(pk=training_run.pk)
-        ).exists()
+        and not linkable(actor, TrainingRun.objects.filter(pk=training_run.pk)).exists()
     ):
         raise ValidationFailed(
             f"Object with run_id={training_run.run_id} does not exist.", field="training_run"

@@ -575,6 +575,20 @@ def test_a_sealed_version_already_trained_by_the_run_is_left_alone(post, churn):
     assert _counts() == before
 
 
+@pytest.mark.django_db
+def test_a_run_that_trained_a_sealed_version_gains_no_dataset(post, churn):
+    _registered(post)
+    place(churn.versions.get(), "staging")
+    body = _payload()
+    body["datasets"].append({"name": "late-data", "role": "validation"})
+    before = _counts()
+    r = post(body)
+    assert r.status_code == 409, r.content
+    assert r.json()["code"] == "version_sealed"
+    assert "training datasets" in r.json()["message"]
+    assert _counts() == before
+
+
 # --- Validation -----------------------------------------------------------------------------
 
 
@@ -737,12 +751,6 @@ def test_two_identical_calls_at_once_record_one_set_of_rows(api, data_scientist,
     assert AuditEvent.objects.filter(action="dataset.created").count() == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a record leads to no version when it is created, so an author without a "
-    "role's view grant cannot see it, and the create services (_require_visible, "
-    "versions._check_training_run) refuse to link it: 400 'Dataset 1 not found.'",
-)
 @pytest.mark.django_db
 def test_a_per_model_recorder_registers_a_new_run_for_their_version(api, outsider, churn):
     user = _add_lineage(outsider, "add_trainingrun", *ALL_ADD)
