@@ -1,5 +1,13 @@
 """A realistic demo data set, created through the services so every invariant holds
-(version numbers, grants, audit trail)."""
+(version numbers, grants, audit trail).
+
+Its lineage is a graph worth drawing: several feature sources whose features several datasets
+share, datasets (two of them in two versions) that training runs of different models read
+in training, validation and test roles, code references shared by many runs, and deployments,
+active and retired, in production and staging. Its models are not all managed equally well
+(PROFILES), so the maturity scorecard has every bucket filled: one model does everything
+right, the others each miss something a reviewer would notice.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,9 @@ import io
 import logging
 import pickle
 import random
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import Group, User
 from django.db import transaction
@@ -18,11 +28,19 @@ from cards.models import ModelCard
 from core import permissions
 from core.actors import Actor
 from core.permissions import Perm
-from governance import policies, promotions
+from governance import access, accounts, policies, promotions
 from governance.models import PromotionRequest
 from governance.roles import defaults_sync
 from registry import services
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import (
+    CodeRef,
+    Dataset,
+    Deployment,
+    LogicalFeature,
+    ModelVersion,
+    PackagingJob,
+    RegisteredModel,
+)
 from registry.services.artifacts import read_chunks
 from registry.tasks import run_job
 
@@ -39,6 +57,8 @@ DEMO_USERS = [
     ("victor", "viewer", False, "viewer: reads everything, changes nothing"),
     ("olivia", None, False, "outsider: sees only churn-predictor, granted per model"),
 ]
+# Owns churn-predictor, then left: her account is deactivated (no login).
+FORMER_OWNER = "erin"
 
 _TABULAR = [
     ("age", "long"),
@@ -106,6 +126,235 @@ DEMO_MODELS = [
     ),
 ]
 
+# --- The lineage catalogue -------------------------------------------------------------------
+
+# Feature sources and the logical features each offers (feature names are unique across them).
+SOURCES = [
+    (
+        "warehouse.customers",
+        "table",
+        "postgres://dwh/customers",
+        [("age", "long"), ("income", "double"), ("employment_years", "long"), ("region", "string")],
+    ),
+    (
+        "warehouse.credit_bureau",
+        "table",
+        "postgres://dwh/credit_bureau",
+        [("debt_ratio", "double"), ("open_credit_lines", "long"), ("delinquencies_24m", "long")],
+    ),
+    (
+        "kafka.card_transactions",
+        "stream",
+        "kafka://events/card-transactions",
+        [
+            ("amount", "double"),
+            ("merchant_category", "string"),
+            ("hour_of_day", "long"),
+            ("country_mismatch", "boolean"),
+        ],
+    ),
+    (
+        "warehouse.subscriptions",
+        "table",
+        "postgres://dwh/subscriptions",
+        [("tenure_months", "long"), ("monthly_spend", "double"), ("support_tickets_90d", "long")],
+    ),
+    (
+        "warehouse.store_sales",
+        "table",
+        "postgres://dwh/store_sales",
+        [("units_sold", "long"), ("product_family", "string"), ("promo_flag", "boolean")],
+    ),
+]
+_BUREAU = ("income", "debt_ratio", "open_credit_lines", "delinquencies_24m")
+# Datasets by (name, version) and the features they hold; () for data without listed features
+# (labels, free text, images).
+DATASETS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("customer-profile", "2026-09"): ("age", "income", "employment_years", "region"),
+    ("customer-profile", "2026-10"): ("age", "income", "employment_years", "region", "debt_ratio"),
+    ("credit-applications", "2026-10"): _BUREAU,
+    ("credit-holdout", "2026-10"): _BUREAU,
+    ("card-transactions", "2026-10"): (
+        "amount",
+        "merchant_category",
+        "hour_of_day",
+        "country_mismatch",
+    ),
+    ("chargebacks", "2026-10"): (),
+    ("subscriptions-monthly", "2026-10"): ("tenure_months", "monthly_spend", "support_tickets_90d"),
+    ("store-sales", "2026-10"): ("units_sold", "product_family", "promo_flag", "region"),
+    ("support-tickets", "2026-10"): (),
+    ("support-tickets-labelled", "2026-10"): (),
+    ("line-camera-images", "2026-08"): (),
+    ("line-camera-images", "2026-10"): (),
+}
+CODE_REFS = {
+    "tabular-v1": (
+        "git@example.com:ml/models.git",
+        "3f9c2ab51e7d4c0a9b8f6e5d4c3b2a1908f7e6d5",
+        "train.py",
+    ),
+    "tabular-v2": (
+        "git@example.com:ml/models.git",
+        "8d41e0c6a2f94b1d7e3c5a60b9f8e7d6c5b4a392",
+        "train.py",
+    ),
+    "forecast": (
+        "git@example.com:ml/models.git",
+        "8d41e0c6a2f94b1d7e3c5a60b9f8e7d6c5b4a392",
+        "forecast.py",
+    ),
+    "nlp": (
+        "git@example.com:ml/nlp.git",
+        "c07e5d1f9a3b48e2b6d0f1a2c3e4d5b6a7980e1f",
+        "router/train.py",
+    ),
+    "vision": (
+        "git@example.com:ml/vision.git",
+        "5b2f8e1d0c9a47b3e6f5d4c3b2a1f0e9d8c7b6a5",
+        "detector/train.py",
+    ),
+}
+Training = tuple[str | None, list[tuple[tuple[str, str], str]]]
+
+
+def training_of(name: str, n: int) -> Training | None:
+    """What version `n` of a demo model was trained from: (code reference, [(dataset, role)]),
+    or None where nobody recorded a training run. customer-profile moved to its 2026-10
+    snapshot in the autumn: the older versions of three models read 2026-09."""
+    profile = ("customer-profile", "2026-09" if n <= 2 else "2026-10")
+    if name == "credit-risk-classifier":
+        return (
+            "tabular-v1" if n <= 3 else "tabular-v2",
+            [
+                (("customer-profile", "2026-09" if n <= 3 else "2026-10"), "training"),
+                (("credit-applications", "2026-10"), "training"),
+                (("credit-holdout", "2026-10"), "test"),
+            ],
+        )
+    if name == "fraud-detector":
+        return (
+            "tabular-v2",
+            [
+                (("card-transactions", "2026-10"), "training"),
+                (profile, "training"),
+                (("chargebacks", "2026-10"), "test"),
+            ],
+        )
+    if name == "churn-predictor":  # a notebook's runs: no code reference, nothing held out
+        return (None, [(("subscriptions-monthly", "2026-10"), "training"), (profile, "training")])
+    if name == "demand-forecaster":  # recorded only since the newest version
+        if n < 3:
+            return None
+        return ("forecast", [(("store-sales", "2026-10"), "training")])
+    if name == "support-ticket-router":
+        return (
+            "nlp",
+            [
+                (("support-tickets", "2026-10"), "training"),
+                (("support-tickets-labelled", "2026-10"), "validation"),
+            ],
+        )
+    return (
+        "vision",
+        [
+            (("line-camera-images", "2026-08"), "training"),
+            (("line-camera-images", "2026-10"), "validation"),
+        ],
+    )
+
+
+# --- How well each model is managed -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a demo model does right and what it misses (the scorecard's story)."""
+
+    owner: str | None = "alice"  # None: the owner was removed and nobody took over
+    # "approved": every promoted version's card is approved; "unfinished": written without its
+    # limitations and never submitted; "none": never written.
+    card: str = "approved"
+    # After approval, the production version's card was edited and sent back to review.
+    card_revised: bool = False
+    # The signature's input columns; () for an image model's tensors.
+    columns: tuple[tuple[str, str], ...] = tuple(_TABULAR)
+    outputs: bool = True  # the signature declares outputs, not only inputs
+    metrics: int = 3
+    # The production version also holds a file the inspection cannot vouch for.
+    extra_file: bool = False
+    # This version was pushed into production directly (a one-off policy override) without
+    # metrics, signature or card, its one file of a format nobody can inspect.
+    pushed: int | None = None
+    # Someone tried "Convert to ONNX" on the production version; it failed (the input example
+    # is not numeric, so parity cannot be checked).
+    onnx_failed: bool = False
+    # An administrator reviewed who may access the model.
+    access_reviewed: bool = True
+    # Production targets per version counted from the production one (-1: the one before).
+    # A target deployed again retires its previous deployment; one never redeployed stays.
+    rollout: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # Which version (counted from the production one) serves in staging, if any.
+    staging: int | None = None
+
+
+PROFILES = {
+    # Everything right: the example the others are measured against.
+    "credit-risk-classifier": Profile(
+        columns=(
+            ("age", "long"),
+            ("income", "double"),
+            ("debt_ratio", "double"),
+            ("employment_years", "long"),
+        ),
+        rollout={-1: ("",), 0: ("",)},
+        staging=1,
+    ),
+    # Its production card was revised and waits for review; nobody reviewed its access; the
+    # EU region still serves the archived version.
+    "fraud-detector": Profile(
+        owner="bob",
+        card_revised=True,
+        columns=(
+            ("amount", "double"),
+            ("merchant_category", "string"),
+            ("hour_of_day", "long"),
+            ("country_mismatch", "boolean"),
+        ),
+        onnx_failed=True,
+        access_reviewed=False,
+        rollout={-1: ("us", "eu"), 0: ("us",)},
+        staging=1,
+    ),
+    # Its owner left; the card was never finished; few metrics, inputs without outputs.
+    "churn-predictor": Profile(
+        owner=FORMER_OWNER,
+        card="unfinished",
+        columns=(
+            ("tenure_months", "long"),
+            ("monthly_spend", "double"),
+            ("support_tickets_90d", "long"),
+            ("region", "string"),
+        ),
+        outputs=False,
+        metrics=2,
+        extra_file=True,
+        rollout={0: ("",)},
+        staging=1,
+    ),
+    # Low risk, little recorded: no lineage for the version in production, no deployment.
+    "demand-forecaster": Profile(access_reviewed=False),
+    # Version 3 was pushed straight to production; nobody owns the model any more.
+    "support-ticket-router": Profile(
+        owner=None,
+        card="none",
+        columns=(("subject", "string"), ("body", "string"), ("channel", "string")),
+        pushed=3,
+        staging=0,
+    ),
+    "image-defect-detector": Profile(owner="bob", columns=(), rollout={0: ("",)}),
+}
+
 
 def _tiny_model_file(seed: int) -> bytes:
     """Stand-in model bytes: a pickle the server stores and hashes but never loads."""
@@ -113,6 +362,36 @@ def _tiny_model_file(seed: int) -> bytes:
     return pickle.dumps(
         {"coef": [rng.random() for _ in range(64)], "intercept": rng.random()}, protocol=4
     )
+
+
+_TEXT = {
+    "region": "north",
+    "merchant_category": "groceries",
+    "subject": "Refund not received",
+    "body": "I returned the order two weeks ago and have not been refunded.",
+    "channel": "email",
+}
+
+
+def _signature(profile: Profile) -> dict[str, Any]:
+    if not profile.columns:  # camera frames in, defect probabilities out
+        return {
+            "inputs": [
+                {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 3, 224, 224]}}
+            ],
+            "outputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2]}}],
+        }
+    signature: dict[str, Any] = {"inputs": [{"name": c, "type": t} for c, t in profile.columns]}
+    if profile.outputs:
+        signature["outputs"] = [{"name": "score", "type": "double"}]
+    return signature
+
+
+def _example(profile: Profile, n: int) -> list[dict[str, object]] | None:
+    if not profile.columns:
+        return None
+    numbers = {"long": 7 + n, "double": round(0.31 * n, 2), "boolean": n % 2 == 0}
+    return [{c: _TEXT[c] if t == "string" else numbers[t] for c, t in profile.columns}]
 
 
 def demo_exists() -> bool:
@@ -144,7 +423,39 @@ def demo_load() -> list[tuple[str, str, str]]:
     return [(u, DEMO_PASSWORD, what) for u, _, _, what in DEMO_USERS]
 
 
+class _Catalogue:
+    """The lineage records, created once and shared by the models' training runs."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.features: dict[str, LogicalFeature] = {}
+        for name, kind, uri, offered in SOURCES:
+            source = services.feature_source_create(actor=actor, name=name, kind=kind, uri=uri)
+            for feature, dtype in offered:
+                self.features[feature] = services.logical_feature_create(
+                    actor=actor, source=source, name=feature, dtype=dtype
+                )
+        rng = random.Random(7)
+        self.datasets: dict[tuple[str, str], Dataset] = {
+            (name, version): services.dataset_create(
+                actor=actor,
+                name=name,
+                version=version,
+                uri=f"s3://datasets/{name}/{version}/",
+                digest=f"sha256:{rng.getrandbits(256):064x}",
+                features=[self.features[f] for f in held],
+            )
+            for (name, version), held in DATASETS.items()
+        }
+        self.code: dict[str, CodeRef] = {
+            key: services.code_ref_create(
+                actor=actor, repository=repository, commit=commit, path=path
+            )
+            for key, (repository, commit, path) in CODE_REFS.items()
+        }
+
+
 def _load_models(users: dict[str, User]) -> None:
+    admin = Actor.system("cli", user=users["admin"])
     alice = Actor.system("cli", user=users["alice"])
     rng = random.Random(42)
     now = timezone.now()
@@ -152,108 +463,127 @@ def _load_models(users: dict[str, User]) -> None:
         name: Group.objects.get_or_create(name=f"team-{name}")[0]
         for name in {m[2] for m in DEMO_MODELS}
     }
-    source = services.feature_source_create(
-        actor=alice, name="warehouse.customers", kind="table", uri="postgres://dwh/customers"
+    erin = accounts.user_create(
+        actor=admin, username=FORMER_OWNER, email=f"{FORMER_OWNER}@example.com"
     )
-    features = [
-        services.logical_feature_create(actor=alice, source=source, name=n, dtype=t)
-        for n, t in _TABULAR
-    ]
-    code = services.code_ref_create(
-        actor=alice,
-        repository="git@example.com:ml/models.git",
-        commit="3f9c2ab51e7d4c0a9b8f6e5d4c3b2a1908f7e6d5",
-        path="train.py",
-    )
+    accounts.user_update(actor=admin, user=erin, groups=[Group.objects.get(name="data scientist")])
+    owners = {**users, FORMER_OWNER: erin}
+    with transaction.atomic():
+        catalogue = _Catalogue(alice)
     for m_i, (name, tier, team, description, flavor, n_versions, tags) in enumerate(DEMO_MODELS):
+        profile = PROFILES[name]
         with transaction.atomic():
             registered_model = services.registered_model_create(
                 actor=alice,
                 name=name,
                 description=description,
-                owner=users["alice"],
+                owner=owners[profile.owner or "alice"],
                 team=teams[team],
                 risk_tier=tier,
                 tags=tags,
             )
-            dataset = services.dataset_create(
-                actor=alice,
-                name=f"{name}-training",
-                version="2026-10",
-                uri=f"s3://datasets/{name}/2026-10/",
-                digest=f"sha256:{rng.getrandbits(128):032x}",
-                features=features,
-            )
             auc = 0.70 + rng.random() * 0.05
             for n in range(1, n_versions + 1):
                 auc = min(0.99, auc + rng.random() * 0.03)
-                run = services.training_run_create(
-                    actor=alice,
-                    run_id=f"{name}-run-{n}",
-                    name=f"{name} training #{n}",
-                    code_ref=code,
-                    datasets=[(dataset, "training")],
-                    params={"max_depth": 4 + n, "learning_rate": round(0.1 / n, 4)},
-                    started_at=now - timedelta(days=40 - n * 5, hours=2),
-                    ended_at=now - timedelta(days=40 - n * 5),
-                )
-                version, _ = services.version_create(
-                    actor=alice,
-                    registered_model=registered_model,
-                    description=f"Retrained on the {2026}-{n + 4:02d} snapshot.",
-                    source=f"s3://models/{name}/{n}/",
-                    run_id=run.run_id,
+                version = _version(
+                    alice,
+                    registered_model,
+                    catalogue,
+                    profile,
                     flavor=flavor,
-                    training_run=run,
-                    params={
-                        "max_depth": 4 + n,
-                        "learning_rate": round(0.1 / n, 4),
-                        "n_estimators": 100 * n,
-                    },
-                    metrics=[
-                        {
-                            "name": "auc",
-                            "value": round(auc, 4),
-                            "dataset": dataset.name,
-                            "split": "test",
-                        },
-                        {"name": "accuracy", "value": round(auc - 0.05, 4)},
-                        {"name": "latency_ms", "value": round(8 + rng.random() * 4, 2)},
-                    ],
-                    signature={
-                        "inputs": [{"name": c, "type": t} for c, t in _TABULAR],
-                        "outputs": [{"name": "score", "type": "double"}],
-                    },
-                    input_example=[
-                        {
-                            "age": 41,
-                            "income": 52000.0,
-                            "debt_ratio": 0.31,
-                            "employment_years": 7,
-                            "region": "north",
-                        }
-                    ],
-                    pip_requirements=["scikit-learn==1.9.0", "numpy>=2"],
-                    python_version="3.11.7",
-                    tags={"trained_by": "pipeline"},
+                    n=n,
+                    seed=m_i * 100 + n,
+                    focus=n == n_versions - 1,
+                    auc=auc,
+                    latency=8 + rng.random() * 4,
+                    started=now - timedelta(days=40 - n * 5, hours=2),
                 )
-                artifact = services.artifact_upload(
-                    actor=alice,
-                    version=version,
-                    filename="model.pkl",
-                    chunks=read_chunks(io.BytesIO(_tiny_model_file(m_i * 100 + n))),
-                )
-                # Promotions need inspected files: inspect here rather than wait for the
-                # worker (its queued message then finds the job done and does nothing).
-                run_job.apply(args=[artifact.jobs.get(kind="inspect").pk])
-            _stage_versions(users, registered_model, n_versions)
+                if n == 1 and profile.card == "unfinished":
+                    _write_card(users, version, leave_out=("limitations",))
+            _stage_versions(users, registered_model, n_versions, profile)
+            _govern(users, registered_model, n_versions, profile)
         if name == "churn-predictor":
             permissions.grant(Perm.VIEW, registered_model, user=users["olivia"])
         if name == "demand-forecaster":  # alice's own model: she may ask for its promotions
             permissions.grant(Perm.REQUEST_PROMOTION, registered_model, user=users["alice"])
+    # churn-predictor's owner left the company: her account stays, deactivated.
+    accounts.user_update(actor=admin, user=erin, is_active=False)
 
 
-def _card(name: str, description: str, flavor: str) -> dict[str, object]:
+def _version(
+    alice: Actor,
+    registered_model: RegisteredModel,
+    catalogue: _Catalogue,
+    profile: Profile,
+    *,
+    flavor: str,
+    n: int,
+    seed: int,
+    focus: bool,
+    auc: float,
+    latency: float,
+    started: datetime,
+) -> ModelVersion:
+    """Version `n` with its training run, metrics, signature and files, the files inspected
+    here rather than by the worker (its queued message then finds the job done)."""
+    name = registered_model.name
+    run = None
+    trained = training_of(name, n)
+    if trained is not None:
+        code, datasets = trained
+        run = services.training_run_create(
+            actor=alice,
+            run_id=f"{name}-run-{n}",
+            name=f"{name} training #{n}",
+            code_ref=catalogue.code[code] if code else None,
+            datasets=[(catalogue.datasets[key], role) for key, role in datasets],
+            params={"max_depth": 4 + n, "learning_rate": round(0.1 / n, 4)},
+            started_at=started,
+            ended_at=started + timedelta(hours=2),
+        )
+    pushed = n == profile.pushed
+    metrics = [
+        {"name": "auc", "value": round(auc, 4), "dataset": f"{name}-holdout", "split": "test"},
+        {"name": "accuracy", "value": round(auc - 0.05, 4)},
+        {"name": "latency_ms", "value": round(latency, 2)},
+    ]
+    version, _ = services.version_create(
+        actor=alice,
+        registered_model=registered_model,
+        description=f"Retrained on the {2026}-{n + 4:02d} snapshot.",
+        source=f"s3://models/{name}/{n}/",
+        run_id=run.run_id if run else "",
+        flavor=flavor,
+        training_run=run,
+        params={
+            "max_depth": 4 + n,
+            "learning_rate": round(0.1 / n, 4),
+            "n_estimators": 100 * n,
+        },
+        metrics=[] if pushed else metrics[: profile.metrics],
+        signature=None if pushed else _signature(profile),
+        input_example=None if pushed else _example(profile, n),
+        pip_requirements=["scikit-learn==1.9.0", "numpy>=2"],
+        python_version="3.11.7",
+        tags={"trained_by": "pipeline"},
+    )
+    if pushed:  # bytes of no format the inspection knows
+        files = [("model.bin", _tiny_model_file(seed)[::-1])]
+    elif flavor == "onnx":  # an ONNX file needs no scan, and there is nothing to convert
+        files = [("model.onnx", b"\x08\x07" + _tiny_model_file(seed))]
+    else:
+        files = [("model.pkl", _tiny_model_file(seed))]
+    if focus and profile.extra_file:
+        files.append(("encoder.bin", _tiny_model_file(seed + 1)[::-1]))
+    for filename, data in files:
+        artifact = services.artifact_upload(
+            actor=alice, version=version, filename=filename, chunks=read_chunks(io.BytesIO(data))
+        )
+        run_job.apply(args=[artifact.jobs.get(kind=PackagingJob.Kind.INSPECT).pk])
+    return version
+
+
+def _card(name: str, description: str, flavor: str) -> dict[str, Any]:
     return {
         "model_details": {
             "authors": ["Alice Martin", "Risk ML team"],
@@ -291,18 +621,24 @@ def _card(name: str, description: str, flavor: str) -> dict[str, object]:
     }
 
 
-def _approve_card(users: dict[str, User], version: ModelVersion) -> None:
-    """Alice writes the card (the first version's; later ones start from a copy), the
-    reviewers approve it as the model's policy requires."""
-    alice = Actor.system("cli", user=users["alice"])
+def _write_card(
+    users: dict[str, User], version: ModelVersion, leave_out: tuple[str, ...] = ()
+) -> ModelCard:
+    """Alice writes the version's card (later versions start from a copy of it), leaving out
+    the sections named."""
     card = ModelCard.objects.select_related("registered_model").get(version=version)
     registered_model = card.registered_model
-    card = card_services.card_update(
-        actor=alice,
-        card=card,
-        changes=_card(registered_model.name, registered_model.description, version.flavor),
+    content = _card(registered_model.name, registered_model.description, version.flavor)
+    content["sections"] = {k: v for k, v in content["sections"].items() if k not in leave_out}
+    return card_services.card_update(
+        actor=Actor.system("cli", user=users["alice"]), card=card, changes=content
     )
-    card = card_services.card_submit(actor=alice, card=card)
+
+
+def _approve_card(users: dict[str, User], version: ModelVersion) -> None:
+    """Alice writes the card, the reviewers approve it as the model's policy requires."""
+    alice = Actor.system("cli", user=users["alice"])
+    card = card_services.card_submit(actor=alice, card=_write_card(users, version))
     for reviewer in ("carol", "dave", "admin"):
         if card.status == ModelCard.Status.APPROVED:
             break
@@ -315,10 +651,16 @@ def _approve_card(users: dict[str, User], version: ModelVersion) -> None:
 
 
 def _promote(
-    users: dict[str, User], version: ModelVersion, target: str = "", alias: str = ""
+    users: dict[str, User],
+    version: ModelVersion,
+    target: str = "",
+    alias: str = "",
+    *,
+    card: bool = True,
 ) -> None:
-    """Bob asks, the reviewers (and the administrator, where the policy wants one) approve."""
-    if ModelCard.objects.get(version=version).status != ModelCard.Status.APPROVED:
+    """Bob asks, the reviewers (and the administrator, where the policy wants one) approve;
+    with `card`, the version's model card is approved first."""
+    if card and ModelCard.objects.get(version=version).status != ModelCard.Status.APPROVED:
         _approve_card(users, version)
     request = promotions.promotion_request_create(
         actor=Actor.system("cli", user=users["bob"]),
@@ -339,17 +681,49 @@ def _promote(
         )
 
 
+def _push(users: dict[str, User], version: ModelVersion) -> None:
+    """Straight into production, past review: an administrator gave the model a policy of its
+    own needing no approval, bob moved the version, the override was removed again. The stage
+    history keeps the move without a request (the scorecard notices)."""
+    admin = Actor.system("cli", user=users["admin"])
+    override = policies.policy_override_set(
+        actor=admin, registered_model=version.registered_model, production_approvals=0
+    )
+    services.version_stage_set(
+        actor=Actor.system("cli", user=users["bob"]),
+        version=version,
+        stage=ModelVersion.Stage.PRODUCTION,
+        archive_existing=True,
+    )
+    policies.policy_delete(actor=admin, policy=override)
+
+
 def _stage_versions(
-    users: dict[str, User], registered_model: RegisteredModel, n_versions: int
+    users: dict[str, User], registered_model: RegisteredModel, n_versions: int, profile: Profile
 ) -> None:
     """Every version but the newest went through production in turn (so the older ones are
-    archived); the newest is in staging; churn-predictor's newest waits for a reviewer."""
+    archived), deployed as the profile's rollout says; the newest is in staging;
+    churn-predictor's newest waits for a reviewer."""
     admin = Actor.system("cli", user=users["admin"])
     versions = {v.version: v for v in registered_model.versions.all()}
     production = n_versions - 1
+    cards = profile.card == "approved"
+    serving: dict[str, Deployment] = {}
     for number in range(1, production + 1):
-        _promote(users, versions[number], "production")
-    _promote(users, versions[n_versions], "staging")
+        if number == profile.pushed:
+            _push(users, versions[number])
+        else:
+            _promote(users, versions[number], "production", card=cards)
+        for region in profile.rollout.get(number - production, ()):
+            target = f"https://serving.example.com/{registered_model.name}"
+            target += f"/{region}" if region else ""
+            replaced = serving.get(target)
+            serving[target] = services.deployment_create(
+                actor=admin, version=versions[number], environment="prod", target=target
+            )
+            if replaced is not None:
+                services.deployment_retire(actor=admin, deployment=replaced)
+    _promote(users, versions[n_versions], "staging", card=cards)
     if registered_model.name == "churn-predictor":
         promotions.promotion_request_create(
             actor=Actor.system("cli", user=users["bob"]),
@@ -360,7 +734,7 @@ def _stage_versions(
         )
     # High and critical policies protect "champion": it moves through a request there.
     if policies.is_protected(policies.policy_for(registered_model), "champion"):
-        _promote(users, versions[production], alias="champion")
+        _promote(users, versions[production], alias="champion", card=cards)
     else:
         services.alias_set(
             actor=admin,
@@ -374,9 +748,49 @@ def _stage_versions(
         name="challenger",
         version=versions[n_versions],
     )
-    services.deployment_create(
-        actor=admin,
-        version=versions[production],
-        environment="prod",
-        target=f"https://serving.example.com/{registered_model.name}",
-    )
+    if profile.staging is not None:
+        services.deployment_create(
+            actor=admin,
+            version=versions[production + profile.staging],
+            environment="staging",
+            target=f"https://staging.serving.example.com/{registered_model.name}",
+        )
+
+
+def _govern(
+    users: dict[str, User], registered_model: RegisteredModel, n_versions: int, profile: Profile
+) -> None:
+    """What happened after the rollout: a revised card sent back to review, access reviews,
+    an owner removed."""
+    admin = Actor.system("cli", user=users["admin"])
+    alice = Actor.system("cli", user=users["alice"])
+    if profile.card_revised:
+        card = ModelCard.objects.select_related("registered_model").get(
+            version__registered_model=registered_model, version__version=n_versions - 1
+        )
+        card = card_services.card_update(
+            actor=alice,
+            card=card,
+            changes={
+                "sections": {
+                    "performance": "After the Q4 chargeback review: recall on card-not-present "
+                    "transactions is 4 points below the rest; precision unchanged."
+                }
+            },
+            note="Q4 chargeback review",
+        )
+        card_services.card_submit(actor=alice, card=card)
+    if profile.onnx_failed:
+        # Fails before any model process starts: parity needs numeric rows.
+        job, _ = services.job_start(
+            actor=alice,
+            version=ModelVersion.objects.get(
+                registered_model=registered_model, version=n_versions - 1
+            ),
+            kind=PackagingJob.Kind.CONVERT_ONNX,
+        )
+        run_job.apply(args=[job.pk])
+    if profile.access_reviewed:
+        access.access_review_record(actor=admin, registered_model=registered_model)
+    if profile.owner is None:
+        services.registered_model_update(actor=admin, registered_model=registered_model, owner=None)
