@@ -796,6 +796,27 @@ def test_head_answers_like_get_without_a_body(
     assert pages.head(page_url(hidden_kind, hidden_pk)).status_code == 404
 
 
+def test_other_renderings_and_options_reveal_nothing(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The browsable API's HTML and OPTIONS are no operations of the schema.
+    monkeypatch.setattr(openapi_check, "check", lambda response: None)
+    api = api_client(world["grantee"])
+    hidden_kind, hidden_pk = key(world, "d_secret")
+    for query in ({"format": "api"}, {"format": "xml"}):
+        hidden = api.get(graph_url(hidden_kind, hidden_pk), query)
+        missing = api.get(graph_url(hidden_kind, MISSING), query)
+        assert hidden.status_code == missing.status_code == 404
+    shown = api.get(graph_url(*key(world, "d_shared")), {"format": "api"})
+    assert shown.status_code == 200
+    assert_nothing_hidden(world, shown.content.decode())
+    for url in (graph_url, impact_url):
+        hidden_options = api.options(url(hidden_kind, hidden_pk))
+        missing_options = api.options(url(hidden_kind, MISSING))
+        assert hidden_options.status_code == missing_options.status_code
+        assert hidden_options.content == missing_options.content
+
+
 # --- The "As JSON" link -------------------------------------------------------------------
 
 
