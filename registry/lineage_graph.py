@@ -151,11 +151,13 @@ STEPS = (
 
 
 def _links(
-    reach: _Reach, frontier: dict[str, set[int]], downstream: bool
-) -> list[tuple[Key, Key, str]]:
-    """Every link one step away from the frontier, in the walk's direction, between records
-    the user may see: (upstream, downstream, label), one query per step that applies."""
+    reach: _Reach, frontier: dict[str, set[int]], downstream: bool, room: int
+) -> tuple[list[tuple[Key, Key, str]], bool]:
+    """Links one step away from the frontier, in the walk's direction, between records the
+    user may see: (upstream, downstream, label), one query per step that applies, each reading
+    at most `room` rows; and whether some step had more."""
     found: list[tuple[Key, Key, str]] = []
+    cut = False
     for step in STEPS:
         start = step.up if downstream else step.down
         ids = frontier.get(start)
@@ -166,9 +168,13 @@ def _links(
         )
         rows = reach.only(reach.only(rows, step.up, step.up_column), step.down, step.down_column)
         columns = [step.up_column, step.down_column] + ([step.label] if step.label else [])
-        for row in rows.order_by(step.up_column, step.down_column).values_list(*columns):
+        read = list(
+            rows.order_by(step.up_column, step.down_column).values_list(*columns)[: room + 1]
+        )
+        cut = cut or len(read) > room
+        for row in read[:room]:
             found.append(((step.up, row[0]), (step.down, row[1]), row[2] if step.label else ""))
-    return found
+    return found, cut
 
 
 def _walk(
@@ -181,7 +187,8 @@ def _walk(
     parents: dict[Key, Key] | None = None,
 ) -> bool:
     """Breadth-first from `starts` one way, `depth` levels at most, adding what it reaches to
-    `nodes` and `edges` (and each record's first parent, for paths). False if cut short."""
+    `nodes` and `edges` (and each record's first parent, for paths), never past MAX_NODES
+    records besides the start. False if cut short."""
     frontier: dict[str, set[int]] = defaultdict(set)
     for kind, pk in starts:
         frontier[kind].add(pk)
@@ -189,15 +196,19 @@ def _walk(
         if not frontier:
             break
         reached: dict[str, set[int]] = defaultdict(set)
-        for up, down, label in _links(reach, frontier, downstream):
-            edges.setdefault((up, down), label)
+        links, cut = _links(reach, frontier, downstream, max(MAX_NODES + 1 - len(nodes), 0))
+        for up, down, label in links:
             near, far = (up, down) if downstream else (down, up)
             if far not in nodes:
+                if len(nodes) > MAX_NODES:
+                    cut = True
+                    continue
                 nodes[far] = Node(far[0], far[1], distance=level if downstream else -level)
                 reached[far[0]].add(far[1])
                 if parents is not None:
                     parents[far] = near
-        if len(nodes) > MAX_NODES:
+            edges.setdefault((up, down), label)
+        if cut:
             return False
         frontier = reached
     return True
@@ -555,7 +566,10 @@ def _bounded(raw: str | None, name: str, default: int, low: int, high: int) -> i
     if raw is None or raw == "":
         return default
     text = raw.strip()
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+    # (the length first: int() refuses strings past 4,300 digits)
+    digits = text.lstrip("0") or "0"
+    valid = text.isascii() and text.isdigit() and len(digits) <= len(str(high))
+    if not valid or not low <= int(digits) <= high:
         raise ValidationFailed(f"{name} must be a whole number from {low} to {high}.", field=name)
     return int(text)
 

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 
-from core.errors import ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from core.pages import page
 from registry import lineage_graph, lineage_svg, selectors
 
@@ -47,7 +47,12 @@ def lineage(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
             "kinds": [(k, lineage_graph.TITLES[k][1]) for k in lineage_graph.KINDS],
             "depths": range(1, lineage_graph.MAX_DEPTH + 1),
             "may_impact": kind in lineage_graph.IMPACT_KINDS,
-            "api_url": reverse("registry-api:lineage-graph", args=[kind, pk]),
+            "api_url": _link(
+                reverse("registry-api:lineage-graph", args=[kind, pk]),
+                depth=str(options.depth),
+                limit=str(options.limit),
+                collapse=list(options.collapse),
+            ),
         },
     )
 
@@ -55,6 +60,8 @@ def lineage(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
 @page
 def lineage_impact(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     """Which versions depend on the record, each with the path that links it."""
+    if kind not in lineage_graph.IMPACT_KINDS:
+        raise NotFound(f"Impact analysis does not start from a {kind}.", code="not_found")
     error = ""
     try:
         all_versions, only = lineage_graph.impact_options(request.GET)
@@ -75,9 +82,22 @@ def lineage_impact(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
             "all_versions": all_versions,
             "filters": [("", "every version")] + [(f, f) for f in lineage_graph.IMPACT_FILTERS],
             "error": error,
-            "api_url": reverse("registry-api:lineage-impact", args=[kind, pk]),
+            "api_url": _link(
+                reverse("registry-api:lineage-impact", args=[kind, pk]),
+                only=only or [],
+                all_versions="true" if all_versions else [],
+            ),
         },
     )
+
+
+def _link(path: str, **values: str | list[str]) -> str:
+    """`path` with the options a page went by (not the query it was asked with, which may
+    have been malformed and replaced by defaults)."""
+    query = QueryDict(mutable=True)
+    for name, value in values.items():
+        query.setlist(name, [value] if isinstance(value, str) else value)
+    return f"{path}?{query.urlencode()}" if query else path
 
 
 @page
