@@ -72,11 +72,12 @@ def model_scorecard(request: HttpRequest, name: str) -> HttpResponse:
     )
     card = scorecard.scorecard_for(request.user, registered_model=registered_model)
     model = card.models[0]
+    answers = model.metrics
     domains = [
         {
             "title": row["title"],
             "distribution": row["distribution"],
-            "answers": [m for m in model.metrics if m.metric.domain == row["key"]],
+            "answers": [m for m in answers if m.metric.domain == row["key"]],
         }
         for row in scorecard.GroupScore(team_id=None, name="", domains=model.domains).domain_rows()
     ]

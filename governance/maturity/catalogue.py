@@ -58,13 +58,14 @@ class ModelRow:
 
 @dataclass(frozen=True)
 class Context:
-    """Handed to every metric: the models (by id), their focus versions (as a subquery, so a
-    metric filters on them in its one query) and the time the scorecard was taken."""
+    """Handed to every metric: the models (by id), their focus versions (what a metric filters
+    on in its one query: `version__in=ctx.focus_versions`) and the time the scorecard was
+    taken."""
 
     now: datetime
     rows: dict[int, ModelRow]
-    # the focus versions' ids, as a subquery (never a list: no parameter limit, any size)
-    focus_versions: QuerySet[Any]
+    # the focus versions' ids, as a subquery bound as one parameter (scorecard.id_subquery)
+    focus_versions: Any
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -98,11 +98,14 @@ def request_page(row: ModelRow) -> str:
 # --- Lineage ----------------------------------------------------------------------------------
 
 
-def _focus_lineage(ctx: Context) -> QuerySet[Any]:
-    """The focus versions with what their training run links: one query."""
+def _focus_lineage(ctx: Context) -> list[dict[str, Any]]:
+    """The focus versions with what their training run links: one query, shared by the three
+    lineage metrics."""
+    if "lineage" in ctx.extra:
+        return ctx.extra["lineage"]  # type: ignore[no-any-return]
     links = TrainingRunDataset.objects.filter(training_run=OuterRef("training_run_id"))
     evaluation = [TrainingRunDataset.Role.VALIDATION, TrainingRunDataset.Role.TEST]
-    return (
+    ctx.extra["lineage"] = rows = list(
         ModelVersion.objects.filter(pk__in=ctx.focus_versions)
         .annotate(
             training=Exists(links.filter(role=TrainingRunDataset.Role.TRAINING)),
@@ -120,6 +123,7 @@ def _focus_lineage(ctx: Context) -> QuerySet[Any]:
             "without_features",
         )
     )
+    return rows
 
 
 def datasets_linked(models: QuerySet[RegisteredModel], ctx: Context) -> dict[int, Bucket]:
