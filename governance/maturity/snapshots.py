@@ -101,18 +101,20 @@ def trend(*, team: int | None = None, days: int = TREND_DAYS) -> list[TrendPoint
 
 def sparkline(points: list[TrendPoint], *, width: int = 320, height: int = 60) -> dict[str, Any]:
     """An SVG polyline of the scores (0 at the bottom, 1 at the top), built here so the page
-    needs no script: {"points": "x,y ...", "width", "height", "first", "last"}."""
+    needs no script: {"points": "x,y ...", "end": (x, y) of the newest, "width", "height",
+    "first", "last"}."""
     scored = [p for p in points if p.score is not None]
     if not scored:
         return {"points": "", "width": width, "height": height, "first": None, "last": None}
     pad = 4
     step = (width - 2 * pad) / max(len(scored) - 1, 1)
-    coords = " ".join(
-        f"{pad + i * step:.1f},{pad + (1 - (p.score or 0)) * (height - 2 * pad):.1f}"
+    xy = [
+        (round(pad + i * step, 1), round(pad + (1 - (p.score or 0)) * (height - 2 * pad), 1))
         for i, p in enumerate(scored)
-    )
+    ]
     return {
-        "points": coords,
+        "points": " ".join(f"{x},{y}" for x, y in xy),
+        "end": xy[-1],
         "width": width,
         "height": height,
         "first": scored[0],
