@@ -14,8 +14,8 @@ from django.utils.safestring import SafeString
 
 from registry.lineage_graph import COLUMN, TITLES, Graph, Key, Node
 
-WIDTH, HEIGHT = 216, 50
-COLUMN_GAP, ROW_GAP, MARGIN = 84, 14, 8
+WIDTH, HEIGHT = 184, 50
+COLUMN_GAP, ROW_GAP, MARGIN = 56, 14, 8
 SWEEPS = 4
 
 
@@ -106,10 +106,10 @@ def svg(graph: Graph, group_url: Callable[[str], str]) -> SafeString:
                 TITLES[node.kind][0].upper() if node.pk else "folded · select to expand",
                 text_x,
                 f"{y + 31:.0f}",
-                _short(node.label, 28),
+                _short(node.label, 24),
                 text_x,
                 f"{y + 44:.0f}",
-                _short(node.detail, 34),
+                _short(node.detail, 29),
             )
         )
     return format_html(

@@ -32,12 +32,14 @@ def lineage(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         return f"{request.path}?{query.urlencode()}"
 
     root = shown.nodes[shown.root]
+    facts = [(name.replace("_", " "), _shown(value)) for name, value in root.attributes.items()]
     nodes = sorted(shown.nodes.values(), key=lineage_graph.node_order)
     return render(
         request,
         "registry/lineage.html",
         {
             "root": root,
+            "facts": facts,
             "title": lineage_graph.TITLES[kind][0],
             "drawing": lineage_svg.svg(shown, expand),
             "nodes": nodes,
@@ -89,6 +91,21 @@ def lineage_impact(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
             ),
         },
     )
+
+
+def _shown(value: object) -> str:
+    """A record's fact as a reader wants it: lists joined, deployments as environment: target,
+    yes/no, a dash for nothing."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(
+            f"{v.get('environment')}: {v.get('target')}" if isinstance(v, dict) else str(v)
+            for v in value
+        )
+    return str(value)
 
 
 def _link(path: str, **values: str | list[str]) -> str:

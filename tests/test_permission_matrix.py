@@ -252,6 +252,15 @@ MATRIX = [
         "POST", "api/v1/lineage/register/", "global:add_trainingrun", {"run": {"run_id": "bulk-r"}}
     ),
     Row("GET", "lineage/", "list", page=True),
+    Row("GET", "scorecard/", "list", page=True),
+    Row("GET", "scorecard/teams/<int:team_id>/", "list", page=True),
+    Row("GET", "models/<mname:name>/scorecard/", "model:view_registeredmodel", page=True),
+    Row("POST", "models/<mname:name>/access/review/", "model:manage_access", page=True),
+    Row("GET", "api/v1/scorecard/", "list"),
+    Row("GET", "api/v1/scorecard/teams/<int:team_id>/", "list"),
+    Row("GET", "api/v1/scorecard/models/<mname:name>/", "model:view_registeredmodel"),
+    Row("GET", "api/v1/scorecard/trend/", "global:view_registeredmodel"),
+    Row("GET", "api/v1/scorecard/export/", "list"),
     Row("GET", "lineage/<str:kind>/<int:pk>/", "lineage", page=True),
     Row("GET", "lineage/<str:kind>/<int:pk>/impact/", "lineage", page=True),
     Row("GET", "api/v1/lineage/<str:kind>/<int:pk>/graph/", "lineage"),
@@ -588,6 +597,7 @@ def _url(row: Row, world: World, model: str) -> str:
         "job_id": str(ids["job"]),
         "file_format": "hf" if "card/" in row.route else "jsonl",
         "path": f"bundles/{ids['bundle']}/MLmodel",
+        "team_id": "0",  # the models without a team, which both are
     }
     route = row.route
     if "<int:pk>" in route and route.startswith("requests/"):

@@ -233,7 +233,7 @@ class TrendView(ApiView):
             raise Forbidden(
                 "Trends count every model: only users who may view the whole organisation "
                 "see them.",
-                code="organisation_view_required",
+                code="permission_denied",
             )
         raw_team = request.query_params.get("team")
         team = whole_number(raw_team, "team", code="invalid_filter") if raw_team else None

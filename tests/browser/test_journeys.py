@@ -150,7 +150,7 @@ def test_request_review_and_audit_journey(session, demo):
         ModelVersion.objects.get(registered_model__name="demand-forecaster", version=2).stage
         == "archived"
     )
-    carol.get_by_role("link", name="demand-forecaster").click()
+    carol.get_by_role("link", name="demand-forecaster", exact=True).click()
     row = carol.locator("tbody tr", has=carol.get_by_role("link", name="v2", exact=True))
     assert row.locator(".badge").first.inner_text() == "Archived"
 

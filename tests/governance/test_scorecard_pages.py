@@ -200,7 +200,7 @@ def test_the_trend_is_only_for_organisation_viewers(
     permissions.grant(Perm.VIEW, catalogue_models["seen"], user=outsider, granted_by=root)
     refused = api(outsider).get(f"{API}trend/")
     assert refused.status_code == 403
-    assert refused.json()["code"] == "organisation_view_required"
+    assert refused.json()["code"] == "permission_denied"
     body = api(viewer).get(f"{API}trend/").json()
     assert body["team_id"] is None and body["days"] == 90
     (point,) = body["points"]

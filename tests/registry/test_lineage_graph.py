@@ -439,3 +439,17 @@ def test_lineage_index_queries_do_not_grow(
     with CaptureQueriesContext(connection) as large:
         client.get(reverse("registry:lineage-index"))
     assert len(large) == len(small)
+
+
+def test_graph_page_shows_facts_as_a_reader_wants_them(
+    world: dict[str, Any], client: Client
+) -> None:
+    client.force_login(world["admin"])
+    html = client.get(
+        reverse("registry:lineage", args=["version", world["churn_1"].pk])
+    ).content.decode()
+
+    assert "<dt>In production</dt><dd><bdi>yes</bdi></dd>" in html
+    assert "<dt>Deployments</dt><dd><bdi>production: k8s/churn</bdi></dd>" in html
+    assert "<dt>Aliases</dt><dd><bdi>—</bdi></dd>" in html
+    assert "[{" not in html and "True" not in html
