@@ -11,8 +11,8 @@ from core.models import AuditEvent
 from governance import policies, promotions, readiness
 from governance.history import describe
 from governance.models import PromotionRequest, Review, StageHistory
-from registry.models import Deployment, ModelVersion, RegisteredModel
-from registry.services.lineage import is_production_environment
+from registry.deployments import DEPLOYED_NOT_APPROVED, deployment_findings_bulk
+from registry.models import ModelVersion, RegisteredModel
 
 
 def report(registered_model: RegisteredModel) -> dict[str, Any]:
@@ -135,35 +135,14 @@ def report(registered_model: RegisteredModel) -> dict[str, Any]:
 
 
 def _deployment_findings(registered_model: RegisteredModel) -> list[dict[str, str]]:
-    """Active deployments in a production environment whose version is neither in production
-    nor holding a protected alias: never approved, or no longer (superseded, not retired).
-    Two queries: the deployments, their versions' aliases."""
-    policy = policies.policy_for(registered_model)
-    findings = []
-    for d in (
-        Deployment.objects.filter(
-            version__registered_model=registered_model, status=Deployment.Status.ACTIVE
-        )
-        .select_related("version")
-        .prefetch_related("version__aliases")
-        .order_by("deployed_at", "pk")
-    ):
-        aliases = [a.name for a in d.version.aliases.all()]
-        if is_production_environment(d.environment) and not policies.approved_for_production(
-            d.version, aliases, policy
-        ):
-            findings.append(
-                {
-                    "severity": "error",
-                    "message": (
-                        f"Version {d.version.version} serves in production environment "
-                        f"'{d.environment}' at {d.target} "
-                        f"(deployed {d.deployed_at:%Y-%m-%d %H:%M}) "
-                        "but is neither in production nor holding a protected alias."
-                    ),
-                }
-            )
-    return findings
+    """Active deployments in a production environment of versions no longer approved, as the
+    deployment check finds them (registry.deployments, the one place the rule is written)."""
+    found = deployment_findings_bulk(RegisteredModel.objects.filter(pk=registered_model.pk))
+    return [
+        {"severity": "error", "message": f.message}
+        for f in found[registered_model.pk]
+        if f.kind == DEPLOYED_NOT_APPROVED
+    ]
 
 
 def _approver_findings(registered_model: RegisteredModel) -> list[dict[str, str]]:

@@ -187,7 +187,7 @@ def test_compliance_flags_active_production_deployments_of_unapproved_versions(
     findings = _serving_unapproved(registered_model)
     assert [f["severity"] for f in findings] == ["error"]
     assert findings[0]["message"].startswith(
-        "Version 1 serves in production environment 'prod' at a (deployed "
+        "Version 1 serves in production environment 'prod' at a but is no longer approved"
     )
     assert not compliance.report(registered_model)["compliant"]
     services.deployment_retire(actor=admin, deployment=Deployment.objects.get(target="a"))
@@ -225,6 +225,7 @@ def test_compliance_report_through_the_api_shows_the_finding(
     report = api(reviewer).get("/api/v1/models/churn/compliance/").json()
     assert not report["compliant"]
     assert any(
-        "neither in production nor holding a protected alias" in f["message"]
+        "is not in production (stage: none) and holds no protected alias" in f["message"]
+        and f["severity"] == "error"
         for f in report["findings"]
     )
