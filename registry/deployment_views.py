@@ -11,7 +11,7 @@ from django.urls import reverse
 from core.actors import Actor
 from core.errors import Conflict, NotFound
 from core.pages import page
-from registry import deployments, selectors, services
+from registry import selectors, services
 from registry.models import Deployment
 
 
@@ -22,12 +22,8 @@ def deployment_retire_page(request: HttpRequest, name: str, pk: int) -> HttpResp
     the deployment is not its; 403 without change permission), then back to the model page
     with a message (POST/redirect/GET)."""
     registered_model = selectors.registered_model_get(user=request.user, name=name, details=False)
-    deployment = (
-        deployments.model_deployment_list(user=request.user, registered_model=registered_model)
-        .filter(pk=pk)
-        .first()
-    )
-    if deployment is None:
+    deployment = selectors.deployment_get(user=request.user, pk=pk, retiring=True)
+    if deployment.version.registered_model_id != registered_model.pk:
         raise NotFound("Deployment not found.", code="deployment_not_found")
     try:
         services.deployment_retire(actor=Actor.from_request(request), deployment=deployment)

@@ -412,8 +412,15 @@ def deployment_list(
     return qs.select_related("version__registered_model", "deployed_by")
 
 
-def deployment_get(*, user: AnyUser, pk: int) -> Deployment:
-    deployment = deployment_list(user=user).filter(pk=pk).first()
+def deployment_get(*, user: AnyUser, pk: int, retiring: bool = False) -> Deployment:
+    """A deployment the user may view; `retiring`: also one of a deleted version of a model
+    they may view (it serves nothing anyone may read, and retiring it is all that is left)."""
+    rows = deployment_list(user=user)
+    if retiring:
+        rows = Deployment.objects.filter(
+            version__registered_model__in=permissions.visible_models(user).values("pk")
+        ).select_related("version__registered_model", "deployed_by")
+    deployment = rows.filter(pk=pk).first()
     if deployment is None:
         raise NotFound("Deployment not found.", code="deployment_not_found")
     return deployment

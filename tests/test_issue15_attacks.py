@@ -3,7 +3,7 @@ page's deployments (with the deployment check).
 
 Every road by which a user could count, read, link or retire what they may not, make the server
 answer a 5xx, or make a call change what it must not. A passing test is a road found closed and
-kept as a regression check; a strict xfail is a road found open (the lead closes it).
+kept as a regression check (the roads found open in review were closed and their tests kept).
 
 The scorecard world (names of what the grantee may not see contain "secret"):
 
@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -191,16 +190,6 @@ def test_a_hidden_team_answers_exactly_as_a_missing_one(world: dict[str, Any]) -
 def test_odd_team_ids_in_the_path_are_a_404_never_a_500(
     request: pytest.FixtureRequest, world: dict[str, Any], viewer: User, who: str, team: str
 ) -> None:
-    if team == HUGE and connection.vendor == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=OverflowError,
-                reason="on SQLite a team id past 64 bits reaches filter(team=...) and the "
-                "driver raises OverflowError: a 500 on /api/v1/scorecard/teams/<id>/ and "
-                "/scorecard/teams/<id>/ (PostgreSQL answers 404)",
-            )
-        )
     user = viewer if who == "viewer" else world["grantee"]
     response = rest(user).get(f"{SCORECARD}teams/{team}/")
     if team == "00001":
@@ -314,11 +303,6 @@ def test_export_without_a_format_answers_json(
     assert {row["model"] for row in response.json()} >= {"seen", "=loose"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a client asking for CSV by its Accept header (no ?format=) gets the JSON list "
-    "rendered by the CSV renderer: JSON labelled text/csv, not streamed, not spreadsheet-safe",
-)
 @pytest.mark.parametrize("accept", ["text/csv", "text/csv; charset=utf-8"])
 def test_export_asked_for_by_accept_header_is_the_csv(
     world: dict[str, Any], viewer: User, accept: str
@@ -356,11 +340,6 @@ def test_the_csv_export_quotes_formula_cells_from_team_names(
     assert cell in {row["team"] for row in data} and "=loose" in {row["model"] for row in data}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="?format=csv makes DRF render the export's errors (401, 403, 405) with the CSV "
-    "renderer: a JSON body labelled text/csv, not the API's JSON error",
-)
 @pytest.mark.parametrize("who", ["anonymous", "inactive", "post"])
 def test_errors_of_the_csv_export_are_json_errors(viewer: User, who: str) -> None:
     client = APIClient()
@@ -1132,12 +1111,6 @@ def test_retire_through_a_renamed_or_deleted_models_old_url_is_a_404(
     assert web(s["root"]).post(_retire_url("churn-2", s["dep"].pk)).status_code == 302
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a deployment of a deleted version is flagged 'retire this deployment', but neither "
-    "the page nor the API can find it to retire it (both look it up among visible rows, which "
-    "exclude deleted versions)",
-)
 def test_a_flagged_deployment_of_a_deleted_version_can_be_retired_as_the_finding_says(
     serving: dict[str, Any],
 ) -> None:

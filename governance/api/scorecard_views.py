@@ -307,6 +307,12 @@ class ExportView(ApiView):
             )
         return super().perform_content_negotiation(request, force)
 
+    def handle_exception(self, exc: Exception) -> Any:
+        # Errors are JSON whatever format was asked for (the CSV renderer writes rows only).
+        self.request.accepted_renderer = renderers.JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return super().handle_exception(exc)
+
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["csv", "json"])],
         responses={
@@ -317,7 +323,8 @@ class ExportView(ApiView):
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         card = scorecard.scorecard_for(request.user)
         rows = scorecard.export_rows(card)
-        if request.query_params.get("format") == "csv":
+        # ?format=csv or Accept: text/csv (the renderer content negotiation chose)
+        if request.accepted_renderer.format == "csv":
             response = StreamingHttpResponse(_csv(rows), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = 'attachment; filename="scorecard.csv"'
             return response

@@ -27,6 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core import permissions
+from core.edge import MAX_WHOLE_NUMBER
 from core.errors import NotFound
 from core.permissions import AnyUser, Perm
 from governance.maturity import metrics as _builtin  # noqa: F401  (registers the metrics)
@@ -344,6 +345,9 @@ def scorecard_for(
     group id, or NO_TEAM for the models without a team) or one model's. A model the user may
     not view is a NotFound; so is a team of which the user sees no model (unless they see the
     whole organisation and the team exists)."""
+    if team is not None and not 0 <= team <= MAX_WHOLE_NUMBER:
+        # (a key no column holds: SQLite would overflow on the comparison)
+        raise NotFound(f"Team {team} not found.", code="team_not_found")
     models = permissions.visible_models(user)
     if registered_model is not None:
         permissions.require(user, Perm.VIEW, registered_model)

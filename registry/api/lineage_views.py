@@ -171,6 +171,6 @@ class DeploymentDetailView(RegistryView):
 class DeploymentRetireView(RegistryView):
     @extend_schema(request=None, responses=s.DeploymentOut)
     def post(self, request: Request, pk: int) -> Response:
-        deployment = selectors.deployment_get(user=request.user, pk=pk)
-        services.deployment_retire(actor=self.actor(), deployment=deployment)
-        return Response(s.DeploymentOut(selectors.deployment_get(user=request.user, pk=pk)).data)
+        deployment = selectors.deployment_get(user=request.user, pk=pk, retiring=True)
+        retired = services.deployment_retire(actor=self.actor(), deployment=deployment)
+        return Response(s.DeploymentOut(retired).data)
