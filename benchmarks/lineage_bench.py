@@ -91,6 +91,8 @@ SCORECARD_MODELS = 10_000
 SCORECARD_VERSIONS = 3  # per model beyond the lineage graph's 1,000
 
 IMPACT_TARGET_MS = 200.0
+# How the tables name the user with per-model view grants on GRANT_SHARE of the models.
+ANALYST = "analyst (10% grants)"
 SCORECARD_TARGET_MS = 2000.0
 
 
@@ -677,7 +679,7 @@ def bench_lineage(seeded: Seeded, runs: int, profile: bool) -> dict[str, Any]:
 
     tables = Tables()
     model_of = tables.model_of
-    users = {"administrator": seeded.admin, "10% grants": seeded.analyst}
+    users = {"administrator": seeded.admin, ANALYST: seeded.analyst}
 
     def visible(user_key: str, versions: set[int]) -> set[int]:
         if user_key == "administrator":
@@ -1179,7 +1181,7 @@ def bench_scorecard(seeded: Seeded, rng: random.Random, runs: int, profile: bool
         assert len(scorecard_for(single).models) == 1
     timings = []
     buckets: dict[str, Any] = {}
-    for who, user in (("administrator", seeded.admin), ("10% grants", seeded.analyst)):
+    for who, user in (("administrator", seeded.admin), (ANALYST, seeded.analyst)):
 
         def whole(user: Any = user) -> Any:
             return scorecard_for(user)
@@ -1310,8 +1312,12 @@ def report(result: dict[str, Any]) -> str:
     )
     lines += [
         "",
-        f"Target (on PostgreSQL): 5-hop impact under {IMPACT_TARGET_MS:.0f} ms (median): "
-        f"{verdict}." + ("" if db == "postgres" else " The target is PostgreSQL's."),
+        textwrap.fill(
+            f"Target (on PostgreSQL): 5-hop impact under {IMPACT_TARGET_MS:.0f} ms (median): "
+            f"{verdict}." + ("" if db == "postgres" else " The target is PostgreSQL's."),
+            width=95,
+            break_on_hyphens=False,
+        ),
     ]
     card = result.get("scorecard")
     if card:
@@ -1331,8 +1337,20 @@ def report(result: dict[str, Any]) -> str:
         verdict = "met" if worst < SCORECARD_TARGET_MS else "missed"
         lines += [
             "",
-            f"Target (PostgreSQL): the whole scorecard under {SCORECARD_TARGET_MS / 1000:.0f} s "
-            f"— slowest median here {worst / 1000:.2f} s: {verdict}.",
+            textwrap.fill(
+                f"Target (on PostgreSQL): the whole scorecard under "
+                f"{SCORECARD_TARGET_MS / 1000:.0f} s (median), in a bounded number of queries: "
+                f"{worst / 1000:.2f} s at most here, {verdict}"
+                + (" (the target is PostgreSQL's)" if db != "postgres" else "")
+                + "; "
+                + (
+                    "the same number of queries for one model and for 10,000."
+                    if all(t["queries"] == t["small_queries"] for t in card["timings"])
+                    else "NOT the same number of queries for one model and for 10,000."
+                ),
+                width=95,
+                break_on_hyphens=False,
+            ),
         ]
     else:
         lines += ["", "Scorecard: not measured in this run."]
@@ -1424,7 +1442,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scorecard-runs", type=int, default=10)
     parser.add_argument("--no-scorecard", action="store_true", help="part 1 only")
     parser.add_argument("--profile", action="store_true", help="slowest queries and cProfile")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--json", type=Path, help="also write the figures here (the database's name appended)"
+    )
     parser.add_argument(
         "--write-readme",
         type=Path,
@@ -1449,8 +1469,9 @@ def main(argv: list[str] | None = None) -> None:
     result = run_one(args)
     text = report(result)
     print("\n" + text + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1, default=str))
+    if args.json:  # one file per database: <name>-postgres.json, <name>-sqlite.json
+        where = args.json.with_name(f"{args.json.stem}-{args.database}{args.json.suffix}")
+        where.write_text(json.dumps(result, indent=1, default=str))
     if args.write_readme:
         write_readme(args.write_readme, args.database, text)
         print(f"wrote {args.write_readme}")
