@@ -905,7 +905,7 @@ def test_the_drawing_escapes_every_name_and_stays_well_formed(world: dict[str, A
             svg = _svg(html)
             texts = [t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}text")]
             if "feature" not in query.get("collapse", ""):
-                assert any(t.startswith("L" * 27) and t.endswith("…") for t in texts)
+                assert any(t.startswith("L" * 23) and t.endswith("…") for t in texts)
             assert all(len(t) <= 34 for t in texts)
             titles = [t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}title")]
             if "feature" not in query.get("collapse", ""):
