@@ -88,6 +88,17 @@ def _check(
             version__registered_model__in=models, status=Deployment.Status.ACTIVE
         )
         .select_related("version__registered_model")
+        # What the check reads, nothing more (the scorecard runs it over every model).
+        .only(
+            "environment",
+            "target",
+            "version_id",
+            "version__version",
+            "version__stage",
+            "version__deleted_at",
+            "version__registered_model_id",
+            "version__registered_model__risk_tier",
+        )
         .order_by("pk")
     ):
         version = d.version

@@ -166,7 +166,14 @@ def _links(
         rows = step.table._default_manager.filter(**{f"{step.up_column}__isnull": False}).filter(
             **{f"{step.up_column if downstream else step.down_column}__in": ids}
         )
-        rows = reach.only(reach.only(rows, step.up, step.up_column), step.down, step.down_column)
+        # Walking up needs no filter: whatever leads to a record the user may see leads to the
+        # versions that make it visible, so it is visible too (the start passed _start, and
+        # every record reached downstream passed this filter). Walking down filters the far
+        # end; versions and deployments through the gate directly (they are the rows).
+        if downstream and step.down_column == "pk" and step.down in ("version", "deployment"):
+            rows = permissions.visible(reach.user, rows)
+        elif downstream:
+            rows = reach.only(rows, step.down, step.down_column)
         columns = [step.up_column, step.down_column] + ([step.label] if step.label else [])
         read = list(
             rows.order_by(step.up_column, step.down_column).values_list(*columns)[: room + 1]
@@ -300,26 +307,28 @@ def _describe(nodes: dict[Key, Node]) -> None:
     wanted: dict[str, list[int]] = defaultdict(list)
     for kind, pk in nodes:
         wanted[kind].append(pk)
+    root = reverse("registry:lineage-index")
     for kind, ids in wanted.items():
-        _DESCRIBERS[kind](ids, nodes)
+        _DESCRIBERS[kind](ids, nodes, root)
 
 
-def _page(kind: str, pk: int) -> str:
-    return reverse("registry:lineage", args=[kind, pk])
+def _page(root: str, kind: str, pk: int) -> str:
+    # `root` is reversed once per graph rather than per record (large answers have thousands).
+    return f"{root}{kind}/{pk}/"
 
 
-def _sources(ids: list[int], nodes: dict[Key, Node]) -> None:
+def _sources(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
     for row in FeatureSource.objects.filter(pk__in=ids).only("name", "kind", "uri"):
         node = nodes[("source", row.pk)]
         node.label, node.detail, node.url = (
             row.name,
             row.get_kind_display(),
-            _page("source", row.pk),
+            _page(root, "source", row.pk),
         )
         node.attributes = {"name": row.name, "kind": row.kind, "uri": row.uri}
 
 
-def _features(ids: list[int], nodes: dict[Key, Node]) -> None:
+def _features(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
     for pk, name, dtype, source in LogicalFeature.objects.filter(pk__in=ids).values_list(
         "pk", "name", "dtype", "source__name"
     ):
@@ -327,40 +336,43 @@ def _features(ids: list[int], nodes: dict[Key, Node]) -> None:
         node.label, node.detail, node.url = (
             name,
             f"{source}" + (f" · {dtype}" if dtype else ""),
-            _page("feature", pk),
+            _page(root, "feature", pk),
         )
         node.attributes = {"name": name, "dtype": dtype, "source": source}
 
 
-def _datasets(ids: list[int], nodes: dict[Key, Node]) -> None:
+def _datasets(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
     for pk, name, version, digest in Dataset.objects.filter(pk__in=ids).values_list(
         "pk", "name", "version", "digest"
     ):
         node = nodes[("dataset", pk)]
-        node.label, node.detail, node.url = name, f"version {version}", _page("dataset", pk)
+        node.label, node.detail, node.url = name, f"version {version}", _page(root, "dataset", pk)
         node.attributes = {"name": name, "version": version, "digest": digest}
 
 
-def _code_refs(ids: list[int], nodes: dict[Key, Node]) -> None:
+def _code_refs(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
     for pk, repository, commit, path in CodeRef.objects.filter(pk__in=ids).values_list(
         "pk", "repository", "commit", "path"
     ):
         node = nodes[("code", pk)]
         node.label = repository.rstrip("/").rsplit("/", 1)[-1] or repository
-        node.detail, node.url = commit[:12] + (f" · {path}" if path else ""), _page("code", pk)
+        node.detail, node.url = (
+            commit[:12] + (f" · {path}" if path else ""),
+            _page(root, "code", pk),
+        )
         node.attributes = {"repository": repository, "commit": commit, "path": path}
 
 
-def _runs(ids: list[int], nodes: dict[Key, Node]) -> None:
+def _runs(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
     for pk, run_id, name, status in TrainingRun.objects.filter(pk__in=ids).values_list(
         "pk", "run_id", "name", "status"
     ):
         node = nodes[("run", pk)]
-        node.label, node.detail, node.url = name or run_id, status, _page("run", pk)
+        node.label, node.detail, node.url = name or run_id, status, _page(root, "run", pk)
         node.attributes = {"run_id": run_id, "name": name, "status": status}
 
 
-def _versions(ids: list[int], nodes: dict[Key, Node]) -> None:
+def _versions(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
     rows = versions_serving(ModelVersion.objects.filter(pk__in=ids))
     for row in rows:
         node = nodes[("version", row.pk)]
@@ -370,11 +382,11 @@ def _versions(ids: list[int], nodes: dict[Key, Node]) -> None:
         node.attributes = serving_facts(row)
 
 
-def _deployments(ids: list[int], nodes: dict[Key, Node]) -> None:
+def _deployments(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
     for row in Deployment.objects.filter(pk__in=ids).select_related("version__registered_model"):
         node = nodes[("deployment", row.pk)]
         node.label, node.detail = f"{row.environment}", row.target
-        node.url = _page("deployment", row.pk)
+        node.url = _page(root, "deployment", row.pk)
         node.attributes = {
             "environment": row.environment,
             "target": row.target,
@@ -386,7 +398,7 @@ def _deployments(ids: list[int], nodes: dict[Key, Node]) -> None:
         }
 
 
-_DESCRIBERS: dict[str, Callable[[list[int], dict[Key, Node]], None]] = {
+_DESCRIBERS: dict[str, Callable[[list[int], dict[Key, Node], str], None]] = {
     "source": _sources,
     "feature": _features,
     "dataset": _datasets,
@@ -402,7 +414,9 @@ def versions_serving(rows: QuerySet[ModelVersion]) -> list[ModelVersion]:
     model's policy protects), `active_deployments` [(environment, target)] and `approved`
     (may serve in production). Three queries and the policies', however many versions."""
     versions = list(
-        rows.select_related("registered_model").order_by("registered_model__name", "version")
+        rows.select_related("registered_model")
+        .only("version", "stage", "registered_model__name", "registered_model__risk_tier")
+        .order_by("registered_model__name", "version")
     )
     ids = [v.pk for v in versions]
     aliases: dict[int, list[str]] = defaultdict(list)

@@ -27,17 +27,22 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group, User
+from django.db import transaction
+from django.db.models import Model
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from core import permissions, tokens
+from core.actors import Actor
 from core.errors import NotFound
 from core.permissions import Perm
+from governance.roles import roles_sync
 from registry import lineage_graph, services
 from tests import openapi_check
 from tests.factories import (
@@ -162,9 +167,25 @@ def _world() -> dict[str, Any]:
     return w
 
 
+@pytest.fixture(scope="module")
+def _built(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
+    """The world, built once for the module inside a transaction that is rolled back at its
+    end; each test runs in a savepoint within it (pytest-django's own), so what a test writes
+    is undone before the next (none of these tests commits)."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        roles_sync(actor=Actor.system("cli"))
+        yield _world()
+        transaction.set_rollback(True)
+
+
 @pytest.fixture
-def world(roles: Any) -> dict[str, Any]:
-    return _world()
+def world(_built: dict[str, Any], db: None) -> dict[str, Any]:
+    """The module's world with every row fetched again, so no test sees what an earlier one
+    cached on an instance (permissions on a user, the policy on a model)."""
+    return {
+        name: type(value)._base_manager.get(pk=value.pk) if isinstance(value, Model) else value
+        for name, value in _built.items()
+    }
 
 
 def key(w: dict[str, Any], name: str) -> tuple[str, int]:
