@@ -76,20 +76,23 @@ def _check(
 ) -> dict[int, list[Finding]]:
     """Fill `found` (a key per model of `registered_models`). `known`, when the check is about
     that one model, stands in for the rows' own copy of it, so a policy it already remembers
-    (governance.policies.policy_for) is not looked up again."""
+    (governance.policies.policy_for) is not looked up again. Rows are read as plain values:
+    the scorecard runs this over every model, and objects are built only for the versions
+    whose approval is in question."""
     if not found:
         return found
     models = registered_models.order_by().values("pk")
     serving: set[int] = set()  # versions with an active deployment in a production environment
     suspects: dict[int, ModelVersion] = {}  # live versions deployed there: approved?
-    checked: list[Deployment] = []
-    for d in (
+    checked: list[tuple[int, str, str, int]] = []  # (deployment, environment, target, version)
+    owners: dict[int, RegisteredModel] = {} if known is None else {known.pk: known}
+    for pk, environment, target, version_id, number, stage, deleted_at, model_id, tier in (
         Deployment.objects.filter(
             version__registered_model__in=models, status=Deployment.Status.ACTIVE
         )
-        .select_related("version__registered_model")
-        # What the check reads, nothing more (the scorecard runs it over every model).
-        .only(
+        .order_by("pk")
+        .values_list(
+            "pk",
             "environment",
             "target",
             "version_id",
@@ -99,29 +102,29 @@ def _check(
             "version__registered_model_id",
             "version__registered_model__risk_tier",
         )
-        .order_by("pk")
     ):
-        version = d.version
-        if known is not None:
-            version.registered_model = known
-        if version.deleted_at is not None:
-            found[version.registered_model_id].append(
+        if deleted_at is not None:
+            found[model_id].append(
                 Finding(
                     kind=DEPLOYED_NOT_APPROVED,
-                    version=version.version,
-                    deployment_id=d.pk,
-                    environment=d.environment,
-                    target=d.target,
+                    version=number,
+                    deployment_id=pk,
+                    environment=environment,
+                    target=target,
                     message=(
-                        f"Version {version.version} was deleted but still serves in "
-                        f"'{d.environment}' at {d.target}: retire this deployment."
+                        f"Version {number} was deleted but still serves in "
+                        f"'{environment}' at {target}: retire this deployment."
                     ),
                 )
             )
-        elif is_production_environment(d.environment):
-            serving.add(version.pk)
-            suspects.setdefault(version.pk, version)
-            checked.append(d)
+        elif is_production_environment(environment):
+            serving.add(version_id)
+            if version_id not in suspects:
+                owner = owners.setdefault(model_id, RegisteredModel(pk=model_id, risk_tier=tier))
+                suspects[version_id] = ModelVersion(
+                    pk=version_id, version=number, stage=stage, registered_model=owner
+                )
+            checked.append((pk, environment, target, version_id))
     if suspects:
         aliases: dict[int, list[str]] = defaultdict(list)
         # The aliases of every version deployed in these models (a subquery, not a list of
@@ -140,20 +143,20 @@ def _check(
         for version in suspects.values():
             version.alias_names = sorted(aliases[version.pk])  # type: ignore[attr-defined]
         approved = governor().approved_versions(suspects.values())
-        for d in checked:
-            version = suspects[d.version_id]
+        for pk, environment, target, version_id in checked:
+            version = suspects[version_id]
             if version.pk in approved:
                 continue
             found[version.registered_model_id].append(
                 Finding(
                     kind=DEPLOYED_NOT_APPROVED,
                     version=version.version,
-                    deployment_id=d.pk,
-                    environment=d.environment,
-                    target=d.target,
+                    deployment_id=pk,
+                    environment=environment,
+                    target=target,
                     message=(
                         f"Version {version.version} serves in production environment "
-                        f"'{d.environment}' at {d.target} but is no longer approved: it is "
+                        f"'{environment}' at {target} but is no longer approved: it is "
                         f"not in production (stage: {version.get_stage_display().lower()}) and "
                         "holds no protected alias. Retire this deployment or promote the "
                         "version again."

@@ -21,6 +21,7 @@ from django.db.models import Model, QuerySet
 from django.urls import reverse
 
 from core import permissions
+from core.aggregates import id_subquery
 from core.errors import NotFound, ValidationFailed
 from core.permissions import AnyUser, Perm
 from registry.governed import governor
@@ -164,7 +165,7 @@ def _links(
         if not ids:
             continue
         rows = step.table._default_manager.filter(**{f"{step.up_column}__isnull": False}).filter(
-            **{f"{step.up_column if downstream else step.down_column}__in": ids}
+            **{f"{step.up_column if downstream else step.down_column}__in": id_subquery(ids)}
         )
         # Walking up needs no filter: whatever leads to a record the user may see leads to the
         # versions that make it visible, so it is visible too (the start passed _start, and
@@ -318,7 +319,7 @@ def _page(root: str, kind: str, pk: int) -> str:
 
 
 def _sources(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
-    for row in FeatureSource.objects.filter(pk__in=ids).only("name", "kind", "uri"):
+    for row in FeatureSource.objects.filter(pk__in=id_subquery(ids)).only("name", "kind", "uri"):
         node = nodes[("source", row.pk)]
         node.label, node.detail, node.url = (
             row.name,
@@ -329,9 +330,9 @@ def _sources(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
 
 
 def _features(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
-    for pk, name, dtype, source in LogicalFeature.objects.filter(pk__in=ids).values_list(
-        "pk", "name", "dtype", "source__name"
-    ):
+    for pk, name, dtype, source in LogicalFeature.objects.filter(
+        pk__in=id_subquery(ids)
+    ).values_list("pk", "name", "dtype", "source__name"):
         node = nodes[("feature", pk)]
         node.label, node.detail, node.url = (
             name,
@@ -342,7 +343,7 @@ def _features(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
 
 
 def _datasets(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
-    for pk, name, version, digest in Dataset.objects.filter(pk__in=ids).values_list(
+    for pk, name, version, digest in Dataset.objects.filter(pk__in=id_subquery(ids)).values_list(
         "pk", "name", "version", "digest"
     ):
         node = nodes[("dataset", pk)]
@@ -351,7 +352,7 @@ def _datasets(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
 
 
 def _code_refs(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
-    for pk, repository, commit, path in CodeRef.objects.filter(pk__in=ids).values_list(
+    for pk, repository, commit, path in CodeRef.objects.filter(pk__in=id_subquery(ids)).values_list(
         "pk", "repository", "commit", "path"
     ):
         node = nodes[("code", pk)]
@@ -364,7 +365,7 @@ def _code_refs(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
 
 
 def _runs(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
-    for pk, run_id, name, status in TrainingRun.objects.filter(pk__in=ids).values_list(
+    for pk, run_id, name, status in TrainingRun.objects.filter(pk__in=id_subquery(ids)).values_list(
         "pk", "run_id", "name", "status"
     ):
         node = nodes[("run", pk)]
@@ -373,7 +374,7 @@ def _runs(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
 
 
 def _versions(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
-    rows = versions_serving(ModelVersion.objects.filter(pk__in=ids))
+    rows = versions_serving(ModelVersion.objects.filter(pk__in=id_subquery(ids)))
     for row in rows:
         node = nodes[("version", row.pk)]
         node.label = f"{row.registered_model.name} v{row.version}"
@@ -383,7 +384,9 @@ def _versions(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
 
 
 def _deployments(ids: list[int], nodes: dict[Key, Node], root: str) -> None:
-    for row in Deployment.objects.filter(pk__in=ids).select_related("version__registered_model"):
+    for row in Deployment.objects.filter(pk__in=id_subquery(ids)).select_related(
+        "version__registered_model"
+    ):
         node = nodes[("deployment", row.pk)]
         node.label, node.detail = f"{row.environment}", row.target
         node.url = _page(root, "deployment", row.pk)
@@ -421,12 +424,14 @@ def versions_serving(rows: QuerySet[ModelVersion]) -> list[ModelVersion]:
     ids = [v.pk for v in versions]
     aliases: dict[int, list[str]] = defaultdict(list)
     for version_id, name in (
-        Alias.objects.filter(version_id__in=ids).order_by("name").values_list("version_id", "name")
+        Alias.objects.filter(version_id__in=id_subquery(ids))
+        .order_by("name")
+        .values_list("version_id", "name")
     ):
         aliases[version_id].append(name)
     deployed: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for version_id, environment, target in (
-        Deployment.objects.filter(version_id__in=ids, status=Deployment.Status.ACTIVE)
+        Deployment.objects.filter(version_id__in=id_subquery(ids), status=Deployment.Status.ACTIVE)
         .order_by("environment", "target")
         .values_list("version_id", "environment", "target")
     ):

@@ -64,7 +64,7 @@ class Context:
 
     now: datetime
     rows: dict[int, ModelRow]
-    # the focus versions' ids, as a subquery bound as one parameter (scorecard.id_subquery)
+    # the focus versions' ids, as a subquery bound as one parameter (core.aggregates.id_subquery)
     focus_versions: Any
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -12,7 +12,6 @@ computed live per user; snapshots (governance.maturity.snapshots) count every li
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,13 +19,12 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core import permissions
+from core.aggregates import id_subquery
 from core.edge import MAX_WHOLE_NUMBER
 from core.errors import NotFound
 from core.permissions import AnyUser, Perm
@@ -226,15 +224,6 @@ def _focus_id() -> Coalesce:
 def with_focus(models: QuerySet[RegisteredModel]) -> QuerySet[Any]:
     """The models with their focus version's id."""
     return models.annotate(focus_id=_focus_id())
-
-
-def id_subquery(ids: list[int]) -> RawSQL:
-    """`ids` as a subquery for `__in` filters, bound as one parameter however many there are:
-    ten thousand ids as ten thousand parameters cost more to bind than the query costs to run
-    (and SQLite caps the parameters of a statement)."""
-    if connection.vendor == "postgresql":
-        return RawSQL("SELECT unnest(%s::bigint[])", (ids,))
-    return RawSQL("SELECT value FROM json_each(%s)", (json.dumps(ids),))
 
 
 def compute(
