@@ -22,6 +22,7 @@ from django.urls import reverse
 
 from core import permissions
 from core.aggregates import id_subquery
+from core.edge import is_whole_number
 from core.errors import NotFound, ValidationFailed
 from core.permissions import AnyUser, Perm
 from registry.governed import governor
@@ -584,13 +585,11 @@ class GraphOptions:
 def _bounded(raw: str | None, name: str, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
-    text = raw.strip()
-    # (the length first: int() refuses strings past 4,300 digits)
-    digits = text.lstrip("0") or "0"
-    valid = text.isascii() and text.isdigit() and len(digits) <= len(str(high))
-    if not valid or not low <= int(digits) <= high:
+    # The edge's rule for whole numbers first (ASCII digits, at most 20 of them), so int() never
+    # meets a string past its 4,300-digit limit, zero-padded ones included.
+    if not is_whole_number(raw) or not low <= int(raw) <= high:
         raise ValidationFailed(f"{name} must be a whole number from {low} to {high}.", field=name)
-    return int(text)
+    return int(raw)
 
 
 def impact_options(query: Any) -> tuple[bool, str | None]:

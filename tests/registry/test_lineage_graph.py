@@ -312,6 +312,8 @@ def test_impact_api_answers_paths(world: dict[str, Any], api: Any) -> None:
         ("lineage-graph", "dataset", {"depth": "0"}, 400, "validation_failed"),
         ("lineage-graph", "dataset", {"depth": "６"}, 400, "validation_failed"),
         ("lineage-graph", "dataset", {"limit": "501"}, 400, "validation_failed"),
+        # zero-padded past int()'s 4,300-digit limit (was a 500)
+        ("lineage-graph", "dataset", {"depth": "0" * 5000 + "3"}, 400, "validation_failed"),
         ("lineage-graph", "dataset", {"collapse": "datasets"}, 400, "validation_failed"),
         ("lineage-graph", "widget", {}, 404, "lineage_kind_unknown"),
         ("lineage-impact", "version", {}, 400, "validation_failed"),
