@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.core.cache import cache
 from django.core.servers.basehttp import WSGIServer
 from django.db import connection
+from django.test.utils import override_settings
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from core.actors import Actor
 from governance.roles import roles_sync
+from tests.cache import clear_cache, worker_caches
 from tests.factories import UserFactory
 
 # Every answer from /api/v1/ is checked against the generated OpenAPI schema.
@@ -47,7 +48,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _test_configuration() -> None:
     """Transactional tests end with a flush; on PostgreSQL the audit table's trigger refuses
     TRUNCATE unless AUDIT_ALLOW_FLUSH is on (see config/postgresql/base.py). Celery tasks run
-    in-process, after the commit that enqueues them, so tests see their effects."""
+    in-process, after the commit that enqueues them, so tests see their effects. The cache
+    keeps this worker's keys apart (tests/cache.py)."""
+    override_settings(CACHES=worker_caches()).enable()
     settings.AUDIT_ALLOW_FLUSH = True
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
@@ -66,7 +69,7 @@ def _artifact_root(tmp_path: Path, settings: object) -> Iterator[None]:
         },
     }
     settings.UPLOAD_SPOOL_DIR = tmp_path / "spool"
-    cache.clear()  # refusal throttling and other counters start fresh
+    clear_cache()  # refusal throttling and other counters start fresh
     yield
 
 

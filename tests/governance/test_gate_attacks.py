@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from core import permissions
@@ -29,6 +28,7 @@ from governance.models import (
     StageHistory,
 )
 from registry.models import Alias, Artifact, Deployment, ModelVersion, RegisteredModel
+from tests.cache import clear_cache
 from tests.factories import (
     SIGNATURE,
     UserFactory,
@@ -70,7 +70,7 @@ def refused(
     exactly one new audit event records it, with the actor, the model and (for the gate) the
     reason. Refusal events are throttled per address, user, action and model: each attempt
     starts a fresh window so that every refusal must leave its own event."""
-    cache.clear()
+    clear_cache()
     before = set(AuditEvent.objects.filter(action=action).values_list("pk", flat=True))
     response = do()
     if page:  # pages answer the form again, with the service's message, as a 400

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.cache import cache
 
 from core.models import AuditEvent
 from governance import content, promotions
 from registry.models import Alias, Artifact, ModelVersion, RegisteredModel
 from registry.services import jobs
+from tests.cache import clear_cache
 from tests.factories import (
     SIGNATURE,
     UserFactory,
@@ -46,7 +46,7 @@ R = f"{API}/promotion-requests/"
 def gate_events(do: Callable[[], Any]) -> tuple[Any, list[AuditEvent]]:
     """Run one attempt in a fresh throttling window; return its response and the
     gate.refused events it left."""
-    cache.clear()
+    clear_cache()
     before = set(AuditEvent.objects.filter(action="gate.refused").values_list("pk", flat=True))
     response = do()
     return response, list(AuditEvent.objects.filter(action="gate.refused").exclude(pk__in=before))
@@ -315,7 +315,7 @@ def test_a_creator_cannot_appoint_approvers_through_a_group(client, data_scienti
     friend.groups.add(team)
     client.force_login(data_scientist)
     for perm in (Perm.APPROVE_PROMOTION, Perm.MANAGE_ACCESS):
-        cache.clear()
+        clear_cache()
         r = client.post(
             f"/models/{registered_model.name}/access/",
             {"who": "group:friends", "perm": str(perm), "action": "grant"},
