@@ -23,6 +23,7 @@ Retired deployments are history and never flagged.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -78,14 +79,17 @@ def _check(
     that one model, stands in for the rows' own copy of it, so a policy it already remembers
     (governance.policies.policy_for) is not looked up again. Rows are read as plain values:
     the scorecard runs this over every model, and objects are built only for the versions
-    whose approval is in question."""
+    whose approval is in question (deployed in production environments, not in stage
+    production)."""
     if not found:
         return found
     models = registered_models.order_by().values("pk")
     serving: set[int] = set()  # versions with an active deployment in a production environment
-    suspects: dict[int, ModelVersion] = {}  # live versions deployed there: approved?
+    # live versions deployed there outside stage production: still approved (by an alias)?
+    suspects: dict[int, ModelVersion] = {}
     checked: list[tuple[int, str, str, int]] = []  # (deployment, environment, target, version)
     owners: dict[int, RegisteredModel] = {} if known is None else {known.pk: known}
+    production_environment = functools.cache(is_production_environment)  # once per name
     for pk, environment, target, version_id, number, stage, deleted_at, model_id, tier in (
         Deployment.objects.filter(
             version__registered_model__in=models, status=Deployment.Status.ACTIVE
@@ -117,8 +121,10 @@ def _check(
                     ),
                 )
             )
-        elif is_production_environment(environment):
+        elif production_environment(environment):
             serving.add(version_id)
+            if stage == ModelVersion.Stage.PRODUCTION:
+                continue  # approved whatever its aliases and policy (approved_for_production)
             if version_id not in suspects:
                 owner = owners.setdefault(model_id, RegisteredModel(pk=model_id, risk_tier=tier))
                 suspects[version_id] = ModelVersion(

@@ -8,6 +8,8 @@ MATURITY_PRODUCTION_REVIEW_DAYS, MATURITY_MIN_METRICS.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -44,11 +46,13 @@ from governance.maturity.catalogue import (
 from governance.models import Review, StageHistory
 from registry.deployments import (
     DEPLOYED_NOT_APPROVED,
+    KINDS,
     PRODUCTION_NOT_DEPLOYED,
     deployment_findings_bulk,
 )
 from registry.models import (
     Artifact,
+    Dataset,
     Deployment,
     ModelVersion,
     ModelVersionMetric,
@@ -99,30 +103,40 @@ def request_page(row: ModelRow) -> str:
 
 
 def _focus_lineage(ctx: Context) -> list[dict[str, Any]]:
-    """The focus versions with what their training run links: one query, shared by the three
-    lineage metrics."""
+    """The focus versions with what their training run links, shared by the three lineage
+    metrics: two queries, the versions' runs and code refs, then per run (grouped) how many
+    of its dataset links are training, evaluation, and of a dataset that lists features."""
     if "lineage" in ctx.extra:
         return ctx.extra["lineage"]  # type: ignore[no-any-return]
-    links = TrainingRunDataset.objects.filter(training_run=OuterRef("training_run_id"))
+    focus = ModelVersion.objects.filter(pk__in=ctx.focus_versions)
     evaluation = [TrainingRunDataset.Role.VALIDATION, TrainingRunDataset.Role.TEST]
-    ctx.extra["lineage"] = rows = list(
-        ModelVersion.objects.filter(pk__in=ctx.focus_versions)
+    listed = Exists(Dataset.features.through.objects.filter(dataset_id=OuterRef("dataset_id")))
+    runs = {
+        row["training_run_id"]: row
+        for row in TrainingRunDataset.objects.filter(
+            training_run__in=focus.filter(training_run__isnull=False).values("training_run_id")
+        )
+        .values("training_run_id")
         .annotate(
-            training=Exists(links.filter(role=TrainingRunDataset.Role.TRAINING)),
-            evaluation=Exists(links.filter(role__in=evaluation)),
-            with_features=Exists(links.filter(dataset__features__isnull=False)),
-            without_features=Exists(links.filter(dataset__features__isnull=True)),
+            links=Count("pk"),
+            training=Count("pk", filter=Q(role=TrainingRunDataset.Role.TRAINING)),
+            evaluation=Count("pk", filter=Q(role__in=evaluation)),
+            with_features=Count("pk", filter=Q(listed)),
         )
-        .values(
-            "registered_model_id",
-            "training_run_id",
-            "training_run__code_ref_id",
-            "training",
-            "evaluation",
-            "with_features",
-            "without_features",
+        .order_by()
+    }
+    none = {"links": 0, "training": 0, "evaluation": 0, "with_features": 0}
+    ctx.extra["lineage"] = rows = [
+        {
+            "registered_model_id": model_id,
+            "training_run_id": run_id,
+            "code_ref_id": code_ref_id,
+            **runs.get(run_id, none),
+        }
+        for model_id, run_id, code_ref_id in focus.values_list(
+            "registered_model_id", "training_run_id", "training_run__code_ref_id"
         )
-    )
+    ]
     return rows
 
 
@@ -139,7 +153,7 @@ def datasets_linked(models: QuerySet[RegisteredModel], ctx: Context) -> dict[int
 def code_ref_linked(models: QuerySet[RegisteredModel], ctx: Context) -> dict[int, Bucket]:
     out = ctx.per_model(MISSING)
     for row in _focus_lineage(ctx):
-        if row["training_run__code_ref_id"] is not None:
+        if row["code_ref_id"] is not None:
             out[row["registered_model_id"]] = COMPLETE
         elif row["training_run_id"] is not None:
             out[row["registered_model_id"]] = PARTIAL
@@ -150,7 +164,8 @@ def features_linked(models: QuerySet[RegisteredModel], ctx: Context) -> dict[int
     out = ctx.per_model(MISSING)
     for row in _focus_lineage(ctx):
         if row["with_features"]:
-            out[row["registered_model_id"]] = PARTIAL if row["without_features"] else COMPLETE
+            complete = row["with_features"] == row["links"]
+            out[row["registered_model_id"]] = COMPLETE if complete else PARTIAL
     return out
 
 
@@ -236,19 +251,30 @@ def production_reviewed(models: QuerySet[RegisteredModel], ctx: Context) -> dict
     return out
 
 
-def _deployments(models: QuerySet[RegisteredModel], ctx: Context) -> dict[int, dict[str, Any]]:
-    """Per model: the deployment check's finding kinds (registry.deployments, at most five
-    queries) and, in one grouped query, whether any deployment was ever recorded and whether
-    one is active in a production environment. Asked once per scorecard (two metrics read
-    it)."""
+@dataclass(frozen=True)
+class _DeploymentFacts:
+    """The models (ids) in each state, shared by the two deployment metrics."""
+
+    # the deployment check's findings (registry.deployments), by kind
+    findings: dict[str, set[int]]
+    # some deployment of a live version was ever recorded
+    recorded: set[int]
+    # some deployment is active in a production environment
+    serving: set[int]
+
+
+def _deployments(models: QuerySet[RegisteredModel], ctx: Context) -> _DeploymentFacts:
+    """The deployment check (at most five queries) and one grouped query for what was
+    recorded and what serves. Asked once per scorecard (two metrics read it)."""
     if "deployments" in ctx.extra:
         return ctx.extra["deployments"]  # type: ignore[no-any-return]
-    facts: dict[int, dict[str, Any]] = {
-        pk: {"kinds": set(), "recorded": False, "serving": False} for pk in ctx.rows
-    }
+    facts = _DeploymentFacts(
+        findings={kind: set() for kind in KINDS}, recorded=set(), serving=set()
+    )
     for pk, findings in deployment_findings_bulk(models).items():
-        if pk in facts:
-            facts[pk]["kinds"] = {f.kind for f in findings}
+        for finding in findings:
+            facts.findings[finding.kind].add(pk)
+    production_environment = functools.cache(is_production_environment)
     for model_id, environment, status in (
         Deployment.objects.filter(
             version__registered_model__in=models.values("pk"), version__deleted_at__isnull=True
@@ -257,33 +283,38 @@ def _deployments(models: QuerySet[RegisteredModel], ctx: Context) -> dict[int, d
         .order_by()
         .distinct()
     ):
-        facts[model_id]["recorded"] = True
-        if status == Deployment.Status.ACTIVE and is_production_environment(environment):
-            facts[model_id]["serving"] = True
+        facts.recorded.add(model_id)
+        if status == Deployment.Status.ACTIVE and production_environment(environment):
+            facts.serving.add(model_id)
     ctx.extra["deployments"] = facts
     return facts
 
 
 def deployment_recorded(models: QuerySet[RegisteredModel], ctx: Context) -> dict[int, Bucket]:
+    facts = _deployments(models, ctx)
+    not_deployed = facts.findings[PRODUCTION_NOT_DEPLOYED]
     out: dict[int, Bucket] = {}
-    for pk, facts in _deployments(models, ctx).items():
-        if not ctx.rows[pk].in_production:
+    for pk, row in ctx.rows.items():
+        if not row.in_production:
             out[pk] = None
-        elif PRODUCTION_NOT_DEPLOYED not in facts["kinds"]:
+        elif pk not in not_deployed:
             out[pk] = COMPLETE
         else:
-            out[pk] = PARTIAL if facts["recorded"] else MISSING
+            out[pk] = PARTIAL if pk in facts.recorded else MISSING
     return out
 
 
 def deployed_version_approved(models: QuerySet[RegisteredModel], ctx: Context) -> dict[int, Bucket]:
+    facts = _deployments(models, ctx)
+    not_approved = facts.findings[DEPLOYED_NOT_APPROVED]
+    not_deployed = facts.findings[PRODUCTION_NOT_DEPLOYED]
     out: dict[int, Bucket] = {}
-    for pk, facts in _deployments(models, ctx).items():
-        if DEPLOYED_NOT_APPROVED in facts["kinds"]:
+    for pk, row in ctx.rows.items():
+        if pk in not_approved:
             out[pk] = MISSING
-        elif not facts["serving"]:
+        elif pk not in facts.serving:
             out[pk] = None
-        elif ctx.rows[pk].in_production and PRODUCTION_NOT_DEPLOYED not in facts["kinds"]:
+        elif row.in_production and pk not in not_deployed:
             out[pk] = COMPLETE
         else:
             out[pk] = PARTIAL
