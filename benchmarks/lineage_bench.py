@@ -1161,7 +1161,8 @@ def bench_scorecard(seeded: Seeded, rng: random.Random, runs: int, profile: bool
     from core import permissions
     from core.permissions import Perm
     from governance.maturity.scorecard import scorecard_for
-    from registry.models import RegisteredModel
+    from registry.models import Deployment, ModelVersion, RegisteredModel
+    from registry.services.lineage import is_production_environment
 
     print("\nseeding the scorecard's organisation", flush=True)
     loaded = seed_scorecard(seeded, rng)
@@ -1171,9 +1172,23 @@ def bench_scorecard(seeded: Seeded, rng: random.Random, runs: int, profile: bool
         f"cards, in {loaded['seconds']:.0f} s",
         flush=True,
     )
-    # The same organisation scorecard over a small organisation: a user who may view one model.
+    # The same organisation scorecard over a small organisation: a user who may view one model,
+    # one that takes every query (a version outside stage production serving in a production
+    # environment, whose aliases and policy the deployment check then reads).
     single = User.objects.create_user("bench-single", "s@example.com", "x")
-    one = RegisteredModel.objects.filter(pk__in=seeded.granted).order_by("name").first()
+    suspect = Deployment.objects.filter(status=Deployment.Status.ACTIVE).exclude(
+        version__stage=ModelVersion.Stage.PRODUCTION
+    )
+    one = (
+        RegisteredModel.objects.filter(
+            pk__in=seeded.granted,
+            versions__deployments__in=[
+                d.pk for d in suspect if is_production_environment(d.environment)
+            ],
+        )
+        .order_by("name")
+        .first()
+    )
     assert one is not None
     permissions.grant(Perm.VIEW, one, user=single, granted_by=seeded.admin)
     scorecard_for(single)

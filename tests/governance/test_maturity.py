@@ -588,6 +588,22 @@ def _models(root: User, count: int, start: int = 0) -> None:
         version = make_version(root, registered_model, signature=SIGNATURE)
         if i % 3 == 0:
             make_artifact(root, version, data=f"weights {i}".encode(), inspect=False)
+            # serves in production by a protected alias, outside stage production: the
+            # deployment check reads aliases and policies (the first model has it too, so the
+            # one-model count includes those queries)
+            no_approval(registered_model, protected_aliases=["champion"])
+            services.alias_set(
+                actor=actor_for(root),
+                registered_model=registered_model,
+                name="champion",
+                version=version,
+            )
+            services.deployment_create(
+                actor=actor_for(root),
+                version=version,
+                environment="prod",
+                target=f"https://serve/{i}",
+            )
 
 
 def _queries(user: User) -> int:
