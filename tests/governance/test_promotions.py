@@ -404,8 +404,7 @@ def test_policy_changes_are_for_admins_validated_and_audited(registered_model, d
     policies.policy_override_set(
         actor=admin, registered_model=registered_model, production_approvals=3
     )
-    event = AuditEvent.objects.get(action="policy.created")
-    assert event.registered_model_id == registered_model.pk
+    event = AuditEvent.objects.get(action="policy.created", registered_model_id=registered_model.pk)
     assert event.details["changes"]["production_approvals"] == {"from": 1, "to": 3}
     assert policies.policy_for(registered_model).production_approvals == 3
 

@@ -26,8 +26,6 @@ from tests.factories import make_artifact, make_model, make_version
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    # One pytest-xdist worker runs them all: the Celery workers they start share one queue.
-    pytest.mark.xdist_group("celery-broker"),
     pytest.mark.skipif(
         not settings.REDIS_URL,
         reason=(
