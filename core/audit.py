@@ -1,11 +1,19 @@
 """The one function that writes audit events, inside the caller's transaction.
 
-Events form a hash chain (core/chain.py). Appending takes the chain lock, reads the
-head and inserts the next event; the lock is held until the caller's transaction ends, so
-concurrent writers append one after another and a rolled-back change leaves no event and no
-gap. On SQLite the write transaction itself (BEGIN IMMEDIATE) is the lock; on PostgreSQL it
-is a transaction-scoped advisory lock. Services take their row locks before they record, so
-the chain lock is always the last lock a transaction takes.
+Events form a hash chain (core/chain.py), and a transaction's events are chained when it
+commits. `record()` leaves them on the connection; just before COMMIT the database backend
+(config.chain_commit) takes the chain lock, reads the head and inserts them in order, one
+contiguous run. The lock is held for that instant and the COMMIT only, so concurrent writers
+do their work side by side and queue just to append. The chain stays gapless (a rolled-back
+transaction or savepoint leaves no event) and its order is the order of commits. On SQLite the
+write transaction itself (BEGIN IMMEDIATE) is the lock; on PostgreSQL it is a
+transaction-scoped advisory lock, the last lock a transaction takes.
+
+Any statement on the audit table inside the transaction (a query, a join, raw SQL) appends
+the waiting events first, so a transaction always sees its own events; that transaction then
+holds the lock from there to its commit, as every writer once did. Where no commit will come
+to append them (inside a test's wrapping transaction, or on a backend without the hook),
+`record()` appends at once.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ def _chain_head() -> tuple[int, str]:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
-    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
+    head = AuditEvent._base_manager.order_by("-sequence").values_list("sequence", "hash").first()
     return head if head is not None else (0, chain.GENESIS)
 
 
@@ -53,14 +61,13 @@ def record(
     registered_model: ModelRef | None = None,
     details: dict[str, object] | None = None,
 ) -> AuditEvent:
-    """Append one event. Refuses to run outside a transaction: the event must share the fate
-    of the change it records."""
+    """Record one event, to be chained when the transaction commits. Refuses to run outside
+    a transaction: the event must share the fate of the change it records. The event has no
+    sequence, hash or id until it is appended."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record() must run inside the transaction of the change.")
     user = acting_user(actor)
-    sequence, prev_hash = _chain_head()
     event = AuditEvent(
-        sequence=sequence + 1,
         occurred_at=timezone.now(),
         actor=user,
         actor_label=chain.normalise(
@@ -76,11 +83,24 @@ def record(
         registered_model_id=registered_model.pk if registered_model is not None else None,
         registered_model_name=registered_model.name if registered_model is not None else "",
         details=chain.normalise(details or {}),
-        prev_hash=prev_hash,
     )
-    event.hash = chain.event_hash(_fields(event))
-    event.save(force_insert=True)
+    defers = getattr(connection, "audit_defers", None)
+    if defers is not None and defers():
+        connection.audit_wait(event)  # type: ignore[attr-defined]
+    else:
+        append([event])
     return event
+
+
+def append(events: list[AuditEvent]) -> None:
+    """Chain `events`, in order, after the head and insert them, under the chain lock (held
+    to the end of the transaction). The backend calls this just before COMMIT."""
+    sequence, prev_hash = _chain_head()
+    for event in events:
+        sequence += 1
+        event.sequence, event.prev_hash = sequence, prev_hash
+        event.hash = prev_hash = chain.event_hash(_fields(event))
+    AuditEvent._base_manager.bulk_create(events)
 
 
 def _fields(event: AuditEvent) -> dict[str, object]:

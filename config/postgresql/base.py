@@ -1,4 +1,5 @@
-"""PostgreSQL backend that knows the audit table refuses TRUNCATE.
+"""PostgreSQL backend that chains audit events at commit (config/chain_commit.py) and knows the
+audit table refuses TRUNCATE.
 
 Triggers make ``governance_auditevent`` append-only (migration governance 0003). Django's
 ``flush`` empties every table with one TRUNCATE, which the trigger refuses, as it should in
@@ -15,6 +16,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db.backends.postgresql import base, operations
+
+from config.chain_commit import ChainsAuditAtCommit
 
 AUDIT_TABLE = "governance_auditevent"
 TRUNCATE_TRIGGER = "auditevent_no_truncate"
@@ -41,5 +44,7 @@ class DatabaseOperations(operations.DatabaseOperations):
         ]
 
 
-class DatabaseWrapper(base.DatabaseWrapper):
+class DatabaseWrapper(ChainsAuditAtCommit, base.DatabaseWrapper):
+    """Appends a transaction's audit events at its commit (config.chain_commit)."""
+
     ops_class = DatabaseOperations

@@ -1,4 +1,5 @@
-"""SQLite backend whose write transactions queue on an OS file lock.
+"""SQLite backend whose write transactions queue on an OS file lock (and which chains audit
+events at commit, config/chain_commit.py).
 
 With ``BEGIN IMMEDIATE`` a second writer waits in SQLite's busy handler, which sleeps in
 growing steps (up to 100 ms) and polls; under many concurrent writers the wait becomes
@@ -16,10 +17,12 @@ from typing import Any
 
 from django.db.backends.sqlite3 import base
 
+from config.chain_commit import ChainsAuditAtCommit
+
 
 # The methods overridden below are Django's private backend hooks, which django-stubs leaves
 # out: hence the `type: ignore[misc]` on each call to the superclass.
-class DatabaseWrapper(base.DatabaseWrapper):
+class DatabaseWrapper(ChainsAuditAtCommit, base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._write_lock_fd: int | None = None
@@ -58,13 +61,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _commit(self) -> None:
         try:
-            super()._commit()  # type: ignore[misc]
+            super()._commit()
         finally:
             self._write_lock_release()
 
     def _rollback(self) -> None:
         try:
-            super()._rollback()  # type: ignore[misc]
+            super()._rollback()
         finally:
             self._write_lock_release()
 
