@@ -10,23 +10,30 @@
 2. Audit appends: 8 threads each committing small transactions that record one event; events
    per second and p50/p95 commit latency, then a full `verify_audit_log`.
 
-Prints Markdown tables for the README. Not collected by pytest.
+Prints its tables; with `--write-readme README.md` also writes them, with date and machine,
+into the README's block for the database. Not collected by pytest.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import statistics
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import readme_report
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DB_NAME = "modelgate_bench_governance"
+BLOCK = "<!-- governance-bench:{db}:{edge} -->"
 
 
 def configure(database: str) -> None:
@@ -39,6 +46,10 @@ def configure(database: str) -> None:
             "ALLOWED_HOSTS": "testserver,127.0.0.1",
             "MODELGATE_VAR_DIR": str(var),
             "LOG_LEVEL": "WARNING",
+            # In process, plain HTTP: the README's switches for a trial without TLS.
+            "SECURE_SSL_REDIRECT": "false",
+            "SESSION_COOKIE_SECURE": "false",
+            "CSRF_COOKIE_SECURE": "false",
             "DJANGO_SETTINGS_MODULE": "config.settings",
         }
     )
@@ -156,29 +167,26 @@ def page_times(user: object, pages: int, rounds: int) -> tuple[list[float], int]
     return times, seen
 
 
-def listing(models: int, share: float, rounds: int) -> None:
+def listing(models: int, share: float, rounds: int) -> dict[str, Any]:
     user, admin = seed(models, share)
     pages = int(models * share) // 50
     page_times(user, 3, 1)  # warm up
     page_times(admin, 3, 1)
     user_ms, user_rows = page_times(user, pages, rounds)
     admin_ms, admin_rows = page_times(admin, pages, rounds)
-    print(
-        f"\n{models} models; the user holds VIEW on {int(models * share)} "
-        f"({share:.0%}, half through a group); {pages} pages of 50, {rounds} rounds\n"
-    )
-    print("| who | pages | p50 ms | p95 ms |")
-    print("|---|---|---|---|")
-    for who, ms in (("user with per-model grants", user_ms), ("administrator", admin_ms)):
-        print(f"| {who} | {len(ms)} | {statistics.median(ms):.1f} | {pct(ms, 95):.1f} |")
-    print(
-        f"\nratio p50 {statistics.median(user_ms) / statistics.median(admin_ms):.2f}x, "
-        f"p95 {pct(user_ms, 95) / pct(admin_ms, 95):.2f}x "
-        f"(rows seen: user {user_rows}, admin {admin_rows})"
-    )
+    return {
+        "models": models,
+        "granted": int(models * share),
+        "share": share,
+        "pages": pages,
+        "rounds": rounds,
+        "user": user_ms,
+        "admin": admin_ms,
+        "rows": (user_rows, admin_rows),
+    }
 
 
-def audit_appends(writers: int, per_writer: int) -> None:
+def audit_appends(writers: int, per_writer: int) -> dict[str, Any]:
     from django.contrib.auth.models import User
     from django.db import connection, transaction
 
@@ -211,17 +219,70 @@ def audit_appends(writers: int, per_writer: int) -> None:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    total = writers * per_writer
-    print(f"\nAudit appends: {writers} concurrent writers x {per_writer} transactions\n")
-    print("| events | seconds | events/s | p50 ms | p95 ms |")
-    print("|---|---|---|---|---|")
-    print(
-        f"| {total} | {elapsed:.2f} | {total / elapsed:.0f} | "
-        f"{statistics.median(latencies):.1f} | {pct(latencies, 95):.1f} |"
-    )
     started = time.perf_counter()
     verdict = audit.verify()
-    print(f"\nverify_audit_log: {verdict} in {time.perf_counter() - started:.2f} s")
+    return {
+        "writers": writers,
+        "per_writer": per_writer,
+        "events": writers * per_writer,
+        "seconds": elapsed,
+        "latencies": latencies,
+        "verdict": "intact" if verdict.ok else str(verdict),
+        "verify_seconds": time.perf_counter() - started,
+        "verified": verdict.count,
+    }
+
+
+def report(
+    database: str, info: dict[str, str], lists: dict[str, Any], appends: dict[str, Any]
+) -> str:
+    engine = (
+        f"PostgreSQL {readme_report.postgresql_version()}"
+        if database == "postgres"
+        else f"SQLite {info['sqlite']}"
+    )
+    user, admin = lists["user"], lists["admin"]
+    lat = appends["latencies"]
+    lines = [
+        f"**{'PostgreSQL' if database == 'postgres' else 'SQLite'}**",
+        "",
+        textwrap.fill(
+            f"Measured {datetime.date.today().isoformat()} by `.venv/bin/python "
+            f"benchmarks/governance_bench.py --database {database}` on {info['cpu']} "
+            f"({info['cores']} cores, {info['ram']} RAM), {info['os']}, Python "
+            f"{info['python']}, {engine}, Modelgate {info['modelgate']}; in process through "
+            f"the whole Django/DRF stack, DEBUG off (load average {info['load']} at the start).",
+            width=95,
+            break_on_hyphens=False,
+        ),
+        "",
+        textwrap.fill(
+            f"{lists['models']:,} models; the user holds VIEW on {lists['granted']:,} "
+            f"({lists['share']:.0%}, half through a group); {lists['pages']} pages of 50 "
+            f"following the cursor, {lists['rounds']} rounds.",
+            width=95,
+        ),
+        "",
+        "| model list, page of 50 | pages | p50 ms | p95 ms |",
+        "|---|---|---|---|",
+        f"| user with per-model grants | {len(user)} | {statistics.median(user):.1f} | "
+        f"{pct(user, 95):.1f} |",
+        f"| administrator | {len(admin)} | {statistics.median(admin):.1f} | {pct(admin, 95):.1f} |",
+        f"| ratio | | {statistics.median(user) / statistics.median(admin):.2f}× | "
+        f"{pct(user, 95) / pct(admin, 95):.2f}× |",
+        "",
+        "| audit appends, "
+        f"{appends['writers']} concurrent writers × {appends['per_writer']} transactions "
+        "| events/s | p50 ms | p95 ms |",
+        "|---|---|---|---|",
+        f"| {appends['events']:,} events in {appends['seconds']:.2f} s | "
+        f"{appends['events'] / appends['seconds']:.0f} | {statistics.median(lat):.1f} | "
+        f"{pct(lat, 95):.1f} |",
+        "",
+        f"`verify_audit_log` over all {appends['verified']:,} events: {appends['verdict']} in "
+        f"{appends['verify_seconds']:.2f} s.",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -232,16 +293,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--appends", type=int, default=250, help="transactions per writer")
+    parser.add_argument(
+        "--write-readme",
+        type=Path,
+        metavar="README",
+        help="write the table into README's governance-bench block for this database",
+    )
     args = parser.parse_args()
+    start, end = (BLOCK.format(db=args.database, edge=edge) for edge in ("start", "end"))
+    if args.write_readme:
+        readme_report.block(args.write_readme, start, end)  # before the long run
+    info = readme_report.machine()
     configure(args.database)
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", verbosity=0)
-    print(f"# Governance benchmark on {args.database}")
-    listing(args.models, args.share, args.rounds)
-    audit_appends(args.writers, args.appends)
+    lists = listing(args.models, args.share, args.rounds)
+    appends = audit_appends(args.writers, args.appends)
+    text = report(args.database, info, lists, appends)
+    print(text)
+    if args.write_readme:
+        readme_report.write_block(args.write_readme, start, end, text)
 
 
 if __name__ == "__main__":

@@ -48,10 +48,8 @@ import gc
 import io
 import json
 import os
-import platform
 import pstats
 import random
-import re
 import shutil
 import sqlite3
 import statistics
@@ -66,10 +64,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import readme_report
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_ADMIN = readme_report.PG_ADMIN
 PG_URL = "postgres://postgres@127.0.0.1:5432/{db}"
 README = ROOT / "README.md"
 BLOCK = "<!-- lineage-bench:{edge} -->"
@@ -1237,40 +1237,13 @@ def bench_scorecard(seeded: Seeded, rng: random.Random, runs: int, profile: bool
 # -- report -------------------------------------------------------------------------------------
 
 
-def _run(command: list[str]) -> str:
-    try:
-        out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30)
-    except OSError:
-        return "?"
-    return out.stdout.strip() or "?"
-
-
 def machine(database: str) -> dict[str, str]:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = found.group(1).strip() if found else "?"
-    mem_kb = 0
-    with contextlib.suppress(OSError, AttributeError):
-        found = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
-        mem_kb = int(found.group(1)) if found else 0
-    info = {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "ram": f"{mem_kb / 1024 / 1024:.0f} GiB",
-        "os": platform.platform(terse=True),
-        "python": platform.python_version(),
-        "modelgate": _run(["git", "describe", "--always", "--dirty"]),
-        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-    }
-    if database == "postgres":
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            info["engine"] = f"PostgreSQL {row[0] if row else '?'}"
-    else:
-        info["engine"] = f"SQLite {sqlite3.sqlite_version}"
+    info = readme_report.machine()
+    info["engine"] = (
+        f"PostgreSQL {readme_report.postgresql_version()}"
+        if database == "postgres"
+        else f"SQLite {sqlite3.sqlite_version}"
+    )
     return info
 
 
@@ -1374,15 +1347,7 @@ def report(result: dict[str, Any]) -> str:
 
 def write_readme(path: Path, db: str, text: str) -> None:
     start, end = BLOCK.format(edge="start"), BLOCK.format(edge="end")
-    content = path.read_text()
-    if (
-        content.count(start) != 1
-        or content.count(end) != 1
-        or content.index(start) > content.index(end)
-    ):
-        raise SystemExit(f"{path} needs exactly one '{start}' … '{end}' block")
-    head, rest = content.split(start)
-    inside, tail = rest.split(end)
+    _, inside, _ = readme_report.block(path, start, end)
     parts: dict[str, str] = {}
     for kind in ("postgres", "sqlite"):
         a, b = PART.format(db=kind, edge="start"), PART.format(db=kind, edge="end")
@@ -1396,8 +1361,7 @@ def write_readme(path: Path, db: str, text: str) -> None:
             text = parts[kind].removeprefix(f"**{title}**").strip("\n")
             a, b = PART.format(db=kind, edge="start"), PART.format(db=kind, edge="end")
             sections.append(f"{a}\n**{title}**\n\n{text}\n{b}")
-    body = "\n\n".join(sections)
-    path.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+    readme_report.write_block(path, start, end, "\n\n".join(sections))
 
 
 # -- main ---------------------------------------------------------------------------------------

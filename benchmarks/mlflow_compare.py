@@ -44,13 +44,11 @@ import datetime
 import http.client
 import json
 import os
-import platform
 import random
 import re
 import shutil
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -64,10 +62,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
+import readme_report
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_ADMIN = readme_report.PG_ADMIN
 PG_URL = "postgres://postgres@127.0.0.1:5432/{db}"
 API = "/api/2.0/mlflow"
 PROMPT_CLAUSE = "tag.`mlflow.prompt.is_prompt` != 'true'"
@@ -899,42 +899,16 @@ def run_database(kind: str, args: argparse.Namespace, log: Callable[[str], None]
 # -- report -----------------------------------------------------------------------------------
 
 
-def _run(command: list[str]) -> str:
-    try:
-        out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30)
-    except OSError:
-        return "?"
-    return out.stdout.strip() or "?"
-
-
 def machine(kinds: list[str]) -> dict[str, str]:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = found.group(1).strip() if found else "?"
-    mem_kb = 0
-    with contextlib.suppress(OSError, AttributeError):
-        found = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
-        mem_kb = int(found.group(1)) if found else 0
     import mlflow
 
-    info = {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "ram": f"{mem_kb / 1024 / 1024:.0f} GiB",
-        "os": platform.platform(terse=True),
-        "python": platform.python_version(),
-        "mlflow": mlflow.__version__,
-        "gunicorn": re.sub(r"[^\d.]", "", _run([str(BIN / "gunicorn"), "--version"])),
-        "modelgate": _run(["git", "describe", "--always", "--dirty"]),
-        "sqlite": sqlite3.sqlite_version,
-    }
+    info = readme_report.machine()
+    info["mlflow"] = mlflow.__version__
+    info["gunicorn"] = re.sub(
+        r"[^\d.]", "", readme_report.run([str(BIN / "gunicorn"), "--version"])
+    )
     if "postgres" in kinds:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            info["postgresql"] = row[0] if row else "?"
+        info["postgresql"] = readme_report.postgresql_version()
     return info
 
 
@@ -1006,17 +980,9 @@ def report(result: dict[str, Any], report_info: dict[str, Any]) -> str:
 
 
 def write_readme(path: Path, db: str, text: str) -> None:
-    start, end = README_BLOCK.format(db=db, edge="start"), README_BLOCK.format(db=db, edge="end")
-    content = path.read_text()
-    if (
-        content.count(start) != 1
-        or content.count(end) != 1
-        or content.index(start) > content.index(end)
-    ):
-        raise SystemExit(f"{path} needs exactly one '{start}' … '{end}' block for the table")
-    head, rest = content.split(start)
-    _, tail = rest.split(end)
-    path.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+    readme_report.write_block(
+        path, README_BLOCK.format(db=db, edge="start"), README_BLOCK.format(db=db, edge="end"), text
+    )
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -1103,11 +1069,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def write_readme_check(path: Path, db: str) -> None:
-    content = path.read_text() if path.exists() else ""
-    for edge in ("start", "end"):
-        marker = README_BLOCK.format(db=db, edge=edge)
-        if content.count(marker) != 1:
-            raise SystemExit(f"{path} has no single '{marker}' line; add the block first")
+    """Before a long run: the README has the block this run will write."""
+    readme_report.block(
+        path, README_BLOCK.format(db=db, edge="start"), README_BLOCK.format(db=db, edge="end")
+    )
 
 
 if __name__ == "__main__":

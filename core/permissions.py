@@ -9,8 +9,9 @@ Invisible means 404 (missing and forbidden look the same); visible but not allow
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Any, Protocol, TypeGuard, TypeVar
+from collections.abc import Callable, Hashable
+from enum import Enum, StrEnum
+from typing import Any, Generic, Protocol, TypeGuard, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
@@ -19,6 +20,7 @@ from django.db.models import Exists, JSONField, Model, OuterRef, Q, QuerySet, Su
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
 from core.aggregates import JSONArrayAgg
+from core.compiled import CompiledQuery
 from core.errors import Forbidden, NotFound
 from core.models import GrantMeta
 
@@ -198,7 +200,9 @@ ADMIN_GRANTED = (Perm.APPROVE_PROMOTION,)
 _NOT_BY_ADMIN = Q(permission__codename__in=[str(p) for p in ADMIN_GRANTED], by_administrator=False)
 
 
-def _grant_rows(user: User, codename: str | None = None) -> tuple[QuerySet[Any], QuerySet[Any]]:
+def _grant_rows(
+    user: User | int, codename: str | None = None
+) -> tuple[QuerySet[Any], QuerySet[Any]]:
     user_table, group_table = _grant_tables()
     user_rows = user_table.objects.filter(user=user).exclude(_NOT_BY_ADMIN)
     group_rows = group_table.objects.filter(group__user=user).exclude(_NOT_BY_ADMIN)
@@ -233,17 +237,38 @@ def may_read_whole_audit_log(user: AnyUser) -> bool:
     return _active(user) and (user.is_superuser or user.has_perm("core.view_auditevent"))
 
 
+class Reach(Enum):
+    """Which models a user may view, as the SQL of `visible` needs to know it."""
+
+    NONE = "none"  # anonymous or inactive
+    ALL = "all"  # a role-wide view grant (or superuser)
+    GRANTED = "granted"  # the models granted to the user or the user's groups
+
+
+def reach(user: AnyUser) -> Reach:
+    """The one decision `visible` branches on; code that keeps compiled SQL per branch
+    (core.compiled) keys it with this."""
+    if not _active(user):
+        return Reach.NONE
+    return Reach.ALL if has_global(user, Perm.VIEW) else Reach.GRANTED
+
+
 def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     """Restrict a queryset of registry objects to what the user may view (soft-deleted hidden)."""
+    return visible_to(reach(user), user.pk if _active(user) else None, queryset)
+
+
+def visible_to(user_reach: Reach, user_id: Any, queryset: QuerySet[M]) -> QuerySet[M]:
+    """`visible` for a user known by `reach` and id (a compiled query binds the id later)."""
     model_path, version_path = _registered(_PATHS, queryset.model)
     to_model = f"{model_path}__" if model_path else ""
     qs = queryset.filter(**{f"{to_model}deleted_at__isnull": True})
-    if not _active(user):
+    if user_reach is Reach.NONE:
         return qs.none()
-    if not has_global(user, Perm.VIEW):
+    if user_reach is Reach.GRANTED:
         # The grant subqueries apply to the model key directly (no second pass over the model
         # table), so PostgreSQL can walk an ordered index and stop at the page's end.
-        user_rows, group_rows = _grant_rows(user, Perm.VIEW)
+        user_rows, group_rows = _grant_rows(user_id, Perm.VIEW)
         key = f"{to_model}pk__in"
         qs = qs.filter(
             Q(**{key: user_rows.values("content_object_id")})
@@ -253,6 +278,34 @@ def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
         to_version = f"{version_path}__" if version_path else ""
         qs = qs.filter(**{f"{to_version}deleted_at__isnull": True})
     return qs
+
+
+class VisibleQuery(Generic[M]):
+    """A hot read compiled once per reach (core.compiled): `build(shape, gate, **values)`
+    returns the queryset, ordered and sliced, with `gate(queryset)` applied where `visible`
+    would be; `rows(user, shape, **values)` runs it for the user."""
+
+    def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
+        self._build = build
+        self._compiled: CompiledQuery[M] = CompiledQuery(self._gated)
+
+    def _gated(self, shape: tuple[Reach, Hashable], user_id: Any = None, **values: Any) -> Any:
+        user_reach, inner = shape
+        return self._build(inner, lambda qs: visible_to(user_reach, user_id, qs), **values)
+
+    def rows(self, user: AnyUser, shape: Hashable = (), **values: str | int) -> list[M]:
+        user_reach = reach(user)
+        if user_reach is Reach.NONE:
+            return []
+        if user_reach is Reach.GRANTED:
+            if user is None or user.pk is None:
+                return []
+            values["user_id"] = user.pk
+        return self._compiled.rows((user_reach, shape), **values)
+
+    def first(self, user: AnyUser, shape: Hashable = (), **values: str | int) -> M | None:
+        found = self.rows(user, shape, **values)
+        return found[0] if found else None
 
 
 def admin_rows(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:

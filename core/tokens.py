@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
@@ -10,11 +9,12 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet
+from django.db.models import OuterRef
 from django.utils import timezone
 
 from core import audit, permissions
 from core.actors import Actor
+from core.compiled import CompiledQuery
 from core.errors import Forbidden, ValidationFailed
 from core.models import ApiToken
 
@@ -88,12 +88,15 @@ def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
     return token
 
 
-@functools.cache
-def _token_lookup() -> QuerySet[ApiToken]:
-    """Built once per process (every request authenticates), cloned per call."""
-    return ApiToken.objects.select_related("user").annotate(
-        registry_codenames=permissions.global_codenames_column(OuterRef("user_id"))
+# Every token request runs this: compiled once per process (core.compiled).
+_TOKEN_BY_DIGEST: CompiledQuery[ApiToken] = CompiledQuery(
+    lambda shape, digest: (
+        ApiToken.objects.select_related("user")
+        .annotate(registry_codenames=permissions.global_codenames_column(OuterRef("user_id")))
+        .filter(digest=digest)
+        .order_by("pk")[:1]
     )
+)
 
 
 def token_authenticate(raw: str) -> User | None:
@@ -101,7 +104,7 @@ def token_authenticate(raw: str) -> User | None:
     if not raw.startswith(TOKEN_PREFIX):
         return None
     digest = _digest(raw)
-    token = _token_lookup().filter(digest=digest).first()
+    token = _TOKEN_BY_DIGEST.first(digest=digest)
     # The lookup is by digest, so timing reveals nothing of the secret; compare anyway.
     if token is None or not hmac.compare_digest(token.digest, digest):
         return None

@@ -154,6 +154,16 @@ def _model_details() -> QuerySet[ModelRow]:
     )
 
 
+# Every request naming a model reads it this way: compiled once per process (core.compiled).
+_MODEL_BY_NAME: permissions.VisibleQuery[RegisteredModel] = permissions.VisibleQuery(
+    lambda details, gate, name: (
+        gate(_model_details() if details else RegisteredModel.objects.all())
+        .filter(name=name)
+        .order_by("pk")[:1]
+    )
+)
+
+
 @overload
 def registered_model_get(
     *, user: AnyUser, name: str, details: Literal[True] = True
@@ -163,8 +173,7 @@ def registered_model_get(*, user: AnyUser, name: str, details: bool) -> Register
 def registered_model_get(*, user: AnyUser, name: str, details: bool = True) -> RegisteredModel:
     """The visible model named `name`. Without `details`, just the row (for write paths,
     which hand it to a service and re-read what they show)."""
-    base = _model_details() if details else RegisteredModel.objects.all()
-    registered_model = permissions.visible(user, base).filter(name=name).first()
+    registered_model = _MODEL_BY_NAME.first(user, details, name=name)
     if registered_model is None:
         error = NotFound(f"Registered model '{name}' not found.", code="registered_model_not_found")
         # Only on this error path: does it exist, invisible to the user? (for the audit log)
@@ -271,12 +280,52 @@ def version_list(*, user: AnyUser, filters: VersionFilters | None = None) -> Que
     return qs
 
 
-def version_get(*, user: AnyUser, registered_model: RegisteredModel, number: int) -> VersionRow:
-    version = (
-        version_list(user=user, filters=VersionFilters(registered_model=registered_model))
-        .filter(version=number)
-        .first()
+# A version by its number, as `version_list` shows it: compiled once (core.compiled).
+_VERSION_BY_NUMBER: permissions.VisibleQuery[VersionRow] = permissions.VisibleQuery(
+    lambda shape, gate, model_id, number: (
+        gate(_version_queryset())
+        .filter(registered_model_id=model_id, version=number)
+        .order_by("pk")[:1]
     )
+)
+
+
+def _newest_of_their_stage(versions: QuerySet[VersionRow]) -> QuerySet[VersionRow]:
+    newest = (
+        ModelVersion.objects.filter(
+            registered_model=OuterRef("registered_model"),
+            stage=OuterRef("stage"),
+            deleted_at__isnull=True,
+        )
+        .order_by("-version")
+        .values("version")[:1]
+    )
+    return versions.filter(version=Subquery(newest)).order_by("registered_model_id", "stage")
+
+
+# One model's newest version per stage (MLflow's latest_versions): compiled once.
+_LATEST_OF_ONE: permissions.VisibleQuery[VersionRow] = permissions.VisibleQuery(
+    lambda shape, gate, model_id: _newest_of_their_stage(
+        gate(_version_queryset()).filter(registered_model_id=model_id)
+    )
+)
+
+
+def latest_per_stage(
+    *, user: AnyUser, model_pks: list[int], stages: list[str] | None = None
+) -> list[VersionRow]:
+    """The newest live version of each stage (of `stages`, or every stage that has one) of
+    each model, in one query, ordered by model and stage name."""
+    if len(model_pks) == 1 and stages is None:
+        return _LATEST_OF_ONE.rows(user, model_id=model_pks[0])
+    rows = version_list(user=user).filter(registered_model_id__in=model_pks)
+    if stages is not None:
+        rows = rows.filter(stage__in=stages)
+    return list(_newest_of_their_stage(rows))
+
+
+def version_get(*, user: AnyUser, registered_model: RegisteredModel, number: int) -> VersionRow:
+    version = _VERSION_BY_NUMBER.first(user, model_id=registered_model.pk, number=number)
     if version is None:
         raise NotFound(
             f"Version {number} of '{registered_model.name}' not found.", code="version_not_found"

@@ -140,3 +140,53 @@ def test_a_refused_form_over_plain_http_names_the_secure_cookie_switches(
     body = response.content.decode()
     assert "Form refused" in body and "CSRF cookie not set" in body
     assert ("SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false" in body) is hint
+
+
+def _database_options(tmp_path: Path, **env: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; "
+            "from django.conf import settings; "
+            "print(json.dumps(settings.DATABASES['default']['OPTIONS']))",
+        ],
+        env={
+            "MODELGATE_VAR_DIR": str(tmp_path),
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": "postgres://u@db.example:5432/modelgate",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_postgresql_prepares_statements_unless_turned_off(tmp_path):
+    """Parameters are bound on the server and a statement run 5 times on a connection is
+    prepared (planning cost more than running the registry's queries); DB_PREPARE_THRESHOLD
+    sets the count, and 0 turns it off for poolers that cannot keep prepared statements."""
+    assert _database_options(tmp_path) == {"server_side_binding": True, "prepare_threshold": 5}
+    assert _database_options(tmp_path, DB_PREPARE_THRESHOLD="2")["prepare_threshold"] == 2
+    assert _database_options(tmp_path, DB_PREPARE_THRESHOLD="0") == {}
+
+
+@pytest.mark.django_db
+def test_a_repeated_query_runs_prepared_on_postgresql(is_postgres):
+    if not is_postgres:
+        pytest.skip("prepared statements are PostgreSQL's")
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    for _ in range(6):
+        list(User.objects.filter(username="nobody-prepared"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("nobody" not in s and '"auth_user"."username" = $1' in s for s in prepared)

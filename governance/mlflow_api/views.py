@@ -5,11 +5,11 @@ alias move the model's policy gates opens (or finds) the promotion request inste
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -57,29 +57,11 @@ def _version(request: Request, name: str, raw_version: str) -> Any:
         ) from None
 
 
-def _visible_versions(request: Request) -> QuerySet[Any]:
-    return selectors.version_list(user=request.user)
-
-
 def _latest(request: Request, model_pks: list[int], stages: list[str] | None = None) -> dict:
-    """The newest live version of each stage (of `stages`, or every stage that has one) of
-    each model, in one query."""
-    newest = (
-        ModelVersion.objects.filter(
-            registered_model=OuterRef("registered_model"),
-            stage=OuterRef("stage"),
-            deleted_at__isnull=True,
-        )
-        .order_by("-version")
-        .values("version")[:1]
-    )
-    rows = _visible_versions(request).filter(
-        registered_model_id__in=model_pks, version=Subquery(newest)
-    )
-    if stages is not None:
-        rows = rows.filter(stage__in=stages)
+    """The newest live version of each stage of each model, by model, in MLflow's stage
+    order."""
     found: dict[int, list[Any]] = {pk: [] for pk in model_pks}
-    for row in rows.order_by("registered_model_id", "stage"):
+    for row in selectors.latest_per_stage(user=request.user, model_pks=model_pks, stages=stages):
         found[row.registered_model_id].append(row)
     order = list(entities.STAGE_NAMES)
     for versions in found.values():
@@ -417,7 +399,9 @@ class VersionCreate(MlflowView):
             if original is not None
             else {}
         )
-        with transaction.atomic():
+        # One transaction for the version and its copied files; without files the service's
+        # own is enough (an outer block would only add a savepoint).
+        with transaction.atomic() if files else contextlib.nullcontext():
             version, _ = services.version_create(
                 actor=actor,
                 registered_model=registered_model,
@@ -430,7 +414,12 @@ class VersionCreate(MlflowView):
             )
             for artifact in files:
                 services.artifact_copy(actor=actor, version=version, source=artifact)
-        return self.ok({"model_version": _version_entity(request, name, version.version)})
+        # The answer is the version as every read shows it; its row brings the model's
+        # current name, so the model need not be looked up by name again.
+        row = selectors.version_get(
+            user=request.user, registered_model=registered_model, number=version.version
+        )
+        return self.ok({"model_version": entities.model_version(row)})
 
 
 class VersionGet(MlflowView):
@@ -488,7 +477,7 @@ class VersionSearch(MlflowView):
         page = min(limit, VERSION_PAGE_CAP)
         offset = filters.page_offset(self.text("page_token", required=False))
         rows = list(
-            _visible_versions(request)
+            selectors.version_list(user=request.user)
             .filter(filters.to_q(self.text("filter", required=False), target="version"))
             .order_by(*filters.ordering(self.many("order_by"), target="version"))[
                 offset : offset + page + 1

@@ -42,7 +42,7 @@ def role() -> Iterator[str]:
         "SELECT pg_get_userbyid(relowner) FROM pg_class "
         "WHERE oid = 'governance_auditevent'::regclass"
     )[0][0]
-    _sql(f"CREATE ROLE {name} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD %s", [password])
+    _sql(f"CREATE ROLE {name} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{password}'")  # hex
     try:
         default = connections["default"]
         connections[ALIAS] = default.__class__(

@@ -1,0 +1,187 @@
+"""Hot reads compiled once per process (core.compiled, issue 16 item 2): the model by name,
+the version by number, a model's newest version per stage and the token by digest answer
+exactly as a fresh queryset would, for every kind of user and after grants change; a query
+whose values do not travel as plain parameters refuses to compile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import ImproperlyConfigured
+from guardian.shortcuts import remove_perm
+
+from core import permissions
+from core.actors import Actor
+from core.compiled import CompiledQuery
+from core.errors import NotFound
+from core.permissions import Perm
+from core.tokens import token_authenticate, token_create, token_revoke
+from registry import selectors
+from registry.models import ModelVersion, RegisteredModel
+from tests.factories import make_model, make_version, place, superuser
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def models(admin_user: User) -> dict[str, RegisteredModel]:
+    made = {}
+    for name in ("granted", "hidden"):
+        made[name] = make_model(admin_user, name=name)
+        for _ in range(3):
+            make_version(admin_user, made[name])
+    return made
+
+
+def _visible_names(user: Any) -> set[str]:
+    found = set()
+    for name in ("granted", "hidden"):
+        try:
+            selectors.registered_model_get(user=user, name=name)
+        except NotFound:
+            continue
+        found.add(name)
+    return found
+
+
+def _grantee(models: dict[str, RegisteredModel]) -> User:
+    user = User.objects.create_user("grantee", password="pw-123456789")
+    permissions.grant(Perm.VIEW, models["granted"], user=user)
+    return user
+
+
+def test_each_kind_of_user_sees_what_the_gate_allows(
+    models: dict[str, RegisteredModel], admin_user: User, viewer: User
+) -> None:
+    grantee = _grantee(models)
+    inactive = User.objects.create_user("gone", is_active=False)
+    permissions.grant(Perm.VIEW, models["granted"], user=inactive)
+    # Every call below after the first runs the SQL compiled for its reach.
+    for _ in range(2):
+        assert _visible_names(admin_user) == {"granted", "hidden"}
+        assert _visible_names(viewer) == {"granted", "hidden"}  # a role-wide view
+        assert _visible_names(grantee) == {"granted"}
+        assert _visible_names(inactive) == set()
+        assert _visible_names(None) == set()
+
+
+def test_the_compiled_sql_binds_each_users_own_id(models: dict[str, RegisteredModel]) -> None:
+    first = _grantee(models)
+    second = User.objects.create_user("second", password="pw-123456789")
+    permissions.grant(Perm.VIEW, models["hidden"], user=second)
+    assert _visible_names(first) == {"granted"}
+    assert _visible_names(second) == {"hidden"}  # same shape, the other user's grants
+
+
+def test_a_grant_through_a_group_and_a_revoked_grant_count_at_once(
+    models: dict[str, RegisteredModel],
+) -> None:
+    grantee = _grantee(models)
+    assert _visible_names(grantee) == {"granted"}
+    team = Group.objects.create(name="team")
+    grantee.groups.add(team)
+    permissions.grant(Perm.VIEW, models["hidden"], group=team)
+    assert _visible_names(grantee) == {"granted", "hidden"}
+    remove_perm(str(Perm.VIEW), grantee, models["granted"])
+    grantee.groups.remove(team)
+    assert _visible_names(grantee) == set()
+
+
+def test_a_user_who_gains_a_role_gets_the_roles_reach(
+    models: dict[str, RegisteredModel], roles: dict[str, Group]
+) -> None:
+    grantee = _grantee(models)
+    assert _visible_names(grantee) == {"granted"}
+    grantee.groups.add(roles["viewer"])
+    grantee = User.objects.get(pk=grantee.pk)  # a new request's user
+    assert _visible_names(grantee) == {"granted", "hidden"}
+
+
+def test_versions_and_the_newest_per_stage_follow_the_gate(
+    models: dict[str, RegisteredModel], admin_user: User
+) -> None:
+    grantee = _grantee(models)
+    hidden = models["hidden"]
+    assert selectors.version_get(user=admin_user, registered_model=hidden, number=2).version == 2
+    with pytest.raises(NotFound):
+        selectors.version_get(user=grantee, registered_model=hidden, number=2)
+    granted = models["granted"]
+    assert selectors.version_get(user=grantee, registered_model=granted, number=3).version == 3
+    with pytest.raises(NotFound):
+        selectors.version_get(user=grantee, registered_model=granted, number=4)
+
+    place(ModelVersion.objects.get(registered_model=granted, version=1), "staging")
+    latest = selectors.latest_per_stage(user=grantee, model_pks=[granted.pk])
+    assert [(v.stage, v.version) for v in latest] == [("none", 3), ("staging", 1)]
+    # The same answer as the uncompiled path (several models) gives for this model.
+    both = selectors.latest_per_stage(user=grantee, model_pks=[granted.pk, hidden.pk])
+    assert [(v.stage, v.version) for v in both] == [("none", 3), ("staging", 1)]
+    assert selectors.latest_per_stage(user=grantee, model_pks=[hidden.pk]) == []
+
+
+def test_a_deleted_model_is_gone_for_the_compiled_read(
+    models: dict[str, RegisteredModel], admin_user: User
+) -> None:
+    assert "hidden" in _visible_names(admin_user)
+    RegisteredModel.objects.filter(pk=models["hidden"].pk).update(deleted_at="2026-01-01T00:00Z")
+    assert _visible_names(admin_user) == {"granted"}
+
+
+def test_tokens_by_digest_each_find_their_own_user_and_revocation_holds(
+    models: dict[str, RegisteredModel],
+) -> None:
+    grantee = _grantee(models)
+    root = superuser()
+    token, raw = token_create(actor=Actor(user=grantee, channel="api"), user=grantee, name="a")
+    _, raw_root = token_create(actor=Actor(user=root, channel="api"), user=root, name="b")
+    assert token_authenticate(raw) == grantee
+    assert token_authenticate(raw_root) == root
+    assert token_authenticate(raw + "x") is None
+    token_revoke(actor=Actor(user=grantee, channel="api"), token=token)
+    assert token_authenticate(raw) is None
+
+
+# --- Refusing to compile what cannot be reused --------------------------------------------
+
+
+def test_a_value_that_never_reaches_the_sql_refuses_to_compile() -> None:
+    query: CompiledQuery[RegisteredModel] = CompiledQuery(
+        lambda shape, name: RegisteredModel.objects.order_by("pk")[:1]
+    )
+    with pytest.raises(ImproperlyConfigured, match="did not reach the SQL"):
+        query.rows(name="x")
+
+
+def test_a_value_transformed_into_a_pattern_refuses_to_compile() -> None:
+    query: CompiledQuery[RegisteredModel] = CompiledQuery(
+        lambda shape, name: RegisteredModel.objects.filter(name__icontains=name)
+    )
+    with pytest.raises(ImproperlyConfigured, match="transformed"):
+        query.rows(name="credit")
+
+
+def test_a_value_written_into_the_sql_text_refuses_to_compile() -> None:
+    # The limit is written into the SQL, so two compiles with different placeholders differ.
+    query: CompiledQuery[RegisteredModel] = CompiledQuery(
+        lambda shape, n: RegisteredModel.objects.filter(pk=n).order_by("pk")[: n % 7 + 1]
+    )
+    with pytest.raises(ImproperlyConfigured, match="depends on the values"):
+        query.rows(n=1)
+
+
+def test_only_strings_and_integers_bind() -> None:
+    query: CompiledQuery[RegisteredModel] = CompiledQuery(
+        lambda shape, flag: RegisteredModel.objects.filter(pk=flag)
+    )
+    with pytest.raises(TypeError):
+        query.rows(flag=True)
+
+
+@pytest.mark.parametrize("number", [2**31, 2**63, 10**40, -(2**31) - 1])
+def test_a_number_beyond_the_columns_range_finds_nothing(
+    models: dict[str, RegisteredModel], admin_user: User, number: int
+) -> None:
+    with pytest.raises(NotFound):
+        selectors.version_get(user=admin_user, registered_model=models["granted"], number=number)
