@@ -183,7 +183,85 @@ def listing(models: int, share: float, rounds: int) -> dict[str, Any]:
         "user": user_ms,
         "admin": admin_ms,
         "rows": (user_rows, admin_rows),
+        "user_obj": user,
+        "admin_obj": admin,
     }
+
+
+def _pg_ticks() -> int:
+    """CPU ticks of this connection's PostgreSQL backend so far (0 on SQLite)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def reads(user: object, admin: object, rounds: int, per_round: int) -> dict[str, Any]:
+    """CPU per call (this process plus its PostgreSQL backend) of the reads a client makes
+    most, by the user with per-model grants and by the administrator, on the same granted
+    models, alternating round by round."""
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from core.permissions import Perm, models_with
+    from registry.models import ModelVersion
+
+    names = list(models_with(user, Perm.VIEW).order_by("name").values_list("name", flat=True))
+    owner = User.objects.get(username="bench-admin")
+    now = timezone.now()
+    ModelVersion.objects.bulk_create(
+        [
+            ModelVersion(
+                registered_model=m, version=v, created_at=now, updated_at=now, created_by=owner
+            )
+            for m in models_with(user, Perm.VIEW).order_by("name")
+            for v in (1, 2, 3)
+        ],
+        batch_size=2000,
+    )
+    calls = {
+        "MLflow get model": lambda i: (
+            "/api/2.0/mlflow/registered-models/get",
+            {"name": names[i % len(names)]},
+        ),
+        "MLflow get version": lambda i: (
+            "/api/2.0/mlflow/model-versions/get",
+            {"name": names[i % len(names)], "version": str(1 + i % 3)},
+        ),
+        "v1 model": lambda i: (f"/api/v1/models/{names[i % len(names)]}/", None),
+        "v1 versions of a model": lambda i: (
+            f"/api/v1/models/{names[i % len(names)]}/versions/",
+            None,
+        ),
+    }
+    clients = {}
+    for label, who in (("user", user), ("admin", admin)):
+        client = APIClient()
+        client.force_authenticate(who)
+        clients[label] = client
+    cpu: dict[str, dict[str, list[float]]] = {c: {"user": [], "admin": []} for c in calls}
+    for call, make in calls.items():
+        for label, client in clients.items():  # warm up
+            for i in range(20):
+                path, params = make(i)
+                assert client.get(path, params).status_code == 200, (call, label)
+        for r in range(rounds):
+            for label, client in clients.items():
+                pg, started = _pg_ticks(), time.process_time()
+                for i in range(per_round):
+                    path, params = make(r * per_round + i)
+                    response = client.get(path, params)
+                    assert response.status_code == 200, (call, label, response.content[:200])
+                own = time.process_time() - started
+                backend = (_pg_ticks() - pg) / os.sysconf("SC_CLK_TCK")
+                cpu[call][label].append((own + backend) * 1000 / per_round)
+    return {"cpu": cpu, "rounds": rounds, "per_round": per_round, "models": len(names)}
 
 
 def audit_appends(writers: int, per_writer: int) -> dict[str, Any]:
@@ -233,8 +311,25 @@ def audit_appends(writers: int, per_writer: int) -> dict[str, Any]:
     }
 
 
+def read_lines(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"| call, CPU ms per call (median of {result['rounds']} rounds of "
+        f"{result['per_round']}, over {result['models']:,} granted models) | user with "
+        "per-model grants | administrator | ratio |",
+        "|---|---|---|---|",
+    ]
+    for call, by in result["cpu"].items():
+        u, a = statistics.median(by["user"]), statistics.median(by["admin"])
+        lines.append(f"| {call} | {u:.2f} | {a:.2f} | {u / a:.2f}× |")
+    return lines
+
+
 def report(
-    database: str, info: dict[str, str], lists: dict[str, Any], appends: dict[str, Any]
+    database: str,
+    info: dict[str, str],
+    lists: dict[str, Any],
+    reads_result: dict[str, Any],
+    appends: dict[str, Any],
 ) -> str:
     engine = (
         f"PostgreSQL {readme_report.postgresql_version()}"
@@ -271,6 +366,8 @@ def report(
         f"| ratio | | {statistics.median(user) / statistics.median(admin):.2f}× | "
         f"{pct(user, 95) / pct(admin, 95):.2f}× |",
         "",
+        *read_lines(reads_result),
+        "",
         "| audit appends, "
         f"{appends['writers']} concurrent writers × {appends['per_writer']} transactions "
         "| events/s | p50 ms | p95 ms |",
@@ -291,6 +388,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=10_000)
     parser.add_argument("--share", type=float, default=0.10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=100, help="calls per round and user")
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--appends", type=int, default=250, help="transactions per writer")
     parser.add_argument(
@@ -311,8 +409,9 @@ def main() -> None:
     django.setup()
     call_command("migrate", verbosity=0)
     lists = listing(args.models, args.share, args.rounds)
+    reads_result = reads(lists["user_obj"], lists["admin_obj"], args.rounds, args.calls)
     appends = audit_appends(args.writers, args.appends)
-    text = report(args.database, info, lists, appends)
+    text = report(args.database, info, lists, reads_result, appends)
     print(text)
     if args.write_readme:
         readme_report.write_block(args.write_readme, start, end, text)
