@@ -290,6 +290,23 @@ _VERSION_BY_NUMBER: permissions.VisibleQuery[VersionRow] = permissions.VisibleQu
 )
 
 
+# One model's versions by its name, newest first, as MLflow's search_model_versions answers
+# `name='<name>'` (its clients' most common search); compiled once per page size asked.
+_VERSIONS_NAMED: permissions.VisibleQuery[VersionRow] = permissions.VisibleQuery(
+    lambda limit, gate, name: (
+        gate(_version_queryset())
+        .filter(registered_model__name=name)
+        .order_by("-version", "pk")[:limit]
+    )
+)
+
+
+def versions_named(*, user: AnyUser, name: str, limit: int) -> list[VersionRow]:
+    """The visible versions of the model named `name`, newest first, at most `limit`. Pass
+    one of a few fixed limits: each is compiled and kept."""
+    return _VERSIONS_NAMED.rows(user, limit, name=name)
+
+
 def _newest_of_their_stage(versions: QuerySet[VersionRow]) -> QuerySet[VersionRow]:
     newest = (
         ModelVersion.objects.filter(

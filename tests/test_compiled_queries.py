@@ -185,3 +185,45 @@ def test_a_number_beyond_the_columns_range_finds_nothing(
 ) -> None:
     with pytest.raises(NotFound):
         selectors.version_get(user=admin_user, registered_model=models["granted"], number=number)
+
+
+def _search(client: Any, text: str, **params: str) -> list[tuple[str, str]]:
+    response = client.get("/api/2.0/mlflow/model-versions/search", {"filter": text, **params})
+    assert response.status_code == 200, response.content
+    return [(v["name"], v["version"]) for v in response.json()["model_versions"]]
+
+
+def test_the_clients_search_by_name_answers_as_the_general_search(
+    models: dict[str, RegisteredModel], admin_user: User, api: Any
+) -> None:
+    """`name='<name>'` on the first page runs compiled SQL; the same filter with a condition
+    that changes nothing runs the general query, and both must agree (order included)."""
+    grantee = _grantee(models)
+    make_version(admin_user, models["granted"])
+    ModelVersion.objects.filter(registered_model=models["granted"], version=2).update(
+        deleted_at="2026-01-01T00:00Z"
+    )
+    for user in (admin_user, grantee):
+        client = api(user)
+        for name in ("granted", "hidden", "missing", "gran%"):
+            fast = _search(client, f"name='{name}'")
+            general = _search(client, f"name='{name}' AND version_number > 0")
+            assert fast == general
+    assert _search(api(grantee), "name='granted'") == [
+        ("granted", "4"),
+        ("granted", "3"),
+        ("granted", "1"),
+    ]
+    assert _search(api(grantee), "name='hidden'") == []
+    # A smaller page and later pages go the general way and page as before.
+    first = api(admin_user).get(
+        "/api/2.0/mlflow/model-versions/search", {"filter": "name='granted'", "max_results": "2"}
+    )
+    assert [v["version"] for v in first.json()["model_versions"]] == ["4", "3"]
+    rest = _search(
+        api(admin_user),
+        "name='granted'",
+        max_results="2",
+        page_token=first.json()["next_page_token"],
+    )
+    assert rest == [("granted", "1")]

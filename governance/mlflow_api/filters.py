@@ -118,6 +118,25 @@ def to_q(text: str, *, target: str) -> Q:
     return q
 
 
+def only_name(text: str) -> str | None:
+    """The name, when a version filter is exactly `name = '<name>'` (what
+    `MlflowClient.search_model_versions(f"name='{name}'")` sends); else None."""
+    try:
+        tree = search.parse(text) if text.strip() else None
+    except search.SearchError:
+        return None
+    if (
+        isinstance(tree, search.Compare)
+        and tree.field == "name"
+        and tree.key is None
+        and tree.op == "="
+        and not tree.negate
+        and isinstance(tree.value, str)
+    ):
+        return tree.value
+    return None
+
+
 def ordering(clauses: list[str], *, target: str) -> list[str]:
     """MLflow order_by clauses (`name`, `last_updated_timestamp DESC`, …) as ORM ordering,
     ties broken as MLflow does (name ascending; versions newest first)."""

@@ -476,13 +476,25 @@ class VersionSearch(MlflowView):
         limit = _max_results(self, 10_000, MAX_VERSIONS)
         page = min(limit, VERSION_PAGE_CAP)
         offset = filters.page_offset(self.text("page_token", required=False))
-        rows = list(
-            selectors.version_list(user=request.user)
-            .filter(filters.to_q(self.text("filter", required=False), target="version"))
-            .order_by(*filters.ordering(self.many("order_by"), target="version"))[
-                offset : offset + page + 1
-            ]
-        )
+        text = self.text("filter", required=False)
+        name = filters.only_name(text)
+        if (
+            name is not None
+            and not offset
+            and page == VERSION_PAGE_CAP
+            and not self.many("order_by")
+        ):
+            # The client's default call: one model's versions, its first (usually only) page;
+            # the same rows in the same order as below, from SQL compiled once.
+            rows = selectors.versions_named(user=request.user, name=name, limit=page + 1)
+        else:
+            rows = list(
+                selectors.version_list(user=request.user)
+                .filter(filters.to_q(text, target="version"))
+                .order_by(*filters.ordering(self.many("order_by"), target="version"))[
+                    offset : offset + page + 1
+                ]
+            )
         more, rows = len(rows) > page, rows[:page]
         payload: dict[str, Any] = {"model_versions": [entities.model_version(r) for r in rows]}
         if more:
