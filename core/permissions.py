@@ -286,13 +286,43 @@ def visible_to(user_reach: Reach, user_id: Any, queryset: QuerySet[M]) -> QueryS
     return qs
 
 
+# The registered models the gate let this user object view during this request (the user
+# object lives for one request; `invalidate` forgets them with the other caches).
+_SEEN = "_modelgate_seen"
+
+
+def _seen(user: AnyUser, registered_model_pk: Any) -> bool:
+    return user is not None and registered_model_pk in user.__dict__.get(_SEEN, ())
+
+
+def visible_within(user: AnyUser, queryset: QuerySet[M], registered_model_pk: Any) -> QuerySet[M]:
+    """`visible`, for rows of one registered model: when the gate already let this user view
+    that model in this request, its grant filter is not run a second time."""
+    if reach(user) is Reach.GRANTED and _seen(user, registered_model_pk):
+        return visible_to(Reach.ALL, None, queryset)
+    return visible(user, queryset)
+
+
 class VisibleQuery(Generic[M]):
     """A hot read compiled once per reach (core.compiled): `build(shape, gate, **values)`
     returns the queryset, ordered and sliced, with `gate(queryset)` applied where `visible`
-    would be; `rows(user, shape, **values)` runs it for the user."""
+    would be; `rows(user, shape, **values)` runs it for the user.
 
-    def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
+    `shows_models`: the rows are registered models, and the ones found are remembered as
+    seen by this user. `within`: the value naming the one registered model the query keeps
+    to; for a model this user has seen, the grant filter is not repeated (as
+    `visible_within`)."""
+
+    def __init__(
+        self,
+        build: Callable[..., QuerySet[M]],
+        *,
+        shows_models: bool = False,
+        within: str | None = None,
+    ) -> None:
         self._build = build
+        self._shows_models = shows_models
+        self._within = within
         self._compiled: CompiledQuery[M] = CompiledQuery(self._gated)
 
     def _gated(self, shape: tuple[Reach, Hashable], user_id: Any = None, **values: Any) -> Any:
@@ -306,8 +336,13 @@ class VisibleQuery(Generic[M]):
         if user_reach is Reach.GRANTED:
             if user is None or user.pk is None:
                 return []
+            if self._within is not None and _seen(user, values[self._within]):
+                return self._compiled.rows((Reach.ALL, shape), **values)
             values["user_id"] = user.pk
-        return self._compiled.rows((user_reach, shape), **values)
+        found = self._compiled.rows((user_reach, shape), **values)
+        if self._shows_models and user_reach is Reach.GRANTED and user is not None:
+            user.__dict__.setdefault(_SEEN, set()).update(row.pk for row in found)
+        return found
 
     def first(self, user: AnyUser, shape: Hashable = (), **values: str | int) -> M | None:
         found = self.rows(user, shape, **values)
@@ -411,6 +446,7 @@ def invalidate(user: User) -> None:
     """Forget cached grants on this user object (after grants change within a request)."""
     user.__dict__.pop("_modelgate_grants", None)
     user.__dict__.pop("_modelgate_global", None)
+    user.__dict__.pop(_SEEN, None)
     for attr in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
         user.__dict__.pop(attr, None)
 

@@ -160,7 +160,8 @@ _MODEL_BY_NAME: permissions.VisibleQuery[RegisteredModel] = permissions.VisibleQ
         gate(_model_details() if details else RegisteredModel.objects.all())
         .filter(name=name)
         .order_by("pk")[:1]
-    )
+    ),
+    shows_models=True,
 )
 
 
@@ -260,9 +261,12 @@ def version_children(version: VersionRow) -> VersionChildren:
 
 def version_list(*, user: AnyUser, filters: VersionFilters | None = None) -> QuerySet[VersionRow]:
     filters = filters or VersionFilters()
-    qs = permissions.visible(user, _version_queryset())
     if filters.registered_model is not None:
-        qs = qs.filter(registered_model=filters.registered_model)
+        qs = permissions.visible_within(
+            user, _version_queryset(), filters.registered_model.pk
+        ).filter(registered_model=filters.registered_model)
+    else:
+        qs = permissions.visible(user, _version_queryset())
     if filters.name_contains:
         qs = qs.filter(registered_model__name__icontains=filters.name_contains)
     for key, value in filters.tags:
@@ -286,7 +290,8 @@ _VERSION_BY_NUMBER: permissions.VisibleQuery[VersionRow] = permissions.VisibleQu
         gate(_version_queryset())
         .filter(registered_model_id=model_id, version=number)
         .order_by("pk")[:1]
-    )
+    ),
+    within="model_id",
 )
 
 
@@ -324,7 +329,8 @@ def _newest_of_their_stage(versions: QuerySet[VersionRow]) -> QuerySet[VersionRo
 _LATEST_OF_ONE: permissions.VisibleQuery[VersionRow] = permissions.VisibleQuery(
     lambda shape, gate, model_id: _newest_of_their_stage(
         gate(_version_queryset()).filter(registered_model_id=model_id)
-    )
+    ),
+    within="model_id",
 )
 
 

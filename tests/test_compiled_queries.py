@@ -227,3 +227,40 @@ def test_the_clients_search_by_name_answers_as_the_general_search(
         page_token=first.json()["next_page_token"],
     )
     assert rest == [("granted", "1")]
+
+
+# --- A model the gate let the user see is not checked twice in one request --------------
+
+
+def test_having_seen_one_model_opens_no_other(
+    models: dict[str, RegisteredModel], admin_user: User
+) -> None:
+    grantee = _grantee(models)
+    granted, hidden = models["granted"], models["hidden"]
+    selectors.registered_model_get(user=grantee, name="granted")  # seen by this user object
+    assert selectors.version_get(user=grantee, registered_model=granted, number=1).version == 1
+    with pytest.raises(NotFound):
+        selectors.version_get(user=grantee, registered_model=hidden, number=1)
+    assert selectors.latest_per_stage(user=grantee, model_pks=[hidden.pk]) == []
+    listed = selectors.version_list(
+        user=grantee, filters=selectors.VersionFilters(registered_model=hidden)
+    )
+    assert list(listed) == []
+    listed = selectors.version_list(
+        user=grantee, filters=selectors.VersionFilters(registered_model=granted)
+    )
+    assert sorted(v.version for v in listed) == [1, 2, 3]
+
+
+def test_what_was_seen_is_forgotten_with_the_grants(models: dict[str, RegisteredModel]) -> None:
+    grantee = _grantee(models)
+    granted = models["granted"]
+    selectors.registered_model_get(user=grantee, name="granted")
+    remove_perm(str(Perm.VIEW), grantee, granted)
+    permissions.invalidate(grantee)  # as a change of grants within a request does
+    with pytest.raises(NotFound):
+        selectors.version_get(user=grantee, registered_model=granted, number=1)
+    # A new request's user object has seen nothing.
+    fresh = User.objects.get(pk=grantee.pk)
+    with pytest.raises(NotFound):
+        selectors.version_get(user=fresh, registered_model=granted, number=1)
