@@ -264,22 +264,33 @@ def visible(user: AnyUser, queryset: QuerySet[M]) -> QuerySet[M]:
     return visible_to(reach(user), user.pk if _active(user) else None, queryset)
 
 
-def visible_to(user_reach: Reach, user_id: Any, queryset: QuerySet[M]) -> QuerySet[M]:
-    """`visible` for a user known by `reach` and id (a compiled query binds the id later)."""
+def visible_to(
+    user_reach: Reach, user_id: Any, queryset: QuerySet[M], *, narrow: bool = False
+) -> QuerySet[M]:
+    """`visible` for a user known by `reach` and id (a compiled query binds the id later).
+    `narrow`: the query finds a few rows (one model, one version), so each row's grant is
+    looked up by index instead of gathering all the user's grants first."""
     model_path, version_path = _registered(_PATHS, queryset.model)
     to_model = f"{model_path}__" if model_path else ""
     qs = queryset.filter(**{f"{to_model}deleted_at__isnull": True})
     if user_reach is Reach.NONE:
         return qs.none()
     if user_reach is Reach.GRANTED:
-        # The grant subqueries apply to the model key directly (no second pass over the model
-        # table), so PostgreSQL can walk an ordered index and stop at the page's end.
         user_rows, group_rows = _grant_rows(user_id, Perm.VIEW)
-        key = f"{to_model}pk__in"
-        qs = qs.filter(
-            Q(**{key: user_rows.values("content_object_id")})
-            | Q(**{key: group_rows.values("content_object_id")})
-        )
+        if narrow:
+            row = OuterRef(f"{to_model}pk")
+            qs = qs.filter(
+                Q(Exists(user_rows.filter(content_object_id=row)))
+                | Q(Exists(group_rows.filter(content_object_id=row)))
+            )
+        else:
+            # The grant subqueries apply to the model key directly (no second pass over the
+            # model table), so PostgreSQL can walk an ordered index and stop at the page's end.
+            key = f"{to_model}pk__in"
+            qs = qs.filter(
+                Q(**{key: user_rows.values("content_object_id")})
+                | Q(**{key: group_rows.values("content_object_id")})
+            )
     if version_path is not None:
         to_version = f"{version_path}__" if version_path else ""
         qs = qs.filter(**{f"{to_version}deleted_at__isnull": True})
@@ -306,7 +317,8 @@ def visible_within(user: AnyUser, queryset: QuerySet[M], registered_model_pk: An
 class VisibleQuery(Generic[M]):
     """A hot read compiled once per reach (core.compiled): `build(shape, gate, **values)`
     returns the queryset, ordered and sliced, with `gate(queryset)` applied where `visible`
-    would be; `rows(user, shape, **values)` runs it for the user.
+    would be (in its `narrow` form: these reads find a few rows); `rows(user, shape,
+    **values)` runs it for the user.
 
     `shows_models`: the rows are registered models, and the ones found are remembered as
     seen by this user. `within`: the value naming the one registered model the query keeps
@@ -327,7 +339,9 @@ class VisibleQuery(Generic[M]):
 
     def _gated(self, shape: tuple[Reach, Hashable], user_id: Any = None, **values: Any) -> Any:
         user_reach, inner = shape
-        return self._build(inner, lambda qs: visible_to(user_reach, user_id, qs), **values)
+        return self._build(
+            inner, lambda qs: visible_to(user_reach, user_id, qs, narrow=True), **values
+        )
 
     def rows(self, user: AnyUser, shape: Hashable = (), **values: str | int) -> list[M]:
         user_reach = reach(user)
