@@ -17,6 +17,7 @@ from cards import content as card_content
 from cards.models import CardReview, CardRevision, ModelCard
 from core import audit, permissions
 from core.actors import Actor
+from core.compiled import CompiledQuery
 from core.errors import Conflict, Forbidden, ValidationFailed
 from core.permissions import AnyUser, Perm
 from core.refusals import gate_refusal
@@ -33,17 +34,20 @@ def _user(actor: Actor) -> User | None:
     return user if isinstance(user, User) and actor.user_id is not None else None
 
 
+# Every version's creation reads this: compiled once per process (core.compiled).
+_PREVIOUS_CARD: CompiledQuery[ModelCard] = CompiledQuery(
+    lambda shape, model_id, number: (
+        ModelCard.objects.filter(registered_model_id=model_id, version__version__lt=number)
+        .select_related("version")
+        .order_by("-version__version")[:1]
+    )
+)
+
+
 def card_start(*, actor: Actor, version: ModelVersion) -> ModelCard:
     """The card a new version starts with: a copy of the newest earlier version's card.
     Runs inside the version's creation (registry.signals.version_created)."""
-    previous = (
-        ModelCard.objects.filter(
-            registered_model_id=version.registered_model_id, version__version__lt=version.version
-        )
-        .select_related("version")
-        .order_by("-version__version")
-        .first()
-    )
+    previous = _PREVIOUS_CARD.first(model_id=version.registered_model_id, number=version.version)
     content = card_content.normalise(previous.content) if previous else card_content.empty()
     now = timezone.now()
     card = ModelCard.objects.create(

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from core import chain, permissions
 from core.actors import Actor, acting_user
+from core.compiled import CompiledQuery
 from core.models import AuditEvent
 
 # Any constant: the key of PostgreSQL's advisory lock that serialises appends to the chain.
@@ -45,12 +46,18 @@ class ModelRef(Protocol):
     def name(self) -> str: ...
 
 
+# Every append reads the head: compiled once per process (core.compiled).
+_HEAD: CompiledQuery[AuditEvent] = CompiledQuery(
+    lambda shape: AuditEvent._base_manager.only("sequence", "hash").order_by("-sequence")[:1]
+)
+
+
 def _chain_head() -> tuple[int, str]:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
-    head = AuditEvent._base_manager.order_by("-sequence").values_list("sequence", "hash").first()
-    return head if head is not None else (0, chain.GENESIS)
+    head = _HEAD.first()
+    return (head.sequence, head.hash) if head is not None else (0, chain.GENESIS)
 
 
 def record(
