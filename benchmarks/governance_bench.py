@@ -146,11 +146,23 @@ def seed(models: int, share: float) -> tuple[object, object]:
     return user, admin
 
 
-def page_times(user: object, pages: int, rounds: int) -> tuple[list[float], int]:
+def token_client(user: Any) -> Any:
+    """A client authenticated as automation is, with a token: each request loads its own
+    user (role permissions in the same query), so nothing one request learnt about the
+    user's grants carries into the next."""
     from rest_framework.test import APIClient
 
+    from core.actors import Actor
+    from core.tokens import token_create
+
+    _, raw = token_create(actor=Actor.system("cli", user=user), user=user, name="bench")
     client = APIClient()
-    client.force_authenticate(user)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def page_times(user: object, pages: int, rounds: int) -> tuple[list[float], int]:
+    client = token_client(user)
     times, seen = [], 0
     for _ in range(rounds):
         url, params = "/api/v1/models/", {"page_size": 50}
@@ -207,7 +219,6 @@ def reads(user: object, admin: object, rounds: int, per_round: int) -> dict[str,
     models, alternating round by round."""
     from django.contrib.auth.models import User
     from django.utils import timezone
-    from rest_framework.test import APIClient
 
     from core.permissions import Perm, models_with
     from registry.models import ModelVersion
@@ -240,11 +251,7 @@ def reads(user: object, admin: object, rounds: int, per_round: int) -> dict[str,
             None,
         ),
     }
-    clients = {}
-    for label, who in (("user", user), ("admin", admin)):
-        client = APIClient()
-        client.force_authenticate(who)
-        clients[label] = client
+    clients = {"user": token_client(user), "admin": token_client(admin)}
     cpu: dict[str, dict[str, list[float]]] = {c: {"user": [], "admin": []} for c in calls}
     for call, make in calls.items():
         for label, client in clients.items():  # warm up

@@ -92,12 +92,23 @@ class CompiledQuery(Generic[M]):
         return _Compiled(queryset, compiler, sql, tuple(params), tuple(slots))
 
     def _compile(self, alias: str, shape: Hashable, values: dict[str, Value]) -> _Compiled:
-        """Compiled twice with different placeholders: the text and the placeholders' places
-        must agree, so no value is written into the SQL and no other parameter merely happened
-        to equal a placeholder."""
+        """Compiled twice with different placeholders: the text, the placeholders' places and
+        every other parameter must agree, so no value is written into the SQL, hidden inside
+        another parameter (a JSON document, a pattern) or merely equal to a placeholder, and
+        the build depends on nothing else that changes (the time)."""
         first = self._compile_once(alias, shape, values)
         second = self._compile_once(alias, shape, values)
-        if first.sql != second.sql or first.slots != second.slots:
+        slots = {index for index, _, _ in first.slots}
+        others = [
+            (a, b)
+            for index, (a, b) in enumerate(zip(first.params, second.params, strict=True))
+            if index not in slots
+        ]
+        if (
+            first.sql != second.sql
+            or first.slots != second.slots
+            or any(type(a) is not type(b) or a != b for a, b in others)
+        ):
             raise ImproperlyConfigured(f"The SQL depends on the values: {first.sql[:200]}.")
         return first
 
@@ -113,7 +124,11 @@ class CompiledQuery(Generic[M]):
             compiled = self._compiled.setdefault(key, self._compile(alias, shape, values))
         params = list(compiled.params)
         for index, name, kind in compiled.slots:
-            params[index] = kind(values[name])
+            value = values[name]
+            # Bound as compiled: a string where a string was, an integer where an integer was.
+            if isinstance(value, bool) or isinstance(value, str) != issubclass(kind, str):
+                raise TypeError(f"{name}: {type(value).__name__} where {kind.__name__} was.")
+            params[index] = kind(value)
         bound = tuple(params)
         compiler = copy.copy(compiled.compiler)
         compiler.connection = connections[alias]  # this thread's connection

@@ -264,3 +264,36 @@ def test_what_was_seen_is_forgotten_with_the_grants(models: dict[str, Registered
     fresh = User.objects.get(pk=grantee.pk)
     with pytest.raises(NotFound):
         selectors.version_get(user=fresh, registered_model=granted, number=1)
+
+
+def test_a_value_hidden_inside_another_parameter_refuses_to_compile() -> None:
+    # The JSON document carries the value (wrapped, or escaped as text): not a parameter of
+    # its own, so it would keep the first placeholder forever.
+    query: CompiledQuery[ModelVersion] = CompiledQuery(
+        lambda shape, source: ModelVersion.objects.filter(source=source, params={"k": source})
+    )
+    with pytest.raises(ImproperlyConfigured, match="depends on the values"):
+        query.rows(source="s3://x")
+
+
+def test_a_build_that_reads_the_clock_refuses_to_compile() -> None:
+    from django.utils import timezone
+
+    query: CompiledQuery[RegisteredModel] = CompiledQuery(
+        lambda shape, name: RegisteredModel.objects.filter(name=name, created_at__lt=timezone.now())
+    )
+    with pytest.raises(ImproperlyConfigured, match="depends on the values"):
+        query.rows(name="x")
+
+
+def test_each_call_binds_the_type_it_was_compiled_with(
+    models: dict[str, RegisteredModel], admin_user: User
+) -> None:
+    query: CompiledQuery[RegisteredModel] = CompiledQuery(
+        lambda shape, name: RegisteredModel.objects.filter(name=name).order_by("pk")[:1]
+    )
+    assert query.first(name="granted") == models["granted"]
+    with pytest.raises(TypeError):
+        query.first(name=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        selectors.version_get(user=admin_user, registered_model=models["granted"], number=True)
