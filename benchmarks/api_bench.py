@@ -5,13 +5,15 @@
 
 Seeds through the services (so numbering, grants and audit rows are real), starts gunicorn
 with DEBUG off, then measures list, get, search and create at concurrency 1 and 8 with
-keep-alive clients, and prints requests/s and p50/p95/p99 latencies as a Markdown table.
+keep-alive clients, and prints requests/s and p50/p95/p99 latencies as a Markdown table;
+with `--write-readme README.md` also writes it, with date and machine, into the README.
 Not collected by pytest; speed is measured here, never asserted in tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -20,14 +22,18 @@ import shutil
 import statistics
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
 
+import readme_report
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "var" / "bench"
 PORT = 8765
+BLOCK = "<!-- api-bench:{db}:{edge} -->"
 
 
 def configure(database: str) -> dict[str, str]:
@@ -39,6 +45,10 @@ def configure(database: str) -> dict[str, str]:
             "ALLOWED_HOSTS": "127.0.0.1",
             "MODELGATE_VAR_DIR": str(BENCH_DIR / database),
             "LOG_LEVEL": "WARNING",
+            # The README's switches for plain HTTP on this machine (Production).
+            "SECURE_SSL_REDIRECT": "false",
+            "SESSION_COOKIE_SECURE": "false",
+            "CSRF_COOKIE_SECURE": "false",
         }
     )
     env.pop("REDIS_URL", None)
@@ -222,6 +232,37 @@ def measure(token: str, op, concurrency: int, requests: int) -> dict[str, float]
     }
 
 
+def report(args: argparse.Namespace, info: dict[str, str], rows: list[tuple]) -> str:
+    title = "PostgreSQL" if args.database == "postgres" else "SQLite (embedded default)"
+    engine = (
+        f"PostgreSQL {readme_report.postgresql_version()}"
+        if args.database == "postgres"
+        else f"SQLite {info['sqlite']}"
+    )
+    lines = [
+        textwrap.fill(
+            f"Measured {datetime.date.today().isoformat()} by `.venv/bin/python "
+            f"benchmarks/api_bench.py --database {args.database}` on {info['cpu']} "
+            f"({info['cores']} cores, {info['ram']} RAM), {info['os']}, Python "
+            f"{info['python']}, {engine}, Modelgate {info['modelgate']}; {args.models:,} models "
+            f"x {args.versions} versions, gunicorn --workers {args.workers} --threads "
+            f"{args.threads}, {args.requests} requests a row; client, server and database "
+            f"share the machine (load average {info['load']} at the start).",
+            width=95,
+            break_on_hyphens=False,
+        ),
+        "",
+        f"| {title} | concurrency | req/s | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, concurrency, r in rows:
+        lines.append(
+            f"| {label} | {concurrency} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
+            f"{r['p99']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
@@ -237,11 +278,21 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", default="1,8", help="Comma-separated levels.")
     parser.add_argument(
+        "--write-readme",
+        type=Path,
+        metavar="README",
+        help="write the table, with date and machine, into README's api-bench block",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="Keep the seeded database of an earlier run (migrating it).",
     )
     args = parser.parse_args()
+    start, end = (BLOCK.format(db=args.database, edge=edge) for edge in ("start", "end"))
+    if args.write_readme:
+        readme_report.block(args.write_readme, start, end)  # before the long run
+    info = readme_report.machine()
     env = configure(args.database)
     token_file = BENCH_DIR / args.database / "token"
     if args.reuse and token_file.exists():
@@ -272,13 +323,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"\n| {args.database} | concurrency | req/s | p50 ms | p95 ms | p99 ms |")
-    print("|---|---|---|---|---|---|")
-    for label, concurrency, r in rows:
-        print(
-            f"| {label} | {concurrency} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-            f"{r['p99']:.1f} |"
-        )
+    text = report(args, info, rows)
+    print(text)
+    if args.write_readme and not args.only:
+        readme_report.write_block(args.write_readme, start, end, text)
     (BENCH_DIR / f"results-{args.database}.json").write_text(
         json.dumps([{"operation": label, "concurrency": c, **r} for label, c, r in rows], indent=2)
     )
