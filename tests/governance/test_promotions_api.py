@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from core import audit
 from governance import promotions
 from governance.models import PromotionRequest
 from registry.models import ModelVersion
@@ -214,3 +215,42 @@ def test_concurrent_approvals_of_one_request_count_once_each(roles, data_scienti
     assert sorted(outcomes) == ["ok", "ok", "request_not_pending"]
     request.refresh_from_db()
     assert request.status == "applied" and request.reviews.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_approvals_on_different_models_all_apply_without_deadlock(
+    roles, data_scientist, ml_engineer
+):
+    """Six models, one request each, approved at the same instant by six reviewers. Each
+    approval records events, reads the audit log (separation of duties: who supplied the
+    content), then locks its model's rows to apply: with events chained at commit, that read
+    takes the chain lock mid-transaction. The locks must still be taken in an order that lets
+    every approval apply, none deadlocked, and the chain stays whole."""
+    requests = []
+    for i in range(6):
+        registered_model = make_model(data_scientist, f"parallel-{i}")
+        requests.append(ask(ml_engineer, ready_version(data_scientist, registered_model)))
+    reviewers = []
+    for i in range(6):
+        user = UserFactory(username=f"parallel-reviewer{i}")
+        user.groups.add(roles["reviewer"])
+        reviewers.append(user)
+
+    def approve(i: int) -> str:
+        try:
+            promotions.promotion_request_review(
+                actor=actor_for(reviewers[i]),
+                promotion_request=requests[i],
+                decision="approve",
+                comment="go",
+            )
+            return "ok"
+        except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
+            return getattr(exc, "code", repr(exc))
+
+    outcomes = all_at_once(6, approve, close_connections=True)
+    assert outcomes == ["ok"] * 6
+    assert sorted(PromotionRequest.objects.values_list("status", flat=True)) == ["applied"] * 6
+    assert ModelVersion.objects.filter(stage="production").count() == 6
+    assert audit.verify().ok
