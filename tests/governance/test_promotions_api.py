@@ -3,6 +3,8 @@ constant query counts, and concurrent approvals on PostgreSQL."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import connection
 
@@ -149,6 +151,28 @@ def test_rollback_endpoint(api, registered_model, data_scientist, ml_engineer, r
     assert r.status_code == 201 and r.json()["version"] == 1 and r.json()["kind"] == "rollback"
 
 
+def _reviewers(roles: Any, prefix: str, count: int) -> list[Any]:
+    """`count` users holding the reviewer role, named prefix0, prefix1, …"""
+    reviewers = []
+    for i in range(count):
+        user = UserFactory(username=f"{prefix}{i}")
+        user.groups.add(roles["reviewer"])
+        reviewers.append(user)
+    return reviewers
+
+
+def _approval_outcome(reviewer: Any, request: Any) -> str:
+    """Approve as `reviewer`: "ok", or the refusal's code (the outcome is what concurrent
+    tests assert)."""
+    try:
+        promotions.promotion_request_review(
+            actor=actor_for(reviewer), promotion_request=request, decision="approve", comment="go"
+        )
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
+        return getattr(exc, "code", repr(exc))
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_final_approvals_of_competing_requests_leave_one_production_version(
@@ -158,23 +182,10 @@ def test_concurrent_final_approvals_of_competing_requests_leave_one_production_v
     the model lock makes them queue; the first applies, the rest find themselves superseded."""
     registered_model = make_model(data_scientist, "race")
     requests = [ask(ml_engineer, ready_version(data_scientist, registered_model)) for _ in range(6)]
-    reviewers = []
-    for i in range(6):
-        user = UserFactory(username=f"reviewer{i}")
-        user.groups.add(roles["reviewer"])
-        reviewers.append(user)
+    reviewers = _reviewers(roles, "reviewer", 6)
 
     def approve(i: int) -> str:
-        try:
-            promotions.promotion_request_review(
-                actor=actor_for(reviewers[i]),
-                promotion_request=requests[i],
-                decision="approve",
-                comment="go",
-            )
-            return "ok"
-        except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
-            return getattr(exc, "code", repr(exc))
+        return _approval_outcome(reviewers[i], requests[i])
 
     outcomes = all_at_once(6, approve, close_connections=True)
     assert sorted(outcomes) == ["ok"] + ["request_not_pending"] * 5
@@ -193,23 +204,10 @@ def test_concurrent_approvals_of_one_request_count_once_each(roles, data_scienti
     at the same time: it is applied exactly once, every approval recorded once."""
     registered_model = make_model(data_scientist, "scorer", risk_tier="high")
     request = ask(ml_engineer, ready_version(data_scientist, registered_model))
-    reviewers = []
-    for i in range(3):
-        user = UserFactory(username=f"rev{i}")
-        user.groups.add(roles["reviewer"])
-        reviewers.append(user)
+    reviewers = _reviewers(roles, "rev", 3)
 
     def approve(i: int) -> str:
-        try:
-            promotions.promotion_request_review(
-                actor=actor_for(reviewers[i]),
-                promotion_request=request,
-                decision="approve",
-                comment="go",
-            )
-            return "ok"
-        except Exception as exc:  # noqa: BLE001
-            return getattr(exc, "code", repr(exc))
+        return _approval_outcome(reviewers[i], request)
 
     outcomes = all_at_once(3, approve, close_connections=True)
     assert sorted(outcomes) == ["ok", "ok", "request_not_pending"]
@@ -231,23 +229,10 @@ def test_concurrent_approvals_on_different_models_all_apply_without_deadlock(
     for i in range(6):
         registered_model = make_model(data_scientist, f"parallel-{i}")
         requests.append(ask(ml_engineer, ready_version(data_scientist, registered_model)))
-    reviewers = []
-    for i in range(6):
-        user = UserFactory(username=f"parallel-reviewer{i}")
-        user.groups.add(roles["reviewer"])
-        reviewers.append(user)
+    reviewers = _reviewers(roles, "parallel-reviewer", 6)
 
     def approve(i: int) -> str:
-        try:
-            promotions.promotion_request_review(
-                actor=actor_for(reviewers[i]),
-                promotion_request=requests[i],
-                decision="approve",
-                comment="go",
-            )
-            return "ok"
-        except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
-            return getattr(exc, "code", repr(exc))
+        return _approval_outcome(reviewers[i], requests[i])
 
     outcomes = all_at_once(6, approve, close_connections=True)
     assert outcomes == ["ok"] * 6
