@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
+from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
 Value = str | int
@@ -130,8 +131,17 @@ class CompiledQuery(Generic[M]):
                 raise TypeError(f"{name}: {type(value).__name__} where {kind.__name__} was.")
             params[index] = kind(value)
         bound = tuple(params)
+        connection = connections[alias]
+        if (
+            compiled.queryset.query.select_for_update
+            and connection.features.has_select_for_update
+            and connection.get_autocommit()
+        ):  # as Django refuses it: a row lock outside a transaction would hold nothing
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         compiler = copy.copy(compiled.compiler)
-        compiler.connection = connections[alias]  # this thread's connection
+        compiler.connection = connection  # this thread's connection
         compiler.as_sql = lambda *args, **kwargs: (compiled.sql, bound)  # type: ignore[method-assign]
         queryset = compiled.queryset._chain()  # type: ignore[attr-defined]
         queryset.query.get_compiler = lambda *args, **kwargs: compiler

@@ -309,9 +309,10 @@ def _seen(user: AnyUser, registered_model_pk: Any) -> bool:
 def visible_within(user: AnyUser, queryset: QuerySet[M], registered_model_pk: Any) -> QuerySet[M]:
     """`visible`, for rows of one registered model: when the gate already let this user view
     that model in this request, its grant filter is not run a second time."""
-    if reach(user) is Reach.GRANTED and _seen(user, registered_model_pk):
+    user_reach = reach(user)
+    if user_reach is Reach.GRANTED and _seen(user, registered_model_pk):
         return visible_to(Reach.ALL, None, queryset)
-    return visible(user, queryset)
+    return visible_to(user_reach, user.pk if _active(user) else None, queryset)
 
 
 class VisibleQuery(Generic[M]):

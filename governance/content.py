@@ -24,9 +24,10 @@ import operator
 from functools import reduce
 from typing import Any
 
-from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Cast
 
+from core.compiled import CompiledQuery
 from core.errors import Conflict
 from core.models import AuditEvent
 from core.refusals import gate_refusal
@@ -155,44 +156,69 @@ def barred(user_id: int | None) -> Q:
     )
 
 
-def _sealed_by(versions: QuerySet[ModelVersion], registered_model: RegisteredModel) -> list[str]:
-    """Why content of these versions (of one model) cannot change now; four queries."""
-    reasons = []
-    stages = sorted(
-        set(
-            versions.filter(
-                stage__in=[ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION]
-            ).values_list("stage", flat=True)
+def _seal_facts(scope: str, pk: int) -> QuerySet[Any]:
+    """The four facts that can seal versions, as (kind, value) rows in one round trip: their
+    serving stages, open requests, aliases and active deployments. `scope` is "version" (that
+    version) or "model" (every live version of that model)."""
+    versions = (
+        ModelVersion.objects.filter(pk=pk)
+        if scope == "version"
+        else ModelVersion.objects.filter(registered_model=pk, deleted_at__isnull=True)
+    )
+
+    def facts(kind: str, rows: QuerySet[Any], value: Any) -> QuerySet[Any]:
+        pairs: QuerySet[Any] = (
+            rows.order_by()
+            .annotate(seal_kind=Value(kind, output_field=CharField()), seal_value=value)
+            .values_list("seal_kind", "seal_value")
         )
+        return pairs
+
+    return facts(
+        "stage",
+        versions.filter(stage__in=[ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION]),
+        F("stage"),
+    ).union(
+        facts(
+            "request",
+            PromotionRequest.objects.filter(version__in=versions, status__in=PromotionRequest.OPEN),
+            Cast("pk", CharField()),
+        ),
+        facts("alias", Alias.objects.filter(version__in=versions), F("name")),
+        facts(
+            "env",
+            Deployment.objects.filter(version__in=versions, status=Deployment.Status.ACTIVE),
+            F("environment"),
+        ),
+        all=True,
     )
-    if stages:
-        reasons.append(f"it is in {' and '.join(stages)}")
-    open_requests = list(
-        PromotionRequest.objects.filter(
-            version__in=versions, status__in=PromotionRequest.OPEN
-        ).values_list("pk", flat=True)
-    )
-    if open_requests:
+
+
+# Every write to a version's content asks, twice for an upload (before the bytes and under
+# the row lock): compiled once per scope.
+_SEAL_FACTS: CompiledQuery[Any] = CompiledQuery(_seal_facts)
+
+
+def _sealed_by(scope: str, pk: int, registered_model: RegisteredModel) -> list[str]:
+    """Why content of a version (or of a model's live versions) cannot change now: one query
+    for the facts, and the policy in force to decide which aliases are protected."""
+    found: dict[str, set[str]] = {kind: set() for kind in ("stage", "request", "alias", "env")}
+    for kind, value in _SEAL_FACTS.rows(scope, pk=pk):
+        found[kind].add(value)
+    reasons = []
+    if found["stage"]:
+        reasons.append(f"it is in {' and '.join(sorted(found['stage']))}")
+    if found["request"]:
         reasons.append(
-            "promotion request " + ", ".join(f"#{pk}" for pk in open_requests) + " is open"
+            "promotion request "
+            + ", ".join(f"#{pk}" for pk in sorted(found["request"], key=int))
+            + " is open"
         )
     policy = policies.policy_for(registered_model)
-    protected = sorted(
-        name
-        for name in Alias.objects.filter(version__in=versions).values_list("name", flat=True)
-        if policies.is_protected(policy, name)
-    )
+    protected = sorted(name for name in found["alias"] if policies.is_protected(policy, name))
     if protected:
         reasons.append("it holds the protected alias " + ", ".join(f"'{a}'" for a in protected))
-    serving = sorted(
-        {
-            env
-            for env in Deployment.objects.filter(
-                version__in=versions, status=Deployment.Status.ACTIVE
-            ).values_list("environment", flat=True)
-            if is_production_environment(env)
-        }
-    )
+    serving = sorted(env for env in found["env"] if is_production_environment(env))
     if serving:
         reasons.append(
             "it serves in production environment " + ", ".join(f"'{env}'" for env in serving)
@@ -202,16 +228,13 @@ def _sealed_by(versions: QuerySet[ModelVersion], registered_model: RegisteredMod
 
 def seals(version: ModelVersion) -> list[str]:
     """What keeps the version's content from changing now (empty: nothing)."""
-    return _sealed_by(ModelVersion.objects.filter(pk=version.pk), version.registered_model)
+    return _sealed_by("version", version.pk, version.registered_model)
 
 
 def model_seals(registered_model: RegisteredModel) -> list[str]:
     """The same for every live version of a model: renaming a model one of whose versions is
     sealed is an administrator's decision."""
-    return _sealed_by(
-        ModelVersion.objects.filter(registered_model=registered_model, deleted_at__isnull=True),
-        registered_model,
-    )
+    return _sealed_by("model", registered_model.pk, registered_model)
 
 
 def require_unsealed(version: ModelVersion, what: str) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import operator
 import re
 from collections.abc import Iterable, Mapping
+from functools import reduce
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -14,6 +16,7 @@ from django.db.models.functions import Cast
 
 from core import audit, permissions
 from core.actors import Actor
+from core.compiled import CompiledQuery
 from core.errors import ValidationFailed
 from governance import readiness
 from governance.models import Policy
@@ -94,21 +97,18 @@ POLICY_ORDER = (("registered_model", "pk"), ("risk_tier", "risk_tier"))
 _CHECK_NAME = re.compile(r"[a-z0-9_]+")
 
 
+# The rows that may hold one model's policy (its own, its tier's), compiled once.
+_POLICY_OF_ONE: CompiledQuery[Policy] = CompiledQuery(
+    lambda shape, **values: Policy.objects.filter(
+        reduce(operator.or_, (Q(**{field: values[key]}) for field, key in POLICY_ORDER))
+    ).order_by()
+)
+
+
 def policy_for(registered_model: RegisteredModel) -> Policy:
-    """The policy in force. Two indexed lookups at most; remembered on the model instance."""
-    cached: Policy | None = registered_model.__dict__.get("_modelgate_policy")
-    if cached is not None:
-        return cached
-    for field, key in POLICY_ORDER:
-        policy = Policy.objects.filter(**{field: getattr(registered_model, key)}).first()
-        if policy is not None:
-            break
-    else:
-        policy = Policy(
-            risk_tier=registered_model.risk_tier, **TIER_DEFAULTS[registered_model.risk_tier]
-        )
-    registered_model.__dict__["_modelgate_policy"] = policy
-    return policy
+    """The policy in force: one indexed query (the model's own row or its tier's), remembered
+    on the model instance."""
+    return policies_for([registered_model])[registered_model.pk]
 
 
 def policies_for(registered_models: Iterable[RegisteredModel]) -> dict[int, Policy]:
@@ -117,12 +117,16 @@ def policies_for(registered_models: Iterable[RegisteredModel]) -> dict[int, Poli
     registered_models = list(registered_models)
     wanted = [m for m in registered_models if "_modelgate_policy" not in m.__dict__]
     if wanted:
-        match = Q()
-        for field, key in POLICY_ORDER:
-            match |= Q(**{f"{field}__in": {getattr(m, key) for m in wanted}})
+        if len(wanted) == 1:  # the common case, compiled: one model's write or page
+            rows = _POLICY_OF_ONE.rows(**{key: getattr(wanted[0], key) for _, key in POLICY_ORDER})
+        else:
+            match = Q()
+            for field, key in POLICY_ORDER:
+                match |= Q(**{f"{field}__in": {getattr(m, key) for m in wanted}})
+            rows = list(Policy.objects.filter(match))
         found = {
             (field, getattr(row, f"{field}_id" if field == "registered_model" else field)): row
-            for row in Policy.objects.filter(match)
+            for row in rows
             for field, _ in POLICY_ORDER
         }
         for registered_model in wanted:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 from guardian.shortcuts import remove_perm
 
 from core import permissions
@@ -20,6 +22,7 @@ from core.permissions import Perm
 from core.tokens import token_authenticate, token_create, token_revoke
 from registry import selectors
 from registry.models import ModelVersion, RegisteredModel
+from registry.services.common import version_locked
 from tests.factories import make_model, make_version, place, superuser
 
 pytestmark = pytest.mark.django_db
@@ -297,3 +300,23 @@ def test_each_call_binds_the_type_it_was_compiled_with(
         query.first(name=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         selectors.version_get(user=admin_user, registered_model=models["granted"], number=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_compiled_row_lock_outside_a_transaction_is_refused_as_django_refuses_it(
+    models: dict[str, RegisteredModel],
+) -> None:
+    """A lock taken in autocommit would hold nothing: where the database locks rows, the
+    compiled read refuses it as a fresh queryset does, compiled or not; inside a transaction
+    it locks and answers."""
+    version = models["granted"].versions.first()
+    assert version is not None
+    if connection.features.has_select_for_update:
+        for _ in range(2):  # the first call compiles, the second runs what was compiled
+            with pytest.raises(TransactionManagementError):
+                version_locked(version)
+    with transaction.atomic():
+        locked = version_locked(version)
+        assert (locked.pk, locked.registered_model.name) == (version.pk, "granted")
+    with transaction.atomic(), pytest.raises(ModelVersion.DoesNotExist):
+        version_locked(ModelVersion(pk=version.pk + 10_000))

@@ -32,8 +32,8 @@ from core.permissions import Perm
 from registry import validation
 from registry.governed import governor
 from registry.models import Artifact, ModelVersion, PackagingJob
-from registry.services.common import require_admin
-from registry.services.jobs import job_require_current, job_start
+from registry.services.common import require_admin, version_locked
+from registry.services.jobs import job_require_current, job_start_within
 
 logger = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def artifact_upload(
             )
             # Every file is inspected by a worker (sha256, format, pickle imports), files a
             # job derived included: readiness passes only on a completed, safe inspection.
-            job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
+            job_start_within(actor=actor, version=version, kind="inspect", artifact=artifact)
     except BaseException:
         blobs_release([key])
         raise
@@ -316,7 +316,7 @@ def artifact_copy(*, actor: Actor, version: ModelVersion, source: Artifact) -> A
         derived_by_job=None,
         copied_from=source,
     )
-    job_start(actor=actor, version=version, kind="inspect", artifact=artifact)
+    job_start_within(actor=actor, version=version, kind="inspect", artifact=artifact)
     return artifact
 
 
@@ -334,7 +334,7 @@ def _artifact_insert(
     derived_by_job: PackagingJob | None,
     copied_from: Artifact | None = None,
 ) -> Artifact:
-    locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    locked = version_locked(version)
     if locked.is_deleted:
         raise Conflict("A deleted version cannot receive artifacts.", code="version_deleted")
     if derived_by_job is None:

@@ -10,9 +10,10 @@ from django.db.models import Manager, Model
 
 from core import permissions
 from core.actors import Actor
+from core.compiled import CompiledQuery
 from core.errors import Conflict, Forbidden, ValidationFailed
 from registry import validation
-from registry.models import ModelVersionTag, RegisteredModelTag
+from registry.models import ModelVersion, ModelVersionTag, RegisteredModelTag
 
 
 class _Unset:
@@ -42,6 +43,26 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Model):
         return str(value)
     return value
+
+
+# Every write to a version starts here: compiled once (core.compiled).
+_VERSION_LOCKED: CompiledQuery[ModelVersion] = CompiledQuery(
+    lambda shape, pk: (
+        ModelVersion.objects.select_related("registered_model")
+        .select_for_update(of=("self",))
+        .filter(pk=pk)
+    )
+)
+
+
+def version_locked(version: ModelVersion) -> ModelVersion:
+    """The version's row, read again under a row lock (inside a transaction, or
+    TransactionManagementError), with its model read fresh in the same statement; the
+    model's row is not locked."""
+    locked = _VERSION_LOCKED.first(pk=version.pk)
+    if locked is None:
+        raise ModelVersion.DoesNotExist(f"Version {version.pk} is gone.")
+    return locked
 
 
 def insert_or_conflict(create: Callable[[], T], message: str, code: str) -> T:

@@ -12,11 +12,12 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from core import audit, permissions
 from core.actors import Actor, acting_user
+from core.compiled import CompiledQuery
 from core.errors import Conflict, ValidationFailed
 from core.permissions import Perm
 from core.tasks import enqueue_on_commit
@@ -94,8 +95,28 @@ def _input_digest(version: ModelVersion, kind: str, source: Artifact) -> str:
     return source.sha256
 
 
-@transaction.atomic
-def job_start(
+def _reusable(force: bool, version: int, kind: str, digest: str) -> QuerySet[PackagingJob]:
+    """What may answer a start instead of a new job, in one statement: the active job (locked;
+    at most one by constraint) before the newest success (only without `force`)."""
+    return (
+        PackagingJob.objects.filter(
+            version=version,
+            kind=kind,
+            input_sha256=digest,
+            status__in=[*ACTIVE] if force else [*ACTIVE, Status.SUCCEEDED],
+        )
+        .select_for_update(of=("self",))
+        .select_related("version__registered_model")
+        .order_by(Case(When(status__in=ACTIVE, then=Value(0)), default=Value(1)), "-finished_at")[
+            :1
+        ]
+    )
+
+
+_REUSABLE: CompiledQuery[PackagingJob] = CompiledQuery(_reusable)
+
+
+def job_start_within(
     *,
     actor: Actor,
     version: ModelVersion,
@@ -104,7 +125,11 @@ def job_start(
     force: bool = False,
 ) -> tuple[PackagingJob, bool]:
     """Queue a job; returns (job, created). Without `force`, the same kind on the same input
-    (by sha256) returns the job already running or the one that already succeeded."""
+    (by sha256) returns the job already running or the one that already succeeded.
+
+    Runs in the caller's transaction with no savepoint of its own, so a refusal rolls all of
+    it back (an upload queueing its file's inspection); `job_start` is the same in a
+    transaction of its own."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     if kind not in PackagingJob.Kind.values:
         raise ValidationFailed(
@@ -118,23 +143,22 @@ def job_start(
     digest = _input_digest(version, kind, source)
     existing = PackagingJob.objects.filter(version=version, kind=kind, input_sha256=digest)
     now = timezone.now()
-    active = (
-        existing.filter(status__in=ACTIVE)
-        .select_for_update(of=("self",))
-        .select_related("version__registered_model")
-        .first()
-    )
-    # A running job whose worker went silent is not returned as if it were working: asking
-    # again starts its next attempt (or, out of attempts, it fails and a new job starts).
-    if active is not None and (not _silent_since(active, now) or _recover(active, actor, now)):
-        return active, False
-    if not force:
-        done = existing.filter(status=Status.SUCCEEDED).order_by("-finished_at").first()
-        if done is not None:
-            verdict = (done.result.get("scan") or {}).get("verdict")
-            if kind == Kind.INSPECT and verdict and source.safety != verdict:
-                artifact_safety_set(source, verdict)  # the same bytes, inspected before
-            return done, False
+    found = _REUSABLE.first(force, version=version.pk, kind=kind, digest=digest)
+    if found is not None and found.status in ACTIVE:
+        # A running job whose worker went silent is not returned as if it were working: asking
+        # again starts its next attempt (or, out of attempts, it fails and a new job starts).
+        if not _silent_since(found, now) or _recover(found, actor, now):
+            return found, False
+        found = (
+            None
+            if force
+            else existing.filter(status=Status.SUCCEEDED).order_by("-finished_at").first()
+        )
+    if found is not None:
+        verdict = (found.result.get("scan") or {}).get("verdict")
+        if kind == Kind.INSPECT and verdict and source.safety != verdict:
+            artifact_safety_set(source, verdict)  # the same bytes, inspected before
+        return found, False
     job = insert_or_conflict(
         lambda: PackagingJob.objects.create(
             version=version,
@@ -164,6 +188,9 @@ def job_start(
     )
     enqueue_on_commit(RUN_JOB, job.pk)
     return job, True
+
+
+job_start = transaction.atomic(job_start_within)
 
 
 @transaction.atomic

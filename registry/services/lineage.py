@@ -34,7 +34,7 @@ from registry.models import (
     TrainingRun,
     TrainingRunDataset,
 )
-from registry.services.common import insert_or_conflict
+from registry.services.common import insert_or_conflict, version_locked
 
 
 def _choice(value: str, choices: list[str], field: str) -> str:
@@ -265,7 +265,7 @@ def deployment_create(
     environment the version must be approved (in production or holding a protected alias);
     otherwise a 409 `not_approved`, audited as `gate.refused` by the edge."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    version = version_locked(version)
     if version.is_deleted:
         raise Conflict("A deleted version cannot be deployed.", code="version_deleted")
     environment = validation.environment_name(environment)

@@ -30,6 +30,7 @@ from registry.services.common import (
     apply_changes,
     require_admin,
     tag_upsert,
+    version_locked,
 )
 from registry.services.lineage import linkable
 from registry.services.registered_models import _refuse_if_serving
@@ -211,7 +212,7 @@ def version_update(
     flavor, training run) may change only while the version is not sealed (governance.content:
     an open request, a serving stage or a protected alias); the description may always."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    version = version_locked(version)
     changes: dict[str, Any] = {
         "description": description
         if description is UNSET
@@ -306,7 +307,7 @@ def version_metrics_log(*, actor: Actor, version: ModelVersion, metrics: Any) ->
     sealed: metrics are what approvers judge."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     values = validation.metrics(metrics)
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    version = version_locked(version)
     governor().require_unsealed(version, "metrics")
     changed = {}
     for m in values:
@@ -363,7 +364,7 @@ def stage_move(
     row lock (so two concurrent moves to production queue rather than both succeed). With
     `archive_existing`, versions already in the target stage are archived."""
     registered_model = version.registered_model
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    version = version_locked(version)
     if version.is_deleted:
         raise Conflict("A deleted version cannot change stage.", code="version_deleted")
     if version.status != ModelVersion.Status.READY and stage in ModelVersion.PROMOTION_STAGES:
@@ -427,7 +428,7 @@ def version_delete(*, actor: Actor, version: ModelVersion) -> ModelVersion:
     """Soft delete. Refused while the version is staged, in production or deployed; aliases
     that pointed at it are removed (and recorded)."""
     permissions.require(actor.user, Perm.DELETE, version.registered_model)
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    version = version_locked(version)
     _refuse_if_serving([version], f"version {version.version}")
     aliases = list(Alias.objects.filter(version=version).values_list("name", flat=True))
     Alias.objects.filter(version=version).delete()
@@ -475,7 +476,7 @@ def version_restore(*, actor: Actor, version: ModelVersion) -> ModelVersion:
 def version_purge(*, actor: Actor, version: ModelVersion) -> None:
     """Remove a soft-deleted version for good. Its number is never given out again."""
     require_admin(actor, "purge a version")
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    version = version_locked(version)
     if not version.is_deleted:
         raise Conflict("Delete the version before purging it.", code="not_deleted")
     if version.deployments.exists():
