@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/api_bench.py --database postgres   # needs a local PostgreSQL
 
 Seeds through the services (so numbering, grants and audit rows are real), starts gunicorn
-with DEBUG off, then measures list, get, search and create at concurrency 1 and 8 with
-keep-alive clients, and prints requests/s and p50/p95/p99 latencies as a Markdown table;
+with DEBUG off, then measures list, get, search, create and a file upload at concurrency 1
+and 8 with keep-alive clients, and prints requests/s and p50/p95/p99 latencies as a Markdown table;
 with `--write-readme README.md` also writes it, with date and machine, into the README.
 Not collected by pytest; speed is measured here, never asserted in tests.
 """
@@ -25,6 +25,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -161,11 +162,19 @@ def start_server(env: dict[str, str], workers: int, threads: int) -> subprocess.
 class Client:
     def __init__(self, token: str) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.headers = {"Authorization": f"Bearer {token}"}
 
-    def call(self, method: str, path: str, body: str | None, expect: int) -> float:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: str | bytes | None,
+        expect: int,
+        content_type: str = "application/json",
+    ) -> float:
         started = time.perf_counter()
-        self.conn.request(method, path, body=body, headers=self.headers)
+        headers = {**self.headers, "Content-Type": content_type}
+        self.conn.request(method, path, body=body, headers=headers)
         response = self.conn.getresponse()
         response.read()
         elapsed = time.perf_counter() - started
@@ -174,7 +183,7 @@ class Client:
         return elapsed
 
 
-def operations(models: int) -> dict[str, object]:
+def operations(models: int, versions: int) -> dict[str, object]:
     def name() -> str:
         return f"model-{random.randrange(models):04d}"
 
@@ -196,6 +205,16 @@ def operations(models: int) -> dict[str, object]:
             f"/api/v1/models/{name()}/versions/",
             json.dumps({"source": "s3://bench/new", "metrics": {"auc": 0.9}}),
             201,
+        ),
+        # A new file on an unsealed version: the seal check before and under the row lock, the
+        # row, its inspection job queued (the broker is the embedded filesystem one here).
+        "upload file (4 KB)": lambda: (
+            "POST",
+            f"/api/v1/models/{name()}/versions/{random.randrange(1, versions + 1)}/artifacts/"
+            f"?filename=bench-{uuid.uuid4().hex}.bin",
+            os.urandom(4096),
+            201,
+            "application/octet-stream",
         ),
     }
 
@@ -308,7 +327,7 @@ def main() -> None:
     rows = []
     try:
         levels = [int(c) for c in args.concurrency.split(",")]
-        for label, op in operations(args.models).items():
+        for label, op in operations(args.models, args.versions).items():
             if args.only not in label:
                 continue
             for concurrency in levels:
