@@ -70,6 +70,8 @@ class CompiledQuery(Generic[M]):
     def _compile_once(self, alias: str, shape: Hashable, values: dict[str, Value]) -> _Compiled:
         marks = {name: _placeholder(name, value) for name, value in values.items()}
         queryset = self._build(shape, **marks)
+        if queryset.db != alias:  # a router sends it elsewhere: never run it on the wrong one
+            raise ImproperlyConfigured(f"Compiled queries run on '{alias}', not '{queryset.db}'.")
         compiler = queryset.query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
         by_mark = {(type(mark), mark): name for name, mark in marks.items()}

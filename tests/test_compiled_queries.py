@@ -320,3 +320,13 @@ def test_a_compiled_row_lock_outside_a_transaction_is_refused_as_django_refuses_
         assert (locked.pk, locked.registered_model.name) == (version.pk, "granted")
     with transaction.atomic(), pytest.raises(ModelVersion.DoesNotExist):
         version_locked(ModelVersion(pk=version.pk + 10_000))
+
+
+def test_a_query_routed_to_another_database_refuses_to_compile() -> None:
+    """Compiled SQL runs on the default database; a build that names another one (or a router
+    that sends it there) is refused rather than run on the wrong database."""
+    elsewhere: CompiledQuery[RegisteredModel] = CompiledQuery(
+        lambda shape, name: RegisteredModel.objects.using("replica").filter(name=name)
+    )
+    with pytest.raises(ImproperlyConfigured, match="replica"):
+        elsewhere.rows(name="x")

@@ -45,20 +45,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# Every write to a version starts here: compiled once (core.compiled).
+# Every write to a version starts here: compiled once (core.compiled). Not joined to its
+# model: after waiting for the lock PostgreSQL re-reads the locked row but not a joined one,
+# so the model (its risk tier, hence its policy) is read afterwards, when first used.
 _VERSION_LOCKED: CompiledQuery[ModelVersion] = CompiledQuery(
-    lambda shape, pk: (
-        ModelVersion.objects.select_related("registered_model")
-        .select_for_update(of=("self",))
-        .filter(pk=pk)
-    )
+    lambda shape, pk: ModelVersion.objects.select_for_update().filter(pk=pk)
 )
 
 
 def version_locked(version: ModelVersion) -> ModelVersion:
     """The version's row, read again under a row lock (inside a transaction, or
-    TransactionManagementError), with its model read fresh in the same statement; the
-    model's row is not locked."""
+    TransactionManagementError); its model is read when first used, after the lock."""
     locked = _VERSION_LOCKED.first(pk=version.pk)
     if locked is None:
         raise ModelVersion.DoesNotExist(f"Version {version.pk} is gone.")

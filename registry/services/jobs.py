@@ -130,6 +130,8 @@ def job_start_within(
     Runs in the caller's transaction with no savepoint of its own, so a refusal rolls all of
     it back (an upload queueing its file's inspection); `job_start` is the same in a
     transaction of its own."""
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("job_start_within needs a transaction.")
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     if kind not in PackagingJob.Kind.values:
         raise ValidationFailed(

@@ -5,15 +5,22 @@ number of statements that does not grow with the registry."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.errors import Conflict
 from governance import content
 from governance.models import Policy, PromotionRequest
-from registry.models import Alias, Deployment, ModelVersion
-from tests.factories import make_model, make_version
+from registry import services
+from registry.models import Alias, Deployment, ModelVersion, RegisteredModel
+from registry.services.jobs import job_start_within
+from tests.factories import actor_for, make_model, make_version
 
 pytestmark = pytest.mark.django_db
 
@@ -132,11 +139,12 @@ def _upload_statements(api, user, name: str, filename: str) -> int:
 
 
 def test_an_upload_and_its_inspection_cost_a_fixed_number_of_statements(api, data_scientist):
-    """18 inside the test's transaction: the model and version looked up, the seal facts and
-    policy before the bytes stream (2) and again under the row lock (2), the filename free
-    (twice), the version locked, the file's row, the inspection's reuse check, its row (in a
-    savepoint, so a race becomes a 409), and the audit chain's head and insert; PostgreSQL
-    adds the chain's advisory lock. It was 30 before the seal facts came in one statement."""
+    """19 inside the test's transaction: the model and version looked up, the seal facts and
+    policy before the bytes stream (2), the version locked and its model read after the lock,
+    the seal facts and policy again (2), the filename free (twice), the file's row, the
+    inspection's reuse check, its row (in a savepoint, so a race becomes a 409), and the audit
+    chain's head and insert; PostgreSQL adds the chain's advisory lock. It was 30 before the
+    seal facts came in one statement."""
     registered_model = make_model(data_scientist, "uploads")
     version = make_version(data_scientist, registered_model)
     _upload_statements(api, data_scientist, "uploads", "warm.pkl")
@@ -146,4 +154,72 @@ def test_an_upload_and_its_inspection_cost_a_fixed_number_of_statements(api, dat
         _deploy(version, f"dev-{i}")
         _upload_statements(api, data_scientist, "uploads", f"more-{i}.pkl")
     assert _upload_statements(api, data_scientist, "uploads", "b.pkl") == first
-    assert first <= 18 + (1 if connection.vendor == "postgresql" else 0)
+    assert first <= 19 + (1 if connection.vendor == "postgresql" else 0)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_tier_raised_while_an_upload_waits_for_the_lock_is_the_tier_it_checks(data_scientist):
+    """An upload's second seal check runs under the version's row lock. The model is read after
+    the lock is granted, not joined into the locking statement (PostgreSQL re-reads a locked
+    row after the wait, not the rows joined to it): a risk tier raised while the upload waits
+    protects 'champion', and the upload is refused."""
+    registered_model = make_model(data_scientist, "waiting", risk_tier="low")
+    version = make_version(data_scientist, registered_model)
+    _alias(version, "champion")  # not protected by the low tier's policy
+    holding, release = threading.Event(), threading.Event()
+    outcome: dict[str, str] = {}
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                list(ModelVersion.objects.select_for_update().filter(pk=version.pk))
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def uploader() -> None:
+        try:
+            services.artifact_upload(
+                actor=actor_for(data_scientist),
+                version=ModelVersion.objects.select_related("registered_model").get(pk=version.pk),
+                filename="late.pkl",
+                chunks=[b"late"],
+            )
+            outcome["upload"] = "stored"
+        except Conflict as exc:
+            outcome["upload"] = exc.code
+        finally:
+            connections.close_all()
+
+    lock = threading.Thread(target=holder)
+    lock.start()
+    assert holding.wait(5)
+    upload = threading.Thread(target=uploader)
+    upload.start()
+    time.sleep(0.5)  # the upload streams its bytes, then waits for the row lock
+    RegisteredModel.objects.filter(pk=registered_model.pk).update(risk_tier="high")
+    release.set()
+    lock.join(10)
+    upload.join(10)
+    assert outcome == {"upload": "version_sealed"}
+    assert not version.artifacts.filter(filename="late.pkl").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_inspection_queues_only_inside_a_transaction(data_scientist):
+    """job_start_within has no transaction of its own: called outside one it refuses (and
+    queues nothing) rather than take row locks that hold nothing; job_start opens its own."""
+    registered_model = make_model(data_scientist, "jobs")
+    version = make_version(data_scientist, registered_model)
+    artifact = services.artifact_upload(
+        actor=actor_for(data_scientist), version=version, filename="m.pkl", chunks=[b"m"]
+    )
+    artifact.jobs.all().delete()
+    start = {"actor": actor_for(data_scientist), "version": version, "kind": "inspect"}
+    with pytest.raises(TransactionManagementError):
+        job_start_within(**start, artifact=artifact)
+    assert not artifact.jobs.exists()
+    job, created = services.job_start(**start, artifact=artifact)
+    assert created and job.artifact_id == artifact.pk
