@@ -221,6 +221,22 @@ def approval_flaw(
     return ""
 
 
+def eligible_reviewers(
+    promotion_request: PromotionRequest, evaluation: Evaluation | None = None
+) -> list[User]:
+    """Who may still decide the request: active holders of the approval right on its model
+    (a role, or an administrator's grant), less those barred from it (the requester and
+    whoever supplied the version's content) and those whose approval already counts. One
+    query, plus the barred set when no evaluation is given."""
+    barred = evaluation.barred if evaluation is not None else barred_reviewers(promotion_request)
+    counted = {u.pk for u in evaluation.approvers} if evaluation is not None else set()
+    return [
+        u
+        for u in permissions.holders(Perm.APPROVE_PROMOTION, promotion_request.registered_model)
+        if u.pk not in barred and u.pk not in counted
+    ]
+
+
 def review_refusal(
     user: AnyUser, promotion_request: PromotionRequest, evaluation: Evaluation | None = None
 ) -> str | None:

@@ -19,13 +19,14 @@ from django.urls import reverse
 from core import permissions
 from core.actors import Actor
 from core.edge import instant, is_whole_number, whole_number
-from core.errors import Conflict, DomainError, ValidationFailed
+from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from core.models import AuditEvent
 from core.pages import page
 from core.permissions import Perm
 from core.refusals import refused
-from governance import access, promotions, selectors
+from governance import access, card_source, policies, promotions, selectors
 from governance.models import PromotionRequest, Review
+from registry import metric_direction
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion
 
@@ -191,6 +192,65 @@ def _timeline(req: PromotionRequest) -> list[dict[str, Any]]:
     return rows
 
 
+def _evidence(request: HttpRequest, req: PromotionRequest, evaluation: Any) -> dict[str, Any]:
+    """What a reviewer decides on, beside approvals and checks: the candidate's metrics against
+    the version it replaces (direction-aware), its model card's state, and who may still
+    approve (marking administrators while the policy still needs one)."""
+    version, current = req.version, evaluation.current
+    metrics: list[dict[str, Any]] = []
+    try:
+        if current is not None and current.pk != version.pk:
+            compared = registry_selectors.version_compare(
+                user=request.user,
+                registered_model=req.registered_model,
+                numbers=[current.version, version.version],
+            )
+            metrics = [
+                {**m, "candidate": m["values"][1], "current": m["values"][0]}
+                | {"change": m["changes"][0]}
+                for m in compared["metrics"]
+            ]
+        else:
+            row = registry_selectors.version_get(
+                user=request.user, registered_model=req.registered_model, number=version.version
+            )
+            declared = req.registered_model.metric_directions
+            metrics = [
+                dict(
+                    zip(
+                        ("direction", "direction_source"),
+                        metric_direction.direction(declared, m["name"]),
+                        strict=True,
+                    ),
+                    name=registry_selectors.metric_label(m),
+                    candidate=m["value"],
+                    current=None,
+                    change=None,
+                )
+                for m in registry_selectors.version_children(row).metrics
+            ]
+    except NotFound:  # a version deleted since the request closed: no metrics to show
+        pass
+    eligible = []
+    if req.status == PromotionRequest.Status.PENDING:
+        eligible = [
+            {
+                "user": u,
+                "administrator": evaluation.admin_needed
+                and not evaluation.admin_approved
+                and policies.admin_among([u], req.registered_model),
+            }
+            for u in promotions.eligible_reviewers(req, evaluation)
+        ]
+    card = card_source.state(version)
+    return {
+        "metrics": metrics,
+        "card": card,
+        "card_label": card.status.replace("_", " ") if card else "",
+        "eligible": eligible,
+    }
+
+
 @page
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     req = selectors.promotion_request_get(user=request.user, pk=pk)
@@ -202,6 +262,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "req": req,
             "evaluation": evaluation,
+            "evidence": _evidence(request, req, evaluation),
             "timeline": _timeline(req),
             "may_review": refusal is None,
             "review_refusal": refusal,

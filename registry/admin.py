@@ -65,6 +65,7 @@ class RegisteredModelAdmin(ModelScoped):
     autocomplete_fields = ["owner", "team"]
     readonly_fields = [
         "name",
+        "metric_directions",  # set through the API (PATCH the model), where the rules live
         "last_version_number",
         "created_by",
         "created_at",

@@ -15,7 +15,7 @@ from django.db.models.functions import JSONObject
 from core import permissions
 from core.aggregates import json_array_of, json_object_of
 from core.errors import NotFound, ValidationFailed
-from registry import search
+from registry import metric_direction, search
 from registry.models import (
     Alias,
     Artifact,
@@ -395,8 +395,9 @@ def version_compare(
     *, user: AnyUser, registered_model: RegisteredModel, numbers: list[int]
 ) -> dict[str, Any]:
     """Params and metrics of two or more versions side by side. Changes are against the first
-    version listed (the baseline): absolute difference and percentage (None when the baseline
-    is zero)."""
+    version listed (the baseline): the difference as the numbers are written, the percentage
+    to two decimals (None when the baseline is zero), and whether that is better or worse by
+    the metric's direction (registry.metric_direction; None when nothing decides it)."""
     if not 2 <= len(numbers) <= MAX_COMPARE or len(set(numbers)) != len(numbers):
         raise ValidationFailed(f"Compare 2–{MAX_COMPARE} distinct versions.", field="versions")
     found = {
@@ -421,26 +422,43 @@ def version_compare(
         }
         for key in param_keys
     ]
-    metric_maps = [
-        {_metric_label(m): m["value"] for m in version_children(v).metrics} for v in versions
-    ]
+    names: dict[str, str] = {}
+    metric_maps = []
+    for v in versions:
+        recorded: dict[str, float] = {}
+        for m in version_children(v).metrics:
+            label = metric_label(m)
+            names[label] = m["name"]
+            recorded[label] = m["value"]
+        metric_maps.append(recorded)
     metrics = []
-    for label in sorted({k for mm in metric_maps for k in mm}):
+    for label in sorted(names):
         values = [mm.get(label) for mm in metric_maps]
+        way, source = metric_direction.direction(registered_model.metric_directions, names[label])
         base = values[0]
-        changes = []
+        changes: list[dict[str, Any]] = []
         for value in values[1:]:
             if base is None or value is None:
-                changes.append({"absolute": None, "percent": None})
-            else:
-                changes.append(
-                    {
-                        "absolute": value - base,
-                        "percent": None if base == 0 else (value - base) / abs(base) * 100,
-                    }
-                )
+                changes.append({"absolute": None, "percent": None, "verdict": None})
+                continue
+            absolute = metric_direction.difference(value, base)
+            changes.append(
+                {
+                    "absolute": absolute,
+                    "percent": metric_direction.percent(value, base),
+                    "verdict": metric_direction.verdict(way, absolute),
+                }
+            )
         metrics.append(
-            {"name": label, "values": values, "changes": changes, "differs": len(set(values)) > 1}
+            {
+                "name": label,
+                "metric": names[label],
+                "direction": way,
+                "direction_source": source,
+                "values": values,
+                "changes": changes,
+                "differs": len(set(values)) > 1,
+            }
         )
     return {
         "registered_model": registered_model.name,
@@ -451,7 +469,7 @@ def version_compare(
     }
 
 
-def _metric_label(metric: dict[str, Any]) -> str:
+def metric_label(metric: dict[str, Any]) -> str:
     scope = "/".join(p for p in (metric["dataset"], metric["split"]) if p)
     return f"{metric['name']} [{scope}]" if scope else metric["name"]
 

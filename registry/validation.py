@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from core.errors import ValidationFailed
+from registry import metric_direction
 
 MAX_NAME = 256
 MAX_TAG_KEY = 250
@@ -216,6 +217,30 @@ def metrics(value: object) -> list[MetricValue]:
         seen.add(ident)
         out.append(metric)
     return out
+
+
+MAX_METRIC_DIRECTIONS = 200
+
+
+def metric_directions(value: object) -> dict[str, str]:
+    """A model's declared metric directions: {metric name: "higher" | "lower"}."""
+    field = "metric_directions"
+    if not isinstance(value, dict):
+        raise ValidationFailed(
+            'metric_directions must be an object of metric name to "higher" or "lower".',
+            field=field,
+        )
+    if len(value) > MAX_METRIC_DIRECTIONS:
+        raise ValidationFailed(f"At most {MAX_METRIC_DIRECTIONS} metric directions.", field=field)
+    clean = {}
+    for name, way in value.items():
+        name = tag_key(name, field=field)
+        if way not in metric_direction.DIRECTIONS:
+            raise ValidationFailed(
+                f'The direction of metric \'{name}\' must be "higher" or "lower".', field=field
+            )
+        clean[name] = way
+    return dict(sorted(clean.items()))
 
 
 def _short(value: object, limit: int, field: str) -> str:

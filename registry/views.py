@@ -185,27 +185,50 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     )
 
 
+def chart_axis(values: list[float]) -> tuple[float, float]:
+    """Where a metric's bars start and end. Values that differ get an axis around them (a
+    quarter of their spread below the lowest, a tenth above the highest; never below zero
+    for values that are not), so 0.74 against 0.78 shows; equal values keep zero to them."""
+    low, high = min(values), max(values)
+    if low == high:
+        return (min(low, 0.0), max(high, 0.0) or 1.0)
+    spread = high - low
+    start = low - spread / 4
+    if low >= 0:
+        start = max(start, 0.0)
+    return (start, high + spread / 10)
+
+
 def _svg_chart(result: dict[str, Any]) -> dict[str, Any]:
-    """Grouped horizontal bars, one group per metric, one bar per version, each scaled to the
-    largest absolute value of its metric (metrics differ in scale)."""
-    width, label_w, bar_h, gap = 640, 200, 14, 10
+    """Grouped horizontal bars, one group per metric, one bar per version, each metric on its
+    own axis (chart_axis; metrics differ in scale), stated under its name."""
+    width, label_w, bar_h, gap = 640, 200, 14, 24
+    span_w = width - label_w - 90
     rows, y = [], 0
     for metric in result["metrics"]:
         values = [v for v in metric["values"] if v is not None]
-        top = max((abs(v) for v in values), default=0) or 1
+        start, end = chart_axis(values) if values else (0.0, 1.0)
         bars = []
         for i, value in enumerate(metric["values"]):
-            length = 0 if value is None else abs(value) / top * (width - label_w - 80)
+            length = 0 if value is None else (value - start) / (end - start) * span_w
             bars.append(
                 {
                     "y": y + i * bar_h,
-                    "width": round(length, 1),
+                    "width": round(max(length, 1.0) if value is not None else 0, 1),
                     "value": value,
                     "version": result["versions"][i].version,
                     "series": i % 6,
                 }
             )
-        rows.append({"name": metric["name"], "y": y, "bars": bars})
+        rows.append(
+            {
+                "name": metric["name"],
+                "direction": metric["direction"],
+                "y": y,
+                "axis": (start, end),
+                "bars": bars,
+            }
+        )
         y += len(metric["values"]) * bar_h + gap
     return {
         "rows": rows,

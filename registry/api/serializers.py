@@ -75,6 +75,13 @@ class RegisteredModelUpdateIn(StrictInput):
         slug_field="name", required=False, allow_null=True, queryset=Group.objects.all()
     )
     risk_tier = serializers.ChoiceField(choices=RegisteredModel.RiskTier.choices, required=False)
+    metric_directions = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='Which way each metric is better: {"name": "higher" | "lower"}, replacing '
+        "the model's declarations. Names not declared take a default from their words "
+        "(loss, latency, error: lower; auc, accuracy, f1: higher) or have no direction.",
+    )
 
 
 class TagValueIn(StrictInput):
@@ -165,6 +172,10 @@ class RegisteredModelOut(LinkedSerializer):
     owner = serializers.CharField(allow_null=True)
     team = serializers.CharField(allow_null=True)
     risk_tier = serializers.CharField()
+    metric_directions = serializers.DictField(
+        child=serializers.ChoiceField(choices=["higher", "lower"]),
+        help_text="Declared directions only; defaults apply to the other names",
+    )
     tags = serializers.DictField(child=serializers.CharField())
     aliases = serializers.DictField(child=serializers.IntegerField())
     latest_versions = serializers.DictField(
@@ -184,6 +195,7 @@ class RegisteredModelOut(LinkedSerializer):
             "owner": obj.owner_name,
             "team": obj.team_name,
             "risk_tier": obj.risk_tier,
+            "metric_directions": obj.metric_directions,
             "tags": dict(sorted((obj.tag_map or {}).items())),
             "aliases": dict(sorted((obj.alias_map or {}).items())),
             "latest_versions": obj.latest_versions or {},
@@ -371,12 +383,30 @@ class CompareParamOut(serializers.Serializer):
 
 
 class MetricChangeOut(serializers.Serializer):
-    absolute = serializers.FloatField(allow_null=True)
-    percent = serializers.FloatField(allow_null=True, help_text="null when the baseline is 0")
+    absolute = serializers.FloatField(
+        allow_null=True,
+        help_text="The difference as the numbers are written (0.7651 - 0.75 is 0.0151)",
+    )
+    percent = serializers.FloatField(
+        allow_null=True, help_text="Of |baseline|, to two decimals; null when the baseline is 0"
+    )
+    verdict = serializers.ChoiceField(
+        choices=["better", "worse", "same"],
+        allow_null=True,
+        help_text="By the metric's direction; null when nothing decides it",
+    )
 
 
 class CompareMetricOut(serializers.Serializer):
     name = serializers.CharField(help_text="name, with [dataset/split] when recorded")
+    metric = serializers.CharField(help_text="The metric's name alone")
+    direction = serializers.ChoiceField(
+        choices=["higher", "lower"], allow_null=True, help_text="Which way is better"
+    )
+    direction_source = serializers.ChoiceField(
+        choices=["declared", "default", ""],
+        help_text="declared by the model, a default from the name's words, or none",
+    )
     values = serializers.ListField(child=serializers.FloatField(allow_null=True))
     changes = MetricChangeOut(many=True, help_text="Against the baseline, one per other version")
     differs = serializers.BooleanField()

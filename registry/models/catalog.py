@@ -37,6 +37,9 @@ class RegisteredModel(TimeStamped):
     risk_tier = models.CharField(
         max_length=16, choices=RiskTier.choices, default=RiskTier.MEDIUM, db_index=True
     )
+    # {metric name: "higher" | "lower"}: which way is better, where the name's words do not
+    # say it (registry.metric_direction); comparisons and the request page follow it.
+    metric_directions = models.JSONField(default=dict, blank=True)
     # Highest version number ever allocated; only grows, so numbers are never reused.
     last_version_number = models.PositiveIntegerField(default=0, editable=False)
     created_by = models.ForeignKey(

@@ -121,9 +121,13 @@ def registered_model_update(
     owner: User | None = UNSET,
     team: Group | None = UNSET,
     risk_tier: str = UNSET,
+    metric_directions: dict[str, str] = UNSET,
 ) -> RegisteredModel:
-    """Edit metadata. Renaming and the description need `change`; owner, team and risk tier
-    decide who answers for the model and which policy applies, so they need `manage_access`."""
+    """Edit metadata. Renaming, the description and metric directions need `change`; owner,
+    team and risk tier decide who answers for the model and which policy applies, so they need
+    `manage_access`. While a version is under review or serves, only an administrator may
+    rename the model or change which way its metrics count as better (the request page shows
+    reviewers changes in that light)."""
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     if any(v is not UNSET for v in (owner, team, risk_tier)):
         permissions.require(actor.user, Perm.MANAGE_ACCESS, registered_model)
@@ -146,6 +150,22 @@ def registered_model_update(
             registered_model,
             "rename",
         )
+    if metric_directions is not UNSET:
+        metric_directions = validation.metric_directions(metric_directions)
+        if (
+            metric_directions != registered_model.metric_directions
+            and not permissions.is_administrator(actor.user)
+            and governor().model_sealed(registered_model)
+        ):
+            raise gate_refusal(
+                Forbidden(
+                    f"'{registered_model.name}' has a version under review or serving; only an "
+                    "administrator may change which way its metrics count as better.",
+                    code="administrator_required",
+                ),
+                registered_model,
+                "change metric directions",
+            )
     if (
         risk_tier is not UNSET
         and _risk_tier(risk_tier) != registered_model.risk_tier
@@ -181,12 +201,17 @@ def registered_model_update(
             "owner": owner,
             "team": team,
             "risk_tier": risk_tier,
+            "metric_directions": metric_directions,
         },
     )
     if diff:
         registered_model.updated_at = timezone.now()
         registered_model.updated_by = acting_user(actor)
-        fields = [f for f in ("name", "description", "owner", "team", "risk_tier") if f in diff]
+        fields = [
+            f
+            for f in ("name", "description", "owner", "team", "risk_tier", "metric_directions")
+            if f in diff
+        ]
         insert_or_conflict(
             lambda: registered_model.save(update_fields=[*fields, "updated_at", "updated_by"]),
             "A registered model with that name already exists.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
@@ -27,3 +29,35 @@ def as_json(value: object) -> str:
     import json
 
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def significant(value: float, digits: int = 4) -> str:
+    """`value` to `digits` significant digits, without float noise or trailing zeros:
+    0.7651, 12346, 0.78; beyond 1e-4..1e15 in scientific notation (7.653e-07)."""
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    exponent = math.floor(math.log10(abs(value)))
+    if exponent < -4 or exponent >= 15:
+        mantissa, _, power = f"{value:.{digits - 1}e}".partition("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{power}"
+    decimals = max(digits - 1 - exponent, 0)
+    text = f"{round(value, decimals):.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@register.filter
+def sig(value: object, digits: int = 4) -> object:
+    """A number to significant digits for pages (`{{ x|sig }}`, `{{ x|sig:3 }}`); anything
+    that is not a number (None, text) passes through unchanged."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return significant(float(value), int(digits))
+
+
+@register.filter
+def signed(value: object, digits: int = 4) -> object:
+    """As `sig`, with a plus sign on positive numbers (a change)."""
+    shown = sig(value, digits)
+    return f"+{shown}" if isinstance(value, int | float) and value > 0 else shown

@@ -91,6 +91,9 @@ def test_request_review_and_audit_journey(session, demo):
     alice.get_by_role("button", name="Compare selected").click()
     assert alice.locator("svg[role=img] rect").count() == 6  # three metrics, two versions
     assert alice.locator("tr.differs").count() >= 3
+    # Changes are called better or worse by each metric's direction, each bar on its axis.
+    expect(alice.locator("td.better, td.worse").first).to_be_visible()
+    expect(alice.locator("figure.chart .axis").first).to_contain_text("axis")
     shot(alice, "1-compare")
     auc_row = alice.locator("table.compare tbody tr").filter(
         has=alice.locator("th", has_text=re.compile(r"^auc"))
@@ -137,6 +140,13 @@ def test_request_review_and_audit_journey(session, demo):
     carol.get_by_role("link", name=f"#{request.pk}").click()
     checks = carol.locator(".checklist li")
     assert checks.count() >= 5 and carol.locator(".checklist li.fail").count() == 0
+    # The evidence: metrics against the version in production, the card, who may approve.
+    evidence = carol.locator("#evidence")
+    expect(evidence.locator("caption")).to_contain_text(f"Metrics of v{better} against v2")
+    expect(evidence.locator("td.better").first).to_be_visible()
+    expect(evidence.get_by_role("link", name=f"Compare v{better} with v2")).to_be_visible()
+    expect(evidence.get_by_role("link", name="Model card")).to_be_visible()
+    expect(carol.locator("#eligible")).to_contain_text("carol")
     shot(carol, "4-reviewer-sees-checks")
     carol.get_by_label("Comment").fill("Metrics and card look right.")
     carol.get_by_role("button", name="Approve").click()

@@ -72,7 +72,7 @@ def test_compare_highlights_differences_and_charts_the_metrics(client, story, vi
     client.force_login(viewer)
     html = client.get("/models/churn/compare/", {"v": ["1", "2"]}).content.decode()
     assert html.count('class="differs"') == 2  # auc and depth differ
-    assert "+0.0500" in html and "(+6.2%)" in html
+    assert "+0.05" in html and "(+6.17%)" in html and "num better" in html  # auc: higher is better
     assert html.count("<rect ") == 2 and "v2: 0.86" in html
     r = client.get("/models/churn/compare/", {"v": ["1"]})
     assert r.status_code == 400 and "Compare 2" in r.content.decode()

@@ -137,7 +137,7 @@ def test_compare_gives_side_by_side_and_changes(api, data_scientist, registered_
     assert auc["changes"][0]["absolute"] == pytest.approx(0.08)
     assert auc["changes"][0]["percent"] == pytest.approx(10.0)
     f1 = next(m for m in body["metrics"] if m["name"] == "f1")
-    assert f1["changes"] == [{"absolute": None, "percent": None}]
+    assert f1["changes"] == [{"absolute": None, "percent": None, "verdict": None}]
 
 
 @pytest.mark.parametrize("versions,status", [("1", 400), ("1,x", 400), ("1,1", 400), ("1,9", 404)])

@@ -1,0 +1,142 @@
+"""The request page as the reviewer's desk and the inbox's columns (issue 17, item 1): the
+candidate's metrics against the version it replaces with direction-aware changes, links to
+the comparison and the model card with its state, who may still approve, and in the inbox
+the risk tier and the age."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from core import permissions
+from core.permissions import Perm
+from governance.models import Policy
+from tests.factories import UserFactory, make_model, make_version, ready_version
+from tests.governance.test_promotions import ask, decide
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def desk(data_scientist, ml_engineer, reviewer, roles):
+    """scorer: v1 in production (auc 0.74, latency 100 ms), v2 asked for production (auc 0.78,
+    latency 119 ms) under a policy of two approvals."""
+    registered_model = make_model(data_scientist, "scorer")
+    Policy.objects.create(registered_model=registered_model, production_approvals=1)
+    v1 = ready_version(data_scientist, registered_model, metrics={"auc": 0.74, "latency_ms": 100.0})
+    decide(reviewer, ask(ml_engineer, v1))
+    Policy.objects.filter(registered_model=registered_model).update(production_approvals=2)
+    v2 = ready_version(data_scientist, registered_model, metrics={"auc": 0.78, "latency_ms": 119.0})
+    dave = UserFactory(username="dave")
+    dave.groups.add(roles["reviewer"])
+    return registered_model, ask(ml_engineer, v2)
+
+
+def _page(client, user, request) -> str:
+    client.force_login(user)
+    response = client.get(f"/requests/{request.pk}/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def _cells(html: str) -> dict[str, list[str]]:
+    table = html[html.index('id="request-metrics"') :]
+    table = table[: table.index("</table>")]
+    rows = {}
+    for name, cells in re.findall(r'<th scope="row">([a-z_]+).*?</th>(.*?)</tr>', table, re.S):
+        rows[name] = [
+            re.sub(r"<[^>]+>", "", c).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", cells, re.S)
+        ]
+    return rows
+
+
+def test_the_request_page_shows_metrics_against_the_version_it_replaces(client, desk, reviewer):
+    registered_model, request = desk
+    html = _page(client, reviewer, request)
+    assert "Metrics of v2 against v1, now in the target" in html
+    assert _cells(html) == {
+        "auc": ["0.74", "0.78", "+0.04 (+5.41%) better"],
+        "latency_ms": ["100", "119", "+19 (+19%) worse"],
+    }
+    assert 'class="num better"' in html and 'class="num worse"' in html
+    assert 'href="/models/scorer/compare/?versions=1,2"' in html
+    assert 'href="/models/scorer/versions/2/card/"' in html
+    assert re.search(r'id="card-state">approved<', html)
+    assert 'class="badge risk-medium"' in html
+
+
+def test_the_request_page_names_who_may_still_approve(client, desk, reviewer, admin_user):
+    registered_model, request = desk
+    html = _page(client, reviewer, request)
+    eligible = re.search(r'<p id="eligible">(.*?)</p>', html, re.S).group(1)
+    names = re.findall(r"\b(alice|bob|carol|dave|admin)\b", eligible)
+    # alice wrote v2, bob asked: neither may decide it.
+    assert "carol" in names and "dave" in names
+    assert "alice" not in names and "bob" not in names
+    decide(reviewer, request)
+    eligible = re.search(r'<p id="eligible">(.*?)</p>', _page(client, reviewer, request), re.S)
+    assert "carol" not in eligible.group(1) and "dave" in eligible.group(1)  # carol counted
+
+
+def test_the_page_marks_administrators_while_the_policy_still_needs_one(
+    client, desk, reviewer, admin_user
+):
+    registered_model, request = desk
+    Policy.objects.filter(registered_model=registered_model).update(admin_approval_required=True)
+    html = _page(client, reviewer, request)
+    eligible = re.search(r'<p id="eligible">(.*?)</p>', html, re.S).group(1)
+    marked = re.findall(r'([\w-]+) <span class="badge">administrator</span>', eligible)
+    assert admin_user.username in marked, eligible
+    assert "carol" in eligible and "carol" not in marked and "dave" not in marked
+    decide(admin_user, request)  # the administrator's approval counts
+    eligible = re.search(r'<p id="eligible">(.*?)</p>', _page(client, reviewer, request), re.S)
+    assert "administrator</span>" not in eligible.group(1)  # no longer needed
+    assert admin_user.username not in eligible.group(1)
+
+
+def test_the_page_says_so_when_nobody_else_may_approve(client, data_scientist, ml_engineer):
+    registered_model = make_model(data_scientist, "lonely")
+    request = ask(ml_engineer, ready_version(data_scientist, registered_model))
+    # Every holder of the approval right is barred: remove the reviewers' role right.
+    for user in permissions.holders(Perm.APPROVE_PROMOTION, registered_model):
+        user.groups.clear()
+        user.is_superuser = False
+        user.save()
+    html = _page(client, ml_engineer, request)
+    assert "Nobody else may approve this request" in html
+
+
+def test_the_inbox_costs_the_same_queries_however_large_the_registry(
+    client, desk, reviewer, data_scientist
+):
+    """The markers cost a bounded number of queries per row on the page (at most 25 rows),
+    never more as the registry grows."""
+    client.force_login(reviewer)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/inbox/").status_code == 200
+        return len(captured)
+
+    count()
+    before = count()
+    for i in range(5):
+        other = make_model(data_scientist, f"other-{i}")
+        for _ in range(3):
+            make_version(data_scientist, other, metrics={"auc": 0.5})
+    assert count() == before
+
+
+def test_a_first_promotion_shows_the_candidates_metrics_alone(
+    client, data_scientist, ml_engineer, reviewer
+):
+    registered_model = make_model(data_scientist, "first")
+    version = ready_version(data_scientist, registered_model, metrics={"auc": 0.9, "drift": 2.0})
+    html = _page(client, reviewer, ask(ml_engineer, version))
+    assert "Metrics of v1</caption>" in html and "(now)" not in html
+    assert _cells(html) == {"auc": ["0.9"], "drift": ["2"]}
+    assert html.count("↑ higher is better") == 1  # auc; nothing decides drift
