@@ -28,7 +28,11 @@ class CardsConfig(AppConfig):
         )
         # ...and reads a version's card (digest, readiness, who supplied content) through here.
         card_source.register(
-            card_source.CardSource(state=selectors.card_state, authors=selectors.card_authors)
+            card_source.CardSource(
+                state=selectors.card_state,
+                states=selectors.card_states,
+                authors=selectors.card_authors,
+            )
         )
         registry_panels.contribute("version", card_panels.version)
         # The scorecard's documentation domain reads cards' tables (governance.maturity).

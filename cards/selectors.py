@@ -45,6 +45,16 @@ def card_state(version: ModelVersion) -> CardState | None:
     return None if row is None else CardState(revision=row["revision"], status=row["status"])
 
 
+def card_states(versions: list[ModelVersion]) -> dict[int, CardState]:
+    """card_state for many versions: {version pk: state} for those with a card. One query."""
+    return {
+        row["version_id"]: CardState(revision=row["revision"], status=row["status"])
+        for row in ModelCard.objects.filter(version__in=versions).values(
+            "version_id", "revision", "status"
+        )
+    }
+
+
 def card_authors(version: int | OuterRef, models: QuerySet[RegisteredModel]) -> QuerySet[Any]:
     """The authors (`supplier`) of the revisions of the card of `version`, for models among
     `models`."""

@@ -29,6 +29,8 @@ class CardState:
 class CardSource:
     # the version's card, or None if it has none
     state: Callable[[ModelVersion], CardState | None]
+    # the same for many versions in one query: {version pk: state} for those with a card
+    states: Callable[[list[ModelVersion]], dict[int, CardState]]
     # rows with a `supplier` column: the authors of the revisions of the card of `version`
     # (a pk, or a reference to the enclosing query's version), for models among `models`
     authors: Callable[[int | OuterRef, QuerySet[RegisteredModel]], QuerySet[Any]]
@@ -45,6 +47,10 @@ def register(source: CardSource) -> None:
 
 def state(version: ModelVersion) -> CardState | None:
     return _SOURCE[0].state(version) if _SOURCE else None
+
+
+def states(versions: list[ModelVersion]) -> dict[int, CardState]:
+    return _SOURCE[0].states(versions) if _SOURCE else {}
 
 
 def authors(version: int | OuterRef, models: QuerySet[RegisteredModel]) -> QuerySet[Any]:

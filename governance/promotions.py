@@ -8,11 +8,14 @@ open is refused with 409.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field, replace
+from functools import reduce
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core import audit, permissions
@@ -35,16 +38,32 @@ def current_holder(
     registered_model: RegisteredModel, *, stage: str = "", alias: str = ""
 ) -> ModelVersion | None:
     """The version that holds a stage (the newest placed there) or an alias right now."""
-    if alias:
-        found = Alias.objects.filter(registered_model=registered_model, name__iexact=alias).first()
-        return found.version if found else None
-    return (
-        ModelVersion.objects.filter(
-            registered_model=registered_model, stage=stage, deleted_at__isnull=True
-        )
-        .order_by("-stage_changed_at", "-version")
-        .first()
-    )
+    return current_holders([(registered_model, stage, alias)])[0]
+
+
+def current_holders(
+    targets: list[tuple[RegisteredModel, str, str]],
+) -> list[ModelVersion | None]:
+    """current_holder for each (model, stage, alias), in at most two queries."""
+    by_stage: dict[tuple[int, str], ModelVersion] = {}
+    stages = {(m.pk, stage) for m, stage, alias in targets if not alias}
+    if stages:
+        for version in ModelVersion.objects.filter(
+            reduce(operator.or_, (Q(registered_model=pk, stage=st) for pk, st in stages)),
+            deleted_at__isnull=True,
+        ).order_by("-stage_changed_at", "-version"):
+            by_stage.setdefault((version.registered_model_id, version.stage), version)
+    by_alias: dict[tuple[int, str], ModelVersion] = {}
+    names = {(m.pk, alias) for m, _, alias in targets if alias}
+    if names:
+        for found in Alias.objects.filter(
+            reduce(operator.or_, (Q(registered_model=pk, name__iexact=n) for pk, n in names))
+        ).select_related("version"):
+            by_alias[(found.registered_model_id, found.name.casefold())] = found.version
+    return [
+        by_alias.get((m.pk, alias.casefold())) if alias else by_stage.get((m.pk, stage))
+        for m, stage, alias in targets
+    ]
 
 
 @dataclass
@@ -123,15 +142,32 @@ def split_target(target: str) -> tuple[str, str]:
 
 
 def preview(version: ModelVersion, *, stage: str = "", alias: str = "") -> Preview:
-    registered_model = version.registered_model
-    policy = policies.policy_for(registered_model)
-    current = current_holder(registered_model, stage=stage, alias=alias)
-    return Preview(
-        policy=policy,
-        current=current,
-        checks=readiness.evaluate(version, current, policy.required_checks),
-        needed=policy.approvals_for(stage or ModelVersion.Stage.PRODUCTION),
+    return preview_many([(version, stage, alias)])[0]
+
+
+def preview_many(cases: list[tuple[ModelVersion, str, str]]) -> list[Preview]:
+    """preview for each (version, stage, alias), in a fixed number of queries: the policies,
+    the targets' holders and the readiness facts are each read once for all."""
+    found = policies.policies_for(version.registered_model for version, _, _ in cases)
+    holders = current_holders([(v.registered_model, stage, alias) for v, stage, alias in cases])
+    policy_of = [found[version.registered_model_id] for version, _, _ in cases]
+    checks = readiness.evaluate_many(
+        [
+            (version, current, policy.required_checks)
+            for (version, _, _), current, policy in zip(cases, holders, policy_of, strict=True)
+        ]
     )
+    return [
+        Preview(
+            policy=policy,
+            current=current,
+            checks=outcomes,
+            needed=policy.approvals_for(stage or ModelVersion.Stage.PRODUCTION),
+        )
+        for (_, stage, _), policy, current, outcomes in zip(
+            cases, policy_of, holders, checks, strict=True
+        )
+    ]
 
 
 def evaluate(promotion_request: PromotionRequest) -> Evaluation:

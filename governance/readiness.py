@@ -1,8 +1,11 @@
 """Readiness checks: named functions computed live whenever a promotion request is shown,
 approved or applied. A policy lists which ones must pass; the others are shown as advice.
 
-Add a check with the `check` decorator: it receives the candidate version and the version
-that holds the target now (or None), and returns a Result.
+Add a check with the `check` decorator: it receives the candidate version, the version that
+holds the target now (or None) and the candidate's `Facts` (what the checks read from the
+database, loaded for many versions at once by `facts_for`), and returns a Result. Checks
+decide from the facts and read nothing more, so `evaluate_many` answers a page of requests
+in a fixed number of queries.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Count
+
 from governance import card_source
-from registry.models import ModelVersion, PackagingJob
+from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.services import jobs
 
 
@@ -37,7 +42,53 @@ class Outcome:
         return self.required and not self.passed
 
 
-CheckFn = Callable[[ModelVersion, ModelVersion | None], Result]
+@dataclass(frozen=True)
+class Facts:
+    """What the checks know of one version: its stored files (name and sha256, those with a
+    digest), how many metric values it records, each file's clearance (jobs.
+    artifacts_clearance), the newest finished job of each kind other than inspection, and its
+    card's state."""
+
+    files: list[tuple[str, str]]
+    metric_count: int
+    clearance: list[tuple[Any, str]]
+    newest_jobs: dict[str, tuple[str, dict[str, Any]]]
+    card: card_source.CardState | None
+
+
+def facts_for(versions: list[ModelVersion]) -> dict[int, Facts]:
+    """Facts for each version, by pk, in five queries however many versions."""
+    pks = [v.pk for v in versions]
+    files: dict[int, list[Artifact]] = {pk: [] for pk in pks}
+    for artifact in Artifact.objects.filter(version__in=pks).order_by("filename", "pk"):
+        files[artifact.version_id].append(artifact)
+    counts = dict(
+        ModelVersion.objects.filter(pk__in=pks).annotate(n=Count("metrics")).values_list("pk", "n")
+    )
+    newest: dict[int, dict[str, tuple[str, dict[str, Any]]]] = {pk: {} for pk in pks}
+    for version_id, kind, status, result in (
+        PackagingJob.objects.filter(version__in=pks)
+        .exclude(kind=PackagingJob.Kind.INSPECT)
+        .exclude(status__in=("queued", "running", "cancelled"))
+        .order_by("-created_at", "-pk")
+        .values_list("version_id", "kind", "status", "result")
+    ):
+        newest[version_id].setdefault(kind, (status, result))
+    clearance = jobs.artifacts_clearance_many(files)
+    cards = card_source.states(versions)
+    return {
+        pk: Facts(
+            files=[(a.filename, a.sha256) for a in files[pk] if a.sha256],
+            metric_count=counts.get(pk, 0),
+            clearance=clearance[pk],
+            newest_jobs=newest[pk],
+            card=cards.get(pk),
+        )
+        for pk in pks
+    }
+
+
+CheckFn = Callable[[ModelVersion, ModelVersion | None, Facts], Result]
 CHECKS: dict[str, tuple[str, CheckFn]] = {}
 
 
@@ -52,18 +103,31 @@ def check(name: str, title: str) -> Callable[[CheckFn], CheckFn]:
 def evaluate(
     version: ModelVersion, current: ModelVersion | None, required: list[str]
 ) -> list[Outcome]:
-    outcomes = []
-    for name, (title, fn) in CHECKS.items():
-        result = fn(version, current)
-        outcomes.append(
-            Outcome(name, title, name in required, result.passed, result.message, result.details)
-        )
-    return outcomes
+    return evaluate_many([(version, current, required)])[0]
+
+
+def evaluate_many(
+    cases: list[tuple[ModelVersion, ModelVersion | None, list[str]]],
+) -> list[list[Outcome]]:
+    """evaluate for each (version, current holder, required checks), reading the facts of all
+    the versions at once."""
+    facts = facts_for(list({version.pk: version for version, _, _ in cases}.values()))
+    return [
+        [
+            _outcome(name, title, fn(version, current, facts[version.pk]), name in required)
+            for name, (title, fn) in CHECKS.items()
+        ]
+        for version, current, required in cases
+    ]
+
+
+def _outcome(name: str, title: str, result: Result, required: bool) -> Outcome:
+    return Outcome(name, title, required, result.passed, result.message, result.details)
 
 
 @check("artifact", "Artifact stored with its SHA-256")
-def _artifact(version: ModelVersion, current: ModelVersion | None) -> Result:
-    files = list(version.artifacts.exclude(sha256="").values_list("filename", "sha256"))
+def _artifact(version: ModelVersion, current: ModelVersion | None, facts: Facts) -> Result:
+    files = facts.files
     if not files:
         return Result(False, "The version has no stored artifact.")
     return Result(
@@ -74,7 +138,7 @@ def _artifact(version: ModelVersion, current: ModelVersion | None) -> Result:
 
 
 @check("signature", "Signature present")
-def _signature(version: ModelVersion, current: ModelVersion | None) -> Result:
+def _signature(version: ModelVersion, current: ModelVersion | None, facts: Facts) -> Result:
     if not version.signature:
         return Result(False, "The version declares no input/output signature.")
     return Result(True, "The version declares its inputs and outputs.")
@@ -106,7 +170,7 @@ def schema_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[
 
 
 @check("signature_compatible", "Inputs compatible with the version it replaces")
-def _compatible(version: ModelVersion, current: ModelVersion | None) -> Result:
+def _compatible(version: ModelVersion, current: ModelVersion | None, facts: Facts) -> Result:
     if current is None:
         return Result(True, "Nothing holds the target yet.")
     if current.pk == version.pk:
@@ -129,32 +193,22 @@ def _compatible(version: ModelVersion, current: ModelVersion | None) -> Result:
 
 
 @check("metrics", "Metrics recorded")
-def _metrics(version: ModelVersion, current: ModelVersion | None) -> Result:
-    count = version.metrics.count()
+def _metrics(version: ModelVersion, current: ModelVersion | None, facts: Facts) -> Result:
+    count = facts.metric_count
     if not count:
         return Result(False, "The version has no recorded metrics.")
     return Result(True, f"{count} metric value(s) recorded.")
 
 
 @check("packaging", "Every file inspected and cleared; the latest packaging jobs succeeded")
-def _packaging(version: ModelVersion, current: ModelVersion | None) -> Result:
+def _packaging(version: ModelVersion, current: ModelVersion | None, facts: Facts) -> Result:
     """Fails closed: every file, uploaded or derived, needs a completed inspection with the
     verdict safe (or an administrator's audited trust); a pending, cancelled or failed
     inspection blocks, naming the file. Also fails while the newest job of some other kind
     failed (a later success of the same kind clears an old failure). Passing, it names the
     skops types conversion had to trust, for the approvers to see."""
-    uncleared = [
-        f"{a.filename} ({reason})" for a, reason in jobs.artifacts_clearance(version) if reason
-    ]
-    newest: dict[str, tuple[str, dict[str, Any]]] = {}
-    for kind, status, result in (
-        PackagingJob.objects.filter(version=version)
-        .exclude(kind=PackagingJob.Kind.INSPECT)
-        .exclude(status__in=("queued", "running", "cancelled"))
-        .order_by("-created_at", "-pk")
-        .values_list("kind", "status", "result")
-    ):
-        newest.setdefault(kind, (status, result))
+    uncleared = [f"{a.filename} ({reason})" for a, reason in facts.clearance if reason]
+    newest = facts.newest_jobs
     failed = sorted(kind for kind, (status, _) in newest.items() if status == "failed")
     problems = ([f"file(s) not cleared: {'; '.join(uncleared)}"] if uncleared else []) + (
         [f"failed packaging job(s): {', '.join(failed)}"] if failed else []
@@ -175,8 +229,8 @@ def _packaging(version: ModelVersion, current: ModelVersion | None) -> Result:
 
 
 @check("card_approved", "Model card approved for this version")
-def _card(version: ModelVersion, current: ModelVersion | None) -> Result:
-    card = card_source.state(version)
+def _card(version: ModelVersion, current: ModelVersion | None, facts: Facts) -> Result:
+    card = facts.card
     status = card.status if card is not None else None
     if status != "approved":
         return Result(

@@ -24,7 +24,7 @@ from core.models import AuditEvent
 from core.pages import page
 from core.permissions import Perm
 from core.refusals import refused
-from governance import access, card_source, policies, promotions, selectors
+from governance import access, audit_display, card_source, policies, promotions, selectors
 from governance.models import PromotionRequest, Review
 from registry import metric_direction
 from registry import selectors as registry_selectors
@@ -347,11 +347,29 @@ def _requests(request: HttpRequest, *, inbox: bool) -> HttpResponse:
         "governance/request_list.html",
         {
             "page_obj": page_obj,
+            "blocked": _blocked(list(page_obj.object_list)),
             "params": params,
             "inbox": inbox,
             "statuses": PromotionRequest.Status.choices,
         },
     )
+
+
+def _blocked(requests: list[PromotionRequest]) -> dict[int, str]:
+    """Why each pending request on a page cannot be approved now (required readiness checks
+    failing against what holds its target), by request id; a fixed number of queries."""
+    pending = [r for r in requests if r.status == PromotionRequest.Status.PENDING]
+    for r in pending:
+        r.version.registered_model = r.registered_model  # the same row, read with the request
+    previews = promotions.preview_many(
+        [(r.version, r.target_stage, r.target_alias) for r in pending]
+    )
+    reasons = {}
+    for r, faced in zip(pending, previews, strict=True):
+        failing = [c.title for c in faced.checks if c.blocking]
+        if failing:
+            reasons[r.pk] = "Checks failing: " + "; ".join(failing)
+    return reasons
 
 
 @page
@@ -410,8 +428,9 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     qs = selectors.audit_event_list(user=request.user, filters=filters).order_by("-sequence")
     page_obj = Paginator(qs, 50).get_page(params.get("page"))
     events = list(page_obj.object_list)
-    for event in events:
+    for event, words in zip(events, audit_display.shown(events), strict=True):
         event.link = event_link(event)
+        event.shown = words
     return render(
         request,
         "governance/audit_log.html",

@@ -209,7 +209,11 @@ def test_the_card_source_is_registered_once():
     from governance import card_source
 
     with pytest.raises(ImproperlyConfigured, match="already registered"):
-        card_source.register(card_source.CardSource(state=lambda v: None, authors=lambda v, m: m))
+        card_source.register(
+            card_source.CardSource(
+                state=lambda v: None, states=lambda vs: {}, authors=lambda v, m: m
+            )
+        )
 
 
 def test_staff_see_and_revoke_only_their_own_tokens_in_the_admin(client):

@@ -461,38 +461,50 @@ def artifacts_clearance(
     of its bytes completed with the verdict safe. Pending, running, cancelled or failed
     inspections, and files never inspected, are not cleared (fail closed). Two queries."""
     files = list(version.artifacts.order_by("filename")) if artifacts is None else artifacts
-    newest: dict[str, tuple[str, dict[str, Any]]] = {}
-    for sha256, status, result in (
-        PackagingJob.objects.filter(
-            version=version, kind=Kind.INSPECT, input_sha256__in={a.sha256 for a in files}
-        )
-        .order_by("-created_at", "-pk")
-        .values_list("input_sha256", "status", "result")
-    ):
-        newest.setdefault(sha256, (status, result or {}))
-    out = []
-    for artifact in files:
-        status, result = newest.get(artifact.sha256, ("", {}))
-        scan = result.get("scan") or {}
-        verdict = scan.get("verdict") if isinstance(scan, dict) else None
-        if artifact.trusted_at is not None:
-            reason = ""
-        elif not status:
-            reason = "never inspected"
-        elif status != Status.SUCCEEDED:
-            reason = f"inspection {status}"
-        elif verdict != "safe":
-            found = (
-                scan.get("dangerous")
-                or scan.get("unknown")
-                or scan.get("problems")
-                or [scan.get("note") or "no verdict"]
+    return artifacts_clearance_many({version.pk: files})[version.pk]
+
+
+def artifacts_clearance_many(
+    files: dict[int, list[Artifact]],
+) -> dict[int, list[tuple[Artifact, str]]]:
+    """artifacts_clearance for the files of many versions (by version pk) in one query."""
+    newest: dict[tuple[int, str], tuple[str, dict[str, Any]]] = {}
+    shas = {a.sha256 for found in files.values() for a in found}
+    if shas:
+        for version_id, sha256, status, result in (
+            PackagingJob.objects.filter(
+                version__in=list(files), kind=Kind.INSPECT, input_sha256__in=shas
             )
-            reason = f"{verdict or 'no verdict'}: {', '.join(map(str, found))[:200]}"
-        else:
-            reason = ""
-        out.append((artifact, reason))
-    return out
+            .order_by("-created_at", "-pk")
+            .values_list("version_id", "input_sha256", "status", "result")
+        ):
+            newest.setdefault((version_id, sha256), (status, result or {}))
+    return {
+        version_id: [
+            (a, _uncleared(a, *newest.get((version_id, a.sha256), ("", {})))) for a in found
+        ]
+        for version_id, found in files.items()
+    }
+
+
+def _uncleared(artifact: Artifact, status: str, result: dict[str, Any]) -> str:
+    scan = result.get("scan") or {}
+    verdict = scan.get("verdict") if isinstance(scan, dict) else None
+    if artifact.trusted_at is not None:
+        return ""
+    if not status:
+        return "never inspected"
+    if status != Status.SUCCEEDED:
+        return f"inspection {status}"
+    if verdict != "safe":
+        found = (
+            scan.get("dangerous")
+            or scan.get("unknown")
+            or scan.get("problems")
+            or [scan.get("note") or "no verdict"]
+        )
+        return f"{verdict or 'no verdict'}: {', '.join(map(str, found))[:200]}"
+    return ""
 
 
 def jobs_sweep() -> dict[str, int]:

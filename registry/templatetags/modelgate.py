@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
 from core.markdown import render_markdown
+from core.numbers import significant
 
 register = template.Library()
 
@@ -29,22 +28,6 @@ def as_json(value: object) -> str:
     import json
 
     return json.dumps(value, indent=2, sort_keys=True, default=str)
-
-
-def significant(value: float, digits: int = 4) -> str:
-    """`value` to `digits` significant digits, without float noise or trailing zeros:
-    0.7651, 12346, 0.78; beyond 1e-4..1e15 in scientific notation (7.653e-07)."""
-    if not math.isfinite(value):
-        return str(value)
-    if value == 0:
-        return "0"
-    exponent = math.floor(math.log10(abs(value)))
-    if exponent < -4 or exponent >= 15:
-        mantissa, _, power = f"{value:.{digits - 1}e}".partition("e")
-        return f"{mantissa.rstrip('0').rstrip('.')}e{power}"
-    decimals = max(digits - 1 - exponent, 0)
-    text = f"{round(value, decimals):.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @register.filter

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from playwright.sync_api import expect
 
@@ -209,9 +210,49 @@ def test_pages_work_on_a_phone_and_by_keyboard(browser, demo):
     page.wait_for_url(f"{demo}/")
     page.keyboard.press("Tab")  # the first stop is the skip link
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
-    for path in ("/", "/models/", "/models/churn-predictor/", "/audit/"):
+    number = _real_data_version()
+    request = PromotionRequest.objects.order_by("-pk").first()
+    for path in (
+        "/",
+        "/models/",
+        "/models/churn-predictor/",
+        f"/models/churn-predictor/versions/{number}/",
+        f"/models/churn-predictor/versions/{number}/card/",
+        "/models/churn-predictor/compare/",
+        "/inbox/",
+        "/requests/",
+        f"/requests/{request.pk}/",
+        "/audit/",
+    ):
         page.goto(f"{demo}{path}")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
+        if path.endswith(f"versions/{number}/"):
+            # The 64-row example is folded: the jobs are not pushed far down the page.
+            expect(page.locator("#input-example")).not_to_have_attribute("open", "")
+            height = page.evaluate("document.documentElement.scrollHeight")
+            assert height < 6000, f"the version page is {height}px tall"
+            shot(page, "8-phone-version-with-long-example")
     shot(page, "8-phone-audit")
     context.close()
+
+
+def _real_data_version() -> int:
+    """A version of the demo's churn-predictor with what real teams record: a 64-row input
+    example and a card section holding a 20,000-character word."""
+    from cards.models import ModelCard
+    from cards.services import card_update
+    from core.actors import Actor
+    from registry import services
+    from registry.models import RegisteredModel
+
+    admin = User.objects.get(username="admin")
+    actor = Actor(user=admin, channel="api")
+    registered_model = RegisteredModel.objects.get(name="churn-predictor")
+    example = [{"tenure": i, "plan": "premium-annual", "spend": i * 1.5} for i in range(64)]
+    version, _ = services.version_create(
+        actor=actor, registered_model=registered_model, input_example=example, metrics={"auc": 0.7}
+    )
+    card = ModelCard.objects.get(version=version)
+    card_update(actor=actor, card=card, changes={"sections": {"limitations": "x" * 20_000}})
+    return version.version

@@ -1,7 +1,8 @@
 """The request page as the reviewer's desk and the inbox's columns (issue 17, item 1): the
 candidate's metrics against the version it replaces with direction-aware changes, links to
 the comparison and the model card with its state, who may still approve, and in the inbox
-the risk tier and the age."""
+the risk tier, the age and a blocked marker naming the failing checks, in a fixed number of
+queries however many requests the page lists."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 
 from core import permissions
 from core.permissions import Perm
+from governance import promotions, readiness
 from governance.models import Policy
-from tests.factories import UserFactory, make_model, make_version, ready_version
+from tests.factories import SIGNATURE, UserFactory, make_model, make_version, ready_version
 from tests.governance.test_promotions import ask, decide
 
 pytestmark = pytest.mark.django_db
@@ -110,11 +112,30 @@ def test_the_page_says_so_when_nobody_else_may_approve(client, data_scientist, m
     assert "Nobody else may approve this request" in html
 
 
+def test_the_inbox_marks_blocked_requests_with_their_reason(client, desk, reviewer, ml_engineer):
+    registered_model, ready = desk
+    Policy.objects.filter(registered_model=registered_model).update(
+        required_checks=["artifact", "signature"]
+    )
+    bare = make_version(
+        registered_model.created_by, registered_model, metrics={"auc": 0.8}
+    )  # no file, no signature
+    blocked = ask(ml_engineer, bare, target="staging")
+    client.force_login(reviewer)
+    html = client.get("/inbox/").content.decode()
+    row = re.search(rf'<tr id="request-{blocked.pk}">(.*?)</tr>', html, re.S).group(1)
+    assert '<span class="badge blocked"' in row
+    assert "Checks failing: Artifact stored with its SHA-256; Signature present" in row
+    ok = re.search(rf'<tr id="request-{ready.pk}">(.*?)</tr>', html, re.S).group(1)
+    assert "blocked" not in ok
+    assert 'class="badge risk-medium"' in ok and "<time datetime=" in ok
+
+
 def test_the_inbox_costs_the_same_queries_however_large_the_registry(
-    client, desk, reviewer, data_scientist
+    client, desk, reviewer, data_scientist, ml_engineer
 ):
-    """The markers cost a bounded number of queries per row on the page (at most 25 rows),
-    never more as the registry grows."""
+    """The markers read the checks' facts for the whole page at once: as many queries for six
+    requests (blocked and not, on models of other tiers) as for one."""
     client.force_login(reviewer)
 
     def count() -> int:
@@ -125,9 +146,12 @@ def test_the_inbox_costs_the_same_queries_however_large_the_registry(
     count()
     before = count()
     for i in range(5):
-        other = make_model(data_scientist, f"other-{i}")
+        other = make_model(data_scientist, f"other-{i}", risk_tier=("low", "high")[i % 2])
         for _ in range(3):
-            make_version(data_scientist, other, metrics={"auc": 0.5})
+            version = make_version(data_scientist, other, metrics={"auc": 0.5})
+        ask(ml_engineer, version, target=("staging", "production")[i % 2])  # blocked or not
+    html = client.get("/inbox/").content.decode()
+    assert html.count('<tr id="request-') == 6 and 'class="badge blocked"' in html
     assert count() == before
 
 
@@ -140,3 +164,26 @@ def test_a_first_promotion_shows_the_candidates_metrics_alone(
     assert "Metrics of v1</caption>" in html and "(now)" not in html
     assert _cells(html) == {"auc": ["0.9"], "drift": ["2"]}
     assert html.count("↑ higher is better") == 1  # auc; nothing decides drift
+
+
+def test_checks_read_in_bulk_answer_as_each_alone(data_scientist, ml_engineer, reviewer):
+    """evaluate_many keeps each version's facts apart: the same outcomes as one at a time,
+    for a ready version, a bare one and one against a holder with another signature."""
+    registered_model = make_model(data_scientist, "bulk")
+    ready = ready_version(data_scientist, registered_model)
+    decide(reviewer, ask(ml_engineer, ready))
+    bare = make_version(data_scientist, registered_model, metrics={})
+    other = ready_version(
+        data_scientist,
+        registered_model,
+        signature={**SIGNATURE, "inputs": [{"name": "z", "type": "double"}]},
+    )
+    holder = promotions.current_holder(registered_model, stage="production")
+    cases = [(v, holder, ["artifact", "metrics"]) for v in (ready, bare, other)]
+    cases.append((bare, None, []))
+    assert readiness.evaluate_many(cases) == [readiness.evaluate(*case) for case in cases]
+    outcomes = {o.name: o.passed for o in readiness.evaluate_many(cases)[1]}
+    assert outcomes["artifact"] is False and outcomes["metrics"] is False
+    assert {o.name: o.passed for o in readiness.evaluate_many(cases)[2]}[
+        "signature_compatible"
+    ] is False

@@ -10,9 +10,9 @@ import re
 import pytest
 
 from core.models import AuditEvent
+from core.numbers import significant
 from registry import metric_direction
 from registry.models import ModelVersion, RegisteredModel
-from registry.templatetags.modelgate import significant
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db
