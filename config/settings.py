@@ -409,6 +409,7 @@ SPECTACULAR_SETTINGS = {
         "PackagingJobKindEnum": "registry.models.PackagingJob.Kind",
         "FeatureSourceKindEnum": "registry.models.FeatureSource.Kind",
         "TrainingRunStatusEnum": "registry.models.TrainingRun.Status",
+        "MetricDirectionEnum": "registry.metric_direction.DIRECTIONS",
     },
 }
 

@@ -505,9 +505,13 @@ def grant(
     return bool(created)
 
 
-def holders(perm: Perm, registered_model: ScopeRow) -> QuerySet[User]:
+def holders(
+    perm: Perm, registered_model: ScopeRow, *, granted_by_administrator: bool = False
+) -> QuerySet[User]:
     """Active users who may `perm` on the model: superusers, role (global) holders and per-model
-    grantees, directly or through a group. One query."""
+    grantees, directly or through a group. One query. `granted_by_administrator`: count only
+    per-model grants an administrator made (for MANAGE_ACCESS, the model's administrators as
+    `is_model_administrator` defines them)."""
     global_perm = Q(content_type__app_label=_scope()._meta.app_label, codename=str(perm))
     direct = Permission.objects.filter(global_perm, user=OuterRef("pk"))
     via_group = Permission.objects.filter(global_perm, group__user=OuterRef("pk"))
@@ -521,6 +525,9 @@ def holders(perm: Perm, registered_model: ScopeRow) -> QuerySet[User]:
         .objects.filter(content_object=registered_model, permission__codename=str(perm))
         .exclude(_NOT_BY_ADMIN)
     )
+    if granted_by_administrator:
+        user_rows = user_rows.filter(by_administrator=True)
+        group_rows = group_rows.filter(by_administrator=True)
     return (
         User.objects.filter(is_active=True)
         .filter(

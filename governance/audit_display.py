@@ -109,8 +109,9 @@ class _Names:
             details = event.details if isinstance(event.details, dict) else {}
             features.update(i for i in _ids(details.get("features")))
             code_refs.update(i for i in _ids(details.get("code_ref")))
-            for link in details.get("datasets") or []:
-                if isinstance(link, list) and link and isinstance(link[0], int):
+            links = details.get("datasets")
+            for link in links if isinstance(links, list) else []:
+                if isinstance(link, list) and link and _id(link[0]):
                     datasets.add(link[0])
         self.features = dict(
             LogicalFeature.objects.filter(pk__in=features).values_list("pk", "name")
@@ -119,13 +120,16 @@ class _Names:
         self.datasets = {d.pk: str(d) for d in Dataset.objects.filter(pk__in=datasets)}
 
 
+def _id(value: Any) -> bool:
+    """A row id as events record one: an integer (not a bool) a database column can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
 def _ids(value: Any) -> list[int]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, int):
+    if _id(value):
         return [value]
     if isinstance(value, list):
-        return [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+        return [v for v in value if _id(v)]
     return []
 
 
@@ -145,10 +149,10 @@ def shown(events: list[AuditEvent]) -> list[Shown]:
 def _object(event: AuditEvent) -> str:
     details = event.details if isinstance(event.details, dict) else {}
     model = event.registered_model_name
-    if event.target_type == "registry.deployment" and "version" in details:
+    if event.target_type == "registry.deployment" and _id(details.get("version")):
         where = details.get("environment", "")
         return f"{model} v{details['version']} → {where}".strip()
-    if event.target_type == "registry.alias" and "name" in details:
+    if event.target_type == "registry.alias" and isinstance(details.get("name"), str):
         return f"{model} @{details['name']}"
     return event.target_label or model or ""
 
@@ -176,7 +180,7 @@ def _value(key: str, value: Any, names: _Names) -> str:
         return ", ".join(f"#{i}" for i in _ids(value))
     if key in _DIGESTS and isinstance(value, str) and len(value) > 16:
         return value.removeprefix("sha256:")[:12] + "…"
-    if key in ("from", "to", "version", "replaced_version") and _ids(value) == [value]:
+    if key in ("from", "to", "version", "replaced_version") and _id(value):
         return f"v{value}"
     if key == "archived_versions" and isinstance(value, list):
         return ", ".join(f"v{v}" for v in _ids(value)) or "none"
@@ -184,14 +188,17 @@ def _value(key: str, value: Any, names: _Names) -> str:
 
 
 def _dataset(link: Any, names: _Names) -> str:
-    if isinstance(link, list) and link and isinstance(link[0], int):
+    if isinstance(link, list) and link and _id(link[0]):
         role = f" ({link[1]})" if len(link) > 1 and link[1] else ""
         return names.datasets.get(link[0], f"dataset {link[0]}") + role
     return _plain(link)
 
 
-def _plain(value: Any) -> str:
-    """A value as a person reads it: lists joined, changes as from → to, no reprs."""
+def _plain(value: Any, depth: int = 0) -> str:
+    """A value as a person reads it: lists joined, changes as from → to, no reprs; nested
+    past a few levels, an ellipsis."""
+    if depth > 4:
+        return "…"
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -199,11 +206,13 @@ def _plain(value: Any) -> str:
     if isinstance(value, float):
         return significant(value)
     if isinstance(value, list):
-        return ", ".join(_plain(v) for v in value) or "none"
+        return ", ".join(_plain(v, depth + 1) for v in value) or "none"
     if isinstance(value, dict):
         if set(value) == {"from", "to"}:
-            return f"{_plain(value['from'])} → {_plain(value['to'])}"
-        return "; ".join(f"{k.replace('_', ' ')}: {_plain(v)}" for k, v in value.items())
+            return f"{_plain(value['from'], depth + 1)} → {_plain(value['to'], depth + 1)}"
+        return "; ".join(
+            f"{str(k).replace('_', ' ')}: {_plain(v, depth + 1)}" for k, v in value.items()
+        )
     if isinstance(value, str):
         return PERMISSION_LABELS.get(value, value)
     return str(value)

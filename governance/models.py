@@ -85,6 +85,19 @@ class Policy(models.Model):
         blank=True,
         help_text="Aliases that move only through a promotion request, like production.",
     )
+    production_aliases = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Aliases that move to a version when an approved request puts it in "
+        "production (for example champion), audited with the request.",
+    )
+    previous_alias = models.CharField(
+        max_length=256,
+        blank=True,
+        default="",
+        help_text="Alias given to the version production held before (for example previous); "
+        "blank: none.",
+    )
     card_required_sections = models.JSONField(
         default=list,
         blank=True,

@@ -47,6 +47,13 @@ def model(*, user: AnyUser, registered_model: ModelRow, at: datetime | None) -> 
             registered_model, kind="stage", name=ModelVersion.Stage.PRODUCTION, limit=20
         ),
         "at_state": history.at_instant(registered_model, at) if at is not None else None,
+        "open_requests": list(
+            selectors.promotion_request_list(
+                user=user, filters=selectors.RequestFilters(model=registered_model.name)
+            )
+            .filter(status__in=PromotionRequest.OPEN)
+            .order_by("-created_at", "-pk")[:20]
+        ),
     }
 
 

@@ -33,6 +33,8 @@ EDITABLE = (
     "auto_apply",
     "rollback_fast_track",
     "protected_aliases",
+    "production_aliases",
+    "previous_alias",
     "card_required_sections",
 )
 MAX_APPROVALS = 10
@@ -232,6 +234,23 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(aliases, list):
             raise ValidationFailed("Must be a list of alias names.", field="protected_aliases")
         values["protected_aliases"] = [validation.alias_name(a) for a in aliases]
+    if "production_aliases" in values:
+        aliases = values["production_aliases"]
+        if not isinstance(aliases, list):
+            raise ValidationFailed("Must be a list of alias names.", field="production_aliases")
+        values["production_aliases"] = [
+            validation.alias_name(a, field="production_aliases") for a in aliases
+        ]
+    if values.get("previous_alias"):
+        values["previous_alias"] = validation.alias_name(
+            values["previous_alias"], field="previous_alias"
+        )
+        following = {a.casefold() for a in values.get("production_aliases") or []}
+        if values["previous_alias"].casefold() in following:
+            raise ValidationFailed(
+                "An alias cannot both follow production and mark the version it replaced.",
+                field="previous_alias",
+            )
     return values
 
 

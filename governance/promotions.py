@@ -264,6 +264,8 @@ def eligible_reviewers(
     (a role, or an administrator's grant), less those barred from it (the requester and
     whoever supplied the version's content) and those whose approval already counts. One
     query, plus the barred set when no evaluation is given."""
+    if promotion_request.registered_model.is_deleted:
+        return []  # nobody decides a request on a deleted model
     barred = evaluation.barred if evaluation is not None else barred_reviewers(promotion_request)
     counted = {u.pk for u in evaluation.approvers} if evaluation is not None else set()
     return [
@@ -592,6 +594,8 @@ def _apply(actor: Actor, promotion_request: PromotionRequest, policy: Policy) ->
             and promotion_request.target_stage == ModelVersion.Stage.PRODUCTION,
             promotion_request=promotion_request,
         )
+        if promotion_request.target_stage == ModelVersion.Stage.PRODUCTION:
+            _move_production_aliases(actor, promotion_request, policy, replaced)
     else:
         alias_point(
             actor=actor,
@@ -646,6 +650,34 @@ def _apply(actor: Actor, promotion_request: PromotionRequest, policy: Policy) ->
             details={"by": promotion_request.pk},
         )
     notifications.request_applied(promotion_request)
+
+
+def _move_production_aliases(
+    actor: Actor,
+    promotion_request: PromotionRequest,
+    policy: Policy,
+    replaced: ModelVersion | None,
+) -> None:
+    """The policy's aliases that follow production move to the new version, and the version it
+    replaced takes the policy's `previous_alias`: part of the approved promotion, each move
+    audited with the request."""
+    version = promotion_request.version
+    for name in policy.production_aliases:
+        alias_point(
+            actor=actor,
+            registered_model=promotion_request.registered_model,
+            name=name,
+            version=version,
+            promotion_request=promotion_request,
+        )
+    if policy.previous_alias and replaced is not None and replaced.pk != version.pk:
+        alias_point(
+            actor=actor,
+            registered_model=promotion_request.registered_model,
+            name=policy.previous_alias,
+            version=replaced,
+            promotion_request=promotion_request,
+        )
 
 
 def _require_unchanged(promotion_request: PromotionRequest, evaluation: Evaluation) -> None:

@@ -24,7 +24,7 @@ from core.models import AuditEvent
 from core.pages import page
 from core.permissions import Perm
 from core.refusals import refused
-from governance import access, audit_display, card_source, policies, promotions, selectors
+from governance import access, audit_display, card_source, promotions, selectors
 from governance.models import PromotionRequest, Review
 from registry import metric_direction
 from registry import selectors as registry_selectors
@@ -217,11 +217,7 @@ def _evidence(request: HttpRequest, req: PromotionRequest, evaluation: Any) -> d
             declared = req.registered_model.metric_directions
             metrics = [
                 dict(
-                    zip(
-                        ("direction", "direction_source"),
-                        metric_direction.direction(declared, m["name"]),
-                        strict=True,
-                    ),
+                    metric_direction.described(declared, m["name"]),
                     name=registry_selectors.metric_label(m),
                     candidate=m["value"],
                     current=None,
@@ -233,13 +229,15 @@ def _evidence(request: HttpRequest, req: PromotionRequest, evaluation: Any) -> d
         pass
     eligible = []
     if req.status == PromotionRequest.Status.PENDING:
+        administrators: set[int] = set()
+        if evaluation.admin_needed and not evaluation.admin_approved:
+            administrators = set(
+                permissions.holders(
+                    Perm.MANAGE_ACCESS, req.registered_model, granted_by_administrator=True
+                ).values_list("pk", flat=True)
+            )
         eligible = [
-            {
-                "user": u,
-                "administrator": evaluation.admin_needed
-                and not evaluation.admin_approved
-                and policies.admin_among([u], req.registered_model),
-            }
+            {"user": u, "administrator": u.pk in administrators}
             for u in promotions.eligible_reviewers(req, evaluation)
         ]
     card = card_source.state(version)

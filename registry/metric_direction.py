@@ -90,6 +90,17 @@ def direction(declared: Mapping[str, str], name: str) -> tuple[str | None, str]:
     return found, "default" if found else ""
 
 
+def described(declared: Mapping[str, str], name: str) -> dict[str, str | None]:
+    """What pages and the API say of a metric's direction: the direction in force, where it
+    comes from, and the name's usual direction (a declaration against it is worth a look)."""
+    way, source = direction(declared, name)
+    return {
+        "direction": way,
+        "direction_source": source,
+        "usual_direction": default_direction(name),
+    }
+
+
 def verdict(way: str | None, change: float | None) -> str | None:
     """ "better", "worse" or "same" for a change in a metric going `way`; None when the change
     or the direction is unknown."""

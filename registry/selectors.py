@@ -434,7 +434,8 @@ def version_compare(
     metrics = []
     for label in sorted(names):
         values = [mm.get(label) for mm in metric_maps]
-        way, source = metric_direction.direction(registered_model.metric_directions, names[label])
+        facts = metric_direction.described(registered_model.metric_directions, names[label])
+        way = facts["direction"]
         base = values[0]
         changes: list[dict[str, Any]] = []
         for value in values[1:]:
@@ -453,8 +454,7 @@ def version_compare(
             {
                 "name": label,
                 "metric": names[label],
-                "direction": way,
-                "direction_source": source,
+                **facts,
                 "values": values,
                 "changes": changes,
                 "differs": len(set(values)) > 1,

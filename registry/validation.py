@@ -74,18 +74,18 @@ def name(value: object, *, field: str = "name", what: str = "Name") -> str:
     return value
 
 
-def alias_name(value: object) -> str:
+def alias_name(value: object, *, field: str = "alias") -> str:
     # fullmatch: `$` would also match before a trailing newline ("champion\n").
     if not isinstance(value, str) or not ALIAS_RE.fullmatch(value):
         raise ValidationFailed(
             "Alias names use 1–255 letters, digits, '_' or '-'.",
-            field="alias",
+            field=field,
             code="invalid_alias",
         )
     if RESERVED_ALIAS_RE.fullmatch(value):
         raise ValidationFailed(
             f"'{value}' is reserved; choose another alias name.",
-            field="alias",
+            field=field,
             code="invalid_alias",
         )
     return value

@@ -137,6 +137,12 @@ class PolicyOut(serializers.Serializer):
     auto_apply = serializers.BooleanField()
     rollback_fast_track = serializers.BooleanField()
     protected_aliases = serializers.ListField(child=serializers.CharField())
+    production_aliases = serializers.ListField(
+        child=serializers.CharField(), help_text="Aliases that follow a version into production"
+    )
+    previous_alias = serializers.CharField(
+        help_text="Alias the replaced production version takes; empty for none"
+    )
     card_required_sections = serializers.ListField(child=serializers.CharField())
 
     def to_representation(self, obj: Policy) -> dict[str, Any]:
@@ -270,6 +276,8 @@ def policy_data(policy: Policy) -> dict[str, Any]:
         "auto_apply": policy.auto_apply,
         "rollback_fast_track": policy.rollback_fast_track,
         "protected_aliases": list(policy.protected_aliases),
+        "production_aliases": list(policy.production_aliases),
+        "previous_alias": policy.previous_alias,
         "card_required_sections": list(policy.card_required_sections),
     }
 

@@ -407,6 +407,11 @@ class CompareMetricOut(serializers.Serializer):
         choices=["declared", "default", ""],
         help_text="declared by the model, a default from the name's words, or none",
     )
+    usual_direction = serializers.ChoiceField(
+        choices=["higher", "lower"],
+        allow_null=True,
+        help_text="The default for the name's words, whatever the model declares",
+    )
     values = serializers.ListField(child=serializers.FloatField(allow_null=True))
     changes = MetricChangeOut(many=True, help_text="Against the baseline, one per other version")
     differs = serializers.BooleanField()

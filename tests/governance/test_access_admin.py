@@ -147,6 +147,7 @@ def test_policy_admin_validates_and_audits(root):
         "staging_approvals": 1,
         "required_checks": '["artifact", "vibes"]',
         "protected_aliases": "[]",
+        "production_aliases": "[]",
         "card_required_sections": '["intended_use"]',
         "archive_previous": "on",
         "auto_apply": "on",

@@ -272,6 +272,7 @@ def test_staff_who_are_not_administrators_change_no_policy(staff):
         "staging_approvals": 0,
         "required_checks": "[]",
         "protected_aliases": "[]",
+        "production_aliases": "[]",
         "card_required_sections": "[]",
     }
     assert staff.post(f"{A}policy/{low.pk}/change/", form).status_code == 403
@@ -296,6 +297,7 @@ def test_deleting_policies_in_the_admin_goes_through_the_service(root, data_scie
             "staging_approvals": 1,
             "required_checks": '["artifact"]',
             "protected_aliases": "[]",
+            "production_aliases": "[]",
             "card_required_sections": "[]",
             "archive_previous": "on",
             "auto_apply": "on",
@@ -343,6 +345,7 @@ def test_a_policy_keeps_its_scope_once_added(root):
             "staging_approvals": 1,
             "required_checks": '["artifact"]',
             "protected_aliases": "[]",
+            "production_aliases": "[]",
             "card_required_sections": "[]",
             "archive_previous": "on",
             "auto_apply": "on",

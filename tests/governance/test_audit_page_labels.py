@@ -116,3 +116,38 @@ def test_filters_stay_in_the_pages_links_and_the_queries_stay_fixed(client, demo
     assert plain <= count(action="dataset.") <= plain + 3
     assert plain <= count(action="training_run.") <= plain + 3
     assert count() <= plain + 3
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"datasets": 5},
+        {"datasets": 1.5},
+        {"datasets": [[True, "training"], [2**70, "test"], "x"]},
+        {"features": [2**70, -1, True, "f"]},
+        {"code_ref": 2**64},
+        {"version": True, "environment": "prod"},
+        {"deep": [[[[[[[["bottom"]]]]]]]]},
+        {"changes": {"x": {"from": None, "to": [1, {"a": False}]}}},
+        {"note": "<script>alert(1)</script>" * 20},
+    ],
+)
+def test_odd_details_are_shown_without_failing(client, admin_user, details):
+    """Events keep whatever details they were recorded with; the page words any shape."""
+    from core import audit
+    from core.actors import Actor
+
+    audit.record(
+        actor=Actor(user=admin_user, channel="cli"),
+        action="deployment.created",
+        target=None,
+        details=details,
+    )
+    client.force_login(admin_user)
+    response = client.get("/audit/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<script>alert" not in page
+    (words,) = shown([AuditEvent.objects.latest("sequence")])
+    assert all(len(text) <= 160 for _, text in words.details)
+    assert "vTrue" not in words.object

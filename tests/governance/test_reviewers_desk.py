@@ -11,11 +11,13 @@ import re
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from core import permissions
 from core.permissions import Perm
 from governance import promotions, readiness
 from governance.models import Policy
+from registry.models import RegisteredModel
 from tests.factories import SIGNATURE, UserFactory, make_model, make_version, ready_version
 from tests.governance.test_promotions import ask, decide
 
@@ -187,3 +189,63 @@ def test_checks_read_in_bulk_answer_as_each_alone(data_scientist, ml_engineer, r
     assert {o.name: o.passed for o in readiness.evaluate_many(cases)[2]}[
         "signature_compatible"
     ] is False
+
+
+def test_the_model_page_lists_its_open_requests(client, desk, reviewer, ml_engineer):
+    registered_model, request = desk
+    client.force_login(reviewer)
+    html = client.get("/models/scorer/").content.decode()
+    section = html[
+        html.index('id="open-requests"') : html.index("</table>", html.index('id="open-requests"'))
+    ]
+    assert f'href="/requests/{request.pk}/"' in section and "v2" in section
+    request.status = "cancelled"
+    request.save(update_fields=["status"])
+    html = client.get("/models/scorer/").content.decode()
+    assert "No request is open." in html
+
+
+def test_the_request_page_costs_the_same_queries_however_many_reviewers(
+    client, desk, reviewer, roles
+):
+    """Marking administrators among those who may still approve reads the model's
+    administrators once, not once per reviewer."""
+    registered_model, request = desk
+    Policy.objects.filter(registered_model=registered_model).update(admin_approval_required=True)
+    client.force_login(reviewer)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/requests/{request.pk}/").status_code == 200
+        return len(captured)
+
+    count()
+    before = count()
+    for i in range(6):
+        UserFactory(username=f"extra-reviewer-{i}").groups.add(roles["reviewer"])
+    assert count() == before
+
+
+def test_a_manager_appointed_by_the_creator_is_not_marked_administrator(
+    client, desk, reviewer, data_scientist, admin_user, roles
+):
+    registered_model, request = desk
+    Policy.objects.filter(registered_model=registered_model).update(admin_approval_required=True)
+    by_creator, by_admin = UserFactory(username="mgr-creator"), UserFactory(username="mgr-admin")
+    for user in (by_creator, by_admin):
+        user.groups.add(roles["reviewer"])
+    permissions.grant(
+        Perm.MANAGE_ACCESS, registered_model, user=by_creator, granted_by=data_scientist
+    )
+    permissions.grant(Perm.MANAGE_ACCESS, registered_model, user=by_admin, granted_by=admin_user)
+    eligible = re.search(r'<p id="eligible">(.*?)</p>', _page(client, reviewer, request), re.S)
+    marked = re.findall(r'([\w-]+) <span class="badge">administrator</span>', eligible.group(1))
+    assert "mgr-admin" in marked and "mgr-creator" not in marked
+    assert "mgr-creator" in eligible.group(1)  # may approve, but is no administrator
+
+
+def test_nobody_is_listed_for_a_request_on_a_deleted_model(desk, reviewer):
+    registered_model, request = desk
+    RegisteredModel.objects.filter(pk=registered_model.pk).update(deleted_at=timezone.now())
+    request.registered_model.refresh_from_db()
+    assert promotions.eligible_reviewers(request) == []

@@ -175,3 +175,23 @@ def test_the_compare_page_colours_by_direction_and_states_each_axis(client, data
     widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', html)]
     assert widths[1] > 4 * widths[0]  # auc: the bars differ visibly
     assert "Bars start at each metric's axis minimum" in html
+
+
+def test_a_declaration_against_the_names_usual_direction_is_flagged(api, client, data_scientist):
+    registered_model = make_model(data_scientist, "flagged")
+    make_version(data_scientist, registered_model, metrics={"val_loss": 0.3})
+    make_version(data_scientist, registered_model, metrics={"val_loss": 0.5})
+    r = api(data_scientist).patch(
+        f"{URL}flagged/", {"metric_directions": {"val_loss": "higher"}}, format="json"
+    )
+    assert r.status_code == 200
+    loss = _compare(api(data_scientist), name="flagged")["val_loss"]
+    assert (loss["direction"], loss["direction_source"], loss["usual_direction"]) == (
+        "higher",
+        "declared",
+        "lower",
+    )
+    assert loss["changes"][0]["verdict"] == "better"  # as declared, but the page says so
+    client.force_login(data_scientist)
+    html = client.get("/models/flagged/compare/", {"v": ["1", "2"]}).content.decode()
+    assert ">declared</span>" in html and "usually lower is better" in html
