@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from cards import content as card_content
@@ -21,7 +22,7 @@ from core.compiled import CompiledQuery
 from core.errors import Conflict, Forbidden, ValidationFailed
 from core.permissions import AnyUser, Perm
 from core.refusals import gate_refusal
-from governance import policies, promotions
+from governance import notifications, policies, promotions
 from registry import validation
 from registry.models import ModelVersion
 
@@ -198,7 +199,27 @@ def card_submit(*, actor: Actor, card: ModelCard) -> ModelCard:
         registered_model=card.registered_model,
         details={"version": card.version.version, "revision": card.revision},
     )
+    notifications.card_waiting(
+        card.registered_model,
+        card.version.version,
+        reverse("cards:card", args=[card.registered_model.name, card.version.version]),
+        eligible_reviewers(card),
+    )
     return card
+
+
+def eligible_reviewers(card: ModelCard) -> list[User]:
+    """Who may review the card's current revision (review_refusal's rule for many): holders
+    of the approval right on its model, less whoever edited the revision last and those whose
+    approval of it already counts. One query, plus the approvals."""
+    if card.registered_model.is_deleted:
+        return []
+    counted = {u.pk for u in approvals(card)[0]}
+    return [
+        u
+        for u in permissions.holders(Perm.APPROVE_PROMOTION, card.registered_model)
+        if u.pk != card.last_edited_by_id and u.pk not in counted
+    ]
 
 
 def review_refusal(user: AnyUser, card: ModelCard) -> str | None:

@@ -62,6 +62,9 @@ def _context(
         "admin_needed": admin_needed,
         "may_edit": permissions.has(request.user, Perm.CHANGE, card.registered_model),
         "review_refusal": services.review_refusal(request.user, card),
+        "eligible_reviewers": services.eligible_reviewers(card)
+        if card.status == ModelCard.Status.IN_REVIEW
+        else [],
         **extra,
     }
 
@@ -142,6 +145,8 @@ def card_history(request: HttpRequest, name: str, number: int) -> HttpResponse:
     card = _card(request, name, number)
     revisions = selectors.revisions(card)
     diff, a, b = None, request.GET.get("from"), request.GET.get("to")
+    if not a and not b and len(revisions) >= 2:  # open on the latest change
+        a, b = str(revisions[1].number), str(revisions[0].number)
     if a and b:
         try:
             diff = services.diff(card, whole_number(a, "from"), whole_number(b, "to"))

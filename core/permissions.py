@@ -50,6 +50,23 @@ class Perm(StrEnum):
     MANAGE_ACCESS = "manage_access"
 
 
+# How pages name each permission (the access page, the audit log); codenames stay in the API.
+LABELS: dict[str, str] = {
+    Perm.VIEW: "view",
+    Perm.CHANGE: "change",
+    Perm.DELETE: "delete",
+    Perm.REQUEST_PROMOTION: "request promotion",
+    Perm.APPROVE_PROMOTION: "approve promotion",
+    Perm.MANAGE_ACCESS: "manage access",
+    "add_registeredmodel": "create models",
+}
+
+
+def label(codename: str) -> str:
+    """A permission as pages name it; an unknown codename as it is."""
+    return LABELS.get(codename, codename)
+
+
 _VERBS = {
     Perm.VIEW: "view",
     Perm.CHANGE: "change",

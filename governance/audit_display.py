@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from core import permissions
 from core.models import AuditEvent
 from core.numbers import significant
 from registry.models import CodeRef, Dataset, LogicalFeature
@@ -69,16 +70,6 @@ _KEYS = {
 }
 _DIGESTS = {"sha256", "content_digest", "digest", "input_digest"}
 _HIDDEN = {"review"}  # internal row ids with no page of their own
-# Permission codenames, as the access page words them.
-PERMISSION_LABELS = {
-    "view_registeredmodel": "view",
-    "change_registeredmodel": "change",
-    "delete_registeredmodel": "delete",
-    "add_registeredmodel": "create models",
-    "request_promotion": "request promotion",
-    "approve_promotion": "approve promotion",
-    "manage_access": "manage access",
-}
 _MAX_TEXT = 160
 
 
@@ -214,5 +205,5 @@ def _plain(value: Any, depth: int = 0) -> str:
             f"{str(k).replace('_', ' ')}: {_plain(v, depth + 1)}" for k, v in value.items()
         )
     if isinstance(value, str):
-        return PERMISSION_LABELS.get(value, value)
+        return permissions.label(value)
     return str(value)

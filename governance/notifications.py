@@ -5,20 +5,30 @@ through Celery, so a slow mail server never holds a transaction or a web request
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.urls import reverse
 
-from core import permissions
-from core.permissions import Perm
 from core.tasks import enqueue_on_commit
 from governance import webhooks
 from governance.models import PromotionRequest, Review
+from registry.models import RegisteredModel
 
 SEND_EMAIL = "governance.tasks.send_email"  # the Celery task that sends one e-mail (tasks.py)
 
 
+def page_url(path: str) -> str:
+    """An address people open from an e-mail: the dashboard page, on SITE_URL."""
+    return settings.SITE_URL.rstrip("/") + path
+
+
 def _url(promotion_request: PromotionRequest) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse(
-        "governance-api:promotion-request-detail", kwargs={"pk": promotion_request.pk}
+    """The request's page (where a reviewer decides), and its API address for automation."""
+    return (
+        page_url(reverse("governance:request-detail", kwargs={"pk": promotion_request.pk}))
+        + "\nAPI: "
+        + page_url(
+            reverse("governance-api:promotion-request-detail", kwargs={"pk": promotion_request.pk})
+        )
     )
 
 
@@ -38,14 +48,9 @@ def _event(event: str, promotion_request: PromotionRequest) -> None:
     webhooks.emit(event, promotion_request)
 
 
-def request_waiting(promotion_request: PromotionRequest) -> None:
-    """Tell every reviewer who may decide the request (not the requester or the author)."""
-    excluded = {promotion_request.requested_by_id, promotion_request.version.created_by_id}
-    reviewers = [
-        u.email
-        for u in permissions.holders(Perm.APPROVE_PROMOTION, promotion_request.registered_model)
-        if u.pk not in excluded
-    ]
+def request_waiting(promotion_request: PromotionRequest, reviewers: list[User]) -> None:
+    """Tell every reviewer who may decide the request (promotions.eligible_reviewers: not the
+    requester, nor anyone who supplied the version's content)."""
     who = (
         promotion_request.requested_by.username if promotion_request.requested_by else "automation"
     )
@@ -54,7 +59,7 @@ def request_waiting(promotion_request: PromotionRequest) -> None:
         f"{who} asks to move {_summary(promotion_request)}.\n\n"
         f"Justification: {promotion_request.justification or '(none given)'}\n\n"
         f"{_url(promotion_request)}\n",
-        reviewers,
+        [u.email for u in reviewers],
     )
     _event("promotion.requested", promotion_request)
 
@@ -76,6 +81,28 @@ def request_reviewed(promotion_request: PromotionRequest, review: Review) -> Non
         f"{who}: {review.get_decision_display().lower()}.\n\n{review.comment}",
     )
     _event("promotion.reviewed", promotion_request)
+
+
+def request_approved(promotion_request: PromotionRequest, *, applying: bool) -> None:
+    """Approved: automation hears it in every case; the requester is e-mailed now unless the
+    policy applies it at once (the "applied" e-mail follows in the same transaction)."""
+    if not applying:
+        _to_requester(
+            promotion_request, "Request approved", "Your request is approved; apply it when ready."
+        )
+    _event("promotion.approved", promotion_request)
+
+
+def card_waiting(
+    registered_model: RegisteredModel, version_number: int, path: str, reviewers: list[User]
+) -> None:
+    """A model card submitted for review: tell who may approve it."""
+    what = f"the model card of {registered_model.name} v{version_number}"
+    _send(
+        f"[Modelgate] Card review requested: {registered_model.name} v{version_number}",
+        f"{what.capitalize()} waits for review.\n\n{page_url(path)}\n",
+        [u.email for u in reviewers],
+    )
 
 
 def request_decided(promotion_request: PromotionRequest) -> None:

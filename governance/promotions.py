@@ -418,7 +418,9 @@ def promotion_request_create(
             raise _checks_failing(evaluation, promotion_request)
         _approve(actor, promotion_request, evaluation, note="the policy needs no approval")
     else:
-        notifications.request_waiting(promotion_request)
+        notifications.request_waiting(
+            promotion_request, eligible_reviewers(promotion_request, evaluation)
+        )
     return promotion_request
 
 
@@ -458,10 +460,9 @@ def _approve(
             "content_digest": evaluation.digest,
         },
     )
+    notifications.request_approved(promotion_request, applying=evaluation.policy.auto_apply)
     if evaluation.policy.auto_apply:
         _apply(actor, promotion_request, evaluation.policy)
-    else:
-        notifications.request_decided(promotion_request)
 
 
 @transaction.atomic
@@ -662,20 +663,15 @@ def _move_production_aliases(
     replaced takes the policy's `previous_alias`: part of the approved promotion, each move
     audited with the request."""
     version = promotion_request.version
-    for name in policy.production_aliases:
+    moves = [(name, version) for name in policy.production_aliases]
+    if policy.previous_alias and replaced is not None and replaced.pk != version.pk:
+        moves.append((policy.previous_alias, replaced))
+    for name, target in moves:
         alias_point(
             actor=actor,
             registered_model=promotion_request.registered_model,
             name=name,
-            version=version,
-            promotion_request=promotion_request,
-        )
-    if policy.previous_alias and replaced is not None and replaced.pk != version.pk:
-        alias_point(
-            actor=actor,
-            registered_model=promotion_request.registered_model,
-            name=policy.previous_alias,
-            version=replaced,
+            version=target,
             promotion_request=promotion_request,
         )
 

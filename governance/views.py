@@ -80,6 +80,10 @@ def request_new(request: HttpRequest) -> HttpResponse:
         *aliases,
     ):
         errors["target"] = "Choose production, staging or one of this model's aliases."
+    elif request.method == "POST" and not form["justification"].strip():
+        # Reviewers decide on the reasons given: the page asks for them (the API leaves them
+        # to automation, which records its pipeline in the justification if it has one).
+        errors["justification"] = "Say why this version should move: reviewers read it first."
     elif request.method == "POST":
         target = form["target"]
         try:
@@ -439,7 +443,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 # --- Access ---------------------------------------------------------------------------------
 
-PERMS = [(p.value, p.value.replace("_registeredmodel", "").replace("_", " ")) for p in Perm]
+PERMS = [(p.value, permissions.label(p)) for p in Perm]
 
 
 @page(methods=("GET", "POST"))

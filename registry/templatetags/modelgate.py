@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
+from core import permissions
 from core.markdown import render_markdown
 from core.numbers import significant
 
@@ -44,3 +45,9 @@ def signed(value: object, digits: int = 4) -> object:
     """As `sig`, with a plus sign on positive numbers (a change)."""
     shown = sig(value, digits)
     return f"+{shown}" if isinstance(value, int | float) and value > 0 else shown
+
+
+@register.filter
+def permission_label(codename: str) -> str:
+    """view_registeredmodel as "view": how pages name a permission."""
+    return permissions.label(codename)

@@ -120,6 +120,10 @@ def test_history_diff_restore_and_exports(client, data_scientist, version):
     page = client.get(f"{url}history/", {"from": 2, "to": 3}).content.decode()
     assert '<span class="del">-Old caveat.</span>' in page
     assert '<span class="add">+New caveat.</span>' in page
+    # Without a choice the page opens on the latest change (2 → 3), not on 3 against itself.
+    latest = client.get(f"{url}history/").content.decode()
+    assert '<span class="del">-Old caveat.</span>' in latest
+    assert '<span class="add">+New caveat.</span>' in latest
     client.post(f"{url}revisions/2/restore/")
     card = ModelCard.objects.get(version=version)
     assert card.revision == 4 and card.content["sections"]["caveats"] == "Old caveat."

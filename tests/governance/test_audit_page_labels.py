@@ -151,3 +151,18 @@ def test_odd_details_are_shown_without_failing(client, admin_user, details):
     (words,) = shown([AuditEvent.objects.latest("sequence")])
     assert all(len(text) <= 160 for _, text in words.details)
     assert "vTrue" not in words.object
+
+
+def test_the_access_page_names_permissions_in_words(client, data_scientist, viewer, admin_user):
+    from core import permissions
+    from core.permissions import Perm
+    from tests.factories import make_model
+
+    registered_model = make_model(data_scientist, "worded")
+    permissions.grant(Perm.APPROVE_PROMOTION, registered_model, user=viewer, granted_by=admin_user)
+    client.force_login(admin_user)
+    page = client.get("/models/worded/access/").content.decode()
+    shown_tags = re.findall(r'<span class="tag" title="([a-z_]+)">([^<]+)</span>', page)
+    assert ("approve_promotion", "approve promotion") in shown_tags
+    assert ("view_registeredmodel", "view") in shown_tags
+    assert not re.search(r">\s*\w+_registeredmodel\s*<", page)  # no codename shown as text

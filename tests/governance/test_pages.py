@@ -92,6 +92,16 @@ def test_request_form_shows_the_checklist_and_field_errors(client, story, ml_eng
     assert "an empty target" in fragment and "<ul" in fragment
     before = PromotionRequest.objects.count()
     r = client.post("/requests/new/", {"model": "churn", "version": "2", "target": "production"})
+    assert r.status_code == 400 and 'id="justification-error"' in r.content.decode()
+    r = client.post(
+        "/requests/new/",
+        {"model": "churn", "version": "2", "target": "production", "justification": " \n "},
+    )
+    assert r.status_code == 400 and "Say why this version should move" in r.content.decode()
+    r = client.post(
+        "/requests/new/",
+        {"model": "churn", "version": "2", "target": "production", "justification": "Better."},
+    )
     assert r.status_code == 400  # a duplicate of the open request
     assert (
         re.search(
@@ -104,7 +114,8 @@ def test_request_form_shows_the_checklist_and_field_errors(client, story, ml_eng
     assert r.status_code == 400 and 'id="target-error"' in html and 'aria-invalid="true"' in html
     for version in ("99", "two"):
         r = client.post(
-            "/requests/new/", {"model": "churn", "version": version, "target": "staging"}
+            "/requests/new/",
+            {"model": "churn", "version": version, "target": "staging", "justification": "x"},
         )
         assert r.status_code == 400 and 'id="version-error"' in r.content.decode()
     assert PromotionRequest.objects.count() == before
