@@ -27,7 +27,7 @@ from core.admin import ReadOnlyAdmin, run_service
 from core.errors import DomainError, Forbidden, NotFound
 from core.permissions import Perm
 from core.refusals import refused
-from governance import access, accounts, policies, sso, webhooks
+from governance import access, accounts, policies, readiness, sso, webhooks
 from governance import models as m
 from governance.roles import ROLES
 from registry.services.common import require_admin
@@ -342,10 +342,59 @@ class AuditedGroupAdmin(_AccountsAdmin, GroupAdmin):
         accounts.group_delete(actor=actor, group=obj)
 
 
+class NamesField(forms.CharField):
+    """A list of names typed as "a, b, c" (stored as a JSON list)."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return ", ".join(map(str, value))
+        return value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _choices(names: Any, labels: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    return [(n, (labels or {}).get(n, n)) for n in names]
+
+
 class PolicyForm(forms.ModelForm):
+    """Every list a field people fill in: checks and card sections ticked from what exists,
+    aliases typed as comma-separated names. The services validate the values again."""
+
+    required_checks = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Readiness checks that must pass before a request can be approved.",
+    )
+    card_required_sections = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Model card sections that must be written before a card is submitted.",
+    )
+    protected_aliases = NamesField(
+        required=False,
+        help_text="Aliases that move only through a promotion request, comma-separated.",
+    )
+    production_aliases = NamesField(
+        required=False,
+        help_text="Aliases that follow a version into production, comma-separated "
+        "(for example champion).",
+    )
+
     class Meta:
         model = m.Policy
         fields = ["risk_tier", "registered_model", *policies.EDITABLE]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["required_checks"].choices = [  # type: ignore[attr-defined]
+            (name, title) for name, (title, _) in readiness.CHECKS.items()
+        ]
+        self.fields["card_required_sections"].choices = _choices(  # type: ignore[attr-defined]
+            policies.card_section_keys()
+        )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -454,6 +503,12 @@ class StageHistoryAdmin(ReadOnlyAdmin):
 
 class WebhookForm(forms.ModelForm):
     url = forms.URLField(max_length=1000, assume_scheme="https")
+    events = forms.MultipleChoiceField(
+        choices=_choices(webhooks.EVENTS),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked to receive every event.",
+    )
     # Write-only: never rendered, not even back into the form after an error.
     secret = forms.CharField(
         max_length=200, strip=False, required=False, widget=forms.PasswordInput(render_value=False)

@@ -15,5 +15,6 @@ urlpatterns = [
     path("requests/<int:pk>/apply/", views.request_apply, name="request-apply"),
     path("audit/", views.audit_log, name="audit-log"),
     path("models/<mname:name>/access/", views.model_access, name="model-access"),
+    path("models/<mname:name>/compliance/", views.model_compliance, name="model-compliance"),
 ]
 urlpatterns += scorecard_urls.urlpatterns

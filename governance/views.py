@@ -24,7 +24,7 @@ from core.models import AuditEvent
 from core.pages import page
 from core.permissions import Perm
 from core.refusals import refused
-from governance import access, audit_display, card_source, promotions, selectors
+from governance import access, audit_display, card_source, compliance, promotions, selectors
 from governance.models import PromotionRequest, Review
 from registry import metric_direction
 from registry import selectors as registry_selectors
@@ -383,6 +383,21 @@ def request_list(request: HttpRequest) -> HttpResponse:
 def inbox(request: HttpRequest) -> HttpResponse:
     """Pending requests the user may decide and has not reviewed yet."""
     return _requests(request, inbox=True)
+
+
+@page
+def model_compliance(request: HttpRequest, name: str) -> HttpResponse:
+    """The model's compliance report for reviewers and auditors: whoever may view the model
+    (the same report as the admin's and GET /api/v1/models/NAME/compliance/)."""
+    registered_model = registry_selectors.registered_model_get(user=request.user, name=name)
+    return render(
+        request,
+        "governance/compliance.html",
+        {
+            "registered_model": registered_model,
+            "report": compliance.report(registered_model),
+        },
+    )
 
 
 # --- Audit log ------------------------------------------------------------------------------

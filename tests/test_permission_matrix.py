@@ -96,6 +96,7 @@ MATRIX = [
     Row("GET", "models/", "list", page=True),
     Row("GET", "models/<mname:name>/compare/", "model:view_registeredmodel", page=True),
     Row("GET", "models/<mname:name>/access/", "model:manage_access", page=True),
+    Row("GET", "models/<mname:name>/compliance/", "model:view_registeredmodel", page=True),
     Row(
         "POST",
         "models/<mname:name>/access/",

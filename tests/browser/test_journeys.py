@@ -177,6 +177,10 @@ def test_request_review_and_audit_journey(session, demo):
     ):
         assert action in table, action
     assert "alice" in table and "carol" in table
+    # Each action in words beside its code, and the model in its own column.
+    for label in ("Promotion requested", "Promotion approved", "Promotion applied"):
+        assert label in table, label
+    assert "['" not in table and "None" not in table
     assert admin.locator(f'table a[href="/requests/{request.pk}/"]').count() >= 4
     shot(admin, "6-audit-story")
     admin.locator(f'table a[href="/requests/{request.pk}/"]').first.click()

@@ -111,3 +111,34 @@ def test_the_options_are_saved_audited_and_shown_by_the_api(api, admin_user):
     make_model(admin_user, "tiered", risk_tier="high")
     body = api(admin_user).get("/api/v1/models/tiered/policy/").json()
     assert (body["production_aliases"], body["previous_alias"]) == (["champion"], "previous")
+
+
+def test_the_policy_admin_form_is_made_of_fields(client, admin_user):
+    """Checks and card sections are ticked, aliases typed as names: no JSON to write."""
+    policy = Policy.objects.get(risk_tier="low")
+    client.force_login(admin_user)
+    url = f"/admin/governance/policy/{policy.pk}/change/"
+    page = client.get(url).content.decode()
+    assert 'type="checkbox" name="required_checks" value="card_approved"' in page
+    form = {
+        "production_approvals": 1,
+        "staging_approvals": 1,
+        "required_checks": ["artifact", "signature"],
+        "protected_aliases": "champion, prod",
+        "production_aliases": " champion ,gold",
+        "previous_alias": "previous",
+        "archive_previous": "on",
+        "auto_apply": "on",
+    }
+    assert client.post(url, form).status_code == 302
+    policy.refresh_from_db()
+    assert policy.required_checks == ["artifact", "signature"]
+    assert (policy.protected_aliases, policy.production_aliases) == (
+        ["champion", "prod"],
+        ["champion", "gold"],
+    )
+    assert 'value="champion, gold"' in client.get(url).content.decode()
+    refused = client.post(url, {**form, "production_aliases": "champion, not valid!"})
+    assert refused.status_code == 200 and "Alias names use" in refused.content.decode()
+    policy.refresh_from_db()
+    assert policy.production_aliases == ["champion", "gold"]

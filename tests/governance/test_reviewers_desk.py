@@ -249,3 +249,20 @@ def test_nobody_is_listed_for_a_request_on_a_deleted_model(desk, reviewer):
     RegisteredModel.objects.filter(pk=registered_model.pk).update(deleted_at=timezone.now())
     request.registered_model.refresh_from_db()
     assert promotions.eligible_reviewers(request) == []
+
+
+def test_reviewers_and_auditors_read_the_compliance_report_on_a_page(
+    client, desk, reviewer, outsider
+):
+    """The admin's report, for whoever may view the model, with its export; hidden from the
+    rest like the model itself."""
+    registered_model, request = desk
+    client.force_login(reviewer)
+    page = client.get("/models/scorer/compliance/").content.decode()
+    assert "Compliance report: scorer" in page and "Production history" in page
+    assert 'id="compliance-export"' in page and "/api/v1/models/scorer/compliance/" in page
+    assert "carol" in page  # her review of v1
+    client.force_login(outsider)
+    assert client.get("/models/scorer/compliance/").status_code == 404
+    client.force_login(reviewer)
+    assert 'href="/models/scorer/compliance/"' in client.get("/models/scorer/").content.decode()

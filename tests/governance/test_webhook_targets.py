@@ -253,7 +253,7 @@ def test_the_admin_refuses_a_private_target_with_a_message(client, admin_user):
             "url": "http://169.254.169.254/latest/meta-data/",
             "secret": "s3cret",
             "registered_model": "",
-            "events": "[]",
+            "events": [],
             "active": "on",
         },
     )
