@@ -217,7 +217,7 @@ def eligible_reviewers(card: ModelCard) -> list[User]:
     counted = {u.pk for u in approvals(card)[0]}
     return [
         u
-        for u in permissions.holders(Perm.APPROVE_PROMOTION, card.registered_model)
+        for u in permissions.deciders(Perm.APPROVE_PROMOTION, card.registered_model)
         if u.pk != card.last_edited_by_id and u.pk not in counted
     ]
 

@@ -558,6 +558,14 @@ def holders(
     )
 
 
+def deciders(perm: Perm, registered_model: ScopeRow) -> QuerySet[User]:
+    """`holders` of `perm` who can also see the model (a grant of approval without view, or
+    view revoked later, decides nothing: the request's page answers 404 to them). One query."""
+    return holders(perm, registered_model).filter(
+        pk__in=holders(Perm.VIEW, registered_model).values("pk")
+    )
+
+
 def grant_table(registered_model: ScopeRow) -> dict[str, Any]:
     """Who holds what on the model, for its access page: per-model grants to users and groups
     (revocable there) and the roles whose members hold permissions everywhere. Three queries."""

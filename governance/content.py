@@ -67,15 +67,25 @@ def _card_part(version: ModelVersion) -> dict[str, Any] | None:
 
 def document(version: ModelVersion) -> dict[str, Any]:
     """The canonical content the digest is computed over, read from the database (not from
-    the possibly stale instance): four small queries."""
+    the possibly stale instance): five small queries."""
     fields = ModelVersion.objects.filter(pk=version.pk).values(*SEALED_FIELDS).get()
     files = sorted(version.artifacts.filter(derived=False).values_list("filename", "sha256"))
     metrics = sorted(version.metrics.values_list("name", "dataset", "split", "value"))
+    evaluations = sorted(
+        [
+            list(row)
+            for row in version.evaluations.values_list("name", "dataset", "split", "kind", "data")
+        ],
+        key=lambda row: row[:3],
+    )
     return {
         **fields,
         "files": [list(f) for f in files],
         "metrics": [list(m) for m in metrics],
         "card": _card_part(version),
+        # Only when there are any: versions recorded before structured evaluations existed
+        # keep the digest their approvals were given on.
+        **({"evaluations": evaluations} if evaluations else {}),
     }
 
 
@@ -87,10 +97,11 @@ def digest(version: ModelVersion) -> str:
 
 
 # Audit events whose actor supplied content under the digest: creating the version, logging
-# its metrics, or changing covered metadata (an update's details name the changed fields).
-_CONTENT_EVENTS = Q(action__in=("version.created", "version.metrics_logged")) | Q(
-    action="version.updated", details__changes__has_any_keys=SEALED_FIELDS
-)
+# its metrics or evaluations, or changing covered metadata (an update's details name the
+# changed fields).
+_CONTENT_EVENTS = Q(
+    action__in=("version.created", "version.metrics_logged", "version.evaluations_logged")
+) | Q(action="version.updated", details__changes__has_any_keys=SEALED_FIELDS)
 
 
 def _card_counts() -> Q:

@@ -194,6 +194,14 @@ def describe(policy: Policy) -> str:
     return f"{policy.risk_tier}-risk policy"
 
 
+def _distinct(names: list[str]) -> list[str]:
+    """Alias names once each, the first spelling kept (alias names compare without case)."""
+    kept: dict[str, str] = {}
+    for name in names:
+        kept.setdefault(name.casefold(), name)
+    return list(kept.values())
+
+
 def validate(values: dict[str, Any]) -> dict[str, Any]:
     """Check policy fields; raise ValidationFailed naming the field."""
     for key in ("production_approvals", "staging_approvals"):
@@ -233,14 +241,14 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
         aliases = values["protected_aliases"]
         if not isinstance(aliases, list):
             raise ValidationFailed("Must be a list of alias names.", field="protected_aliases")
-        values["protected_aliases"] = [validation.alias_name(a) for a in aliases]
+        values["protected_aliases"] = _distinct([validation.alias_name(a) for a in aliases])
     if "production_aliases" in values:
         aliases = values["production_aliases"]
         if not isinstance(aliases, list):
             raise ValidationFailed("Must be a list of alias names.", field="production_aliases")
-        values["production_aliases"] = [
-            validation.alias_name(a, field="production_aliases") for a in aliases
-        ]
+        values["production_aliases"] = _distinct(
+            [validation.alias_name(a, field="production_aliases") for a in aliases]
+        )
     if values.get("previous_alias"):
         values["previous_alias"] = validation.alias_name(
             values["previous_alias"], field="previous_alias"

@@ -270,7 +270,7 @@ def eligible_reviewers(
     counted = {u.pk for u in evaluation.approvers} if evaluation is not None else set()
     return [
         u
-        for u in permissions.holders(Perm.APPROVE_PROMOTION, promotion_request.registered_model)
+        for u in permissions.deciders(Perm.APPROVE_PROMOTION, promotion_request.registered_model)
         if u.pk not in barred and u.pk not in counted
     ]
 

@@ -22,6 +22,7 @@ from registry.models import (
     CodeRef,
     Dataset,
     Deployment,
+    EvaluationResult,
     FeatureSource,
     LogicalFeature,
     ModelVersion,
@@ -472,6 +473,11 @@ def version_compare(
 def metric_label(metric: dict[str, Any]) -> str:
     scope = "/".join(p for p in (metric["dataset"], metric["split"]) if p)
     return f"{metric['name']} [{scope}]" if scope else metric["name"]
+
+
+def evaluation_list(version: ModelVersion) -> QuerySet[EvaluationResult]:
+    """A version's structured evaluations; the caller has the version through the gate."""
+    return EvaluationResult.objects.filter(version=version).order_by("name", "dataset", "split")
 
 
 def alias_list(*, user: AnyUser, registered_model: RegisteredModel) -> QuerySet[Alias]:

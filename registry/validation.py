@@ -243,6 +243,171 @@ def metric_directions(value: object) -> dict[str, str]:
     return dict(sorted(clean.items()))
 
 
+MAX_EVALUATIONS = 50
+MAX_MATRIX_LABELS = 100
+MAX_CURVE_POINTS = 2000
+MAX_SLICES = 500
+CURVES = ("roc", "pr", "other")
+
+
+@dataclass(frozen=True)
+class EvaluationValue:
+    name: str
+    kind: str
+    data: dict[str, Any]
+    dataset: str = ""
+    split: str = ""
+
+
+def evaluations(value: object) -> list[EvaluationValue]:
+    """Structured evaluation results, each ``{name, kind, data, dataset?, split?}``:
+
+    - ``confusion_matrix``: ``{"labels": [...], "matrix": [[...], ...]}``, a square matrix of
+      counts (whole numbers from 0), one row and one column per label (actual x predicted);
+    - ``curve``: ``{"curve": "roc" | "pr" | "other", "points": [{"x", "y", "threshold"?}],
+      "x_label"?, "y_label"?}``, ROC and precision-recall points within 0..1;
+    - ``slices``: ``{"metric": name, "slices": [{"slice", "value", "count"?}]}``.
+    """
+    field = "evaluations"
+    if not isinstance(value, list):
+        raise ValidationFailed("Evaluations must be a list of {name, kind, data}.", field=field)
+    if len(value) > MAX_EVALUATIONS:
+        raise ValidationFailed(f"At most {MAX_EVALUATIONS} evaluations at once.", field=field)
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) - {"name", "kind", "data", "dataset", "split"}:
+            raise ValidationFailed(
+                "Each evaluation is {name, kind, data, dataset?, split?}.", field=field
+            )
+        name = tag_key(item.get("name"), field=field)
+        kind = item.get("kind")
+        check = _EVALUATION_KINDS.get(kind) if isinstance(kind, str) else None
+        if check is None or not isinstance(kind, str):
+            raise ValidationFailed(
+                f"Evaluation '{name}': kind must be one of {', '.join(_EVALUATION_KINDS)}.",
+                field=field,
+            )
+        data = item.get("data")
+        if not isinstance(data, dict):
+            raise ValidationFailed(f"Evaluation '{name}': data must be an object.", field=field)
+        bounded_json(data, field=field)
+        ident = (
+            name,
+            _short(item.get("dataset", ""), 250, field),
+            _short(item.get("split", ""), 64, field),
+        )
+        if ident in seen:
+            raise ValidationFailed(
+                f"Evaluation '{name}' is given twice for the same dataset and split.", field=field
+            )
+        seen.add(ident)
+        out.append(EvaluationValue(name, kind, check(name, data), ident[1], ident[2]))
+    return out
+
+
+def _refuse(name: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"Evaluation '{name}': {message}", field="evaluations")
+
+
+def _keys(name: str, data: dict[str, Any], required: set[str], optional: set[str]) -> None:
+    missing, unknown = required - set(data), set(data) - required - optional
+    if missing or unknown:
+        raise _refuse(
+            name,
+            f"data needs {', '.join(sorted(required))}"
+            + (f" (optional: {', '.join(sorted(optional))})" if optional else "")
+            + f"; got {', '.join(sorted(data)) or 'nothing'}.",
+        )
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
+
+
+def _confusion_matrix(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    _keys(name, data, {"labels", "matrix"}, set())
+    labels, matrix = data["labels"], data["matrix"]
+    if (
+        not isinstance(labels, list)
+        or not 2 <= len(labels) <= MAX_MATRIX_LABELS
+        or not all(isinstance(x, str) and 0 < len(x) <= 250 for x in labels)
+        or len(set(labels)) != len(labels)
+    ):
+        raise _refuse(name, f"labels must be 2-{MAX_MATRIX_LABELS} distinct names.")
+    size = len(labels)
+    if (
+        not isinstance(matrix, list)
+        or len(matrix) != size
+        or not all(isinstance(row, list) and len(row) == size for row in matrix)
+    ):
+        raise _refuse(name, f"matrix must be {size} rows of {size} counts, one per label.")
+    if not all(_count(cell) for row in matrix for cell in row):
+        raise _refuse(name, "matrix cells must be whole numbers from 0.")
+    return {"labels": labels, "matrix": matrix}
+
+
+def _curve(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    _keys(name, data, {"curve", "points"}, {"x_label", "y_label"})
+    curve, points = data["curve"], data["points"]
+    if curve not in CURVES:
+        raise _refuse(name, f"curve must be one of {', '.join(CURVES)}.")
+    if not isinstance(points, list) or not 2 <= len(points) <= MAX_CURVE_POINTS:
+        raise _refuse(name, f"points must be a list of 2-{MAX_CURVE_POINTS} points.")
+    clean = []
+    for point in points:
+        if not isinstance(point, dict) or not {"x", "y"} <= set(point) <= {"x", "y", "threshold"}:
+            raise _refuse(name, "each point is {x, y, threshold?}.")
+        x = _number(point["x"], field="evaluations", label=f"Evaluation '{name}': x")
+        y = _number(point["y"], field="evaluations", label=f"Evaluation '{name}': y")
+        if curve != "other" and not (0 <= x <= 1 and 0 <= y <= 1):
+            raise _refuse(name, f"{curve} points lie within 0..1.")
+        row = {"x": x, "y": y}
+        if "threshold" in point:
+            row["threshold"] = _number(
+                point["threshold"], field="evaluations", label=f"Evaluation '{name}': threshold"
+            )
+        clean.append(row)
+    labels = {k: _short(data.get(k, ""), 100, "evaluations") for k in ("x_label", "y_label")}
+    return {"curve": curve, "points": clean, **{k: v for k, v in labels.items() if v}}
+
+
+def _slices(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    _keys(name, data, {"metric", "slices"}, set())
+    metric, slices = tag_key(data["metric"], field="evaluations"), data["slices"]
+    if not isinstance(slices, list) or not 1 <= len(slices) <= MAX_SLICES:
+        raise _refuse(name, f"slices must be a list of 1-{MAX_SLICES} slices.")
+    clean, names = [], set()
+    for part in slices:
+        if not isinstance(part, dict) or not {"slice", "value"} <= set(part) <= {
+            "slice",
+            "value",
+            "count",
+        }:
+            raise _refuse(name, "each slice is {slice, value, count?}.")
+        label = _short(part["slice"], 250, "evaluations")
+        if not label or label in names:
+            raise _refuse(name, "slice names must be distinct and not empty.")
+        names.add(label)
+        row: dict[str, Any] = {
+            "slice": label,
+            "value": _number(part["value"], field="evaluations", label=f"Slice '{label}'"),
+        }
+        if "count" in part:
+            if not _count(part["count"]):
+                raise _refuse(name, f"slice '{label}': count must be a whole number from 0.")
+            row["count"] = part["count"]
+        clean.append(row)
+    return {"metric": metric, "slices": clean}
+
+
+_EVALUATION_KINDS = {
+    "confusion_matrix": _confusion_matrix,
+    "curve": _curve,
+    "slices": _slices,
+}
+
+
 def _short(value: object, limit: int, field: str) -> str:
     if value is None:
         return ""

@@ -224,6 +224,21 @@ MATRIX = [
     Row("PUT", f"{V}tags/<str:key>/", "model:change_registeredmodel", {"value": "v"}),
     Row("DELETE", f"{V}tags/<str:key>/", "model:change_registeredmodel"),
     Row("POST", f"{V}metrics/", "model:change_registeredmodel", {"metrics": {"f1": 0.5}}),
+    Row("GET", f"{V}evaluations/", "model:view_registeredmodel"),
+    Row(
+        "POST",
+        f"{V}evaluations/",
+        "model:change_registeredmodel",
+        {
+            "evaluations": [
+                {
+                    "name": "by_region",
+                    "kind": "slices",
+                    "data": {"metric": "auc", "slices": [{"slice": "eu", "value": 0.8}]},
+                }
+            ]
+        },
+    ),
     Row(
         "POST",
         f"{V}validate/",

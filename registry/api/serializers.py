@@ -147,6 +147,14 @@ class MetricsIn(StrictInput):
     metrics = AnyJSON()
 
 
+class EvaluationsIn(StrictInput):
+    evaluations = AnyJSON(
+        help_text="A list of {name, kind, data, dataset?, split?}; kind confusion_matrix "
+        "({labels, matrix}), curve ({curve: roc|pr|other, points: [{x, y, threshold?}]}) or "
+        "slices ({metric, slices: [{slice, value, count?}]})"
+    )
+
+
 class AliasIn(StrictInput):
     version = serializers.IntegerField(min_value=1)
 
@@ -206,6 +214,16 @@ class RegisteredModelOut(LinkedSerializer):
             "updated_at": iso(obj.updated_at),
             "url": self.links.model(obj.name),
         }
+
+
+class EvaluationResultOut(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["confusion_matrix", "curve", "slices"])
+    dataset = serializers.CharField()
+    split = serializers.CharField()
+    # A declared field: the serializer's metaclass takes it out of the class (the stubs see
+    # Serializer.data).
+    data = serializers.DictField(help_text="As recorded, validated by kind")  # type: ignore[assignment]
 
 
 class MetricOut(serializers.Serializer):

@@ -22,6 +22,7 @@ urlpatterns = [
     path(f"{V}/stage/", v.VersionStageView.as_view(), name="version-stage"),
     path(f"{V}/tags/<str:key>/", v.VersionTagView.as_view(), name="version-tag"),
     path(f"{V}/metrics/", v.VersionMetricsView.as_view(), name="version-metrics"),
+    path(f"{V}/evaluations/", v.VersionEvaluationsView.as_view(), name="version-evaluations"),
     path(f"{V}/validate/", v.VersionValidateView.as_view(), name="version-validate"),
     path(f"{V}/artifacts/", v.ArtifactListView.as_view(), name="artifact-list"),
     path(

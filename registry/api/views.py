@@ -314,6 +314,29 @@ class VersionMetricsView(RegistryView):
         return Response(s.VersionOut(self.version(name, number)).data)
 
 
+class VersionEvaluationsView(RegistryView):
+    """A version's structured evaluation results: confusion matrices, curves, metrics by
+    slice. POST adds or replaces them by name, dataset and split (refused once sealed)."""
+
+    pagination_class = None  # a version's evaluations: one list, as the schema says
+
+    @extend_schema(responses=s.EvaluationResultOut(many=True))
+    def get(self, request: Request, name: str, number: int) -> Response:
+        version = self.version(name, number)
+        return Response(s.EvaluationResultOut(selectors.evaluation_list(version), many=True).data)
+
+    @extend_schema(request=s.EvaluationsIn, responses={201: s.EvaluationResultOut(many=True)})
+    def post(self, request: Request, name: str, number: int) -> Response:
+        version = self.version(name, number)
+        services.version_evaluations_log(
+            actor=self.actor(), version=version, **self.valid(s.EvaluationsIn)
+        )
+        return Response(
+            s.EvaluationResultOut(selectors.evaluation_list(version), many=True).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
 class VersionValidateView(RegistryView):
     """Check rows against the version's signature; nothing is stored."""
 

@@ -1,6 +1,7 @@
 from registry.models.catalog import (
     Alias,
     Artifact,
+    EvaluationResult,
     ModelVersion,
     ModelVersionMetric,
     ModelVersionTag,
@@ -24,6 +25,7 @@ __all__ = [
     "CodeRef",
     "Dataset",
     "Deployment",
+    "EvaluationResult",
     "FeatureSource",
     "LogicalFeature",
     "ModelVersion",

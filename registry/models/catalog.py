@@ -253,6 +253,41 @@ class ModelVersionMetric(models.Model):
         return f"{self.name}{f'[{scope}]' if scope else ''}={self.value}"
 
 
+class EvaluationResult(models.Model):
+    """A structured evaluation of a version that is not one number: a confusion matrix, the
+    points of a curve (ROC, precision-recall) or a metric per slice of the data; for a dataset
+    and split like metrics. Validated by kind (registry.validation.evaluations) and, like
+    metrics, under the version's content digest."""
+
+    class Kind(models.TextChoices):
+        CONFUSION_MATRIX = "confusion_matrix", "Confusion matrix"
+        CURVE = "curve", "Curve"
+        SLICES = "slices", "Metric by slice"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluations")
+    name = models.CharField(max_length=250)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    dataset = models.CharField(max_length=250, blank=True, default="")
+    split = models.CharField(max_length=64, blank=True, default="")
+    data = models.JSONField()
+
+    class Meta:
+        ordering = ["name", "dataset", "split"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "name", "dataset", "split"], name="evaluation_result_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["confusion_matrix", "curve", "slices"]),
+                name="evaluation_result_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = "/".join(p for p in (self.dataset, self.split) if p)
+        return f"{self.name}{f'[{scope}]' if scope else ''}"
+
+
 class Alias(TimeStamped):
     """A movable name ("champion") pointing at one version of a registered model."""
 

@@ -30,6 +30,7 @@ from registry.services.registered_models import (
 from registry.services.versions import (
     version_create,
     version_delete,
+    version_evaluations_log,
     version_metrics_log,
     version_purge,
     version_restore,
@@ -65,6 +66,7 @@ __all__ = [
     "training_run_create",
     "version_create",
     "version_delete",
+    "version_evaluations_log",
     "version_metrics_log",
     "version_purge",
     "version_restore",

@@ -18,6 +18,7 @@ from registry import signals, validation
 from registry.governed import governor
 from registry.models import (
     Alias,
+    EvaluationResult,
     ModelVersion,
     ModelVersionMetric,
     ModelVersionTag,
@@ -326,6 +327,36 @@ def version_metrics_log(*, actor: Actor, version: ModelVersion, metrics: Any) ->
         registered_model=version.registered_model,
         details={"metrics": changed},
     )
+
+
+@transaction.atomic
+def version_evaluations_log(
+    *, actor: Actor, version: ModelVersion, evaluations: Any
+) -> list[EvaluationResult]:
+    """Add or replace structured evaluation results (per name, dataset and split) on a version
+    that is not sealed: like metrics, they are what approvers judge."""
+    permissions.require(actor.user, Perm.CHANGE, version.registered_model)
+    values = validation.evaluations(evaluations)
+    version = version_locked(version)
+    governor().require_unsealed(version, "evaluations")
+    rows = []
+    for e in values:
+        row, _ = EvaluationResult.objects.update_or_create(
+            version=version,
+            name=e.name,
+            dataset=e.dataset,
+            split=e.split,
+            defaults={"kind": e.kind, "data": e.data},
+        )
+        rows.append(row)
+    audit.record(
+        actor=actor,
+        action="version.evaluations_logged",
+        target=version,
+        registered_model=version.registered_model,
+        details={"evaluations": {str(row): row.kind for row in rows}},
+    )
+    return rows
 
 
 @transaction.atomic

@@ -138,3 +138,25 @@ def test_a_submitted_card_asks_those_who_may_approve_it(
     page = client.get("/models/carded/versions/1/card/").content.decode()
     assert "May still approve:" in page and "carol" in page.split('id="card-eligible"')[1][:300]
     assert "alice" not in page.split('id="card-eligible"')[1][:300]  # she edited it last
+
+
+def test_someone_who_may_approve_but_not_view_is_not_asked(
+    data_scientist, ml_engineer, admin_user, mailoutbox, django_capture_on_commit_callbacks
+):
+    """An approval grant without view (or view revoked later) decides nothing: the request's
+    page answers 404 to them, so they are neither e-mailed nor listed."""
+    from governance import promotions
+
+    registered_model = make_model(data_scientist, "unseen")
+    blind = UserFactory(username="blind", email="blind@example.com")
+    permissions.grant(Perm.APPROVE_PROMOTION, registered_model, user=blind, granted_by=admin_user)
+    version = ready_version(data_scientist, registered_model)
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        request = ask(ml_engineer, version)
+    assert "blind@example.com" not in mailoutbox[0].to
+    assert blind not in promotions.eligible_reviewers(request)
+    card = ModelCard.objects.get(version=version)
+    assert blind not in card_services.eligible_reviewers(card)
+    permissions.grant(Perm.VIEW, registered_model, user=blind, granted_by=admin_user)
+    assert blind in promotions.eligible_reviewers(request)

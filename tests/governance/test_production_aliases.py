@@ -142,3 +142,15 @@ def test_the_policy_admin_form_is_made_of_fields(client, admin_user):
     assert refused.status_code == 200 and "Alias names use" in refused.content.decode()
     policy.refresh_from_db()
     assert policy.production_aliases == ["champion", "gold"]
+
+
+def test_alias_lists_keep_each_name_once(admin_user):
+    policy = Policy.objects.get(risk_tier="low")
+    policies.policy_save(
+        actor=actor_for(admin_user, "cli"),
+        policy=policy,
+        production_aliases=["champion", "Champion", "gold", "champion"],
+        protected_aliases=["prod", "PROD"],
+    )
+    policy.refresh_from_db()
+    assert (policy.production_aliases, policy.protected_aliases) == (["champion", "gold"], ["prod"])
