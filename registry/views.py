@@ -16,7 +16,8 @@ from core.edge import instant, is_whole_number, tag_filters, whole_number
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.pages import page
 from core.permissions import Perm
-from registry import deployments, panels, selectors, services
+from registry import deployments, evaluation_views, panels, selectors, services
+from registry.charts import chart_axis
 from registry.models import (
     ModelVersion,
     PackagingJob,
@@ -181,22 +182,9 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "formats": latest.get(PackagingJob.Kind.COMPARE_FORMATS),
             "parity": latest.get(PackagingJob.Kind.CONVERT_ONNX),
             "deployments": selectors.deployment_list(user=request.user, version=version),
+            "evaluations": evaluation_views.shown(list(selectors.evaluation_list(version))),
         },
     )
-
-
-def chart_axis(values: list[float]) -> tuple[float, float]:
-    """Where a metric's bars start and end. Values that differ get an axis around them (a
-    quarter of their spread below the lowest, a tenth above the highest; never below zero
-    for values that are not), so 0.74 against 0.78 shows; equal values keep zero to them."""
-    low, high = min(values), max(values)
-    if low == high:
-        return (min(low, 0.0), max(high, 0.0) or 1.0)
-    spread = high - low
-    start = low - spread / 4
-    if low >= 0:
-        start = max(start, 0.0)
-    return (start, high + spread / 10)
 
 
 def _svg_chart(result: dict[str, Any]) -> dict[str, Any]:

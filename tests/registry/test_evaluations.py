@@ -6,6 +6,8 @@ contributors."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from core.models import AuditEvent
@@ -163,3 +165,28 @@ def test_viewers_read_results_and_cannot_record_them(api, data_scientist, viewer
     r = api(viewer).post(URL, {"evaluations": [SLICES]}, format="json")
     assert r.status_code == 403 and r.json()["code"] == "permission_denied"
     assert EvaluationResult.objects.count() == 1
+
+
+def test_the_version_page_draws_each_kind(api, client, data_scientist, version):
+    api(data_scientist).post(URL, {"evaluations": [MATRIX, ROC, SLICES]}, format="json")
+    client.force_login(data_scientist)
+    page = client.get("/models/scored/versions/1/").content.decode()
+    section = page[page.index('id="evaluations"') :]
+    section = section[: section.index("</section>")]
+    # The matrix: rows actual, columns predicted, counts as recorded, shaded by row share.
+    assert re.search(r'<th scope="row">churn</th><td class="num shade-4"[^>]*>40</td>', section)
+    assert re.search(r'<td class="num shade-0"[^>]*>5</td><td class="num shade-5"', section)
+    # The curve: its three points in order on a 220-unit plot, and the area under them.
+    points = re.search(r'<polyline points="([^"]+)"', section).group(1).split()
+    assert points == ["0.0,220.0", "22.0,44.0", "220.0,0.0"]
+    assert "area under the points 0.85" in section and "false positive rate" in section
+    # The slices: values, counts, and bars on the values' own axis (stated).
+    assert "auc by slice; bars on an axis from 0.76 to 0.814" in section
+    widths = [float(w) for w in re.findall(r'<rect width="([\d.]+)" height="10"', section)]
+    assert widths[0] > 5 * widths[1]
+    assert "1200" in section
+
+
+def test_a_version_without_results_shows_no_section(client, data_scientist, version):
+    client.force_login(data_scientist)
+    assert 'id="evaluations"' not in client.get("/models/scored/versions/1/").content.decode()
