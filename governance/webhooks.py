@@ -71,11 +71,16 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def payload(event: str, promotion_request: PromotionRequest) -> dict[str, Any]:
+def payload(
+    event: str, promotion_request: PromotionRequest, occurred_at: Any = None
+) -> dict[str, Any]:
+    """What a delivery carries. `occurred_at` orders events for receivers: a retried
+    `promotion.approved` can arrive after the `promotion.applied` of the same commit."""
     version = promotion_request.version
     approvals = promotion_request.reviews.filter(decision="approve").select_related("reviewer")
     return {
         "event": event,
+        "occurred_at": (occurred_at or timezone.now()).isoformat(),
         "model": promotion_request.registered_model.name,
         "version": version.version,
         "target": {
@@ -115,8 +120,8 @@ def emit(event: str, promotion_request: PromotionRequest) -> list[WebhookDeliver
     wanted = [h for h in hooks if not h.events or event in h.events]
     if not wanted:
         return []
-    body = payload(event, promotion_request)
     now = timezone.now()
+    body = payload(event, promotion_request, now)
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(
             webhook=h, event=event, delivery_id=uuid.uuid4(), payload=body, created_at=now

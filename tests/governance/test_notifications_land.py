@@ -58,6 +58,13 @@ def test_an_approval_applied_at_once_sends_approved_then_applied(
         "promotion.approved",
         "promotion.applied",
     ]
+    # Each payload says when its event happened: a receiver orders a retried delivery by it.
+    moments = list(
+        WebhookDelivery.objects.filter(payload__request__id=request.pk)
+        .order_by("pk")
+        .values_list("payload__occurred_at", flat=True)
+    )
+    assert moments == sorted(moments) and len(set(moments)) == 3
     # The requester hears once, that it is done (not "approved" and then "applied").
     assert [m.subject for m in mailoutbox[1:]] == ["[Modelgate] Applied: auto v1 → production"]
     assert f"/requests/{request.pk}/" in mailoutbox[1].body
