@@ -208,13 +208,14 @@ def card_submit(*, actor: Actor, card: ModelCard) -> ModelCard:
     return card
 
 
-def eligible_reviewers(card: ModelCard) -> list[User]:
+def eligible_reviewers(card: ModelCard, approvers: list[Any] | None = None) -> list[User]:
     """Who may review the card's current revision (review_refusal's rule for many): holders
     of the approval right on its model, less whoever edited the revision last and those whose
-    approval of it already counts. One query, plus the approvals."""
+    approval of it already counts (`approvers`, when the caller has `approvals(card)`
+    already). One query, plus the approvals when not given."""
     if card.registered_model.is_deleted:
         return []
-    counted = {u.pk for u in approvals(card)[0]}
+    counted = {u.pk for u in (approvals(card)[0] if approvers is None else approvers)}
     return [
         u
         for u in permissions.deciders(Perm.APPROVE_PROMOTION, card.registered_model)

@@ -62,7 +62,7 @@ def _context(
         "admin_needed": admin_needed,
         "may_edit": permissions.has(request.user, Perm.CHANGE, card.registered_model),
         "review_refusal": services.review_refusal(request.user, card),
-        "eligible_reviewers": services.eligible_reviewers(card)
+        "eligible_reviewers": services.eligible_reviewers(card, approvers)
         if card.status == ModelCard.Status.IN_REVIEW
         else [],
         **extra,
