@@ -14,7 +14,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 from registry import signals
 from registry.models import PackagingJob
-from registry.packaging import bundle, convert, inspect
+from registry.packaging import bento, bundle, convert, inspect
 from registry.packaging.heartbeat import heartbeat
 from registry.services import jobs
 from registry.services.artifacts import spool_sweep
@@ -28,6 +28,7 @@ HANDLERS: dict[str, Callable[[PackagingJob], dict[str, Any]]] = {
     K.COMPARE_FORMATS: convert.compare_formats,
     K.BUNDLE: bundle.run,
     K.TORCHSCRIPT: convert.torchscript,
+    K.BENTOML: bento.run,
 }
 
 

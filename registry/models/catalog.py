@@ -329,6 +329,7 @@ class Artifact(models.Model):
         TORCHSCRIPT = "torchscript", "TorchScript"
         SAFETENSORS = "safetensors", "safetensors"
         MLFLOW = "mlflow", "MLflow model (zip)"
+        BENTOML = "bentoml", "BentoML model (.bentomodel)"
         OTHER = "other", "Other"
 
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="artifacts")

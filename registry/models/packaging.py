@@ -19,6 +19,7 @@ class PackagingJob(models.Model):
         INFER_SIGNATURE = "infer_signature", "Infer signature"
         BUNDLE = "bundle", "Bundle"
         TORCHSCRIPT = "torchscript", "TorchScript"
+        BENTOML = "bentoml", "BentoML model"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

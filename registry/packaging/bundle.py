@@ -27,7 +27,6 @@ from typing import IO, Any
 
 import yaml
 
-from core.actors import Actor
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.packaging import convert
 from registry.packaging.inspect import JobError
@@ -218,33 +217,17 @@ def run(job: PackagingJob) -> dict[str, Any]:
                 "files": checksums,
             }
             _add(bundle, "modelgate.json", json.dumps(metadata, indent=2, sort_keys=True).encode())
-        digest = hashlib.sha256()
-        for chunk in _chunks(_opener(archive)):
-            digest.update(chunk)
-        sha256, size = digest.hexdigest(), archive.stat().st_size
-        jobs.job_progress(job, 90, "storing the bundle", f"{size:,} bytes, sha256 {sha256[:12]}…")
-        stored = version.artifacts.filter(format=Artifact.Format.MLFLOW, sha256=sha256).first()
-        if stored is None:
-            name = f"{version.registered_model.name}-v{version.version}-bundle.zip"
-            if version.artifacts.filter(filename=name).exists():
-                name = f"{version.registered_model.name}-v{version.version}-bundle-job{job.pk}.zip"
-            with archive.open("rb") as handle:
-                stored = artifact_services.artifact_upload(
-                    actor=Actor(user=job.requested_by, channel="worker"),
-                    version=version,
-                    filename=name,
-                    chunks=artifact_services.read_chunks(handle),
-                    media_type="application/zip",
-                    derived_from=source,
-                    derived_by_job=job,
-                )
+        jobs.job_progress(job, 90, "storing the bundle", f"{archive.stat().st_size:,} bytes")
+        stored = convert.store_output(
+            job,
+            source,
+            archive,
+            name=f"{version.registered_model.name}-v{version.version}-bundle.zip",
+            media_type="application/zip",
+            fmt=Artifact.Format.MLFLOW,
+        )
     return {
-        "bundle_artifact": {
-            "id": stored.pk,
-            "filename": stored.filename,
-            "sha256": stored.sha256,
-            "size": stored.size,
-        },
+        "bundle_artifact": convert.described(stored),
         "files": sorted([*files, "modelgate.json"]),
         "flavors": sorted(mlmodel["flavors"]),
         "requirements": requirements,

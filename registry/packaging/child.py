@@ -1,6 +1,6 @@
 """Runs in a separate, limited process: load a model, and convert it to ONNX and compare
-predictions, predict, time it in every format, re-save it for a bundle, or validate a
-TorchScript file. Never imported by the web process.
+predictions, predict, time it in every format, re-save it for a bundle, save it as a
+BentoML model, or validate a TorchScript file. Never imported by the web process.
 
     python -m registry.packaging.child    (started by registry/packaging/sandbox.py)
 
@@ -297,6 +297,62 @@ def package(workdir: Path) -> dict[str, Any]:
     }
 
 
+def _answers(model: Any, rows: Any) -> dict[str, Any]:
+    import numpy as np
+
+    found = {"predict": np.asarray(model.predict(rows))}
+    if hasattr(model, "predict_proba"):
+        found["predict_proba"] = np.asarray(model.predict_proba(rows))
+    return found
+
+
+def bentoml_model(workdir: Path) -> dict[str, Any]:
+    """Save the model into a BentoML model store inside WORKDIR, export it as a .bentomodel
+    archive, then delete it from the store, import the archive back and check the imported
+    model answers the rows as the original does (labels equal, probabilities within 1e-9)."""
+    import numpy as np
+
+    job = json.loads((workdir / "job.json").read_text())
+    os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
+    os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+    loaded = _estimator(workdir, job)
+    model = loaded.model
+    rows = _rows(workdir, np.float64)
+    import bentoml
+
+    spec = job["bentoml"]
+    methods = ["predict", *(["predict_proba"] if hasattr(model, "predict_proba") else [])]
+    saved = bentoml.sklearn.save_model(
+        spec["tag"],
+        model,
+        signatures={m: {"batchable": True, "batch_dim": 0} for m in methods},
+        labels=spec["labels"],
+        metadata=spec["metadata"],
+    )
+    tag = str(saved.tag)
+    bentoml.models.export_model(tag, str(workdir / "model.bentomodel"))
+    bentoml.models.delete(tag)
+    imported = bentoml.models.import_model(str(workdir / "model.bentomodel"))
+    expected, answered = _answers(model, rows), _answers(bentoml.sklearn.load_model(tag), rows)
+    for method, want in expected.items():
+        got = answered[method]
+        same = (
+            np.array_equal(got, want)
+            if want.dtype.kind not in "fc"
+            else np.allclose(got, want, rtol=0, atol=1e-9)
+        )
+        if got.shape != want.shape or not same:
+            raise ValueError(f"The imported BentoML model's {method} differs from the original.")
+    return {
+        "estimator": type(model).__name__,
+        "tag": str(imported.tag),
+        "methods": methods,
+        "rows": int(len(rows)),
+        "trusted_types": loaded.trusted_types,
+        "versions": {**versions(), "bentoml": bentoml.__version__},
+    }
+
+
 def torchscript(workdir: Path) -> dict[str, Any]:
     """Load a TorchScript archive on the CPU and run it on the rows."""
     import torch
@@ -326,6 +382,7 @@ MODES = {
     "compare": compare,
     "package": package,
     "torchscript": torchscript,
+    "bentoml": bentoml_model,
 }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
-import io
 import json
 import shutil
 import signal
@@ -18,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from core.actors import Actor
 from core.errors import DomainError
@@ -36,6 +36,7 @@ STEPS = {
     "compare": "Format comparison",
     "package": "Packaging",
     "torchscript": "TorchScript validation",
+    "bentoml": "BentoML packaging",
 }
 LOADABLE = (Artifact.Format.PICKLE, Artifact.Format.JOBLIB, Artifact.Format.SKOPS)
 
@@ -112,9 +113,16 @@ def workdir(purpose: str) -> Iterator[Path]:
 
 
 def run_child(
-    artifact: Artifact, work: Path, rows: list[list[float]], *, mode: str, trusted: bool
+    artifact: Artifact,
+    work: Path,
+    rows: list[list[float]],
+    *,
+    mode: str,
+    trusted: bool,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Copy the file into `work` and run the limited child process on it."""
+    """Copy the file into `work` and run the limited child process on it (`options` go into
+    its job.json for the mode to read)."""
     with (
         artifact_services.artifact_storage().open(artifact.storage_key, "rb") as source,
         (work / "model.bin").open("wb") as target,
@@ -122,7 +130,7 @@ def run_child(
         shutil.copyfileobj(source, target, 1024 * 1024)
     (work / "rows.json").write_text(json.dumps(rows))
     (work / "job.json").write_text(
-        json.dumps({"format": artifact.format, "mode": mode, "trusted": trusted})
+        json.dumps({**(options or {}), "format": artifact.format, "mode": mode, "trusted": trusted})
     )
     try:
         code = sandbox.run(
@@ -150,6 +158,49 @@ def run_child(
             )
         raise JobError(f"{STEPS[mode]} failed: {message}")
     return json.loads((work / "result.json").read_text())
+
+
+def store_output(
+    job: PackagingJob, source: Artifact, path: Path, *, name: str, media_type: str, fmt: str
+) -> Artifact:
+    """Store a file the job made as a derived artifact of its version. A rerun after a worker
+    died between storing and finishing finds the file already stored (the same bytes from the
+    same source, or any file of this job) instead of adding a second; a name already taken
+    gets the job's number."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in artifact_services.read_chunks(handle):
+            digest.update(chunk)
+    found = (
+        job.version.artifacts.filter(format=fmt)
+        .filter(Q(derived_from=source, sha256=digest.hexdigest()) | Q(derived_by_job=job))
+        .first()
+    )
+    if found is not None:
+        return found
+    if job.version.artifacts.filter(filename=name).exists():
+        stem, dot, suffix = name.rpartition(".")
+        name = f"{stem}-job{job.pk}.{suffix}" if dot else f"{name}-job{job.pk}"
+    with path.open("rb") as handle:
+        return artifact_services.artifact_upload(
+            actor=Actor(user=job.requested_by, channel="worker"),
+            version=job.version,
+            filename=name,
+            chunks=artifact_services.read_chunks(handle),
+            media_type=media_type,
+            derived_from=source,
+            derived_by_job=job,
+        )
+
+
+def described(artifact: Artifact) -> dict[str, Any]:
+    """A stored output as a job's result names it."""
+    return {
+        "id": artifact.pk,
+        "filename": artifact.filename,
+        "sha256": artifact.sha256,
+        "size": artifact.size,
+    }
 
 
 def run(job: PackagingJob) -> dict[str, Any]:
@@ -181,34 +232,16 @@ def run(job: PackagingJob) -> dict[str, Any]:
                 f"{result['max_abs_diff']} (thresholds {result['thresholds']})."
             )
         jobs.job_progress(job, 90, "storing the ONNX file")
-        data = (work / "model.onnx").read_bytes()
-        # A rerun after a worker died between storing and finishing finds its own file.
-        onnx_artifact = job.version.artifacts.filter(
-            derived_from=artifact,
-            format=Artifact.Format.ONNX,
-            sha256=hashlib.sha256(data).hexdigest(),
-        ).first()
-        if onnx_artifact is None:
-            stem = validation.text(Path(artifact.filename).stem, field="filename")[:200]
-            name = f"{stem}.onnx"
-            if job.version.artifacts.filter(filename=name).exists():
-                name = f"{stem}-job{job.pk}.onnx"
-            onnx_artifact = artifact_services.artifact_upload(
-                actor=Actor(user=job.requested_by, channel="worker"),
-                version=job.version,
-                filename=name,
-                chunks=artifact_services.read_chunks(io.BytesIO(data)),
-                media_type="application/onnx",
-                derived_from=artifact,
-                derived_by_job=job,
-            )
-        name = onnx_artifact.filename
-        result["onnx_artifact"] = {
-            "id": onnx_artifact.pk,
-            "filename": name,
-            "sha256": onnx_artifact.sha256,
-            "size": onnx_artifact.size,
-        }
+        stem = validation.text(Path(artifact.filename).stem, field="filename")[:200]
+        onnx_artifact = store_output(
+            job,
+            artifact,
+            work / "model.onnx",
+            name=f"{stem}.onnx",
+            media_type="application/onnx",
+            fmt=Artifact.Format.ONNX,
+        )
+        result["onnx_artifact"] = described(onnx_artifact)
         return result
 
 

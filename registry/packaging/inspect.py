@@ -6,7 +6,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
+import tarfile
 import zipfile
+from collections.abc import Callable
+from pathlib import PurePosixPath
 from typing import IO, Any
 
 import yaml
@@ -177,6 +181,74 @@ def scan_mlflow(handle: IO[bytes]) -> Report:
     return report
 
 
+# What a BentoML archive may hold for the scan to vouch for it: a model.yaml naming the
+# scikit-learn loader (any other module would be imported to load it), pickles it can scan
+# (the model, custom objects) and plain data files; no Python sources (external modules are
+# imported on load), no links or devices, nothing outside the archive's folder.
+_BENTOML_MODULES = frozenset({"bentoml.sklearn"})
+BENTOML_MEMBERS_LIMIT = 10_000
+
+
+def _bentoml_member(info: tarfile.TarInfo) -> str | None:
+    """The member's name inside the model folder, or None when it is not a plain file or
+    folder under it."""
+    path = PurePosixPath(info.name)
+    if path.is_absolute() or ".." in path.parts or not (info.isfile() or info.isdir()):
+        return None
+    return path.as_posix().removeprefix("./")
+
+
+def scan_bentoml(handle: IO[bytes]) -> Report:
+    """A BentoML model archive (``bentoml models export``: a tar, xz-compressed), member by
+    member: model.yaml must name a loader this scan knows, every pickle is scanned like an
+    upload, and any member it cannot vouch for makes the archive not safe."""
+    report = Report()
+    seen_yaml = False
+    try:
+        with tarfile.open(fileobj=handle, mode="r:xz") as archive:
+            for count, info in enumerate(archive, start=1):
+                if count > BENTOML_MEMBERS_LIMIT:
+                    report.problems.append(f"more than {BENTOML_MEMBERS_LIMIT} members")
+                    break
+                name = _bentoml_member(info)
+                if name is None:
+                    report.problems.append(f"{info.name}: not a plain file inside the model")
+                    continue
+                if info.isdir():
+                    continue
+                member = archive.extractfile(info)
+                if member is None:  # pragma: no cover - a regular file always has content
+                    continue
+                with member:
+                    if name == "model.yaml":
+                        seen_yaml = True
+                        _check_bento_yaml(report, member.read(MLMODEL_LIMIT + 1))
+                    elif name.lower().endswith(_PICKLES):
+                        _merge(report, name, scan(member))
+                    elif not name.lower().endswith(_DATA_SUFFIXES):
+                        report.problems.append(f"{name}: a member the scan cannot vouch for")
+    except (tarfile.TarError, lzma.LZMAError, OSError, EOFError) as exc:
+        report.problems.append(f"the archive could not be read: {exc}"[:300])
+    if not seen_yaml:
+        report.problems.append("no model.yaml")
+    return report
+
+
+def _check_bento_yaml(report: Report, data: bytes) -> None:
+    if len(data) > MLMODEL_LIMIT:
+        report.problems.append("model.yaml: larger than 1 MB")
+        return
+    try:
+        document = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        report.problems.append(f"model.yaml: not readable YAML ({str(exc)[:100]})")
+        return
+    module = document.get("module") if isinstance(document, dict) else None
+    if module not in _BENTOML_MODULES:
+        report.dangerous.append(f"model.yaml: loads through {module}")
+        report.reasons["model.yaml"] = "a loader module this scan does not know"
+
+
 JSON_LIMIT = 64 * 1024 * 1024
 
 
@@ -189,6 +261,12 @@ def _is_json(storage: Any, artifact: Artifact) -> bool:
         except (ValueError, UnicodeDecodeError, RecursionError):
             return False
     return True
+
+
+_ARCHIVES: dict[str, Callable[[IO[bytes]], Report]] = {
+    Artifact.Format.MLFLOW: scan_mlflow,
+    Artifact.Format.BENTOML: scan_bentoml,
+}
 
 
 def run(job: PackagingJob) -> dict[str, Any]:
@@ -222,10 +300,10 @@ def run(job: PackagingJob) -> dict[str, Any]:
         report = scan_artifact(artifact, fmt)
         result["scan"] = report.as_dict()
         verdict = report.verdict
-    elif fmt == Artifact.Format.MLFLOW:
-        jobs.job_progress(job, 50, "scanning the MLflow model's members")
+    elif fmt in _ARCHIVES:
+        jobs.job_progress(job, 50, "scanning the archive's members", f"format {fmt}")
         with storage.open(artifact.storage_key, "rb") as handle:
-            report = scan_mlflow(handle)
+            report = _ARCHIVES[fmt](handle)
         result["scan"] = report.as_dict()
         verdict = report.verdict
     elif (

@@ -194,6 +194,8 @@ def detect_format(head: bytes, filename: str, file: IO[bytes], size: int) -> str
         return F.PICKLE  # protocol 0/1 pickles have no header
     if suffix == ".onnx" and head[:1] == b"\x08":
         return F.ONNX
+    if suffix == ".bentomodel" and head.startswith(b"\xfd7zXZ\x00"):
+        return F.BENTOML  # what `bentoml models export` writes: a tar, xz-compressed
     return F.OTHER
 
 
@@ -203,6 +205,7 @@ _MEDIA_TYPES = {
     "skops": "application/zip",
     "torchscript": "application/zip",
     "mlflow": "application/zip",
+    "bentoml": "application/x-xz",
 }
 
 

@@ -36,7 +36,13 @@ INPUT_FORMATS: dict[str, tuple[str, ...]] = {
     Kind.TORCHSCRIPT: (F.TORCHSCRIPT,),
     **{
         k: (F.PICKLE, F.JOBLIB, F.SKOPS)
-        for k in (Kind.CONVERT_ONNX, Kind.COMPARE_FORMATS, Kind.INFER_SIGNATURE, Kind.BUNDLE)
+        for k in (
+            Kind.CONVERT_ONNX,
+            Kind.COMPARE_FORMATS,
+            Kind.INFER_SIGNATURE,
+            Kind.BUNDLE,
+            Kind.BENTOML,
+        )
     },
 }
 
@@ -63,35 +69,50 @@ def bundle_extras(version: ModelVersion) -> list[tuple[str, bytes]]:
 
 
 def bundle_included(version: ModelVersion, source: Artifact) -> list[Artifact]:
-    """The version's other files that travel with the model (never an earlier bundle)."""
+    """The version's other files that travel with the model (never an earlier bundle or
+    BentoML archive: those are packagings of the version, not its files)."""
     return list(
         version.artifacts.exclude(pk=source.pk)
-        .exclude(format=Artifact.Format.MLFLOW)
+        .exclude(format__in=(Artifact.Format.MLFLOW, Artifact.Format.BENTOML))
         .order_by("filename")
     )
 
 
-def bundle_input_digest(version: ModelVersion, source: Artifact) -> str:
-    """What a bundle is built from: the same digest means the same bundle, so starting the
-    job again returns the earlier one; a new file, signature or card revision makes a new one."""
+def _packed_digest(parts: list[object], version: ModelVersion) -> str:
+    """The digest of what a packaging job packs: `parts`, then the files other apps add (the
+    model card)."""
     digest = hashlib.sha256()
-    for part in (
-        source.sha256,
-        *(a.sha256 for a in bundle_included(version, source)),
-        json.dumps(version.signature, sort_keys=True),
-        json.dumps(version.pip_requirements),
-        version.python_version,
-    ):
+    for part in parts:
         digest.update(str(part).encode() + b"\0")
     for name, data in bundle_extras(version):
         digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
+def bundle_input_digest(version: ModelVersion, source: Artifact) -> str:
+    """What a bundle is built from: the same digest means the same bundle, so starting the
+    job again returns the earlier one; a new file, signature or card revision makes a new one."""
+    return _packed_digest(
+        [
+            source.sha256,
+            *(a.sha256 for a in bundle_included(version, source)),
+            json.dumps(version.signature, sort_keys=True),
+            json.dumps(version.pip_requirements),
+            version.python_version,
+        ],
+        version,
+    )
+
+
 def _input_digest(version: ModelVersion, kind: str, source: Artifact) -> str:
-    """What makes two jobs the same: the input file, and for a bundle everything it packs."""
+    """What makes two jobs the same: the input file, and for a bundle or a BentoML archive
+    everything it packs (a BentoML archive: the model, its signature and its card)."""
     if kind == Kind.BUNDLE:
         return bundle_input_digest(version, source)
+    if kind == Kind.BENTOML:
+        return _packed_digest(
+            ["bentoml", source.sha256, json.dumps(version.signature, sort_keys=True)], version
+        )
     return source.sha256
 
 

@@ -30,7 +30,6 @@ from django.contrib.auth.models import User
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.utils.request_utils import _cached_get_request_session
-from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 from core import permissions
@@ -50,16 +49,10 @@ from tests.factories import (
     place,
     superuser,
 )
+from tests.packaging.conftest import COLUMNS, EXAMPLE, SIGNATURE, X, Y
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-X, Y = make_classification(n_samples=200, n_features=4, random_state=1)
-COLUMNS = ["a", "b", "c", "d"]
-SIGNATURE = {
-    "inputs": [{"name": c, "type": "double"} for c in COLUMNS],
-    "outputs": [{"name": "label", "type": "long"}],
-}
-EXAMPLE = [dict(zip(COLUMNS, row, strict=True)) for row in X[:20].tolist()]
 FRAME = pd.DataFrame(X, columns=COLUMNS)
 ESTIMATOR = LogisticRegression().fit(FRAME, Y)
 RUN_JOB = "registry.tasks.run_job"

@@ -12,69 +12,22 @@ import os
 import pickle
 import zipfile
 
-import joblib
 import numpy as np
 import pytest
 import skops.io
 import yaml
 from django.utils import timezone
 from rest_framework.test import APIClient
-from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from registry.models import Artifact, PackagingJob
-from tests.factories import actor_for, make_model, make_version
+from tests.factories import actor_for
+from tests.packaging.conftest import COLUMNS, V, X, Y, dump, packaging_check
 
 pytestmark = pytest.mark.django_db
-V = "/api/v1/models/churn/versions/1/"
-X, Y = make_classification(n_samples=200, n_features=4, random_state=1)
-COLUMNS = ["a", "b", "c", "d"]
-SIGNATURE = {
-    "inputs": [{"name": c, "type": "double"} for c in COLUMNS],
-    "outputs": [{"name": "label", "type": "long"}],
-}
-EXAMPLE = [dict(zip(COLUMNS, row, strict=True)) for row in X[:20].tolist()]
-
-
-def _dump(obj, fmt: str, tmp_path) -> bytes:
-    if fmt == "skops":
-        path = tmp_path / "m.skops"
-        skops.io.dump(obj, path)
-        return path.read_bytes()
-    buffer = io.BytesIO()
-    joblib.dump(obj, buffer) if fmt == "joblib" else pickle.dump(obj, buffer)
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def setup(api, data_scientist, django_capture_on_commit_callbacks):
-    """Upload `data` to a new version and return a client and a function that runs a job."""
-
-    def make(data: bytes, filename: str, **fields):
-        fields.setdefault("signature", SIGNATURE)
-        fields.setdefault("input_example", EXAMPLE)
-        make_version(data_scientist, make_model(data_scientist, "churn"), **fields)
-        client = api(data_scientist)
-        with django_capture_on_commit_callbacks(execute=True):
-            r = client.post(
-                f"{V}artifacts/?filename={filename}",
-                data=data,
-                content_type="application/octet-stream",
-            )
-        assert r.status_code == 201, r.content
-
-        def run(kind: str, **body):
-            with django_capture_on_commit_callbacks(execute=True):
-                r = client.post(f"{V}jobs/", {"kind": kind, **body}, format="json")
-            assert r.status_code in (200, 201), r.json()
-            return client.get(f"{V}jobs/{r.json()['id']}/").json()
-
-        return client, run
-
-    return make
 
 
 def _download(client, artifact_id: int, tmp_path):
@@ -95,7 +48,7 @@ def test_a_bundle_loads_and_predicts_with_mlflow(setup, tmp_path, monkeypatch, o
     import pandas as pd
 
     forest = RandomForestClassifier(n_estimators=8, random_state=0).fit(X, Y)
-    client, run = setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    client, run = setup(dump(forest, "joblib", tmp_path), "forest.joblib")
     assert run("convert_onnx")["status"] == "succeeded"
     job = run("bundle")
     assert job["status"] == "succeeded", job
@@ -148,7 +101,7 @@ def test_a_bundle_rebuilds_only_when_what_it_packs_changes(setup, tmp_path, data
     from cards.models import ModelCard
 
     pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, Y)
-    client, run = setup(_dump(pipeline, "pickle", tmp_path), "pipe.pkl")
+    client, run = setup(dump(pipeline, "pickle", tmp_path), "pipe.pkl")
     first = run("bundle")
     assert first["status"] == "succeeded", first
     assert "onnx" not in first["result"]["flavors"]  # no ONNX file yet: no ONNX flavor
@@ -185,7 +138,7 @@ def test_a_skops_model_is_inspected_converted_and_bundled_with_its_trusted_types
     import pandas as pd
 
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y)
-    client, run = setup(_dump(forest, "skops", tmp_path), "forest.skops")
+    client, run = setup(dump(forest, "skops", tmp_path), "forest.skops")
     inspected = PackagingJob.objects.get(kind="inspect")
     assert inspected.status == "succeeded" and inspected.result["format"] == "skops"
     assert "sklearn.tree._tree.Tree" in inspected.result["scan"]["imports"]
@@ -235,7 +188,7 @@ def test_a_malicious_skops_file_is_unsafe_and_never_loaded(setup, tmp_path):
 
 def test_compare_formats_times_every_format(setup, tmp_path):
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y)
-    _, run = setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    _, run = setup(dump(forest, "joblib", tmp_path), "forest.joblib")
     job = run("compare_formats")
     assert job["status"] == "succeeded", job
     table = {row["format"]: row for row in job["result"]["formats"]}
@@ -250,7 +203,7 @@ def test_compare_formats_times_every_format(setup, tmp_path):
 def test_compare_formats_reports_a_format_that_cannot_hold_the_model(setup, tmp_path):
     from sklearn.semi_supervised import LabelSpreading
 
-    _, run = setup(_dump(LabelSpreading().fit(X, Y), "pickle", tmp_path), "ls.pkl")
+    _, run = setup(dump(LabelSpreading().fit(X, Y), "pickle", tmp_path), "ls.pkl")
     job = run("compare_formats")
     assert job["status"] == "succeeded", job
     table = {row["format"]: row for row in job["result"]["formats"]}
@@ -314,7 +267,7 @@ def test_the_version_page_shows_results_and_starts_jobs(
     django_assert_max_num_queries,
 ):
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y)
-    _, run = setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    _, run = setup(dump(forest, "joblib", tmp_path), "forest.joblib")
     for kind in ("convert_onnx", "compare_formats", "bundle"):
         assert run(kind)["status"] == "succeeded"
     page = "/models/churn/versions/1/"
@@ -341,25 +294,13 @@ def test_the_version_page_shows_results_and_starts_jobs(
     assert PackagingJob.objects.count() == 7  # with the inspections of the ONNX file and bundle
 
 
-def _packaging_check(user):
-    from governance import promotions
-    from registry.models import ModelVersion
-
-    request = promotions.promotion_request_create(
-        actor=actor_for(user), version=ModelVersion.objects.get(), target_stage="staging"
-    )
-    check = next(c for c in promotions.evaluate(request).checks if c.name == "packaging")
-    request.delete()
-    return check
-
-
 def test_readiness_names_trusted_types_and_blocks_unsafe_files(
     setup, tmp_path, ml_engineer, admin_user
 ):
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y)
-    _, run = setup(_dump(forest, "skops", tmp_path), "forest.skops")
+    _, run = setup(dump(forest, "skops", tmp_path), "forest.skops")
     run("convert_onnx")
-    check = _packaging_check(ml_engineer)
+    check = packaging_check(ml_engineer)
     assert check.passed and "sklearn.tree._tree.Tree" in check.message
 
     from tests.factories import make_artifact
@@ -367,36 +308,36 @@ def test_readiness_names_trusted_types_and_blocks_unsafe_files(
     version = Artifact.objects.first().version
     make_artifact(ml_engineer, version, _evil_skops(tmp_path), "evil.skops")  # inspected
     evil = Artifact.objects.get(filename="evil.skops")
-    check = _packaging_check(ml_engineer)
+    check = packaging_check(ml_engineer)
     assert not check.passed and "evil.skops (unsafe: posix.system)" in check.message
     Artifact.objects.filter(pk=evil.pk).update(trusted_at=timezone.now(), trusted_by=admin_user)
-    assert _packaging_check(ml_engineer).passed
+    assert packaging_check(ml_engineer).passed
 
 
 def test_a_later_success_clears_an_earlier_failure(setup, tmp_path, ml_engineer, settings):
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y)
-    _, run = setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    _, run = setup(dump(forest, "joblib", tmp_path), "forest.joblib")
     settings.PARITY_MIN_AGREEMENT = 1.01  # no model can agree that well
     assert run("convert_onnx")["status"] == "failed"
-    check = _packaging_check(ml_engineer)
+    check = packaging_check(ml_engineer)
     assert not check.passed and "convert_onnx" in check.message
     settings.PARITY_MIN_AGREEMENT = 0.99
     assert run("convert_onnx", force=True)["status"] == "succeeded"
-    assert _packaging_check(ml_engineer).passed
+    assert packaging_check(ml_engineer).passed
 
 
 def test_a_bundle_is_inspected_member_by_member_and_then_clears_readiness(
     setup, tmp_path, ml_engineer
 ):
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y)
-    _, run = setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    _, run = setup(dump(forest, "joblib", tmp_path), "forest.joblib")
     assert run("convert_onnx")["status"] == "succeeded"
     assert run("bundle")["status"] == "succeeded"
     bundle = Artifact.objects.get(format="mlflow")
     inspection = bundle.jobs.get(kind="inspect")
     assert (inspection.status, bundle.safety, bundle.derived) == ("succeeded", "safe", True)
     assert inspection.result["scan"]["pickles"] == 1  # model.pkl, scanned inside the zip
-    assert _packaging_check(ml_engineer).passed
+    assert packaging_check(ml_engineer).passed
 
 
 def _mlflow_zip(members: dict[str, bytes]) -> bytes:
@@ -442,7 +383,7 @@ def test_an_uploaded_mlflow_zip_that_would_run_code_is_unsafe(setup, members, wh
     scan = artifact.jobs.get(kind="inspect").result["scan"]
     assert artifact.format == "mlflow" and artifact.safety == "unsafe", scan
     assert any(why in line for line in scan["dangerous"]), scan
-    check = _packaging_check(ml_engineer)
+    check = packaging_check(ml_engineer)
     assert not check.passed and "model.zip (unsafe" in check.message
 
 
@@ -459,7 +400,7 @@ def test_a_bundle_asked_for_while_the_onnx_conversion_is_queued_waits_and_ships_
     from registry.tasks import run_job, sweep
 
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y)
-    setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    setup(dump(forest, "joblib", tmp_path), "forest.joblib")
     actor, version = actor_for(data_scientist), ModelVersion.objects.get()
     with django_capture_on_commit_callbacks(execute=False):  # both queued, neither taken yet
         convert, _ = job_start(actor=actor, version=version, kind="convert_onnx")
@@ -504,7 +445,7 @@ def test_a_bundle_waiting_for_a_conversion_that_is_cancelled_runs_without_onnx(
     from registry.tasks import run_job
 
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y)
-    setup(_dump(forest, "joblib", tmp_path), "forest.joblib")
+    setup(dump(forest, "joblib", tmp_path), "forest.joblib")
     actor, version = actor_for(data_scientist), ModelVersion.objects.get()
     with django_capture_on_commit_callbacks(execute=False):
         convert, _ = job_start(actor=actor, version=version, kind="convert_onnx")
