@@ -14,6 +14,7 @@ from cards import content as card_content
 from cards.models import ModelCard
 from core.edge import MAX_JSON_DEPTH, check_json
 from core.errors import ValidationFailed
+from registry.evaluation_views import area_under
 
 JSON_FORMAT = 1
 MAX_IMPORT = 256 * 1024
@@ -32,7 +33,7 @@ class _FrontMatterLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-GENERATED_HEADINGS = {"model details", "metrics"}
+GENERATED_HEADINGS = {"model details", "metrics", "evaluations"}
 
 
 def metric_groups(card: ModelCard) -> list[dict[str, Any]]:
@@ -43,6 +44,23 @@ def metric_groups(card: ModelCard) -> list[dict[str, Any]]:
     ).values_list("name", "value", "dataset", "split"):
         groups[(dataset, split)].append({"name": name, "value": value})
     return [{"dataset": d, "split": s, "metrics": m} for (d, s), m in groups.items()]
+
+
+def evaluations(card: ModelCard) -> list[dict[str, Any]]:
+    """The version's structured evaluations (confusion matrices, curves, metrics by slice),
+    as recorded: what the card's evaluation section reports."""
+    return [
+        {
+            "name": name,
+            "kind": kind,
+            "dataset": dataset or None,
+            "split": split or None,
+            "data": data,
+        }
+        for name, kind, dataset, split, data in card.version.evaluations.order_by(
+            "name", "dataset", "split"
+        ).values_list("name", "kind", "dataset", "split", "data")
+    ]
 
 
 def _details(card: ModelCard) -> dict[str, Any]:
@@ -77,7 +95,8 @@ def to_json(card: ModelCard) -> dict[str, Any]:
                 }
                 for g in metric_groups(card)
                 for m in g["metrics"]
-            ]
+            ],
+            "evaluations": evaluations(card),
         },
     }
 
@@ -89,6 +108,53 @@ def _metrics_table(card: ModelCard) -> list[str]:
         lines += [f"**{where}**", "", "| metric | value |", "|---|---|"]
         lines += [f"| {m['name']} | {m['value']:.6g} |" for m in group["metrics"]] + [""]
     return lines or ["No metrics recorded.", ""]
+
+
+def _cell(value: Any) -> str:
+    """A Markdown table cell: pipes escaped, on one line."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _evaluation_lines(item: dict[str, Any]) -> list[str]:
+    data = item["data"]
+    where = " / ".join(x for x in (item["dataset"], item["split"]) if x)
+    title = f"**{_cell(item['name'])}**" + (f" ({_cell(where)})" if where else "")
+    if item["kind"] == "confusion_matrix":
+        labels = [_cell(x) for x in data["labels"]]
+        lines = [
+            f"{title}: confusion matrix, rows actual, columns predicted",
+            "",
+            f"| actual \\ predicted | {' | '.join(labels)} |",
+            "|---" * (len(labels) + 1) + "|",
+        ]
+        lines += [
+            f"| {label} | {' | '.join(str(c) for c in row)} |"
+            for label, row in zip(labels, data["matrix"], strict=True)
+        ]
+        return [*lines, ""]
+    if item["kind"] == "curve":
+        kind = {"roc": "ROC curve", "pr": "precision-recall curve"}.get(data["curve"], "curve")
+        area = (
+            f"; area under the points {area_under(data['points']):.4g}"
+            if data["curve"] in ("roc", "pr")
+            else ""
+        )
+        return [f"{title}: {kind}, {len(data['points'])} points{area}", ""]
+    lines = [
+        f"{title}: {_cell(data['metric'])} by slice",
+        "",
+        f"| slice | {_cell(data['metric'])} | count |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {_cell(s['slice'])} | {_number(s['value'])} | {s.get('count', '')} |"
+        for s in data["slices"]
+    ]
+    return [*lines, ""]
 
 
 def _body(card: ModelCard, heading: str) -> list[str]:
@@ -109,6 +175,11 @@ def _body(card: ModelCard, heading: str) -> list[str]:
     for section in card_content.SECTIONS:
         lines += [f"{heading}# {section.title}", "", content["sections"][section.key].strip(), ""]
     lines += [f"{heading}# Metrics", "", *_metrics_table(card)]
+    found = evaluations(card)
+    if found:
+        lines += [f"{heading}# Evaluations", ""]
+        for item in found:
+            lines += _evaluation_lines(item)
     return lines
 
 
@@ -118,25 +189,35 @@ def to_markdown(card: ModelCard) -> str:
 
 
 def _model_index(card: ModelCard, task: str) -> list[dict[str, Any]]:
-    results = []
+    """Results for the Hub's model-index, one per dataset and split: the version's metrics,
+    then each metric by slice as one metric per slice (the slice in its name and its
+    arguments). Confusion matrices and curves have no place in the format and stay in the
+    card's evaluation section."""
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for group in metric_groups(card):
-        dataset = {
-            "name": group["dataset"] or "unspecified",
-            "type": group["dataset"] or "unspecified",
-        }
-        if group["split"]:
-            dataset["split"] = group["split"]
-        results.append(
+        results[(group["dataset"], group["split"])] = [
+            {"type": m["name"], "value": m["value"], "name": m["name"]} for m in group["metrics"]
+        ]
+    for item in evaluations(card):
+        if item["kind"] != "slices":
+            continue
+        metric = item["data"]["metric"]
+        results.setdefault((item["dataset"] or "", item["split"] or ""), []).extend(
             {
-                "task": {"type": task},
-                "dataset": dataset,
-                "metrics": [
-                    {"type": m["name"], "value": m["value"], "name": m["name"]}
-                    for m in group["metrics"]
-                ],
+                "type": metric,
+                "value": s["value"],
+                "name": f"{metric} ({s['slice']})",
+                "args": {"slice": s["slice"]},
             }
+            for s in item["data"]["slices"]
         )
-    return [{"name": card.registered_model.name, "results": results}] if results else []
+    index = []
+    for (dataset_name, split), metrics in results.items():
+        dataset = {"name": dataset_name or "unspecified", "type": dataset_name or "unspecified"}
+        if split:
+            dataset["split"] = split
+        index.append({"task": {"type": task}, "dataset": dataset, "metrics": metrics})
+    return [{"name": card.registered_model.name, "results": index}] if index else []
 
 
 def to_hf_readme(card: ModelCard) -> str:

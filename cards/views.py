@@ -21,6 +21,7 @@ from core.errors import DomainError
 from core.pages import page
 from core.permissions import Perm
 from core.refusals import refused
+from registry import evaluation_views
 from registry import selectors as registry_selectors
 
 
@@ -57,6 +58,9 @@ def _context(
         "completeness": completeness,
         "missing_titles": [card_content.TITLES[k] for k in completeness.missing],
         "metric_groups": formats.metric_groups(card),
+        "evaluations": evaluation_views.shown(
+            list(registry_selectors.evaluation_list(card.version))
+        ),
         "approvers": approvers,
         "approvals_needed": needed,
         "admin_needed": admin_needed,

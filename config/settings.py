@@ -410,6 +410,7 @@ SPECTACULAR_SETTINGS = {
         "FeatureSourceKindEnum": "registry.models.FeatureSource.Kind",
         "TrainingRunStatusEnum": "registry.models.TrainingRun.Status",
         "MetricDirectionEnum": "registry.metric_direction.DIRECTIONS",
+        "EvaluationKindEnum": "registry.models.EvaluationResult.Kind",
     },
 }
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from registry import metric_direction
 from registry.charts import chart_axis
-from registry.models import EvaluationResult
+from registry.models import EvaluationResult, ModelVersion
 
 CURVE_SIZE = 220  # the plot's side in SVG units
 SLICE_WIDTH = 260
+SERIES = 6  # colours for versions on one plot (static/css/app.css .line-N), then again
 _AXES = {"roc": ("false positive rate", "true positive rate"), "pr": ("recall", "precision")}
 
 
@@ -37,29 +39,60 @@ def _matrix(data: dict[str, Any]) -> dict[str, Any]:
     return {"labels": data["labels"], "rows": rows}
 
 
-def _curve(data: dict[str, Any]) -> dict[str, Any]:
-    points = sorted(data["points"], key=lambda p: (p["x"], p["y"]))
-    xs, ys = [p["x"] for p in points], [p["y"] for p in points]
-    bounded = data["curve"] in _AXES
-    x0, x1 = (0.0, 1.0) if bounded else (min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1)
-    y0, y1 = (0.0, 1.0) if bounded else (min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1)
+def area_under(points: list[dict[str, Any]]) -> float:
+    """The area under the recorded points by the trapezoid rule (x ascending): for ROC and
+    precision-recall curves, what the points say of AUC, not a recomputed figure."""
+    ordered = sorted(points, key=lambda p: (p["x"], p["y"]))
+    return float(
+        sum((b["x"] - a["x"]) * (a["y"] + b["y"]) / 2 for a, b in itertools.pairwise(ordered))
+    )
+
+
+def _span(values: list[float]) -> tuple[float, float]:
+    low, high = min(values), max(values)
+    return (low, high if high > low else low + 1)
+
+
+def _curves(datas: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """One or more curves of the same kind on one plot: ROC and precision-recall on 0..1,
+    others on the span of all their points. Each curve's polyline is None where absent."""
+    present = [d for d in datas if d is not None]
+    kind = present[0]["curve"]
+    bounded = kind in _AXES
+    x0, x1 = (0.0, 1.0) if bounded else _span([p["x"] for d in present for p in d["points"]])
+    y0, y1 = (0.0, 1.0) if bounded else _span([p["y"] for d in present for p in d["points"]])
     size = CURVE_SIZE
 
     def at(x: float, y: float) -> str:
         return f"{(x - x0) / (x1 - x0) * size:.1f},{size - (y - y0) / (y1 - y0) * size:.1f}"
 
-    area = sum((b["x"] - a["x"]) * (a["y"] + b["y"]) / 2 for a, b in itertools.pairwise(points))
-    x_label, y_label = _AXES.get(data["curve"], ("x", "y"))
+    lines: list[dict[str, Any] | None] = []
+    for data in datas:
+        if data is None:
+            lines.append(None)
+            continue
+        points = sorted(data["points"], key=lambda p: (p["x"], p["y"]))
+        lines.append(
+            {
+                "polyline": " ".join(at(p["x"], p["y"]) for p in points),
+                "area": area_under(points) if bounded else None,
+                "count": len(points),
+            }
+        )
+    x_label, y_label = _AXES.get(kind, ("x", "y"))
     return {
-        "polyline": " ".join(at(p["x"], p["y"]) for p in points),
+        "lines": lines,
         "size": size,
         "x_axis": (x0, x1),
         "y_axis": (y0, y1),
-        "x_label": data.get("x_label") or x_label,
-        "y_label": data.get("y_label") or y_label,
-        "area": area if bounded else None,
-        "count": len(points),
+        "x_label": present[0].get("x_label") or x_label,
+        "y_label": present[0].get("y_label") or y_label,
     }
+
+
+def _curve(data: dict[str, Any]) -> dict[str, Any]:
+    drawn = _curves([data])
+    return {**drawn, **drawn["lines"][0]}
 
 
 def _slices(data: dict[str, Any]) -> dict[str, Any]:
@@ -76,3 +109,63 @@ def _slices(data: dict[str, Any]) -> dict[str, Any]:
 
 
 _DRAW = {"confusion_matrix": _matrix, "curve": _curve, "slices": _slices}
+
+
+def compared(
+    versions: list[ModelVersion], results: list[EvaluationResult], declared: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The evaluations of versions side by side, one group per kind, name, dataset and split
+    (a curve of another kind, ROC against precision-recall, is a group of its own):
+    confusion matrices next to each other, curves on one plot, a metric by slice as one table
+    with each version's value and its change against the first version by the metric's
+    direction (`declared`: the model's metric_directions)."""
+    index = {v.pk: i for i, v in enumerate(versions)}
+    groups: dict[tuple[str, ...], list[EvaluationResult | None]] = {}
+    for result in results:
+        kind = result.kind + (f":{result.data['curve']}" if result.kind == "curve" else "")
+        key = (kind, result.name, result.dataset, result.split)
+        groups.setdefault(key, [None] * len(versions))[index[result.version_id]] = result
+    shown_groups = []
+    for (_kind, name, dataset, split), found in sorted(groups.items()):
+        first = next(r for r in found if r is not None)
+        group: dict[str, Any] = {
+            "name": name,
+            "dataset": dataset,
+            "split": split,
+            "kind": first.kind,
+            "kind_label": first.get_kind_display(),
+            "versions": versions,
+        }
+        if first.kind == "curve":
+            group["curves"] = _curves([r.data if r else None for r in found])
+            group["curves"]["lines"] = [
+                {**(line or {}), "version": v.version, "series": i % SERIES}
+                for i, (v, line) in enumerate(zip(versions, group["curves"]["lines"], strict=True))
+            ]
+        elif first.kind == "slices":
+            group["slices"] = _slice_rows(found, declared)
+        else:
+            group["matrices"] = [
+                {"version": v.version, **(_matrix(r.data) if r else {})}
+                for v, r in zip(versions, found, strict=True)
+            ]
+        shown_groups.append(group)
+    return shown_groups
+
+
+def _slice_rows(found: list[EvaluationResult | None], declared: dict[str, str]) -> dict[str, Any]:
+    metric = next(r for r in found if r is not None).data["metric"]
+    facts = metric_direction.described(declared, metric)
+    by_version = [{s["slice"]: s["value"] for s in r.data["slices"]} if r else {} for r in found]
+    names = list(dict.fromkeys(name for values in by_version for name in values))
+    rows = []
+    for name in names:
+        values = [values.get(name) for values in by_version]
+        rows.append(
+            {
+                "slice": name,
+                "values": values,
+                "changes": metric_direction.changes(values, facts["direction"]),
+            }
+        )
+    return {"metric": metric, **facts, "rows": rows}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 HIGHER, LOWER = "higher", "lower"
 DIRECTIONS = (HIGHER, LOWER)
@@ -124,3 +125,24 @@ def percent(value: float, base: float) -> float | None:
     if base == 0:
         return None
     return round(difference(value, base) / abs(base) * 100, 2)
+
+
+def changes(values: list[float | None], way: str | None) -> list[dict[str, Any]]:
+    """Each value after the first against the first (the baseline): the difference as the
+    numbers are written, the percentage and the verdict by the direction `way`; all None
+    where either value is missing."""
+    base = values[0]
+    found: list[dict[str, Any]] = []
+    for value in values[1:]:
+        if base is None or value is None:
+            found.append({"absolute": None, "percent": None, "verdict": None})
+            continue
+        absolute = difference(value, base)
+        found.append(
+            {
+                "absolute": absolute,
+                "percent": percent(value, base),
+                "verdict": verdict(way, absolute),
+            }
+        )
+    return found

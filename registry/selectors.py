@@ -436,28 +436,13 @@ def version_compare(
     for label in sorted(names):
         values = [mm.get(label) for mm in metric_maps]
         facts = metric_direction.described(registered_model.metric_directions, names[label])
-        way = facts["direction"]
-        base = values[0]
-        changes: list[dict[str, Any]] = []
-        for value in values[1:]:
-            if base is None or value is None:
-                changes.append({"absolute": None, "percent": None, "verdict": None})
-                continue
-            absolute = metric_direction.difference(value, base)
-            changes.append(
-                {
-                    "absolute": absolute,
-                    "percent": metric_direction.percent(value, base),
-                    "verdict": metric_direction.verdict(way, absolute),
-                }
-            )
         metrics.append(
             {
                 "name": label,
                 "metric": names[label],
                 **facts,
                 "values": values,
-                "changes": changes,
+                "changes": metric_direction.changes(values, facts["direction"]),
                 "differs": len(set(values)) > 1,
             }
         )
@@ -478,6 +463,14 @@ def metric_label(metric: dict[str, Any]) -> str:
 def evaluation_list(version: ModelVersion) -> QuerySet[EvaluationResult]:
     """A version's structured evaluations; the caller has the version through the gate."""
     return EvaluationResult.objects.filter(version=version).order_by("name", "dataset", "split")
+
+
+def evaluation_list_many(versions: list[ModelVersion]) -> QuerySet[EvaluationResult]:
+    """The structured evaluations of several versions in one query; the caller has each
+    version through the gate (version_compare's versions)."""
+    return EvaluationResult.objects.filter(version__in=[v.pk for v in versions]).order_by(
+        "kind", "name", "dataset", "split"
+    )
 
 
 def alias_list(*, user: AnyUser, registered_model: RegisteredModel) -> QuerySet[Alias]:

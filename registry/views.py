@@ -267,6 +267,13 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
             "result": result,
             "error": error,
             "chart": _svg_chart(result) if result else None,
+            "evaluations": evaluation_views.compared(
+                result["versions"],
+                list(selectors.evaluation_list_many(result["versions"])),
+                registered_model.metric_directions,
+            )
+            if result
+            else [],
         },
         status=400 if error else 200,
     )

@@ -12,6 +12,7 @@ from cards import content as card_content
 from cards import formats, selectors, services
 from cards.models import ModelCard
 from core.serializers import iso, username
+from registry.models import EvaluationResult
 
 
 class CardDetailsOut(serializers.Serializer):
@@ -43,8 +44,21 @@ class CardMetricOut(serializers.Serializer):
     split = serializers.CharField(allow_null=True)
 
 
+class CardEvaluationOut(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=EvaluationResult.Kind.choices)
+    dataset = serializers.CharField(allow_null=True)
+    split = serializers.CharField(allow_null=True)
+    # A declared field: the serializer's metaclass takes it out of the class (the stubs see
+    # Serializer.data).
+    data = serializers.DictField(help_text="As recorded, by kind")  # type: ignore[assignment]
+
+
 class CardQuantitativeOut(serializers.Serializer):
     performance_metrics = CardMetricOut(many=True)
+    evaluations = CardEvaluationOut(
+        many=True, help_text="Confusion matrices, curves and metrics by slice, as recorded"
+    )
 
 
 class CardExportOut(serializers.Serializer):

@@ -15,6 +15,7 @@ from registry.models import (
     CodeRef,
     Dataset,
     Deployment,
+    EvaluationResult,
     FeatureSource,
     LogicalFeature,
     ModelVersion,
@@ -218,7 +219,7 @@ class RegisteredModelOut(LinkedSerializer):
 
 class EvaluationResultOut(serializers.Serializer):
     name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["confusion_matrix", "curve", "slices"])
+    kind = serializers.ChoiceField(choices=EvaluationResult.Kind.choices)
     dataset = serializers.CharField()
     split = serializers.CharField()
     # A declared field: the serializer's metaclass takes it out of the class (the stubs see

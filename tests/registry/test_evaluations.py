@@ -190,3 +190,97 @@ def test_the_version_page_draws_each_kind(api, client, data_scientist, version):
 def test_a_version_without_results_shows_no_section(client, data_scientist, version):
     client.force_login(data_scientist)
     assert 'id="evaluations"' not in client.get("/models/scored/versions/1/").content.decode()
+
+
+def _compare_section(client, query: str) -> str:
+    page = client.get(f"/models/scored/compare/?{query}").content.decode()
+    section = page[page.index('id="evaluations"') :]
+    return section[: section.index("</section>")]
+
+
+def test_the_compare_page_sets_each_kind_side_by_side(api, client, data_scientist, version):
+    make_version(data_scientist, version.registered_model)
+    writer = api(data_scientist)
+    writer.post(URL, {"evaluations": [MATRIX, ROC, SLICES]}, format="json")
+    later = {
+        **SLICES,
+        "data": {
+            "metric": "auc",
+            "slices": [{"slice": "us", "value": 0.79}, {"slice": "apac", "value": 0.7}],
+        },
+    }
+    roc2 = {**ROC, "data": {"curve": "roc", "points": [{"x": 0, "y": 0}, {"x": 1, "y": 1}]}}
+    writer.post(URL.replace("/1/", "/2/"), {"evaluations": [later, roc2]}, format="json")
+    client.force_login(data_scientist)
+    section = _compare_section(client, "versions=1,2")
+    # Curves of both versions on one plot, each in its own colour, with its own area.
+    assert len(re.findall(r"<polyline", section)) == 2
+    assert 'class="curve-line line-0"' in section and 'class="curve-line line-1"' in section
+    assert "area under the points 0.85" in section and "area under the points 0.5" in section
+    # Slices: one row per slice seen in either version, changes against v1 by auc's
+    # direction (higher is better); a slice missing in one version has no change.
+    us = section[section.index('<th scope="row">us</th>') :]
+    assert re.search(r"<td class=\"num\">0.77</td><td class=\"num\">0.79</td>", us)
+    assert re.search(r'class="num better">\+0.02 \(\+2.6', us)
+    apac = section[section.index('<th scope="row">apac</th>') :]
+    assert apac.split("</tr>")[0].count("—") == 1
+    assert "↑ higher is better" in section and "changes against v1" in section
+    # The matrix recorded for v1 only: v2 says it has none.
+    matrices = section[section.index('class="matrices"') :]
+    assert "<h4>v1</h4><table" in matrices and '<h4>v2</h4><p class="muted">Not recorded.' in (
+        matrices
+    )
+
+
+def test_a_declared_direction_turns_the_slice_verdicts(api, client, data_scientist, version):
+    make_version(data_scientist, version.registered_model)
+    writer = api(data_scientist)
+    errors = {"name": "error_by_region", "kind": "slices"}
+    writer.post(
+        URL,
+        {
+            "evaluations": [
+                {**errors, "data": {"metric": "error", "slices": [{"slice": "eu", "value": 0.2}]}}
+            ]
+        },
+        format="json",
+    )
+    writer.post(
+        URL.replace("/1/", "/2/"),
+        {
+            "evaluations": [
+                {**errors, "data": {"metric": "error", "slices": [{"slice": "eu", "value": 0.3}]}}
+            ]
+        },
+        format="json",
+    )
+    client.force_login(data_scientist)
+    assert 'class="num worse">' in _compare_section(
+        client, "versions=1,2"
+    )  # error: lower is better
+    r = writer.patch(
+        "/api/v1/models/scored/", {"metric_directions": {"error": "higher"}}, format="json"
+    )
+    assert r.status_code == 200, r.json()
+    assert 'class="num better">' in _compare_section(client, "versions=1,2")
+
+
+def test_the_compare_page_costs_the_same_queries_for_two_versions_as_for_four(
+    api, client, data_scientist, version
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    writer = api(data_scientist)
+    for n in range(2, 5):
+        make_version(data_scientist, version.registered_model)
+        writer.post(
+            URL.replace("/1/", f"/{n}/"), {"evaluations": [MATRIX, ROC, SLICES]}, format="json"
+        )
+    client.force_login(data_scientist)
+    counts = []
+    for query in ("versions=1,2", "versions=1,2,3,4"):
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/models/scored/compare/?{query}").status_code == 200
+        counts.append(len(captured))
+    assert counts[0] == counts[1]
