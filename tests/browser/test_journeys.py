@@ -90,7 +90,8 @@ def test_request_review_and_audit_journey(session, demo):
     alice.get_by_label("Compare v2").check()
     alice.get_by_label("Compare v3").check()
     alice.get_by_role("button", name="Compare selected").click()
-    assert alice.locator("svg[role=img] rect").count() == 6  # three metrics, two versions
+    chart = alice.locator("svg[aria-labelledby=chart-title] rect")
+    assert chart.count() == 6  # three metrics, two versions
     assert alice.locator("tr.differs").count() >= 3
     # Changes are called better or worse by each metric's direction, each bar on its axis.
     expect(alice.locator("td.better, td.worse").first).to_be_visible()
@@ -241,9 +242,116 @@ def test_pages_work_on_a_phone_and_by_keyboard(browser, demo):
     context.close()
 
 
-def _real_data_version() -> int:
+def test_every_page_fits_a_phone_with_long_data(browser, demo):
+    """Every kind of page the dashboard has (checked against the URLconf),
+    at 390 px, signed in as the administrator (who may open them all), on a model whose
+    description, tags, metrics, evaluations and card hold long unbroken values: no page
+    scrolls sideways."""
+    from registry.models import Dataset, Deployment, TrainingRun
+
+    number = _real_data_version(long_everything=True)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{demo}/login/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{demo}/")
+    request = PromotionRequest.objects.order_by("-pk").first()
+    team = User.objects.get(username="admin").groups.first() or _any_team()
+    model, version = "/models/churn-predictor", f"/models/churn-predictor/versions/{number}"
+    run = TrainingRun.objects.order_by("pk").first()
+    dataset = Dataset.objects.order_by("pk").first()
+    pages = {
+        "registry:home": "/",
+        "registry:model-list": "/models/",
+        "registry:model-detail": f"{model}/",
+        "registry:compare": f"{model}/compare/?versions={number - 1},{number}",
+        "registry:version-detail": f"{version}/",
+        "cards:card": f"{version}/card/",
+        "cards:card-edit": f"{version}/card/edit/",
+        "cards:card-history": f"{version}/card/history/",
+        "governance:inbox": "/inbox/",
+        "governance:request-list": "/requests/",
+        "governance:request-new": "/requests/new/?model=churn-predictor",
+        "governance:request-detail": f"/requests/{request.pk}/",
+        "governance:audit-log": "/audit/",
+        "governance:model-access": f"{model}/access/",
+        "governance:model-compliance": f"{model}/compliance/",
+        "governance:scorecard": "/scorecard/",
+        "governance:scorecard-team": f"/scorecard/teams/{team.pk}/",
+        "governance:model-scorecard": f"{model}/scorecard/",
+        "registry:lineage-index": "/lineage/",
+        "registry:lineage": f"/lineage/run/{run.pk}/",
+        "registry:lineage-impact": f"/lineage/dataset/{dataset.pk}/impact/",
+        "deployment in the lineage": f"/lineage/deployment/{Deployment.objects.first().pk}/",
+    }
+    # Every page route is here, but for actions (POST), downloads, fragments and sign-in.
+    not_pages = {
+        "login",
+        "logout",
+        "oidc_authentication_init",
+        "oidc_authentication_callback",
+        "cards:card-submit",
+        "cards:card-review",
+        "cards:card-restore",
+        "cards:card-import",
+        "cards:card-export",
+        "governance:request-checks",
+        "governance:request-review",
+        "governance:request-cancel",
+        "governance:request-apply",
+        "governance:model-access-review",
+        "registry:version-job-start",
+        "registry:deployment-retire",
+        "registry:artifact-download",
+    }
+    assert _page_route_names() - not_pages == set(pages) - {"deployment in the lineage"}
+    wide = []
+    for name, path in pages.items():
+        response = page.goto(f"{demo}{path}")
+        assert response is not None and response.status == 200, (path, response and response.status)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        if overflow > 0:
+            page.screenshot(path=str(SHOTS / f"9-phone-overflow-{name}.png"))
+            wide.append(f"{path} scrolls sideways by {overflow}px")
+    assert wide == []
+    page.goto(f"{demo}{pages['registry:compare']}")
+    expect(page.locator("#evaluations table.confusion").first).to_be_visible()
+    expect(page.locator("#evaluations table.slices").first).to_contain_text("recall by slice")
+    page.screenshot(path=str(SHOTS / "9-phone-compare-with-evaluations.png"))
+    context.close()
+
+
+def _page_route_names() -> set[str]:
+    """The names of the dashboard's routes (not the API, the admin or the MLflow API)."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns, prefix: str, namespace: str):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                inner = namespace + (f"{pattern.namespace}:" if pattern.namespace else "")
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                yield prefix + str(pattern.pattern), namespace + pattern.name
+
+    return {
+        name
+        for route, name in walk(get_resolver().url_patterns, "", "")
+        if not route.startswith(("api/", "admin/", "static/", "ajax-api/", "mlflow"))
+    }
+
+
+def _any_team():
+    from django.contrib.auth.models import Group
+
+    return Group.objects.filter(name__startswith="team-").order_by("pk").first()
+
+
+def _real_data_version(*, long_everything: bool = False) -> int:
     """A version of the demo's churn-predictor with what real teams record: a 64-row input
-    example and a card section holding a 20,000-character word."""
+    example and a card section holding a 20,000-character word; with `long_everything`, also
+    a model description, tag, metric name, params and evaluations with long unbroken values."""
     from cards.models import ModelCard
     from cards.services import card_update
     from core.actors import Actor
@@ -254,9 +362,48 @@ def _real_data_version() -> int:
     actor = Actor(user=admin, channel="api")
     registered_model = RegisteredModel.objects.get(name="churn-predictor")
     example = [{"tenure": i, "plan": "premium-annual", "spend": i * 1.5} for i in range(64)]
+    long = {
+        "params": {"feature_list": "p" * 1000},
+        "metrics": {"auc": 0.7, f"recall_{'z' * 200}": 0.5},
+        "tags": {"owner_note": "t" * 250},
+    }
     version, _ = services.version_create(
-        actor=actor, registered_model=registered_model, input_example=example, metrics={"auc": 0.7}
+        actor=actor,
+        registered_model=registered_model,
+        input_example=example,
+        **(long if long_everything else {"metrics": {"auc": 0.7}}),
     )
     card = ModelCard.objects.get(version=version)
     card_update(actor=actor, card=card, changes={"sections": {"limitations": "x" * 20_000}})
+    if long_everything:
+        word = "y" * 3_000
+        services.registered_model_update(
+            actor=actor, registered_model=registered_model, description=f"Long: {word}"
+        )
+        services.version_update(actor=actor, version=version, description=f"Long: {word}")
+        labels = [f"class_{'w' * 60}_{i}" for i in range(12)]
+        services.version_evaluations_log(
+            actor=actor,
+            version=version,
+            evaluations=[
+                {
+                    "name": "confusion_" + "v" * 200,
+                    "kind": "confusion_matrix",
+                    "data": {
+                        "labels": labels,
+                        "matrix": [[(i == j) * 90 + 1 for j in range(12)] for i in range(12)],
+                    },
+                },
+                {
+                    "name": "recall_by_segment",
+                    "kind": "slices",
+                    "data": {
+                        "metric": "recall",
+                        "slices": [
+                            {"slice": f"segment_{'s' * 200}_{i}", "value": i / 10} for i in range(5)
+                        ],
+                    },
+                },
+            ],
+        )
     return version.version
