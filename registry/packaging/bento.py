@@ -6,8 +6,11 @@ The work is done in the limited child process (registry/packaging/child.py, mode
 ``bentoml``): it loads the model through the restricted unpickler, saves it into a BentoML
 model store inside its own work directory, exports the archive, deletes the model from the
 store, imports the archive back and checks that the imported model answers the version's rows
-as the original does. The archive carries the Modelgate model and version as labels, and the
-signature and the model card (what other apps add to bundles, as JSON) as metadata.
+as the original does (and still holds the files attached to it). The archive carries the
+Modelgate model and version as labels, the source file and the signature as metadata, and the
+model card (what other apps add to bundles) as model_card.json and model_card.md in the model's
+folder, named in the metadata with their sha256, status and revision. Before it is stored the
+worker inspects the archive as it would an upload; one that would not pass is not stored.
 
 BentoML is optional on workers (``pip install 'modelgate[bentoml]'``); without it the job
 fails and says what to install. The archive is inspected like any other file: the inspection
@@ -16,6 +19,7 @@ reads the tar member by member (registry/packaging/inspect.py ``scan_bentoml``).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
@@ -24,7 +28,7 @@ from typing import Any
 
 from registry.models import Artifact, ModelVersion, PackagingJob
 from registry.packaging import convert
-from registry.packaging.inspect import JobError
+from registry.packaging.inspect import JobError, scan_bentoml
 from registry.services import jobs
 
 TAG_MAX = 63  # BentoML's limit for a tag's name and for its version
@@ -38,8 +42,12 @@ def tag_part(text: str, fallback: str) -> str:
     return cleaned or fallback
 
 
-def _tag(version: ModelVersion, digest: str) -> str:
-    return f"{tag_part(version.registered_model.name, 'model')}:v{version.version}-{digest[:12]}"
+def _tag(version: ModelVersion, job: PackagingJob) -> str:
+    """name:v<version>-<input digest>-<job>: the same input gives the same archive (a start
+    returns the earlier job), and a forced rerun, whose archive differs in its creation time,
+    a tag of its own, so both import into one store."""
+    name = tag_part(version.registered_model.name, "model")
+    return f"{name}:v{version.version}-{job.input_sha256[:12]}-{job.pk}"
 
 
 def _without_nulls(value: Any) -> Any:
@@ -52,10 +60,12 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def _metadata(version: ModelVersion, source: Artifact) -> dict[str, Any]:
-    """What travels with the model: where it comes from, its signature, and every JSON file
-    other apps add to bundles under its name's stem (the card as ``model_card``), without
-    nulls."""
+def _attached(version: ModelVersion, source: Artifact) -> tuple[dict[str, Any], dict[str, str]]:
+    """What travels with the model: metadata naming where it comes from and its signature,
+    and the files other apps add to bundles (the card as model_card.json and model_card.md),
+    which go into the model's folder (model.yaml, which holds the metadata, stays small
+    whatever the card's size) and are named in the metadata with their sha256 (and, for JSON
+    documents, their status and revision)."""
     metadata: dict[str, Any] = {
         "modelgate": {
             "model": version.registered_model.name,
@@ -69,10 +79,15 @@ def _metadata(version: ModelVersion, source: Artifact) -> dict[str, Any]:
     }
     if version.signature:
         metadata["signature"] = version.signature
+    files: dict[str, str] = {}
     for name, data in jobs.bundle_extras(version):
+        files[name] = data.decode()
+        entry: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest()}
         if name.endswith(".json"):
-            metadata[PurePosixPath(name).stem] = json.loads(data)
-    return _without_nulls(metadata)
+            document = json.loads(data)
+            entry |= {k: document[k] for k in ("status", "revision") if k in document}
+        metadata.setdefault(PurePosixPath(name).stem, {"files": {}})["files"][name] = entry
+    return _without_nulls(metadata), files
 
 
 def run(job: PackagingJob) -> dict[str, Any]:
@@ -84,8 +99,8 @@ def run(job: PackagingJob) -> dict[str, Any]:
     version = job.version
     source, trusted = convert.cleared(job)
     rows = convert.rows_for(job)
-    metadata = _metadata(version, source)
-    tag = _tag(version, job.input_sha256)
+    metadata, files = _attached(version, source)
+    tag = _tag(version, job)
     options = {
         "bentoml": {
             "tag": tag,
@@ -94,6 +109,7 @@ def run(job: PackagingJob) -> dict[str, Any]:
                 "modelgate.version": str(version.version),
             },
             "metadata": metadata,
+            "files": files,
         }
     }
     with convert.workdir("bentoml") as work:
@@ -105,10 +121,18 @@ def run(job: PackagingJob) -> dict[str, Any]:
         )
         jobs.job_progress(
             job,
-            85,
-            "storing the archive",
+            80,
+            "inspecting the archive",
             f"the imported model answered {result['rows']} rows as the original",
         )
+        with (work / "model.bentomodel").open("rb") as handle:
+            report = scan_bentoml(handle)
+        if report.verdict != "safe":
+            raise JobError(
+                "The archive BentoML wrote would not pass the inspection: "
+                f"{'; '.join(report.dangerous + report.problems + [report.limit])[:500]}"
+            )
+        jobs.job_progress(job, 90, "storing the archive")
         stored = convert.store_output(
             job,
             source,
@@ -121,4 +145,5 @@ def run(job: PackagingJob) -> dict[str, Any]:
         **result,
         "bentoml_artifact": convert.described(stored),
         "metadata_keys": sorted(metadata),
+        "files": sorted(files),
     }

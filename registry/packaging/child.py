@@ -35,7 +35,7 @@ import pickle
 import signal
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from registry.packaging.scan import allowed, allowed_type
@@ -330,6 +330,11 @@ def bentoml_model(workdir: Path) -> dict[str, Any]:
         metadata=spec["metadata"],
     )
     tag = str(saved.tag)
+    stored = Path(bentoml.models.get(tag).path)  # `saved` names the folder it was written in
+    for name, text in spec.get("files", {}).items():
+        if PurePosixPath(name).name != name:
+            raise ValueError(f"{name}: not a plain file name")
+        (stored / name).write_text(text)
     bentoml.models.export_model(tag, str(workdir / "model.bentomodel"))
     bentoml.models.delete(tag)
     imported = bentoml.models.import_model(str(workdir / "model.bentomodel"))
@@ -343,6 +348,9 @@ def bentoml_model(workdir: Path) -> dict[str, Any]:
         )
         if got.shape != want.shape or not same:
             raise ValueError(f"The imported BentoML model's {method} differs from the original.")
+    for name, text in spec.get("files", {}).items():
+        if (Path(imported.path) / name).read_text() != text:
+            raise ValueError(f"The imported BentoML model lost {name}.")
     return {
         "estimator": type(model).__name__,
         "tag": str(imported.tag),

@@ -17,7 +17,15 @@ import yaml
 from django.db import transaction
 
 from registry.models import Artifact, PackagingJob
-from registry.packaging.scan import Report, scan, scan_skops
+from registry.packaging.scan import (
+    MAX_COMPRESSION_RATIO,
+    MAX_INFLATED_BYTES,
+    RATIO_FLOOR,
+    Report,
+    limit_setting,
+    scan,
+    scan_skops,
+)
 from registry.services import jobs
 from registry.services.artifacts import CHUNK, artifact_storage, detect_format
 
@@ -191,29 +199,64 @@ BENTOML_MEMBERS_LIMIT = 10_000
 
 def _bentoml_member(info: tarfile.TarInfo) -> str | None:
     """The member's name inside the model folder, or None when it is not a plain file or
-    folder under it."""
+    folder under it. A backslash is refused: BentoML's importer reads it as a separator."""
     path = PurePosixPath(info.name)
-    if path.is_absolute() or ".." in path.parts or not (info.isfile() or info.isdir()):
+    if (
+        "\\" in info.name
+        or path.is_absolute()
+        or ".." in path.parts
+        or not (info.isfile() or info.isdir())
+    ):
         return None
     return path.as_posix().removeprefix("./")
+
+
+def _stored_size(handle: IO[bytes]) -> int | None:
+    try:
+        handle.seek(0, io.SEEK_END)
+        size = handle.tell()
+        handle.seek(0)
+    except (OSError, AttributeError, ValueError):
+        return None
+    return size
 
 
 def scan_bentoml(handle: IO[bytes]) -> Report:
     """A BentoML model archive (``bentoml models export``: a tar, xz-compressed), member by
     member: model.yaml must name a loader this scan knows, every pickle is scanned like an
-    upload, and any member it cannot vouch for makes the archive not safe."""
+    upload, and any member it cannot vouch for makes the archive not safe. The members' sizes
+    count against SCAN_MAX_INFLATED_BYTES and SCAN_MAX_COMPRESSION_RATIO before any is
+    inflated (reaching the next header inflates the one before)."""
     report = Report()
-    seen_yaml = False
+    seen_yaml, names = False, set()
+    stored = _stored_size(handle)
+    max_inflated = limit_setting("SCAN_MAX_INFLATED_BYTES", MAX_INFLATED_BYTES)
+    max_ratio = limit_setting("SCAN_MAX_COMPRESSION_RATIO", MAX_COMPRESSION_RATIO)
     try:
         with tarfile.open(fileobj=handle, mode="r:xz") as archive:
             for count, info in enumerate(archive, start=1):
                 if count > BENTOML_MEMBERS_LIMIT:
                     report.problems.append(f"more than {BENTOML_MEMBERS_LIMIT} members")
                     break
+                report.inflated_bytes += info.size + tarfile.BLOCKSIZE
+                if report.inflated_bytes > max_inflated or (
+                    stored
+                    and report.inflated_bytes > RATIO_FLOOR
+                    and report.inflated_bytes > max_ratio * stored
+                ):
+                    report.limit = (
+                        f"the archive's members would inflate to {report.inflated_bytes:,} "
+                        f"bytes (at {info.name}), past SCAN_MAX_INFLATED_BYTES or "
+                        "SCAN_MAX_COMPRESSION_RATIO"
+                    )
+                    break
                 name = _bentoml_member(info)
                 if name is None:
                     report.problems.append(f"{info.name}: not a plain file inside the model")
                     continue
+                if name in names:
+                    report.problems.append(f"{name}: more than once in the archive")
+                names.add(name)
                 if info.isdir():
                     continue
                 member = archive.extractfile(info)

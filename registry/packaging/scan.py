@@ -1260,7 +1260,7 @@ def _key(value: Any) -> Any:
         return repr(value)[:100]
 
 
-def _setting(name: str, default: int) -> int:
+def limit_setting(name: str, default: int) -> int:
     """A Django setting when Django is configured (the worker), else the default."""
     try:
         from django.conf import settings
@@ -1299,8 +1299,8 @@ def scan(
         stream,
         raw,
         compressed=compressed,
-        max_inflated=max_inflated or _setting("SCAN_MAX_INFLATED_BYTES", MAX_INFLATED_BYTES),
-        max_ratio=max_ratio or _setting("SCAN_MAX_COMPRESSION_RATIO", MAX_COMPRESSION_RATIO),
+        max_inflated=max_inflated or limit_setting("SCAN_MAX_INFLATED_BYTES", MAX_INFLATED_BYTES),
+        max_ratio=max_ratio or limit_setting("SCAN_MAX_COMPRESSION_RATIO", MAX_COMPRESSION_RATIO),
     )
     machine = _Machine(source, report)
     try:

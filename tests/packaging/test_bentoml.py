@@ -6,6 +6,7 @@ is refused."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -34,9 +35,12 @@ import bentoml
 model = bentoml.models.import_model(sys.argv[1])
 rows = np.asarray(json.loads(sys.argv[2]))
 loaded = bentoml.sklearn.load_model(model.tag)
+from pathlib import Path
+folder = Path(model.path)
 out = {"tag": str(model.tag), "labels": model.info.labels, "metadata": model.info.metadata,
        "module": model.info.module, "predict": loaded.predict(rows).tolist(),
-       "signatures": sorted(model.info.signatures)}
+       "signatures": sorted(model.info.signatures),
+       "files": {p.name: p.read_text() for p in folder.iterdir() if p.suffix in (".json", ".md")}}
 if hasattr(loaded, "predict_proba"):
     out["predict_proba"] = loaded.predict_proba(rows).tolist()
 print(json.dumps(out, default=str))
@@ -103,7 +107,13 @@ def test_a_bentoml_archive_imports_loads_and_predicts_with_bentoml(
     assert metadata["modelgate"]["model"] == "churn" and metadata["modelgate"]["version"] == 1
     assert metadata["modelgate"]["source_artifact"]["sha256"] == archive.derived_from.sha256
     assert metadata["signature"] == archive.version.signature
-    assert "Only for churn." in json.dumps(metadata["model_card"])
+    # The card travels as files in the model's folder, named in the metadata.
+    card = json.loads(found["files"]["model_card.json"])
+    assert card["sections"]["limitations"] == "Only for churn."
+    assert "Only for churn." in found["files"]["model_card.md"]
+    entry = metadata["model_card"]["files"]["model_card.json"]
+    assert (entry["status"], entry["revision"]) == (card["status"], card["revision"])
+    assert entry["sha256"] == hashlib.sha256(found["files"]["model_card.json"].encode()).hexdigest()
 
     # Asked again for the same input: the earlier job answers. A bundle made afterwards does
     # not ship the archive (a packaging of the version, not one of its files).
@@ -115,7 +125,7 @@ def test_a_bentoml_archive_imports_loads_and_predicts_with_bentoml(
     assert api(outsider).get(f"{V}artifacts/{archive.pk}/download/").status_code == 404
 
 
-def test_a_card_change_makes_a_new_archive_and_a_forced_rerun_stores_no_second(
+def test_a_card_change_or_a_forced_rerun_makes_an_archive_under_a_tag_of_its_own(
     setup, tmp_path, data_scientist
 ):
     from cards import services as card_services
@@ -134,6 +144,12 @@ def test_a_card_change_makes_a_new_archive_and_a_forced_rerun_stores_no_second(
     assert second["id"] != first["id"] and second["status"] == "succeeded"
     assert second["result"]["tag"] != first["result"]["tag"]
     assert Artifact.objects.filter(format="bentoml").count() == 2
+    # Forced, the same input makes an archive under a tag of its own (its creation time
+    # differs, so its bytes do): both import into one BentoML store.
+    forced = run("bentoml", force=True)
+    assert forced["status"] == "succeeded" and forced["id"] != second["id"]
+    assert forced["result"]["tag"] != second["result"]["tag"]
+    assert forced["result"]["tag"].rsplit("-", 1)[0] == second["result"]["tag"].rsplit("-", 1)[0]
 
 
 def test_a_regressor_is_packaged_with_predict_only(setup, tmp_path):
@@ -242,6 +258,18 @@ _YAML = b"name: m\nversion: v1\nmodule: bentoml.sklearn\n"
         ({"./model.yaml": _YAML}, ("./saved_model.pkl",), "suspicious", "not a plain file"),
         ({"../model.yaml": _YAML}, (), "suspicious", "not a plain file"),
         ({"./saved_model.pkl": pickle.dumps([1])}, (), "suspicious", "no model.yaml"),
+        (
+            {"./model.yaml": _YAML, ".\\model.yaml": b"module: antigravity\n"},
+            (),
+            "suspicious",
+            "not a plain file",
+        ),
+        (
+            {"./model.yaml": _YAML, "model.yaml": b"module: bentoml.sklearn\n"},
+            (),
+            "suspicious",
+            "more than once",
+        ),
     ],
 )
 def test_an_uploaded_bentomodel_that_could_run_code_is_not_safe(
@@ -262,3 +290,41 @@ def test_a_truncated_bentomodel_is_not_safe(setup):
     artifact = Artifact.objects.get(filename="cut.bentomodel")
     scan = artifact.jobs.get(kind="inspect").result["scan"]
     assert artifact.safety != "safe" and any("could not be read" in p for p in scan["problems"])
+
+
+def test_an_archive_that_would_inflate_past_the_limit_is_refused_before_inflating(setup, settings):
+    settings.SCAN_MAX_INFLATED_BYTES = 1_000_000
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
+        info = tarfile.TarInfo("./model.yaml")
+        info.size = len(_YAML)
+        archive.addfile(info, io.BytesIO(_YAML))
+        info = tarfile.TarInfo("./notes.txt")
+        info.size = 5_000_000
+        archive.addfile(info, io.BytesIO(b"\0" * info.size))
+    assert len(buffer.getvalue()) < 10_000  # zeros compress well: a small bomb
+    setup(buffer.getvalue(), "bomb.bentomodel")
+    artifact = Artifact.objects.get(filename="bomb.bentomodel")
+    scan = artifact.jobs.get(kind="inspect").result["scan"]
+    assert artifact.safety == "unsafe" and "notes.txt" in scan["limit"], scan
+
+
+def test_a_card_too_large_for_model_yaml_still_travels_and_passes_the_inspection(
+    setup, tmp_path, data_scientist
+):
+    from cards import content as card_content
+    from cards import services as card_services
+    from cards.models import ModelCard
+
+    # Every section full of characters YAML escapes (ten bytes each): about 1.9 MB as YAML,
+    # past the 1 MB of model.yaml the inspection reads, were the card in the metadata.
+    _, run = setup(dump(LogisticRegression().fit(X, Y), "pickle", tmp_path), "m.pkl")
+    card_services.card_update(
+        actor=actor_for(data_scientist),
+        card=ModelCard.objects.get(),
+        changes={"sections": {key: "\U0001f600" * 19_000 for key in card_content.SECTION_KEYS}},
+    )
+    job = run("bentoml")
+    assert job["status"] == "succeeded", job["error"]
+    archive = Artifact.objects.get(format="bentoml")
+    assert archive.safety == "safe", archive.jobs.get(kind="inspect").result["scan"]
