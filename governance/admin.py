@@ -389,12 +389,19 @@ class PolicyForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["required_checks"].choices = [  # type: ignore[attr-defined]
-            (name, title) for name, (title, _) in readiness.CHECKS.items()
-        ]
-        self.fields["card_required_sections"].choices = _choices(  # type: ignore[attr-defined]
-            policies.card_section_keys()
-        )
+        checks = [(name, title) for name, (title, _) in readiness.CHECKS.items()]
+        sections = _choices(policies.card_section_keys())
+        # A stored name this release does not know (a check since removed, a row edited in the
+        # database) is shown ticked and marked, never dropped unseen: saving refuses it until
+        # an administrator unticks it, so a required check cannot vanish in a save.
+        for field, known in (("required_checks", checks), ("card_required_sections", sections)):
+            offered = {name for name, _ in known}
+            stored = getattr(self.instance, field, None) or []
+            strays = [v for v in stored if isinstance(v, str) and v not in offered]
+            self.fields[field].choices = [  # type: ignore[attr-defined]
+                *known,
+                *((v, f"{v} (unknown here: untick to save)") for v in strays),
+            ]
 
     def clean(self) -> dict[str, Any]:
         super().clean()

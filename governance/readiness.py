@@ -110,15 +110,31 @@ def evaluate_many(
     cases: list[tuple[ModelVersion, ModelVersion | None, list[str]]],
 ) -> list[list[Outcome]]:
     """evaluate for each (version, current holder, required checks), reading the facts of all
-    the versions at once."""
+    the versions at once. A required check this release does not have (a policy row from
+    another release, or edited in the database) cannot decide, so it fails (closed)."""
     facts = facts_for(list({version.pk: version for version, _, _ in cases}.values()))
     return [
         [
-            _outcome(name, title, fn(version, current, facts[version.pk]), name in required)
-            for name, (title, fn) in CHECKS.items()
+            *(
+                _outcome(name, title, fn(version, current, facts[version.pk]), name in required)
+                for name, (title, fn) in CHECKS.items()
+            ),
+            *(_unknown(str(name)) for name in dict.fromkeys(required) if name not in CHECKS),
         ]
         for version, current, required in cases
     ]
+
+
+def _unknown(name: str) -> Outcome:
+    return Outcome(
+        name,
+        name,
+        True,
+        False,
+        f"The policy requires a check named {name!r}, which this release does not have; it "
+        "cannot pass. An administrator must remove it from the policy.",
+        {},
+    )
 
 
 def _outcome(name: str, title: str, result: Result, required: bool) -> Outcome:

@@ -90,7 +90,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
             version = registry_selectors.version_get(
                 user=request.user,
                 registered_model=registered_model,
-                number=int(form["version"] or 0),
+                number=whole_number(form["version"], "version"),
             )
             stage, alias = promotions.split_target(target)
             created = promotions.promotion_request_create(

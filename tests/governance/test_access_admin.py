@@ -3,6 +3,8 @@ page scoped by core.permissions."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 
@@ -166,6 +168,34 @@ def test_policy_admin_validates_and_audits(root):
     assert policy.production_approvals == 2
     event = AuditEvent.objects.get(action="policy.changed")
     assert event.details["changes"]["production_approvals"] == {"from": 1, "to": 2}
+
+
+def test_a_stored_check_this_release_does_not_know_is_shown_and_never_dropped_unseen(root):
+    """A policy row holding a check name the form does not offer (removed in a later release,
+    or edited in the database) shows it ticked and marked; saving the form as shown is refused,
+    so the required check cannot vanish in a save nobody meant to make it."""
+    policy = Policy.objects.get(risk_tier="low")
+    Policy.objects.filter(pk=policy.pk).update(required_checks=["artifact", "legacy_scan"])
+    page = root.get(f"{A}policy/{policy.pk}/change/").content.decode()
+    assert re.search(r'value="legacy_scan"[^>]*checked', page)
+    assert "legacy_scan (unknown here: untick to save)" in page
+    form = {
+        "production_approvals": 1,
+        "staging_approvals": 0,
+        "required_checks": ["artifact", "legacy_scan"],
+        "protected_aliases": "",
+        "production_aliases": "",
+        "card_required_sections": [],
+        "archive_previous": "on",
+    }
+    r = root.post(f"{A}policy/{policy.pk}/change/", form)
+    assert r.status_code == 200 and "Unknown readiness checks: legacy_scan" in r.content.decode()
+    policy.refresh_from_db()
+    assert policy.required_checks == ["artifact", "legacy_scan"]
+    r = root.post(f"{A}policy/{policy.pk}/change/", {**form, "required_checks": ["artifact"]})
+    assert r.status_code == 302
+    policy.refresh_from_db()
+    assert policy.required_checks == ["artifact"]
 
 
 def test_compliance_report_page_and_scoped_changelists(root, client, data_scientist):

@@ -425,3 +425,30 @@ def test_a_nul_byte_in_a_lookup_is_a_4xx(api, data_scientist, ml_engineer, path)
     ready_version(data_scientist, registered_model)
     response = api(ml_engineer).get(path)
     assert response.status_code < 500, (response.status_code, response.content[:200])
+
+
+def test_a_required_check_this_release_does_not_have_blocks_the_gate(
+    api, data_scientist, ml_engineer, roles
+):
+    """A policy row naming a check this release cannot run (from another release, or edited in
+    the database) used to be skipped, so the gate opened without it. It now fails closed, on
+    the request's checks, at approval and on the API's readiness answer."""
+    from governance.models import Policy
+
+    registered_model = make_model(data_scientist, "legacy", risk_tier="low")
+    version = ready_version(data_scientist, registered_model)
+    Policy.objects.filter(risk_tier="low").update(required_checks=["artifact", "legacy_scan"])
+    clear_cache()
+    request = promotions.promotion_request_create(
+        actor=actor_for(ml_engineer), version=version, target_stage="production", justification="x"
+    )
+    outcome = next(c for c in promotions.evaluate(request).checks if c.name == "legacy_scan")
+    assert outcome.required and not outcome.passed and "does not have" in outcome.message
+    reviewer = reviewer_named(roles, "rita")
+    r = api(reviewer).post(f"{R}{request.pk}/reviews/", {"decision": "approve"}, format="json")
+    assert r.status_code in (201, 409), r.json()
+    r = api(ml_engineer).post(f"{R}{request.pk}/apply/", format="json")
+    assert r.status_code == 409, r.json()
+    request.refresh_from_db()
+    version.refresh_from_db()
+    assert request.status != "applied" and version.stage != "production"

@@ -112,7 +112,7 @@ def test_request_form_shows_the_checklist_and_field_errors(client, story, ml_eng
     r = client.post("/requests/new/", {"model": "churn", "version": "2", "target": "no way!"})
     html = r.content.decode()
     assert r.status_code == 400 and 'id="target-error"' in html and 'aria-invalid="true"' in html
-    for version in ("99", "two"):
+    for version in ("99", "two", "\u0661", "9" * 25):
         r = client.post(
             "/requests/new/",
             {"model": "churn", "version": version, "target": "staging", "justification": "x"},
