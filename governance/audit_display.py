@@ -12,7 +12,7 @@ from typing import Any
 from core import permissions
 from core.models import AuditEvent
 from core.numbers import significant
-from registry.models import CodeRef, Dataset, LogicalFeature
+from registry.models import CodeRef, Dataset, LogicalFeature, PackagingJob
 
 # The first part of an action names what it happened to.
 _NOUNS = {
@@ -68,6 +68,7 @@ _KEYS = {
     "risk_tier": "risk tier",
     "required_checks": "required checks",
 }
+_JOB_KINDS = dict(PackagingJob.Kind.choices)
 _DIGESTS = {"sha256", "content_digest", "digest", "input_digest"}
 _HIDDEN = {"review"}  # internal row ids with no page of their own
 _MAX_TEXT = 160
@@ -145,6 +146,11 @@ def _object(event: AuditEvent) -> str:
         return f"{model} v{details['version']} → {where}".strip()
     if event.target_type == "registry.alias" and isinstance(details.get("name"), str):
         return f"{model} @{details['name']}"
+    if event.target_type == "registry.packagingjob" and _id(details.get("version")):
+        # The label recorded the job's status at the time ("… (queued)"), which reads wrong
+        # beside a "finished" event: the page names the job by what and where instead.
+        kind = _JOB_KINDS.get(str(details.get("kind")), "Packaging")
+        return f"{model} v{details['version']}: {kind} job #{event.target_id}"
     return event.target_label or model or ""
 
 

@@ -168,3 +168,13 @@ def test_the_access_page_names_permissions_in_words(client, data_scientist, view
     assert ("approve_promotion", "approve promotion") in shown_tags
     assert ("view_registeredmodel", "view") in shown_tags
     assert not re.search(r">\s*\w+_registeredmodel\s*<", page)  # no codename shown as text
+
+
+def test_packaging_jobs_are_named_by_what_and_where(data_scientist):
+    from tests.factories import make_artifact, make_model, make_version
+
+    version = make_version(data_scientist, make_model(data_scientist, "churn"))
+    make_artifact(data_scientist, version)  # every file is inspected: job.started
+    event = AuditEvent.objects.filter(action="job.started").latest("sequence")
+    assert "(queued)" in event.target_label  # what was recorded: the status back then
+    assert shown([event])[0].object == f"churn v1: Inspect job #{event.target_id}"
