@@ -17,7 +17,11 @@ from core.errors import ValidationFailed
 from registry.evaluation_views import area_under
 
 JSON_FORMAT = 1
-MAX_IMPORT = 256 * 1024
+# A README to import, whole (a card's own export may hold thousands of per-slice results in
+# its model-index; requests carry at most Django's 2.5 MB anyway), and its front matter once
+# the model-index, which import skips (results come from the version), is cut out as text.
+MAX_IMPORT = 2 * 1024 * 1024
+MAX_FRONT_MATTER = 256 * 1024
 
 
 class _FrontMatterLoader(yaml.SafeLoader):
@@ -247,6 +251,26 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _DETAIL = re.compile(r"^-\s+\*\*(.+?):\*\*\s*(.*)$")
 
 
+def _without_model_index(text: str) -> str:
+    """The README with its front matter's top-level ``model-index`` entry cut out as text,
+    before any YAML is parsed: the entry and every line under it that is indented, blank or
+    a list item (YAML lets a top-level key's list start at column 0)."""
+    match = _FRONT.match(text)
+    if not match:
+        return text
+    kept, skipping = [], False
+    for line in match.group(1).split("\n"):
+        if line.startswith("model-index:"):
+            skipping = True
+            continue
+        if skipping and (not line.strip() or line[0] in " \t-" or line.startswith("#")):
+            continue
+        skipping = False
+        kept.append(line)
+    front = "\n".join(kept)
+    return f"---\n{front}\n---\n" + text[match.end() :]
+
+
 def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
@@ -258,7 +282,18 @@ def from_hf_readme(text: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Card changes from a Hugging Face README, and a report of what did not map."""
     if len(text) > MAX_IMPORT:
         raise ValidationFailed(
-            f"The README is larger than {MAX_IMPORT // 1024} KB.", field="readme", code="too_large"
+            f"The README is larger than {MAX_IMPORT // 1024 // 1024} MB.",
+            field="readme",
+            code="too_large",
+        )
+    text = _without_model_index(text)
+    match = _FRONT.match(text)
+    if match and len(match.group(1)) > MAX_FRONT_MATTER:
+        raise ValidationFailed(
+            f"The README's front matter is larger than {MAX_FRONT_MATTER // 1024} KB "
+            "(its model-index aside).",
+            field="readme",
+            code="too_large",
         )
     report: dict[str, list[str]] = {
         "unmapped_metadata": [],

@@ -59,7 +59,7 @@ def _context(
         "missing_titles": [card_content.TITLES[k] for k in completeness.missing],
         "metric_groups": formats.metric_groups(card),
         "evaluations": evaluation_views.shown(
-            list(registry_selectors.evaluation_list(card.version))
+            list(registry_selectors.evaluation_list(card.version)), full=False
         ),
         "approvers": approvers,
         "approvals_needed": needed,

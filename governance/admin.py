@@ -397,11 +397,14 @@ class PolicyForm(forms.ModelForm):
         for field, known in (("required_checks", checks), ("card_required_sections", sections)):
             offered = {name for name, _ in known}
             stored = getattr(self.instance, field, None) or []
-            strays = [v for v in stored if isinstance(v, str) and v not in offered]
+            names = [str(v) for v in stored] if isinstance(stored, list) else [repr(stored)]
+            strays = [v for v in dict.fromkeys(names) if v not in offered]
             self.fields[field].choices = [  # type: ignore[attr-defined]
                 *known,
                 *((v, f"{v} (unknown here: untick to save)") for v in strays),
             ]
+            if strays and not self.is_bound:
+                self.initial[field] = [n for n in names if n in offered] + strays
 
     def clean(self) -> dict[str, Any]:
         super().clean()

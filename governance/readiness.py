@@ -113,16 +113,21 @@ def evaluate_many(
     the versions at once. A required check this release does not have (a policy row from
     another release, or edited in the database) cannot decide, so it fails (closed)."""
     facts = facts_for(list({version.pk: version for version, _, _ in cases}.values()))
-    return [
-        [
-            *(
-                _outcome(name, title, fn(version, current, facts[version.pk]), name in required)
-                for name, (title, fn) in CHECKS.items()
-            ),
-            *(_unknown(str(name)) for name in dict.fromkeys(required) if name not in CHECKS),
-        ]
-        for version, current, required in cases
-    ]
+    outcomes = []
+    for version, current, stored in cases:
+        # As names, whatever the row holds (a list is what policies.validate lets in; a row
+        # edited into another shape fails closed under its own repr).
+        required = [str(n) for n in stored] if isinstance(stored, list) else [repr(stored)]
+        outcomes.append(
+            [
+                *(
+                    _outcome(name, title, fn(version, current, facts[version.pk]), name in required)
+                    for name, (title, fn) in CHECKS.items()
+                ),
+                *(_unknown(name) for name in dict.fromkeys(required) if name not in CHECKS),
+            ]
+        )
+    return outcomes
 
 
 def _unknown(name: str) -> Outcome:

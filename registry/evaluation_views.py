@@ -6,10 +6,11 @@ slice values' own axis. Server-side; no script."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from registry import metric_direction
-from registry.charts import chart_axis
+from registry.charts import chart_axis, fraction
 from registry.models import EvaluationResult, ModelVersion
 
 CURVE_SIZE = 220  # the plot's side in SVG units
@@ -18,11 +19,28 @@ SERIES = 6  # colours for versions on one plot (static/css/app.css .line-N), the
 _AXES = {"roc": ("false positive rate", "true positive rate"), "pr": ("recall", "precision")}
 
 
-def shown(results: list[EvaluationResult]) -> list[dict[str, Any]]:
-    return [{"result": r, **_DRAW[r.kind](r.data)} for r in results]
+DRAWN_LABELS = 20  # matrices larger than this are drawn on the version page only
 
 
-def _matrix(data: dict[str, Any]) -> dict[str, Any]:
+def shown(results: list[EvaluationResult], *, full: bool = True) -> list[dict[str, Any]]:
+    """Each result drawn; with `full` False (the card and compare pages, which show many),
+    a confusion matrix of more than DRAWN_LABELS labels is named, not drawn."""
+    return [
+        {
+            "result": r,
+            **(
+                _matrix(r.data, full=full)
+                if r.kind == "confusion_matrix"
+                else _DRAW[r.kind](r.data)
+            ),
+        }
+        for r in results
+    ]
+
+
+def _matrix(data: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
+    if not full and len(data["labels"]) > DRAWN_LABELS:
+        return {"labels": data["labels"], "too_large": len(data["labels"])}
     rows = []
     for label, counts in zip(data["labels"], data["matrix"], strict=True):
         total = sum(counts) or 1
@@ -49,8 +67,7 @@ def area_under(points: list[dict[str, Any]]) -> float:
 
 
 def _span(values: list[float]) -> tuple[float, float]:
-    low, high = min(values), max(values)
-    return (low, high if high > low else low + 1)
+    return (min(values), max(values))  # equal ends: fraction() puts the points midway
 
 
 def _curves(datas: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -64,7 +81,7 @@ def _curves(datas: list[dict[str, Any] | None]) -> dict[str, Any]:
     size = CURVE_SIZE
 
     def at(x: float, y: float) -> str:
-        return f"{(x - x0) / (x1 - x0) * size:.1f},{size - (y - y0) / (y1 - y0) * size:.1f}"
+        return f"{fraction(x, x0, x1) * size:.1f},{size - fraction(y, y0, y1) * size:.1f}"
 
     lines: list[dict[str, Any] | None] = []
     for data in datas:
@@ -102,31 +119,34 @@ def _slices(data: dict[str, Any]) -> dict[str, Any]:
         "metric": data["metric"],
         "axis": (start, end),
         "slices": [
-            {**s, "width": round(max((s["value"] - start) / (end - start) * SLICE_WIDTH, 1.0), 1)}
+            {**s, "width": round(max(fraction(s["value"], start, end) * SLICE_WIDTH, 1.0), 1)}
             for s in data["slices"]
         ],
     }
 
 
-_DRAW = {"confusion_matrix": _matrix, "curve": _curve, "slices": _slices}
+_DRAW: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "curve": _curve,
+    "slices": _slices,
+}
 
 
 def compared(
     versions: list[ModelVersion], results: list[EvaluationResult], declared: dict[str, str]
 ) -> list[dict[str, Any]]:
     """The evaluations of versions side by side, one group per kind, name, dataset and split
-    (a curve of another kind, ROC against precision-recall, is a group of its own):
+    and what it measures (_compared_as: ROC beside precision-recall, or two metrics by
+    slice, are groups of their own):
     confusion matrices next to each other, curves on one plot, a metric by slice as one table
     with each version's value and its change against the first version by the metric's
     direction (`declared`: the model's metric_directions)."""
     index = {v.pk: i for i, v in enumerate(versions)}
     groups: dict[tuple[str, ...], list[EvaluationResult | None]] = {}
     for result in results:
-        kind = result.kind + (f":{result.data['curve']}" if result.kind == "curve" else "")
-        key = (kind, result.name, result.dataset, result.split)
+        key = (result.name, result.dataset, result.split, *_compared_as(result))
         groups.setdefault(key, [None] * len(versions))[index[result.version_id]] = result
     shown_groups = []
-    for (_kind, name, dataset, split), found in sorted(groups.items()):
+    for (name, dataset, split, *_what), found in sorted(groups.items()):
         first = next(r for r in found if r is not None)
         group: dict[str, Any] = {
             "name": name,
@@ -146,11 +166,23 @@ def compared(
             group["slices"] = _slice_rows(found, declared)
         else:
             group["matrices"] = [
-                {"version": v.version, **(_matrix(r.data) if r else {})}
+                {"version": v.version, **(_matrix(r.data, full=False) if r else {})}
                 for v, r in zip(versions, found, strict=True)
             ]
         shown_groups.append(group)
     return shown_groups
+
+
+def _compared_as(result: EvaluationResult) -> tuple[str, ...]:
+    """What must be the same for two versions' results to be set side by side: the kind, and
+    the curve's kind and axes, or the metric the slices measure (an auc by region beside a
+    log_loss by region under the same name would be judged by the wrong direction)."""
+    data = result.data
+    if result.kind == "curve":
+        return ("curve", data["curve"], data.get("x_label") or "", data.get("y_label") or "")
+    if result.kind == "slices":
+        return ("slices", data["metric"])
+    return (result.kind,)
 
 
 def _slice_rows(found: list[EvaluationResult | None], declared: dict[str, str]) -> dict[str, Any]:

@@ -248,6 +248,42 @@ MAX_MATRIX_LABELS = 100
 MAX_CURVE_POINTS = 2000
 MAX_SLICES = 500
 CURVES = ("roc", "pr", "other")
+# What one version may hold in all (pages draw all of it; exports carry it): results, and
+# matrix cells, curve points and slices over all its results.
+VERSION_EVALUATIONS = 100
+VERSION_BUDGET = {"matrix cells": 40_000, "curve points": 40_000, "slices": 2_000}
+
+
+def evaluation_size(kind: str, data: dict[str, Any]) -> tuple[str, int]:
+    """What one result counts against VERSION_BUDGET."""
+    if kind == "confusion_matrix":
+        return ("matrix cells", len(data["labels"]) ** 2)
+    if kind == "curve":
+        return ("curve points", len(data["points"]))
+    return ("slices", len(data["slices"]))
+
+
+def evaluations_within_budget(held: list[tuple[str, dict[str, Any]]]) -> None:
+    """Refuse when a version's results, as they would be after the change ((kind, data) of
+    each), pass VERSION_EVALUATIONS or VERSION_BUDGET."""
+    field = "evaluations"
+    if len(held) > VERSION_EVALUATIONS:
+        raise ValidationFailed(
+            f"A version holds at most {VERSION_EVALUATIONS} evaluations; this would make "
+            f"{len(held)}.",
+            field=field,
+        )
+    totals = dict.fromkeys(VERSION_BUDGET, 0)
+    for kind, data in held:
+        what, size = evaluation_size(kind, data)
+        totals[what] += size
+    for what, total in totals.items():
+        if total > VERSION_BUDGET[what]:
+            raise ValidationFailed(
+                f"A version's evaluations hold at most {VERSION_BUDGET[what]:,} {what} in all; "
+                f"this would make {total:,}.",
+                field=field,
+            )
 
 
 @dataclass(frozen=True)

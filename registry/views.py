@@ -17,7 +17,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.pages import page
 from core.permissions import Perm
 from registry import deployments, evaluation_views, panels, selectors, services
-from registry.charts import chart_axis
+from registry.charts import chart_axis, fraction
 from registry.models import (
     ModelVersion,
     PackagingJob,
@@ -198,7 +198,7 @@ def _svg_chart(result: dict[str, Any]) -> dict[str, Any]:
         start, end = chart_axis(values) if values else (0.0, 1.0)
         bars = []
         for i, value in enumerate(metric["values"]):
-            length = 0 if value is None else (value - start) / (end - start) * span_w
+            length = 0 if value is None else fraction(value, start, end) * span_w
             bars.append(
                 {
                     "y": y + i * bar_h,

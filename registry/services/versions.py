@@ -334,11 +334,21 @@ def version_evaluations_log(
     *, actor: Actor, version: ModelVersion, evaluations: Any
 ) -> list[EvaluationResult]:
     """Add or replace structured evaluation results (per name, dataset and split) on a version
-    that is not sealed: like metrics, they are what approvers judge."""
+    that is not sealed: like metrics, they are what approvers judge. What the version holds
+    afterwards stays within validation.VERSION_BUDGET (checked under the version's lock)."""
     permissions.require(actor.user, Perm.CHANGE, version.registered_model)
     values = validation.evaluations(evaluations)
     version = version_locked(version)
     governor().require_unsealed(version, "evaluations")
+    replaced = {(e.name, e.dataset, e.split) for e in values}
+    kept = [
+        (kind, data)
+        for name, dataset, split, kind, data in EvaluationResult.objects.filter(
+            version=version
+        ).values_list("name", "dataset", "split", "kind", "data")
+        if (name, dataset, split) not in replaced
+    ]
+    validation.evaluations_within_budget([*kept, *((e.kind, e.data) for e in values)])
     rows = []
     for e in values:
         row, _ = EvaluationResult.objects.update_or_create(

@@ -140,3 +140,52 @@ def test_the_card_page_draws_the_evaluations(client, data_scientist, card):
     section = page[page.index('id="evaluations"') :]
     assert '<table class="confusion">' in section and "<polyline" in section
     assert "auc by slice" in section and "<h4>recall_by_age" in section
+
+
+def test_a_readme_with_thousands_of_slice_results_imports_back(data_scientist):
+    """A card's own export may hold a model-index of thousands of per-slice results; import
+    skips the model-index as text before parsing, so the README comes back in."""
+    version = make_version(data_scientist, make_model(data_scientist, "sliced"))
+    slices = [{"slice": f"segment {'s' * 100} {i}", "value": i / 2000} for i in range(500)]
+    services.version_evaluations_log(
+        actor=actor_for(data_scientist),
+        version=version,
+        evaluations=[
+            {
+                "name": f"by_segment_{k}",
+                "kind": "slices",
+                "data": {"metric": "auc", "slices": slices},
+            }
+            for k in range(4)
+        ],
+    )
+    card = ModelCard.objects.get(version=version)
+    readme = formats.to_hf_readme(card)
+    front = readme.split("---\n")[1]
+    assert len(front) > formats.MAX_FRONT_MATTER  # the results alone pass its limit
+    changes, report = formats.from_hf_readme(readme)
+    assert report["unmapped_metadata"] == [] and report["unmapped_sections"] == []
+    assert changes["sections"]["intended_use"] == card.content["sections"].get("intended_use", "")
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        "license: mit\nmodel-index:\n- name: x\n  results: []\ntags: [a]\n",
+        "model-index: [{name: x, results: []}]\nlicense: mit\ntags:\n- a\n",
+        "license: mit\nmodel-index:\n  - name: x\n\n    results: []\n# note\ntags:\n  - a\n",
+    ],
+)
+def test_the_model_index_is_cut_out_and_the_rest_of_the_front_matter_kept(front):
+    changes, report = formats.from_hf_readme(f"---\n{front}---\n# m\n\n## Limitations\n\nNone.\n")
+    assert changes["metadata"] == {"license": "mit", "tags": ["a"]}
+    assert report["unmapped_metadata"] == []
+
+
+def test_a_readme_past_the_outer_limit_is_refused():
+    from core.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="larger than 2 MB"):
+        formats.from_hf_readme("---\nmodel-index:\n" + "  - x\n" * 400_000 + "---\n")
+    with pytest.raises(ValidationFailed, match="front matter is larger than 256 KB"):
+        formats.from_hf_readme("---\ntags:\n" + "  - x\n" * 60_000 + "---\n")

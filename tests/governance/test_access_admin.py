@@ -196,6 +196,10 @@ def test_a_stored_check_this_release_does_not_know_is_shown_and_never_dropped_un
     assert r.status_code == 302
     policy.refresh_from_db()
     assert policy.required_checks == ["artifact"]
+    # A name of another shape (edited in the database) is shown the same way.
+    Policy.objects.filter(pk=policy.pk).update(required_checks=["artifact", ["x"]])
+    page = root.get(f"{A}policy/{policy.pk}/change/").content.decode()
+    assert "[&#x27;x&#x27;] (unknown here: untick to save)" in page
 
 
 def test_compliance_report_page_and_scoped_changelists(root, client, data_scientist):

@@ -452,3 +452,27 @@ def test_a_required_check_this_release_does_not_have_blocks_the_gate(
     request.refresh_from_db()
     version.refresh_from_db()
     assert request.status != "applied" and version.stage != "production"
+
+
+@pytest.mark.parametrize(
+    "stored", [["artifact", ["legacy"]], ["artifact", {"x": 1}], "artifact", {"a": 1}]
+)
+def test_a_required_checks_row_of_another_shape_fails_closed_without_failing(
+    client, data_scientist, ml_engineer, stored
+):
+    """Rows edited in the database into shapes policies.validate never lets in: each such
+    name is a failing required check under its own text, and the pages still answer."""
+    from governance.models import Policy
+
+    registered_model = make_model(data_scientist, "odd", risk_tier="low")
+    version = ready_version(data_scientist, registered_model)
+    Policy.objects.filter(risk_tier="low").update(required_checks=stored)
+    clear_cache()
+    request = promotions.promotion_request_create(
+        actor=actor_for(ml_engineer), version=version, target_stage="production", justification="x"
+    )
+    failing = [c for c in promotions.evaluate(request).checks if c.blocking]
+    assert failing and all("does not have" in c.message for c in failing)
+    client.force_login(ml_engineer)
+    assert client.get(f"/requests/{request.pk}/").status_code == 200
+    assert client.get("/inbox/").status_code == 200

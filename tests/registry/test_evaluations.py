@@ -284,3 +284,128 @@ def test_the_compare_page_costs_the_same_queries_for_two_versions_as_for_four(
             assert client.get(f"/models/scored/compare/?{query}").status_code == 200
         counts.append(len(captured))
     assert counts[0] == counts[1]
+
+
+def test_curves_and_slices_at_the_float_limits_draw_without_failing(
+    api, client, data_scientist, version
+):
+    """An 'other' curve whose x values are all 1e17 (x + 1 == x there) divided by zero; values
+    near ±1.8e308 overflowed to infinity and drew 'nan'. Both draw now, on every page."""
+    make_version(data_scientist, version.registered_model)
+    same_x = {
+        "name": "flat",
+        "kind": "curve",
+        "data": {"curve": "other", "points": [{"x": 1e17, "y": 0}, {"x": 1e17, "y": 1}]},
+    }
+    extreme = {
+        "name": "wide",
+        "kind": "curve",
+        "data": {
+            "curve": "other",
+            "points": [{"x": -1.7e308, "y": -1.7e308}, {"x": 1.7e308, "y": 1.7e308}],
+        },
+    }
+    slices = {
+        "name": "huge_by_region",
+        "kind": "slices",
+        "data": {
+            "metric": "loss",
+            "slices": [{"slice": "a", "value": -1.7e308}, {"slice": "b", "value": 1.7e308}],
+        },
+    }
+    for n in (1, 2):
+        r = api(data_scientist).post(
+            URL.replace("/1/", f"/{n}/"), {"evaluations": [same_x, extreme, slices]}, format="json"
+        )
+        assert r.status_code == 201, r.json()
+    client.force_login(data_scientist)
+    for path in ("versions/1/", "versions/1/card/", "compare/?versions=1,2"):
+        r = client.get(f"/models/scored/{path}")
+        assert r.status_code == 200, path
+        page = r.content.decode()
+        assert "nan" not in page.lower().replace("nanoseconds", ""), path
+        assert "<polyline" in page
+    page = client.get("/models/scored/versions/1/").content.decode()
+    assert 'points="110.0,220.0 110.0,0.0"' in page  # equal x: drawn midway
+
+
+def test_slices_of_different_metrics_under_one_name_are_not_judged_together(
+    api, client, data_scientist, version
+):
+    make_version(data_scientist, version.registered_model)
+    auc = {
+        "name": "by_region",
+        "kind": "slices",
+        "data": {"metric": "auc", "slices": [{"slice": "eu", "value": 0.8}]},
+    }
+    loss = {
+        "name": "by_region",
+        "kind": "slices",
+        "data": {"metric": "log_loss", "slices": [{"slice": "eu", "value": 0.9}]},
+    }
+    api(data_scientist).post(URL, {"evaluations": [auc]}, format="json")
+    api(data_scientist).post(URL.replace("/1/", "/2/"), {"evaluations": [loss]}, format="json")
+    client.force_login(data_scientist)
+    section = _compare_section(client, "versions=1,2")
+    assert "auc by slice" in section and "log_loss by slice" in section
+    assert 'class="num better"' not in section and 'class="num worse"' not in section
+
+
+def test_a_version_s_evaluations_stay_within_their_budget(api, data_scientist, version):
+    from registry import validation
+
+    big = [
+        {
+            "name": f"m{i}",
+            "kind": "confusion_matrix",
+            "data": {"labels": [f"l{j}" for j in range(100)], "matrix": [[1] * 100] * 100},
+        }
+        for i in range(4)
+    ]
+    writer = api(data_scientist)
+    assert writer.post(URL, {"evaluations": big}, format="json").status_code == 201
+    # Replacing one counts it once; a fifth passes 40,000 cells and stores nothing.
+    assert writer.post(URL, {"evaluations": big[:1]}, format="json").status_code == 201
+    fifth = {**big[0], "name": "m4"}
+    r = writer.post(URL, {"evaluations": [fifth, MATRIX]}, format="json")
+    assert r.status_code == 400 and "40,000 matrix cells" in r.json()["message"], r.json()
+    assert EvaluationResult.objects.filter(version=version).count() == 4
+    many = [
+        {
+            **SLICES,
+            "name": f"s{i}",
+            "data": {**SLICES["data"], "slices": [{"slice": "x", "value": 1.0}]},
+        }
+        for i in range(50)
+    ]
+    assert writer.post(URL, {"evaluations": many}, format="json").status_code == 201
+    more = [{**m, "name": f"t{i}"} for i, m in enumerate(many)]
+    assert writer.post(URL, {"evaluations": more[:46]}, format="json").status_code == 201
+    r = writer.post(URL, {"evaluations": more[46:]}, format="json")
+    assert (
+        r.status_code == 400 and f"at most {validation.VERSION_EVALUATIONS}" in r.json()["message"]
+    )
+
+
+def test_large_matrices_are_named_on_the_card_and_compare_pages(
+    api, client, data_scientist, version
+):
+    make_version(data_scientist, version.registered_model)
+    large = {
+        "name": "wide",
+        "kind": "confusion_matrix",
+        "data": {"labels": [f"l{j}" for j in range(30)], "matrix": [[1] * 30] * 30},
+    }
+    for n in (1, 2):
+        api(data_scientist).post(
+            URL.replace("/1/", f"/{n}/"), {"evaluations": [large]}, format="json"
+        )
+    client.force_login(data_scientist)
+    card = client.get("/models/scored/versions/1/card/").content.decode()
+    assert "A 30×30 matrix, too large to draw here" in card
+    assert 'href="/models/scored/versions/1/#evaluations"' in card
+    section = _compare_section(client, "versions=1,2")
+    assert section.count("too large to draw here") == 2
+    assert 'href="/models/scored/versions/2/#evaluations"' in section
+    page = client.get("/models/scored/versions/1/").content.decode()
+    assert page.count('<td class="num shade-') == 900  # the version page draws it all
