@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from core.actors import Actor
-from core.errors import Forbidden
+from core.errors import Conflict, Forbidden
 from core.refusals import gate_refusal
 from governance import content, history, policies
 from registry.models import ModelVersion, RegisteredModel
@@ -29,27 +29,29 @@ class Governance:
     def content_digest(self, version: ModelVersion) -> str:
         return content.digest(version)
 
-    def require_direct_stage(
-        self, actor: Actor, registered_model: RegisteredModel, stage: str
-    ) -> None:
+    def require_direct_stage(self, actor: Actor, version: ModelVersion, stage: str) -> None:
+        registered_model = version.registered_model
         policy = policies.policy_for(registered_model)
         needed = policy.approvals_for(stage)
-        if needed:
+        if needed or policy.admin_approval_required:
+            why = f"{needed} approval(s)" if needed else "an administrator's approval"
             raise gate_refusal(
                 Forbidden(
-                    f"Under the {policies.describe(policy)}, {stage} needs {needed} approval(s): "
+                    f"Under the {policies.describe(policy)}, {stage} needs {why}: "
                     "open a promotion request (POST /api/v1/promotion-requests) instead.",
                     code="approval_required",
                 ),
                 registered_model,
                 f"move to {stage}",
             )
+        _require_ready(version, f"move to {stage}", stage=stage)
 
-    def require_direct_alias(
-        self, actor: Actor, registered_model: RegisteredModel, name: str
-    ) -> None:
+    def require_direct_alias(self, actor: Actor, version: ModelVersion, name: str) -> None:
+        registered_model = version.registered_model
         policy = policies.policy_for(registered_model)
-        if policies.is_protected(policy, name) and policy.production_approvals:
+        if not policies.is_protected(policy, name):
+            return
+        if policy.production_approvals or policy.admin_approval_required:
             raise gate_refusal(
                 Forbidden(
                     f"Alias '{name}' is protected by the {policies.describe(policy)}: open a "
@@ -59,6 +61,7 @@ class Governance:
                 registered_model,
                 f"move alias '{name}'",
             )
+        _require_ready(version, f"move alias '{name}'", alias=name)
 
     def approved_for_production(self, version: ModelVersion, alias_names: Iterable[str]) -> bool:
         return policies.approved_for_production(
@@ -126,3 +129,27 @@ class Governance:
 
 
 GOVERNANCE = Governance()
+
+
+def _require_ready(
+    version: ModelVersion, attempt: str, *, stage: str = "", alias: str = ""
+) -> None:
+    """A direct move the policy allows without approval still needs the readiness checks it
+    requires, as a request needing no approval does (409 checks_failing, audited): a policy
+    of zero approvals waives reviewers, not the checks."""
+    from governance import promotions  # promotions stands on the registry's services
+
+    blocking = [
+        c for c in promotions.preview(version, stage=stage, alias=alias).checks if c.blocking
+    ]
+    if blocking:
+        raise gate_refusal(
+            Conflict(
+                "Required readiness checks fail: "
+                + "; ".join(f"{c.title}: {c.message}" for c in blocking),
+                code="checks_failing",
+                extra={"checks": [c.name for c in blocking]},
+            ),
+            version.registered_model,
+            attempt,
+        )

@@ -35,15 +35,13 @@ class Governor(Protocol):
     def content_digest(self, version: ModelVersion) -> str:
         """The digest approvals are bound to (files derived from it record it)."""
 
-    def require_direct_stage(
-        self, actor: Actor, registered_model: RegisteredModel, stage: str
-    ) -> None:
-        """Refuse moving a version straight to `stage` when the policy wants approvals."""
+    def require_direct_stage(self, actor: Actor, version: ModelVersion, stage: str) -> None:
+        """Refuse moving `version` straight to `stage` when the policy wants approvals, or when
+        a readiness check it requires fails."""
 
-    def require_direct_alias(
-        self, actor: Actor, registered_model: RegisteredModel, name: str
-    ) -> None:
-        """Refuse pointing the alias `name` directly when the policy protects it."""
+    def require_direct_alias(self, actor: Actor, version: ModelVersion, name: str) -> None:
+        """Refuse pointing the alias `name` at `version` directly when the policy protects it
+        and wants approvals, or when a readiness check it requires fails."""
 
     def approved_for_production(self, version: ModelVersion, alias_names: Iterable[str]) -> bool:
         """Whether the version may serve in a production environment."""

@@ -88,9 +88,13 @@ def superuser() -> User:
 
 
 def no_approval(registered_model: RegisteredModel, **fields: Any) -> None:
-    """Give the model a policy under which stages and protected aliases move directly."""
+    """Give the model a policy under which stages and protected aliases move directly: no
+    approvals, no administrator's approval and, unless `fields` name some, no readiness checks
+    (a direct move still needs the checks its policy requires)."""
     from governance import policies
 
+    fields.setdefault("required_checks", [])
+    fields.setdefault("admin_approval_required", False)
     policies.policy_override_set(
         actor=actor_for(superuser()),
         registered_model=registered_model,

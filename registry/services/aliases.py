@@ -25,7 +25,9 @@ def alias_set(
     """Point `name` at `version`: one audited, atomic update (creating the alias if new)."""
     permissions.require(actor.user, Perm.CHANGE, registered_model)
     name = validation.alias_name(name)
-    governor().require_direct_alias(actor, registered_model, name)
+    if version.registered_model_id != registered_model.pk:  # the policy asked is the model's
+        raise ValidationFailed("That version belongs to another model.", field="version")
+    governor().require_direct_alias(actor, version, name)
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
     return alias_point(actor=actor, registered_model=registered_model, name=name, version=version)
 

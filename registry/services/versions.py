@@ -386,7 +386,7 @@ def version_stage_set(
     registered_model = version.registered_model
     if stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
         permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
-        governor().require_direct_stage(actor, registered_model, stage)
+        governor().require_direct_stage(actor, version, stage)
     else:
         permissions.require(actor.user, Perm.CHANGE, registered_model)
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)

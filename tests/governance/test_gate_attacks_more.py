@@ -476,3 +476,90 @@ def test_a_required_checks_row_of_another_shape_fails_closed_without_failing(
     client.force_login(ml_engineer)
     assert client.get(f"/requests/{request.pk}/").status_code == 200
     assert client.get("/inbox/").status_code == 200
+
+
+# --- A policy of zero approvals waives reviewers, not the checks ------------------------------
+
+
+@pytest.fixture
+def unreviewed(ml_engineer):
+    """'free': a policy needing no approval that still requires a signature and the
+    protected alias 'champion'; v1 has no signature (fails), v2 is ready (passes)."""
+    from tests.factories import no_approval
+
+    registered_model = make_model(ml_engineer, "free")
+    make_version(ml_engineer, registered_model, signature=None)
+    ready_version(ml_engineer, registered_model)
+    no_approval(registered_model, required_checks=["signature"], protected_aliases=["champion"])
+    clear_cache()
+    return registered_model
+
+
+@pytest.mark.parametrize("stage", ["staging", "production"])
+def test_a_direct_stage_move_under_zero_approvals_still_needs_the_required_checks(
+    api, ml_engineer, unreviewed, stage
+):
+    client = api(ml_engineer)
+    history = AuditEvent.objects.filter(action="version.stage_changed").count()
+    r, refused = gate_events(
+        lambda: client.post(f"{API}/models/free/versions/1/stage/", {"stage": stage}, format="json")
+    )
+    assert r.status_code == 409 and r.json()["code"] == "checks_failing", r.json()
+    assert "signature" in r.json()["message"].lower()
+    assert refused and refused[0].details["wanted"] == f"move to {stage}"
+    r = client.post(
+        "/api/2.0/mlflow/model-versions/transition-stage",
+        {"name": "free", "version": "1", "stage": stage.title()},
+        format="json",
+    )
+    assert r.status_code in (400, 409) and "signature" in r.content.decode().lower(), r.content
+    assert ModelVersion.objects.get(registered_model=unreviewed, version=1).stage == "none"
+    assert AuditEvent.objects.filter(action="version.stage_changed").count() == history
+    # The ready version moves as before.
+    r = client.post(f"{API}/models/free/versions/2/stage/", {"stage": stage}, format="json")
+    assert r.status_code == 200, r.json()
+
+
+def test_a_protected_alias_under_zero_approvals_still_needs_the_required_checks(
+    api, ml_engineer, unreviewed
+):
+    client = api(ml_engineer)
+    r, refused = gate_events(
+        lambda: client.put(f"{API}/models/free/aliases/champion/", {"version": 1}, format="json")
+    )
+    assert r.status_code == 409 and r.json()["code"] == "checks_failing", r.json()
+    assert refused and not Alias.objects.filter(registered_model=unreviewed).exists()
+    r = client.post(
+        "/api/2.0/mlflow/registered-models/alias",
+        {"name": "free", "alias": "Champion", "version": "1"},
+        format="json",
+    )
+    assert r.status_code in (400, 409), r.content
+    assert not Alias.objects.filter(registered_model=unreviewed).exists()
+    # An alias nobody protects is no gate; the ready version takes the protected one.
+    assert (
+        client.put(f"{API}/models/free/aliases/scratch/", {"version": 1}, format="json").status_code
+        == 200
+    )
+    assert (
+        client.put(
+            f"{API}/models/free/aliases/champion/", {"version": 2}, format="json"
+        ).status_code
+        == 200
+    )
+
+
+def test_zero_approvals_with_an_administrator_required_is_no_direct_road(
+    api, ml_engineer, unreviewed
+):
+    from governance.models import Policy
+
+    Policy.objects.filter(registered_model=unreviewed).update(admin_approval_required=True)
+    clear_cache()
+    client = api(ml_engineer)
+    r = client.post(f"{API}/models/free/versions/2/stage/", {"stage": "production"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "approval_required", r.json()
+    assert "administrator" in r.json()["message"]
+    r = client.put(f"{API}/models/free/aliases/champion/", {"version": 2}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "approval_required", r.json()
+    assert ModelVersion.objects.get(registered_model=unreviewed, version=2).stage == "none"
