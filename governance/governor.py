@@ -10,8 +10,10 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
+from core import permissions
 from core.actors import Actor
 from core.errors import Conflict, Forbidden
+from core.permissions import Perm
 from core.refusals import gate_refusal
 from governance import content, history, policies
 from registry.models import ModelVersion, RegisteredModel
@@ -51,6 +53,8 @@ class Governance:
         policy = policies.policy_for(registered_model)
         if not policies.is_protected(policy, name):
             return
+        # A protected alias marks what serves: moving it is a promotion, whoever may edit.
+        permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
         if policy.production_approvals or policy.admin_approval_required:
             raise gate_refusal(
                 Forbidden(

@@ -15,7 +15,7 @@ from core.permissions import Perm
 from registry import validation
 from registry.governed import governor
 from registry.models import Alias, ModelVersion, RegisteredModel
-from registry.services.common import insert_or_conflict
+from registry.services.common import insert_or_conflict, version_locked
 
 
 @transaction.atomic
@@ -27,8 +27,9 @@ def alias_set(
     name = validation.alias_name(name)
     if version.registered_model_id != registered_model.pk:  # the policy asked is the model's
         raise ValidationFailed("That version belongs to another model.", field="version")
-    governor().require_direct_alias(actor, version, name)
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
+    # Judged under the model's and the version's row locks, as a request is.
+    governor().require_direct_alias(actor, version_locked(version), name)
     return alias_point(actor=actor, registered_model=registered_model, name=name, version=version)
 
 

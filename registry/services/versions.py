@@ -384,12 +384,15 @@ def version_stage_set(
             f"Stage must be one of {', '.join(ModelVersion.Stage.values)}.", field="stage"
         )
     registered_model = version.registered_model
-    if stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION):
-        permissions.require(actor.user, Perm.REQUEST_PROMOTION, registered_model)
-        governor().require_direct_stage(actor, version, stage)
-    else:
-        permissions.require(actor.user, Perm.CHANGE, registered_model)
+    promoting = stage in (ModelVersion.Stage.STAGING, ModelVersion.Stage.PRODUCTION)
+    permissions.require(
+        actor.user, Perm.REQUEST_PROMOTION if promoting else Perm.CHANGE, registered_model
+    )
     RegisteredModel.objects.select_for_update().get(pk=registered_model.pk)
+    if promoting:
+        # Judged under the model's and the version's row locks, as a request is: a change to
+        # the version (which takes its lock) waits until the move commits, and is then sealed.
+        governor().require_direct_stage(actor, version_locked(version), stage)
     return stage_move(actor=actor, version=version, stage=stage, archive_existing=archive_existing)
 
 

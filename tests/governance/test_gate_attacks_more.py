@@ -563,3 +563,98 @@ def test_zero_approvals_with_an_administrator_required_is_no_direct_road(
     r = client.put(f"{API}/models/free/aliases/champion/", {"version": 2}, format="json")
     assert r.status_code == 403 and r.json()["code"] == "approval_required", r.json()
     assert ModelVersion.objects.get(registered_model=unreviewed, version=2).stage == "none"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_direct_move_is_judged_under_the_version_s_lock(ml_engineer, monkeypatch):
+    """The direct road judged readiness before taking any lock, so a change committed between
+    the check and the move (a signature removed) went into production unchecked. The check
+    now runs under the model's and the version's row locks, as a request's does: the change
+    waits for the move, and then finds the version sealed."""
+    import threading
+    import time
+
+    from django.db import connections
+
+    from core.errors import Conflict
+    from registry import services
+    from tests.factories import no_approval
+
+    registered_model = make_model(ml_engineer, "racing")
+    version = ready_version(ml_engineer, registered_model)
+    no_approval(registered_model, required_checks=["signature"])
+    checked, release = threading.Event(), threading.Event()
+    real = promotions.preview
+    outcome: dict[str, str] = {}
+
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        checked.set()
+        release.wait(10)
+        return found
+
+    monkeypatch.setattr(promotions, "preview", paused)
+
+    def mover() -> None:
+        try:
+            services.version_stage_set(
+                actor=actor_for(ml_engineer),
+                version=ModelVersion.objects.get(pk=version.pk),
+                stage="production",
+            )
+            outcome["move"] = "moved"
+        finally:
+            connections.close_all()
+
+    def editor() -> None:
+        try:
+            services.version_update(
+                actor=actor_for(ml_engineer),
+                version=ModelVersion.objects.get(pk=version.pk),
+                signature=None,
+            )
+            outcome["edit"] = "changed"
+        except Conflict as exc:
+            outcome["edit"] = exc.code
+        finally:
+            connections.close_all()
+
+    move = threading.Thread(target=mover)
+    move.start()
+    assert checked.wait(10)
+    edit = threading.Thread(target=editor)
+    edit.start()
+    time.sleep(0.5)
+    assert edit.is_alive()  # waiting for the version's lock, held by the move
+    release.set()
+    move.join(10)
+    edit.join(10)
+    assert outcome == {"move": "moved", "edit": "version_sealed"}
+    version.refresh_from_db()
+    assert version.stage == "production" and version.signature
+
+
+def test_moving_a_protected_alias_directly_needs_the_right_to_request_promotions(
+    api, data_scientist, unreviewed
+):
+    """A protected alias marks what serves: under zero approvals, whoever could only edit the
+    model (no right to request a promotion, so no way to move its stage) pointed it anyway."""
+    from core import permissions
+    from core.permissions import Perm
+
+    permissions.grant(Perm.VIEW, unreviewed, user=data_scientist)
+    permissions.grant(Perm.CHANGE, unreviewed, user=data_scientist)
+    client = api(data_scientist)
+    r = client.put(f"{API}/models/free/aliases/champion/", {"version": 2}, format="json")
+    assert r.status_code == 403, r.json()
+    r = client.post(
+        "/api/2.0/mlflow/registered-models/alias",
+        {"name": "free", "alias": "champion", "version": "2"},
+        format="json",
+    )
+    assert r.status_code == 403, r.content
+    assert not Alias.objects.filter(registered_model=unreviewed).exists()
+    # Editing stays editing: an alias nobody protects still moves.
+    r = client.put(f"{API}/models/free/aliases/scratch/", {"version": 2}, format="json")
+    assert r.status_code == 200, r.json()
