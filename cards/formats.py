@@ -119,10 +119,6 @@ def _cell(value: Any) -> str:
     return " ".join(str(value).split()).replace("|", "\\|")
 
 
-def _number(value: float) -> str:
-    return f"{value:.6g}"
-
-
 def _evaluation_lines(item: dict[str, Any]) -> list[str]:
     data = item["data"]
     where = " / ".join(x for x in (item["dataset"], item["split"]) if x)
@@ -155,8 +151,7 @@ def _evaluation_lines(item: dict[str, Any]) -> list[str]:
         "|---|---|---|",
     ]
     lines += [
-        f"| {_cell(s['slice'])} | {_number(s['value'])} | {s.get('count', '')} |"
-        for s in data["slices"]
+        f"| {_cell(s['slice'])} | {s['value']:.6g} | {s.get('count', '')} |" for s in data["slices"]
     ]
     return [*lines, ""]
 

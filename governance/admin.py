@@ -396,8 +396,7 @@ class PolicyForm(forms.ModelForm):
         # an administrator unticks it, so a required check cannot vanish in a save.
         for field, known in (("required_checks", checks), ("card_required_sections", sections)):
             offered = {name for name, _ in known}
-            stored = getattr(self.instance, field, None) or []
-            names = [str(v) for v in stored] if isinstance(stored, list) else [repr(stored)]
+            names = readiness.stored_names(getattr(self.instance, field, None) or [])
             strays = [v for v in dict.fromkeys(names) if v not in offered]
             self.fields[field].choices = [  # type: ignore[attr-defined]
                 *known,

@@ -12,10 +12,10 @@ from django.contrib.auth.models import User
 
 from core import permissions
 from core.actors import Actor
-from core.errors import Conflict, Forbidden
+from core.errors import Forbidden
 from core.permissions import Perm
 from core.refusals import gate_refusal
-from governance import content, history, policies
+from governance import content, history, policies, promotions
 from registry.models import ModelVersion, RegisteredModel
 
 
@@ -46,7 +46,7 @@ class Governance:
                 registered_model,
                 f"move to {stage}",
             )
-        _require_ready(version, f"move to {stage}", stage=stage)
+        promotions.require_ready(version, f"move to {stage}", stage=stage)
 
     def require_direct_alias(self, actor: Actor, version: ModelVersion, name: str) -> None:
         registered_model = version.registered_model
@@ -65,7 +65,7 @@ class Governance:
                 registered_model,
                 f"move alias '{name}'",
             )
-        _require_ready(version, f"move alias '{name}'", alias=name)
+        promotions.require_ready(version, f"move alias '{name}'", alias=name)
 
     def approved_for_production(self, version: ModelVersion, alias_names: Iterable[str]) -> bool:
         return policies.approved_for_production(
@@ -133,27 +133,3 @@ class Governance:
 
 
 GOVERNANCE = Governance()
-
-
-def _require_ready(
-    version: ModelVersion, attempt: str, *, stage: str = "", alias: str = ""
-) -> None:
-    """A direct move the policy allows without approval still needs the readiness checks it
-    requires, as a request needing no approval does (409 checks_failing, audited): a policy
-    of zero approvals waives reviewers, not the checks."""
-    from governance import promotions  # promotions stands on the registry's services
-
-    blocking = [
-        c for c in promotions.preview(version, stage=stage, alias=alias).checks if c.blocking
-    ]
-    if blocking:
-        raise gate_refusal(
-            Conflict(
-                "Required readiness checks fail: "
-                + "; ".join(f"{c.title}: {c.message}" for c in blocking),
-                code="checks_failing",
-                extra={"checks": [c.name for c in blocking]},
-            ),
-            version.registered_model,
-            attempt,
-        )

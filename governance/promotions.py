@@ -425,16 +425,36 @@ def promotion_request_create(
 
 
 def _checks_failing(evaluation: Evaluation, promotion_request: PromotionRequest) -> Conflict:
-    return gate_refusal(
-        Conflict(
-            "Required readiness checks fail: "
-            + "; ".join(f"{c.title}: {c.message}" for c in evaluation.blocking),
-            code="checks_failing",
-            extra={"checks": [c.name for c in evaluation.blocking]},
-        ),
+    return _refused_for_checks(
+        evaluation.blocking,
         promotion_request.registered_model,
         f"promote to {promotion_request.target}",
     )
+
+
+def _refused_for_checks(
+    blocking: list[readiness.Outcome], registered_model: RegisteredModel, attempt: str
+) -> Conflict:
+    """409 checks_failing naming the failing required checks, audited as gate.refused."""
+    return gate_refusal(
+        Conflict(
+            "Required readiness checks fail: "
+            + "; ".join(f"{c.title}: {c.message}" for c in blocking),
+            code="checks_failing",
+            extra={"checks": [c.name for c in blocking]},
+        ),
+        registered_model,
+        attempt,
+    )
+
+
+def require_ready(version: ModelVersion, attempt: str, *, stage: str = "", alias: str = "") -> None:
+    """A direct move the policy allows without approval still needs the readiness checks it
+    requires, as a request needing no approval does (409 checks_failing, audited): a policy
+    of zero approvals waives reviewers, not the checks."""
+    blocking = [c for c in preview(version, stage=stage, alias=alias).checks if c.blocking]
+    if blocking:
+        raise _refused_for_checks(blocking, version.registered_model, attempt)
 
 
 def _approve(

@@ -115,9 +115,7 @@ def evaluate_many(
     facts = facts_for(list({version.pk: version for version, _, _ in cases}.values()))
     outcomes = []
     for version, current, stored in cases:
-        # As names, whatever the row holds (a list is what policies.validate lets in; a row
-        # edited into another shape fails closed under its own repr).
-        required = [str(n) for n in stored] if isinstance(stored, list) else [repr(stored)]
+        required = stored_names(stored)
         outcomes.append(
             [
                 *(
@@ -128,6 +126,13 @@ def evaluate_many(
             ]
         )
     return outcomes
+
+
+def stored_names(stored: Any) -> list[str]:
+    """A policy's stored list of names (checks, card sections) as text, whatever the row
+    holds: a list is what policies.validate lets in; a row edited into another shape stands
+    as one name, its repr, which no check or section has (so it fails closed and shows)."""
+    return [str(n) for n in stored] if isinstance(stored, list) else [repr(stored)]
 
 
 def _unknown(name: str) -> Outcome:

@@ -20,8 +20,8 @@ from registry.models import Artifact, PackagingJob
 from registry.packaging.scan import (
     MAX_COMPRESSION_RATIO,
     MAX_INFLATED_BYTES,
-    RATIO_FLOOR,
     Report,
+    inflation_past,
     limit_setting,
     scan,
     scan_skops,
@@ -239,16 +239,11 @@ def scan_bentoml(handle: IO[bytes]) -> Report:
                     report.problems.append(f"more than {BENTOML_MEMBERS_LIMIT} members")
                     break
                 report.inflated_bytes += info.size + tarfile.BLOCKSIZE
-                if report.inflated_bytes > max_inflated or (
-                    stored
-                    and report.inflated_bytes > RATIO_FLOOR
-                    and report.inflated_bytes > max_ratio * stored
-                ):
-                    report.limit = (
-                        f"the archive's members would inflate to {report.inflated_bytes:,} "
-                        f"bytes (at {info.name}), past SCAN_MAX_INFLATED_BYTES or "
-                        "SCAN_MAX_COMPRESSION_RATIO"
-                    )
+                past = inflation_past(
+                    report.inflated_bytes, stored, max_inflated=max_inflated, max_ratio=max_ratio
+                )
+                if past:
+                    report.limit = f"{past}, at member {info.name} (declared sizes)"
                     break
                 name = _bentoml_member(info)
                 if name is None:

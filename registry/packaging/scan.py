@@ -898,6 +898,26 @@ class _ZlibReader:
         return out
 
 
+def inflation_past(
+    inflated: int, compressed: int | None, *, max_inflated: int, max_ratio: float
+) -> str:
+    """Why `inflated` bytes (from `compressed` stored ones; None when not compressed) pass
+    SCAN_MAX_INFLATED_BYTES or SCAN_MAX_COMPRESSION_RATIO, or "" when they do not. The ratio
+    is judged only past RATIO_FLOOR: small files compress oddly well."""
+    if inflated > max_inflated:
+        return f"the stream inflates past {max_inflated:,} bytes (SCAN_MAX_INFLATED_BYTES)"
+    if (
+        compressed is not None
+        and inflated > RATIO_FLOOR
+        and inflated > max_ratio * max(compressed, 1)
+    ):
+        return (
+            f"the stream inflates more than {max_ratio:g} times its compressed size "
+            f"(SCAN_MAX_COMPRESSION_RATIO): {inflated:,} bytes from {compressed:,}"
+        )
+    return ""
+
+
 class _Input:
     """The decompressed stream, read in bounded pieces, counting the inflated bytes and
     stopping at the configured size and ratio. Keeps one pushed-back byte for at_end()."""
@@ -911,20 +931,14 @@ class _Input:
 
     def _count(self, data: bytes) -> bytes:
         self.inflated += len(data)
-        if self.inflated > self.max_inflated:
-            raise LimitExceeded(
-                f"the stream inflates past {self.max_inflated:,} bytes (SCAN_MAX_INFLATED_BYTES)"
-            )
-        if (
-            self.compressed
-            and self.inflated > RATIO_FLOOR
-            and self.inflated > self.max_ratio * max(self._raw.count, 1)
-        ):
-            raise LimitExceeded(
-                f"the stream inflates more than {self.max_ratio:g} times its "
-                f"compressed size (SCAN_MAX_COMPRESSION_RATIO): "
-                f"{self.inflated:,} bytes from {self._raw.count:,}"
-            )
+        past = inflation_past(
+            self.inflated,
+            self._raw.count if self.compressed else None,
+            max_inflated=self.max_inflated,
+            max_ratio=self.max_ratio,
+        )
+        if past:
+            raise LimitExceeded(past)
         return data
 
     def at_end(self) -> bool:
